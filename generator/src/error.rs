@@ -1,0 +1,70 @@
+//! The generator's one error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The model file could not be opened or read.
+    #[error("cannot read model file {path}")]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a GGUF file cairn can use: a missing key, a wrong type, an unknown
+    /// architecture.
+    #[error("{path}: {reason}")]
+    Format {
+        /// The file involved.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The model's architecture is not one cairn implements.
+    #[error("{path}: architecture `{arch}` is not supported (supported: llama, qwen2)")]
+    UnsupportedArchitecture {
+        /// The file involved.
+        path: PathBuf,
+        /// The architecture named in the file.
+        arch: String,
+    },
+    /// The tokenizer embedded in the GGUF could not be built.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// The chat template embedded in the GGUF could not be rendered.
+    #[error("chat template: {0}")]
+    Template(String),
+    /// The prompt and the requested answer do not fit in the context window.
+    #[error(
+        "the prompt has {prompt_tokens} tokens and {max_tokens} more were requested for the answer, \
+         but the context window holds {window} tokens"
+    )]
+    ContextOverflow {
+        /// Tokens in the prompt.
+        prompt_tokens: usize,
+        /// Tokens reserved for the answer.
+        max_tokens: usize,
+        /// The context window in tokens.
+        window: usize,
+    },
+    /// An empty prompt was given; a model needs at least one token to continue from.
+    #[error("the prompt is empty")]
+    EmptyPrompt,
+    /// A token id outside the vocabulary was given.
+    #[error("token id {id} is outside the vocabulary of {vocab} tokens")]
+    BadToken {
+        /// The offending id.
+        id: u32,
+        /// The vocabulary size.
+        vocab: usize,
+    },
+    /// An error from the tensor library.
+    #[error("tensor computation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+/// The generator's result type.
+pub type Result<T> = std::result::Result<T, Error>;

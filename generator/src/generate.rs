@@ -1,0 +1,323 @@
+//! The generator: one loaded model, reused across questions, streaming tokens to a sink.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::chat::{ChatTemplate, Message};
+use crate::error::{Error, Result};
+use crate::gguf::{GgufFile, ModelConfig};
+use crate::model::{argmax_rows, Transformer};
+use crate::sampling::{Sampler, Sampling};
+use crate::tokenizer::{StreamDecoder, Tokenizer};
+
+/// Receives generated text as it is produced.
+///
+/// Return [`ControlFlow::Break`] to stop generation before the next token is computed: a
+/// cancelled question frees the model at once.
+pub trait TokenSink {
+    /// Called with each new piece of text (possibly several characters, never half of one).
+    fn token(&mut self, piece: &str) -> ControlFlow<()>;
+}
+
+impl<F: FnMut(&str) -> ControlFlow<()>> TokenSink for F {
+    fn token(&mut self, piece: &str) -> ControlFlow<()> {
+        self(piece)
+    }
+}
+
+/// A sink that keeps the whole text.
+#[derive(Debug, Default)]
+pub struct Collect(pub String);
+
+impl TokenSink for Collect {
+    fn token(&mut self, piece: &str) -> ControlFlow<()> {
+        self.0.push_str(piece);
+        ControlFlow::Continue(())
+    }
+}
+
+/// How to load a model.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Context window to allocate, in tokens; capped at the model's trained length.
+    pub n_ctx: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self { n_ctx: 4096 }
+    }
+}
+
+/// How to generate one answer.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    /// Most tokens to generate.
+    pub max_tokens: usize,
+    /// Token choice.
+    pub sampling: Sampling,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        Self {
+            max_tokens: 256,
+            sampling: Sampling::Greedy,
+        }
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model produced an end-of-turn token.
+    Stop,
+    /// `max_tokens` were generated.
+    Length,
+    /// The sink asked to stop.
+    Cancelled,
+}
+
+/// What one generation did, and how fast.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Generation {
+    /// The generated token ids (without the stop token).
+    pub tokens: Vec<u32>,
+    /// The generated text.
+    pub text: String,
+    /// Why it ended.
+    pub finish: FinishReason,
+    /// Prompt length in tokens.
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose KV cache was reused from the previous call.
+    pub reused_tokens: usize,
+    /// Time to run the new prompt tokens.
+    pub prefill: Duration,
+    /// Time from the call to the first generated token.
+    pub time_to_first_token: Duration,
+    /// Time spent producing tokens after the first.
+    pub decode: Duration,
+}
+
+impl Generation {
+    /// Prompt tokens processed per second (reused tokens excluded).
+    #[must_use]
+    pub fn prefill_tokens_per_second(&self) -> f64 {
+        (self.prompt_tokens - self.reused_tokens) as f64 / self.prefill.as_secs_f64().max(1e-9)
+    }
+
+    /// Tokens generated per second after the first.
+    #[must_use]
+    pub fn decode_tokens_per_second(&self) -> f64 {
+        self.tokens.len().saturating_sub(1) as f64 / self.decode.as_secs_f64().max(1e-9)
+    }
+}
+
+/// A loaded model: weights, tokenizer, chat template and KV cache.
+pub struct Generator {
+    name: String,
+    model: Transformer,
+    tokenizer: Tokenizer,
+    template: ChatTemplate,
+    /// The tokens whose keys and values are in the cache, in order from position 0.
+    cached: Vec<u32>,
+    load_time: Duration,
+}
+
+impl Generator {
+    /// Loads a GGUF model file.
+    pub fn load(path: &Path, options: &LoadOptions) -> Result<Self> {
+        let start = Instant::now();
+        let mut file = GgufFile::open(path)?;
+        let cfg = file.config()?;
+        let tokenizer = Tokenizer::from_gguf(&file)?;
+        let token_text = |id: Option<u32>| {
+            id.and_then(|id| tokenizer.token_text(id))
+                .unwrap_or_default()
+        };
+        let template = ChatTemplate::new(
+            file.chat_template(),
+            &token_text(tokenizer.bos_id()),
+            &token_text(tokenizer.eos_id()),
+        )?;
+        let n_ctx = options.n_ctx.clamp(16, cfg.train_ctx.max(16));
+        let model = Transformer::load(&mut file, &cfg, n_ctx)?;
+        Ok(Self {
+            name: file.name(),
+            model,
+            tokenizer,
+            template,
+            cached: Vec::new(),
+            load_time: start.elapsed(),
+        })
+    }
+
+    /// The model's name from its metadata.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How long loading took.
+    #[must_use]
+    pub fn load_time(&self) -> Duration {
+        self.load_time
+    }
+
+    /// The context window in tokens.
+    #[must_use]
+    pub fn context_window(&self) -> usize {
+        self.model.n_ctx()
+    }
+
+    /// The model's hyper-parameters.
+    #[must_use]
+    pub fn config(&self) -> &ModelConfig {
+        self.model.config()
+    }
+
+    /// The tokenizer.
+    #[must_use]
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Renders `messages` with the model's chat template and tokenizes the result.
+    ///
+    /// Special-token texts inside message contents are neutralised: what a document says cannot
+    /// open or close a chat turn.
+    pub fn chat_tokens(&self, messages: &[Message]) -> Result<Vec<u32>> {
+        let safe: Vec<Message> = messages
+            .iter()
+            .map(|m| Message {
+                role: m.role,
+                content: self.tokenizer.neutralize_specials(&m.content),
+            })
+            .collect();
+        let text = self.template.render(&safe)?;
+        self.tokenizer.encode(&text)
+    }
+
+    /// Answers a chat, streaming the reply to `sink`.
+    pub fn chat(
+        &mut self,
+        messages: &[Message],
+        options: &GenerateOptions,
+        sink: &mut dyn TokenSink,
+    ) -> Result<Generation> {
+        let prompt = self.chat_tokens(messages)?;
+        self.generate(&prompt, options, sink)
+    }
+
+    /// Continues `prompt` (token ids), streaming the text to `sink`.
+    ///
+    /// The KV cache of the longest prefix shared with the previous call is reused, so a fixed
+    /// instruction prefix is computed once across many questions.
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        options: &GenerateOptions,
+        sink: &mut dyn TokenSink,
+    ) -> Result<Generation> {
+        let start = Instant::now();
+        if prompt.is_empty() {
+            return Err(Error::EmptyPrompt);
+        }
+        let window = self.model.n_ctx();
+        if prompt.len() + options.max_tokens > window {
+            return Err(Error::ContextOverflow {
+                prompt_tokens: prompt.len(),
+                max_tokens: options.max_tokens,
+                window,
+            });
+        }
+        // At least the last prompt token is run again, to get the logits that follow it.
+        let reused = common_prefix(&self.cached, prompt).min(prompt.len() - 1);
+        self.cached.truncate(reused);
+        let logits = self.model.forward(&prompt[reused..], reused, false)?;
+        self.cached.extend_from_slice(&prompt[reused..]);
+        let prefill = start.elapsed();
+
+        let mut sampler = Sampler::new(options.sampling);
+        let mut decoder = StreamDecoder::default();
+        let mut tokens = Vec::new();
+        let mut text = String::new();
+        let mut logits = logits.to_vec1::<f32>()?;
+        let mut time_to_first_token = None;
+        let mut decode_start = Instant::now();
+        let finish = loop {
+            if tokens.len() >= options.max_tokens {
+                break FinishReason::Length;
+            }
+            let next = sampler.sample(&logits);
+            if time_to_first_token.is_none() {
+                time_to_first_token = Some(start.elapsed());
+                decode_start = Instant::now();
+            }
+            if self.tokenizer.stop_ids().contains(&next) {
+                break FinishReason::Stop;
+            }
+            tokens.push(next);
+            let piece = decoder.push(&self.tokenizer, next);
+            text.push_str(&piece);
+            if !piece.is_empty() && sink.token(&piece).is_break() {
+                break FinishReason::Cancelled;
+            }
+            if tokens.len() >= options.max_tokens {
+                break FinishReason::Length;
+            }
+            let pos = self.cached.len();
+            logits = self.model.forward(&[next], pos, false)?.to_vec1::<f32>()?;
+            self.cached.push(next);
+        };
+        let rest = decoder.finish();
+        if !rest.is_empty() {
+            text.push_str(&rest);
+            // Generation is over either way; a sink that asks to stop here changes nothing.
+            let _ = sink.token(&rest);
+        }
+        Ok(Generation {
+            tokens,
+            text,
+            finish,
+            prompt_tokens: prompt.len(),
+            reused_tokens: reused,
+            prefill,
+            time_to_first_token: time_to_first_token.unwrap_or(prefill),
+            decode: decode_start.elapsed(),
+        })
+    }
+
+    /// Teacher forcing: the most likely next token after every prefix of `tokens`.
+    ///
+    /// Element `i` is the model's top-1 prediction for position `i + 1`.
+    pub fn top1_predictions(&mut self, tokens: &[u32]) -> Result<Vec<u32>> {
+        self.cached.clear();
+        let logits = self.model.forward(tokens, 0, true)?;
+        self.cached.extend_from_slice(tokens);
+        argmax_rows(&logits)
+    }
+
+    /// Forgets the KV cache (the next call computes its whole prompt).
+    pub fn reset(&mut self) {
+        self.cached.clear();
+    }
+}
+
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::common_prefix;
+
+    #[test]
+    fn common_prefix_counts_shared_tokens() {
+        assert_eq!(common_prefix(&[1, 2, 3], &[1, 2, 4]), 2);
+        assert_eq!(common_prefix(&[], &[1]), 0);
+        assert_eq!(common_prefix(&[1, 2], &[1, 2, 3]), 2);
+    }
+}

@@ -1,0 +1,248 @@
+//! Reading a GGUF file: hyper-parameters, tokenizer tables and chat template.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use candle_core::quantized::gguf_file::{Content, Value};
+
+use crate::error::{Error, Result};
+
+/// The model families cairn runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// Llama and its descendants (`SmolLM2`): rotary embedding on adjacent pairs, no attention bias.
+    Llama,
+    /// Qwen2 / Qwen2.5: rotary embedding on split halves (`NeoX` style), bias on Q, K and V.
+    Qwen2,
+}
+
+impl Arch {
+    /// The name GGUF uses for this architecture.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::Llama => "llama",
+            Arch::Qwen2 => "qwen2",
+        }
+    }
+}
+
+/// The hyper-parameters of a transformer, read from GGUF metadata.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    /// The architecture family.
+    pub arch: Arch,
+    /// Number of transformer blocks.
+    pub n_layer: usize,
+    /// Width of the residual stream.
+    pub n_embd: usize,
+    /// Width of the feed-forward layer.
+    pub n_ff: usize,
+    /// Number of query heads.
+    pub n_head: usize,
+    /// Number of key/value heads (grouped-query attention when below `n_head`).
+    pub n_head_kv: usize,
+    /// Width of one attention head.
+    pub head_dim: usize,
+    /// Rotary embedding base frequency.
+    pub rope_theta: f32,
+    /// Epsilon of the RMS norms.
+    pub rms_eps: f32,
+    /// The context length the model was trained for.
+    pub train_ctx: usize,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+}
+
+/// A GGUF file opened for reading: its metadata and tensor directory.
+pub struct GgufFile {
+    pub(crate) path: PathBuf,
+    pub(crate) content: Content,
+    pub(crate) reader: BufReader<File>,
+}
+
+impl GgufFile {
+    /// Opens `path` and reads its header and metadata (tensors are read later, on demand).
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut reader = BufReader::new(file);
+        let content = Content::read(&mut reader).map_err(|e| Error::Format {
+            path: path.to_owned(),
+            reason: format!("not a readable GGUF file ({e})"),
+        })?;
+        Ok(Self {
+            path: path.to_owned(),
+            content,
+            reader,
+        })
+    }
+
+    /// The raw metadata table.
+    #[must_use]
+    pub fn metadata(&self) -> &HashMap<String, Value> {
+        &self.content.metadata
+    }
+
+    fn format_err(&self, reason: impl Into<String>) -> Error {
+        Error::Format {
+            path: self.path.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Result<&Value> {
+        self.content
+            .metadata
+            .get(key)
+            .ok_or_else(|| self.format_err(format!("metadata key `{key}` is missing")))
+    }
+
+    pub(crate) fn get_usize(&self, key: &str) -> Result<usize> {
+        let value = self.get(key)?;
+        // GGUF writers disagree on integer widths; accept any unsigned or non-negative one.
+        let n = match value {
+            Value::U8(v) => u64::from(*v),
+            Value::U16(v) => u64::from(*v),
+            Value::U32(v) => u64::from(*v),
+            Value::U64(v) => *v,
+            Value::I32(v) if *v >= 0 => *v as u64,
+            Value::I64(v) if *v >= 0 => *v as u64,
+            other => {
+                return Err(self.format_err(format!(
+                    "metadata key `{key}` should be an integer, found {:?}",
+                    other.value_type()
+                )))
+            }
+        };
+        Ok(n as usize)
+    }
+
+    pub(crate) fn get_f32(&self, key: &str) -> Result<f32> {
+        match self.get(key)? {
+            Value::F32(v) => Ok(*v),
+            Value::F64(v) => Ok(*v as f32),
+            other => Err(self.format_err(format!(
+                "metadata key `{key}` should be a float, found {:?}",
+                other.value_type()
+            ))),
+        }
+    }
+
+    pub(crate) fn get_str(&self, key: &str) -> Result<&str> {
+        self.get(key)?
+            .to_string()
+            .map(String::as_str)
+            .map_err(|_| self.format_err(format!("metadata key `{key}` should be a string")))
+    }
+
+    pub(crate) fn get_opt_str(&self, key: &str) -> Option<&str> {
+        self.content
+            .metadata
+            .get(key)
+            .and_then(|v| v.to_string().ok())
+            .map(String::as_str)
+    }
+
+    pub(crate) fn get_opt_u32(&self, key: &str) -> Option<u32> {
+        self.content.metadata.get(key).and_then(|v| match v {
+            Value::U32(x) => Some(*x),
+            Value::I32(x) => u32::try_from(*x).ok(),
+            Value::U64(x) => u32::try_from(*x).ok(),
+            _ => None,
+        })
+    }
+
+    pub(crate) fn get_array(&self, key: &str) -> Result<&Vec<Value>> {
+        self.get(key)?
+            .to_vec()
+            .map_err(|_| self.format_err(format!("metadata key `{key}` should be an array")))
+    }
+
+    /// Reads the hyper-parameters.
+    pub fn config(&self) -> Result<ModelConfig> {
+        let arch_name = self.get_str("general.architecture")?;
+        let arch = match arch_name {
+            "llama" => Arch::Llama,
+            "qwen2" => Arch::Qwen2,
+            other => {
+                return Err(Error::UnsupportedArchitecture {
+                    path: self.path.clone(),
+                    arch: other.to_owned(),
+                })
+            }
+        };
+        let key = |k: &str| format!("{arch_name}.{k}");
+        let n_embd = self.get_usize(&key("embedding_length"))?;
+        let n_head = self.get_usize(&key("attention.head_count"))?;
+        let n_head_kv = self
+            .get_usize(&key("attention.head_count_kv"))
+            .unwrap_or(n_head);
+        if n_head == 0 || n_embd % n_head != 0 || n_head_kv == 0 || n_head % n_head_kv != 0 {
+            return Err(self.format_err(format!(
+                "inconsistent attention shape: {n_embd} wide, {n_head} heads, {n_head_kv} kv heads"
+            )));
+        }
+        let head_dim = n_embd / n_head;
+        let rope_dim = self
+            .get_usize(&key("rope.dimension_count"))
+            .unwrap_or(head_dim);
+        if rope_dim != head_dim {
+            return Err(self.format_err(format!(
+                "partial rotary embeddings ({rope_dim} of {head_dim}) are not supported"
+            )));
+        }
+        let vocab_size = self.get_array("tokenizer.ggml.tokens")?.len();
+        Ok(ModelConfig {
+            arch,
+            n_layer: self.get_usize(&key("block_count"))?,
+            n_embd,
+            n_ff: self.get_usize(&key("feed_forward_length"))?,
+            n_head,
+            n_head_kv,
+            head_dim,
+            rope_theta: self.get_f32(&key("rope.freq_base")).unwrap_or(10_000.0),
+            rms_eps: self.get_f32(&key("attention.layer_norm_rms_epsilon"))?,
+            train_ctx: self.get_usize(&key("context_length"))?,
+            vocab_size,
+        })
+    }
+
+    /// The chat template stored in the file, if any.
+    #[must_use]
+    pub fn chat_template(&self) -> Option<&str> {
+        self.get_opt_str("tokenizer.chat_template")
+    }
+
+    /// A short human name for the model (`general.name`, else the file name).
+    #[must_use]
+    pub fn name(&self) -> String {
+        self.get_opt_str("general.name").map_or_else(
+            || {
+                self.path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            },
+            str::to_owned,
+        )
+    }
+
+    pub(crate) fn tensor(&mut self, name: &str) -> Result<candle_core::quantized::QTensor> {
+        let path = self.path.clone();
+        self.content
+            .tensor(&mut self.reader, name, &candle_core::Device::Cpu)
+            .map_err(|e| Error::Format {
+                path,
+                reason: format!("tensor `{name}`: {e}"),
+            })
+    }
+
+    pub(crate) fn has_tensor(&self, name: &str) -> bool {
+        self.content.tensor_infos.contains_key(name)
+    }
+}

@@ -1,0 +1,371 @@
+//! The transformer forward pass for the llama and qwen2 families.
+//!
+//! Written for a small CPU: the KV cache is preallocated for the whole context window and
+//! written in place; grouped-query attention folds the query heads that share a KV head into one
+//! matrix product instead of copying keys and values per head; prompts (many rows) run as f32
+//! matrix products on weights dequantized on the fly, which is compute-bound and fast, while
+//! decoding (one row) runs quantized dot products, which is memory-bound and fast.
+
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Tensor};
+
+use crate::error::{Error, Result};
+use crate::gguf::{Arch, GgufFile, ModelConfig};
+
+/// From this many rows on, a linear layer dequantizes its weight and runs an f32 matrix product.
+///
+/// Dequantizing costs one pass over the weight; the f32 product then runs several times faster
+/// per row than the quantized kernels, which pays off after a handful of rows.
+const DEQUANT_MIN_ROWS: usize = 8;
+
+/// Prompts longer than this are processed in chunks, bounding the attention score matrix.
+const PREFILL_CHUNK: usize = 1024;
+
+/// A weight matrix with an optional bias.
+struct Linear {
+    weight: Weight,
+    bias: Option<Tensor>,
+}
+
+enum Weight {
+    /// Quantized, in a block type with a SIMD dot product.
+    Quantized {
+        q: Arc<QTensor>,
+        mm: QMatMul,
+    },
+    /// Stored as f32 (files that keep some matrices unquantized).
+    Dense(Tensor),
+}
+
+/// Block types for which candle has AVX2 dot products; others are requantized at load.
+fn has_fast_kernel(dtype: GgmlDType) -> bool {
+    matches!(
+        dtype,
+        GgmlDType::Q4_0
+            | GgmlDType::Q8_0
+            | GgmlDType::Q2K
+            | GgmlDType::Q3K
+            | GgmlDType::Q4K
+            | GgmlDType::Q5K
+            | GgmlDType::Q6K
+    )
+}
+
+impl Linear {
+    fn from_qtensor(q: QTensor, bias: Option<Tensor>) -> Result<Self> {
+        let weight = match q.dtype() {
+            GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
+                Weight::Dense(q.dequantize(&Device::Cpu)?)
+            }
+            dtype => {
+                let q = if has_fast_kernel(dtype) {
+                    q
+                } else {
+                    // Q4_1, Q5_0, Q5_1 have only scalar kernels in candle: re-encode as Q8_0,
+                    // which is exact to within Q8_0's step and has the fastest dot product.
+                    let dense = q.dequantize(&Device::Cpu)?;
+                    QTensor::quantize(&dense, GgmlDType::Q8_0)?
+                };
+                let q = Arc::new(q);
+                Weight::Quantized {
+                    mm: QMatMul::from_arc(q.clone())?,
+                    q,
+                }
+            }
+        };
+        Ok(Self { weight, bias })
+    }
+
+    /// `x` is (rows, in); returns (rows, out).
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let rows = x.dim(0)?;
+        let y = match &self.weight {
+            Weight::Dense(w) => x.matmul(&w.t()?)?,
+            Weight::Quantized { q, mm } => {
+                if rows >= DEQUANT_MIN_ROWS {
+                    let w = q.dequantize(&Device::Cpu)?;
+                    x.matmul(&w.t()?)?
+                } else {
+                    mm.forward(x)?
+                }
+            }
+        };
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+}
+
+struct Layer {
+    attn_norm: Tensor,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    ffn_norm: Tensor,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+    /// Keys, (`n_head_kv`, `n_ctx`, `head_dim`), written in place.
+    k_cache: Tensor,
+    /// Values, same shape as the keys.
+    v_cache: Tensor,
+}
+
+/// A loaded transformer with its KV cache.
+pub struct Transformer {
+    cfg: ModelConfig,
+    n_ctx: usize,
+    embed: QTensor,
+    layers: Vec<Layer>,
+    norm: Tensor,
+    output: Linear,
+    cos: Tensor,
+    sin: Tensor,
+}
+
+fn load_linear(file: &mut GgufFile, prefix: &str, with_bias: bool) -> Result<Linear> {
+    let q = file.tensor(&format!("{prefix}.weight"))?;
+    let bias_name = format!("{prefix}.bias");
+    let bias = if with_bias && file.has_tensor(&bias_name) {
+        Some(file.tensor(&bias_name)?.dequantize(&Device::Cpu)?)
+    } else {
+        None
+    };
+    Linear::from_qtensor(q, bias)
+}
+
+fn load_vector(file: &mut GgufFile, name: &str) -> Result<Tensor> {
+    Ok(file.tensor(name)?.dequantize(&Device::Cpu)?)
+}
+
+impl Transformer {
+    /// Loads the weights of `file` and allocates a KV cache for `n_ctx` tokens.
+    pub fn load(file: &mut GgufFile, cfg: &ModelConfig, n_ctx: usize) -> Result<Self> {
+        let with_bias = cfg.arch == Arch::Qwen2;
+        let mut layers = Vec::with_capacity(cfg.n_layer);
+        for i in 0..cfg.n_layer {
+            let p = format!("blk.{i}");
+            let cache_shape = (cfg.n_head_kv, n_ctx, cfg.head_dim);
+            layers.push(Layer {
+                attn_norm: load_vector(file, &format!("{p}.attn_norm.weight"))?,
+                q: load_linear(file, &format!("{p}.attn_q"), with_bias)?,
+                k: load_linear(file, &format!("{p}.attn_k"), with_bias)?,
+                v: load_linear(file, &format!("{p}.attn_v"), with_bias)?,
+                o: load_linear(file, &format!("{p}.attn_output"), false)?,
+                ffn_norm: load_vector(file, &format!("{p}.ffn_norm.weight"))?,
+                gate: load_linear(file, &format!("{p}.ffn_gate"), false)?,
+                up: load_linear(file, &format!("{p}.ffn_up"), false)?,
+                down: load_linear(file, &format!("{p}.ffn_down"), false)?,
+                k_cache: Tensor::zeros(cache_shape, DType::F32, &Device::Cpu)?,
+                v_cache: Tensor::zeros(cache_shape, DType::F32, &Device::Cpu)?,
+            });
+        }
+        let embed = file.tensor("token_embd.weight")?;
+        // Tied embeddings: small models reuse the input table as the output projection.
+        let output_name = if file.has_tensor("output.weight") {
+            "output.weight"
+        } else {
+            "token_embd.weight"
+        };
+        let output = Linear::from_qtensor(file.tensor(output_name)?, None)?;
+        let norm = load_vector(file, "output_norm.weight")?;
+
+        let half = cfg.head_dim / 2;
+        let inv_freq: Vec<f32> = (0..half)
+            .map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f32 / cfg.head_dim as f32))
+            .collect();
+        let mut cos = Vec::with_capacity(n_ctx * half);
+        let mut sin = Vec::with_capacity(n_ctx * half);
+        for pos in 0..n_ctx {
+            for f in &inv_freq {
+                let angle = pos as f32 * f;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+        Ok(Self {
+            cfg: cfg.clone(),
+            n_ctx,
+            embed,
+            layers,
+            norm,
+            output,
+            cos: Tensor::from_vec(cos, (n_ctx, half), &Device::Cpu)?,
+            sin: Tensor::from_vec(sin, (n_ctx, half), &Device::Cpu)?,
+        })
+    }
+
+    /// The context window this instance was allocated for.
+    #[must_use]
+    pub fn n_ctx(&self) -> usize {
+        self.n_ctx
+    }
+
+    /// The model's hyper-parameters.
+    #[must_use]
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    /// Runs `tokens` at positions `pos..pos + tokens.len()`, filling the KV cache.
+    ///
+    /// Returns the logits of the last position as (`vocab`), or of every position as
+    /// (`tokens.len()`, `vocab`) when `all_logits` is set. Positions from `pos` on are
+    /// overwritten, so rewinding is just calling again with a smaller `pos`.
+    pub fn forward(&mut self, tokens: &[u32], pos: usize, all_logits: bool) -> Result<Tensor> {
+        if tokens.is_empty() {
+            return Err(Error::EmptyPrompt);
+        }
+        if pos + tokens.len() > self.n_ctx {
+            return Err(Error::ContextOverflow {
+                prompt_tokens: pos + tokens.len(),
+                max_tokens: 0,
+                window: self.n_ctx,
+            });
+        }
+        if let Some(&id) = tokens.iter().find(|&&t| t as usize >= self.cfg.vocab_size) {
+            return Err(Error::BadToken {
+                id,
+                vocab: self.cfg.vocab_size,
+            });
+        }
+        let mut outputs = Vec::new();
+        let mut start = 0;
+        while start < tokens.len() {
+            let end = (start + PREFILL_CHUNK).min(tokens.len());
+            let hidden = self.forward_chunk(&tokens[start..end], pos + start)?;
+            let last = end == tokens.len();
+            if all_logits {
+                outputs.push(self.logits(&hidden)?);
+            } else if last {
+                let rows = hidden.dim(0)?;
+                let h = hidden.narrow(0, rows - 1, 1)?;
+                outputs.push(self.logits(&h)?.squeeze(0)?);
+            }
+            start = end;
+        }
+        if all_logits {
+            Ok(Tensor::cat(&outputs, 0)?)
+        } else {
+            Ok(outputs.pop().expect("at least one chunk"))
+        }
+    }
+
+    fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        let h = candle_nn::ops::rms_norm(hidden, &self.norm, self.cfg.rms_eps)?;
+        self.output.forward(&h)
+    }
+
+    /// Runs one chunk through every layer; returns the final hidden states (rows, `n_embd`).
+    fn forward_chunk(&mut self, tokens: &[u32], pos: usize) -> Result<Tensor> {
+        let seq = tokens.len();
+        let ids = Tensor::new(tokens, &Device::Cpu)?;
+        let mut x = self.embed.embedding(&ids)?;
+        let cos = self.cos.narrow(0, pos, seq)?;
+        let sin = self.sin.narrow(0, pos, seq)?;
+        let mask = if seq > 1 {
+            Some(causal_mask(seq, pos)?)
+        } else {
+            None
+        };
+        let cfg = &self.cfg;
+        for layer in &mut self.layers {
+            let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, cfg.rms_eps)?;
+            let attn = attention(cfg, layer, &h, pos, &cos, &sin, mask.as_ref())?;
+            x = (x + attn)?;
+            let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, cfg.rms_eps)?;
+            let gate = layer.gate.forward(&h)?;
+            let up = layer.up.forward(&h)?;
+            let ffn = layer.down.forward(&(gate.silu()? * up)?)?;
+            x = (x + ffn)?;
+        }
+        Ok(x)
+    }
+}
+
+/// Additive mask (seq, pos + seq): query `i` sees keys up to `pos + i`.
+fn causal_mask(seq: usize, pos: usize) -> Result<Tensor> {
+    let total = pos + seq;
+    let mut m = vec![0f32; seq * total];
+    for i in 0..seq {
+        for j in (pos + i + 1)..total {
+            m[i * total + j] = f32::NEG_INFINITY;
+        }
+    }
+    Ok(Tensor::from_vec(m, (seq, total), &Device::Cpu)?)
+}
+
+fn attention(
+    cfg: &ModelConfig,
+    layer: &Layer,
+    x: &Tensor,
+    pos: usize,
+    cos: &Tensor,
+    sin: &Tensor,
+    mask: Option<&Tensor>,
+) -> Result<Tensor> {
+    let seq = x.dim(0)?;
+    let (n_head, n_kv, hd) = (cfg.n_head, cfg.n_head_kv, cfg.head_dim);
+    let n_rep = n_head / n_kv;
+    let heads = |t: Tensor, n: usize| -> candle_core::Result<Tensor> {
+        t.reshape((1, seq, n, hd))?.transpose(1, 2)?.contiguous()
+    };
+    let q = heads(layer.q.forward(x)?, n_head)?;
+    let k = heads(layer.k.forward(x)?, n_kv)?;
+    let v = heads(layer.v.forward(x)?, n_kv)?;
+    let (q, k) = match cfg.arch {
+        // GGUF conversion permutes llama's Q/K so that adjacent pairs rotate together.
+        Arch::Llama => (
+            candle_nn::rotary_emb::rope_i(&q, cos, sin)?,
+            candle_nn::rotary_emb::rope_i(&k, cos, sin)?,
+        ),
+        Arch::Qwen2 => (
+            candle_nn::rotary_emb::rope(&q, cos, sin)?,
+            candle_nn::rotary_emb::rope(&k, cos, sin)?,
+        ),
+    };
+    layer.k_cache.slice_set(&k.squeeze(0)?, 1, pos)?;
+    layer.v_cache.slice_set(&v.squeeze(0)?, 1, pos)?;
+    let total = pos + seq;
+    let keys = layer.k_cache.narrow(1, 0, total)?;
+    let values = layer.v_cache.narrow(1, 0, total)?;
+
+    // The n_rep query heads that share a KV head become one (n_rep * seq)-row matrix.
+    let scale = 1.0 / (hd as f64).sqrt();
+    let q = (q.squeeze(0)?.reshape((n_kv, n_rep * seq, hd))? * scale)?;
+    let mut scores = q.matmul(&keys.t()?)?;
+    if let Some(mask) = mask {
+        scores = scores
+            .reshape((n_kv, n_rep, seq, total))?
+            .broadcast_add(mask)?
+            .reshape((n_kv, n_rep * seq, total))?;
+    }
+    let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+    let out = probs.matmul(&values)?; // (n_kv, n_rep * seq, hd)
+    let out = out
+        .reshape((n_head, seq, hd))?
+        .transpose(0, 1)?
+        .reshape((seq, n_head * hd))?;
+    layer.o.forward(&out)
+}
+
+/// Index of the largest logit (the lowest index among ties, as llama.cpp's greedy sampler).
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// Index of the largest logit in every row of (rows, vocab) logits.
+pub fn argmax_rows(logits: &Tensor) -> Result<Vec<u32>> {
+    let rows = logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+    Ok(rows.iter().map(|r| argmax(r)).collect())
+}
