@@ -53,6 +53,16 @@ fn has_fast_kernel(dtype: GgmlDType) -> bool {
     )
 }
 
+/// The block type the quantized kernels convert activations to for a weight type.
+fn activation_type(weight: GgmlDType) -> GgmlDType {
+    match weight {
+        GgmlDType::Q2K | GgmlDType::Q3K | GgmlDType::Q4K | GgmlDType::Q5K | GgmlDType::Q6K => {
+            GgmlDType::Q8K
+        }
+        _ => GgmlDType::Q8_0,
+    }
+}
+
 impl Linear {
     fn from_qtensor(q: QTensor, bias: Option<Tensor>) -> Result<Self> {
         let weight = match q.dtype() {
@@ -85,6 +95,11 @@ impl Linear {
             Weight::Dense(w) => x.matmul(&w.t()?)?,
             Weight::Quantized { q, mm } => {
                 if rows >= DEQUANT_MIN_ROWS {
+                    // The quantized kernels see activations rounded to 8 bits (Q8_0, or Q8_K
+                    // for k-quants); rounding them the same way here keeps prompt and decode
+                    // numerics equal to each other and to llama.cpp's.
+                    let x = QTensor::quantize(x, activation_type(q.dtype()))?
+                        .dequantize(&Device::Cpu)?;
                     let w = q.dequantize(&Device::Cpu)?;
                     x.matmul(&w.t()?)?
                 } else {
@@ -328,6 +343,10 @@ fn attention(
             candle_nn::rotary_emb::rope(&k, cos, sin)?,
         ),
     };
+    // llama.cpp keeps K and V in f16 and rounds Q to f16 for the K·Q product; so do we, to
+    // within rounding, so that near-ties break the same way.
+    let to_f16 = |t: Tensor| t.to_dtype(DType::F16)?.to_dtype(DType::F32);
+    let (q, k, v) = (to_f16(q)?, to_f16(k)?, to_f16(v)?);
     layer.k_cache.slice_set(&k.squeeze(0)?, 1, pos)?;
     layer.v_cache.slice_set(&v.squeeze(0)?, 1, pos)?;
     let total = pos + seq;
