@@ -29,7 +29,11 @@ Environment:
   CAIRN_PYTHON      the Python used for `pip download` (default: python3)";
 
 #[derive(Parser)]
-#[command(name = "cairn", version, about = "A private, offline knowledge base for the terminal")]
+#[command(
+    name = "cairn",
+    version,
+    about = "A private, offline knowledge base for the terminal"
+)]
 #[command(after_help = AFTER_HELP)]
 struct Cli {
     #[command(subcommand)]
@@ -100,6 +104,9 @@ struct RunArgs {
     /// Seed for sampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Generate exactly --max-tokens tokens, past end-of-turn (for benchmarks).
+    #[arg(long)]
+    ignore_eos: bool,
     /// Print the timings as one JSON object on stdout after the text.
     #[arg(long)]
     json: bool,
@@ -159,7 +166,11 @@ fn run_models(cmd: ModelsCommand) -> Result<()> {
             writeln!(out, "models directory: {}", dir.display())?;
             for spec in models::CATALOG {
                 let present = spec.files.iter().all(|f| dir.join(f.dest).is_file());
-                let state = if present { "installed" } else { "not installed" };
+                let state = if present {
+                    "installed"
+                } else {
+                    "not installed"
+                };
                 let size: u64 = spec.files.iter().map(|f| f.size).sum();
                 writeln!(
                     out,
@@ -203,7 +214,9 @@ fn run_models(cmd: ModelsCommand) -> Result<()> {
                 }
             }
             if bad > 0 {
-                anyhow::bail!("{bad} file(s) missing or failed verification\nhint: run `cairn models pull`");
+                anyhow::bail!(
+                    "{bad} file(s) missing or failed verification\nhint: run `cairn models pull`"
+                );
             }
             Ok(())
         }
@@ -284,10 +297,14 @@ fn run_model(args: &RunArgs) -> Result<()> {
         } else {
             Sampling::Greedy
         },
+        ignore_stop_tokens: args.ignore_eos,
     };
     let mut stdout = io::stdout().lock();
     let mut write_error = None;
-    let mut sink = |piece: &str| match stdout.write_all(piece.as_bytes()).and_then(|()| stdout.flush()) {
+    let mut sink = |piece: &str| match stdout
+        .write_all(piece.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         Ok(()) => ControlFlow::Continue(()),
         Err(e) => {
             write_error = Some(e);

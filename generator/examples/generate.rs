@@ -9,9 +9,15 @@ use cairn_generator::{GenerateOptions, Generator, LoadOptions, Message};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let model = PathBuf::from(args.next().ok_or("usage: generate MODEL.gguf QUESTION")?);
-    let question = args.next().unwrap_or_else(|| "What is the capital of France?".into());
+    let question = args
+        .next()
+        .unwrap_or_else(|| "What is the capital of France?".into());
     let mut generator = Generator::load(&model, &LoadOptions::default())?;
-    eprintln!("loaded {} in {:.2?}", generator.name(), generator.load_time());
+    eprintln!(
+        "loaded {} in {:.2?}",
+        generator.name(),
+        generator.load_time()
+    );
     let mut out = std::io::stdout();
     let mut sink = |piece: &str| {
         let _ = out.write_all(piece.as_bytes());

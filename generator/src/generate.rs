@@ -57,6 +57,8 @@ pub struct GenerateOptions {
     pub max_tokens: usize,
     /// Token choice.
     pub sampling: Sampling,
+    /// Keep going past end-of-turn tokens (benchmarks that need a fixed token count).
+    pub ignore_stop_tokens: bool,
 }
 
 impl Default for GenerateOptions {
@@ -64,6 +66,7 @@ impl Default for GenerateOptions {
         Self {
             max_tokens: 256,
             sampling: Sampling::Greedy,
+            ignore_stop_tokens: false,
         }
     }
 }
@@ -256,7 +259,7 @@ impl Generator {
                 time_to_first_token = Some(start.elapsed());
                 decode_start = Instant::now();
             }
-            if self.tokenizer.stop_ids().contains(&next) {
+            if !options.ignore_stop_tokens && self.tokenizer.stop_ids().contains(&next) {
                 break FinishReason::Stop;
             }
             tokens.push(next);

@@ -31,10 +31,7 @@ struct Linear {
 
 enum Weight {
     /// Quantized, in a block type with a SIMD dot product.
-    Quantized {
-        q: Arc<QTensor>,
-        mm: QMatMul,
-    },
+    Quantized { q: Arc<QTensor>, mm: QMatMul },
     /// Stored as f32 (files that keep some matrices unquantized).
     Dense(Tensor),
 }

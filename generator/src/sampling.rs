@@ -41,9 +41,12 @@ impl Sampler {
     /// Picks the next token.
     pub fn sample(&mut self, logits: &[f32]) -> u32 {
         match (self.mode, self.rng.as_mut()) {
-            (Sampling::TopP { temperature, top_p, .. }, Some(rng)) if temperature > 0.0 => {
-                sample_top_p(logits, temperature, top_p, rng)
-            }
+            (
+                Sampling::TopP {
+                    temperature, top_p, ..
+                },
+                Some(rng),
+            ) if temperature > 0.0 => sample_top_p(logits, temperature, top_p, rng),
             _ => argmax(logits),
         }
     }

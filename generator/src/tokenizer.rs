@@ -26,7 +26,13 @@ const TOKEN_TYPE_CONTROL: i32 = 3;
 const TOKEN_TYPE_USER_DEFINED: i32 = 4;
 
 /// Token texts that end a turn in the chat formats we know, when the file marks them as control.
-const TURN_END_TOKENS: &[&str] = &["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "</s>"];
+const TURN_END_TOKENS: &[&str] = &[
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|eot_id|>",
+    "<|end|>",
+    "</s>",
+];
 
 /// A byte-level BPE tokenizer read from a GGUF file.
 pub struct Tokenizer {
@@ -48,7 +54,8 @@ fn unicode_to_byte() -> HashMap<char, u8> {
     let mut map = HashMap::with_capacity(256);
     let mut extra = 0u32;
     for b in 0u32..=255 {
-        let printable = (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+        let printable =
+            (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
         let ch = if printable {
             char::from_u32(b)
         } else {
@@ -76,10 +83,7 @@ impl Tokenizer {
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| Error::Tokenizer(format!("token table: {e}")))?;
         let types: Vec<i32> = match file.metadata().get("tokenizer.ggml.token_type") {
-            Some(Value::Array(values)) => values
-                .iter()
-                .map(|v| v.to_i32().unwrap_or(1))
-                .collect(),
+            Some(Value::Array(values)) => values.iter().map(|v| v.to_i32().unwrap_or(1)).collect(),
             _ => vec![1; tokens.len()],
         };
         let merges: Vec<(String, String)> = file
@@ -115,7 +119,11 @@ impl Tokenizer {
                     false,
                 )
                 .map_err(|e| Error::Tokenizer(format!("pre-tokenizer regex: {e}")))?;
-                Sequence::new(vec![split.into(), ByteLevel::new(false, false, false).into()]).into()
+                Sequence::new(vec![
+                    split.into(),
+                    ByteLevel::new(false, false, false).into(),
+                ])
+                .into()
             }
             // llama.cpp splits every digit on its own, then applies the GPT-2 regex.
             "smollm" => Sequence::new(vec![
