@@ -13,6 +13,7 @@
 pub mod chat;
 mod error;
 pub mod gguf;
+pub mod kernels;
 pub mod model;
 pub mod sampling;
 pub mod tokenizer;

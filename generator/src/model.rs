@@ -13,6 +13,7 @@ use candle_core::{DType, Device, Module, Tensor};
 
 use crate::error::{Error, Result};
 use crate::gguf::{Arch, GgufFile, ModelConfig};
+use crate::kernels::{self, BlockType};
 
 /// From this many rows on, a linear layer dequantizes its weight and runs an f32 matrix product.
 ///
@@ -30,24 +31,27 @@ struct Linear {
 }
 
 enum Weight {
-    /// Quantized, in a block type with a SIMD dot product.
+    /// Quantized, in a block type with one of candle's SIMD dot products.
     Quantized { q: Arc<QTensor>, mm: QMatMul },
+    /// Quantized, in a block type with one of our own kernels ([`crate::kernels`]).
+    Own {
+        q: QTensor,
+        ty: BlockType,
+        /// Per-block minima (`n_out × k/32`) of types that have one, for the prompt path.
+        mins: Option<Tensor>,
+    },
     /// Stored as f32 (files that keep some matrices unquantized).
     Dense(Tensor),
 }
 
-/// Block types for which candle has AVX2 dot products; others are requantized at load.
-fn has_fast_kernel(dtype: GgmlDType) -> bool {
-    matches!(
-        dtype,
-        GgmlDType::Q4_0
-            | GgmlDType::Q8_0
-            | GgmlDType::Q2K
-            | GgmlDType::Q3K
-            | GgmlDType::Q4K
-            | GgmlDType::Q5K
-            | GgmlDType::Q6K
-    )
+/// Block types for which candle has only scalar dot products, and we have our own.
+fn own_kernel(dtype: GgmlDType) -> Option<BlockType> {
+    match dtype {
+        GgmlDType::Q4_1 => Some(BlockType::Q4_1),
+        GgmlDType::Q5_0 => Some(BlockType::Q5_0),
+        GgmlDType::Q5_1 => Some(BlockType::Q5_1),
+        _ => None,
+    }
 }
 
 /// The block type the quantized kernels convert activations to for a weight type.
@@ -60,6 +64,65 @@ fn activation_type(weight: GgmlDType) -> GgmlDType {
     }
 }
 
+/// `x · Wᵀ` in f32 with `W` dequantized on the fly.
+fn dequantized_product(x: &Tensor, q: &QTensor) -> Result<Tensor> {
+    // The quantized kernels see activations rounded to 8 bits (Q8_0, or Q8_K for k-quants);
+    // rounding them the same way here keeps prompt and decode numerics equal to each other and
+    // to llama.cpp's.
+    let x = QTensor::quantize(x, activation_type(q.dtype()))?.dequantize(&Device::Cpu)?;
+    let w = q.dequantize(&Device::Cpu)?;
+    Ok(x.matmul(&w.t()?)?)
+}
+
+/// The f16 minimum of every block, for Q4_1/Q5_1 (`None` for types without one).
+fn block_minima(q: &QTensor, ty: BlockType) -> Result<Option<Tensor>> {
+    if !matches!(ty, BlockType::Q4_1 | BlockType::Q5_1) {
+        return Ok(None);
+    }
+    let (n_out, k) = q.shape().dims2()?;
+    let data = q.data()?;
+    let mins: Vec<f32> = data
+        .chunks_exact(ty.block_bytes())
+        .map(|b| half::f16::from_bits(u16::from_le_bytes([b[2], b[3]])).to_f32())
+        .collect();
+    Ok(Some(Tensor::from_vec(
+        mins,
+        (n_out, k / kernels::BLOCK),
+        &Device::Cpu,
+    )?))
+}
+
+/// The prompt path for our own block types: the same numbers as [`kernels::matmul`], as an f32
+/// matrix product.
+///
+/// Activations are rounded exactly as [`kernels::quantize_q8`] rounds them. For types with a
+/// block minimum, llama.cpp multiplies the minimum by an f16-rounded block sum of the
+/// activations; the difference from the exact sum is added back as a small second product.
+fn own_dequantized_product(x: &Tensor, q: &QTensor, mins: Option<&Tensor>) -> Result<Tensor> {
+    let (rows, k) = x.dims2()?;
+    let xs = x.flatten_all()?.to_vec1::<f32>()?;
+    let mut rounded = Vec::with_capacity(rows * k);
+    let mut sum_error = Vec::with_capacity(rows * k / kernels::BLOCK);
+    let mut blocks = Vec::with_capacity(k / kernels::BLOCK);
+    for row in xs.chunks_exact(k) {
+        kernels::quantize_q8(row, &mut blocks);
+        for b in &blocks {
+            rounded.extend(b.qs.iter().map(|&v| f32::from(v) * b.d));
+            sum_error.push(b.s - b.d * b.sum as f32);
+        }
+    }
+    let xq = Tensor::from_vec(rounded, (rows, k), &Device::Cpu)?;
+    let w = q.dequantize(&Device::Cpu)?;
+    let y = xq.matmul(&w.t()?)?;
+    Ok(match mins {
+        Some(mins) => {
+            let err = Tensor::from_vec(sum_error, (rows, k / kernels::BLOCK), &Device::Cpu)?;
+            (y + err.matmul(&mins.t()?)?)?
+        }
+        None => y,
+    })
+}
+
 impl Linear {
     fn from_qtensor(q: QTensor, bias: Option<Tensor>) -> Result<Self> {
         let weight = match q.dtype() {
@@ -67,18 +130,15 @@ impl Linear {
                 Weight::Dense(q.dequantize(&Device::Cpu)?)
             }
             dtype => {
-                let q = if has_fast_kernel(dtype) {
-                    q
+                if let Some(ty) = own_kernel(dtype) {
+                    let mins = block_minima(&q, ty)?;
+                    Weight::Own { q, ty, mins }
                 } else {
-                    // Q4_1, Q5_0, Q5_1 have only scalar kernels in candle: re-encode as Q8_0,
-                    // which is exact to within Q8_0's step and has the fastest dot product.
-                    let dense = q.dequantize(&Device::Cpu)?;
-                    QTensor::quantize(&dense, GgmlDType::Q8_0)?
-                };
-                let q = Arc::new(q);
-                Weight::Quantized {
-                    mm: QMatMul::from_arc(q.clone())?,
-                    q,
+                    let q = Arc::new(q);
+                    Weight::Quantized {
+                        mm: QMatMul::from_arc(q.clone())?,
+                        q,
+                    }
                 }
             }
         };
@@ -92,15 +152,20 @@ impl Linear {
             Weight::Dense(w) => x.matmul(&w.t()?)?,
             Weight::Quantized { q, mm } => {
                 if rows >= DEQUANT_MIN_ROWS {
-                    // The quantized kernels see activations rounded to 8 bits (Q8_0, or Q8_K
-                    // for k-quants); rounding them the same way here keeps prompt and decode
-                    // numerics equal to each other and to llama.cpp's.
-                    let x = QTensor::quantize(x, activation_type(q.dtype()))?
-                        .dequantize(&Device::Cpu)?;
-                    let w = q.dequantize(&Device::Cpu)?;
-                    x.matmul(&w.t()?)?
+                    dequantized_product(x, q)?
                 } else {
                     mm.forward(x)?
+                }
+            }
+            Weight::Own { q, ty, mins } => {
+                if rows >= DEQUANT_MIN_ROWS {
+                    own_dequantized_product(x, q, mins.as_ref())?
+                } else {
+                    let (n_out, k) = q.shape().dims2()?;
+                    let xs = x.flatten_all()?.to_vec1::<f32>()?;
+                    let mut out = vec![0f32; rows * n_out];
+                    kernels::matmul(*ty, &q.data()?, n_out, k, &xs, &mut out);
+                    Tensor::from_vec(out, (rows, n_out), &Device::Cpu)?
                 }
             }
         };
