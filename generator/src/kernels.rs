@@ -222,7 +222,7 @@ mod avx2 {
     //! AVX2 versions, `#[target_feature]` functions in which the intrinsics are safe to call;
     //! loads go through `bytemuck::cast` from fixed-size arrays, so no pointer is dereferenced.
     use std::arch::x86_64::{
-        __m128i, __m256, __m256i, _mm256_and_si256, _mm256_castps256_ps128, _mm256_cmpeq_epi8,
+        __m128i, __m256, __m256i, _mm256_add_ps, _mm256_and_si256, _mm256_castps256_ps128, _mm256_cmpeq_epi8,
         _mm256_cvtepi32_ps, _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_madd_epi16,
         _mm256_maddubs_epi16, _mm256_or_si256, _mm256_set1_epi16, _mm256_set1_epi32,
         _mm256_set1_epi64x, _mm256_set1_epi8, _mm256_set1_ps, _mm256_set_m128i,
@@ -282,34 +282,65 @@ mod avx2 {
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn dot(ty: BlockType, row: &[u8], y: &[Q8Block]) -> f32 {
-        let bb = ty.block_bytes();
-        let mut acc = _mm256_setzero_ps();
-        let mut scalar = 0f32;
-        for (block, yb) in row.chunks_exact(bb).zip(y) {
-            let d = read_f16(block, 0);
-            let x = match ty {
-                BlockType::Q4_0 => nibbles(&block[2..]),
-                BlockType::Q4_1 => nibbles(&block[4..]),
-                BlockType::Q5_0 => {
-                    let qh = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
-                    _mm256_or_si256(nibbles(&block[6..]), fifth_bits(qh))
-                }
-                BlockType::Q5_1 => {
-                    let qh = u32::from_le_bytes([block[4], block[5], block[6], block[7]]);
-                    _mm256_or_si256(nibbles(&block[8..]), fifth_bits(qh))
-                }
-            };
-            let sums = dot_u8_i8(x, load32(&yb.qs));
-            // The offset of Q4_0/Q5_0 comes out of the integer sum: Σ(x−o)·y = Σx·y − o·Σy.
-            let (offset, min) = match ty {
-                BlockType::Q4_0 => (8, 0.0),
-                BlockType::Q5_0 => (16, 0.0),
-                BlockType::Q4_1 | BlockType::Q5_1 => (0, read_f16(block, 2)),
-            };
-            let dd = d * yb.d;
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(sums), acc);
-            scalar += min * yb.s - dd * (offset * yb.sum) as f32;
+        match ty {
+            BlockType::Q4_0 => dot_blocks::<18, 2, 0, false>(row, y, 8.0),
+            BlockType::Q4_1 => dot_blocks::<20, 4, 0, true>(row, y, 0.0),
+            BlockType::Q5_0 => dot_blocks::<22, 6, 2, false>(row, y, 16.0),
+            BlockType::Q5_1 => dot_blocks::<24, 8, 4, true>(row, y, 0.0),
         }
+    }
+
+    /// One block: returns (d · d_y · Σx·y as eight partial sums, the block's scalar term).
+    ///
+    /// `QS` is where the nibbles start, `QH` where the fifth bits are (0: none), `MIN` whether
+    /// the block has a minimum at byte 2; `offset` is subtracted from every weight value.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn block_dot<const BB: usize, const QS: usize, const QH: usize, const MIN: bool>(
+        block: &[u8; BB],
+        yb: &Q8Block,
+        offset: f32,
+    ) -> (__m256, __m256, f32) {
+        let d = read_f16(block, 0);
+        let mut x = nibbles(&block[QS..QS + 16]);
+        if QH > 0 {
+            let qh = u32::from_le_bytes([block[QH], block[QH + 1], block[QH + 2], block[QH + 3]]);
+            x = _mm256_or_si256(x, fifth_bits(qh));
+        }
+        let sums = _mm256_cvtepi32_ps(dot_u8_i8(x, load32(&yb.qs)));
+        let dd = d * yb.d;
+        // The offset of Q4_0/Q5_0 comes out of the integer sum: Σ(x−o)·y = Σx·y − o·Σy.
+        let extra = if MIN {
+            read_f16(block, 2) * yb.s
+        } else {
+            -dd * offset * yb.sum as f32
+        };
+        (_mm256_set1_ps(dd), sums, extra)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn dot_blocks<const BB: usize, const QS: usize, const QH: usize, const MIN: bool>(
+        row: &[u8],
+        y: &[Q8Block],
+        offset: f32,
+    ) -> f32 {
+        // Two chains of accumulators, so consecutive blocks do not wait on each other.
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let (mut scalar0, mut scalar1) = (0f32, 0f32);
+        let mut blocks = row.chunks_exact(BB).zip(y);
+        while let Some((b0, y0)) = blocks.next() {
+            let b0: &[u8; BB] = b0.try_into().expect("chunks_exact gives BB bytes");
+            let (dd, sums, extra) = block_dot::<BB, QS, QH, MIN>(b0, y0, offset);
+            acc0 = _mm256_fmadd_ps(dd, sums, acc0);
+            scalar0 += extra;
+            if let Some((b1, y1)) = blocks.next() {
+                let b1: &[u8; BB] = b1.try_into().expect("chunks_exact gives BB bytes");
+                let (dd, sums, extra) = block_dot::<BB, QS, QH, MIN>(b1, y1, offset);
+                acc1 = _mm256_fmadd_ps(dd, sums, acc1);
+                scalar1 += extra;
+            }
+        }
+        let (acc, scalar) = (_mm256_add_ps(acc0, acc1), scalar0 + scalar1);
         hsum(acc) + scalar
     }
 }

@@ -14,6 +14,7 @@ pub mod chat;
 mod error;
 pub mod gguf;
 pub mod kernels;
+mod kv_cache;
 pub mod model;
 pub mod sampling;
 pub mod tokenizer;

@@ -14,6 +14,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use crate::error::{Error, Result};
 use crate::gguf::{Arch, GgufFile, ModelConfig};
 use crate::kernels::{self, BlockType};
+use crate::kv_cache::KvCache;
 
 /// From this many rows on, a linear layer dequantizes its weight and runs an f32 matrix product.
 ///
@@ -186,10 +187,7 @@ struct Layer {
     gate: Linear,
     up: Linear,
     down: Linear,
-    /// Keys, (`n_head_kv`, `n_ctx`, `head_dim`), written in place.
-    k_cache: Tensor,
-    /// Values, same shape as the keys.
-    v_cache: Tensor,
+    cache: KvCache,
 }
 
 /// A loaded transformer with its KV cache.
@@ -226,7 +224,6 @@ impl Transformer {
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
             let p = format!("blk.{i}");
-            let cache_shape = (cfg.n_head_kv, n_ctx, cfg.head_dim);
             layers.push(Layer {
                 attn_norm: load_vector(file, &format!("{p}.attn_norm.weight"))?,
                 q: load_linear(file, &format!("{p}.attn_q"), with_bias)?,
@@ -237,8 +234,7 @@ impl Transformer {
                 gate: load_linear(file, &format!("{p}.ffn_gate"), false)?,
                 up: load_linear(file, &format!("{p}.ffn_up"), false)?,
                 down: load_linear(file, &format!("{p}.ffn_down"), false)?,
-                k_cache: Tensor::zeros(cache_shape, DType::F32, &Device::Cpu)?,
-                v_cache: Tensor::zeros(cache_shape, DType::F32, &Device::Cpu)?,
+                cache: KvCache::new(cfg.n_head_kv, n_ctx, cfg.head_dim),
             });
         }
         let embed = file.tensor("token_embd.weight")?;
@@ -378,7 +374,7 @@ fn causal_mask(seq: usize, pos: usize) -> Result<Tensor> {
 
 fn attention(
     cfg: &ModelConfig,
-    layer: &Layer,
+    layer: &mut Layer,
     x: &Tensor,
     pos: usize,
     cos: &Tensor,
@@ -409,14 +405,24 @@ fn attention(
     // within rounding, so that near-ties break the same way.
     let to_f16 = |t: Tensor| t.to_dtype(DType::F16)?.to_dtype(DType::F32);
     let (q, k, v) = (to_f16(q)?, to_f16(k)?, to_f16(v)?);
-    layer.k_cache.slice_set(&k.squeeze(0)?, 1, pos)?;
-    layer.v_cache.slice_set(&v.squeeze(0)?, 1, pos)?;
+    layer.cache.write(&k.squeeze(0)?, &v.squeeze(0)?, pos)?;
     let total = pos + seq;
-    let keys = layer.k_cache.narrow(1, 0, total)?;
-    let values = layer.v_cache.narrow(1, 0, total)?;
+    let scale = 1.0 / (hd as f64).sqrt();
+
+    if seq == 1 {
+        // One token: attend straight over the cache, no copies.
+        let q = (q * scale)?.flatten_all()?.to_vec1::<f32>()?;
+        let out = layer.cache.attend_one(&q, n_head, total);
+        let out = Tensor::from_vec(out, (1, n_head * hd), &Device::Cpu)?;
+        return layer.o.forward(&out);
+    }
 
     // The n_rep query heads that share a KV head become one (n_rep * seq)-row matrix.
-    let scale = 1.0 / (hd as f64).sqrt();
+    let (keys, values) = if pos == 0 {
+        (k.squeeze(0)?, v.squeeze(0)?)
+    } else {
+        (layer.cache.keys(total)?, layer.cache.values(total)?)
+    };
     let q = (q.squeeze(0)?.reshape((n_kv, n_rep * seq, hd))? * scale)?;
     let mut scores = q.matmul(&keys.t()?)?;
     if let Some(mask) = mask {

@@ -1,0 +1,213 @@
+//! The KV cache, preallocated for the whole context window, and single-token attention on it.
+
+use std::sync::Mutex;
+
+use candle_core::{Device, Tensor};
+
+use crate::error::Result;
+
+/// Keys and values of one layer, laid out `n_kv × n_ctx × head_dim`, written in place.
+pub(crate) struct KvCache {
+    n_kv: usize,
+    n_ctx: usize,
+    head_dim: usize,
+    keys: Vec<f32>,
+    values: Vec<f32>,
+}
+
+impl KvCache {
+    pub(crate) fn new(n_kv: usize, n_ctx: usize, head_dim: usize) -> Self {
+        let len = n_kv * n_ctx * head_dim;
+        Self {
+            n_kv,
+            n_ctx,
+            head_dim,
+            keys: vec![0.0; len],
+            values: vec![0.0; len],
+        }
+    }
+
+    /// Stores `k` and `v`, each (`n_kv`, seq, `head_dim`), at positions `pos..pos + seq`.
+    pub(crate) fn write(&mut self, k: &Tensor, v: &Tensor, pos: usize) -> Result<()> {
+        let seq = k.dim(1)?;
+        let hd = self.head_dim;
+        for (src, dst) in [(k, &mut self.keys), (v, &mut self.values)] {
+            let data = src.flatten_all()?.to_vec1::<f32>()?;
+            for h in 0..self.n_kv {
+                let from = &data[h * seq * hd..(h + 1) * seq * hd];
+                let at = (h * self.n_ctx + pos) * hd;
+                dst[at..at + seq * hd].copy_from_slice(from);
+            }
+        }
+        Ok(())
+    }
+
+    fn gather(&self, data: &[f32], total: usize) -> Result<Tensor> {
+        let hd = self.head_dim;
+        let mut out = Vec::with_capacity(self.n_kv * total * hd);
+        for h in 0..self.n_kv {
+            let at = h * self.n_ctx * hd;
+            out.extend_from_slice(&data[at..at + total * hd]);
+        }
+        Ok(Tensor::from_vec(out, (self.n_kv, total, hd), &Device::Cpu)?)
+    }
+
+    /// Keys of positions `0..total` as (`n_kv`, total, `head_dim`).
+    pub(crate) fn keys(&self, total: usize) -> Result<Tensor> {
+        self.gather(&self.keys, total)
+    }
+
+    /// Values of positions `0..total` as (`n_kv`, total, `head_dim`).
+    pub(crate) fn values(&self, total: usize) -> Result<Tensor> {
+        self.gather(&self.values, total)
+    }
+
+    /// Attention of one query position over positions `0..total`.
+    ///
+    /// `q` holds `n_head` heads of `head_dim`, already scaled; query head `h` reads KV head
+    /// `h / (n_head / n_kv)`. Returns `n_head × head_dim` outputs. Heads run in parallel on
+    /// candle's worker pool.
+    pub(crate) fn attend_one(&self, q: &[f32], n_head: usize, total: usize) -> Vec<f32> {
+        let hd = self.head_dim;
+        let n_rep = n_head / self.n_kv;
+        let mut out = vec![0f32; n_head * hd];
+        let slots: Vec<Mutex<&mut [f32]>> = out.chunks_mut(hd).map(Mutex::new).collect();
+        candle_core::utils::barrier_pool().execute_chunked(n_head, |heads| {
+            let mut scores = vec![0f32; total];
+            for h in heads {
+                let kv = h / n_rep;
+                let base = kv * self.n_ctx * hd;
+                let keys = &self.keys[base..base + total * hd];
+                let values = &self.values[base..base + total * hd];
+                let qh = &q[h * hd..(h + 1) * hd];
+                scores_into(qh, keys, hd, &mut scores);
+                let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+                for s in &mut scores {
+                    *s = exp(*s - max);
+                }
+                let sum: f32 = scores.iter().sum();
+                let mut acc = vec![0f32; hd];
+                for (p, value) in scores.iter().zip(values.chunks_exact(hd)) {
+                    for (a, v) in acc.iter_mut().zip(value) {
+                        *a += p * v;
+                    }
+                }
+                let mut slot = slots[h].lock().expect("no head panics holding its slot");
+                for (o, a) in slot.iter_mut().zip(&acc) {
+                    *o = a / sum;
+                }
+            }
+        });
+        drop(slots);
+        out
+    }
+}
+
+/// `scores[t] = q · keys[t]`, four keys at a time so the multiply-adds form independent chains.
+fn scores_into(q: &[f32], keys: &[f32], hd: usize, scores: &mut [f32]) {
+    let mut rows = keys.chunks_exact(4 * hd);
+    let mut out = scores.chunks_exact_mut(4);
+    for (four, s) in (&mut rows).zip(&mut out) {
+        let mut lanes = [[0f32; 8]; 4];
+        for (j, lane) in lanes.iter_mut().enumerate() {
+            let key = &four[j * hd..(j + 1) * hd];
+            for (x, y) in q.chunks_exact(8).zip(key.chunks_exact(8)) {
+                for i in 0..8 {
+                    lane[i] += x[i] * y[i];
+                }
+            }
+        }
+        for (o, lane) in s.iter_mut().zip(&lanes) {
+            *o = lane.iter().sum();
+        }
+    }
+    let done = scores.len() - scores.len() % 4;
+    for (o, key) in scores[done..].iter_mut().zip(rows.remainder().chunks_exact(hd)) {
+        *o = dot(q, key);
+    }
+}
+
+/// `e^x` to within a few ulp, branch-free so that loops over it vectorize.
+///
+/// `x = n·ln2 + r` with `|r| ≤ ln2/2`; `e^r` by its Taylor polynomial to degree 7; `2^n` by
+/// building the float's exponent. Inputs below −87 give 0 (softmax scores are ≤ 0 here).
+fn exp(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 88.0);
+    let n = (x * std::f32::consts::LOG2_E).round();
+    // ln 2 in two parts (Cody–Waite), so that n·ln2 is subtracted without losing bits.
+    let r = (x - n * 0.693_359_4) - n * -2.121_944_4e-4;
+    let mut p = 1.0 / 5040.0;
+    for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = p * r + c;
+    }
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    p * scale
+}
+
+/// Dot product with eight independent lanes, which the compiler turns into SIMD.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for i in 0..8 {
+            lanes[i] += x[i] * y[i];
+        }
+    }
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    lanes.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_is_accurate_over_the_softmax_range() {
+        let mut worst = 0f32;
+        let mut x = -87.0f32;
+        while x <= 10.0 {
+            let rel = (exp(x) - x.exp()).abs() / x.exp();
+            worst = worst.max(rel);
+            x += 0.0137;
+        }
+        assert!(worst < 2e-6, "worst relative error {worst}");
+        assert_eq!(exp(-1000.0), (-87f32).exp());
+    }
+
+    #[test]
+    fn single_token_attention_matches_the_tensor_path() {
+        let (n_kv, n_ctx, hd, n_head, total) = (2, 16, 8, 6, 11);
+        let mut cache = KvCache::new(n_kv, n_ctx, hd);
+        let values = |seed: f32, n: usize| -> Vec<f32> {
+            (0..n).map(|i| ((i as f32 * 0.37 + seed).sin())).collect()
+        };
+        let k = Tensor::from_vec(values(0.1, n_kv * total * hd), (n_kv, total, hd), &Device::Cpu)
+            .unwrap();
+        let v = Tensor::from_vec(values(0.7, n_kv * total * hd), (n_kv, total, hd), &Device::Cpu)
+            .unwrap();
+        cache.write(&k, &v, 0).unwrap();
+        let q = values(1.3, n_head * hd);
+        let fast = cache.attend_one(&q, n_head, total);
+
+        // Reference: softmax(q·Kᵀ)·V per head with candle.
+        let keys = cache.keys(total).unwrap();
+        let vals = cache.values(total).unwrap();
+        for h in 0..n_head {
+            let kv = h / (n_head / n_kv);
+            let qh = Tensor::from_vec(q[h * hd..(h + 1) * hd].to_vec(), (1, hd), &Device::Cpu)
+                .unwrap();
+            let scores = qh.matmul(&keys.get(kv).unwrap().t().unwrap()).unwrap();
+            let probs = candle_nn::ops::softmax_last_dim(&scores).unwrap();
+            let out = probs.matmul(&vals.get(kv).unwrap()).unwrap().flatten_all().unwrap();
+            for (a, b) in out.to_vec1::<f32>().unwrap().iter().zip(&fast[h * hd..(h + 1) * hd]) {
+                assert!((a - b).abs() < 1e-5, "head {h}: {a} vs {b}");
+            }
+        }
+    }
+}
