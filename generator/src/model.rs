@@ -22,8 +22,11 @@ use crate::kv_cache::KvCache;
 /// per row than the quantized kernels, which pays off after a handful of rows.
 const DEQUANT_MIN_ROWS: usize = 8;
 
-/// Prompts longer than this are processed in chunks, bounding the attention score matrix.
-const PREFILL_CHUNK: usize = 1024;
+/// Prompts longer than this are processed in chunks, bounding the activations.
+const PREFILL_CHUNK: usize = 4096;
+
+/// Query rows per attention step of a prompt.
+const ATTENTION_CHUNK: usize = 256;
 
 /// A weight matrix with an optional bias.
 struct Linear {
@@ -340,15 +343,10 @@ impl Transformer {
         let mut x = self.embed.embedding(&ids)?;
         let cos = self.cos.narrow(0, pos, seq)?;
         let sin = self.sin.narrow(0, pos, seq)?;
-        let mask = if seq > 1 {
-            Some(causal_mask(seq, pos)?)
-        } else {
-            None
-        };
         let cfg = &self.cfg;
         for layer in &mut self.layers {
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, cfg.rms_eps)?;
-            let attn = attention(cfg, layer, &h, pos, &cos, &sin, mask.as_ref())?;
+            let attn = attention(cfg, layer, &h, pos, &cos, &sin)?;
             x = (x + attn)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, cfg.rms_eps)?;
             let gate = layer.gate.forward(&h)?;
@@ -379,7 +377,6 @@ fn attention(
     pos: usize,
     cos: &Tensor,
     sin: &Tensor,
-    mask: Option<&Tensor>,
 ) -> Result<Tensor> {
     let seq = x.dim(0)?;
     let (n_head, n_kv, hd) = (cfg.n_head, cfg.n_head_kv, cfg.head_dim);
@@ -417,23 +414,33 @@ fn attention(
         return layer.o.forward(&out);
     }
 
-    // The n_rep query heads that share a KV head become one (n_rep * seq)-row matrix.
     let (keys, values) = if pos == 0 {
         (k.squeeze(0)?, v.squeeze(0)?)
     } else {
         (layer.cache.keys(total)?, layer.cache.values(total)?)
     };
-    let q = (q.squeeze(0)?.reshape((n_kv, n_rep * seq, hd))? * scale)?;
-    let mut scores = q.matmul(&keys.t()?)?;
-    if let Some(mask) = mask {
-        scores = scores
-            .reshape((n_kv, n_rep, seq, total))?
-            .broadcast_add(mask)?
-            .reshape((n_kv, n_rep * seq, total))?;
+    // Queries go in chunks: a chunk only needs the keys up to its own last position (causal),
+    // which halves the work of a long prompt and bounds the score matrix. Within a chunk, the
+    // n_rep query heads that share a KV head become one (n_rep · chunk)-row matrix.
+    let q = (q.squeeze(0)?.reshape((n_kv, n_rep, seq, hd))? * scale)?;
+    let mut outs = Vec::with_capacity(seq.div_ceil(ATTENTION_CHUNK));
+    for start in (0..seq).step_by(ATTENTION_CHUNK) {
+        let rows = ATTENTION_CHUNK.min(seq - start);
+        let visible = pos + start + rows;
+        let qc = q
+            .narrow(2, start, rows)?
+            .contiguous()?
+            .reshape((n_kv, n_rep * rows, hd))?;
+        let scores = qc
+            .matmul(&keys.narrow(1, 0, visible)?.t()?)?
+            .reshape((n_kv, n_rep, rows, visible))?
+            .broadcast_add(&causal_mask(rows, pos + start)?)?
+            .reshape((n_kv, n_rep * rows, visible))?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let out = probs.matmul(&values.narrow(1, 0, visible)?)?;
+        outs.push(out.reshape((n_kv, n_rep, rows, hd))?);
     }
-    let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-    let out = probs.matmul(&values)?; // (n_kv, n_rep * seq, hd)
-    let out = out
+    let out = Tensor::cat(&outs, 2)?
         .reshape((n_head, seq, hd))?
         .transpose(0, 1)?
         .reshape((seq, n_head * hd))?;
