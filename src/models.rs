@@ -228,8 +228,7 @@ fn current_stamp(path: &Path, sha256: &str) -> Result<Stamp> {
     let mtime_ns = meta
         .modified()?
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+        .map_or(0, |d| d.as_nanos());
     Ok(Stamp {
         sha256: sha256.to_owned(),
         size: meta.len(),
@@ -473,8 +472,11 @@ fn wheel_path(dir: &Path, package: &str, version: &str) -> Result<PathBuf> {
     let stem = format!("{}-{version}-", package.replace('-', "_"));
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
-        let name = file_name(&path);
-        if name.to_lowercase().starts_with(&stem.to_lowercase()) && name.ends_with(".whl") {
+        let name = file_name(&path).to_lowercase();
+        let is_wheel = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("whl"));
+        if name.starts_with(&stem.to_lowercase()) && is_wheel {
             return Ok(path);
         }
     }

@@ -89,14 +89,22 @@ pub fn quantize_q8(x: &[f32], out: &mut Vec<Q8Block>) {
 /// Dot product of one row of weight blocks with quantized activations.
 #[must_use]
 pub fn dot(ty: BlockType, row: &[u8], y: &[Q8Block]) -> f32 {
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
     #[allow(unsafe_code)]
     // SAFETY: this branch is compiled only when the build itself targets AVX2 and FMA, so every
     // CPU this binary runs on has them; calling a `#[target_feature]` function is then sound.
     unsafe {
         avx2::dot(ty, row, y)
     }
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma")))]
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    )))]
     {
         dot_scalar(ty, row, y)
     }
@@ -107,8 +115,14 @@ fn unpack(ty: BlockType, block: &[u8]) -> [u8; BLOCK] {
     let (qs_at, qh) = match ty {
         BlockType::Q4_0 => (2, None),
         BlockType::Q4_1 => (4, None),
-        BlockType::Q5_0 => (6, Some(u32::from_le_bytes([block[2], block[3], block[4], block[5]]))),
-        BlockType::Q5_1 => (8, Some(u32::from_le_bytes([block[4], block[5], block[6], block[7]]))),
+        BlockType::Q5_0 => (
+            6,
+            Some(u32::from_le_bytes([block[2], block[3], block[4], block[5]])),
+        ),
+        BlockType::Q5_1 => (
+            8,
+            Some(u32::from_le_bytes([block[4], block[5], block[6], block[7]])),
+        ),
     };
     let mut x = [0u8; BLOCK];
     for j in 0..16 {
@@ -160,6 +174,10 @@ const FEATURES_PER_TASK: usize = 32;
 /// `out = x · Wᵀ` for `x` of `rows × k` and `W` of `n_out × k` in blocks of `ty`.
 ///
 /// Runs on candle's worker pool, so it never competes with candle's own kernels for cores.
+///
+/// # Panics
+///
+/// If `k` is not a multiple of 32 or the slices do not have the sizes the dimensions imply.
 pub fn matmul(ty: BlockType, weights: &[u8], n_out: usize, k: usize, x: &[f32], out: &mut [f32]) {
     assert_eq!(k % BLOCK, 0, "row length {k} is not a multiple of {BLOCK}");
     let row_bytes = k / BLOCK * ty.block_bytes();
@@ -217,15 +235,19 @@ pub fn dequantize_row(ty: BlockType, row: &[u8]) -> Vec<f32> {
     out
 }
 
-#[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
 mod avx2 {
     //! AVX2 versions, `#[target_feature]` functions in which the intrinsics are safe to call;
     //! loads go through `bytemuck::cast` from fixed-size arrays, so no pointer is dereferenced.
     use std::arch::x86_64::{
-        __m128i, __m256, __m256i, _mm256_add_ps, _mm256_and_si256, _mm256_castps256_ps128, _mm256_cmpeq_epi8,
-        _mm256_cvtepi32_ps, _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_madd_epi16,
-        _mm256_maddubs_epi16, _mm256_or_si256, _mm256_set1_epi16, _mm256_set1_epi32,
-        _mm256_set1_epi64x, _mm256_set1_epi8, _mm256_set1_ps, _mm256_set_m128i,
+        __m128i, __m256, __m256i, _mm256_add_ps, _mm256_and_si256, _mm256_castps256_ps128,
+        _mm256_cmpeq_epi8, _mm256_cvtepi32_ps, _mm256_extractf128_ps, _mm256_fmadd_ps,
+        _mm256_madd_epi16, _mm256_maddubs_epi16, _mm256_or_si256, _mm256_set1_epi16,
+        _mm256_set1_epi32, _mm256_set1_epi64x, _mm256_set1_epi8, _mm256_set1_ps, _mm256_set_m128i,
         _mm256_setr_epi8, _mm256_setzero_ps, _mm256_shuffle_epi8, _mm_add_ps, _mm_add_ss,
         _mm_cvtss_f32, _mm_movehdup_ps, _mm_movehl_ps, _mm_srli_epi16,
     };
@@ -258,8 +280,8 @@ mod avx2 {
         let spread = _mm256_shuffle_epi8(
             _mm256_set1_epi32(qh as i32),
             _mm256_setr_epi8(
-                0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3,
-                3, 3, 3, 3, 3,
+                0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3,
+                3, 3, 3, 3,
             ),
         );
         let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201_u64 as i64);
@@ -356,10 +378,14 @@ mod tests {
             let mut b = vec![0u8; ty.block_bytes()];
             rng.fill(&mut b[..]);
             // Sane f16 scale and minimum (random bits could be NaN or huge).
-            let d = f16::from_f32(rng.gen_range(0.001..0.05)).to_bits().to_le_bytes();
+            let d = f16::from_f32(rng.gen_range(0.001..0.05))
+                .to_bits()
+                .to_le_bytes();
             b[..2].copy_from_slice(&d);
             if matches!(ty, BlockType::Q4_1 | BlockType::Q5_1) {
-                let m = f16::from_f32(rng.gen_range(-0.5..0.5)).to_bits().to_le_bytes();
+                let m = f16::from_f32(rng.gen_range(-0.5..0.5))
+                    .to_bits()
+                    .to_le_bytes();
                 b[2..4].copy_from_slice(&m);
             }
             row.extend(b);
@@ -370,10 +396,17 @@ mod tests {
     #[test]
     fn simd_and_scalar_dots_agree_and_match_dequantized_math() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        for ty in [BlockType::Q4_0, BlockType::Q4_1, BlockType::Q5_0, BlockType::Q5_1] {
+        for ty in [
+            BlockType::Q4_0,
+            BlockType::Q4_1,
+            BlockType::Q5_0,
+            BlockType::Q5_1,
+        ] {
             let blocks = 28;
             let row = random_row(ty, blocks, &mut rng);
-            let x: Vec<f32> = (0..blocks * BLOCK).map(|_| rng.gen_range(-3.0..3.0)).collect();
+            let x: Vec<f32> = (0..blocks * BLOCK)
+                .map(|_| rng.gen_range(-3.0..3.0))
+                .collect();
             let mut y = Vec::new();
             quantize_q8(&x, &mut y);
             let fast = dot(ty, &row, &y);
@@ -415,7 +448,10 @@ mod tests {
             for f in 0..n_out {
                 let expect = dot_scalar(ty, &w[f * row_bytes..(f + 1) * row_bytes], &y);
                 let got = out[r * n_out + f];
-                assert!((got - expect).abs() < 1e-4, "row {r} feature {f}: {got} vs {expect}");
+                assert!(
+                    (got - expect).abs() < 1e-4,
+                    "row {r} feature {f}: {got} vs {expect}"
+                );
             }
         }
     }
@@ -430,7 +466,7 @@ mod tests {
         let mut y = Vec::new();
         quantize_q8(&x, &mut y);
         assert_eq!(&y[0].qs[..4], &[127, 0, 2, -2]);
-        assert_eq!(y[0].d, 1.0);
+        assert!((y[0].d - 1.0).abs() < f32::EPSILON);
         assert_eq!(y[0].sum, 127);
         let mut zeros = Vec::new();
         quantize_q8(&[0.0; 32], &mut zeros);

@@ -320,15 +320,12 @@ impl Transformer {
             } else if last {
                 let rows = hidden.dim(0)?;
                 let h = hidden.narrow(0, rows - 1, 1)?;
+                // (vocab): one chunk, so the concatenation below is just this tensor.
                 outputs.push(self.logits(&h)?.squeeze(0)?);
             }
             start = end;
         }
-        if all_logits {
-            Ok(Tensor::cat(&outputs, 0)?)
-        } else {
-            Ok(outputs.pop().expect("at least one chunk"))
-        }
+        Ok(Tensor::cat(&outputs, 0)?)
     }
 
     fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
@@ -448,6 +445,7 @@ fn attention(
 }
 
 /// Index of the largest logit (the lowest index among ties, as llama.cpp's greedy sampler).
+#[must_use]
 pub fn argmax(logits: &[f32]) -> u32 {
     let mut best = 0;
     for (i, &v) in logits.iter().enumerate() {

@@ -67,6 +67,64 @@ fn unicode_to_byte() -> HashMap<char, u8> {
     map
 }
 
+/// The pre-tokenizer llama.cpp applies for `tokenizer.ggml.pre = name`.
+fn pre_tokenizer(name: &str) -> Result<PreTokenizerWrapper> {
+    Ok(match name {
+        "qwen2" => {
+            let split = Split::new(
+                SplitPattern::Regex(QWEN2_PATTERN.to_owned()),
+                SplitDelimiterBehavior::Isolated,
+                false,
+            )
+            .map_err(|e| Error::Tokenizer(format!("pre-tokenizer regex: {e}")))?;
+            Sequence::new(vec![
+                split.into(),
+                ByteLevel::new(false, false, false).into(),
+            ])
+            .into()
+        }
+        // llama.cpp splits every digit on its own, then applies the GPT-2 regex.
+        "smollm" => Sequence::new(vec![
+            Digits::new(true).into(),
+            ByteLevel::new(false, false, true).into(),
+        ])
+        .into(),
+        "gpt2" | "default" => ByteLevel::new(false, false, true).into(),
+        other => {
+            return Err(Error::Tokenizer(format!(
+                "pre-tokenizer `{other}` is not supported (supported: qwen2, smollm, gpt2)"
+            )))
+        }
+    })
+}
+
+/// The exact bytes of every token: special tokens are their text, the others go through
+/// GPT-2's byte table.
+fn token_bytes(tokens: &[String], types: &[i32]) -> Vec<Vec<u8>> {
+    let table = unicode_to_byte();
+    tokens
+        .iter()
+        .zip(types)
+        .map(|(t, ty)| {
+            if *ty == TOKEN_TYPE_CONTROL || *ty == TOKEN_TYPE_USER_DEFINED {
+                return t.as_bytes().to_vec();
+            }
+            // A character outside the byte table cannot come from byte-level BPE; keep it as
+            // UTF-8 rather than failing, as llama.cpp does.
+            let mut out = Vec::with_capacity(t.len());
+            for ch in t.chars() {
+                if let Some(b) = table.get(&ch) {
+                    out.push(*b);
+                } else {
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                }
+            }
+            out
+        })
+        .collect()
+}
+
 impl Tokenizer {
     /// Builds the tokenizer described by `tokenizer.ggml.*` in `file`.
     pub fn from_gguf(file: &GgufFile) -> Result<Self> {
@@ -111,33 +169,7 @@ impl Tokenizer {
         let mut inner = tokenizers::Tokenizer::new(bpe);
 
         let pre = file.get_opt_str("tokenizer.ggml.pre").unwrap_or("default");
-        let pre_tokenizer: PreTokenizerWrapper = match pre {
-            "qwen2" => {
-                let split = Split::new(
-                    SplitPattern::Regex(QWEN2_PATTERN.to_owned()),
-                    SplitDelimiterBehavior::Isolated,
-                    false,
-                )
-                .map_err(|e| Error::Tokenizer(format!("pre-tokenizer regex: {e}")))?;
-                Sequence::new(vec![
-                    split.into(),
-                    ByteLevel::new(false, false, false).into(),
-                ])
-                .into()
-            }
-            // llama.cpp splits every digit on its own, then applies the GPT-2 regex.
-            "smollm" => Sequence::new(vec![
-                Digits::new(true).into(),
-                ByteLevel::new(false, false, true).into(),
-            ])
-            .into(),
-            "gpt2" | "default" => ByteLevel::new(false, false, true).into(),
-            other => {
-                return Err(Error::Tokenizer(format!(
-                    "pre-tokenizer `{other}` is not supported (supported: qwen2, smollm, gpt2)"
-                )))
-            }
-        };
+        let pre_tokenizer = pre_tokenizer(pre)?;
         inner.with_pre_tokenizer(Some(pre_tokenizer));
 
         let mut specials = Vec::new();
@@ -156,29 +188,7 @@ impl Tokenizer {
         }
         inner.add_special_tokens(&specials);
 
-        let table = unicode_to_byte();
-        let token_bytes = tokens
-            .iter()
-            .zip(&types)
-            .map(|(t, ty)| {
-                if *ty == TOKEN_TYPE_CONTROL || *ty == TOKEN_TYPE_USER_DEFINED {
-                    t.as_bytes().to_vec()
-                } else {
-                    // A character outside the byte table cannot come from byte-level BPE; keep
-                    // it as UTF-8 rather than failing, as llama.cpp does.
-                    let mut out = Vec::with_capacity(t.len());
-                    for ch in t.chars() {
-                        if let Some(b) = table.get(&ch) {
-                            out.push(*b);
-                        } else {
-                            let mut buf = [0u8; 4];
-                            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-                        }
-                    }
-                    out
-                }
-            })
-            .collect();
+        let token_bytes = token_bytes(&tokens, &types);
 
         let eos_id = file.get_opt_u32("tokenizer.ggml.eos_token_id");
         let bos_id = file.get_opt_u32("tokenizer.ggml.bos_token_id");
