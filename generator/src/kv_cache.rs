@@ -134,7 +134,7 @@ fn scores_into(q: &[f32], keys: &[f32], hd: usize, scores: &mut [f32]) {
 ///
 /// `x = n·ln2 + r` with `|r| ≤ ln2/2`; `e^r` by its Taylor polynomial to degree 7; `2^n` by
 /// building the float's exponent. Inputs below −87 give 0 (softmax scores are ≤ 0 here).
-fn exp(x: f32) -> f32 {
+pub(crate) fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
     let n = (x * std::f32::consts::LOG2_E).round();
     // ln 2 in two parts (Cody–Waite), so that n·ln2 is subtracted without losing bits.

@@ -15,6 +15,7 @@ mod error;
 pub mod gguf;
 pub mod kernels;
 mod kv_cache;
+mod softmax;
 pub mod model;
 pub mod sampling;
 pub mod tokenizer;

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::gguf::{Arch, GgufFile, ModelConfig};
 use crate::kernels::{self, BlockType};
 use crate::kv_cache::KvCache;
+use crate::softmax::CausalSoftmax;
 
 /// From this many rows on, a linear layer dequantizes its weight and runs an f32 matrix product.
 ///
@@ -355,18 +356,6 @@ impl Transformer {
     }
 }
 
-/// Additive mask (seq, pos + seq): query `i` sees keys up to `pos + i`.
-fn causal_mask(seq: usize, pos: usize) -> Result<Tensor> {
-    let total = pos + seq;
-    let mut m = vec![0f32; seq * total];
-    for i in 0..seq {
-        for j in (pos + i + 1)..total {
-            m[i * total + j] = f32::NEG_INFINITY;
-        }
-    }
-    Ok(Tensor::from_vec(m, (seq, total), &Device::Cpu)?)
-}
-
 fn attention(
     cfg: &ModelConfig,
     layer: &mut Layer,
@@ -428,12 +417,11 @@ fn attention(
             .narrow(2, start, rows)?
             .contiguous()?
             .reshape((n_kv, n_rep * rows, hd))?;
-        let scores = qc
-            .matmul(&keys.narrow(1, 0, visible)?.t()?)?
-            .reshape((n_kv, n_rep, rows, visible))?
-            .broadcast_add(&causal_mask(rows, pos + start)?)?
-            .reshape((n_kv, n_rep * rows, visible))?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let scores = qc.matmul(&keys.narrow(1, 0, visible)?.t()?)?;
+        let probs = scores.apply_op1_no_bwd(&CausalSoftmax {
+            rows,
+            first: pos + start,
+        })?;
         let out = probs.matmul(&values.narrow(1, 0, visible)?)?;
         outs.push(out.reshape((n_kv, n_rep, rows, hd))?);
     }
