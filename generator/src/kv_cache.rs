@@ -65,43 +65,62 @@ impl KvCache {
     /// Attention of one query position over positions `0..total`.
     ///
     /// `q` holds `n_head` heads of `head_dim`, already scaled; query head `h` reads KV head
-    /// `h / (n_head / n_kv)`. Returns `n_head × head_dim` outputs. Heads run in parallel on
-    /// candle's worker pool.
+    /// `h / (n_head / n_kv)`. Returns `n_head × head_dim` outputs. KV heads run in parallel on
+    /// candle's worker pool; the query heads that share one walk its keys and values together,
+    /// a tile at a time, so each tile is read from memory once and reused from L1.
     pub(crate) fn attend_one(&self, q: &[f32], n_head: usize, total: usize) -> Vec<f32> {
         let hd = self.head_dim;
         let n_rep = n_head / self.n_kv;
         let mut out = vec![0f32; n_head * hd];
-        let slots: Vec<Mutex<&mut [f32]>> = out.chunks_mut(hd).map(Mutex::new).collect();
-        candle_core::utils::barrier_pool().execute_chunked(n_head, |heads| {
-            let mut scores = vec![0f32; total];
-            for h in heads {
-                let kv = h / n_rep;
+        let slots: Vec<Mutex<&mut [f32]>> = out.chunks_mut(n_rep * hd).map(Mutex::new).collect();
+        candle_core::utils::barrier_pool().execute_chunked(self.n_kv, |kv_heads| {
+            let mut scores = vec![0f32; n_rep * total];
+            let mut acc = vec![0f32; n_rep * hd];
+            for kv in kv_heads {
                 let base = kv * self.n_ctx * hd;
                 let keys = &self.keys[base..base + total * hd];
                 let values = &self.values[base..base + total * hd];
-                let qh = &q[h * hd..(h + 1) * hd];
-                scores_into(qh, keys, hd, &mut scores);
-                let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
-                for s in &mut scores {
-                    *s = exp(*s - max);
-                }
-                let sum: f32 = scores.iter().sum();
-                let mut acc = vec![0f32; hd];
-                for (p, value) in scores.iter().zip(values.chunks_exact(hd)) {
-                    for (a, v) in acc.iter_mut().zip(value) {
-                        *a += p * v;
+                let queries = &q[kv * n_rep * hd..(kv + 1) * n_rep * hd];
+                for (tile, key_tile) in keys.chunks(TILE * hd).enumerate() {
+                    let at = tile * TILE;
+                    let n = key_tile.len() / hd;
+                    for (r, qh) in queries.chunks_exact(hd).enumerate() {
+                        let row = &mut scores[r * total + at..r * total + at + n];
+                        scores_into(qh, key_tile, hd, row);
                     }
                 }
-                let mut slot = slots[h].lock().expect("no head panics holding its slot");
-                for (o, a) in slot.iter_mut().zip(&acc) {
-                    *o = a / sum;
+                for row in scores.chunks_exact_mut(total) {
+                    softmax_in_place(row);
                 }
+                acc.fill(0.0);
+                for (tile, value_tile) in values.chunks(TILE * hd).enumerate() {
+                    let at = tile * TILE;
+                    for (r, acc_r) in acc.chunks_exact_mut(hd).enumerate() {
+                        let probs = &scores[r * total + at..];
+                        match hd {
+                            64 => accumulate::<64>(probs, value_tile, acc_r),
+                            128 => accumulate::<128>(probs, value_tile, acc_r),
+                            _ => {
+                                for (p, value) in probs.iter().zip(value_tile.chunks_exact(hd)) {
+                                    for (a, v) in acc_r.iter_mut().zip(value) {
+                                        *a += p * v;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                let mut slot = slots[kv].lock().expect("no head panics holding its slot");
+                slot.copy_from_slice(&acc);
             }
         });
         drop(slots);
         out
     }
 }
+
+/// Keys (or values) per tile of single-token attention: 64 × 64 f32 = 16 KiB, within L1.
+const TILE: usize = 64;
 
 /// `scores[t] = q · keys[t]`, four keys at a time so the multiply-adds form independent chains.
 fn scores_into(q: &[f32], keys: &[f32], hd: usize, scores: &mut [f32]) {
@@ -128,6 +147,54 @@ fn scores_into(q: &[f32], keys: &[f32], hd: usize, scores: &mut [f32]) {
     {
         *o = dot(q, key);
     }
+}
+
+/// `acc += Σ p[t] · values[t]`, with the accumulator in registers for the usual head widths.
+fn accumulate<const HD: usize>(probs: &[f32], values: &[f32], acc: &mut [f32]) {
+    let mut a = [0f32; HD];
+    a.copy_from_slice(acc);
+    for (p, v) in probs.iter().zip(values.chunks_exact(HD)) {
+        let v: &[f32; HD] = v.try_into().expect("chunks_exact gives HD values");
+        for i in 0..HD {
+            a[i] += p * v[i];
+        }
+    }
+    acc.copy_from_slice(&a);
+}
+
+/// Softmax of `row` in place, in passes that each vectorize (a running float sum would not).
+pub(crate) fn softmax_in_place(row: &mut [f32]) {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for i in 0..8 {
+            lanes[i] = lanes[i].max(c[i]);
+        }
+    }
+    let max = chunks
+        .remainder()
+        .iter()
+        .chain(&lanes)
+        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    for v in row.iter_mut() {
+        *v = exp(*v - max);
+    }
+    let inv = 1.0 / sum(row);
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// Sum with eight independent lanes.
+fn sum(x: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for i in 0..8 {
+            lanes[i] += c[i];
+        }
+    }
+    lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
 }
 
 /// `e^x` to within a few ulp, branch-free so that loops over it vectorize.
@@ -194,7 +261,15 @@ mod tests {
 
     #[test]
     fn single_token_attention_matches_the_tensor_path() {
-        let (n_kv, n_ctx, hd, n_head, total) = (2, 16, 8, 6, 11);
+        // 8: the generic loop; 64 and 128: the register-resident accumulators. 150 positions
+        // span several tiles.
+        for (hd, total) in [(8, 11), (64, 150), (128, 70)] {
+            check_attention(hd, total);
+        }
+    }
+
+    fn check_attention(hd: usize, total: usize) {
+        let (n_kv, n_ctx, n_head) = (2, 160, 6);
         let mut cache = KvCache::new(n_kv, n_ctx, hd);
         let values = |seed: f32, n: usize| -> Vec<f32> {
             (0..n).map(|i| (i as f32 * 0.37 + seed).sin()).collect()

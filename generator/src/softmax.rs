@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
 
-use crate::kv_cache::exp;
+use crate::kv_cache::softmax_in_place;
 
 /// Rows handed to a worker at a time.
 const ROWS_PER_TASK: usize = 32;
@@ -52,17 +52,8 @@ impl CustomOp1 for CausalSoftmax {
                 for (i, out_row) in chunk.chunks_mut(width).enumerate() {
                     let r = *first_row + i;
                     let visible = (self.first + r % self.rows + 1).min(width);
-                    let row = &data[r * width..r * width + visible];
-                    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-                    let mut sum = 0f32;
-                    for (o, &v) in out_row[..visible].iter_mut().zip(row) {
-                        *o = exp(v - max);
-                        sum += *o;
-                    }
-                    let inv = 1.0 / sum;
-                    for o in &mut out_row[..visible] {
-                        *o *= inv;
-                    }
+                    out_row[..visible].copy_from_slice(&data[r * width..r * width + visible]);
+                    softmax_in_place(&mut out_row[..visible]);
                 }
             }
         });
