@@ -15,9 +15,9 @@ mod error;
 pub mod gguf;
 pub mod kernels;
 mod kv_cache;
-mod softmax;
 pub mod model;
 pub mod sampling;
+mod softmax;
 pub mod tokenizer;
 
 mod generate;
