@@ -146,7 +146,11 @@ impl Generator {
             &token_text(tokenizer.eos_id()),
         )?;
         let n_ctx = options.n_ctx.clamp(16, cfg.train_ctx.max(16));
-        let model = Transformer::load(&mut file, &cfg, n_ctx)?;
+        let mut model = Transformer::load(&mut file, &cfg, n_ctx)?;
+        // One token through every layer: candle repacks some weight types and starts its
+        // worker threads on first use, which would otherwise land on the first question.
+        let warm_up = tokenizer.bos_id().or(tokenizer.eos_id()).unwrap_or(0);
+        model.forward(&[warm_up], 0, false)?;
         Ok(Self {
             name: file.name(),
             model,

@@ -110,6 +110,30 @@ pub fn dot(ty: BlockType, row: &[u8], y: &[Q8Block]) -> f32 {
     }
 }
 
+/// Dot products of one row of weight blocks with four rows of activations at once: each
+/// weight block is unpacked once and used four times (prompts of a few tokens).
+#[must_use]
+pub fn dot4(ty: BlockType, row: &[u8], ys: [&[Q8Block]; 4]) -> [f32; 4] {
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    #[allow(unsafe_code)]
+    // SAFETY: as in `dot`: compiled only when the build targets AVX2 and FMA.
+    unsafe {
+        avx2::dot4(ty, row, ys)
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    )))]
+    {
+        ys.map(|y| dot_scalar(ty, row, y))
+    }
+}
+
 /// The 32 unsigned weight values of one block (nibble, plus the fifth bit for Q5 types).
 fn unpack(ty: BlockType, block: &[u8]) -> [u8; BLOCK] {
     let (qs_at, qh) = match ty {
@@ -206,7 +230,12 @@ pub fn matmul(ty: BlockType, weights: &[u8], n_out: usize, k: usize, x: &[f32], 
             for (f, outs) in chunk.chunks_mut(rows).enumerate() {
                 let feature = *first + f;
                 let w = &weights[feature * row_bytes..(feature + 1) * row_bytes];
-                for (o, act) in outs.iter_mut().zip(&activations) {
+                let mut outs4 = outs.chunks_exact_mut(4);
+                let mut acts4 = activations.chunks_exact(4);
+                for (o, a) in (&mut outs4).zip(&mut acts4) {
+                    o.copy_from_slice(&dot4(ty, w, [&a[0], &a[1], &a[2], &a[3]]));
+                }
+                for (o, act) in outs4.into_remainder().iter_mut().zip(acts4.remainder()) {
                     *o = dot(ty, w, act);
                 }
             }
@@ -312,6 +341,63 @@ mod avx2 {
         }
     }
 
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn dot4(ty: BlockType, row: &[u8], ys: [&[Q8Block]; 4]) -> [f32; 4] {
+        match ty {
+            BlockType::Q4_0 => dot_blocks4::<18, 2, 0, false>(row, ys, 8.0),
+            BlockType::Q4_1 => dot_blocks4::<20, 4, 0, true>(row, ys, 0.0),
+            BlockType::Q5_0 => dot_blocks4::<22, 6, 2, false>(row, ys, 16.0),
+            BlockType::Q5_1 => dot_blocks4::<24, 8, 4, true>(row, ys, 0.0),
+        }
+    }
+
+    /// The 32 unsigned values of a block (`QS`: where its nibbles start; `QH`: where its
+    /// fifth bits are, 0 for none).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn unpack<const BB: usize, const QS: usize, const QH: usize>(block: &[u8; BB]) -> __m256i {
+        let x = nibbles(&block[QS..QS + 16]);
+        if QH > 0 {
+            let qh = u32::from_le_bytes([block[QH], block[QH + 1], block[QH + 2], block[QH + 3]]);
+            _mm256_or_si256(x, fifth_bits(qh))
+        } else {
+            x
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn dot_blocks4<const BB: usize, const QS: usize, const QH: usize, const MIN: bool>(
+        row: &[u8],
+        ys: [&[Q8Block]; 4],
+        offset: f32,
+    ) -> [f32; 4] {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut scalar = [0f32; 4];
+        for (b, block) in row.chunks_exact(BB).enumerate() {
+            let block: &[u8; BB] = block.try_into().expect("chunks_exact gives BB bytes");
+            let d = read_f16(block, 0);
+            let min = if MIN { read_f16(block, 2) } else { 0.0 };
+            let x = unpack::<BB, QS, QH>(block);
+            for r in 0..4 {
+                let yb = &ys[r][b];
+                let sums = _mm256_cvtepi32_ps(dot_u8_i8(x, load32(&yb.qs)));
+                let dd = d * yb.d;
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dd), sums, acc[r]);
+                scalar[r] += if MIN {
+                    min * yb.s
+                } else {
+                    -dd * offset * yb.sum as f32
+                };
+            }
+        }
+        [
+            hsum(acc[0]) + scalar[0],
+            hsum(acc[1]) + scalar[1],
+            hsum(acc[2]) + scalar[2],
+            hsum(acc[3]) + scalar[3],
+        ]
+    }
+
     /// One block: returns (d · d_y · Σx·y as eight partial sums, the block's scalar term).
     ///
     /// `QS` is where the nibbles start, `QH` where the fifth bits are (0: none), `MIN` whether
@@ -324,11 +410,7 @@ mod avx2 {
         offset: f32,
     ) -> (__m256, __m256, f32) {
         let d = read_f16(block, 0);
-        let mut x = nibbles(&block[QS..QS + 16]);
-        if QH > 0 {
-            let qh = u32::from_le_bytes([block[QH], block[QH + 1], block[QH + 2], block[QH + 3]]);
-            x = _mm256_or_si256(x, fifth_bits(qh));
-        }
+        let x = unpack::<BB, QS, QH>(block);
         let sums = _mm256_cvtepi32_ps(dot_u8_i8(x, load32(&yb.qs)));
         let dd = d * yb.d;
         // The offset of Q4_0/Q5_0 comes out of the integer sum: Σ(x−o)·y = Σx·y − o·Σy.
@@ -432,8 +514,15 @@ mod tests {
 
     #[test]
     fn matmul_matches_row_by_row_dots() {
+        // 3 rows: the one-row kernel only; 6: one group of four, then two single rows.
+        for rows in [3, 6] {
+            check_matmul(rows);
+        }
+    }
+
+    fn check_matmul(rows: usize) {
         let mut rng = rand::rngs::StdRng::seed_from_u64(2);
-        let (n_out, k, rows) = (77, 64, 3);
+        let (n_out, k) = (77, 64);
         let ty = BlockType::Q5_0;
         let w: Vec<u8> = (0..n_out)
             .flat_map(|_| random_row(ty, k / BLOCK, &mut rng))
