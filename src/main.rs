@@ -153,7 +153,9 @@ fn run_models(cmd: ModelsCommand) -> Result<()> {
             } else if ids.is_empty() {
                 models::CATALOG.iter().filter(|m| m.default_pull).collect()
             } else {
-                ids.iter().map(|id| lookup(id)).collect::<Result<_>>()?
+                ids.iter()
+                    .map(|id| models::lookup(id))
+                    .collect::<Result<_>>()?
             };
             for spec in specs {
                 models::pull(spec, quiet).with_context(|| format!("pulling `{}`", spec.id))?;
@@ -190,7 +192,9 @@ fn run_models(cmd: ModelsCommand) -> Result<()> {
             let specs: Vec<&models::ModelSpec> = if ids.is_empty() {
                 models::CATALOG.iter().collect()
             } else {
-                ids.iter().map(|id| lookup(id)).collect::<Result<_>>()?
+                ids.iter()
+                    .map(|id| models::lookup(id))
+                    .collect::<Result<_>>()?
             };
             let mut bad = 0;
             let mut out = io::stdout().lock();
@@ -223,26 +227,13 @@ fn run_models(cmd: ModelsCommand) -> Result<()> {
         ModelsCommand::Path { id } => {
             let path = match id {
                 None => models::models_dir()?,
-                Some(id) => models::models_dir()?.join(lookup(&id)?.files[0].dest),
+                Some(id) => models::models_dir()?.join(models::lookup(&id)?.files[0].dest),
             };
             println!("{}", path.display());
             Ok(())
         }
         ModelsCommand::Run(args) => run_model(&args),
     }
-}
-
-fn lookup(id: &str) -> Result<&'static models::ModelSpec> {
-    models::find(id).with_context(|| {
-        format!(
-            "unknown model `{id}`; known: {}",
-            models::CATALOG
-                .iter()
-                .map(|m| m.id)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })
 }
 
 /// A catalog id is verified before loading; a path is the user's own file.
@@ -254,11 +245,7 @@ fn model_path(model: &str) -> Result<PathBuf> {
         anyhow::ensure!(
             path.is_file(),
             "`{model}` is neither a model id ({}) nor a file",
-            models::CATALOG
-                .iter()
-                .map(|m| m.id)
-                .collect::<Vec<_>>()
-                .join(", ")
+            models::known_ids()
         );
         Ok(path)
     }

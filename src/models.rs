@@ -189,6 +189,16 @@ pub fn find(id: &str) -> Option<&'static ModelSpec> {
     CATALOG.iter().find(|m| m.id == id)
 }
 
+/// Looks a model up by id; the error lists the ids there are.
+pub fn lookup(id: &str) -> Result<&'static ModelSpec> {
+    find(id).with_context(|| format!("unknown model `{id}`; known: {}", known_ids()))
+}
+
+/// The catalog's ids, for messages.
+pub fn known_ids() -> String {
+    CATALOG.iter().map(|m| m.id).collect::<Vec<_>>().join(", ")
+}
+
 /// The models directory: `CAIRN_MODELS_DIR`, else `<user cache dir>/cairn/models`.
 pub fn models_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("CAIRN_MODELS_DIR") {
@@ -310,12 +320,7 @@ pub fn check_file(dir: &Path, file: &ModelFile, force: bool, quiet: bool) -> Res
 
 /// The path of a model's main file, verified; an error names what to do if it is not usable.
 pub fn resolve_verified(id: &str) -> Result<PathBuf> {
-    let spec = find(id).with_context(|| {
-        format!(
-            "unknown model `{id}`; known: {}",
-            CATALOG.iter().map(|m| m.id).collect::<Vec<_>>().join(", ")
-        )
-    })?;
+    let spec = lookup(id)?;
     let dir = models_dir()?;
     for file in spec.files {
         match check_file(&dir, file, false, false)? {
