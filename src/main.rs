@@ -176,7 +176,7 @@ fn run_models(cmd: ModelsCommand) -> Result<()> {
                 let size: u64 = spec.files.iter().map(|f| f.size).sum();
                 writeln!(
                     out,
-                    "{:<14} {:<10} {:<44} {:>9}  {state}\n{:<14} license: {}",
+                    "{:<14} {:<10} {:<49} {:>9}  {state}\n{:<14} license: {}",
                     spec.id,
                     spec.role.split(' ').next().unwrap_or_default(),
                     spec.name,
