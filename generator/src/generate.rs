@@ -307,14 +307,6 @@ impl Generator {
         argmax_rows(&logits)
     }
 
-    /// The next-token logits after `tokens` (the whole prompt is recomputed).
-    pub fn next_logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
-        self.cached.clear();
-        let logits = self.model.forward(tokens, 0, false)?;
-        self.cached.extend_from_slice(tokens);
-        Ok(logits.to_vec1::<f32>()?)
-    }
-
     /// Forgets the KV cache (the next call computes its whole prompt).
     pub fn reset(&mut self) {
         self.cached.clear();

@@ -197,7 +197,7 @@ const FEATURES_PER_TASK: usize = 32;
 
 /// `out = x · Wᵀ` for `x` of `rows × k` and `W` of `n_out × k` in blocks of `ty`.
 ///
-/// Runs on candle's worker pool, so it never competes with candle's own kernels for cores.
+/// Runs on candle's worker pool ([`crate::parallel`]).
 ///
 /// # Panics
 ///
@@ -218,30 +218,20 @@ pub fn matmul(ty: BlockType, weights: &[u8], n_out: usize, k: usize, x: &[f32], 
         .collect();
     // Feature-major scratch, so each task owns one contiguous slice.
     let mut by_feature = vec![0f32; n_out * rows];
-    let tasks: Vec<std::sync::Mutex<(usize, &mut [f32])>> = by_feature
-        .chunks_mut(FEATURES_PER_TASK * rows)
-        .enumerate()
-        .map(|(i, chunk)| std::sync::Mutex::new((i * FEATURES_PER_TASK, chunk)))
-        .collect();
-    candle_core::utils::barrier_pool().execute_chunked(tasks.len(), |range| {
-        for task in &tasks[range] {
-            let mut guard = task.lock().expect("no task panics while holding its slice");
-            let (first, chunk) = &mut *guard;
-            for (f, outs) in chunk.chunks_mut(rows).enumerate() {
-                let feature = *first + f;
-                let w = &weights[feature * row_bytes..(feature + 1) * row_bytes];
-                let mut outs4 = outs.chunks_exact_mut(4);
-                let mut acts4 = activations.chunks_exact(4);
-                for (o, a) in (&mut outs4).zip(&mut acts4) {
-                    o.copy_from_slice(&dot4(ty, w, [&a[0], &a[1], &a[2], &a[3]]));
-                }
-                for (o, act) in outs4.into_remainder().iter_mut().zip(acts4.remainder()) {
-                    *o = dot(ty, w, act);
-                }
+    crate::parallel::fill_chunks(&mut by_feature, FEATURES_PER_TASK * rows, |task, chunk| {
+        for (f, outs) in chunk.chunks_mut(rows).enumerate() {
+            let feature = task * FEATURES_PER_TASK + f;
+            let w = &weights[feature * row_bytes..(feature + 1) * row_bytes];
+            let mut outs4 = outs.chunks_exact_mut(4);
+            let mut acts4 = activations.chunks_exact(4);
+            for (o, a) in (&mut outs4).zip(&mut acts4) {
+                o.copy_from_slice(&dot4(ty, w, [&a[0], &a[1], &a[2], &a[3]]));
+            }
+            for (o, act) in outs4.into_remainder().iter_mut().zip(acts4.remainder()) {
+                *o = dot(ty, w, act);
             }
         }
     });
-    drop(tasks);
     for (feature, outs) in by_feature.chunks_exact(rows).enumerate() {
         for (r, v) in outs.iter().enumerate() {
             out[r * n_out + feature] = *v;

@@ -1,10 +1,9 @@
 //! The KV cache, preallocated for the whole context window, and single-token attention on it.
 
-use std::sync::Mutex;
-
 use candle_core::{Device, Tensor};
 
 use crate::error::Result;
+use crate::parallel::fill_chunks;
 
 /// Keys and values of one layer, laid out `n_kv × n_ctx × head_dim`, written in place.
 pub(crate) struct KvCache {
@@ -72,49 +71,42 @@ impl KvCache {
         let hd = self.head_dim;
         let n_rep = n_head / self.n_kv;
         let mut out = vec![0f32; n_head * hd];
-        let slots: Vec<Mutex<&mut [f32]>> = out.chunks_mut(n_rep * hd).map(Mutex::new).collect();
-        candle_core::utils::barrier_pool().execute_chunked(self.n_kv, |kv_heads| {
+        // Each KV head's chunk of the output is its query heads' accumulators, written in place.
+        fill_chunks(&mut out, n_rep * hd, |kv, acc| {
             let mut scores = vec![0f32; n_rep * total];
-            let mut acc = vec![0f32; n_rep * hd];
-            for kv in kv_heads {
-                let base = kv * self.n_ctx * hd;
-                let keys = &self.keys[base..base + total * hd];
-                let values = &self.values[base..base + total * hd];
-                let queries = &q[kv * n_rep * hd..(kv + 1) * n_rep * hd];
-                for (tile, key_tile) in keys.chunks(TILE * hd).enumerate() {
-                    let at = tile * TILE;
-                    let n = key_tile.len() / hd;
-                    for (r, qh) in queries.chunks_exact(hd).enumerate() {
-                        let row = &mut scores[r * total + at..r * total + at + n];
-                        scores_into(qh, key_tile, hd, row);
-                    }
+            let base = kv * self.n_ctx * hd;
+            let keys = &self.keys[base..base + total * hd];
+            let values = &self.values[base..base + total * hd];
+            let queries = &q[kv * n_rep * hd..(kv + 1) * n_rep * hd];
+            for (tile, key_tile) in keys.chunks(TILE * hd).enumerate() {
+                let at = tile * TILE;
+                let n = key_tile.len() / hd;
+                for (r, qh) in queries.chunks_exact(hd).enumerate() {
+                    let row = &mut scores[r * total + at..r * total + at + n];
+                    scores_into(qh, key_tile, hd, row);
                 }
-                for row in scores.chunks_exact_mut(total) {
-                    softmax_in_place(row);
-                }
-                acc.fill(0.0);
-                for (tile, value_tile) in values.chunks(TILE * hd).enumerate() {
-                    let at = tile * TILE;
-                    for (r, acc_r) in acc.chunks_exact_mut(hd).enumerate() {
-                        let probs = &scores[r * total + at..];
-                        match hd {
-                            64 => accumulate::<64>(probs, value_tile, acc_r),
-                            128 => accumulate::<128>(probs, value_tile, acc_r),
-                            _ => {
-                                for (p, value) in probs.iter().zip(value_tile.chunks_exact(hd)) {
-                                    for (a, v) in acc_r.iter_mut().zip(value) {
-                                        *a += p * v;
-                                    }
+            }
+            for row in scores.chunks_exact_mut(total) {
+                softmax_in_place(row);
+            }
+            for (tile, value_tile) in values.chunks(TILE * hd).enumerate() {
+                let at = tile * TILE;
+                for (r, acc_r) in acc.chunks_exact_mut(hd).enumerate() {
+                    let probs = &scores[r * total + at..];
+                    match hd {
+                        64 => accumulate::<64>(probs, value_tile, acc_r),
+                        128 => accumulate::<128>(probs, value_tile, acc_r),
+                        _ => {
+                            for (p, value) in probs.iter().zip(value_tile.chunks_exact(hd)) {
+                                for (a, v) in acc_r.iter_mut().zip(value) {
+                                    *a += p * v;
                                 }
                             }
                         }
                     }
                 }
-                let mut slot = slots[kv].lock().expect("no head panics holding its slot");
-                slot.copy_from_slice(&acc);
             }
         });
-        drop(slots);
         out
     }
 }

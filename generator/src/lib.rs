@@ -16,6 +16,7 @@ pub mod gguf;
 pub mod kernels;
 mod kv_cache;
 pub mod model;
+mod parallel;
 pub mod sampling;
 mod softmax;
 pub mod tokenizer;

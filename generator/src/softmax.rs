@@ -1,10 +1,9 @@
 //! Causal softmax over attention scores, fused: the mask is implied by position, never built.
 
-use std::sync::Mutex;
-
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
 
 use crate::kv_cache::softmax_in_place;
+use crate::parallel::fill_chunks;
 
 /// Rows handed to a worker at a time.
 const ROWS_PER_TASK: usize = 32;
@@ -40,24 +39,14 @@ impl CustomOp1 for CausalSoftmax {
         let data = &data[start..end];
         let width = layout.shape().dims().last().copied().unwrap_or(1);
         let mut out = vec![0f32; data.len()];
-        let tasks: Vec<Mutex<(usize, &mut [f32])>> = out
-            .chunks_mut(ROWS_PER_TASK * width)
-            .enumerate()
-            .map(|(i, chunk)| Mutex::new((i * ROWS_PER_TASK, chunk)))
-            .collect();
-        candle_core::utils::barrier_pool().execute_chunked(tasks.len(), |range| {
-            for task in &tasks[range] {
-                let mut guard = task.lock().expect("no task panics holding its rows");
-                let (first_row, chunk) = &mut *guard;
-                for (i, out_row) in chunk.chunks_mut(width).enumerate() {
-                    let r = *first_row + i;
-                    let visible = (self.first + r % self.rows + 1).min(width);
-                    out_row[..visible].copy_from_slice(&data[r * width..r * width + visible]);
-                    softmax_in_place(&mut out_row[..visible]);
-                }
+        fill_chunks(&mut out, ROWS_PER_TASK * width, |task, chunk| {
+            for (i, out_row) in chunk.chunks_mut(width).enumerate() {
+                let r = task * ROWS_PER_TASK + i;
+                let visible = (self.first + r % self.rows + 1).min(width);
+                out_row[..visible].copy_from_slice(&data[r * width..r * width + visible]);
+                softmax_in_place(&mut out_row[..visible]);
             }
         });
-        drop(tasks);
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }
