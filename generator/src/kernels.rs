@@ -197,7 +197,7 @@ const FEATURES_PER_TASK: usize = 32;
 
 /// `out = x · Wᵀ` for `x` of `rows × k` and `W` of `n_out × k` in blocks of `ty`.
 ///
-/// Runs on candle's worker pool ([`crate::parallel`]).
+/// Runs on candle's worker pool, so it never competes with candle's own kernels for cores.
 ///
 /// # Panics
 ///
