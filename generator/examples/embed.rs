@@ -1,0 +1,45 @@
+//! Embeds lines of a file (or two built-in sentences) and prints throughput and cosines.
+//!
+//! `cargo run --release -p cairn-generator --example embed -- MODEL_DIR [FILE] [BATCH]`
+
+use std::time::Instant;
+
+use cairn_generator::BertEmbedder;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let dir = args.next().ok_or("usage: embed MODEL_DIR [FILE] [BATCH]")?;
+    let file = args.next();
+    let batch: usize = args.next().map_or(Ok(32), |b| b.parse())?;
+    let t = Instant::now();
+    let embedder = BertEmbedder::load(dir.as_ref())?;
+    eprintln!("loaded in {:.2} s", t.elapsed().as_secs_f64());
+    let lines: Vec<String> = match file {
+        Some(f) => std::fs::read_to_string(f)?
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+        None => vec![
+            "A man is eating food.".into(),
+            "Someone is having a meal.".into(),
+            "The sky is blue.".into(),
+        ],
+    };
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let t = Instant::now();
+    let mut vectors = Vec::new();
+    for chunk in refs.chunks(batch) {
+        vectors.extend(embedder.embed(chunk)?);
+    }
+    let secs = t.elapsed().as_secs_f64();
+    eprintln!(
+        "{} texts in {secs:.2} s: {:.1} texts/s",
+        refs.len(),
+        refs.len() as f64 / secs
+    );
+    for v in vectors.iter().take(3) {
+        let dot: f32 = v.iter().zip(&vectors[0]).map(|(a, b)| a * b).sum();
+        println!("cos to first: {dot:.6}  head: {:?}", &v[..4]);
+    }
+    Ok(())
+}

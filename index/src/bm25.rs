@@ -1,0 +1,220 @@
+//! BM25 over chunk text and titles with tantivy.
+//!
+//! Text is analysed the way Lucene's English analyser (and so Pyserini) does it: split on
+//! non-alphanumerics, lowercase, drop English stop words, Porter-stem. Queries go through the
+//! same analyser and become an OR of term queries on the text and title fields, so no query
+//! syntax can make a search fail.
+
+use std::path::{Path, PathBuf};
+
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, Value,
+};
+use tantivy::tokenizer::{
+    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
+    TokenStream,
+};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+use crate::error::{Error, Result};
+
+const ANALYZER: &str = "cairn_en";
+
+pub(crate) struct Fields {
+    pub id: Field,
+    pub text: Field,
+    pub title: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let indexing = TextFieldIndexing::default()
+        .set_tokenizer(ANALYZER)
+        .set_index_option(IndexRecordOption::WithFreqsAndPositions);
+    let text_opts = TextOptions::default().set_indexing_options(indexing);
+    let id = b.add_u64_field(
+        "chunk_id",
+        NumericOptions::default()
+            .set_indexed()
+            .set_fast()
+            .set_stored(),
+    );
+    let text = b.add_text_field("text", text_opts.clone());
+    let title = b.add_text_field("title", text_opts);
+    (b.build(), Fields { id, text, title })
+}
+
+fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(StopWordFilter::new(Language::English).expect("English stop words are built in"))
+        .filter(Stemmer::new(Language::English))
+        .build()
+}
+
+fn err(path: &Path) -> impl Fn(tantivy::TantivyError) -> Error + '_ {
+    move |e| Error::Bm25 {
+        path: path.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+/// The BM25 index of a knowledge base.
+pub(crate) struct Bm25 {
+    path: PathBuf,
+    index: Index,
+    pub fields: Fields,
+}
+
+impl Bm25 {
+    pub fn open_or_create(path: &Path) -> Result<Self> {
+        std::fs::create_dir_all(path).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let (schema, fields) = schema();
+        let dir = tantivy::directory::MmapDirectory::open(path).map_err(|e| Error::Bm25 {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let index = Index::open_or_create(dir, schema).map_err(err(path))?;
+        index.tokenizers().register(ANALYZER, analyzer());
+        Ok(Bm25 {
+            path: path.to_owned(),
+            index,
+            fields,
+        })
+    }
+
+    pub fn open(path: &Path) -> Result<Self> {
+        let index = Index::open_in_dir(path).map_err(err(path))?;
+        index.tokenizers().register(ANALYZER, analyzer());
+        let (_, fields) = schema();
+        Ok(Bm25 {
+            path: path.to_owned(),
+            index,
+            fields,
+        })
+    }
+
+    /// The generation the last BM25 commit was made for (its payload).
+    pub fn committed_generation(&self) -> Result<Option<u64>> {
+        let metas = self.index.load_metas().map_err(err(&self.path))?;
+        Ok(metas.payload.and_then(|p| p.parse().ok()))
+    }
+
+    pub fn writer(&self) -> Result<IndexWriter> {
+        self.index
+            .writer_with_num_threads(1, 64 << 20)
+            .map_err(err(&self.path))
+    }
+
+    pub fn add(&self, writer: &IndexWriter, id: u64, title: &str, text: &str) -> Result<()> {
+        let mut doc = TantivyDocument::default();
+        doc.add_u64(self.fields.id, id);
+        doc.add_text(self.fields.title, title);
+        doc.add_text(self.fields.text, text);
+        writer.add_document(doc).map_err(err(&self.path))?;
+        Ok(())
+    }
+
+    pub fn delete(&self, writer: &IndexWriter, id: u64) {
+        writer.delete_term(Term::from_field_u64(self.fields.id, id));
+    }
+
+    pub fn commit(&self, writer: &mut IndexWriter, generation: u64) -> Result<()> {
+        let mut prepared = writer.prepare_commit().map_err(err(&self.path))?;
+        prepared.set_payload(&generation.to_string());
+        prepared.commit().map_err(err(&self.path))?;
+        Ok(())
+    }
+
+    pub fn reader(&self) -> Result<IndexReader> {
+        self.index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(err(&self.path))
+    }
+
+    /// All chunk ids in the index (for repairs after a crash).
+    pub fn all_ids(&self) -> Result<Vec<u64>> {
+        let reader = self.reader()?;
+        let searcher = reader.searcher();
+        let mut ids = Vec::new();
+        for segment in searcher.segment_readers() {
+            let column = segment
+                .fast_fields()
+                .u64("chunk_id")
+                .map_err(err(&self.path))?;
+            for doc in segment.doc_ids_alive() {
+                ids.extend(column.values_for_doc(doc));
+            }
+        }
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// Query terms after analysis (lowercased, stemmed, stop words dropped), deduplicated.
+    pub fn terms(&self, query: &str) -> Vec<String> {
+        let mut a = analyzer();
+        let mut stream = a.token_stream(query);
+        let mut out: Vec<String> = Vec::new();
+        while let Some(t) = stream.next() {
+            if !out.contains(&t.text) {
+                out.push(t.text.clone());
+            }
+        }
+        out
+    }
+
+    /// BM25 search: chunk ids with scores, best first.
+    pub fn search(
+        &self,
+        reader: &IndexReader,
+        query: &str,
+        k: usize,
+        title_boost: f32,
+    ) -> Result<Vec<(u64, f32)>> {
+        let terms = self.terms(query);
+        if terms.is_empty() || k == 0 {
+            return Ok(Vec::new());
+        }
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for t in &terms {
+            clauses.push((
+                Occur::Should,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(self.fields.text, t),
+                    IndexRecordOption::WithFreqs,
+                )),
+            ));
+            if title_boost > 0.0 {
+                let q = TermQuery::new(
+                    Term::from_field_text(self.fields.title, t),
+                    IndexRecordOption::WithFreqs,
+                );
+                clauses.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(Box::new(q), title_boost)),
+                ));
+            }
+        }
+        let query = BooleanQuery::new(clauses);
+        let searcher = reader.searcher();
+        let top = searcher
+            .search(&query, &TopDocs::with_limit(k).order_by_score())
+            .map_err(err(&self.path))?;
+        let mut out = Vec::with_capacity(top.len());
+        for (score, addr) in top {
+            let doc: TantivyDocument = searcher.doc(addr).map_err(err(&self.path))?;
+            if let Some(id) = doc.get_first(self.fields.id).and_then(|v| v.as_u64()) {
+                out.push((id, score));
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,273 @@
+//! Reading a knowledge base: a snapshot of the store, BM25 and the vector graph.
+
+use std::path::{Path, PathBuf};
+
+use cairn_ingest::ChunkId;
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use crate::bm25::Bm25;
+use crate::error::{Error, Result};
+use crate::store::{
+    self, from_json, store_err, ChunkRecord, DocRecord, Manifest, SkipRecord, Source, CHUNKS,
+    DOCUMENTS, SKIPPED, SOURCES, VECTORS,
+};
+use crate::vectors::{flat_top_k, Graph};
+use crate::{BM25_DIR, VECTORS_DIR};
+
+/// A read-only view of a knowledge base as of one commit.
+///
+/// Opening takes a snapshot: commits made by a writer afterwards are not seen until the reader
+/// is reopened. A reader never writes, so a knowledge base opens from a read-only location.
+pub struct Reader {
+    dir: PathBuf,
+    store_path: PathBuf,
+    txn: redb::ReadTransaction,
+    manifest: Manifest,
+    bm25: Bm25,
+    bm25_reader: tantivy::IndexReader,
+    bm25_in_sync: bool,
+    graph: Option<Graph>,
+    /// Ids at or below this are searched in the graph; above it, by exact scan.
+    graph_max_id: u64,
+    graph_error: Option<String>,
+}
+
+/// Counts and facts for `cairn status`.
+#[derive(Clone, Debug)]
+pub struct Status {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// Documents stored.
+    pub documents: u64,
+    /// Chunks stored.
+    pub chunks: u64,
+    /// Files skipped in the last runs that saw them: (key, record).
+    pub skipped: Vec<(String, SkipRecord)>,
+    /// Sources added.
+    pub sources: Vec<Source>,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// BM25 holds what the store holds (false after an interrupted run until the next `add`).
+    pub bm25_in_sync: bool,
+    /// Why the vector graph could not be used, if it could not (search falls back to a scan).
+    pub graph_error: Option<String>,
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
+
+impl Reader {
+    /// Opens the knowledge base at `dir` read-only.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let store_path = store::store_path(dir);
+        if !store_path.exists() {
+            return Err(Error::NotFound(dir.to_owned()));
+        }
+        let db = store::open_read_only(&store_path)?;
+        let txn = db
+            .begin_read()
+            .map_err(|e| store_err(&store_path)(e.into()))?;
+        let manifest = store::read_manifest(&store_path, &txn)?
+            .ok_or_else(|| Error::NotFound(dir.to_owned()))?;
+        let bm25 = Bm25::open(&dir.join(BM25_DIR))?;
+        let bm25_reader = bm25.reader()?;
+        let bm25_in_sync = bm25.committed_generation()?.unwrap_or(0) == manifest.generation;
+        let (graph, graph_max_id, graph_error) = match &manifest.graph {
+            Some(g) => match Graph::load(&dir.join(VECTORS_DIR), &g.basename) {
+                Ok(graph) => (Some(graph), g.max_id, None),
+                Err(e) => (None, 0, Some(e.to_string())),
+            },
+            None => (None, 0, None),
+        };
+        Ok(Reader {
+            dir: dir.to_owned(),
+            store_path,
+            txn,
+            manifest,
+            bm25,
+            bm25_reader,
+            bm25_in_sync,
+            graph,
+            graph_max_id,
+            graph_error,
+        })
+    }
+
+    /// The manifest of the snapshot.
+    #[must_use]
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    fn serr(&self) -> impl Fn(redb::Error) -> Error + '_ {
+        store_err(&self.store_path)
+    }
+
+    /// Whether a chunk is in the snapshot.
+    fn is_live(&self, chunks: &redb::ReadOnlyTable<u64, &str>, id: u64) -> bool {
+        chunks.get(id).ok().flatten().is_some()
+    }
+
+    /// BM25 hits: (chunk, score), best first.
+    pub fn bm25(&self, query: &str, k: usize) -> Result<Vec<(ChunkId, f32)>> {
+        let chunks = self
+            .txn
+            .open_table(CHUNKS)
+            .map_err(|e| self.serr()(e.into()))?;
+        // Ask for a few more: ids the snapshot does not know (a later or interrupted commit)
+        // are dropped.
+        let hits = self.bm25.search(&self.bm25_reader, query, k + 16, 0.5)?;
+        Ok(hits
+            .into_iter()
+            .filter(|(id, _)| self.is_live(&chunks, *id))
+            .take(k)
+            .map(|(id, s)| (ChunkId(id), s))
+            .collect())
+    }
+
+    /// The analysed terms of a query (what BM25 matches).
+    #[must_use]
+    pub fn query_terms(&self, query: &str) -> Vec<String> {
+        self.bm25.terms(query)
+    }
+
+    /// Nearest chunks to a unit query vector: (chunk, cosine), best first.
+    pub fn dense(&self, query: &[f32], k: usize) -> Result<Vec<(ChunkId, f32)>> {
+        if query.len() != self.manifest.embedder.dim {
+            return Err(Error::Embed(format!(
+                "query vector has {} dimensions, the knowledge base {}",
+                query.len(),
+                self.manifest.embedder.dim
+            )));
+        }
+        let chunks = self
+            .txn
+            .open_table(CHUNKS)
+            .map_err(|e| self.serr()(e.into()))?;
+        let vectors = self
+            .txn
+            .open_table(VECTORS)
+            .map_err(|e| self.serr()(e.into()))?;
+        let mut hits = Vec::new();
+        let scan_from = if let Some(graph) = &self.graph {
+            let live = |id: u64| id <= self.graph_max_id && self.is_live(&chunks, id);
+            hits = graph.search(query, k, (4 * k).max(64), &live);
+            self.graph_max_id + 1
+        } else {
+            0
+        };
+        let rows = vectors
+            .range(scan_from..)
+            .map_err(|e| self.serr()(e.into()))?;
+        let tail = rows
+            .filter_map(|r| r.ok())
+            .map(|(k, v)| (k.value(), store::bytes_vector(v.value())));
+        hits.extend(flat_top_k(query, tail, k));
+        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        hits.truncate(k);
+        Ok(hits.into_iter().map(|(id, s)| (ChunkId(id), s)).collect())
+    }
+
+    /// A chunk's record.
+    pub fn chunk(&self, id: ChunkId) -> Result<Option<ChunkRecord>> {
+        let chunks = self
+            .txn
+            .open_table(CHUNKS)
+            .map_err(|e| self.serr()(e.into()))?;
+        match chunks.get(id.0).map_err(|e| self.serr()(e.into()))? {
+            Some(v) => Ok(Some(from_json(&self.store_path, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A document's record by key.
+    pub fn document(&self, key: &str) -> Result<Option<DocRecord>> {
+        let docs = self
+            .txn
+            .open_table(DOCUMENTS)
+            .map_err(|e| self.serr()(e.into()))?;
+        match docs.get(key).map_err(|e| self.serr()(e.into()))? {
+            Some(v) => Ok(Some(from_json(&self.store_path, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A chunk's stored vector.
+    pub fn vector(&self, id: ChunkId) -> Result<Option<Vec<f32>>> {
+        let vectors = self
+            .txn
+            .open_table(VECTORS)
+            .map_err(|e| self.serr()(e.into()))?;
+        Ok(vectors
+            .get(id.0)
+            .map_err(|e| self.serr()(e.into()))?
+            .map(|v| store::bytes_vector(v.value())))
+    }
+
+    /// Every document, in key order.
+    pub fn documents(&self) -> Result<Vec<DocRecord>> {
+        let docs = self
+            .txn
+            .open_table(DOCUMENTS)
+            .map_err(|e| self.serr()(e.into()))?;
+        let mut out = Vec::new();
+        for row in docs.iter().map_err(|e| self.serr()(e.into()))? {
+            let (_, v) = row.map_err(|e| self.serr()(e.into()))?;
+            out.push(from_json(&self.store_path, v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Counts and facts about the knowledge base.
+    pub fn status(&self) -> Result<Status> {
+        let docs = self
+            .txn
+            .open_table(DOCUMENTS)
+            .map_err(|e| self.serr()(e.into()))?;
+        let chunks = self
+            .txn
+            .open_table(CHUNKS)
+            .map_err(|e| self.serr()(e.into()))?;
+        let skipped_t = self
+            .txn
+            .open_table(SKIPPED)
+            .map_err(|e| self.serr()(e.into()))?;
+        let sources_t = self
+            .txn
+            .open_table(SOURCES)
+            .map_err(|e| self.serr()(e.into()))?;
+        let mut skipped = Vec::new();
+        for row in skipped_t.iter().map_err(|e| self.serr()(e.into()))? {
+            let (k, v) = row.map_err(|e| self.serr()(e.into()))?;
+            skipped.push((
+                k.value().to_owned(),
+                from_json(&self.store_path, v.value())?,
+            ));
+        }
+        let mut sources = Vec::new();
+        for row in sources_t.iter().map_err(|e| self.serr()(e.into()))? {
+            let (_, v) = row.map_err(|e| self.serr()(e.into()))?;
+            sources.push(from_json(&self.store_path, v.value())?);
+        }
+        Ok(Status {
+            manifest: self.manifest.clone(),
+            documents: docs.len().map_err(|e| self.serr()(e.into()))?,
+            chunks: chunks.len().map_err(|e| self.serr()(e.into()))?,
+            skipped,
+            sources,
+            bytes: dir_size(&self.dir),
+            bm25_in_sync: self.bm25_in_sync,
+            graph_error: self.graph_error.clone(),
+        })
+    }
+}

@@ -1,0 +1,1012 @@
+//! The single writer of a knowledge base: adding and removing documents, committing.
+//!
+//! # Durability contract
+//!
+//! A commit first commits BM25 (tantivy, its payload = the new generation), then commits the
+//! metadata store (documents, chunks, vectors, manifest) in one redb transaction. The redb commit
+//! is the commit point. A crash before it leaves BM25 ahead of the store: readers ignore chunk ids
+//! the store does not know, and the next writer sees the generation mismatch and re-syncs BM25
+//! from the stored chunk texts (no re-embedding). Documents are stored only in the commit that
+//! stores all their chunks and vectors, so an interrupted run resumes at the first document not
+//! yet committed. Ingest commits every [`AddOptions::commit_every`] chunks.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use cairn_ingest::{chunk_document, content_hash, walk, ChunkOptions, Found, ReadOptions};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use crate::bm25::Bm25;
+use crate::error::{Error, Result};
+use crate::store::{
+    self, from_json, store_err, to_json, ChunkRecord, DocRecord, EmbedderId, GraphState, Manifest,
+    SkipRecord, Source, CHUNKS, DOCUMENTS, HASHES, MANIFEST, SKIPPED, SOURCES, VECTORS,
+};
+use crate::vectors::{Graph, GRAPH_MIN_POINTS};
+use crate::{Embedder, BM25_DIR, LOCK_FILE, VECTORS_DIR};
+
+/// Settings for one `add` run.
+pub struct AddOptions<'a> {
+    /// The embedding model (also the chunker's token counter).
+    pub embedder: &'a dyn Embedder,
+    /// Limits for reading files.
+    pub read: ReadOptions,
+    /// Commit after this many new chunks (a crash loses at most this much work).
+    pub commit_every: usize,
+    /// Texts per embedding call.
+    pub batch: usize,
+    /// Checked between files and batches; `true` stops the run after a final commit.
+    pub cancel: &'a dyn Fn() -> bool,
+}
+
+/// What happened to one file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileOutcome {
+    /// New document, with its chunk count.
+    Added(usize),
+    /// Changed document re-read: chunks, and how many of them needed embedding.
+    Updated {
+        /// Chunks in the new version.
+        chunks: usize,
+        /// Chunks whose text was new (the others reused stored vectors).
+        embedded: usize,
+    },
+    /// Unchanged since the last run.
+    Unchanged,
+    /// Not indexed; the message names the file and why.
+    Skipped {
+        /// Short reason.
+        reason: String,
+        /// Full message.
+        message: String,
+    },
+}
+
+/// Receives progress from [`Writer::add`]; the CLI draws bars, tests collect.
+pub trait AddProgress {
+    /// Files to look at, once the walk is done.
+    fn files(&mut self, _total: usize) {}
+    /// One file done.
+    fn file(&mut self, _key: &str, _outcome: &FileOutcome) {}
+    /// A notice about a file that was still indexed (a page without text…).
+    fn notice(&mut self, _key: &str, _message: &str) {}
+    /// Chunks embedded so far in this run.
+    fn embedded(&mut self, _chunks: usize) {}
+    /// A commit was made.
+    fn committed(&mut self, _generation: u64) {}
+    /// A phase started (`"graph"` when the vector graph is updated).
+    fn phase(&mut self, _name: &str) {}
+}
+
+/// A progress sink that ignores everything.
+pub struct NoProgress;
+impl AddProgress for NoProgress {}
+
+/// Totals of an `add` run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AddReport {
+    /// New documents.
+    pub added: usize,
+    /// Changed documents.
+    pub updated: usize,
+    /// Unchanged documents.
+    pub unchanged: usize,
+    /// Documents removed because their file is gone (or now unreadable).
+    pub removed: usize,
+    /// Files not indexed: (path, reason, message).
+    pub skipped: Vec<(String, String, String)>,
+    /// Chunks written.
+    pub chunks_written: usize,
+    /// Chunks that needed the embedding model.
+    pub chunks_embedded: usize,
+    /// Commits made.
+    pub commits: usize,
+    /// The run was cancelled part-way (everything before the last commit is kept).
+    pub cancelled: bool,
+}
+
+#[derive(Default)]
+struct Pending {
+    docs: Vec<DocRecord>,
+    chunks: Vec<(u64, ChunkRecord)>,
+    vectors: HashMap<u64, Vec<f32>>,
+    /// (id, text) still to embed.
+    queue: Vec<(u64, String)>,
+    /// hash → id of a chunk in this batch (to reuse its vector).
+    hashes: HashMap<String, u64>,
+    /// Ids whose vector is copied from another pending id once embedded.
+    copies: Vec<(u64, u64)>,
+    removed_docs: Vec<String>,
+    removed_chunks: Vec<u64>,
+    skipped: Vec<(String, SkipRecord)>,
+    unskipped: Vec<String>,
+    sources: Vec<Source>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+            && self.removed_docs.is_empty()
+            && self.skipped.is_empty()
+            && self.unskipped.is_empty()
+            && self.sources.is_empty()
+    }
+}
+
+/// The writer of a knowledge base. Holds the writer lock while alive.
+pub struct Writer {
+    dir: PathBuf,
+    db: redb::Database,
+    bm25: Bm25,
+    bm25_writer: tantivy::IndexWriter,
+    manifest: Manifest,
+    _lock: File,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn mtime_ns(meta: &std::fs::Metadata) -> u128 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos())
+}
+
+impl Writer {
+    /// Opens the knowledge base at `dir` for writing, creating it if needed.
+    ///
+    /// Takes the writer lock (failing with [`Error::Locked`] if another process holds it),
+    /// checks the format version and that `embedder` is the model the stored vectors came from,
+    /// and repairs BM25 if the last run was interrupted between its two commits.
+    pub fn open(dir: &Path, embedder: &EmbedderId, chunking: &ChunkOptions) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let mut lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        if lock.try_lock().is_err() {
+            let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+            return Err(Error::Locked {
+                path: dir.to_owned(),
+                holder: if holder.trim().is_empty() {
+                    "unknown process".into()
+                } else {
+                    holder.trim().to_owned()
+                },
+            });
+        }
+        lock.set_len(0).map_err(io_err(&lock_path))?;
+        let _ = write!(lock, "pid {}", std::process::id());
+
+        let store_path = store::store_path(dir);
+        let db = store::open_writable(&store_path)?;
+        let existing = {
+            let txn = db
+                .begin_read()
+                .map_err(|e| store_err(&store_path)(e.into()))?;
+            store::read_manifest(&store_path, &txn)?
+        };
+        let manifest = match existing {
+            Some(m) => {
+                if m.embedder != *embedder {
+                    return Err(Error::EmbedderMismatch {
+                        path: dir.to_owned(),
+                        found: m.embedder.to_string(),
+                        expected: embedder.to_string(),
+                    });
+                }
+                m
+            }
+            None => Manifest {
+                format_version: store::FORMAT_VERSION,
+                embedder: embedder.clone(),
+                chunking: chunking.clone(),
+                generation: 0,
+                next_chunk_id: 1,
+                graph: None,
+                committed_at: now_secs(),
+            },
+        };
+        let bm25 = Bm25::open_or_create(&dir.join(BM25_DIR))?;
+        let bm25_writer = bm25.writer()?;
+        std::fs::create_dir_all(dir.join(VECTORS_DIR)).map_err(io_err(dir))?;
+        let mut w = Writer {
+            dir: dir.to_owned(),
+            db,
+            bm25,
+            bm25_writer,
+            manifest,
+            _lock: lock,
+        };
+        if existing_generation_mismatch(&w)? {
+            w.resync_bm25()?;
+        }
+        if w.manifest.generation == 0 {
+            // Write the manifest of a new knowledge base at once, so that it opens read-only.
+            w.commit(Pending::default())?;
+        }
+        w.remove_orphan_graph_files();
+        Ok(w)
+    }
+
+    /// The manifest as of the last commit.
+    #[must_use]
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    fn store_path(&self) -> PathBuf {
+        store::store_path(&self.dir)
+    }
+
+    /// Makes BM25 hold exactly the stored chunks: after a crash between the two commits.
+    fn resync_bm25(&mut self) -> Result<()> {
+        let path = self.store_path();
+        let in_bm25: HashSet<u64> = self.bm25.all_ids()?.into_iter().collect();
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| store_err(&path)(e.into()))?;
+        let chunks = txn
+            .open_table(CHUNKS)
+            .map_err(|e| store_err(&path)(e.into()))?;
+        let docs = txn
+            .open_table(DOCUMENTS)
+            .map_err(|e| store_err(&path)(e.into()))?;
+        let stored: HashSet<u64> = store::all_chunk_ids(&path, &chunks)?.into_iter().collect();
+        for id in in_bm25.difference(&stored) {
+            self.bm25.delete(&self.bm25_writer, *id);
+        }
+        let mut titles: HashMap<String, String> = HashMap::new();
+        for id in stored.difference(&in_bm25) {
+            let raw = chunks
+                .get(*id)
+                .map_err(|e| store_err(&path)(e.into()))?
+                .expect("listed above");
+            let rec: ChunkRecord = from_json(&path, raw.value())?;
+            if !titles.contains_key(&rec.doc) {
+                let title = match docs
+                    .get(rec.doc.as_str())
+                    .map_err(|e| store_err(&path)(e.into()))?
+                {
+                    Some(d) => from_json::<DocRecord>(&path, d.value())?.title,
+                    None => String::new(),
+                };
+                titles.insert(rec.doc.clone(), title);
+            }
+            self.bm25.add(
+                &self.bm25_writer,
+                *id,
+                &title_field(&titles[&rec.doc], &rec.heading),
+                &rec.text,
+            )?;
+        }
+        self.bm25
+            .commit(&mut self.bm25_writer, self.manifest.generation)
+    }
+
+    fn remove_orphan_graph_files(&self) {
+        let keep = self.manifest.graph.as_ref().map(|g| g.basename.clone());
+        let Ok(entries) = std::fs::read_dir(self.dir.join(VECTORS_DIR)) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let base = name.split(".hnsw.").next().unwrap_or("");
+            if keep.as_deref() != Some(base) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
+    fn read_doc(&self, key: &str) -> Result<Option<DocRecord>> {
+        let path = self.store_path();
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| store_err(&path)(e.into()))?;
+        let table = txn
+            .open_table(DOCUMENTS)
+            .map_err(|e| store_err(&path)(e.into()))?;
+        match table.get(key).map_err(|e| store_err(&path)(e.into()))? {
+            Some(v) => Ok(Some(from_json(&path, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// All sources.
+    pub fn sources(&self) -> Result<Vec<Source>> {
+        let path = self.store_path();
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| store_err(&path)(e.into()))?;
+        let table = txn
+            .open_table(SOURCES)
+            .map_err(|e| store_err(&path)(e.into()))?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|e| store_err(&path)(e.into()))? {
+            let (_, v) = row.map_err(|e| store_err(&path)(e.into()))?;
+            out.push(from_json(&path, v.value())?);
+        }
+        Ok(out)
+    }
+
+    fn doc_keys_under(&self, prefix: &str) -> Result<Vec<String>> {
+        let path = self.store_path();
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| store_err(&path)(e.into()))?;
+        let table = txn
+            .open_table(DOCUMENTS)
+            .map_err(|e| store_err(&path)(e.into()))?;
+        let mut out = Vec::new();
+        for row in table
+            .range(prefix..)
+            .map_err(|e| store_err(&path)(e.into()))?
+        {
+            let (k, _) = row.map_err(|e| store_err(&path)(e.into()))?;
+            let k = k.value();
+            if !k.starts_with(prefix) {
+                break;
+            }
+            if k.len() == prefix.len()
+                || prefix.ends_with('/')
+                || k[prefix.len()..].starts_with('/')
+            {
+                out.push(k.to_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Finds (or makes) the source an absolute path belongs to, and the path's key prefix.
+    fn source_for(&self, abs: &Path, pending: &mut Pending) -> Result<(Source, String)> {
+        let mut sources = self.sources()?;
+        sources.extend(pending.sources.iter().cloned());
+        // The deepest source containing the path.
+        if let Some(s) = sources
+            .iter()
+            .filter(|s| abs.starts_with(&s.path))
+            .max_by_key(|s| s.path.components().count())
+        {
+            let rel = abs.strip_prefix(&s.path).expect("checked by starts_with");
+            let mut key = s.name.clone();
+            for c in rel.components() {
+                key.push('/');
+                key.push_str(&c.as_os_str().to_string_lossy());
+            }
+            return Ok((s.clone(), key));
+        }
+        let base = abs.file_name().map_or_else(
+            || "root".to_owned(),
+            |n| n.to_string_lossy().replace('/', "_"),
+        );
+        let mut name = base.clone();
+        let mut n = 2;
+        while sources.iter().any(|s| s.name == name) {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        let source = Source {
+            name: name.clone(),
+            path: abs.to_owned(),
+        };
+        pending.sources.push(source.clone());
+        Ok((source, name))
+    }
+
+    /// Adds files and folders (recursively): new and changed files are read, chunked, embedded
+    /// and stored; unchanged ones cost a `stat`; files gone from an added folder leave the index.
+    pub fn add(
+        &mut self,
+        paths: &[PathBuf],
+        options: &AddOptions<'_>,
+        progress: &mut dyn AddProgress,
+    ) -> Result<AddReport> {
+        let mut report = AddReport::default();
+        let mut pending = Pending::default();
+        let mut plan: Vec<(PathBuf, String)> = Vec::new();
+        let mut walked_prefixes: Vec<(String, HashSet<String>)> = Vec::new();
+        for p in paths {
+            let abs = match std::fs::canonicalize(p) {
+                Ok(a) => a,
+                Err(e) => {
+                    report.skipped.push((
+                        p.display().to_string(),
+                        "not-found".into(),
+                        format!("{}: {e}", p.display()),
+                    ));
+                    continue;
+                }
+            };
+            let (source, prefix) = self.source_for(&abs, &mut pending)?;
+            let mut seen = HashSet::new();
+            for found in walk(&abs) {
+                match found {
+                    Found::File(f) => {
+                        let rel = f.strip_prefix(&source.path).unwrap_or(&f);
+                        let mut key = source.name.clone();
+                        for c in rel.components() {
+                            key.push('/');
+                            key.push_str(&c.as_os_str().to_string_lossy());
+                        }
+                        if seen.insert(key.clone()) {
+                            plan.push((f, key));
+                        }
+                    }
+                    Found::Error(path, message) => {
+                        report.skipped.push((
+                            path.display().to_string(),
+                            "unreadable".into(),
+                            message,
+                        ));
+                    }
+                }
+            }
+            if abs.is_dir() {
+                walked_prefixes.push((prefix, seen));
+            }
+        }
+        progress.files(plan.len());
+
+        // Files gone from an added folder leave the index.
+        for (prefix, seen) in &walked_prefixes {
+            for key in self.doc_keys_under(prefix)? {
+                if !seen.contains(&key) {
+                    self.plan_removal(&key, &mut pending)?;
+                    report.removed += 1;
+                }
+            }
+        }
+
+        let mut since_commit = 0usize;
+        let mut last_commit = Instant::now();
+        let mut embedded_total = 0usize;
+        for (file, key) in plan {
+            if (options.cancel)() {
+                report.cancelled = true;
+                break;
+            }
+            let outcome = self.plan_file(&file, &key, options, &mut pending, &mut report)?;
+            if let FileOutcome::Added(n) | FileOutcome::Updated { chunks: n, .. } = outcome {
+                since_commit += n;
+            }
+            progress.file(&key, &outcome);
+            if pending.queue.len() >= options.batch {
+                embedded_total += self.embed_queue(options, &mut pending)?;
+                progress.embedded(embedded_total);
+            }
+            if since_commit >= options.commit_every
+                || (since_commit > 0 && last_commit.elapsed().as_secs() >= 60)
+            {
+                embedded_total += self.embed_queue(options, &mut pending)?;
+                progress.embedded(embedded_total);
+                let generation = self.commit(std::mem::take(&mut pending))?;
+                report.commits += 1;
+                progress.committed(generation);
+                since_commit = 0;
+                last_commit = Instant::now();
+            }
+        }
+        embedded_total += self.embed_queue(options, &mut pending)?;
+        progress.embedded(embedded_total);
+        if !pending.is_empty() {
+            let generation = self.commit(pending)?;
+            report.commits += 1;
+            progress.committed(generation);
+        }
+        report.chunks_embedded = embedded_total;
+        if !report.cancelled {
+            progress.phase("graph");
+            self.update_graph()?;
+        }
+        Ok(report)
+    }
+
+    fn plan_removal(&self, key: &str, pending: &mut Pending) -> Result<()> {
+        if let Some(old) = self.read_doc(key)? {
+            pending.removed_chunks.extend(&old.chunks);
+            pending.removed_docs.push(key.to_owned());
+        }
+        pending.unskipped.push(key.to_owned());
+        Ok(())
+    }
+
+    fn plan_file(
+        &mut self,
+        file: &Path,
+        key: &str,
+        options: &AddOptions<'_>,
+        pending: &mut Pending,
+        report: &mut AddReport,
+    ) -> Result<FileOutcome> {
+        let skip =
+            |reason: &str, message: String, pending: &mut Pending, report: &mut AddReport| {
+                pending.skipped.push((
+                    key.to_owned(),
+                    SkipRecord {
+                        reason: reason.to_owned(),
+                        message: message.clone(),
+                    },
+                ));
+                report
+                    .skipped
+                    .push((key.to_owned(), reason.to_owned(), message.clone()));
+                FileOutcome::Skipped {
+                    reason: reason.to_owned(),
+                    message,
+                }
+            };
+        let meta = match std::fs::metadata(file) {
+            Ok(m) => m,
+            Err(e) => {
+                return Ok(skip(
+                    "unreadable",
+                    format!("{}: {e}", file.display()),
+                    pending,
+                    report,
+                ))
+            }
+        };
+        let existing = self.read_doc(key)?;
+        let mtime = mtime_ns(&meta);
+        if let Some(old) = &existing {
+            if old.size == meta.len() && old.mtime_ns == mtime {
+                report.unchanged += 1;
+                return Ok(FileOutcome::Unchanged);
+            }
+        }
+        let bytes = if meta.len() > options.read.max_bytes {
+            None
+        } else {
+            match std::fs::read(file) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    return Ok(skip(
+                        "unreadable",
+                        format!("{}: {e}", file.display()),
+                        pending,
+                        report,
+                    ))
+                }
+            }
+        };
+        let sha = bytes.as_deref().map(content_hash);
+        if let (Some(old), Some(sha)) = (&existing, &sha) {
+            if old.sha256 == *sha {
+                // Same bytes, new mtime (a touch, a checkout): remember the new stamp only.
+                let mut doc = old.clone();
+                doc.mtime_ns = mtime;
+                doc.size = meta.len();
+                pending.docs.push(doc);
+                report.unchanged += 1;
+                return Ok(FileOutcome::Unchanged);
+            }
+        }
+        let read = match bytes {
+            None => Err(cairn_ingest::Error::TooLarge {
+                path: file.to_owned(),
+                size: meta.len(),
+                limit: options.read.max_bytes,
+            }),
+            Some(b) => cairn_ingest::read_bytes(file, &b),
+        };
+        let read = match read {
+            Ok(r) => r,
+            Err(e) => {
+                // An unreadable new version must not leave the old one answering questions.
+                if existing.is_some() {
+                    self.plan_removal(key, pending)?;
+                    report.removed += 1;
+                }
+                let message = e.to_string().replacen(&file.display().to_string(), key, 1);
+                return Ok(skip(e.reason(), message, pending, report));
+            }
+        };
+        let chunks = chunk_document(
+            &read.document,
+            options.embedder.counter(),
+            &self.manifest.chunking,
+        );
+        if let Some(old) = &existing {
+            pending.removed_chunks.extend(&old.chunks);
+        }
+        let mut ids = Vec::with_capacity(chunks.len());
+        let mut embedded = 0;
+        for c in &chunks {
+            let text = read.document.text[c.range.clone()].to_owned();
+            let hash = content_hash(text.as_bytes());
+            let id = self.manifest.next_chunk_id;
+            self.manifest.next_chunk_id += 1;
+            if let Some(&other) = pending.hashes.get(&hash) {
+                pending.copies.push((id, other));
+            } else if let Some(v) = self.stored_vector_for_hash(&hash)? {
+                pending.vectors.insert(id, v);
+                pending.hashes.insert(hash.clone(), id);
+            } else {
+                pending.queue.push((id, text.clone()));
+                pending.hashes.insert(hash.clone(), id);
+                embedded += 1;
+            }
+            pending.chunks.push((
+                id,
+                ChunkRecord {
+                    doc: key.to_owned(),
+                    hash,
+                    text,
+                    heading: c.heading.clone(),
+                    page: c.page,
+                    lines: c.lines,
+                    range: (c.range.start, c.range.end),
+                },
+            ));
+            ids.push(id);
+        }
+        pending.docs.push(DocRecord {
+            key: key.to_owned(),
+            kind: read.document.kind,
+            title: read.document.title.clone(),
+            size: meta.len(),
+            mtime_ns: mtime,
+            sha256: sha.unwrap_or_default(),
+            chunks: ids,
+            notices: read.notices.iter().map(|n| n.message.clone()).collect(),
+        });
+        pending.unskipped.push(key.to_owned());
+        report.chunks_written += chunks.len();
+        Ok(if existing.is_some() {
+            report.updated += 1;
+            FileOutcome::Updated {
+                chunks: chunks.len(),
+                embedded,
+            }
+        } else {
+            report.added += 1;
+            FileOutcome::Added(chunks.len())
+        })
+    }
+
+    fn stored_vector_for_hash(&self, hash: &str) -> Result<Option<Vec<f32>>> {
+        let path = self.store_path();
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| store_err(&path)(e.into()))?;
+        let hashes = txn
+            .open_table(HASHES)
+            .map_err(|e| store_err(&path)(e.into()))?;
+        let Some(id) = hashes
+            .get(hash)
+            .map_err(|e| store_err(&path)(e.into()))?
+            .map(|v| v.value())
+        else {
+            return Ok(None);
+        };
+        let vectors = txn
+            .open_table(VECTORS)
+            .map_err(|e| store_err(&path)(e.into()))?;
+        Ok(vectors
+            .get(id)
+            .map_err(|e| store_err(&path)(e.into()))?
+            .map(|v| store::bytes_vector(v.value())))
+    }
+
+    fn embed_queue(&self, options: &AddOptions<'_>, pending: &mut Pending) -> Result<usize> {
+        let queue = std::mem::take(&mut pending.queue);
+        let mut done = 0;
+        for batch in queue.chunks(options.batch.max(1)) {
+            let texts: Vec<&str> = batch.iter().map(|(_, t)| t.as_str()).collect();
+            let vectors = options.embedder.embed(&texts).map_err(Error::Embed)?;
+            if vectors.len() != texts.len()
+                || vectors
+                    .iter()
+                    .any(|v| v.len() != self.manifest.embedder.dim)
+            {
+                return Err(Error::Embed(format!(
+                    "the model returned {} vectors for {} texts (expected {} dimensions)",
+                    vectors.len(),
+                    texts.len(),
+                    self.manifest.embedder.dim
+                )));
+            }
+            for ((id, _), v) in batch.iter().zip(vectors) {
+                pending.vectors.insert(*id, v);
+            }
+            done += batch.len();
+        }
+        for (id, from) in std::mem::take(&mut pending.copies) {
+            let v = pending
+                .vectors
+                .get(&from)
+                .cloned()
+                .expect("the source chunk was embedded first");
+            pending.vectors.insert(id, v);
+        }
+        Ok(done)
+    }
+
+    /// Commits pending changes: BM25 first, then the store (the commit point).
+    fn commit(&mut self, pending: Pending) -> Result<u64> {
+        let path = self.store_path();
+        let serr = store_err(&path);
+        let generation = self.manifest.generation + 1;
+        let titles: HashMap<&str, &str> = pending
+            .docs
+            .iter()
+            .map(|d| (d.key.as_str(), d.title.as_str()))
+            .collect();
+        for id in &pending.removed_chunks {
+            self.bm25.delete(&self.bm25_writer, *id);
+        }
+        for (id, c) in &pending.chunks {
+            self.bm25.add(
+                &self.bm25_writer,
+                *id,
+                &title_field(
+                    titles.get(c.doc.as_str()).copied().unwrap_or(""),
+                    &c.heading,
+                ),
+                &c.text,
+            )?;
+        }
+        self.bm25.commit(&mut self.bm25_writer, generation)?;
+
+        let txn = self.db.begin_write().map_err(|e| serr(e.into()))?;
+        {
+            let mut docs = txn.open_table(DOCUMENTS).map_err(|e| serr(e.into()))?;
+            let mut chunks = txn.open_table(CHUNKS).map_err(|e| serr(e.into()))?;
+            let mut vectors = txn.open_table(VECTORS).map_err(|e| serr(e.into()))?;
+            let mut hashes = txn.open_table(HASHES).map_err(|e| serr(e.into()))?;
+            let mut skipped = txn.open_table(SKIPPED).map_err(|e| serr(e.into()))?;
+            let mut sources = txn.open_table(SOURCES).map_err(|e| serr(e.into()))?;
+            let mut manifest = txn.open_table(MANIFEST).map_err(|e| serr(e.into()))?;
+            for key in &pending.removed_docs {
+                docs.remove(key.as_str()).map_err(|e| serr(e.into()))?;
+            }
+            for id in &pending.removed_chunks {
+                let old = chunks
+                    .remove(*id)
+                    .map_err(|e| serr(e.into()))?
+                    .map(|v| v.value().to_owned());
+                vectors.remove(*id).map_err(|e| serr(e.into()))?;
+                if let Some(old) = old {
+                    let rec: ChunkRecord = from_json(&path, &old)?;
+                    let points_here = hashes
+                        .get(rec.hash.as_str())
+                        .map_err(|e| serr(e.into()))?
+                        .is_some_and(|v| v.value() == *id);
+                    if points_here {
+                        hashes
+                            .remove(rec.hash.as_str())
+                            .map_err(|e| serr(e.into()))?;
+                    }
+                }
+            }
+            for d in &pending.docs {
+                docs.insert(d.key.as_str(), to_json(d).as_str())
+                    .map_err(|e| serr(e.into()))?;
+            }
+            for (id, c) in &pending.chunks {
+                chunks
+                    .insert(*id, to_json(c).as_str())
+                    .map_err(|e| serr(e.into()))?;
+                let v = pending
+                    .vectors
+                    .get(id)
+                    .expect("every pending chunk has a vector before commit");
+                vectors
+                    .insert(*id, store::vector_bytes(v).as_slice())
+                    .map_err(|e| serr(e.into()))?;
+                hashes
+                    .insert(c.hash.as_str(), *id)
+                    .map_err(|e| serr(e.into()))?;
+            }
+            for key in &pending.unskipped {
+                skipped.remove(key.as_str()).map_err(|e| serr(e.into()))?;
+            }
+            for (key, rec) in &pending.skipped {
+                skipped
+                    .insert(key.as_str(), to_json(rec).as_str())
+                    .map_err(|e| serr(e.into()))?;
+            }
+            for s in &pending.sources {
+                sources
+                    .insert(s.name.as_str(), to_json(s).as_str())
+                    .map_err(|e| serr(e.into()))?;
+            }
+            let mut m = self.manifest.clone();
+            m.generation = generation;
+            m.committed_at = now_secs();
+            manifest
+                .insert("manifest", to_json(&m).as_str())
+                .map_err(|e| serr(e.into()))?;
+        }
+        txn.commit().map_err(|e| serr(e.into()))?;
+        self.manifest.generation = generation;
+        self.manifest.committed_at = now_secs();
+        Ok(generation)
+    }
+
+    /// Removes documents: `target` is a path on disk (a file or a folder that was added) or a
+    /// document key or key prefix as `cairn status` lists them. Returns the removed keys.
+    pub fn remove(&mut self, target: &str) -> Result<Vec<String>> {
+        let mut pending = Pending::default();
+        let mut prefix = target.trim_end_matches('/').to_owned();
+        if let Ok(abs) = std::fs::canonicalize(target) {
+            if let Some(s) = self
+                .sources()?
+                .into_iter()
+                .filter(|s| abs.starts_with(&s.path))
+                .max_by_key(|s| s.path.components().count())
+            {
+                let rel = abs.strip_prefix(&s.path).expect("checked");
+                prefix = s.name.clone();
+                for c in rel.components() {
+                    prefix.push('/');
+                    prefix.push_str(&c.as_os_str().to_string_lossy());
+                }
+            }
+        }
+        let keys = self.doc_keys_under(&prefix)?;
+        for key in &keys {
+            self.plan_removal(key, &mut pending)?;
+        }
+        // Skipped-file records under the prefix go too.
+        let path = self.store_path();
+        {
+            let txn = self
+                .db
+                .begin_read()
+                .map_err(|e| store_err(&path)(e.into()))?;
+            let skipped = txn
+                .open_table(SKIPPED)
+                .map_err(|e| store_err(&path)(e.into()))?;
+            for row in skipped
+                .range(prefix.as_str()..)
+                .map_err(|e| store_err(&path)(e.into()))?
+            {
+                let (k, _) = row.map_err(|e| store_err(&path)(e.into()))?;
+                if !k.value().starts_with(&prefix) {
+                    break;
+                }
+                pending.unskipped.push(k.value().to_owned());
+            }
+        }
+        if keys.is_empty() && pending.unskipped.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.commit(pending)?;
+        // A whole source removed: forget the source too.
+        if !prefix.contains('/') {
+            let txn = self
+                .db
+                .begin_write()
+                .map_err(|e| store_err(&path)(e.into()))?;
+            {
+                let mut sources = txn
+                    .open_table(SOURCES)
+                    .map_err(|e| store_err(&path)(e.into()))?;
+                sources
+                    .remove(prefix.as_str())
+                    .map_err(|e| store_err(&path)(e.into()))?;
+            }
+            txn.commit().map_err(|e| store_err(&path)(e.into()))?;
+        }
+        self.update_graph()?;
+        Ok(keys)
+    }
+
+    /// Brings the persisted vector graph up to date with the committed vectors.
+    pub fn update_graph(&mut self) -> Result<()> {
+        let path = self.store_path();
+        let serr = store_err(&path);
+        let txn = self.db.begin_read().map_err(|e| serr(e.into()))?;
+        let vectors = txn.open_table(VECTORS).map_err(|e| serr(e.into()))?;
+        let live = vectors.len().map_err(|e| serr(e.into()))? as usize;
+        let old = self.manifest.graph.clone();
+        let new_state = if live < GRAPH_MIN_POINTS {
+            None
+        } else {
+            let covered_live = match &old {
+                Some(g) => vectors
+                    .range(..=g.max_id)
+                    .map_err(|e| serr(e.into()))?
+                    .count() as u64,
+                None => 0,
+            };
+            let rebuild = old
+                .as_ref()
+                .is_none_or(|g| (g.points - covered_live) * 3 > g.points);
+            let (graph, from) = if rebuild {
+                (Graph::new(live), 0)
+            } else {
+                let g = old.as_ref().expect("not a rebuild");
+                match Graph::load(&self.dir.join(VECTORS_DIR), &g.basename) {
+                    Ok(graph) => (graph, g.max_id + 1),
+                    Err(_) => (Graph::new(live), 0),
+                }
+            };
+            let mut batch = Vec::with_capacity(1024);
+            let mut max_id = old.as_ref().map_or(0, |g| g.max_id);
+            let mut added = 0usize;
+            for row in vectors.range(from..).map_err(|e| serr(e.into()))? {
+                let (k, v) = row.map_err(|e| serr(e.into()))?;
+                batch.push((k.value(), store::bytes_vector(v.value())));
+                max_id = max_id.max(k.value());
+                if batch.len() == 1024 {
+                    graph.insert(&batch);
+                    added += batch.len();
+                    batch.clear();
+                }
+            }
+            added += batch.len();
+            graph.insert(&batch);
+            if added == 0 && !rebuild {
+                return Ok(());
+            }
+            let basename = graph.dump(
+                &self.dir.join(VECTORS_DIR),
+                &format!("g{}", self.manifest.generation),
+            )?;
+            Some(GraphState {
+                basename,
+                max_id,
+                points: graph.points() as u64,
+            })
+        };
+        drop(vectors);
+        drop(txn);
+        if new_state == old {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(|e| serr(e.into()))?;
+        {
+            let mut manifest = txn.open_table(MANIFEST).map_err(|e| serr(e.into()))?;
+            let mut m = self.manifest.clone();
+            m.graph.clone_from(&new_state);
+            manifest
+                .insert("manifest", to_json(&m).as_str())
+                .map_err(|e| serr(e.into()))?;
+        }
+        txn.commit().map_err(|e| serr(e.into()))?;
+        self.manifest.graph = new_state;
+        self.remove_orphan_graph_files();
+        Ok(())
+    }
+}
+
+fn existing_generation_mismatch(w: &Writer) -> Result<bool> {
+    Ok(w.bm25.committed_generation()?.unwrap_or(0) != w.manifest.generation)
+}
+
+/// The text BM25 indexes as a chunk's title: the document title and its heading path.
+pub(crate) fn title_field(title: &str, heading: &[String]) -> String {
+    let mut s = title.to_owned();
+    for h in heading {
+        if *h != title {
+            s.push_str(" / ");
+            s.push_str(h);
+        }
+    }
+    s
+}

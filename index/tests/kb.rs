@@ -1,0 +1,261 @@
+//! Knowledge-base behaviour with a fake embedder (hashed bag of words): incremental adds,
+//! removals, model fingerprints, snapshots, read-only opening. The real model is tested in the
+//! binary's tests.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use cairn_index::{
+    AddOptions, ChunkOptions, Embedder, EmbedderId, Error, NoProgress, Reader, TokenCounter, Writer,
+};
+use cairn_ingest::{ReadOptions, WordCounter};
+
+struct Fake {
+    calls: AtomicUsize,
+    texts: AtomicUsize,
+    sha: String,
+}
+
+impl Fake {
+    fn new(sha: &str) -> Self {
+        Fake {
+            calls: AtomicUsize::new(0),
+            texts: AtomicUsize::new(0),
+            sha: sha.into(),
+        }
+    }
+}
+
+impl Embedder for Fake {
+    fn id(&self) -> EmbedderId {
+        EmbedderId {
+            model: "fake".into(),
+            weights_sha256: self.sha.clone(),
+            dim: 16,
+        }
+    }
+    fn counter(&self) -> &dyn TokenCounter {
+        &WordCounter
+    }
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.texts.fetch_add(texts.len(), Ordering::SeqCst);
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let mut v = vec![0f32; 16];
+                for w in t.split_whitespace() {
+                    let h = w.bytes().fold(7u32, |h, b| {
+                        h.wrapping_mul(31)
+                            .wrapping_add(u32::from(b.to_ascii_lowercase()))
+                    });
+                    v[(h % 16) as usize] += 1.0;
+                }
+                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+                v.iter_mut().for_each(|x| *x /= n);
+                v
+            })
+            .collect())
+    }
+}
+
+fn add(kb: &Path, e: &Fake, paths: &[PathBuf]) -> cairn_index::AddReport {
+    let mut w = Writer::open(
+        kb,
+        &e.id(),
+        &ChunkOptions {
+            max_tokens: 12,
+            overlap_tokens: 0,
+            min_section_tokens: 2,
+        },
+    )
+    .unwrap();
+    let never = || false;
+    let opts = AddOptions {
+        embedder: e,
+        read: ReadOptions::default(),
+        commit_every: 4,
+        batch: 3,
+        cancel: &never,
+    };
+    w.add(paths, &opts, &mut NoProgress).unwrap()
+}
+
+fn corpus(dir: &Path) -> PathBuf {
+    let docs = dir.join("docs");
+    std::fs::create_dir_all(docs.join("sub")).unwrap();
+    std::fs::write(docs.join("a.md"), "# Alpha\n\nThe quick brown fox jumps over the lazy dog.\n\n## Beta\n\nPacked lunches are eaten at noon by the river.\n").unwrap();
+    std::fs::write(
+        docs.join("sub/b.txt"),
+        "Zebras graze in the savanna. Lions rest in the shade of acacia trees.",
+    )
+    .unwrap();
+    std::fs::write(docs.join("c.bin"), b"\0\0\0binary").unwrap();
+    docs
+}
+
+#[test]
+fn incremental_add_embeds_only_what_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = corpus(tmp.path());
+    let kb = tmp.path().join("kb");
+    let e = Fake::new("aaaa");
+    let r1 = add(&kb, &e, &[docs.clone()]);
+    assert_eq!((r1.added, r1.updated, r1.unchanged), (2, 0, 0));
+    assert_eq!(r1.skipped.len(), 1, "{:?}", r1.skipped);
+    assert!(
+        r1.skipped[0].2.contains("docs/c.bin") && r1.skipped[0].1 == "unsupported",
+        "{:?}",
+        r1.skipped
+    );
+    let first = e.texts.load(Ordering::SeqCst);
+    assert!(first >= 3);
+
+    // Nothing changed: nothing embedded.
+    let r2 = add(&kb, &e, &[docs.clone()]);
+    assert_eq!(
+        (r2.added, r2.updated, r2.unchanged, r2.chunks_embedded),
+        (0, 0, 2, 0)
+    );
+    assert_eq!(e.texts.load(Ordering::SeqCst), first);
+
+    // Edit one section of a.md: only the new text is embedded.
+    std::fs::write(docs.join("a.md"), "# Alpha\n\nThe quick brown fox jumps over the lazy dog.\n\n## Beta\n\nPacked dinners are eaten at dusk by the sea.\n").unwrap();
+    let r3 = add(&kb, &e, &[docs.clone()]);
+    assert_eq!((r3.updated, r3.unchanged), (1, 1));
+    assert_eq!(r3.chunks_embedded, 1, "only the changed chunk: {r3:?}");
+
+    // Delete a file: it leaves the index.
+    std::fs::remove_file(docs.join("sub/b.txt")).unwrap();
+    let r4 = add(&kb, &e, &[docs.clone()]);
+    assert_eq!(r4.removed, 1);
+    let reader = Reader::open(&kb).unwrap();
+    let keys: Vec<String> = reader
+        .documents()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.key)
+        .collect();
+    assert_eq!(keys, ["docs/a.md"]);
+    let hits = reader.bm25("zebras savanna", 5).unwrap();
+    assert!(hits.is_empty(), "deleted text is not found: {hits:?}");
+    let hits = reader.bm25("dinners dusk", 5).unwrap();
+    let top = reader.chunk(hits[0].0).unwrap().unwrap();
+    assert_eq!(top.doc, "docs/a.md");
+    assert_eq!(top.heading, ["Alpha", "Beta"]);
+    assert_eq!(top.lines, (5, 7), "from the heading line to the sentence");
+    assert!(top.text.starts_with("## Beta"));
+    let status = reader.status().unwrap();
+    assert_eq!(status.skipped.len(), 1);
+    assert!(status.bm25_in_sync);
+}
+
+#[test]
+fn another_model_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = corpus(tmp.path());
+    let kb = tmp.path().join("kb");
+    add(&kb, &Fake::new("aaaa"), &[docs]);
+    let err = Writer::open(&kb, &Fake::new("bbbb").id(), &ChunkOptions::default())
+        .err()
+        .expect("must refuse");
+    assert!(matches!(err, Error::EmbedderMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("rebuild"), "{err}");
+}
+
+#[test]
+fn one_writer_at_a_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = Fake::new("aaaa");
+    let kb = tmp.path().join("kb");
+    let _w = Writer::open(&kb, &e.id(), &ChunkOptions::default()).unwrap();
+    let err = Writer::open(&kb, &e.id(), &ChunkOptions::default())
+        .err()
+        .expect("locked");
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("pid"), "{err}");
+}
+
+#[test]
+fn dense_search_finds_the_same_text_and_remove_forgets_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = corpus(tmp.path());
+    let kb = tmp.path().join("kb");
+    let e = Fake::new("aaaa");
+    add(&kb, &e, &[docs.clone()]);
+    let q = e
+        .embed(&["Zebras graze in the savanna."])
+        .unwrap()
+        .remove(0);
+    {
+        let reader = Reader::open(&kb).unwrap();
+        let hits = reader.dense(&q, 3).unwrap();
+        assert_eq!(
+            reader.chunk(hits[0].0).unwrap().unwrap().doc,
+            "docs/sub/b.txt"
+        );
+        assert!(hits[0].1 > 0.99);
+    }
+    let mut w = Writer::open(&kb, &e.id(), &ChunkOptions::default()).unwrap();
+    let removed = w.remove("docs/sub").unwrap();
+    assert_eq!(removed, ["docs/sub/b.txt"]);
+    drop(w);
+    let reader = Reader::open(&kb).unwrap();
+    let hits = reader.dense(&q, 3).unwrap();
+    assert!(hits
+        .iter()
+        .all(|h| reader.chunk(h.0).unwrap().unwrap().doc != "docs/sub/b.txt"));
+}
+
+#[test]
+fn a_copied_knowledge_base_opens_read_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = corpus(tmp.path());
+    let kb = tmp.path().join("kb");
+    add(&kb, &Fake::new("aaaa"), &[docs]);
+    // Move it and make it read-only: it still answers.
+    let moved = tmp.path().join("moved");
+    std::fs::rename(&kb, &moved).unwrap();
+    let mut stack = vec![moved.clone()];
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+        let mut perm = std::fs::metadata(&p).unwrap().permissions();
+        perm.set_readonly(true);
+        std::fs::set_permissions(&p, perm).unwrap();
+    }
+    let before = listing(&moved);
+    let reader = Reader::open(&moved).unwrap();
+    assert_eq!(reader.documents().unwrap().len(), 2);
+    assert!(!reader.bm25("zebras", 3).unwrap().is_empty());
+    drop(reader);
+    assert_eq!(before, listing(&moved), "a reader writes nothing");
+    // Let the temp dir clean up.
+    let mut stack = vec![moved];
+    while let Some(p) = stack.pop() {
+        let mut perm = std::fs::metadata(&p).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perm.set_readonly(false);
+        std::fs::set_permissions(&p, perm).unwrap();
+        if p.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+}
+
+/// Every file under `dir` with its size and modification time.
+fn listing(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(p) = stack.pop() {
+        let m = std::fs::metadata(&p).unwrap();
+        if m.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            out.push((p, m.len(), m.modified().unwrap()));
+        }
+    }
+    out.sort();
+    out
+}

@@ -1,0 +1,110 @@
+//! The text of one document, cut into sections that know their heading path, page and lines.
+
+use std::ops::Range;
+
+/// What a file was read as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DocKind {
+    /// Plain text (also reStructuredText, AsciiDoc and unknown text files).
+    Text,
+    /// Markdown; headings become section paths.
+    Markdown,
+    /// HTML; scripts, styles and navigation are dropped, headings kept.
+    Html,
+    /// PDF; every section knows its page.
+    Pdf,
+    /// Source code; split at blank lines and definitions, never inside a line.
+    Code,
+}
+
+impl DocKind {
+    /// The lowercase name used in output and in the index.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocKind::Text => "text",
+            DocKind::Markdown => "markdown",
+            DocKind::Html => "html",
+            DocKind::Pdf => "pdf",
+            DocKind::Code => "code",
+        }
+    }
+}
+
+/// A run of a document's text under one heading path (and, for PDFs, on one page).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Section {
+    /// Byte range in [`Document::text`].
+    pub range: Range<usize>,
+    /// Headings from the outermost to the innermost; empty before the first heading.
+    pub heading: Vec<String>,
+    /// 1-based page number, for PDFs.
+    pub page: Option<u32>,
+    /// 1-based line number, in the file (or the page, for PDFs), of `range.start`.
+    pub first_line: u32,
+}
+
+/// A document as read: its text and the sections that cover it, in order.
+///
+/// For text, Markdown and code, `text` is the file itself (decoded), so byte offsets and line
+/// numbers point into the file. For HTML and PDF, `text` is the extracted text and line numbers
+/// count its lines (per page, for PDFs).
+#[derive(Clone, Debug)]
+pub struct Document {
+    /// What the file was read as.
+    pub kind: DocKind,
+    /// A title: the first H1 or `<title>`, the PDF's title, else the file name.
+    pub title: String,
+    /// The whole text.
+    pub text: String,
+    /// Non-overlapping sections in text order; gaps between them hold no content.
+    pub sections: Vec<Section>,
+    line_starts: Vec<usize>,
+}
+
+impl Document {
+    /// Builds a document and indexes its line starts.
+    ///
+    /// # Panics
+    /// If a section range is out of bounds, not on a char boundary or out of order: a reader bug.
+    #[must_use]
+    pub fn new(kind: DocKind, title: String, text: String, sections: Vec<Section>) -> Self {
+        let mut last = 0;
+        for s in &sections {
+            assert!(
+                s.range.start >= last
+                    && s.range.start <= s.range.end
+                    && s.range.end <= text.len()
+                    && text.is_char_boundary(s.range.start)
+                    && text.is_char_boundary(s.range.end),
+                "section {:?} out of order or bounds",
+                s.range
+            );
+            last = s.range.end;
+        }
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Document {
+            kind,
+            title,
+            text,
+            sections,
+            line_starts,
+        }
+    }
+
+    /// 0-based index of the line holding byte `offset` of the whole text.
+    fn line_index(&self, offset: usize) -> usize {
+        self.line_starts.partition_point(|&s| s <= offset) - 1
+    }
+
+    /// The 1-based line of byte `offset`, counted the way the section counts (per page for PDFs).
+    #[must_use]
+    pub fn line_of(&self, section: &Section, offset: usize) -> u32 {
+        let from = self.line_index(section.range.start);
+        let at = self.line_index(offset);
+        section.first_line + (at - from) as u32
+    }
+}

@@ -1,0 +1,79 @@
+use std::path::PathBuf;
+
+/// Why a file (or a whole run) could not be read. Every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be opened or read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is larger than the configured limit.
+    #[error("{}: {size} bytes is over the {limit}-byte limit for one file", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The file holds binary data (NUL bytes), not text.
+    #[error("{}: binary file (not text)", path.display())]
+    Binary {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A type cairn does not read (images, archives, office files…).
+    #[error("{}: unsupported file type{}", path.display(), if ext.is_empty() { String::new() } else { format!(" (.{ext})") })]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// Its extension, lowercase.
+        ext: String,
+    },
+    /// The PDF is encrypted and does not open with an empty password.
+    #[error("{}: encrypted PDF (a password is needed)", path.display())]
+    Encrypted {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The PDF could not be parsed at all.
+    #[error("{}: not a readable PDF: {message}", path.display())]
+    BadPdf {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// Nothing to index: the file is empty, or every PDF page is empty or image-only.
+    #[error("{}: no text{}", path.display(), if *pages > 0 { format!(" on any of its {pages} pages (scanned or image-only?)") } else { String::new() })]
+    NoText {
+        /// The file.
+        path: PathBuf,
+        /// The number of PDF pages, 0 for other files.
+        pages: u32,
+    },
+}
+
+impl Error {
+    /// A short, stable name of the reason, for summaries and JSON (`binary`, `too-large`, …).
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "unreadable",
+            Error::TooLarge { .. } => "too-large",
+            Error::Binary { .. } => "binary",
+            Error::Unsupported { .. } => "unsupported",
+            Error::Encrypted { .. } => "encrypted",
+            Error::BadPdf { .. } => "bad-pdf",
+            Error::NoText { .. } => "no-text",
+        }
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

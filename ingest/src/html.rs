@@ -1,0 +1,254 @@
+//! HTML: visible text without scripts, styles and navigation; `<h1>`…`<h6>` start sections.
+
+use scraper::{Html, Node};
+use unicode_normalization::UnicodeNormalization;
+
+use crate::document::{DocKind, Document, Section};
+
+/// Elements whose content is never document text.
+const DROP: &[&str] = &[
+    "script", "style", "noscript", "template", "svg", "canvas", "iframe", "object", "nav",
+    "button", "select", "form", "head", "aside", "footer", "dialog",
+];
+/// Elements that end a line of text.
+const BLOCK: &[&str] = &[
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "li",
+    "ul",
+    "ol",
+    "dl",
+    "dt",
+    "dd",
+    "tr",
+    "table",
+    "thead",
+    "tbody",
+    "blockquote",
+    "pre",
+    "figure",
+    "figcaption",
+    "details",
+    "summary",
+    "br",
+    "hr",
+    "address",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "caption",
+    "td",
+    "th",
+];
+
+struct Builder {
+    text: String,
+    /// (offset where the heading starts, level, heading text)
+    headings: Vec<(usize, usize, String)>,
+    pre: usize,
+}
+
+impl Builder {
+    fn newline(&mut self) {
+        while self.text.ends_with(' ') {
+            self.text.pop();
+        }
+        if !self.text.is_empty() && !self.text.ends_with('\n') {
+            self.text.push('\n');
+        }
+    }
+
+    fn push_text(&mut self, s: &str) {
+        if self.pre > 0 {
+            self.text.push_str(s);
+            return;
+        }
+        for word in s.split_whitespace() {
+            if !self.text.is_empty() && !self.text.ends_with(['\n', ' ']) {
+                self.text.push(' ');
+            }
+            self.text.push_str(word);
+        }
+        // Whitespace at the end of a text node separates it from the next inline element.
+        if s.ends_with(char::is_whitespace)
+            && !self.text.is_empty()
+            && !self.text.ends_with(['\n', ' '])
+        {
+            self.text.push(' ');
+        }
+    }
+
+    fn walk(&mut self, node: ego_tree::NodeRef<'_, Node>, in_main: bool) {
+        match node.value() {
+            Node::Text(t) => self.push_text(&t.text),
+            Node::Element(el) => {
+                let name = el.name();
+                let role = el.attr("role").unwrap_or("");
+                let hidden = el.attr("hidden").is_some() || el.attr("aria-hidden") == Some("true");
+                if DROP.contains(&name)
+                    || hidden
+                    || matches!(role, "navigation" | "banner" | "contentinfo" | "search")
+                    || (name == "header" && !in_main)
+                {
+                    return;
+                }
+                let in_main = in_main || matches!(name, "main" | "article");
+                let block = BLOCK.contains(&name);
+                let level = match name {
+                    "h1" => 1,
+                    "h2" => 2,
+                    "h3" => 3,
+                    "h4" => 4,
+                    "h5" => 5,
+                    "h6" => 6,
+                    _ => 0,
+                };
+                if block {
+                    self.newline();
+                    if matches!(name, "p" | "pre" | "table" | "blockquote") || level > 0 {
+                        // A blank line between paragraphs, as in Markdown, marks a paragraph end.
+                        if !self.text.is_empty() && !self.text.ends_with("\n\n") {
+                            self.text.push('\n');
+                        }
+                    }
+                }
+                let start = self.text.len();
+                if name == "pre" {
+                    self.pre += 1;
+                }
+                if matches!(name, "td" | "th") && !self.text.ends_with(['\n', ' ']) {
+                    self.text.push(' ');
+                }
+                for child in node.children() {
+                    self.walk(child, in_main);
+                }
+                if name == "pre" {
+                    self.pre -= 1;
+                }
+                if level > 0 {
+                    let heading: String = self.text[start..]
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    if !heading.is_empty() {
+                        self.headings.push((start, level, heading));
+                    }
+                }
+                if block {
+                    self.newline();
+                }
+            }
+            Node::Document | Node::Fragment => {
+                for child in node.children() {
+                    self.walk(child, in_main);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+pub(crate) fn read(source: &str, file_name: &str) -> Document {
+    let html = Html::parse_document(source);
+    let title = html
+        .select(&scraper::Selector::parse("title").expect("static selector"))
+        .next()
+        .map(|t| {
+            t.text()
+                .collect::<String>()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|t| !t.is_empty());
+    let mut b = Builder {
+        text: String::new(),
+        headings: Vec::new(),
+        pre: 0,
+    };
+    if let Some(body) = html
+        .select(&scraper::Selector::parse("body").expect("static selector"))
+        .next()
+    {
+        b.walk(*body, false);
+    } else {
+        b.walk(html.tree.root(), false);
+    }
+    // NFKC per piece keeps heading offsets valid: normalise the text between boundaries.
+    let mut text = String::with_capacity(b.text.len());
+    let mut headings = Vec::with_capacity(b.headings.len());
+    let mut last = 0;
+    for (start, level, heading) in b.headings {
+        text.extend(b.text[last..start].nfkc());
+        headings.push((text.len(), level, heading.nfkc().collect::<String>()));
+        last = start;
+    }
+    text.extend(b.text[last..].nfkc());
+
+    let title = title
+        .or_else(|| headings.iter().find(|h| h.1 == 1).map(|h| h.2.clone()))
+        .unwrap_or_else(|| file_name.to_owned());
+    let line_of = |offset: usize| text[..offset].bytes().filter(|&b| b == b'\n').count() as u32 + 1;
+    let mut sections = Vec::new();
+    let first = headings.first().map_or(text.len(), |h| h.0);
+    if !text[..first].trim().is_empty() {
+        sections.push(Section {
+            range: 0..first,
+            heading: Vec::new(),
+            page: None,
+            first_line: 1,
+        });
+    }
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    for (i, (start, level, heading)) in headings.iter().enumerate() {
+        while stack.last().is_some_and(|(l, _)| l >= level) {
+            stack.pop();
+        }
+        stack.push((*level, heading.clone()));
+        let end = headings.get(i + 1).map_or(text.len(), |h| h.0);
+        sections.push(Section {
+            range: *start..end,
+            heading: stack.iter().map(|(_, h)| h.clone()).collect(),
+            page: None,
+            first_line: line_of(*start),
+        });
+    }
+    Document::new(DocKind::Html, title, text, sections)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_noise_and_keeps_headings() {
+        let src = r#"<html><head><title>T</title><style>p{}</style></head><body>
+            <nav><a href="/">Home</a></nav>
+            <header>Site banner</header>
+            <main><h1>Big <em>Title</em></h1><p>First  para
+            text.</p><script>var x = 1;</script>
+            <h2>Sub</h2><p>Second ﬁle para.</p><pre>a  b
+c</pre></main><footer>(c) 2024</footer></body></html>"#;
+        let doc = read(src, "x.html");
+        assert_eq!(doc.title, "T");
+        assert!(!doc.text.contains("Home") && !doc.text.contains("banner"));
+        assert!(!doc.text.contains("var x") && !doc.text.contains("(c)"));
+        assert!(doc.text.contains("First para text."), "{:?}", doc.text);
+        assert!(
+            doc.text.contains("Second file para."),
+            "NFKC: {:?}",
+            doc.text
+        );
+        assert!(doc.text.contains("a  b\nc"), "pre kept: {:?}", doc.text);
+        let paths: Vec<_> = doc.sections.iter().map(|s| s.heading.join(" > ")).collect();
+        assert_eq!(paths, ["Big Title", "Big Title > Sub"]);
+        assert!(doc.text[doc.sections[1].range.clone()].starts_with("Sub\n"));
+    }
+}
