@@ -12,6 +12,8 @@ use anyhow::{Context, Result};
 use cairn_generator::{GenerateOptions, Generator, LoadOptions, Message, Sampling};
 use clap::{Args, Parser, Subcommand};
 
+mod eval;
+mod kb;
 mod models;
 
 /// Exit codes, documented in `--help` and the README.
@@ -36,15 +38,110 @@ Environment:
 )]
 #[command(after_help = AFTER_HELP)]
 struct Cli {
+    /// The knowledge base directory (default: <user data dir>/cairn/kb).
+    #[arg(long, global = true, env = "CAIRN_KB", value_name = "DIR")]
+    kb: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Add files and folders to the knowledge base (re-adding updates only what changed).
+    Add {
+        /// Files or folders; folders are walked honouring .gitignore, .ignore and .cairnignore.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Delete the knowledge base's contents first (after changing the embedding model).
+        #[arg(long)]
+        rebuild: bool,
+        /// Skip files larger than this many MiB.
+        #[arg(long, default_value_t = 64, value_name = "MIB")]
+        max_file_size: u64,
+        /// Print the summary as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// No progress or per-file messages.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Remove documents: a path that was added, or a key or folder as `status --documents` lists.
+    Remove {
+        /// Paths or document keys.
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Show what the knowledge base holds.
+    Status {
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+        /// List every document.
+        #[arg(long)]
+        documents: bool,
+    },
+    /// Search the knowledge base (keywords, meaning, or both).
+    Search(SearchArgs),
+    /// Measure retrieval or answering on public benchmarks.
+    #[command(subcommand)]
+    Eval(EvalCommand),
     /// Fetch, list, verify and exercise the pinned models.
     #[command(subcommand)]
     Models(ModelsCommand),
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    /// The query.
+    query: String,
+    /// Results to show.
+    #[arg(short, long, default_value_t = 10)]
+    k: usize,
+    /// Which legs to run.
+    #[arg(long, value_enum, default_value_t = ModeArg::Hybrid)]
+    mode: ModeArg,
+    /// How hybrid mode fuses the legs.
+    #[arg(long, value_enum, default_value_t = FusionArg::Score)]
+    fusion: FusionArg,
+    /// Weight of the dense leg in hybrid mode, 0–1.
+    #[arg(long, default_value_t = 0.5)]
+    weight: f32,
+    /// One JSON object with every hit's document, section, page, lines and scores.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ModeArg {
+    Bm25,
+    Dense,
+    Hybrid,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FusionArg {
+    /// Reciprocal rank fusion (k = 60).
+    Rrf,
+    /// Min-max normalised score fusion.
+    Score,
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Retrieval on a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv).
+    Beir {
+        /// The BEIR dataset folder.
+        dir: PathBuf,
+        /// The qrels split.
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Evaluate only the first N queries.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -140,7 +237,40 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    let kb_dir = || kb::kb_dir(cli.kb.as_deref());
     match cli.command {
+        Command::Add {
+            ref paths,
+            rebuild,
+            max_file_size,
+            json,
+            quiet,
+        } => kb::add(&kb_dir()?, paths, rebuild, max_file_size, json, quiet),
+        Command::Remove { ref targets } => kb::remove(&kb_dir()?, targets),
+        Command::Status { json, documents } => kb::status(&kb_dir()?, json, documents),
+        Command::Search(ref a) => {
+            let settings = kb::SearchSettings {
+                k: a.k,
+                mode: match a.mode {
+                    ModeArg::Bm25 => cairn_retriever::Mode::Bm25,
+                    ModeArg::Dense => cairn_retriever::Mode::Dense,
+                    ModeArg::Hybrid => cairn_retriever::Mode::Hybrid,
+                },
+                fusion: match a.fusion {
+                    FusionArg::Rrf => cairn_retriever::Fusion::Rrf { k: 60.0 },
+                    FusionArg::Score => cairn_retriever::Fusion::Score,
+                },
+                dense_weight: a.weight,
+                json: a.json,
+            };
+            kb::search(&kb_dir()?, &a.query, &settings)
+        }
+        Command::Eval(EvalCommand::Beir {
+            ref dir,
+            ref split,
+            limit,
+            json,
+        }) => eval::beir(dir, split, limit, json),
         Command::Models(cmd) => run_models(cmd),
     }
 }

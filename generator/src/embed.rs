@@ -9,6 +9,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
+
+use crate::kv_cache::{exp, softmax_in_place};
+use crate::sgemm::{sgemm, View};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::error::{Error, Result};
@@ -18,26 +22,28 @@ use crate::error::{Error, Result};
 pub const MAX_TOKENS: usize = 256;
 
 struct Layer {
-    qkv: Tensor,
-    qkv_b: Tensor,
-    attn_out: Tensor,
-    attn_out_b: Tensor,
-    ln1: (Tensor, Tensor),
-    up: Tensor,
-    up_b: Tensor,
-    down: Tensor,
-    down_b: Tensor,
-    ln2: (Tensor, Tensor),
+    /// Weights are stored transposed, `[in, out]` row-major, so `x · W` reads them row by row.
+    qkv: Vec<f32>,
+    qkv_b: Vec<f32>,
+    attn_out: Vec<f32>,
+    attn_out_b: Vec<f32>,
+    ln1: (Vec<f32>, Vec<f32>),
+    up: Vec<f32>,
+    up_b: Vec<f32>,
+    down: Vec<f32>,
+    down_b: Vec<f32>,
+    ln2: (Vec<f32>, Vec<f32>),
 }
 
 /// A loaded BERT sentence encoder.
 pub struct BertEmbedder {
     tokenizer: Tokenizer,
     counter: Tokenizer,
-    word: Tensor,
-    position: Tensor,
-    token_type0: Tensor,
-    ln: (Tensor, Tensor),
+    word: Vec<f32>,
+    position: Vec<f32>,
+    max_positions: usize,
+    token_type0: Vec<f32>,
+    ln: (Vec<f32>, Vec<f32>),
     layers: Vec<Layer>,
     heads: usize,
     eps: f32,
@@ -53,14 +59,12 @@ impl BertEmbedder {
     pub fn load(dir: &Path) -> Result<Self> {
         let file = |name: &str| -> PathBuf { dir.join(name) };
         let format = |path: PathBuf, reason: String| Error::Format { path, reason };
+        let raw = std::fs::read(file("config.json")).map_err(|source| Error::Io {
+            path: file("config.json"),
+            source,
+        })?;
         let config: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(file("config.json")).map_err(|source| {
-                Error::Io {
-                    path: file("config.json"),
-                    source,
-                }
-            })?)
-            .map_err(|e| format(file("config.json"), e.to_string()))?;
+            serde_json::from_slice(&raw).map_err(|e| format(file("config.json"), e.to_string()))?;
         let get = |k: &str| {
             config[k]
                 .as_u64()
@@ -72,6 +76,12 @@ impl BertEmbedder {
             get("num_attention_heads")?,
             get("num_hidden_layers")?,
         );
+        if heads == 0 || hidden % heads != 0 {
+            return Err(format(
+                file("config.json"),
+                "hidden_size is not a multiple of num_attention_heads".into(),
+            ));
+        }
         let eps = config["layer_norm_eps"].as_f64().unwrap_or(1e-12) as f32;
         if config["hidden_act"].as_str().unwrap_or("gelu") != "gelu" {
             return Err(format(
@@ -96,24 +106,34 @@ impl BertEmbedder {
             }))
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
 
-        let dev = Device::Cpu;
         let weights_path = file("model.safetensors");
-        let mut w: HashMap<String, Tensor> = candle_core::safetensors::load(&weights_path, &dev)
-            .map_err(|e| format(weights_path.clone(), e.to_string()))?;
-        let mut take = |name: &str| -> Result<Tensor> {
+        let mut w: HashMap<String, Tensor> =
+            candle_core::safetensors::load(&weights_path, &Device::Cpu)
+                .map_err(|e| format(weights_path.clone(), e.to_string()))?;
+        let mut tensor = |name: &str| -> Result<Tensor> {
             let t = w
                 .remove(name)
                 .or_else(|| w.remove(&format!("bert.{name}")))
                 .ok_or_else(|| format(weights_path.clone(), format!("missing tensor `{name}`")))?;
             t.to_dtype(DType::F32).map_err(cerr)
         };
-        // Linear weights are stored [out, in]; keep them transposed, contiguous, for x·Wᵀ.
-        let lin = |t: Tensor| t.t().and_then(|t| t.contiguous()).map_err(cerr);
+        let flat = |t: &Tensor| {
+            t.flatten_all()
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(cerr)
+        };
+        // Linear weights are stored [out, in]; keep them transposed ([in, out]).
+        let lin = |t: &Tensor| {
+            t.t()
+                .and_then(|t| t.contiguous())
+                .map_err(cerr)
+                .and_then(|t| flat(&t))
+        };
+        let mut take = |name: &str| tensor(name).and_then(|t| flat(&t));
         let word = take("embeddings.word_embeddings.weight")?;
         let position = take("embeddings.position_embeddings.weight")?;
-        let token_type0 = take("embeddings.token_type_embeddings.weight")?
-            .get(0)
-            .map_err(cerr)?;
+        let max_positions = position.len() / hidden;
+        let token_type0 = take("embeddings.token_type_embeddings.weight")?[..hidden].to_vec();
         let ln = (
             take("embeddings.LayerNorm.weight")?,
             take("embeddings.LayerNorm.bias")?,
@@ -121,28 +141,41 @@ impl BertEmbedder {
         let mut layers = Vec::with_capacity(n_layers);
         for i in 0..n_layers {
             let p = format!("encoder.layer.{i}");
-            let q = take(&format!("{p}.attention.self.query.weight"))?;
-            let k = take(&format!("{p}.attention.self.key.weight"))?;
-            let v = take(&format!("{p}.attention.self.value.weight"))?;
-            let qb = take(&format!("{p}.attention.self.query.bias"))?;
-            let kb = take(&format!("{p}.attention.self.key.bias"))?;
-            let vb = take(&format!("{p}.attention.self.value.bias"))?;
+            let mut t = |n: &str| tensor(&format!("{p}.{n}"));
+            let qkv = Tensor::cat(
+                &[
+                    &t("attention.self.query.weight")?,
+                    &t("attention.self.key.weight")?,
+                    &t("attention.self.value.weight")?,
+                ],
+                0,
+            )
+            .map_err(cerr)?;
+            let qkv_b = Tensor::cat(
+                &[
+                    &t("attention.self.query.bias")?,
+                    &t("attention.self.key.bias")?,
+                    &t("attention.self.value.bias")?,
+                ],
+                0,
+            )
+            .map_err(cerr)?;
             layers.push(Layer {
-                qkv: lin(Tensor::cat(&[&q, &k, &v], 0).map_err(cerr)?)?,
-                qkv_b: Tensor::cat(&[&qb, &kb, &vb], 0).map_err(cerr)?,
-                attn_out: lin(take(&format!("{p}.attention.output.dense.weight"))?)?,
-                attn_out_b: take(&format!("{p}.attention.output.dense.bias"))?,
+                qkv: lin(&qkv)?,
+                qkv_b: flat(&qkv_b)?,
+                attn_out: lin(&t("attention.output.dense.weight")?)?,
+                attn_out_b: flat(&t("attention.output.dense.bias")?)?,
                 ln1: (
-                    take(&format!("{p}.attention.output.LayerNorm.weight"))?,
-                    take(&format!("{p}.attention.output.LayerNorm.bias"))?,
+                    flat(&t("attention.output.LayerNorm.weight")?)?,
+                    flat(&t("attention.output.LayerNorm.bias")?)?,
                 ),
-                up: lin(take(&format!("{p}.intermediate.dense.weight"))?)?,
-                up_b: take(&format!("{p}.intermediate.dense.bias"))?,
-                down: lin(take(&format!("{p}.output.dense.weight"))?)?,
-                down_b: take(&format!("{p}.output.dense.bias"))?,
+                up: lin(&t("intermediate.dense.weight")?)?,
+                up_b: flat(&t("intermediate.dense.bias")?)?,
+                down: lin(&t("output.dense.weight")?)?,
+                down_b: flat(&t("output.dense.bias")?)?,
                 ln2: (
-                    take(&format!("{p}.output.LayerNorm.weight"))?,
-                    take(&format!("{p}.output.LayerNorm.bias"))?,
+                    flat(&t("output.LayerNorm.weight")?)?,
+                    flat(&t("output.LayerNorm.bias")?)?,
                 ),
             });
         }
@@ -151,6 +184,7 @@ impl BertEmbedder {
             counter,
             word,
             position,
+            max_positions,
             token_type0,
             ln,
             layers,
@@ -196,67 +230,121 @@ impl BertEmbedder {
             .flat_map(|e| e.get_ids().iter().copied())
             .collect();
         let positions: Vec<u32> = lens.iter().flat_map(|&l| 0..l as u32).collect();
-        self.forward(&ids, &positions, &lens).map_err(cerr)
+        Ok(self.forward(&ids, &positions, &lens))
     }
 
-    fn forward(
-        &self,
-        ids: &[u32],
-        positions: &[u32],
-        lens: &[usize],
-    ) -> candle_core::Result<Vec<Vec<f32>>> {
-        let dev = Device::Cpu;
-        let total = ids.len();
-        let ids = Tensor::from_slice(ids, total, &dev)?;
-        let pos = Tensor::from_slice(positions, total, &dev)?;
-        let mut x = self
-            .word
-            .embedding(&ids)?
-            .add(&self.position.embedding(&pos)?)?
-            .broadcast_add(&self.token_type0)?;
-        x = candle_nn::ops::layer_norm(&x, &self.ln.0, &self.ln.1, self.eps)?;
-        let head_dim = self.dim / self.heads;
-        let scale = 1.0 / (head_dim as f64).sqrt();
+    /// The encoder over a packed batch: `ids` of all texts end to end, `lens` per text.
+    fn forward(&self, ids: &[u32], positions: &[u32], lens: &[usize]) -> Vec<Vec<f32>> {
+        let h = self.dim;
+        let t = ids.len();
+        let vocab = self.word.len() / h;
+        let threads = rayon::current_num_threads();
+        let mut x = vec![0f32; t * h];
+        for ((row, &id), &pos) in x.chunks_exact_mut(h).zip(ids).zip(positions) {
+            let id = (id as usize).min(vocab - 1);
+            let pos = (pos as usize).min(self.max_positions - 1);
+            let w = &self.word[id * h..(id + 1) * h];
+            let p = &self.position[pos * h..(pos + 1) * h];
+            for i in 0..h {
+                row[i] = w[i] + p[i] + self.token_type0[i];
+            }
+        }
+        layer_norm_rows(&mut x, h, &self.ln, self.eps);
+        let head_dim = h / self.heads;
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        let inter = self.layers.first().map_or(0, |l| l.up_b.len());
+        let mut qkv = vec![0f32; t * 3 * h];
+        let mut ctx = vec![0f32; t * h];
+        let mut y = vec![0f32; t * h];
+        let mut u = vec![0f32; t * inter];
         for layer in &self.layers {
-            let qkv = x.matmul(&layer.qkv)?.broadcast_add(&layer.qkv_b)?;
-            let mut contexts = Vec::with_capacity(lens.len());
+            // qkv = b + x·W
+            fill_rows(&mut qkv, &layer.qkv_b);
+            sgemm(
+                View::rows(&x, t, h, h),
+                View::rows(&layer.qkv, h, 3 * h, 3 * h),
+                &mut qkv,
+                3 * h,
+                true,
+                threads,
+            );
+            // Attention, one text per task; heads are read straight out of `qkv` by stride.
+            let mut parts: Vec<(usize, &mut [f32])> = Vec::with_capacity(lens.len());
+            let mut rest = ctx.as_mut_slice();
             let mut start = 0;
             for &len in lens {
-                let part = qkv.narrow(0, start, len)?;
-                let split = |i: usize| -> candle_core::Result<Tensor> {
-                    part.narrow(1, i * self.dim, self.dim)?
-                        .reshape((len, self.heads, head_dim))?
-                        .transpose(0, 1)?
-                        .contiguous()
-                };
-                let (q, k, v) = (split(0)?, split(1)?, split(2)?);
-                let scores = (q.matmul(&k.t()?)? * scale)?;
-                let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-                let ctx = probs
-                    .matmul(&v)?
-                    .transpose(0, 1)?
-                    .reshape((len, self.dim))?;
-                contexts.push(ctx);
+                let (mine, tail) = rest.split_at_mut(len * h);
+                parts.push((start, mine));
+                rest = tail;
                 start += len;
             }
-            let ctx = Tensor::cat(&contexts, 0)?;
-            let attn = ctx
-                .matmul(&layer.attn_out)?
-                .broadcast_add(&layer.attn_out_b)?;
-            x = candle_nn::ops::layer_norm(&(attn + &x)?, &layer.ln1.0, &layer.ln1.1, self.eps)?;
-            let h = x
-                .matmul(&layer.up)?
-                .broadcast_add(&layer.up_b)?
-                .gelu_erf()?;
-            let h = h.matmul(&layer.down)?.broadcast_add(&layer.down_b)?;
-            x = candle_nn::ops::layer_norm(&(h + &x)?, &layer.ln2.0, &layer.ln2.1, self.eps)?;
+            let qkv_all = &qkv;
+            parts.into_par_iter().for_each(|(start, out)| {
+                let len = out.len() / h;
+                let mut scores = vec![0f32; len * len];
+                let base = &qkv_all[start * 3 * h..(start + len) * 3 * h];
+                for head in 0..self.heads {
+                    let q = View::rows(&base[head * head_dim..], len, head_dim, 3 * h);
+                    let k = View::rows(&base[h + head * head_dim..], len, head_dim, 3 * h);
+                    let v = View::rows(&base[2 * h + head * head_dim..], len, head_dim, 3 * h);
+                    sgemm(q, k.t(), &mut scores, len, false, 1);
+                    for row in scores.chunks_exact_mut(len) {
+                        row.iter_mut().for_each(|s| *s *= scale);
+                        softmax_in_place(row);
+                    }
+                    sgemm(
+                        View::rows(&scores, len, len, len),
+                        v,
+                        &mut out[head * head_dim..],
+                        h,
+                        false,
+                        1,
+                    );
+                }
+            });
+            // x = LN(x + b + ctx·Wo)
+            add_rows(&mut y, &x, &layer.attn_out_b);
+            sgemm(
+                View::rows(&ctx, t, h, h),
+                View::rows(&layer.attn_out, h, h, h),
+                &mut y,
+                h,
+                true,
+                threads,
+            );
+            layer_norm_rows(&mut y, h, &layer.ln1, self.eps);
+            std::mem::swap(&mut x, &mut y);
+            // x = LN(x + b + gelu(b + x·Wup)·Wdown)
+            fill_rows(&mut u, &layer.up_b);
+            sgemm(
+                View::rows(&x, t, h, h),
+                View::rows(&layer.up, h, inter, inter),
+                &mut u,
+                inter,
+                true,
+                threads,
+            );
+            u.par_chunks_mut(16 * 1024)
+                .for_each(|c| c.iter_mut().for_each(|v| *v = gelu(*v)));
+            add_rows(&mut y, &x, &layer.down_b);
+            sgemm(
+                View::rows(&u, t, inter, inter),
+                View::rows(&layer.down, inter, h, h),
+                &mut y,
+                h,
+                true,
+                threads,
+            );
+            layer_norm_rows(&mut y, h, &layer.ln2, self.eps);
+            std::mem::swap(&mut x, &mut y);
         }
-        let x: Vec<f32> = x.flatten_all()?.to_vec1()?;
+        // Mean pooling over every token (with [CLS] and [SEP], as sentence-transformers does),
+        // then unit length.
         let mut out = Vec::with_capacity(lens.len());
         let mut start = 0;
         for &len in lens {
-            let mut v = vec![0f32; self.dim];
-            for row in x[start * self.dim..(start + len) * self.dim].chunks_exact(self.dim) {
+            let mut v = vec![0f32; h];
+            for row in x[start * h..(start + len) * h].chunks_exact(h) {
                 for (a, b) in v.iter_mut().zip(row) {
                     *a += b;
                 }
@@ -266,6 +354,77 @@ impl BertEmbedder {
             out.push(v);
             start += len;
         }
-        Ok(out)
+        out
+    }
+}
+
+/// Every row of `m` (rows of `bias.len()`) set to `bias`.
+fn fill_rows(m: &mut [f32], bias: &[f32]) {
+    for row in m.chunks_exact_mut(bias.len()) {
+        row.copy_from_slice(bias);
+    }
+}
+
+/// `out = x + bias`, row by row.
+fn add_rows(out: &mut [f32], x: &[f32], bias: &[f32]) {
+    for (o, r) in out
+        .chunks_exact_mut(bias.len())
+        .zip(x.chunks_exact(bias.len()))
+    {
+        for i in 0..bias.len() {
+            o[i] = r[i] + bias[i];
+        }
+    }
+}
+
+/// Layer normalisation of each row of width `h`, in parallel.
+fn layer_norm_rows(m: &mut [f32], h: usize, (gamma, beta): &(Vec<f32>, Vec<f32>), eps: f32) {
+    m.par_chunks_mut(h * 64).for_each(|block| {
+        for row in block.chunks_exact_mut(h) {
+            let mean = row.iter().sum::<f32>() / h as f32;
+            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / h as f32;
+            let inv = 1.0 / (var + eps).sqrt();
+            for i in 0..h {
+                row[i] = (row[i] - mean) * inv * gamma[i] + beta[i];
+            }
+        }
+    });
+}
+
+/// `erf(x)` to 1.5e-7 absolute (Abramowitz & Stegun 7.1.26), branch-free so loops vectorize.
+fn erf(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let poly = t
+        * (0.254_829_6
+            + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
+    (1.0 - poly * exp(-a * a)).copysign(x)
+}
+
+/// BERT's GELU, `x · Φ(x)` with the exact (erf) normal CDF.
+fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erf_is_accurate() {
+        for (x, want) in [
+            (0.0f32, 0.0f32),
+            (0.5, 0.520_499_9),
+            (1.0, 0.842_700_8),
+            (-1.5, -0.966_105_1),
+            (2.5, 0.999_593_05),
+            (-4.0, -0.999_999_98),
+        ] {
+            assert!(
+                (erf(x) - want).abs() < 3e-7,
+                "erf({x}) = {} want {want}",
+                erf(x)
+            );
+        }
     }
 }

@@ -19,6 +19,7 @@ mod kv_cache;
 pub mod model;
 mod parallel;
 pub mod sampling;
+mod sgemm;
 mod softmax;
 pub mod tokenizer;
 

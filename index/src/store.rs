@@ -217,7 +217,7 @@ pub(crate) fn all_chunk_ids<T: ReadableTable<u64, &'static str>>(
 }
 
 /// The file name of the store inside a knowledge base directory.
-pub(crate) const STORE_FILE: &str = "meta.redb";
+pub const STORE_FILE: &str = "meta.redb";
 
 pub(crate) fn store_path(dir: &Path) -> PathBuf {
     dir.join(STORE_FILE)

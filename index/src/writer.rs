@@ -247,6 +247,44 @@ impl Writer {
         Ok(w)
     }
 
+    /// Deletes a knowledge base's contents (for a rebuild with another model or settings).
+    /// Takes the writer lock first, so a running writer is never pulled from under.
+    pub fn wipe(dir: &Path) -> Result<()> {
+        if !dir.join(store::STORE_FILE).exists() {
+            return Ok(());
+        }
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        if lock.try_lock().is_err() {
+            return Err(Error::Locked {
+                path: dir.to_owned(),
+                holder: std::fs::read_to_string(&lock_path)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned(),
+            });
+        }
+        for name in [store::STORE_FILE, BM25_DIR, VECTORS_DIR] {
+            let p = dir.join(name);
+            let r = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            match r {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&p)(e)),
+            }
+        }
+        Ok(())
+    }
+
     /// The manifest as of the last commit.
     #[must_use]
     pub fn manifest(&self) -> &Manifest {
@@ -488,6 +526,13 @@ impl Writer {
                 break;
             }
             let outcome = self.plan_file(&file, &key, options, &mut pending, &mut report)?;
+            if matches!(outcome, FileOutcome::Added(_) | FileOutcome::Updated { .. }) {
+                if let Some(doc) = pending.docs.last() {
+                    for n in &doc.notices {
+                        progress.notice(&key, n);
+                    }
+                }
+            }
             if let FileOutcome::Added(n) | FileOutcome::Updated { chunks: n, .. } = outcome {
                 since_commit += n;
             }

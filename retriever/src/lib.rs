@@ -1,4 +1,161 @@
-//! cairn-retriever: hybrid search, fusion and context assembly for the generator.
+//! cairn-retriever: hybrid search over a knowledge base — a BM25 leg and a dense leg, fused.
 //!
-//! Planned (issues "Ingest and hybrid index" and "Grounded answers"). Nothing is implemented here
-//! yet; the crate exists so that the workspace has its final shape from the start.
+//! [`Retriever::search`] runs the legs a [`Mode`] asks for, fuses them ([`Fusion`]: reciprocal
+//! rank or min-max score fusion, with a weight) and returns [`Hit`]s that carry each leg's rank
+//! and score beside the fused one, so callers can show why a passage ranked where it did.
+//! [`metrics`] has the BEIR measures (nDCG, recall, MRR) the evaluation uses.
+//!
+//! The design decision to know: each leg fetches more candidates than asked (`candidates`), and
+//! fusion ranks the union; a chunk missing from one leg gets that leg's minimum, not a guess.
+
+mod fusion;
+pub mod metrics;
+
+use cairn_index::{ChunkId, ChunkRecord, Embedder, Reader};
+
+pub use fusion::{fuse, Fused, Fusion, LegHit};
+
+/// Which legs to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Keywords only.
+    Bm25,
+    /// Embeddings only.
+    Dense,
+    /// Both, fused.
+    Hybrid,
+}
+
+/// Search settings.
+#[derive(Clone, Copy, Debug)]
+pub struct SearchOptions {
+    /// Legs to run.
+    pub mode: Mode,
+    /// Fusion method for hybrid mode.
+    pub fusion: Fusion,
+    /// Weight of the dense leg in [0, 1].
+    pub dense_weight: f32,
+    /// Results wanted.
+    pub k: usize,
+    /// Candidates fetched from each leg before fusion.
+    pub candidates: usize,
+}
+
+impl Default for SearchOptions {
+    /// Defaults chosen on SciFact (`cairn eval beir`, BENCHMARKS.md).
+    fn default() -> Self {
+        SearchOptions {
+            mode: Mode::Hybrid,
+            fusion: Fusion::Score,
+            dense_weight: 0.5,
+            k: 10,
+            candidates: 100,
+        }
+    }
+}
+
+/// Why a search failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The index failed.
+    #[error(transparent)]
+    Index(#[from] cairn_index::Error),
+    /// The query could not be embedded.
+    #[error("embedding the query failed: {0}")]
+    Embed(String),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// One search result with its chunk.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Hit {
+    /// 1-based fused rank.
+    pub rank: usize,
+    /// Scores and ranks.
+    #[serde(flatten)]
+    pub fused: Fused,
+    /// The chunk.
+    #[serde(skip)]
+    pub chunk: ChunkRecord,
+}
+
+/// Searches one knowledge-base snapshot with one query embedder.
+pub struct Retriever<'a> {
+    reader: &'a Reader,
+    embedder: &'a dyn Embedder,
+}
+
+impl<'a> Retriever<'a> {
+    /// A retriever over `reader`, embedding queries with `embedder` (which must be the
+    /// knowledge base's model; the caller checks the fingerprint).
+    #[must_use]
+    pub fn new(reader: &'a Reader, embedder: &'a dyn Embedder) -> Self {
+        Retriever { reader, embedder }
+    }
+
+    /// Embeds a query.
+    pub fn embed(&self, query: &str) -> Result<Vec<f32>> {
+        let mut v = self.embedder.embed(&[query]).map_err(Error::Embed)?;
+        v.pop()
+            .ok_or_else(|| Error::Embed("no vector returned".into()))
+    }
+
+    /// The two legs' raw lists (empty for a leg the mode does not run).
+    pub fn legs(
+        &self,
+        query: &str,
+        vector: Option<&[f32]>,
+        options: &SearchOptions,
+    ) -> Result<(Vec<(ChunkId, f32)>, Vec<(ChunkId, f32)>)> {
+        let n = options.candidates.max(options.k);
+        let bm25 = if options.mode == Mode::Dense {
+            Vec::new()
+        } else {
+            self.reader.bm25(query, n)?
+        };
+        let dense = if options.mode == Mode::Bm25 {
+            Vec::new()
+        } else {
+            let v = match vector {
+                Some(v) => v.to_vec(),
+                None => self.embed(query)?,
+            };
+            self.reader.dense(&v, n)?
+        };
+        Ok((bm25, dense))
+    }
+
+    /// Runs a search.
+    pub fn search(&self, query: &str, options: &SearchOptions) -> Result<Vec<Hit>> {
+        let (bm25, dense) = self.legs(query, None, options)?;
+        self.hits(&bm25, &dense, options)
+    }
+
+    /// Fuses two legs' lists into hits with their chunks.
+    pub fn hits(
+        &self,
+        bm25: &[(ChunkId, f32)],
+        dense: &[(ChunkId, f32)],
+        options: &SearchOptions,
+    ) -> Result<Vec<Hit>> {
+        let fused = match options.mode {
+            Mode::Bm25 => fuse(bm25, &[], options.fusion, 0.0),
+            Mode::Dense => fuse(&[], dense, options.fusion, 1.0),
+            Mode::Hybrid => fuse(bm25, dense, options.fusion, options.dense_weight),
+        };
+        let mut hits = Vec::with_capacity(options.k);
+        for f in fused.into_iter().take(options.k) {
+            if let Some(chunk) = self.reader.chunk(f.id)? {
+                hits.push(Hit {
+                    rank: hits.len() + 1,
+                    fused: f,
+                    chunk,
+                });
+            }
+        }
+        Ok(hits)
+    }
+}

@@ -1,0 +1,325 @@
+//! `cairn eval beir`: retrieval quality on a BEIR-format dataset, through the real ingest path.
+
+use std::collections::HashMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use cairn_index::{AddOptions, ChunkId, Embedder, NoProgress, Reader, Writer};
+use cairn_ingest::ReadOptions;
+use cairn_retriever::metrics::{mrr_at, ndcg_at, recall_at};
+use cairn_retriever::{fuse, Fusion};
+
+use crate::kb::{chunk_options, MiniLm};
+
+/// A fused-list recipe evaluated side by side with the legs.
+#[derive(Clone, Copy)]
+struct Method {
+    name: &'static str,
+    fusion: Option<Fusion>,
+    /// 0 = BM25 only, 1 = dense only.
+    weight: f32,
+}
+
+const METHODS: &[Method] = &[
+    Method {
+        name: "bm25",
+        fusion: None,
+        weight: 0.0,
+    },
+    Method {
+        name: "dense",
+        fusion: None,
+        weight: 1.0,
+    },
+    Method {
+        name: "rrf w=0.3",
+        fusion: Some(Fusion::Rrf { k: 60.0 }),
+        weight: 0.3,
+    },
+    Method {
+        name: "rrf w=0.5",
+        fusion: Some(Fusion::Rrf { k: 60.0 }),
+        weight: 0.5,
+    },
+    Method {
+        name: "rrf w=0.7",
+        fusion: Some(Fusion::Rrf { k: 60.0 }),
+        weight: 0.7,
+    },
+    Method {
+        name: "score w=0.3",
+        fusion: Some(Fusion::Score),
+        weight: 0.3,
+    },
+    Method {
+        name: "score w=0.4",
+        fusion: Some(Fusion::Score),
+        weight: 0.4,
+    },
+    Method {
+        name: "score w=0.5",
+        fusion: Some(Fusion::Score),
+        weight: 0.5,
+    },
+    Method {
+        name: "score w=0.6",
+        fusion: Some(Fusion::Score),
+        weight: 0.6,
+    },
+    Method {
+        name: "score w=0.7",
+        fusion: Some(Fusion::Score),
+        weight: 0.7,
+    },
+];
+
+#[derive(Clone, Copy, Default)]
+struct Scores {
+    ndcg10: f64,
+    recall10: f64,
+    recall100: f64,
+    mrr10: f64,
+}
+
+fn read_jsonl(path: &Path) -> Result<Vec<serde_json::Value>> {
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line.with_context(|| format!("reading {}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        out.push(
+            serde_json::from_str(&line)
+                .with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))?,
+        );
+    }
+    Ok(out)
+}
+
+/// Characters safe in a file name; other characters become `_` plus their code.
+fn file_stem(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c.to_string()
+            } else {
+                format!("_{:x}", c as u32)
+            }
+        })
+        .collect()
+}
+
+pub fn beir(dir: &Path, split: &str, limit: Option<usize>, json: bool) -> Result<()> {
+    let corpus = read_jsonl(&dir.join("corpus.jsonl"))?;
+    let queries = read_jsonl(&dir.join("queries.jsonl"))?;
+    let qrels_path = dir.join("qrels").join(format!("{split}.tsv"));
+    let qrels_text = std::fs::read_to_string(&qrels_path)
+        .with_context(|| format!("reading {}", qrels_path.display()))?;
+    let mut qrels: HashMap<String, HashMap<String, u32>> = HashMap::new();
+    for line in qrels_text.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols.len() >= 3 {
+            qrels
+                .entry(cols[0].to_owned())
+                .or_default()
+                .insert(cols[1].to_owned(), cols[2].trim().parse().unwrap_or(0));
+        }
+    }
+    let mut qs: Vec<(String, String)> = queries
+        .iter()
+        .filter_map(|q| {
+            Some((
+                q["_id"].as_str()?.to_owned(),
+                q["text"].as_str()?.to_owned(),
+            ))
+        })
+        .filter(|(id, _)| qrels.contains_key(id))
+        .collect();
+    if let Some(n) = limit {
+        qs.truncate(n);
+    }
+    if qs.is_empty() {
+        bail!(
+            "no queries of {} have judgements in {}",
+            dir.display(),
+            qrels_path.display()
+        );
+    }
+
+    let tmp = tempfile::tempdir()?;
+    let docs_dir = tmp.path().join("corpus");
+    std::fs::create_dir_all(&docs_dir)?;
+    let mut by_key: HashMap<String, String> = HashMap::new();
+    for d in &corpus {
+        let id = d["_id"].as_str().context("corpus line without _id")?;
+        let title = d["title"].as_str().unwrap_or("").trim();
+        let text = d["text"].as_str().unwrap_or("");
+        let stem = file_stem(id);
+        let body = if title.is_empty() {
+            format!("{text}\n")
+        } else {
+            format!("# {title}\n\n{text}\n")
+        };
+        std::fs::write(docs_dir.join(format!("{stem}.md")), body)?;
+        by_key.insert(format!("corpus/{stem}.md"), id.to_owned());
+    }
+    let embedder = MiniLm::load()?;
+    let kb = tmp.path().join("kb");
+    let t0 = Instant::now();
+    {
+        let mut writer = Writer::open(&kb, &embedder.id(), &chunk_options())?;
+        let never = || false;
+        let options = AddOptions {
+            embedder: &embedder,
+            read: ReadOptions::default(),
+            commit_every: 4096,
+            batch: 32,
+            cancel: &never,
+        };
+        let tty = std::io::stderr().is_terminal();
+        if tty {
+            eprintln!("indexing {} documents…", corpus.len());
+        }
+        let report = writer.add(&[docs_dir.clone()], &options, &mut NoProgress)?;
+        if !report.skipped.is_empty() {
+            eprintln!(
+                "warning: {} corpus documents skipped (first: {})",
+                report.skipped.len(),
+                report.skipped[0].2
+            );
+        }
+    }
+    let index_secs = t0.elapsed().as_secs_f64();
+    let reader = Reader::open(&kb)?;
+    let chunks = reader.status()?.chunks;
+
+    let t1 = Instant::now();
+    let texts: Vec<&str> = qs.iter().map(|(_, t)| t.as_str()).collect();
+    let mut vectors = Vec::with_capacity(texts.len());
+    for batch in texts.chunks(32) {
+        vectors.extend(embedder.embed(batch).map_err(anyhow::Error::msg)?);
+    }
+    let embed_secs = t1.elapsed().as_secs_f64();
+
+    let candidates = 300;
+    let doc_of = |id: ChunkId| -> Result<String> {
+        let c = reader.chunk(id)?.context("a hit without its chunk")?;
+        Ok(by_key.get(&c.doc).cloned().unwrap_or(c.doc))
+    };
+    // per method, per query
+    let mut per_query: Vec<Vec<Scores>> = vec![Vec::with_capacity(qs.len()); METHODS.len()];
+    let mut latencies = Vec::with_capacity(qs.len());
+    for ((qid, text), vector) in qs.iter().zip(&vectors) {
+        let t = Instant::now();
+        let bm25 = reader.bm25(text, candidates)?;
+        let dense = reader.dense(vector, candidates)?;
+        latencies.push(t.elapsed().as_secs_f64() * 1e3);
+        let rel = &qrels[qid];
+        for (mi, m) in METHODS.iter().enumerate() {
+            let fused = match m.fusion {
+                None if m.weight == 0.0 => fuse(&bm25, &[], Fusion::Score, 0.0),
+                None => fuse(&[], &dense, Fusion::Score, 1.0),
+                Some(f) => fuse(&bm25, &dense, f, m.weight),
+            };
+            // Chunks to documents: a document ranks where its best chunk does.
+            let mut ranked: Vec<String> = Vec::with_capacity(100);
+            for f in fused {
+                let d = doc_of(f.id)?;
+                if !ranked.contains(&d) {
+                    ranked.push(d);
+                    if ranked.len() == 100 {
+                        break;
+                    }
+                }
+            }
+            per_query[mi].push(Scores {
+                ndcg10: ndcg_at(&ranked, rel, 10),
+                recall10: recall_at(&ranked, rel, 10),
+                recall100: recall_at(&ranked, rel, 100),
+                mrr10: mrr_at(&ranked, rel, 10),
+            });
+        }
+    }
+    let mean = |v: &[Scores], pick: &dyn Fn(usize) -> bool| {
+        let sel: Vec<&Scores> = v
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| pick(*i))
+            .map(|(_, s)| s)
+            .collect();
+        let n = sel.len().max(1) as f64;
+        Scores {
+            ndcg10: sel.iter().map(|s| s.ndcg10).sum::<f64>() / n,
+            recall10: sel.iter().map(|s| s.recall10).sum::<f64>() / n,
+            recall100: sel.iter().map(|s| s.recall100).sum::<f64>() / n,
+            mrr10: sel.iter().map(|s| s.mrr10).sum::<f64>() / n,
+        }
+    };
+    let all: Vec<Scores> = per_query.iter().map(|v| mean(v, &|_| true)).collect();
+    let calib: Vec<Scores> = per_query.iter().map(|v| mean(v, &|i| i % 2 == 0)).collect();
+    let check: Vec<Scores> = per_query.iter().map(|v| mean(v, &|i| i % 2 == 1)).collect();
+    let best = (2..METHODS.len())
+        .max_by(|&a, &b| calib[a].ndcg10.total_cmp(&calib[b].ndcg10))
+        .expect("fusion methods exist");
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+
+    let mut out = std::io::stdout().lock();
+    if json {
+        let rows: Vec<_> = METHODS
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                serde_json::json!({"method": m.name, "ndcg@10": all[i].ndcg10, "recall@10": all[i].recall10, "recall@100": all[i].recall100, "mrr@10": all[i].mrr10,
+                    "calibration_ndcg@10": calib[i].ndcg10, "check_ndcg@10": check[i].ndcg10})
+            })
+            .collect();
+        let v = serde_json::json!({
+            "dataset": dir, "split": split, "queries": qs.len(), "documents": corpus.len(), "chunks": chunks,
+            "index_seconds": index_secs, "query_embed_seconds": embed_secs,
+            "search_ms_p50": pct(0.5), "search_ms_p95": pct(0.95),
+            "methods": rows, "picked": METHODS[best].name,
+        });
+        writeln!(out, "{v}")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{}: {} documents ({chunks} chunks, indexed in {index_secs:.0} s), {} queries ({split})",
+        dir.display(),
+        corpus.len(),
+        qs.len()
+    )?;
+    writeln!(
+        out,
+        "{:<12} {:>8} {:>9} {:>10} {:>7}   {:>11} {:>9}",
+        "method", "nDCG@10", "Recall@10", "Recall@100", "MRR@10", "nDCG@10 cal", "nDCG@10 chk"
+    )?;
+    for (i, m) in METHODS.iter().enumerate() {
+        writeln!(
+            out,
+            "{:<12} {:>8.4} {:>9.4} {:>10.4} {:>7.4}   {:>11.4} {:>9.4}{}",
+            m.name,
+            all[i].ndcg10,
+            all[i].recall10,
+            all[i].recall100,
+            all[i].mrr10,
+            calib[i].ndcg10,
+            check[i].ndcg10,
+            if i == best {
+                "  ← picked on the calibration half"
+            } else {
+                ""
+            }
+        )?;
+    }
+    writeln!(
+        out,
+        "calibration half = even-numbered queries, check half = odd-numbered"
+    )?;
+    writeln!(out, "search latency (both legs, query already embedded): p50 {:.1} ms, p95 {:.1} ms; query embedding {:.1} ms each", pct(0.5), pct(0.95), embed_secs * 1e3 / qs.len() as f64)?;
+    Ok(())
+}

@@ -1,0 +1,540 @@
+//! `cairn add | remove | status | search`: the knowledge-base commands.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use cairn_generator::BertEmbedder;
+use cairn_index::{
+    AddOptions, AddProgress, ChunkOptions, Embedder, EmbedderId, FileOutcome, Reader, TokenCounter,
+    Writer,
+};
+use cairn_ingest::ReadOptions;
+use cairn_retriever::{Fusion, Hit, Mode, Retriever, SearchOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::models;
+
+/// The pinned embedding model, adapted to the index's `Embedder`.
+pub struct MiniLm {
+    inner: BertEmbedder,
+    id: EmbedderId,
+}
+
+impl MiniLm {
+    /// Loads the verified `embedder` model from the models directory.
+    pub fn load() -> Result<Self> {
+        let weights = models::resolve_verified("embedder")?;
+        let dir = weights.parent().expect("model files live in a folder");
+        let inner = BertEmbedder::load(dir)
+            .with_context(|| format!("loading the embedder from {}", dir.display()))?;
+        let sha = models::lookup("embedder")?.files[0].sha256;
+        Ok(MiniLm {
+            id: EmbedderId {
+                model: "all-MiniLM-L6-v2".into(),
+                weights_sha256: sha.into(),
+                dim: inner.dim(),
+            },
+            inner,
+        })
+    }
+}
+
+impl TokenCounter for MiniLm {
+    fn token_ends(&self, text: &str) -> Vec<usize> {
+        self.inner.token_ends(text)
+    }
+}
+
+impl Embedder for MiniLm {
+    fn id(&self) -> EmbedderId {
+        self.id.clone()
+    }
+    fn counter(&self) -> &dyn TokenCounter {
+        self
+    }
+    fn embed(&self, texts: &[&str]) -> std::result::Result<Vec<Vec<f32>>, String> {
+        self.inner.embed(texts).map_err(|e| e.to_string())
+    }
+}
+
+/// The knowledge base directory: `--kb`/`CAIRN_KB`, else `<data dir>/cairn/kb`.
+pub fn kb_dir(kb: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = kb {
+        return Ok(p.to_owned());
+    }
+    let data = dirs::data_dir().context("no user data directory; pass --kb DIR or set CAIRN_KB")?;
+    Ok(data.join("cairn").join("kb"))
+}
+
+/// Chunker settings for new knowledge bases (the embedder takes 256 tokens with [CLS] and [SEP]).
+pub fn chunk_options() -> ChunkOptions {
+    ChunkOptions {
+        max_tokens: 200,
+        overlap_tokens: 32,
+        min_section_tokens: 24,
+    }
+}
+
+/// Removes control characters and escape sequences so that document text cannot drive the
+/// terminal; tabs and newlines stay.
+pub fn sanitize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Skip an escape sequence: ESC [ ... final byte, or ESC ] ... BEL/ST, or ESC x.
+            match chars.peek() {
+                Some('[') => {
+                    chars.next();
+                    while let Some(&d) = chars.peek() {
+                        chars.next();
+                        if ('@'..='~').contains(&d) {
+                            break;
+                        }
+                    }
+                }
+                Some(']') => {
+                    chars.next();
+                    while let Some(d) = chars.next() {
+                        if d == '\u{7}' || (d == '\u{1b}' && chars.peek() == Some(&'\\')) {
+                            if d == '\u{1b}' {
+                                chars.next();
+                            }
+                            break;
+                        }
+                    }
+                }
+                Some(_) => {
+                    chars.next();
+                }
+                None => {}
+            }
+        } else if c == '\n'
+            || c == '\t'
+            || !(c.is_control()
+                || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+        {
+            out.push(c);
+        }
+    }
+    out
+}
+
+struct CliProgress {
+    bar: ProgressBar,
+    quiet: bool,
+    notices: Vec<String>,
+}
+
+impl AddProgress for CliProgress {
+    fn files(&mut self, total: usize) {
+        self.bar.set_length(total as u64);
+    }
+    fn file(&mut self, key: &str, outcome: &FileOutcome) {
+        self.bar.inc(1);
+        self.bar.set_message(key.to_owned());
+        if let FileOutcome::Skipped { message, .. } = outcome {
+            if !self.quiet {
+                self.bar
+                    .suspend(|| eprintln!("skipped: {}", sanitize(message)));
+            }
+        }
+    }
+    fn notice(&mut self, key: &str, message: &str) {
+        self.notices.push(format!("{key}: {message}"));
+    }
+    fn embedded(&mut self, chunks: usize) {
+        self.bar.set_prefix(format!("{chunks} chunks embedded"));
+    }
+    fn phase(&mut self, name: &str) {
+        if name == "graph" {
+            self.bar.set_message("updating the vector graph");
+        }
+    }
+}
+
+/// `cairn add`.
+pub fn add(
+    kb: &Path,
+    paths: &[PathBuf],
+    rebuild: bool,
+    max_file_mb: u64,
+    json: bool,
+    quiet: bool,
+) -> Result<()> {
+    if paths.is_empty() {
+        bail!("nothing to add\nhint: `cairn add PATH…` with files or folders");
+    }
+    let t0 = Instant::now();
+    let embedder = MiniLm::load()?;
+    if rebuild {
+        Writer::wipe(kb)?;
+    }
+    let mut writer = Writer::open(kb, &embedder.id(), &chunk_options())?;
+    let hidden = quiet || json || !std::io::stderr().is_terminal();
+    let bar = if hidden {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::new(0);
+        b.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} files ({per_sec}, ETA {eta}) {prefix} {wide_msg}")
+                .expect("static template"),
+        );
+        b
+    };
+    let mut progress = CliProgress {
+        bar,
+        quiet: quiet || json,
+        notices: Vec::new(),
+    };
+    // Ctrl-C simply ends the process: everything committed stays, and the next run resumes.
+    let cancel = || false;
+    let options = AddOptions {
+        embedder: &embedder,
+        read: ReadOptions {
+            max_bytes: max_file_mb << 20,
+        },
+        commit_every: 512,
+        batch: 32,
+        cancel: &cancel,
+    };
+    let report = writer.add(paths, &options, &mut progress)?;
+    progress.bar.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    let mut out = std::io::stdout().lock();
+    if json {
+        let skipped: Vec<_> = report
+            .skipped
+            .iter()
+            .map(|(path, reason, message)| serde_json::json!({"path": path, "reason": reason, "message": message}))
+            .collect();
+        let v = serde_json::json!({
+            "kb": kb,
+            "added": report.added,
+            "updated": report.updated,
+            "unchanged": report.unchanged,
+            "removed": report.removed,
+            "skipped": skipped,
+            "chunks_written": report.chunks_written,
+            "chunks_embedded": report.chunks_embedded,
+            "commits": report.commits,
+            "generation": writer.manifest().generation,
+            "seconds": secs,
+        });
+        writeln!(out, "{v}")?;
+    } else {
+        writeln!(
+            out,
+            "{} added, {} updated, {} unchanged, {} removed, {} skipped; {} chunks written, {} embedded, in {secs:.1} s",
+            report.added,
+            report.updated,
+            report.unchanged,
+            report.removed,
+            report.skipped.len(),
+            report.chunks_written,
+            report.chunks_embedded
+        )?;
+        if !report.skipped.is_empty() {
+            let mut reasons: Vec<(&str, usize)> = Vec::new();
+            for (_, r, _) in &report.skipped {
+                match reasons.iter_mut().find(|(x, _)| x == r) {
+                    Some(e) => e.1 += 1,
+                    None => reasons.push((r, 1)),
+                }
+            }
+            let summary: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+            writeln!(out, "skipped: {}", summary.join(", "))?;
+            for (_, _, message) in report.skipped.iter().take(20) {
+                writeln!(out, "  {}", sanitize(message))?;
+            }
+            if report.skipped.len() > 20 {
+                writeln!(
+                    out,
+                    "  … and {} more (`cairn status` lists them all)",
+                    report.skipped.len() - 20
+                )?;
+            }
+        }
+        for n in &progress.notices {
+            writeln!(out, "note: {}", sanitize(n))?;
+        }
+    }
+    Ok(())
+}
+
+/// `cairn remove`.
+pub fn remove(kb: &Path, targets: &[String]) -> Result<()> {
+    let embedder_id = open_id(kb)?;
+    let mut writer = Writer::open(kb, &embedder_id, &chunk_options())?;
+    let mut out = std::io::stdout().lock();
+    let mut missing = Vec::new();
+    for t in targets {
+        let removed = writer.remove(t)?;
+        if removed.is_empty() {
+            missing.push(t.clone());
+        }
+        for k in removed {
+            writeln!(out, "removed {}", sanitize(&k))?;
+        }
+    }
+    if !missing.is_empty() {
+        bail!(
+            "not in the knowledge base: {}\nhint: `cairn status --documents` lists what is",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The embedder id a knowledge base was built with (so `remove` needs no model).
+fn open_id(kb: &Path) -> Result<EmbedderId> {
+    let reader = Reader::open(kb)?;
+    Ok(reader.manifest().embedder.clone())
+}
+
+/// `cairn status`.
+pub fn status(kb: &Path, json: bool, documents: bool) -> Result<()> {
+    let reader = Reader::open(kb)?;
+    let s = reader.status()?;
+    let m = &s.manifest;
+    let mut out = std::io::stdout().lock();
+    let docs = if documents {
+        reader.documents()?
+    } else {
+        Vec::new()
+    };
+    if json {
+        let v = serde_json::json!({
+            "kb": kb,
+            "format_version": m.format_version,
+            "generation": m.generation,
+            "committed_at": m.committed_at,
+            "embedder": m.embedder,
+            "chunking": m.chunking,
+            "documents": s.documents,
+            "chunks": s.chunks,
+            "bytes": s.bytes,
+            "bm25_in_sync": s.bm25_in_sync,
+            "vector_graph": m.graph,
+            "graph_error": s.graph_error,
+            "sources": s.sources.iter().map(|x| serde_json::json!({"name": x.name, "path": x.path})).collect::<Vec<_>>(),
+            "skipped": s.skipped.iter().map(|(k, r)| serde_json::json!({"path": k, "reason": r.reason, "message": r.message})).collect::<Vec<_>>(),
+            "document_list": docs.iter().map(|d| serde_json::json!({"key": d.key, "kind": d.kind, "title": d.title, "chunks": d.chunks.len(), "bytes": d.size})).collect::<Vec<_>>(),
+        });
+        writeln!(out, "{v}")?;
+        return Ok(());
+    }
+    writeln!(out, "knowledge base: {}", kb.display())?;
+    writeln!(out, "documents:      {}", s.documents)?;
+    writeln!(out, "chunks:         {}", s.chunks)?;
+    writeln!(out, "skipped files:  {}", s.skipped.len())?;
+    writeln!(out, "model:          {}", m.embedder)?;
+    writeln!(
+        out,
+        "chunking:       ≤{} tokens, {} overlap",
+        m.chunking.max_tokens, m.chunking.overlap_tokens
+    )?;
+    writeln!(out, "size on disk:   {}", models::human_size(s.bytes))?;
+    writeln!(
+        out,
+        "last commit:    #{} at {}",
+        m.generation,
+        format_time(m.committed_at)
+    )?;
+    writeln!(
+        out,
+        "vector search:  {}",
+        match (&m.graph, &s.graph_error) {
+            (_, Some(e)) => format!("exact scan (graph unusable: {e}; `cairn add` rebuilds it)"),
+            (Some(g), None) => format!(
+                "HNSW graph of {} points + exact scan of newer chunks",
+                g.points
+            ),
+            (None, None) => "exact scan".into(),
+        }
+    )?;
+    if !s.bm25_in_sync {
+        writeln!(out, "warning: the last run was interrupted; keyword search may miss recent changes\nhint: run `cairn add` again to finish it")?;
+    }
+    for src in &s.sources {
+        writeln!(out, "source:         {} ← {}", src.name, src.path.display())?;
+    }
+    for (k, r) in &s.skipped {
+        writeln!(
+            out,
+            "  skipped {} ({}): {}",
+            sanitize(k),
+            r.reason,
+            sanitize(&r.message)
+        )?;
+    }
+    for d in &docs {
+        writeln!(
+            out,
+            "  {:<60} {:>5} chunks  {}",
+            sanitize(&d.key),
+            d.chunks.len(),
+            sanitize(&d.title)
+        )?;
+    }
+    Ok(())
+}
+
+fn format_time(unix: u64) -> String {
+    // Civil date from days since the epoch (Howard Hinnant's algorithm), UTC.
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Settings of `cairn search`.
+pub struct SearchSettings {
+    pub k: usize,
+    pub mode: Mode,
+    pub fusion: Fusion,
+    pub dense_weight: f32,
+    pub json: bool,
+}
+
+/// Where a hit came from, as users read it: `path p.3 L5–7 — Heading > Sub`.
+pub fn location(hit_doc: &str, page: Option<u32>, lines: (u32, u32), heading: &[String]) -> String {
+    let mut s = sanitize(hit_doc);
+    if let Some(p) = page {
+        s.push_str(&format!(" p.{p}"));
+    }
+    if lines.0 == lines.1 {
+        s.push_str(&format!(" L{}", lines.0));
+    } else {
+        s.push_str(&format!(" L{}–{}", lines.0, lines.1));
+    }
+    if !heading.is_empty() {
+        s.push_str(" — ");
+        s.push_str(&sanitize(&heading.join(" > ")));
+    }
+    s
+}
+
+pub fn hit_json(hit: &Hit) -> serde_json::Value {
+    let c = &hit.chunk;
+    serde_json::json!({
+        "rank": hit.rank,
+        "chunk_id": hit.fused.id,
+        "doc": c.doc,
+        "heading": c.heading,
+        "page": c.page,
+        "lines": [c.lines.0, c.lines.1],
+        "score": hit.fused.score,
+        "bm25": hit.fused.bm25,
+        "dense": hit.fused.dense,
+        "text": c.text,
+    })
+}
+
+/// `cairn search`.
+pub fn search(kb: &Path, query: &str, settings: &SearchSettings) -> Result<()> {
+    let reader = Reader::open(kb)?;
+    let t0 = Instant::now();
+    let embedder = MiniLm::load()?;
+    if reader.manifest().embedder != embedder.id() {
+        bail!(
+            "the knowledge base was embedded with {}, the installed embedder is {}\nhint: rebuild it with `cairn add --rebuild PATH…`",
+            reader.manifest().embedder,
+            embedder.id()
+        );
+    }
+    let load_secs = t0.elapsed().as_secs_f64();
+    let options = SearchOptions {
+        mode: settings.mode,
+        fusion: settings.fusion,
+        dense_weight: settings.dense_weight,
+        k: settings.k,
+        candidates: 100.max(settings.k),
+    };
+    let t1 = Instant::now();
+    let hits = Retriever::new(&reader, &embedder).search(query, &options)?;
+    let search_ms = t1.elapsed().as_secs_f64() * 1e3;
+    let mut out = std::io::stdout().lock();
+    if settings.json {
+        let v = serde_json::json!({
+            "query": query,
+            "mode": settings.mode,
+            "fusion": settings.fusion,
+            "dense_weight": settings.dense_weight,
+            "hits": hits.iter().map(hit_json).collect::<Vec<_>>(),
+            "timings": {"load_s": load_secs, "search_ms": search_ms},
+        });
+        writeln!(out, "{v}")?;
+        return Ok(());
+    }
+    if hits.is_empty() {
+        writeln!(out, "no matches")?;
+    }
+    for h in &hits {
+        let c = &h.chunk;
+        let legs = [("bm25", h.fused.bm25), ("dense", h.fused.dense)]
+            .iter()
+            .filter_map(|(name, l)| l.map(|l| format!("{name} #{} {:.3}", l.rank, l.score)))
+            .collect::<Vec<_>>()
+            .join(" · ");
+        writeln!(
+            out,
+            "{}. {}  [{:.3}{}{}]",
+            h.rank,
+            location(&c.doc, c.page, c.lines, &c.heading),
+            h.fused.score,
+            if legs.is_empty() { "" } else { " · " },
+            legs
+        )?;
+        let snippet: String = sanitize(&c.text)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let short: String = snippet.chars().take(240).collect();
+        writeln!(
+            out,
+            "   {short}{}",
+            if snippet.chars().count() > 240 {
+                "…"
+            } else {
+                ""
+            }
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_strips_escapes_and_controls() {
+        assert_eq!(
+            sanitize("a\u{1b}[31mred\u{1b}[0m b\u{7}\u{1b}]0;title\u{7}c\r\n\td"),
+            "ared bc\n\td"
+        );
+        assert_eq!(sanitize("x\u{202e}y"), "xy");
+    }
+
+    #[test]
+    fn dates_are_civil() {
+        assert_eq!(format_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_time(1_764_072_000), "2025-11-25 12:00:00 UTC");
+    }
+}
