@@ -155,15 +155,24 @@ impl AddProgress for CliProgress {
     }
 }
 
+/// Settings of `cairn add`.
+pub struct AddSettings {
+    pub rebuild: bool,
+    pub max_file_mb: u64,
+    pub json: bool,
+    pub quiet: bool,
+    pub commit_every: usize,
+}
+
 /// `cairn add`.
-pub fn add(
-    kb: &Path,
-    paths: &[PathBuf],
-    rebuild: bool,
-    max_file_mb: u64,
-    json: bool,
-    quiet: bool,
-) -> Result<()> {
+pub fn add(kb: &Path, paths: &[PathBuf], settings: &AddSettings) -> Result<()> {
+    let &AddSettings {
+        rebuild,
+        max_file_mb,
+        json,
+        quiet,
+        commit_every,
+    } = settings;
     if paths.is_empty() {
         bail!("nothing to add\nhint: `cairn add PATH…` with files or folders");
     }
@@ -196,7 +205,7 @@ pub fn add(
         read: ReadOptions {
             max_bytes: max_file_mb << 20,
         },
-        commit_every: 512,
+        commit_every: commit_every.max(1),
         batch: 32,
         cancel: &cancel,
     };

@@ -64,6 +64,9 @@ enum Command {
         /// No progress or per-file messages.
         #[arg(long, short)]
         quiet: bool,
+        /// Commit after this many new chunks (tests use small values to exercise resuming).
+        #[arg(long, default_value_t = 512, hide = true)]
+        commit_every: usize,
     },
     /// Remove documents: a path that was added, or a key or folder as `status --documents` lists.
     Remove {
@@ -245,7 +248,17 @@ fn run(cli: Cli) -> Result<()> {
             max_file_size,
             json,
             quiet,
-        } => kb::add(&kb_dir()?, paths, rebuild, max_file_size, json, quiet),
+            commit_every,
+        } => {
+            let settings = kb::AddSettings {
+                rebuild,
+                max_file_mb: max_file_size,
+                json,
+                quiet,
+                commit_every,
+            };
+            kb::add(&kb_dir()?, paths, &settings)
+        }
         Command::Remove { ref targets } => kb::remove(&kb_dir()?, targets),
         Command::Status { json, documents } => kb::status(&kb_dir()?, json, documents),
         Command::Search(ref a) => {

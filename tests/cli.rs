@@ -151,3 +151,340 @@ fn usage_errors_exit_2() {
     let (code, _, err) = run(&mut cairn(&["models", "frobnicate"]));
     assert_eq!(code, 2, "{err}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Knowledge bases: `add`, `status`, `search`, `remove` with the real embedder.
+
+/// A PDF with one page of text per entry (an empty string makes a page without text).
+fn tiny_pdf(pages: &[&str]) -> Vec<u8> {
+    let mut objects: Vec<String> = Vec::new();
+    let n = pages.len();
+    // 1: catalog, 2: pages, 3: font, then per page: page object, content stream.
+    objects.push("<< /Type /Catalog /Pages 2 0 R >>".into());
+    let kids: Vec<String> = (0..n).map(|i| format!("{} 0 R", 4 + 2 * i)).collect();
+    objects.push(format!(
+        "<< /Type /Pages /Kids [{}] /Count {n} >>",
+        kids.join(" ")
+    ));
+    objects.push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".into());
+    for (i, text) in pages.iter().enumerate() {
+        objects.push(format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
+            5 + 2 * i
+        ));
+        let stream = if text.is_empty() {
+            String::new()
+        } else {
+            format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET")
+        };
+        objects.push(format!(
+            "<< /Length {} >>\nstream\n{stream}\nendstream",
+            stream.len()
+        ));
+    }
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend(format!("{} 0 obj\n{o}\nendobj\n", i + 1).bytes());
+    }
+    let xref = out.len();
+    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).bytes());
+    for off in offsets {
+        out.extend(format!("{off:010} 00000 n \n").bytes());
+    }
+    out.extend(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .bytes(),
+    );
+    out
+}
+
+fn kb_cmd(kb: &Path, args: &[&str]) -> Command {
+    let mut cmd = cairn(args);
+    cmd.env("CAIRN_KB", kb);
+    cmd
+}
+
+#[test]
+fn add_reads_every_kind_reports_what_it_skipped_and_search_cites_places() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir_all(docs.join("src")).unwrap();
+    std::fs::write(docs.join("guide.md"), "# Guide\n\nIntro text.\n\n## Install\n\nRun the glimmerwick installer twice before lunch.\n").unwrap();
+    std::fs::write(
+        docs.join("legacy.txt"),
+        b"Caf\xe9 notes: the quorble valve must stay shut.\n",
+    )
+    .unwrap();
+    std::fs::write(docs.join("page.html"), "<html><head><title>Page</title><script>var zz=1;</script></head><body><nav>Menu</nav><h1>Tides</h1><p>The moon pulls the snarvel tides.</p></body></html>").unwrap();
+    std::fs::write(
+        docs.join("src/lib.rs"),
+        "/// Adds two numbers.\npub fn add_plinth(a: i32, b: i32) -> i32 {\n    a + b\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("report.pdf"),
+        tiny_pdf(&["Zephyrine turbines spin on page one.", ""]),
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("broken.pdf"),
+        b"%PDF-1.4 this is not really a pdf",
+    )
+    .unwrap();
+    std::fs::write(docs.join("data.txt"), b"\x00\x01\x02\x03binary").unwrap();
+    std::fs::write(docs.join("photo.png"), b"\x89PNG\r\n").unwrap();
+    std::fs::write(docs.join("empty.txt"), b"").unwrap();
+    let kb = tmp.path().join("kb");
+
+    let (code, out, err) =
+        run(kb_cmd(&kb, &["add", docs.to_str().unwrap()]).current_dir(tmp.path()));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with("5 added, 0 updated, 0 unchanged, 0 removed, 4 skipped"),
+        "{out}"
+    );
+    for (file, why) in [
+        ("docs/broken.pdf", "not a readable PDF"),
+        ("docs/data.txt", "binary"),
+        ("docs/photo.png", "unsupported"),
+        ("docs/empty.txt", "no text"),
+    ] {
+        assert!(
+            out.lines().any(|l| l.contains(file) && l.contains(why)),
+            "{file}: {why} missing in\n{out}"
+        );
+    }
+    assert!(out.contains("docs/report.pdf: page 2: no text"), "{out}");
+    assert!(out.contains("docs/legacy.txt: not valid UTF-8"), "{out}");
+
+    let (code, out, err) = run(&mut kb_cmd(&kb, &["status", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["documents"], 5);
+    assert_eq!(status["skipped"].as_array().unwrap().len(), 4);
+    assert_eq!(status["embedder"]["model"], "all-MiniLM-L6-v2");
+    assert_eq!(status["format_version"], 1);
+
+    let search = |q: &str, mode: &str| -> serde_json::Value {
+        let (code, out, err) = run(&mut kb_cmd(
+            &kb,
+            &["search", q, "--json", "-k", "3", "--mode", mode],
+        ));
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let top = |v: &serde_json::Value| v["hits"][0].clone();
+    let h = top(&search("glimmerwick installer", "bm25"));
+    assert_eq!(h["doc"], "docs/guide.md");
+    assert_eq!(h["heading"], serde_json::json!(["Guide", "Install"]));
+    // The tiny "Guide" section is glued to "Install": one chunk from line 1 to 7.
+    assert_eq!(h["lines"], serde_json::json!([1, 7]));
+    assert!(h["bm25"]["rank"] == 1 && h["dense"].is_null());
+    let h = top(&search("zephyrine turbines", "hybrid"));
+    assert_eq!(h["doc"], "docs/report.pdf");
+    assert_eq!(h["page"], 1);
+    assert!(
+        h["bm25"]["score"].as_f64().unwrap() > 0.0 && h["dense"]["score"].as_f64().unwrap() > 0.0,
+        "{h}"
+    );
+    let h = top(&search("lunar gravity and ocean tides", "dense"));
+    assert_eq!(h["doc"], "docs/page.html", "meaning, not keywords: {h}");
+    assert!(
+        !h["text"].as_str().unwrap().contains("Menu")
+            && !h["text"].as_str().unwrap().contains("zz")
+    );
+    assert_eq!(top(&search("add_plinth", "bm25"))["doc"], "docs/src/lib.rs");
+    assert_eq!(
+        top(&search("quorble valve", "bm25"))["doc"],
+        "docs/legacy.txt"
+    );
+
+    // Remove a document by key; it is gone from search and status.
+    let (code, out, err) = run(&mut kb_cmd(&kb, &["remove", "docs/legacy.txt"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(search("quorble valve", "bm25")["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h["doc"] != "docs/legacy.txt"));
+    let (code, _, err) = run(&mut kb_cmd(&kb, &["remove", "docs/nope.md"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("not in the knowledge base: docs/nope.md"),
+        "{err}"
+    );
+}
+
+#[test]
+fn editing_one_file_reembeds_only_its_changed_chunks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("notes");
+    std::fs::create_dir_all(&docs).unwrap();
+    let section = |i: usize, word: &str| {
+        format!(
+            "## Part {i}\n\n{}\n\n",
+            format!("The {word} number {i} is described here in plain words. ").repeat(6)
+        )
+    };
+    let text: String = (0..6).map(|i| section(i, "widget")).collect();
+    std::fs::write(docs.join("a.md"), format!("# A\n\n{text}")).unwrap();
+    std::fs::write(
+        docs.join("b.md"),
+        "# B\n\nAnother file that does not change at all.\n",
+    )
+    .unwrap();
+    let kb = tmp.path().join("kb");
+    let add = || -> serde_json::Value {
+        let (code, out, err) = run(&mut kb_cmd(&kb, &["add", docs.to_str().unwrap(), "--json"]));
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let first = add();
+    let chunks = first["chunks_written"].as_u64().unwrap();
+    assert!(chunks >= 6, "{first}");
+    let again = add();
+    assert_eq!(
+        (
+            again["unchanged"].as_u64(),
+            again["chunks_embedded"].as_u64()
+        ),
+        (Some(2), Some(0)),
+        "{again}"
+    );
+    // Change one section of a.md.
+    let edited: String = (0..6)
+        .map(|i| section(i, if i == 3 { "gadget" } else { "widget" }))
+        .collect();
+    std::fs::write(docs.join("a.md"), format!("# A\n\n{edited}")).unwrap();
+    let third = add();
+    assert_eq!(third["updated"], 1, "{third}");
+    let embedded = third["chunks_embedded"].as_u64().unwrap();
+    assert!(
+        (1..=2).contains(&embedded),
+        "only the edited section's chunks: {third}"
+    );
+}
+
+#[test]
+fn a_killed_add_leaves_an_index_that_opens_and_the_next_add_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("corpus");
+    std::fs::create_dir_all(&docs).unwrap();
+    let words = [
+        "amber", "basalt", "cobalt", "dune", "ember", "fjord", "glacier", "harbor", "isthmus",
+        "jetty",
+    ];
+    for f in 0..40 {
+        let mut text = format!("# File {f}\n\n");
+        for p in 0..4 {
+            for s in 0..5 {
+                text.push_str(&format!(
+                    "Sentence {s} of part {p} in file {f} mentions {} and {}. ",
+                    words[(f + p + s) % 10],
+                    words[(f * 3 + s) % 10]
+                ));
+            }
+            text.push_str("\n\n");
+        }
+        std::fs::write(docs.join(format!("f{f:02}.md")), text).unwrap();
+    }
+    let kb = tmp.path().join("kb");
+    let corpus = docs.to_str().unwrap();
+    let mut committed_before = 0u64;
+    for delay_ms in [900u64, 2500, 5000] {
+        let mut child = kb_cmd(&kb, &["add", corpus, "--quiet", "--commit-every", "6"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        // The index opens and answers whatever was committed.
+        if kb.join("meta.redb").exists() {
+            let (code, out, err) = run(&mut kb_cmd(&kb, &["status", "--json"]));
+            assert_eq!(code, 0, "status after a kill at {delay_ms} ms: {err}");
+            let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let chunks = s["chunks"].as_u64().unwrap();
+            assert!(chunks >= committed_before, "committed work is never lost");
+            committed_before = chunks;
+            let (code, _, err) = run(&mut kb_cmd(&kb, &["search", "glacier", "--json"]));
+            assert_eq!(code, 0, "search after a kill at {delay_ms} ms: {err}");
+        }
+    }
+    let (code, out, err) = run(&mut kb_cmd(&kb, &["add", corpus, "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let resumed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (code, out, _) = run(&mut kb_cmd(&kb, &["status", "--json"]));
+    assert_eq!(code, 0);
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["documents"], 40);
+    assert_eq!(status["bm25_in_sync"], true);
+    let total = status["chunks"].as_u64().unwrap();
+    let embedded = resumed["chunks_embedded"].as_u64().unwrap();
+    assert!(
+        committed_before > 0,
+        "the kills should land after some commits"
+    );
+    assert!(
+        embedded + committed_before <= total + 6,
+        "resume re-embedded committed work: {embedded} + {committed_before} > {total}"
+    );
+
+    // Same contents as a clean build.
+    let clean = tmp.path().join("clean");
+    let (code, _, err) = run(&mut kb_cmd(&clean, &["add", corpus, "--quiet"]));
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = run(&mut kb_cmd(&clean, &["status", "--json"]));
+    let clean_status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(clean_status["chunks"], status["chunks"]);
+    let top = |kb: &Path| -> String {
+        let (_, out, _) = run(&mut kb_cmd(
+            kb,
+            &["search", "fjord harbor in file 17", "--json", "-k", "1"],
+        ));
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["hits"][0]["text"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(top(&kb), top(&clean));
+}
+
+#[test]
+fn a_second_writer_is_refused_with_a_clear_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("d");
+    std::fs::create_dir_all(&docs).unwrap();
+    for i in 0..30 {
+        std::fs::write(
+            docs.join(format!("{i}.txt")),
+            "Some words to embed for a while. ".repeat(40),
+        )
+        .unwrap();
+    }
+    let kb = tmp.path().join("kb");
+    let mut first = kb_cmd(&kb, &["add", docs.to_str().unwrap(), "--quiet"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the first writer holds the lock (its store exists), then try a second.
+    for _ in 0..100 {
+        if kb.join("meta.redb").exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (code, _, err) = run(&mut kb_cmd(&kb, &["add", docs.to_str().unwrap()]));
+    // Readers keep working meanwhile.
+    let (rcode, _, rerr) = run(&mut kb_cmd(&kb, &["status"]));
+    let done = first.wait().unwrap();
+    assert!(done.success());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("another cairn process is writing"), "{err}");
+    assert_eq!(rcode, 0, "a reader during ingest: {rerr}");
+}

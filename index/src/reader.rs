@@ -73,7 +73,7 @@ impl Reader {
         if !store_path.exists() {
             return Err(Error::NotFound(dir.to_owned()));
         }
-        let db = store::open_read_only(&store_path)?;
+        let db = store::open_read_only(dir, &store_path)?;
         let txn = db
             .begin_read()
             .map_err(|e| store_err(&store_path)(e.into()))?;

@@ -188,11 +188,38 @@ pub(crate) fn read_manifest(path: &Path, txn: &redb::ReadTransaction) -> Result<
 }
 
 /// Opens the store read-only, sharing it with a concurrent writer.
-pub(crate) fn open_read_only(path: &Path) -> Result<redb::ReadOnlyDatabase> {
-    redb::Builder::new()
-        .set_concurrency_mode(redb::ConcurrencyMode::SingleWriter)
-        .open_read_only(path)
-        .map_err(|e| store_err(path)(e.into()))
+///
+/// A store whose writer was killed needs redb's repair before a read-only open succeeds. If no
+/// writer is running (the writer lock is free), the reader runs that repair itself — it only
+/// rebuilds redb's allocator state, never touching committed data — and then opens read-only.
+pub(crate) fn open_read_only(dir: &Path, path: &Path) -> Result<redb::ReadOnlyDatabase> {
+    let open = || {
+        redb::Builder::new()
+            .set_concurrency_mode(redb::ConcurrencyMode::SingleWriter)
+            .open_read_only(path)
+    };
+    match open() {
+        Ok(db) => Ok(db),
+        Err(redb::DatabaseError::RepairAborted) => {
+            let lock_path = dir.join(crate::LOCK_FILE);
+            let interrupted = || {
+                Error::Store {
+                path: path.to_owned(),
+                message: "the last write was interrupted and the store needs a repair, which needs write access; run `cairn add` on it from a writable location".into(),
+            }
+            };
+            let lock = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&lock_path)
+                .map_err(|_| interrupted())?;
+            if lock.try_lock().is_ok() {
+                drop(open_writable(path).map_err(|_| interrupted())?);
+                drop(lock);
+            }
+            open().map_err(|e| store_err(path)(e.into()))
+        }
+        Err(e) => Err(store_err(path)(e.into())),
+    }
 }
 
 /// Opens (creating if needed) the store for writing; readers in other processes may share it.
