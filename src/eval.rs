@@ -183,7 +183,7 @@ pub fn beir(dir: &Path, split: &str, limit: Option<usize>, json: bool) -> Result
         if tty {
             eprintln!("indexing {} documents…", corpus.len());
         }
-        let report = writer.add(&[docs_dir.clone()], &options, &mut NoProgress)?;
+        let report = writer.add(std::slice::from_ref(&docs_dir), &options, &mut NoProgress)?;
         if !report.skipped.is_empty() {
             eprintln!(
                 "warning: {} corpus documents skipped (first: {})",

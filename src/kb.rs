@@ -1,5 +1,6 @@
 //! `cairn add | remove | status | search`: the knowledge-base commands.
 
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -425,12 +426,12 @@ pub struct SearchSettings {
 pub fn location(hit_doc: &str, page: Option<u32>, lines: (u32, u32), heading: &[String]) -> String {
     let mut s = sanitize(hit_doc);
     if let Some(p) = page {
-        s.push_str(&format!(" p.{p}"));
+        let _ = write!(s, " p.{p}");
     }
     if lines.0 == lines.1 {
-        s.push_str(&format!(" L{}", lines.0));
+        let _ = write!(s, " L{}", lines.0);
     } else {
-        s.push_str(&format!(" L{}–{}", lines.0, lines.1));
+        let _ = write!(s, " L{}–{}", lines.0, lines.1);
     }
     if !heading.is_empty() {
         s.push_str(" — ");
@@ -546,4 +547,25 @@ mod tests {
         assert_eq!(format_time(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(format_time(1_764_072_000), "2025-11-25 12:00:00 UTC");
     }
+}
+
+/// `cairn extract`: the text a file is read as.
+pub fn extract(file: &Path, sections: bool) -> Result<()> {
+    let read = cairn_ingest::read_file(file, &ReadOptions::default())?;
+    let doc = &read.document;
+    let mut out = std::io::stdout().lock();
+    for n in &read.notices {
+        eprintln!("note: {}: {}", file.display(), n.message);
+    }
+    if !sections {
+        writeln!(out, "{}", sanitize(&doc.text))?;
+        return Ok(());
+    }
+    writeln!(out, "# kind: {}  title: {}", doc.kind.as_str(), sanitize(&doc.title))?;
+    for s in &doc.sections {
+        let page = s.page.map(|p| format!(" p.{p}")).unwrap_or_default();
+        writeln!(out, "--- section{page} L{} {}", s.first_line, sanitize(&s.heading.join(" > ")))?;
+        writeln!(out, "{}", sanitize(&doc.text[s.range.clone()]))?;
+    }
+    Ok(())
 }

@@ -83,6 +83,14 @@ enum Command {
         #[arg(long)]
         documents: bool,
     },
+    /// Print a file's text as cairn reads it (with page and section markers), without indexing.
+    Extract {
+        /// The file.
+        file: PathBuf,
+        /// Mark each section's heading path, page and first line.
+        #[arg(long)]
+        sections: bool,
+    },
     /// Search the knowledge base (keywords, meaning, or both).
     Search(SearchArgs),
     /// Measure retrieval or answering on public benchmarks.
@@ -261,6 +269,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Remove { ref targets } => kb::remove(&kb_dir()?, targets),
         Command::Status { json, documents } => kb::status(&kb_dir()?, json, documents),
+        Command::Extract { ref file, sections } => kb::extract(file, sections),
         Command::Search(ref a) => {
             let settings = kb::SearchSettings {
                 k: a.k,

@@ -3,6 +3,7 @@
 //! Tests that load models need the pinned weights (`cargo run -- models pull`, done by
 //! `scripts/test.sh`); tests of failure paths make their own models directory.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -383,11 +384,12 @@ fn a_killed_add_leaves_an_index_that_opens_and_the_next_add_resumes() {
         let mut text = format!("# File {f}\n\n");
         for p in 0..4 {
             for s in 0..5 {
-                text.push_str(&format!(
+                let _ = write!(
+                    text,
                     "Sentence {s} of part {p} in file {f} mentions {} and {}. ",
                     words[(f + p + s) % 10],
                     words[(f * 3 + s) % 10]
-                ));
+                );
             }
             text.push_str("\n\n");
         }

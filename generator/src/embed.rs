@@ -289,7 +289,9 @@ impl BertEmbedder {
                     let v = View::rows(&base[2 * h + head * head_dim..], len, head_dim, 3 * h);
                     sgemm(q, k.t(), &mut scores, len, false, 1);
                     for row in scores.chunks_exact_mut(len) {
-                        row.iter_mut().for_each(|s| *s *= scale);
+                        for s in row.iter_mut() {
+                            *s *= scale;
+                        }
                         softmax_in_place(row);
                     }
                     sgemm(
@@ -350,7 +352,9 @@ impl BertEmbedder {
                 }
             }
             let norm = v.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-12);
-            v.iter_mut().for_each(|a| *a /= norm);
+            for a in &mut v {
+                *a /= norm;
+            }
             out.push(v);
             start += len;
         }
@@ -417,7 +421,7 @@ mod tests {
             (0.5, 0.520_499_9),
             (1.0, 0.842_700_8),
             (-1.5, -0.966_105_1),
-            (2.5, 0.999_593_05),
+            (2.5, 0.999_593_1),
             (-4.0, -0.999_999_98),
         ] {
             assert!(

@@ -159,7 +159,7 @@ impl Bm25 {
     }
 
     /// Query terms after analysis (lowercased, stemmed, stop words dropped), deduplicated.
-    pub fn terms(&self, query: &str) -> Vec<String> {
+    pub fn terms(query: &str) -> Vec<String> {
         let mut a = analyzer();
         let mut stream = a.token_stream(query);
         let mut out: Vec<String> = Vec::new();
@@ -179,7 +179,7 @@ impl Bm25 {
         k: usize,
         title_boost: f32,
     ) -> Result<Vec<(u64, f32)>> {
-        let terms = self.terms(query);
+        let terms = Self::terms(query);
         if terms.is_empty() || k == 0 {
             return Ok(Vec::new());
         }

@@ -24,7 +24,7 @@ pub struct Reader {
     txn: redb::ReadTransaction,
     manifest: Manifest,
     bm25: Bm25,
-    bm25_reader: tantivy::IndexReader,
+    searcher_handle: tantivy::IndexReader,
     bm25_in_sync: bool,
     graph: Option<Graph>,
     /// Ids at or below this are searched in the graph; above it, by exact scan.
@@ -80,7 +80,7 @@ impl Reader {
         let manifest = store::read_manifest(&store_path, &txn)?
             .ok_or_else(|| Error::NotFound(dir.to_owned()))?;
         let bm25 = Bm25::open(&dir.join(BM25_DIR))?;
-        let bm25_reader = bm25.reader()?;
+        let searcher_handle = bm25.reader()?;
         let bm25_in_sync = bm25.committed_generation()?.unwrap_or(0) == manifest.generation;
         let (graph, graph_max_id, graph_error) = match &manifest.graph {
             Some(g) => match Graph::load(&dir.join(VECTORS_DIR), &g.basename) {
@@ -95,7 +95,7 @@ impl Reader {
             txn,
             manifest,
             bm25,
-            bm25_reader,
+            searcher_handle,
             bm25_in_sync,
             graph,
             graph_max_id,
@@ -114,7 +114,7 @@ impl Reader {
     }
 
     /// Whether a chunk is in the snapshot.
-    fn is_live(&self, chunks: &redb::ReadOnlyTable<u64, &str>, id: u64) -> bool {
+    fn is_live(chunks: &redb::ReadOnlyTable<u64, &str>, id: u64) -> bool {
         chunks.get(id).ok().flatten().is_some()
     }
 
@@ -126,10 +126,12 @@ impl Reader {
             .map_err(|e| self.serr()(e.into()))?;
         // Ask for a few more: ids the snapshot does not know (a later or interrupted commit)
         // are dropped.
-        let hits = self.bm25.search(&self.bm25_reader, query, k + 16, 0.5)?;
+        let hits = self
+            .bm25
+            .search(&self.searcher_handle, query, k + 16, 0.5)?;
         Ok(hits
             .into_iter()
-            .filter(|(id, _)| self.is_live(&chunks, *id))
+            .filter(|(id, _)| Self::is_live(&chunks, *id))
             .take(k)
             .map(|(id, s)| (ChunkId(id), s))
             .collect())
@@ -138,7 +140,7 @@ impl Reader {
     /// The analysed terms of a query (what BM25 matches).
     #[must_use]
     pub fn query_terms(&self, query: &str) -> Vec<String> {
-        self.bm25.terms(query)
+        Bm25::terms(query)
     }
 
     /// Nearest chunks to a unit query vector: (chunk, cosine), best first.
@@ -160,7 +162,7 @@ impl Reader {
             .map_err(|e| self.serr()(e.into()))?;
         let mut hits = Vec::new();
         let scan_from = if let Some(graph) = &self.graph {
-            let live = |id: u64| id <= self.graph_max_id && self.is_live(&chunks, id);
+            let live = |id: u64| id <= self.graph_max_id && Self::is_live(&chunks, id);
             hits = graph.search(query, k, (4 * k).max(64), &live);
             self.graph_max_id + 1
         } else {
@@ -170,7 +172,7 @@ impl Reader {
             .range(scan_from..)
             .map_err(|e| self.serr()(e.into()))?;
         let tail = rows
-            .filter_map(|r| r.ok())
+            .filter_map(std::result::Result::ok)
             .map(|(k, v)| (k.value(), store::bytes_vector(v.value())));
         hits.extend(flat_top_k(query, tail, k));
         hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));

@@ -132,7 +132,8 @@ pub(crate) fn flat_top_k(
     for (id, v) in items {
         let s = dot(query, &v);
         if best.len() < k || s > best[best.len() - 1].1 {
-            let at = best.partition_point(|&(bid, bs)| bs > s || (bs == s && bid < id));
+            let at =
+                best.partition_point(|&(bid, bs)| bs > s || (bs.total_cmp(&s).is_eq() && bid < id));
             best.insert(at, (id, s));
             best.truncate(k);
         }
@@ -155,7 +156,9 @@ mod tests {
             })
             .collect();
         let n = dot(&v, &v).sqrt();
-        v.iter_mut().for_each(|a| *a /= n);
+        for a in &mut v {
+            *a /= n;
+        }
         v
     }
 

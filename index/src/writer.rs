@@ -141,7 +141,7 @@ pub struct Writer {
     dir: PathBuf,
     db: redb::Database,
     bm25: Bm25,
-    bm25_writer: tantivy::IndexWriter,
+    bm25_indexer: tantivy::IndexWriter,
     manifest: Manifest,
     _lock: File,
 }
@@ -226,13 +226,13 @@ impl Writer {
             },
         };
         let bm25 = Bm25::open_or_create(&dir.join(BM25_DIR))?;
-        let bm25_writer = bm25.writer()?;
+        let bm25_indexer = bm25.writer()?;
         std::fs::create_dir_all(dir.join(VECTORS_DIR)).map_err(io_err(dir))?;
         let mut w = Writer {
             dir: dir.to_owned(),
             db,
             bm25,
-            bm25_writer,
+            bm25_indexer,
             manifest,
             _lock: lock,
         };
@@ -311,7 +311,7 @@ impl Writer {
             .map_err(|e| store_err(&path)(e.into()))?;
         let stored: HashSet<u64> = store::all_chunk_ids(&path, &chunks)?.into_iter().collect();
         for id in in_bm25.difference(&stored) {
-            self.bm25.delete(&self.bm25_writer, *id);
+            self.bm25.delete(&self.bm25_indexer, *id);
         }
         let mut titles: HashMap<String, String> = HashMap::new();
         for id in stored.difference(&in_bm25) {
@@ -331,14 +331,14 @@ impl Writer {
                 titles.insert(rec.doc.clone(), title);
             }
             self.bm25.add(
-                &self.bm25_writer,
+                &self.bm25_indexer,
                 *id,
                 &title_field(&titles[&rec.doc], &rec.heading),
                 &rec.text,
             )?;
         }
         self.bm25
-            .commit(&mut self.bm25_writer, self.manifest.generation)
+            .commit(&mut self.bm25_indexer, self.manifest.generation)
     }
 
     fn remove_orphan_graph_files(&self) {
@@ -791,6 +791,7 @@ impl Writer {
     }
 
     /// Commits pending changes: BM25 first, then the store (the commit point).
+    #[allow(clippy::needless_pass_by_value)] // a batch is committed once and dropped
     fn commit(&mut self, pending: Pending) -> Result<u64> {
         let path = self.store_path();
         let serr = store_err(&path);
@@ -801,11 +802,11 @@ impl Writer {
             .map(|d| (d.key.as_str(), d.title.as_str()))
             .collect();
         for id in &pending.removed_chunks {
-            self.bm25.delete(&self.bm25_writer, *id);
+            self.bm25.delete(&self.bm25_indexer, *id);
         }
         for (id, c) in &pending.chunks {
             self.bm25.add(
-                &self.bm25_writer,
+                &self.bm25_indexer,
                 *id,
                 &title_field(
                     titles.get(c.doc.as_str()).copied().unwrap_or(""),
@@ -814,7 +815,7 @@ impl Writer {
                 &c.text,
             )?;
         }
-        self.bm25.commit(&mut self.bm25_writer, generation)?;
+        self.bm25.commit(&mut self.bm25_indexer, generation)?;
 
         let txn = self.db.begin_write().map_err(|e| serr(e.into()))?;
         {
@@ -894,6 +895,9 @@ impl Writer {
 
     /// Removes documents: `target` is a path on disk (a file or a folder that was added) or a
     /// document key or key prefix as `cairn status` lists them. Returns the removed keys.
+    ///
+    /// # Panics
+    /// Never in practice: a source's path is checked to be a prefix before it is stripped.
     pub fn remove(&mut self, target: &str) -> Result<Vec<String>> {
         let mut pending = Pending::default();
         let mut prefix = target.trim_end_matches('/').to_owned();
@@ -905,7 +909,7 @@ impl Writer {
                 .max_by_key(|s| s.path.components().count())
             {
                 let rel = abs.strip_prefix(&s.path).expect("checked");
-                prefix = s.name.clone();
+                prefix.clone_from(&s.name);
                 for c in rel.components() {
                     prefix.push('/');
                     prefix.push_str(&c.as_os_str().to_string_lossy());
@@ -962,6 +966,9 @@ impl Writer {
     }
 
     /// Brings the persisted vector graph up to date with the committed vectors.
+    ///
+    /// # Panics
+    /// Never in practice: an incremental update is only chosen when a graph exists.
     pub fn update_graph(&mut self) -> Result<()> {
         let path = self.store_path();
         let serr = store_err(&path);

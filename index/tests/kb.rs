@@ -52,7 +52,9 @@ impl Embedder for Fake {
                     v[(h % 16) as usize] += 1.0;
                 }
                 let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
-                v.iter_mut().for_each(|x| *x /= n);
+                for x in &mut v {
+                    *x /= n;
+                }
                 v
             })
             .collect())
@@ -100,7 +102,7 @@ fn incremental_add_embeds_only_what_changed() {
     let docs = corpus(tmp.path());
     let kb = tmp.path().join("kb");
     let e = Fake::new("aaaa");
-    let r1 = add(&kb, &e, &[docs.clone()]);
+    let r1 = add(&kb, &e, std::slice::from_ref(&docs));
     assert_eq!((r1.added, r1.updated, r1.unchanged), (2, 0, 0));
     assert_eq!(r1.skipped.len(), 1, "{:?}", r1.skipped);
     assert!(
@@ -112,7 +114,7 @@ fn incremental_add_embeds_only_what_changed() {
     assert!(first >= 3);
 
     // Nothing changed: nothing embedded.
-    let r2 = add(&kb, &e, &[docs.clone()]);
+    let r2 = add(&kb, &e, std::slice::from_ref(&docs));
     assert_eq!(
         (r2.added, r2.updated, r2.unchanged, r2.chunks_embedded),
         (0, 0, 2, 0)
@@ -121,13 +123,13 @@ fn incremental_add_embeds_only_what_changed() {
 
     // Edit one section of a.md: only the new text is embedded.
     std::fs::write(docs.join("a.md"), "# Alpha\n\nThe quick brown fox jumps over the lazy dog.\n\n## Beta\n\nPacked dinners are eaten at dusk by the sea.\n").unwrap();
-    let r3 = add(&kb, &e, &[docs.clone()]);
+    let r3 = add(&kb, &e, std::slice::from_ref(&docs));
     assert_eq!((r3.updated, r3.unchanged), (1, 1));
     assert_eq!(r3.chunks_embedded, 1, "only the changed chunk: {r3:?}");
 
     // Delete a file: it leaves the index.
     std::fs::remove_file(docs.join("sub/b.txt")).unwrap();
-    let r4 = add(&kb, &e, &[docs.clone()]);
+    let r4 = add(&kb, &e, std::slice::from_ref(&docs));
     assert_eq!(r4.removed, 1);
     let reader = Reader::open(&kb).unwrap();
     let keys: Vec<String> = reader
@@ -155,7 +157,7 @@ fn another_model_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let docs = corpus(tmp.path());
     let kb = tmp.path().join("kb");
-    add(&kb, &Fake::new("aaaa"), &[docs]);
+    add(&kb, &Fake::new("aaaa"), std::slice::from_ref(&docs));
     let err = Writer::open(&kb, &Fake::new("bbbb").id(), &ChunkOptions::default())
         .err()
         .expect("must refuse");
@@ -182,7 +184,7 @@ fn dense_search_finds_the_same_text_and_remove_forgets_it() {
     let docs = corpus(tmp.path());
     let kb = tmp.path().join("kb");
     let e = Fake::new("aaaa");
-    add(&kb, &e, &[docs.clone()]);
+    add(&kb, &e, std::slice::from_ref(&docs));
     let q = e
         .embed(&["Zebras graze in the savanna."])
         .unwrap()
@@ -212,7 +214,7 @@ fn a_copied_knowledge_base_opens_read_only() {
     let tmp = tempfile::tempdir().unwrap();
     let docs = corpus(tmp.path());
     let kb = tmp.path().join("kb");
-    add(&kb, &Fake::new("aaaa"), &[docs]);
+    add(&kb, &Fake::new("aaaa"), std::slice::from_ref(&docs));
     // Move it and make it read-only: it still answers.
     let moved = tmp.path().join("moved");
     std::fs::rename(&kb, &moved).unwrap();

@@ -10,6 +10,16 @@ const DROP: &[&str] = &[
     "script", "style", "noscript", "template", "svg", "canvas", "iframe", "object", "nav",
     "button", "select", "form", "head", "aside", "footer", "dialog",
 ];
+/// Fragments of `id`/`class` values that mark page furniture rather than content (menus, sidebars,
+/// pop-ups), which sites hide or place with CSS that a text extractor does not see.
+const FURNITURE: &[&str] = &["sidebar", "menu", "navbar", "breadcrumb", "popup", "modal", "cookie", "toolbar", "skip-link", "help-container"];
+
+fn is_furniture(el: &scraper::node::Element) -> bool {
+    let id = el.attr("id").unwrap_or("").to_ascii_lowercase();
+    let class = el.attr("class").unwrap_or("").to_ascii_lowercase();
+    FURNITURE.iter().any(|f| id.contains(f) || class.split_whitespace().any(|c| c.contains(f)))
+}
+
 /// Elements that end a line of text.
 const BLOCK: &[&str] = &[
     "p",
@@ -70,17 +80,17 @@ impl Builder {
             self.text.push_str(s);
             return;
         }
-        for word in s.split_whitespace() {
-            if !self.text.is_empty() && !self.text.ends_with(['\n', ' ']) {
+        for (i, word) in s.split_whitespace().enumerate() {
+            // Words of one text node are separated by a space; the first word of a node only if
+            // the node starts with whitespace (`<code>dev</code>, release` keeps "dev,").
+            let sep = i > 0 || s.starts_with(char::is_whitespace);
+            if sep && !self.text.is_empty() && !self.text.ends_with(['\n', ' ']) {
                 self.text.push(' ');
             }
             self.text.push_str(word);
         }
         // Whitespace at the end of a text node separates it from the next inline element.
-        if s.ends_with(char::is_whitespace)
-            && !self.text.is_empty()
-            && !self.text.ends_with(['\n', ' '])
-        {
+        if s.ends_with(char::is_whitespace) && !self.text.is_empty() && !self.text.ends_with(['\n', ' ']) {
             self.text.push(' ');
         }
     }
@@ -96,6 +106,7 @@ impl Builder {
                     || hidden
                     || matches!(role, "navigation" | "banner" | "contentinfo" | "search")
                     || (name == "header" && !in_main)
+                    || is_furniture(el)
                 {
                     return;
                 }
@@ -232,7 +243,8 @@ mod tests {
         let src = r#"<html><head><title>T</title><style>p{}</style></head><body>
             <nav><a href="/">Home</a></nav>
             <header>Site banner</header>
-            <main><h1>Big <em>Title</em></h1><p>First  para
+            <div id="menu-bar"><h1 class="menu-title">Site</h1></div>
+            <main><h1>Big <em>Title</em></h1><p>Run <code>dev</code>, then go. First  para
             text.</p><script>var x = 1;</script>
             <h2>Sub</h2><p>Second ﬁle para.</p><pre>a  b
 c</pre></main><footer>(c) 2024</footer></body></html>"#;
@@ -240,7 +252,8 @@ c</pre></main><footer>(c) 2024</footer></body></html>"#;
         assert_eq!(doc.title, "T");
         assert!(!doc.text.contains("Home") && !doc.text.contains("banner"));
         assert!(!doc.text.contains("var x") && !doc.text.contains("(c)"));
-        assert!(doc.text.contains("First para text."), "{:?}", doc.text);
+        assert!(doc.text.contains("Run dev, then go. First para text."), "{:?}", doc.text);
+        assert!(!doc.text.contains("Site"), "{:?}", doc.text);
         assert!(
             doc.text.contains("Second file para."),
             "NFKC: {:?}",

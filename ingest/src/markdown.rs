@@ -18,7 +18,7 @@ pub(crate) fn read(text: String, file_name: &str) -> Document {
     for (event, range) in Parser::new_ext(&text, options).into_offset_iter() {
         match event {
             Event::Start(Tag::Heading { level, .. }) => {
-                current = Some((range.start, level, String::new()))
+                current = Some((range.start, level, String::new()));
             }
             Event::End(TagEnd::Heading(_)) => {
                 if let Some((start, level, title)) = current.take() {

@@ -287,7 +287,7 @@ fn decode(path: &Path, bytes: &[u8], sniff: bool) -> Result<(String, Vec<Notice>
         }),
         Err(e) => {
             let at = e.valid_up_to();
-            let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            let line = bytecount(&bytes[..at], b'\n') + 1;
             let text = bytes.iter().map(|&b| windows_1252(b)).collect();
             Ok((
                 text,
@@ -300,6 +300,10 @@ fn decode(path: &Path, bytes: &[u8], sniff: bool) -> Result<(String, Vec<Notice>
             ))
         }
     }
+}
+
+fn bytecount(bytes: &[u8], b: u8) -> usize {
+    bytes.iter().fold(0, |n, &x| n + usize::from(x == b))
 }
 
 /// Windows-1252, the usual encoding of legacy "ANSI" text, as a superset of Latin-1.

@@ -31,7 +31,7 @@ pub fn walk(root: &Path) -> Vec<Found> {
     for entry in walker {
         match entry {
             Ok(e) if e.file_type().is_some_and(|t| t.is_file()) => {
-                out.push(Found::File(e.into_path()))
+                out.push(Found::File(e.into_path()));
             }
             Ok(_) => {}
             Err(err) => {

@@ -15,6 +15,9 @@ use cairn_index::{ChunkId, ChunkRecord, Embedder, Reader};
 
 pub use fusion::{fuse, Fused, Fusion, LegHit};
 
+/// A best-first list of chunks with one leg's scores.
+pub type Ranked = Vec<(ChunkId, f32)>;
+
 /// Which legs to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -109,7 +112,7 @@ impl<'a> Retriever<'a> {
         query: &str,
         vector: Option<&[f32]>,
         options: &SearchOptions,
-    ) -> Result<(Vec<(ChunkId, f32)>, Vec<(ChunkId, f32)>)> {
+    ) -> Result<(Ranked, Ranked)> {
         let n = options.candidates.max(options.k);
         let bm25 = if options.mode == Mode::Dense {
             Vec::new()

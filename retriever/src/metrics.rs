@@ -1,10 +1,15 @@
 //! Retrieval metrics as BEIR/pytrec_eval define them.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 /// nDCG@k with graded relevance (gain = relevance, log2 discount), the trec_eval definition.
 #[must_use]
-pub fn ndcg_at(ranked: &[String], qrels: &HashMap<String, u32>, k: usize) -> f64 {
+pub fn ndcg_at<S: BuildHasher>(
+    ranked: &[String],
+    qrels: &HashMap<String, u32, S>,
+    k: usize,
+) -> f64 {
     let dcg: f64 = ranked
         .iter()
         .take(k)
@@ -28,7 +33,11 @@ pub fn ndcg_at(ranked: &[String], qrels: &HashMap<String, u32>, k: usize) -> f64
 
 /// Share of the relevant documents found in the top k.
 #[must_use]
-pub fn recall_at(ranked: &[String], qrels: &HashMap<String, u32>, k: usize) -> f64 {
+pub fn recall_at<S: BuildHasher>(
+    ranked: &[String],
+    qrels: &HashMap<String, u32, S>,
+    k: usize,
+) -> f64 {
     let relevant = qrels.values().filter(|&&r| r > 0).count();
     if relevant == 0 {
         return 0.0;
@@ -43,7 +52,7 @@ pub fn recall_at(ranked: &[String], qrels: &HashMap<String, u32>, k: usize) -> f
 
 /// Reciprocal rank of the first relevant document within the top k.
 #[must_use]
-pub fn mrr_at(ranked: &[String], qrels: &HashMap<String, u32>, k: usize) -> f64 {
+pub fn mrr_at<S: BuildHasher>(ranked: &[String], qrels: &HashMap<String, u32, S>, k: usize) -> f64 {
     ranked
         .iter()
         .take(k)
