@@ -1,6 +1,7 @@
 //! Embeds lines of a file (or two built-in sentences) and prints throughput and cosines.
 //!
-//! `cargo run --release -p cairn-generator --example embed -- MODEL_DIR [FILE] [BATCH]`
+//! `cargo run -p cairn-generator --example embed -- MODEL_DIR [FILE] [BATCH]`; `EMBED_OUT=F`
+//! also writes the vectors to F as raw little-endian f32.
 
 use std::time::Instant;
 
@@ -34,6 +35,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secs = t.elapsed().as_secs_f64();
     eprintln!(
         "{} texts in {secs:.2} s: {:.1} texts/s",
+        refs.len(),
+        refs.len() as f64 / secs
+    );
+    if let Ok(out) = std::env::var("EMBED_OUT") {
+        // Raw little-endian f32, one vector after another, for comparison with a reference.
+        let bytes: Vec<u8> = vectors.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
+        std::fs::write(out, bytes)?;
+    }
+    println!(
+        "{{\"engine\": \"cairn\", \"texts\": {}, \"seconds\": {secs:.3}, \"texts_per_s\": {:.2}, \"batch\": {batch}}}",
         refs.len(),
         refs.len() as f64 / secs
     );
