@@ -112,7 +112,13 @@ fn file_stem(id: &str) -> String {
         .collect()
 }
 
-pub fn beir(dir: &Path, split: &str, limit: Option<usize>, json: bool) -> Result<()> {
+pub fn beir(
+    dir: &Path,
+    split: &str,
+    limit: Option<usize>,
+    json: bool,
+    keep: Option<&Path>,
+) -> Result<()> {
     let corpus = read_jsonl(&dir.join("corpus.jsonl"))?;
     let queries = read_jsonl(&dir.join("queries.jsonl"))?;
     let qrels_path = dir.join("qrels").join(format!("{split}.tsv"));
@@ -150,7 +156,8 @@ pub fn beir(dir: &Path, split: &str, limit: Option<usize>, json: bool) -> Result
     }
 
     let tmp = tempfile::tempdir()?;
-    let docs_dir = tmp.path().join("corpus");
+    let work = keep.unwrap_or(tmp.path());
+    let docs_dir = work.join("corpus");
     std::fs::create_dir_all(&docs_dir)?;
     let mut by_key: HashMap<String, String> = HashMap::new();
     for d in &corpus {
@@ -167,7 +174,7 @@ pub fn beir(dir: &Path, split: &str, limit: Option<usize>, json: bool) -> Result
         by_key.insert(format!("corpus/{stem}.md"), id.to_owned());
     }
     let embedder = MiniLm::load()?;
-    let kb = tmp.path().join("kb");
+    let kb = work.join("kb");
     let t0 = Instant::now();
     {
         let mut writer = Writer::open(&kb, &embedder.id(), &chunk_options())?;

@@ -561,10 +561,20 @@ pub fn extract(file: &Path, sections: bool) -> Result<()> {
         writeln!(out, "{}", sanitize(&doc.text))?;
         return Ok(());
     }
-    writeln!(out, "# kind: {}  title: {}", doc.kind.as_str(), sanitize(&doc.title))?;
+    writeln!(
+        out,
+        "# kind: {}  title: {}",
+        doc.kind.as_str(),
+        sanitize(&doc.title)
+    )?;
     for s in &doc.sections {
         let page = s.page.map(|p| format!(" p.{p}")).unwrap_or_default();
-        writeln!(out, "--- section{page} L{} {}", s.first_line, sanitize(&s.heading.join(" > ")))?;
+        writeln!(
+            out,
+            "--- section{page} L{} {}",
+            s.first_line,
+            sanitize(&s.heading.join(" > "))
+        )?;
         writeln!(out, "{}", sanitize(&doc.text[s.range.clone()]))?;
     }
     Ok(())

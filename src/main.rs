@@ -114,8 +114,8 @@ struct SearchArgs {
     /// How hybrid mode fuses the legs.
     #[arg(long, value_enum, default_value_t = FusionArg::Score)]
     fusion: FusionArg,
-    /// Weight of the dense leg in hybrid mode, 0–1.
-    #[arg(long, default_value_t = 0.5)]
+    /// Weight of the dense leg in hybrid mode, 0–1 (0.4 scored best on SciFact; BENCHMARKS.md).
+    #[arg(long, default_value_t = 0.4)]
     weight: f32,
     /// One JSON object with every hit's document, section, page, lines and scores.
     #[arg(long)]
@@ -152,6 +152,9 @@ enum EvalCommand {
         /// One JSON object.
         #[arg(long)]
         json: bool,
+        /// Keep the index in DIR and reuse it when run again (default: a throwaway one).
+        #[arg(long, value_name = "DIR")]
+        index: Option<PathBuf>,
     },
 }
 
@@ -292,7 +295,8 @@ fn run(cli: Cli) -> Result<()> {
             ref split,
             limit,
             json,
-        }) => eval::beir(dir, split, limit, json),
+            ref index,
+        }) => eval::beir(dir, split, limit, json, index.as_deref()),
         Command::Models(cmd) => run_models(cmd),
     }
 }

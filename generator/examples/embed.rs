@@ -40,7 +40,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     if let Ok(out) = std::env::var("EMBED_OUT") {
         // Raw little-endian f32, one vector after another, for comparison with a reference.
-        let bytes: Vec<u8> = vectors.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
+        let bytes: Vec<u8> = vectors
+            .iter()
+            .flatten()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
         std::fs::write(out, bytes)?;
     }
     println!(

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
-    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, Value,
+    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::{
     Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
@@ -208,10 +208,19 @@ impl Bm25 {
         let top = searcher
             .search(&query, &TopDocs::with_limit(k).order_by_score())
             .map_err(err(&self.path))?;
+        // Chunk ids come from the fast-field column, not the document store (no decompression).
+        let mut columns = Vec::with_capacity(searcher.segment_readers().len());
+        for segment in searcher.segment_readers() {
+            columns.push(
+                segment
+                    .fast_fields()
+                    .u64("chunk_id")
+                    .map_err(err(&self.path))?,
+            );
+        }
         let mut out = Vec::with_capacity(top.len());
         for (score, addr) in top {
-            let doc: TantivyDocument = searcher.doc(addr).map_err(err(&self.path))?;
-            if let Some(id) = doc.get_first(self.fields.id).and_then(|v| v.as_u64()) {
+            if let Some(id) = columns[addr.segment_ord as usize].first(addr.doc_id) {
                 out.push((id, score));
             }
         }

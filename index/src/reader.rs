@@ -7,6 +7,9 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use crate::bm25::Bm25;
 use crate::error::{Error, Result};
+use crate::store::TOMBSTONES;
+use std::collections::HashSet;
+
 use crate::store::{
     self, from_json, store_err, ChunkRecord, DocRecord, Manifest, SkipRecord, Source, CHUNKS,
     DOCUMENTS, SKIPPED, SOURCES, VECTORS,
@@ -29,6 +32,8 @@ pub struct Reader {
     graph: Option<Graph>,
     /// Ids at or below this are searched in the graph; above it, by exact scan.
     graph_max_id: u64,
+    /// Chunks deleted since the graph was built (still in it).
+    tombstones: HashSet<u64>,
     graph_error: Option<String>,
 }
 
@@ -89,7 +94,15 @@ impl Reader {
             },
             None => (None, 0, None),
         };
+        let mut tombstones = HashSet::new();
+        if let Ok(table) = txn.open_table(TOMBSTONES) {
+            for row in table.iter().map_err(|e| store_err(&store_path)(e.into()))? {
+                let (k, _) = row.map_err(|e| store_err(&store_path)(e.into()))?;
+                tombstones.insert(k.value());
+            }
+        }
         Ok(Reader {
+            tombstones,
             dir: dir.to_owned(),
             store_path,
             txn,
@@ -152,18 +165,14 @@ impl Reader {
                 self.manifest.embedder.dim
             )));
         }
-        let chunks = self
-            .txn
-            .open_table(CHUNKS)
-            .map_err(|e| self.serr()(e.into()))?;
         let vectors = self
             .txn
             .open_table(VECTORS)
             .map_err(|e| self.serr()(e.into()))?;
         let mut hits = Vec::new();
         let scan_from = if let Some(graph) = &self.graph {
-            let live = |id: u64| id <= self.graph_max_id && Self::is_live(&chunks, id);
-            hits = graph.search(query, k, (4 * k).max(64), &live);
+            let live = |id: u64| id <= self.graph_max_id && !self.tombstones.contains(&id);
+            hits = graph.search(query, k, (2 * k).max(64), &live);
             self.graph_max_id + 1
         } else {
             0

@@ -18,6 +18,8 @@ pub(crate) const CHUNKS: TableDefinition<u64, &str> = TableDefinition::new("chun
 pub(crate) const VECTORS: TableDefinition<u64, &[u8]> = TableDefinition::new("vectors");
 pub(crate) const HASHES: TableDefinition<&str, u64> = TableDefinition::new("chunk_hashes");
 pub(crate) const SKIPPED: TableDefinition<&str, &str> = TableDefinition::new("skipped");
+/// Chunks deleted since the vector graph was built: still in the graph, skipped by searches.
+pub(crate) const TOMBSTONES: TableDefinition<u64, ()> = TableDefinition::new("graph_tombstones");
 
 /// The on-disk format version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;

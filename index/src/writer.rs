@@ -21,6 +21,7 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use crate::bm25::Bm25;
 use crate::error::{Error, Result};
+use crate::store::TOMBSTONES;
 use crate::store::{
     self, from_json, store_err, to_json, ChunkRecord, DocRecord, EmbedderId, GraphState, Manifest,
     SkipRecord, Source, CHUNKS, DOCUMENTS, HASHES, MANIFEST, SKIPPED, SOURCES, VECTORS,
@@ -826,6 +827,16 @@ impl Writer {
             let mut skipped = txn.open_table(SKIPPED).map_err(|e| serr(e.into()))?;
             let mut sources = txn.open_table(SOURCES).map_err(|e| serr(e.into()))?;
             let mut manifest = txn.open_table(MANIFEST).map_err(|e| serr(e.into()))?;
+            let mut tombstones = txn.open_table(TOMBSTONES).map_err(|e| serr(e.into()))?;
+            if let Some(graph) = &self.manifest.graph {
+                for id in pending
+                    .removed_chunks
+                    .iter()
+                    .filter(|&&id| id <= graph.max_id)
+                {
+                    tombstones.insert(*id, ()).map_err(|e| serr(e.into()))?;
+                }
+            }
             for key in &pending.removed_docs {
                 docs.remove(key.as_str()).map_err(|e| serr(e.into()))?;
             }
@@ -976,6 +987,7 @@ impl Writer {
         let vectors = txn.open_table(VECTORS).map_err(|e| serr(e.into()))?;
         let live = vectors.len().map_err(|e| serr(e.into()))? as usize;
         let old = self.manifest.graph.clone();
+        let mut rebuilt = true;
         let new_state = if live < GRAPH_MIN_POINTS {
             None
         } else {
@@ -994,7 +1006,10 @@ impl Writer {
             } else {
                 let g = old.as_ref().expect("not a rebuild");
                 match Graph::load(&self.dir.join(VECTORS_DIR), &g.basename) {
-                    Ok(graph) => (graph, g.max_id + 1),
+                    Ok(graph) => {
+                        rebuilt = false;
+                        (graph, g.max_id + 1)
+                    }
                     Err(_) => (Graph::new(live), 0),
                 }
             };
@@ -1034,6 +1049,13 @@ impl Writer {
         let txn = self.db.begin_write().map_err(|e| serr(e.into()))?;
         {
             let mut manifest = txn.open_table(MANIFEST).map_err(|e| serr(e.into()))?;
+            // A new graph (or none) holds no deleted chunks; an extended one keeps its tombstones.
+            if rebuilt {
+                let mut tombstones = txn.open_table(TOMBSTONES).map_err(|e| serr(e.into()))?;
+                tombstones
+                    .retain(|_, ()| false)
+                    .map_err(|e| serr(e.into()))?;
+            }
             let mut m = self.manifest.clone();
             m.graph.clone_from(&new_state);
             manifest

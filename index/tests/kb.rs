@@ -261,3 +261,59 @@ fn listing(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
     out.sort();
     out
 }
+
+#[test]
+fn the_vector_graph_skips_removed_chunks_and_survives_reopening() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("many");
+    std::fs::create_dir_all(&docs).unwrap();
+    // Three files of 1,100 one-paragraph chunks: enough for a graph (2,048+ vectors).
+    for f in 0..3 {
+        let text: String = (0..1100)
+            .map(|i| {
+                format!(
+                    "w{f}x{i} a{} b{} c{} d e f g.\n\n",
+                    i % 37,
+                    i % 41,
+                    (i * 7 + f) % 43
+                )
+            })
+            .collect();
+        std::fs::write(docs.join(format!("f{f}.txt")), text).unwrap();
+    }
+    let kb = tmp.path().join("kb");
+    let e = Fake::new("aaaa");
+    add(&kb, &e, std::slice::from_ref(&docs));
+    let probe = e.embed(&["w1x500 a19 b8 c1."]).unwrap().remove(0);
+    {
+        let reader = Reader::open(&kb).unwrap();
+        let status = reader.status().unwrap();
+        assert_eq!(status.chunks, 3300);
+        assert!(reader.manifest().graph.is_some(), "a graph is built");
+        let hits = reader.dense(&probe, 10).unwrap();
+        assert!(hits
+            .iter()
+            .any(|h| reader.chunk(h.0).unwrap().unwrap().doc == "many/f1.txt"));
+    }
+    let mut w = Writer::open(&kb, &e.id(), &ChunkOptions::default()).unwrap();
+    assert_eq!(w.remove("many/f1.txt").unwrap(), ["many/f1.txt"]);
+    drop(w);
+    let reader = Reader::open(&kb).unwrap();
+    let graph = reader.manifest().graph.clone().expect("still a graph");
+    assert_eq!(
+        graph.points, 3300,
+        "extended, not rebuilt: removed chunks are tombstones"
+    );
+    for q in ["w1x500 a19 b8 c1.", "w1x7 a7 b7 c8.", "w0x3 a3 b3 c21."] {
+        let v = e.embed(&[q]).unwrap().remove(0);
+        let hits = reader.dense(&v, 20).unwrap();
+        assert_eq!(hits.len(), 20);
+        for h in hits {
+            let c = reader
+                .chunk(h.0)
+                .unwrap()
+                .expect("every hit is a live chunk");
+            assert_ne!(c.doc, "many/f1.txt");
+        }
+    }
+}

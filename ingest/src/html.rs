@@ -12,12 +12,25 @@ const DROP: &[&str] = &[
 ];
 /// Fragments of `id`/`class` values that mark page furniture rather than content (menus, sidebars,
 /// pop-ups), which sites hide or place with CSS that a text extractor does not see.
-const FURNITURE: &[&str] = &["sidebar", "menu", "navbar", "breadcrumb", "popup", "modal", "cookie", "toolbar", "skip-link", "help-container"];
+const FURNITURE: &[&str] = &[
+    "sidebar",
+    "menu",
+    "navbar",
+    "breadcrumb",
+    "popup",
+    "modal",
+    "cookie",
+    "toolbar",
+    "skip-link",
+    "help-container",
+];
 
 fn is_furniture(el: &scraper::node::Element) -> bool {
     let id = el.attr("id").unwrap_or("").to_ascii_lowercase();
     let class = el.attr("class").unwrap_or("").to_ascii_lowercase();
-    FURNITURE.iter().any(|f| id.contains(f) || class.split_whitespace().any(|c| c.contains(f)))
+    FURNITURE
+        .iter()
+        .any(|f| id.contains(f) || class.split_whitespace().any(|c| c.contains(f)))
 }
 
 /// Elements that end a line of text.
@@ -90,7 +103,10 @@ impl Builder {
             self.text.push_str(word);
         }
         // Whitespace at the end of a text node separates it from the next inline element.
-        if s.ends_with(char::is_whitespace) && !self.text.is_empty() && !self.text.ends_with(['\n', ' ']) {
+        if s.ends_with(char::is_whitespace)
+            && !self.text.is_empty()
+            && !self.text.ends_with(['\n', ' '])
+        {
             self.text.push(' ');
         }
     }
@@ -252,7 +268,11 @@ c</pre></main><footer>(c) 2024</footer></body></html>"#;
         assert_eq!(doc.title, "T");
         assert!(!doc.text.contains("Home") && !doc.text.contains("banner"));
         assert!(!doc.text.contains("var x") && !doc.text.contains("(c)"));
-        assert!(doc.text.contains("Run dev, then go. First para text."), "{:?}", doc.text);
+        assert!(
+            doc.text.contains("Run dev, then go. First para text."),
+            "{:?}",
+            doc.text
+        );
         assert!(!doc.text.contains("Site"), "{:?}", doc.text);
         assert!(
             doc.text.contains("Second file para."),
