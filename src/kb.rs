@@ -69,7 +69,7 @@ pub fn kb_dir(kb: Option<&Path>) -> Result<PathBuf> {
     Ok(data.join("cairn").join("kb"))
 }
 
-/// Chunker settings for new knowledge bases (the embedder takes 256 tokens with [CLS] and [SEP]).
+/// Chunker settings for new knowledge bases (the embedder takes 256 tokens with `[CLS]` and `[SEP]`).
 pub fn chunk_options() -> ChunkOptions {
     ChunkOptions {
         max_tokens: 200,
@@ -529,26 +529,6 @@ pub fn search(kb: &Path, query: &str, settings: &SearchSettings) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sanitize_strips_escapes_and_controls() {
-        assert_eq!(
-            sanitize("a\u{1b}[31mred\u{1b}[0m b\u{7}\u{1b}]0;title\u{7}c\r\n\td"),
-            "ared bc\n\td"
-        );
-        assert_eq!(sanitize("x\u{202e}y"), "xy");
-    }
-
-    #[test]
-    fn dates_are_civil() {
-        assert_eq!(format_time(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(format_time(1_764_072_000), "2025-11-25 12:00:00 UTC");
-    }
-}
-
 /// `cairn extract`: the text a file is read as.
 pub fn extract(file: &Path, sections: bool) -> Result<()> {
     let read = cairn_ingest::read_file(file, &ReadOptions::default())?;
@@ -578,4 +558,24 @@ pub fn extract(file: &Path, sections: bool) -> Result<()> {
         writeln!(out, "{}", sanitize(&doc.text[s.range.clone()]))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_strips_escapes_and_controls() {
+        assert_eq!(
+            sanitize("a\u{1b}[31mred\u{1b}[0m b\u{7}\u{1b}]0;title\u{7}c\r\n\td"),
+            "ared bc\n\td"
+        );
+        assert_eq!(sanitize("x\u{202e}y"), "xy");
+    }
+
+    #[test]
+    fn dates_are_civil() {
+        assert_eq!(format_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_time(1_764_072_000), "2025-11-25 12:00:00 UTC");
+    }
 }

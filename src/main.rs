@@ -38,7 +38,7 @@ Environment:
 )]
 #[command(after_help = AFTER_HELP)]
 struct Cli {
-    /// The knowledge base directory (default: <user data dir>/cairn/kb).
+    /// The knowledge base directory (default: `<user data dir>/cairn/kb`).
     #[arg(long, global = true, env = "CAIRN_KB", value_name = "DIR")]
     kb: Option<PathBuf>,
     #[command(subcommand)]

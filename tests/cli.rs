@@ -461,12 +461,13 @@ fn a_second_writer_is_refused_with_a_clear_message() {
     let tmp = tempfile::tempdir().unwrap();
     let docs = tmp.path().join("d");
     std::fs::create_dir_all(&docs).unwrap();
-    for i in 0..30 {
-        std::fs::write(
-            docs.join(format!("{i}.txt")),
-            "Some words to embed for a while. ".repeat(40),
-        )
-        .unwrap();
+    // Distinct texts (identical chunks would be embedded once), enough for several seconds.
+    for i in 0..60 {
+        let mut text = String::new();
+        for s in 0..40 {
+            let _ = write!(text, "File {i} sentence {s} has words to embed. ");
+        }
+        std::fs::write(docs.join(format!("{i}.txt")), text).unwrap();
     }
     let kb = tmp.path().join("kb");
     let mut first = kb_cmd(&kb, &["add", docs.to_str().unwrap(), "--quiet"])
@@ -481,6 +482,10 @@ fn a_second_writer_is_refused_with_a_clear_message() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first writer must still be running for this test to mean anything"
+    );
     let (code, _, err) = run(&mut kb_cmd(&kb, &["add", docs.to_str().unwrap()]));
     // Readers keep working meanwhile.
     let (rcode, _, rerr) = run(&mut kb_cmd(&kb, &["status"]));

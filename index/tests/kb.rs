@@ -2,6 +2,7 @@
 //! removals, model fingerprints, snapshots, read-only opening. The real model is tested in the
 //! binary's tests.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -269,16 +270,16 @@ fn the_vector_graph_skips_removed_chunks_and_survives_reopening() {
     std::fs::create_dir_all(&docs).unwrap();
     // Three files of 1,100 one-paragraph chunks: enough for a graph (2,048+ vectors).
     for f in 0..3 {
-        let text: String = (0..1100)
-            .map(|i| {
-                format!(
-                    "w{f}x{i} a{} b{} c{} d e f g.\n\n",
-                    i % 37,
-                    i % 41,
-                    (i * 7 + f) % 43
-                )
-            })
-            .collect();
+        let mut text = String::new();
+        for i in 0..1100 {
+            let _ = write!(
+                text,
+                "w{f}x{i} a{} b{} c{} d e f g.\n\n",
+                i % 37,
+                i % 41,
+                (i * 7 + f) % 43
+            );
+        }
         std::fs::write(docs.join(format!("f{f}.txt")), text).unwrap();
     }
     let kb = tmp.path().join("kb");
