@@ -300,16 +300,8 @@ impl Writer {
     fn resync_bm25(&mut self) -> Result<()> {
         let path = self.store_path();
         let in_bm25: HashSet<u64> = self.bm25.all_ids()?.into_iter().collect();
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| store_err(&path)(e.into()))?;
-        let chunks = txn
-            .open_table(CHUNKS)
-            .map_err(|e| store_err(&path)(e.into()))?;
-        let docs = txn
-            .open_table(DOCUMENTS)
-            .map_err(|e| store_err(&path)(e.into()))?;
+        let chunks = self.read_table(CHUNKS)?;
+        let docs = self.read_table(DOCUMENTS)?;
         let stored: HashSet<u64> = store::all_chunk_ids(&path, &chunks)?.into_iter().collect();
         for id in in_bm25.difference(&stored) {
             self.bm25.delete(&self.bm25_indexer, *id);
@@ -356,15 +348,23 @@ impl Writer {
         }
     }
 
-    fn read_doc(&self, key: &str) -> Result<Option<DocRecord>> {
+    /// A table of the last committed state, for reading.
+    fn read_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        table: redb::TableDefinition<K, V>,
+    ) -> Result<redb::ReadOnlyTable<K, V>> {
         let path = self.store_path();
         let txn = self
             .db
             .begin_read()
             .map_err(|e| store_err(&path)(e.into()))?;
-        let table = txn
-            .open_table(DOCUMENTS)
-            .map_err(|e| store_err(&path)(e.into()))?;
+        txn.open_table(table)
+            .map_err(|e| store_err(&path)(e.into()))
+    }
+
+    fn read_doc(&self, key: &str) -> Result<Option<DocRecord>> {
+        let path = self.store_path();
+        let table = self.read_table(DOCUMENTS)?;
         match table.get(key).map_err(|e| store_err(&path)(e.into()))? {
             Some(v) => Ok(Some(from_json(&path, v.value())?)),
             None => Ok(None),
@@ -374,13 +374,7 @@ impl Writer {
     /// All sources.
     pub fn sources(&self) -> Result<Vec<Source>> {
         let path = self.store_path();
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| store_err(&path)(e.into()))?;
-        let table = txn
-            .open_table(SOURCES)
-            .map_err(|e| store_err(&path)(e.into()))?;
+        let table = self.read_table(SOURCES)?;
         let mut out = Vec::new();
         for row in table.iter().map_err(|e| store_err(&path)(e.into()))? {
             let (_, v) = row.map_err(|e| store_err(&path)(e.into()))?;
@@ -391,13 +385,7 @@ impl Writer {
 
     fn doc_keys_under(&self, prefix: &str) -> Result<Vec<String>> {
         let path = self.store_path();
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| store_err(&path)(e.into()))?;
-        let table = txn
-            .open_table(DOCUMENTS)
-            .map_err(|e| store_err(&path)(e.into()))?;
+        let table = self.read_table(DOCUMENTS)?;
         let mut out = Vec::new();
         for row in table
             .range(prefix..)
@@ -734,13 +722,7 @@ impl Writer {
 
     fn stored_vector_for_hash(&self, hash: &str) -> Result<Option<Vec<f32>>> {
         let path = self.store_path();
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| store_err(&path)(e.into()))?;
-        let hashes = txn
-            .open_table(HASHES)
-            .map_err(|e| store_err(&path)(e.into()))?;
+        let hashes = self.read_table(HASHES)?;
         let Some(id) = hashes
             .get(hash)
             .map_err(|e| store_err(&path)(e.into()))?
@@ -748,9 +730,7 @@ impl Writer {
         else {
             return Ok(None);
         };
-        let vectors = txn
-            .open_table(VECTORS)
-            .map_err(|e| store_err(&path)(e.into()))?;
+        let vectors = self.read_table(VECTORS)?;
         Ok(vectors
             .get(id)
             .map_err(|e| store_err(&path)(e.into()))?

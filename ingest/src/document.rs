@@ -45,6 +45,45 @@ pub struct Section {
     pub first_line: u32,
 }
 
+/// Sections of a text cut at headings: `(offset, level, text)` in text order, level 1 outermost.
+/// Text before the first heading is a section without a heading path (if it is not blank).
+pub(crate) fn sections_from_headings(
+    text: &str,
+    headings: &[(usize, usize, String)],
+) -> Vec<Section> {
+    let mut sections = Vec::new();
+    let first = headings.first().map_or(text.len(), |h| h.0);
+    if !text[..first].trim().is_empty() {
+        sections.push(Section {
+            range: 0..first,
+            heading: Vec::new(),
+            page: None,
+            first_line: 1,
+        });
+    }
+    let mut stack: Vec<(usize, &str)> = Vec::new();
+    let mut line = 1u32;
+    let mut counted = 0;
+    for (i, (start, level, heading)) in headings.iter().enumerate() {
+        while stack.last().is_some_and(|(l, _)| l >= level) {
+            stack.pop();
+        }
+        stack.push((*level, heading));
+        line += text.as_bytes()[counted..*start]
+            .iter()
+            .fold(0, |n, &b| n + u32::from(b == b'\n'));
+        counted = *start;
+        let end = headings.get(i + 1).map_or(text.len(), |h| h.0);
+        sections.push(Section {
+            range: *start..end,
+            heading: stack.iter().map(|(_, h)| (*h).to_owned()).collect(),
+            page: None,
+            first_line: line,
+        });
+    }
+    sections
+}
+
 /// A document as read: its text and the sections that cover it, in order.
 ///
 /// For text, Markdown and code, `text` is the file itself (decoded), so byte offsets and line

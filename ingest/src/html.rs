@@ -3,7 +3,7 @@
 use scraper::{Html, Node};
 use unicode_normalization::UnicodeNormalization;
 
-use crate::document::{DocKind, Document, Section};
+use crate::document::{sections_from_headings, DocKind, Document};
 
 /// Elements whose content is never document text.
 const DROP: &[&str] = &[
@@ -222,31 +222,7 @@ pub(crate) fn read(source: &str, file_name: &str) -> Document {
     let title = title
         .or_else(|| headings.iter().find(|h| h.1 == 1).map(|h| h.2.clone()))
         .unwrap_or_else(|| file_name.to_owned());
-    let line_of = |offset: usize| text[..offset].bytes().filter(|&b| b == b'\n').count() as u32 + 1;
-    let mut sections = Vec::new();
-    let first = headings.first().map_or(text.len(), |h| h.0);
-    if !text[..first].trim().is_empty() {
-        sections.push(Section {
-            range: 0..first,
-            heading: Vec::new(),
-            page: None,
-            first_line: 1,
-        });
-    }
-    let mut stack: Vec<(usize, String)> = Vec::new();
-    for (i, (start, level, heading)) in headings.iter().enumerate() {
-        while stack.last().is_some_and(|(l, _)| l >= level) {
-            stack.pop();
-        }
-        stack.push((*level, heading.clone()));
-        let end = headings.get(i + 1).map_or(text.len(), |h| h.0);
-        sections.push(Section {
-            range: *start..end,
-            heading: stack.iter().map(|(_, h)| h.clone()).collect(),
-            page: None,
-            first_line: line_of(*start),
-        });
-    }
+    let sections = sections_from_headings(&text, &headings);
     Document::new(DocKind::Html, title, text, sections)
 }
 

@@ -3,7 +3,7 @@
 
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
-use crate::document::{DocKind, Document, Section};
+use crate::document::{sections_from_headings, DocKind, Document};
 
 pub(crate) fn read(text: String, file_name: &str) -> Document {
     let options = Options::ENABLE_TABLES
@@ -61,31 +61,11 @@ pub(crate) fn read(text: String, file_name: &str) -> Document {
         })
         .unwrap_or_else(|| file_name.to_owned());
 
-    let line_of = |offset: usize| text[..offset].bytes().filter(|&b| b == b'\n').count() as u32 + 1;
-    let mut sections = Vec::new();
-    let first = headings.first().map_or(text.len(), |h| h.0);
-    if !text[..first].trim().is_empty() {
-        sections.push(Section {
-            range: 0..first,
-            heading: Vec::new(),
-            page: None,
-            first_line: 1,
-        });
-    }
-    let mut stack: Vec<(HeadingLevel, String)> = Vec::new();
-    for (i, (start, level, heading)) in headings.iter().enumerate() {
-        while stack.last().is_some_and(|(l, _)| *l >= *level) {
-            stack.pop();
-        }
-        stack.push((*level, heading.clone()));
-        let end = headings.get(i + 1).map_or(text.len(), |h| h.0);
-        sections.push(Section {
-            range: *start..end,
-            heading: stack.iter().map(|(_, h)| h.clone()).collect(),
-            page: None,
-            first_line: line_of(*start),
-        });
-    }
+    let levels: Vec<(usize, usize, String)> = headings
+        .into_iter()
+        .map(|(start, level, heading)| (start, level as usize, heading))
+        .collect();
+    let sections = sections_from_headings(&text, &levels);
     Document::new(DocKind::Markdown, title, text, sections)
 }
 
