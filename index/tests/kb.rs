@@ -318,3 +318,41 @@ fn the_vector_graph_skips_removed_chunks_and_survives_reopening() {
         }
     }
 }
+
+#[test]
+fn another_format_version_fails_with_a_rebuild_hint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = corpus(tmp.path());
+    let kb = tmp.path().join("kb");
+    add(&kb, &Fake::new("aaaa"), std::slice::from_ref(&docs));
+    // Rewrite the manifest as a future version would.
+    {
+        let db = redb::Builder::new()
+            .set_concurrency_mode(redb::ConcurrencyMode::SingleWriter)
+            .open(kb.join("meta.redb"))
+            .unwrap();
+        let table: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("manifest");
+        let txn = db.begin_write().unwrap();
+        {
+            let mut t = txn.open_table(table).unwrap();
+            let raw = redb::ReadableTable::get(&t, "manifest")
+                .unwrap()
+                .unwrap()
+                .value()
+                .to_owned();
+            let mut m: serde_json::Value = serde_json::from_str(&raw).unwrap();
+            m["format_version"] = serde_json::json!(cairn_index::FORMAT_VERSION + 1);
+            t.insert("manifest", m.to_string().as_str()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let err = Reader::open(&kb)
+        .err()
+        .expect("a newer format must not be read");
+    assert!(matches!(err, Error::FormatVersion { .. }), "{err}");
+    assert!(err.to_string().contains("rebuild"), "{err}");
+    let err = Writer::open(&kb, &Fake::new("aaaa").id(), &ChunkOptions::default())
+        .err()
+        .expect("nor written");
+    assert!(matches!(err, Error::FormatVersion { .. }), "{err}");
+}
