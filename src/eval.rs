@@ -330,3 +330,58 @@ pub fn beir(
     writeln!(out, "search latency (both legs, query already embedded): p50 {:.1} ms, p95 {:.1} ms; query embedding {:.1} ms each", pct(0.5), pct(0.95), embed_secs * 1e3 / qs.len() as f64)?;
     Ok(())
 }
+
+/// `cairn eval latency QUERIES`: search latency on the current knowledge base, in-process, one
+/// query at a time (the model loaded once), with and without the query embedding.
+pub fn latency(kb: &Path, queries: &Path, k: usize, json: bool) -> Result<()> {
+    let text = std::fs::read_to_string(queries)
+        .with_context(|| format!("reading {}", queries.display()))?;
+    let qs: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if qs.is_empty() {
+        bail!("{}: no queries (one per line)", queries.display());
+    }
+    let reader = Reader::open(kb)?;
+    let embedder = MiniLm::load()?;
+    let retriever = cairn_retriever::Retriever::new(&reader, &embedder);
+    let options = cairn_retriever::SearchOptions {
+        k,
+        ..Default::default()
+    };
+    // One warm-up query: page cache and allocator, as a long-running TUI would be.
+    retriever.search(qs[0], &options)?;
+    let (mut with_embed, mut without) = (Vec::new(), Vec::new());
+    for q in &qs {
+        let t0 = Instant::now();
+        let v = retriever.embed(q)?;
+        let t1 = Instant::now();
+        let (bm25, dense) = retriever.legs(q, Some(&v), &options)?;
+        let hits = retriever.hits(&bm25, &dense, &options)?;
+        let done = t1.elapsed().as_secs_f64() * 1e3;
+        with_embed.push(t0.elapsed().as_secs_f64() * 1e3);
+        without.push(done);
+        std::hint::black_box(hits);
+    }
+    let pct = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() - 1) as f64 * p).round() as usize]
+    };
+    let (p50, p95) = (pct(&mut without, 0.5), pct(&mut without, 0.95));
+    let (e50, e95) = (pct(&mut with_embed, 0.5), pct(&mut with_embed, 0.95));
+    let chunks = reader.status()?.chunks;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"queries": qs.len(), "chunks": chunks, "k": k,
+            "search_ms_p50": p50, "search_ms_p95": p95, "with_embedding_ms_p50": e50, "with_embedding_ms_p95": e95})
+        )?;
+    } else {
+        writeln!(out, "{} queries over {chunks} chunks, hybrid, k={k}: search p50 {p50:.1} ms, p95 {p95:.1} ms; with query embedding p50 {e50:.1} ms, p95 {e95:.1} ms", qs.len())?;
+    }
+    Ok(())
+}

@@ -156,6 +156,17 @@ enum EvalCommand {
         #[arg(long, value_name = "DIR")]
         index: Option<PathBuf>,
     },
+    /// Search latency on the knowledge base for a file of queries (one per line).
+    Latency {
+        /// The queries.
+        queries: PathBuf,
+        /// Results per query.
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -297,6 +308,11 @@ fn run(cli: Cli) -> Result<()> {
             json,
             ref index,
         }) => eval::beir(dir, split, limit, json, index.as_deref()),
+        Command::Eval(EvalCommand::Latency {
+            ref queries,
+            k,
+            json,
+        }) => eval::latency(&kb_dir()?, queries, k, json),
         Command::Models(cmd) => run_models(cmd),
     }
 }
