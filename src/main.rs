@@ -27,6 +27,7 @@ Exit status:
   2  usage or configuration error
 
 Environment:
+  CAIRN_KB          the knowledge base directory (default: <user data dir>/cairn/kb)
   CAIRN_MODELS_DIR  where model weights live (default: <user cache dir>/cairn/models)
   CAIRN_PYTHON      the Python used for `pip download` (default: python3)";
 
