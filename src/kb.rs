@@ -300,8 +300,7 @@ pub fn remove(kb: &Path, targets: &[String]) -> Result<()> {
 
 /// The embedder id a knowledge base was built with (so `remove` needs no model).
 fn open_id(kb: &Path) -> Result<EmbedderId> {
-    let reader = Reader::open(kb)?;
-    Ok(reader.manifest().embedder.clone())
+    Ok(cairn_index::read_manifest(kb)?.embedder)
 }
 
 /// `cairn status`.

@@ -28,11 +28,11 @@ pub mod writer;
 
 pub use cairn_ingest::{ChunkId, ChunkOptions, TokenCounter};
 pub use error::{Error, Result};
-pub use reader::{Reader, Status};
+pub use reader::{read_manifest, Reader, Status};
 pub use store::{
     ChunkRecord, DocRecord, EmbedderId, GraphState, Manifest, SkipRecord, Source, FORMAT_VERSION,
 };
-pub use vectors::{dot, GRAPH_MIN_POINTS};
+pub use vectors::GRAPH_MIN_POINTS;
 pub use writer::{AddOptions, AddProgress, AddReport, FileOutcome, NoProgress, Writer};
 
 pub(crate) const BM25_DIR: &str = "bm25";

@@ -71,19 +71,30 @@ fn dir_size(p: &Path) -> u64 {
         .sum()
 }
 
+/// The store's last commit: its path, a read transaction on it, and its manifest.
+fn snapshot(dir: &Path) -> Result<(PathBuf, redb::ReadTransaction, Manifest)> {
+    let store_path = store::store_path(dir);
+    if !store_path.exists() {
+        return Err(Error::NotFound(dir.to_owned()));
+    }
+    let db = store::open_read_only(dir, &store_path)?;
+    let txn = db
+        .begin_read()
+        .map_err(|e| store_err(&store_path)(e.into()))?;
+    let manifest =
+        store::read_manifest(&store_path, &txn)?.ok_or_else(|| Error::NotFound(dir.to_owned()))?;
+    Ok((store_path, txn, manifest))
+}
+
+/// The manifest of the knowledge base at `dir`, without opening BM25 or loading the vector graph.
+pub fn read_manifest(dir: &Path) -> Result<Manifest> {
+    snapshot(dir).map(|(_, _, manifest)| manifest)
+}
+
 impl Reader {
     /// Opens the knowledge base at `dir` read-only.
     pub fn open(dir: &Path) -> Result<Self> {
-        let store_path = store::store_path(dir);
-        if !store_path.exists() {
-            return Err(Error::NotFound(dir.to_owned()));
-        }
-        let db = store::open_read_only(dir, &store_path)?;
-        let txn = db
-            .begin_read()
-            .map_err(|e| store_err(&store_path)(e.into()))?;
-        let manifest = store::read_manifest(&store_path, &txn)?
-            .ok_or_else(|| Error::NotFound(dir.to_owned()))?;
+        let (store_path, txn, manifest) = snapshot(dir)?;
         let bm25 = Bm25::open(&dir.join(BM25_DIR))?;
         let searcher_handle = bm25.reader()?;
         let bm25_in_sync = bm25.committed_generation()?.unwrap_or(0) == manifest.generation;
@@ -150,12 +161,6 @@ impl Reader {
             .collect())
     }
 
-    /// The analysed terms of a query (what BM25 matches).
-    #[must_use]
-    pub fn query_terms(&self, query: &str) -> Vec<String> {
-        Bm25::terms(query)
-    }
-
     /// Nearest chunks to a unit query vector: (chunk, cosine), best first.
     pub fn dense(&self, query: &[f32], k: usize) -> Result<Vec<(ChunkId, f32)>> {
         if query.len() != self.manifest.embedder.dim {
@@ -211,18 +216,6 @@ impl Reader {
             Some(v) => Ok(Some(from_json(&self.store_path, v.value())?)),
             None => Ok(None),
         }
-    }
-
-    /// A chunk's stored vector.
-    pub fn vector(&self, id: ChunkId) -> Result<Option<Vec<f32>>> {
-        let vectors = self
-            .txn
-            .open_table(VECTORS)
-            .map_err(|e| self.serr()(e.into()))?;
-        Ok(vectors
-            .get(id.0)
-            .map_err(|e| self.serr()(e.into()))?
-            .map(|v| store::bytes_vector(v.value())))
     }
 
     /// Every document, in key order.

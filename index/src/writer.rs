@@ -175,27 +175,7 @@ impl Writer {
     /// and repairs BM25 if the last run was interrupted between its two commits.
     pub fn open(dir: &Path, embedder: &EmbedderId, chunking: &ChunkOptions) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let lock_path = dir.join(LOCK_FILE);
-        let mut lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
-        if lock.try_lock().is_err() {
-            let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
-            return Err(Error::Locked {
-                path: dir.to_owned(),
-                holder: if holder.trim().is_empty() {
-                    "unknown process".into()
-                } else {
-                    holder.trim().to_owned()
-                },
-            });
-        }
-        lock.set_len(0).map_err(io_err(&lock_path))?;
-        let _ = write!(lock, "pid {}", std::process::id());
+        let lock = take_lock(dir)?;
 
         let store_path = store::store_path(dir);
         let db = store::open_writable(&store_path)?;
@@ -254,22 +234,7 @@ impl Writer {
         if !dir.join(store::STORE_FILE).exists() {
             return Ok(());
         }
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
-        if lock.try_lock().is_err() {
-            return Err(Error::Locked {
-                path: dir.to_owned(),
-                holder: std::fs::read_to_string(&lock_path)
-                    .unwrap_or_default()
-                    .trim()
-                    .to_owned(),
-            });
-        }
+        let _lock = take_lock(dir)?;
         for name in [store::STORE_FILE, BM25_DIR, VECTORS_DIR] {
             let p = dir.join(name);
             let r = if p.is_dir() {
@@ -637,13 +602,15 @@ impl Writer {
                 return Ok(FileOutcome::Unchanged);
             }
         }
+        // Read under the document's key, so that messages name the file as the index lists it.
+        let shown = Path::new(key);
         let read = match bytes {
             None => Err(cairn_ingest::Error::TooLarge {
-                path: file.to_owned(),
+                path: shown.to_owned(),
                 size: meta.len(),
                 limit: options.read.max_bytes,
             }),
-            Some(b) => cairn_ingest::read_bytes(file, &b),
+            Some(b) => cairn_ingest::read_bytes(shown, &b),
         };
         let read = match read {
             Ok(r) => r,
@@ -653,8 +620,7 @@ impl Writer {
                     self.plan_removal(key, pending)?;
                     report.removed += 1;
                 }
-                let message = e.to_string().replacen(&file.display().to_string(), key, 1);
-                return Ok(skip(e.reason(), message, pending, report));
+                return Ok(skip(e.reason(), e.to_string(), pending, report));
             }
         };
         let chunks = chunk_document(
@@ -665,6 +631,8 @@ impl Writer {
         if let Some(old) = &existing {
             pending.removed_chunks.extend(&old.chunks);
         }
+        // One look at the stored hashes and vectors for the whole file.
+        let (hashes, vectors) = (self.read_table(HASHES)?, self.read_table(VECTORS)?);
         let mut ids = Vec::with_capacity(chunks.len());
         let mut embedded = 0;
         for c in &chunks {
@@ -674,7 +642,7 @@ impl Writer {
             self.manifest.next_chunk_id += 1;
             if let Some(&other) = pending.hashes.get(&hash) {
                 pending.copies.push((id, other));
-            } else if let Some(v) = self.stored_vector_for_hash(&hash)? {
+            } else if let Some(v) = self.stored_vector_for_hash(&hashes, &vectors, &hash)? {
                 pending.vectors.insert(id, v);
                 pending.hashes.insert(hash.clone(), id);
             } else {
@@ -720,9 +688,13 @@ impl Writer {
         })
     }
 
-    fn stored_vector_for_hash(&self, hash: &str) -> Result<Option<Vec<f32>>> {
+    fn stored_vector_for_hash(
+        &self,
+        hashes: &redb::ReadOnlyTable<&'static str, u64>,
+        vectors: &redb::ReadOnlyTable<u64, &'static [u8]>,
+        hash: &str,
+    ) -> Result<Option<Vec<f32>>> {
         let path = self.store_path();
-        let hashes = self.read_table(HASHES)?;
         let Some(id) = hashes
             .get(hash)
             .map_err(|e| store_err(&path)(e.into()))?
@@ -730,7 +702,6 @@ impl Writer {
         else {
             return Ok(None);
         };
-        let vectors = self.read_table(VECTORS)?;
         Ok(vectors
             .get(id)
             .map_err(|e| store_err(&path)(e.into()))?
@@ -1047,6 +1018,33 @@ impl Writer {
         self.remove_orphan_graph_files();
         Ok(())
     }
+}
+
+/// Takes the writer lock of `dir` and writes our pid into it; fails with [`Error::Locked`],
+/// naming the holder, if another process has it.
+fn take_lock(dir: &Path) -> Result<File> {
+    let lock_path = dir.join(LOCK_FILE);
+    let mut lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_err(&lock_path))?;
+    if lock.try_lock().is_err() {
+        let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+        return Err(Error::Locked {
+            path: dir.to_owned(),
+            holder: if holder.trim().is_empty() {
+                "unknown process".into()
+            } else {
+                holder.trim().to_owned()
+            },
+        });
+    }
+    lock.set_len(0).map_err(io_err(&lock_path))?;
+    let _ = write!(lock, "pid {}", std::process::id());
+    Ok(lock)
 }
 
 fn existing_generation_mismatch(w: &Writer) -> Result<bool> {

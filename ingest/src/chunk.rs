@@ -267,10 +267,10 @@ pub fn chunk_document(
         for &si in &group {
             let section = &doc.sections[si];
             for para in paragraphs(text, section.range.clone()) {
-                let para_tokens = counter.count(&text[para.clone()]);
                 let pieces: Vec<Range<usize>> =
                     if doc.kind == DocKind::Code || looks_line_oriented(&text[para.clone()]) {
-                        if para_tokens <= max {
+                        // Whole if it fits (`split_oversized` below cuts it at lines if not).
+                        if counter.count(&text[para.clone()]) <= max {
                             vec![para.clone()]
                         } else {
                             lines_of(text, para.clone())
