@@ -12,19 +12,23 @@ use anyhow::{Context, Result};
 use cairn_generator::{GenerateOptions, Generator, LoadOptions, Message, Sampling};
 use clap::{Args, Parser, Subcommand};
 
+mod ask;
 mod eval;
+mod evalqa;
 mod kb;
 mod models;
 
 /// Exit codes, documented in `--help` and the README.
 const EXIT_ERROR: u8 = 1;
 const EXIT_USAGE: u8 = 2;
+const EXIT_NOT_FOUND: u8 = 3;
 
 const AFTER_HELP: &str = "\
 Exit status:
   0  success
   1  error (the message says what failed and, where it can, what to do)
   2  usage or configuration error
+  3  ask: not found in the knowledge base (the answer was withheld)
 
 Environment:
   CAIRN_KB          the knowledge base directory (default: <user data dir>/cairn/kb)
@@ -94,6 +98,8 @@ enum Command {
     },
     /// Search the knowledge base (keywords, meaning, or both).
     Search(SearchArgs),
+    /// Answer a question from the knowledge base, citing document, page and lines.
+    Ask(AskArgs),
     /// Measure retrieval or answering on public benchmarks.
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -121,6 +127,70 @@ struct SearchArgs {
     /// One JSON object with every hit's document, section, page, lines and scores.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+struct AskArgs {
+    /// The question.
+    question: String,
+    /// The model: tiny, default, larger, or a path to a GGUF file.
+    #[arg(long, default_value = "default")]
+    model: String,
+    /// Passages to retrieve.
+    #[arg(short, long, default_value_t = 8)]
+    k: usize,
+    /// Tokens of source text given to the model (less is faster; BENCHMARKS.md has the trade-off).
+    #[arg(long, default_value_t = cairn_retriever::context::DEFAULT_BUDGET)]
+    budget: usize,
+    /// Which retrieval legs to run.
+    #[arg(long, value_enum, default_value_t = ModeArg::Hybrid)]
+    mode: ModeArg,
+    /// Most tokens in the answer.
+    #[arg(long, default_value_t = 200)]
+    max_tokens: usize,
+    /// Sampling temperature; 0 (the default) always picks the likeliest token.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    /// Seed for sampling (with --temperature).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Least similarity of the best passage for the model to be asked at all.
+    #[arg(long, default_value_t = ask::MIN_RELEVANCE)]
+    min_relevance: f32,
+    /// Print the sources given to the model before the answer.
+    #[arg(long)]
+    show_context: bool,
+    /// Quote the cited sentences under each source.
+    #[arg(long)]
+    quote: bool,
+    /// One JSON object (answer, sentences with citations, sources, abstention, timings).
+    #[arg(long)]
+    json: bool,
+}
+
+impl AskArgs {
+    fn options(&self) -> ask::AskOptions {
+        ask::AskOptions {
+            k: self.k,
+            mode: self.mode.into(),
+            budget: self.budget,
+            max_tokens: self.max_tokens,
+            temperature: self.temperature,
+            seed: self.seed,
+            min_relevance: self.min_relevance,
+            ..ask::AskOptions::default()
+        }
+    }
+}
+
+impl From<ModeArg> for cairn_retriever::Mode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Bm25 => cairn_retriever::Mode::Bm25,
+            ModeArg::Dense => cairn_retriever::Mode::Dense,
+            ModeArg::Hybrid => cairn_retriever::Mode::Hybrid,
+        }
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -156,6 +226,43 @@ enum EvalCommand {
         /// Keep the index in DIR and reuse it when run again (default: a throwaway one).
         #[arg(long, value_name = "DIR")]
         index: Option<PathBuf>,
+    },
+    /// Question answering on a SQuAD v1.1 file through the full `ask` path (EM, F1, citations,
+    /// abstention, retrieval recall, time to first token).
+    Qa {
+        /// The SQuAD v1.1 JSON file.
+        file: PathBuf,
+        /// The model: tiny, default, larger, or a GGUF path.
+        #[arg(long, default_value = "default")]
+        model: String,
+        /// Use all articles, or the even-numbered (calibration) or odd-numbered (check) ones.
+        #[arg(long, value_enum, default_value_t = evalqa::Articles::All)]
+        articles: evalqa::Articles,
+        /// Remove this many whole articles from the knowledge base: their questions become
+        /// unanswerable, to measure abstention.
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        remove_articles: usize,
+        /// Ask only N questions, evenly spread over the file.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Passages to retrieve.
+        #[arg(short, long, default_value_t = 8)]
+        k: usize,
+        /// Context budget in tokens.
+        #[arg(long, default_value_t = cairn_retriever::context::DEFAULT_BUDGET)]
+        budget: usize,
+        /// Least similarity of the best passage for the model to be asked.
+        #[arg(long, default_value_t = ask::MIN_RELEVANCE)]
+        min_relevance: f32,
+        /// Only retrieve and assemble context (recall and relevance, no model).
+        #[arg(long)]
+        retrieval_only: bool,
+        /// Write one JSON line per question to FILE.
+        #[arg(long, value_name = "FILE")]
+        dump: Option<PathBuf>,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Search latency on the knowledge base for a file of queries (one per line).
     Latency {
@@ -244,7 +351,8 @@ fn main() -> ExitCode {
         }
     };
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::NotFound) => ExitCode::from(EXIT_NOT_FOUND),
         Err(e) => {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
@@ -262,9 +370,65 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-fn run(cli: Cli) -> Result<()> {
+/// How a successful run ended.
+enum Outcome {
+    Done,
+    /// `ask` withheld its answer.
+    NotFound,
+}
+
+fn run(cli: Cli) -> Result<Outcome> {
+    if let Command::Ask(ref a) = cli.command {
+        return run_ask(&kb::kb_dir(cli.kb.as_deref())?, a);
+    }
+    run_other(cli).map(|()| Outcome::Done)
+}
+
+fn run_ask(kb: &std::path::Path, a: &AskArgs) -> Result<Outcome> {
+    let mut engine = ask::Engine::open(kb, &a.model)?;
+    let options = a.options();
+    let stdout = io::stdout();
+    let answer = if a.json {
+        engine.ask(&a.question, &options, &mut ask::Quiet)?
+    } else {
+        let mut printer = ask::Printer::new(stdout.lock(), a.show_context);
+        let answer = engine.ask(&a.question, &options, &mut printer)?;
+        if let Some(e) = printer.error.take() {
+            return Err(e.into());
+        }
+        printer.finish();
+        answer
+    };
+    let mut out = stdout.lock();
+    if a.json {
+        writeln!(out, "{}", answer.to_json(&a.model, a.seed))?;
+    } else {
+        ask::print_sources(&mut out, &answer, a.quote)?;
+        out.flush()?;
+        if std::io::IsTerminal::is_terminal(&io::stderr()) {
+            let t = &answer.timings;
+            eprintln!(
+                "({}: first token after {:.1} s, {} prompt tokens ({} reused), {} answer tokens, {:.1} s in all)",
+                engine.generator.name(),
+                t.ttft_ms / 1e3,
+                t.prompt_tokens,
+                t.reused_tokens,
+                t.answer_tokens,
+                t.total_ms / 1e3
+            );
+        }
+    }
+    Ok(if answer.abstained.is_some() {
+        Outcome::NotFound
+    } else {
+        Outcome::Done
+    })
+}
+
+fn run_other(cli: Cli) -> Result<()> {
     let kb_dir = || kb::kb_dir(cli.kb.as_deref());
     match cli.command {
+        Command::Ask(_) => unreachable!("handled by run"),
         Command::Add {
             ref paths,
             rebuild,
@@ -309,6 +473,34 @@ fn run(cli: Cli) -> Result<()> {
             json,
             ref index,
         }) => eval::beir(dir, split, limit, json, index.as_deref()),
+        Command::Eval(EvalCommand::Qa {
+            ref file,
+            ref model,
+            articles,
+            remove_articles,
+            limit,
+            k,
+            budget,
+            min_relevance,
+            retrieval_only,
+            ref dump,
+            json,
+        }) => evalqa::qa(&evalqa::QaSettings {
+            file: file.clone(),
+            model: model.clone(),
+            articles,
+            limit,
+            remove_articles,
+            retrieval_only,
+            json,
+            dump: dump.clone(),
+            options: ask::AskOptions {
+                k,
+                budget,
+                min_relevance,
+                ..ask::AskOptions::default()
+            },
+        }),
         Command::Eval(EvalCommand::Latency {
             ref queries,
             k,
@@ -410,7 +602,7 @@ fn run_models(cmd: ModelsCommand) -> Result<()> {
 }
 
 /// A catalog id is verified before loading; a path is the user's own file.
-fn model_path(model: &str) -> Result<PathBuf> {
+pub(crate) fn model_path(model: &str) -> Result<PathBuf> {
     if models::find(model).is_some() {
         models::resolve_verified(model)
     } else {

@@ -145,6 +145,22 @@ fn looks_line_oriented(para: &str) -> bool {
     rest.iter().filter(|l| structured(l)).count() * 2 >= rest.len()
 }
 
+/// Splits text into sentence-like ranges: paragraphs at blank lines, then sentences, except
+/// that line-oriented paragraphs (lists, tables, code) split at newlines. Each range is trimmed
+/// and non-empty; together they cover every non-space byte, in order.
+#[must_use]
+pub fn sentence_ranges(text: &str) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    for para in paragraphs(text, 0..text.len()) {
+        if looks_line_oriented(&text[para.clone()]) {
+            out.extend(lines_of(text, para));
+        } else {
+            out.extend(sentences(text, para));
+        }
+    }
+    out
+}
+
 /// Cuts a paragraph into sentence ranges covering it (each trimmed).
 fn sentences(text: &str, r: Range<usize>) -> Vec<Range<usize>> {
     let s = &text[r.clone()];

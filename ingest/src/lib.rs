@@ -20,7 +20,7 @@ mod pdf;
 mod read;
 mod walk;
 
-pub use chunk::{chunk_document, Chunk, ChunkOptions, TokenCounter, WordCounter};
+pub use chunk::{chunk_document, sentence_ranges, Chunk, ChunkOptions, TokenCounter, WordCounter};
 pub use document::{DocKind, Document, Section};
 pub use error::{Error, Result};
 pub use read::{kind_of, read_bytes, read_file, Notice, Read, ReadOptions};

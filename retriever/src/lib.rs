@@ -3,17 +3,24 @@
 //! [`Retriever::search`] runs the legs a [`Mode`] asks for, fuses them ([`Fusion`]: reciprocal
 //! rank or min-max score fusion, with a weight) and returns [`Hit`]s that carry each leg's rank
 //! and score beside the fused one, so callers can show why a passage ranked where it did.
-//! [`metrics`] has the BEIR measures (nDCG, recall, MRR) the evaluation uses.
+//! [`context`] turns hits into numbered sources that fit a generator's token budget, and
+//! [`ground`] attaches citations to an answer's sentences by checking them against those
+//! sources. [`metrics`] has the BEIR measures (nDCG, recall, MRR) the evaluation uses.
 //!
 //! The design decision to know: each leg fetches more candidates than asked (`candidates`), and
 //! fusion ranks the union; a chunk missing from one leg gets that leg's minimum, not a guess.
 
+pub mod context;
 mod fusion;
+pub mod ground;
 pub mod metrics;
+pub mod terms;
 
 use cairn_index::{ChunkId, ChunkRecord, Embedder, Reader};
 
+pub use context::{assemble, Context, ContextOptions, Excerpt, Source};
 pub use fusion::{fuse, Fused, Fusion, LegHit};
+pub use ground::{ground, Citation, Claim};
 
 /// A best-first list of chunks with one leg's scores.
 pub type Ranked = Vec<(ChunkId, f32)>;

@@ -1,0 +1,388 @@
+//! Grounding: citations made by code, not trusted from the model.
+//!
+//! Every sentence of an answer is compared with the sentences of the numbered sources: the share
+//! of its content words (numbers must match exactly) found in one sentence, or two adjacent
+//! ones, of a source is its support there. A sentence is cited to its best sources, with the
+//! lines of the supporting sentences; one no source supports is marked unsupported. Text the
+//! answer puts in quotation marks must appear verbatim in a source.
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use crate::context::{Context, Excerpt};
+use crate::terms::{is_number, terms};
+
+/// Least share of a sentence's content words a source must hold to support it.
+pub const MIN_SUPPORT: f32 = 0.5;
+
+/// One citation of a source for a claim.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Citation {
+    /// The source number.
+    pub source: usize,
+    /// The lines of the supporting text in the document.
+    pub lines: (u32, u32),
+    /// Share of the claim's content words found there, 0–1.
+    pub support: f32,
+}
+
+/// One sentence of an answer and what supports it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Claim {
+    /// The sentence.
+    pub text: String,
+    /// Its byte range in the answer.
+    pub range: (usize, usize),
+    /// Supporting sources, best first (empty when unsupported or when nothing needs support).
+    pub citations: Vec<Citation>,
+    /// False when no source supports the sentence or a quotation in it is not verbatim.
+    pub supported: bool,
+    /// For each quotation in the sentence: whether it appears verbatim in a source.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quotes: Vec<(String, bool)>,
+}
+
+/// A source sentence (or excerpt line) with its place.
+struct Unit<'a> {
+    source: usize,
+    terms: HashSet<String>,
+    lines: (u32, u32),
+    text: &'a str,
+}
+
+fn units(context: &Context) -> Vec<Vec<Unit<'_>>> {
+    context
+        .sources
+        .iter()
+        .map(|s| {
+            s.excerpts
+                .iter()
+                .flat_map(|e: &Excerpt| {
+                    cairn_ingest::sentence_ranges(&e.text).into_iter().map(
+                        move |r: Range<usize>| {
+                            let text = &e.text[r.clone()];
+                            let line = |at: usize| {
+                                e.lines.0
+                                    + e.text[..at].bytes().filter(|&b| b == b'\n').count() as u32
+                            };
+                            Unit {
+                                source: s.number,
+                                terms: terms(text).into_iter().collect(),
+                                lines: (line(r.start), line(r.end)),
+                                text,
+                            }
+                        },
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Removes citation markers the model wrote itself (`[1]`, `[1, 2]`, `[Source 1]`): cairn
+/// attaches its own.
+#[must_use]
+pub fn strip_markers(answer: &str) -> String {
+    let mut out = String::with_capacity(answer.len());
+    let mut rest = answer;
+    while let Some(i) = rest.find('[') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        match after.find(']') {
+            Some(j)
+                if j <= 24
+                    && after[..j].chars().any(|c| c.is_ascii_digit())
+                    && after[..j].chars().all(|c| {
+                        c.is_ascii_digit() || c == ',' || c == ' ' || c == '-' || c.is_alphabetic()
+                    })
+                    && after[..j]
+                        .split(|c: char| !c.is_alphabetic())
+                        .all(|w| w.is_empty() || w.eq_ignore_ascii_case("source")) =>
+            {
+                // Drop a space left before the marker.
+                if out.ends_with(' ') {
+                    out.pop();
+                }
+                rest = &after[j + 1..];
+            }
+            _ => {
+                out.push('[');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out.trim().to_owned()
+}
+
+/// Whether the model said the sources do not hold the answer.
+#[must_use]
+pub fn is_refusal(answer: &str) -> bool {
+    let a: String = answer
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '\'' {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    let a = a.split_whitespace().collect::<Vec<_>>().join(" ");
+    if a.is_empty() || a.starts_with("not found") {
+        return true;
+    }
+    const PHRASES: &[&str] = &[
+        "sources do not contain",
+        "sources don't contain",
+        "sources do not provide",
+        "sources don't provide",
+        "sources do not mention",
+        "sources don't mention",
+        "sources do not say",
+        "sources don't say",
+        "not mentioned in the sources",
+        "not provided in the sources",
+        "no information about",
+        "no information on",
+        "cannot be determined from",
+        "can't be determined from",
+        "i don't know",
+        "i do not know",
+    ];
+    PHRASES.iter().any(|p| a.contains(p))
+}
+
+/// Quotations (straight or curly double quotes) of at least three words.
+fn quotations(sentence: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut open: Option<usize> = None;
+    for (i, c) in sentence.char_indices() {
+        match (c, open) {
+            ('"' | '“', None) => open = Some(i + c.len_utf8()),
+            ('"' | '”', Some(s)) => {
+                let q = sentence[s..i].trim();
+                if q.split_whitespace().count() >= 3 {
+                    out.push(q.to_owned());
+                }
+                open = None;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn squash(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(['’', '‘'], "'")
+        .replace(['“', '”'], "\"")
+}
+
+/// Grounds one answer sentence in the sources.
+fn ground_sentence(text: &str, range: (usize, usize), units: &[Vec<Unit<'_>>]) -> Claim {
+    let quotes: Vec<(String, bool)> = quotations(text)
+        .into_iter()
+        .map(|q| {
+            let needle = squash(&q);
+            let found = units
+                .iter()
+                .flatten()
+                .any(|u| squash(u.text).contains(&needle));
+            // A quotation may span sentences: also look in whole sources.
+            let found = found || {
+                let mut by_source: Vec<String> = vec![String::new(); units.len()];
+                for (i, us) in units.iter().enumerate() {
+                    by_source[i] = us.iter().map(|u| u.text).collect::<Vec<_>>().join(" ");
+                }
+                by_source.iter().any(|s| squash(s).contains(&needle))
+            };
+            (q, found)
+        })
+        .collect();
+    let claim_terms: Vec<String> = {
+        let mut seen = HashSet::new();
+        terms(text)
+            .into_iter()
+            .filter(|t| seen.insert(t.clone()))
+            .collect()
+    };
+    let quotes_ok = quotes.iter().all(|(_, ok)| *ok);
+    if claim_terms.is_empty() {
+        return Claim {
+            text: text.to_owned(),
+            range,
+            citations: Vec::new(),
+            supported: quotes_ok,
+            quotes,
+        };
+    }
+    let weight = |t: &str| if is_number(t) { 2.0 } else { 1.0 };
+    let total: f32 = claim_terms.iter().map(|t| weight(t)).sum();
+    let mut best: Vec<Citation> = Vec::new();
+    for us in units {
+        let mut top: Option<Citation> = None;
+        // Single sentences first: a pair is cited only when it supports more than any one.
+        for width in 0..2 {
+            for i in 0..us.len().saturating_sub(width) {
+                let j = i + width;
+                let has = |t: &str| us[i..=j].iter().any(|u| u.terms.contains(t));
+                let numbers_ok = claim_terms.iter().filter(|t| is_number(t)).all(|t| has(t));
+                let found: f32 = claim_terms
+                    .iter()
+                    .filter(|t| has(t))
+                    .map(|t| weight(t))
+                    .sum();
+                let mut support = found / total;
+                if !numbers_ok {
+                    support = support.min(MIN_SUPPORT * 0.99);
+                }
+                let better = top.as_ref().is_none_or(|c| support > c.support + 1e-6);
+                if better {
+                    top = Some(Citation {
+                        source: us[i].source,
+                        lines: (us[i].lines.0, us[j].lines.1),
+                        support,
+                    });
+                }
+            }
+        }
+        if let Some(c) = top {
+            best.push(c);
+        }
+    }
+    best.sort_by(|a, b| {
+        b.support
+            .total_cmp(&a.support)
+            .then(a.source.cmp(&b.source))
+    });
+    let top = best.first().map_or(0.0, |c| c.support);
+    let citations: Vec<Citation> = best
+        .into_iter()
+        .filter(|c| c.support >= MIN_SUPPORT && c.support >= top * 0.9)
+        .take(2)
+        .collect();
+    Claim {
+        text: text.to_owned(),
+        range,
+        supported: !citations.is_empty() && quotes_ok,
+        citations,
+        quotes,
+    }
+}
+
+/// Grounds every sentence of `answer` (markers already stripped) in `context`.
+#[must_use]
+pub fn ground(answer: &str, context: &Context) -> Vec<Claim> {
+    let units = units(context);
+    cairn_ingest::sentence_ranges(answer)
+        .into_iter()
+        .map(|r| ground_sentence(&answer[r.clone()], (r.start, r.end), &units))
+        .collect()
+}
+
+/// Grounds one sentence (for streaming: each sentence as it completes).
+#[must_use]
+pub fn ground_one(sentence: &str, context: &Context) -> Claim {
+    let units = units(context);
+    ground_sentence(sentence, (0, sentence.len()), &units)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::Source;
+
+    fn context(texts: &[(&str, (u32, u32))]) -> Context {
+        Context {
+            sources: texts
+                .iter()
+                .enumerate()
+                .map(|(i, (t, lines))| Source {
+                    number: i + 1,
+                    doc: format!("d{i}.md"),
+                    heading: vec![],
+                    page: None,
+                    lines: *lines,
+                    chunks: vec![],
+                    rank: i + 1,
+                    score: 1.0,
+                    bm25: None,
+                    dense: None,
+                    excerpts: vec![Excerpt {
+                        text: (*t).into(),
+                        lines: *lines,
+                    }],
+                    whole: true,
+                })
+                .collect(),
+            tokens: 0,
+        }
+    }
+
+    #[test]
+    fn a_supported_sentence_cites_the_right_source_and_line() {
+        let ctx = context(&[
+            ("Cats sleep a lot.\nThe reactor uses molten salt.", (4, 5)),
+            ("Panthers gave up 308 points in 2015.", (9, 9)),
+        ]);
+        let claims = ground(
+            "The Panthers gave up 308 points. Reactors use molten salt.",
+            &ctx,
+        );
+        assert_eq!(claims.len(), 2);
+        assert!(claims[0].supported);
+        assert_eq!(claims[0].citations[0].source, 2);
+        assert_eq!(claims[0].citations[0].lines, (9, 9));
+        assert_eq!(claims[1].citations[0].source, 1);
+        assert_eq!(claims[1].citations[0].lines, (5, 5));
+    }
+
+    #[test]
+    fn a_wrong_number_is_not_supported() {
+        let ctx = context(&[("The Panthers gave up 308 points.", (1, 1))]);
+        let claims = ground("The Panthers gave up 309 points.", &ctx);
+        assert!(!claims[0].supported);
+        assert!(claims[0].citations.is_empty());
+    }
+
+    #[test]
+    fn an_unrelated_sentence_is_flagged() {
+        let ctx = context(&[("The Panthers gave up 308 points.", (1, 1))]);
+        let claims = ground("Paris is the capital of France.", &ctx);
+        assert!(!claims[0].supported);
+    }
+
+    #[test]
+    fn quotations_must_be_verbatim() {
+        let ctx = context(&[("The manual says to restart the pump twice.", (1, 1))]);
+        let ok = ground("It says \"restart the pump twice\".", &ctx);
+        assert_eq!(ok[0].quotes, [("restart the pump twice".to_owned(), true)]);
+        assert!(ok[0].supported);
+        let bad = ground("It says \"restart the pump three times\".", &ctx);
+        assert!(!bad[0].quotes[0].1);
+        assert!(!bad[0].supported);
+    }
+
+    #[test]
+    fn model_markers_are_stripped() {
+        assert_eq!(
+            strip_markers("It is 308 [1]. Also [2, 3] this."),
+            "It is 308. Also this."
+        );
+        assert_eq!(strip_markers("See [Source 2]."), "See.");
+        assert_eq!(strip_markers("An array [a] stays."), "An array [a] stays.");
+    }
+
+    #[test]
+    fn refusals_are_recognised() {
+        assert!(is_refusal("NOT FOUND"));
+        assert!(is_refusal("Not found."));
+        assert!(is_refusal("The sources do not contain this information."));
+        assert!(!is_refusal("The Panthers gave up 308 points."));
+        assert!(!is_refusal("It was found not far from Denver."));
+    }
+}

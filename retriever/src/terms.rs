@@ -1,0 +1,117 @@
+//! Content words for lexical overlap: lowercase, stopwords out, a light plural stem.
+//!
+//! Used to score sentences against a question (context assembly) and answer sentences against
+//! sources (citations). Deliberately simple and predictable: a claim is supported when the words
+//! that carry its content appear in a passage.
+
+/// English function words that carry no content of their own.
+const STOPWORDS: &[&str] = &[
+    "a", "about", "after", "all", "also", "an", "and", "any", "are", "as", "at", "be", "been",
+    "before", "being", "but", "by", "can", "could", "did", "do", "does", "doing", "done", "during",
+    "each", "for", "from", "had", "has", "have", "having", "he", "her", "here", "hers", "him",
+    "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "may", "me",
+    "might", "more", "most", "much", "must", "my", "no", "nor", "not", "of", "off", "on", "once",
+    "one", "only", "or", "other", "our", "out", "over", "own", "same", "shall", "she", "should",
+    "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "then", "there",
+    "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "upon", "us",
+    "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "whose",
+    "why", "will", "with", "would", "you", "your", "yours",
+];
+
+/// Whether a lowercase word is a stopword.
+#[must_use]
+pub fn is_stopword(word: &str) -> bool {
+    STOPWORDS.binary_search(&word).is_ok()
+}
+
+/// A light stem: possessive and plural endings off, so `defenses`, `defense's` and `defense`
+/// meet. Numbers are kept as they are.
+fn stem(word: &str) -> String {
+    let w = word.strip_suffix("'s").unwrap_or(word);
+    if w.bytes().any(|b| b.is_ascii_digit()) {
+        return w.to_owned();
+    }
+    if let Some(s) = w.strip_suffix("ies") {
+        if s.len() >= 2 {
+            return format!("{s}y");
+        }
+    }
+    if let Some(s) = w.strip_suffix("es") {
+        if s.len() >= 3 && (s.ends_with("ch") || s.ends_with("sh") || s.ends_with('x')) {
+            return s.to_owned();
+        }
+    }
+    if let Some(s) = w.strip_suffix('s') {
+        if s.len() >= 3 && !s.ends_with('s') && !s.ends_with('u') && !s.ends_with('i') {
+            return s.to_owned();
+        }
+    }
+    w.to_owned()
+}
+
+/// The content terms of a text, in order (duplicates kept).
+///
+/// Words are runs of letters and digits (an apostrophe inside a word is kept); numbers lose
+/// their thousands separators, so `1,500` and `1500` match.
+#[must_use]
+pub fn terms(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let chars: Vec<char> = text.chars().collect();
+    let flush = |word: &mut String, out: &mut Vec<String>| {
+        if !word.is_empty() {
+            let w = word.trim_matches('\'').to_lowercase();
+            if !w.is_empty() && !is_stopword(&w) {
+                out.push(stem(&w));
+            }
+            word.clear();
+        }
+    };
+    for (i, &c) in chars.iter().enumerate() {
+        let between = |pred: fn(char) -> bool| {
+            i > 0 && i + 1 < chars.len() && pred(chars[i - 1]) && pred(chars[i + 1])
+        };
+        if c.is_alphanumeric() {
+            word.push(c);
+        } else if (c == '\'' || c == '’') && between(char::is_alphanumeric) {
+            word.push('\'');
+        } else if (c == ',' || c == '.') && between(|d| d.is_ascii_digit()) {
+            // 1,500 → 1500; 3.5 stays one number.
+            if c == '.' {
+                word.push('.');
+            }
+        } else {
+            flush(&mut word, &mut out);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+/// Whether a term is a number (its digits must match exactly to count as support).
+#[must_use]
+pub fn is_number(term: &str) -> bool {
+    term.bytes().any(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stopwords_are_sorted_for_binary_search() {
+        assert!(STOPWORDS.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn terms_drop_function_words_and_stem_plurals() {
+        assert_eq!(
+            terms("How many points did the Panthers' defenses give up?"),
+            ["many", "point", "panther", "defense", "give"]
+        );
+        assert_eq!(terms("It cost $1,500 in 2015."), ["cost", "1500", "2015"]);
+        assert_eq!(terms("the team's policies"), ["team", "policy"]);
+        assert_eq!(terms("3.5 GHz"), ["3.5", "ghz"]);
+        assert!(terms("").is_empty());
+    }
+}

@@ -1,0 +1,599 @@
+//! `cairn ask`: retrieval → context assembly → generation → citations checked by code.
+//!
+//! [`Engine`] holds what a question needs (the index snapshot, the embedder, the loaded model)
+//! and answers many questions with them; `ask`, `ask --batch` and `eval qa` all go through
+//! [`Engine::ask`], so what is measured is what users run.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use cairn_generator::{GenerateOptions, Generator, LoadOptions, Message, Sampling};
+use cairn_index::{Embedder, Reader};
+use cairn_retriever::context::{user_prompt, SYSTEM_PROMPT};
+use cairn_retriever::ground::{ground_one, is_refusal, strip_markers};
+use cairn_retriever::{
+    assemble, ground, Claim, Context, ContextOptions, Fusion, Hit, Mode, Retriever, SearchOptions,
+};
+
+use crate::kb::{location, sanitize, MiniLm};
+
+/// Version of the JSON an answer is written as (`ask --json`, `ask --batch`); raised whenever a
+/// field changes meaning or goes away. `schema/answer.schema.json` describes it.
+pub const ANSWER_SCHEMA_VERSION: u32 = 1;
+
+/// Least cosine similarity between the question and its best passage for cairn to ask the model
+/// at all. Calibrated with `cairn eval qa --articles even --remove-articles 6` (BENCHMARKS.md):
+/// below it, the knowledge base almost never held the answer.
+pub const MIN_RELEVANCE: f32 = 0.30;
+
+/// Per-question settings.
+#[derive(Clone, Debug)]
+pub struct AskOptions {
+    pub k: usize,
+    pub mode: Mode,
+    pub fusion: Fusion,
+    pub dense_weight: f32,
+    /// Context budget in tokens.
+    pub budget: usize,
+    pub max_tokens: usize,
+    pub temperature: f32,
+    pub top_p: f32,
+    pub seed: u64,
+    /// Questions whose best passage is less similar than this are not sent to the model.
+    pub min_relevance: f32,
+}
+
+impl Default for AskOptions {
+    fn default() -> Self {
+        AskOptions {
+            k: 8,
+            mode: Mode::Hybrid,
+            fusion: Fusion::Score,
+            dense_weight: 0.4,
+            budget: cairn_retriever::context::DEFAULT_BUDGET,
+            max_tokens: 200,
+            temperature: 0.0,
+            top_p: 0.9,
+            seed: 0,
+            min_relevance: MIN_RELEVANCE,
+        }
+    }
+}
+
+/// Why an answer was withheld.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Abstain {
+    /// No passage was relevant enough; the model was not asked.
+    Retrieval,
+    /// The model said the sources do not answer.
+    Model,
+    /// No sentence of the model's answer is supported by the sources.
+    Unsupported,
+}
+
+/// Time spent on one question.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Timings {
+    pub retrieve_ms: f64,
+    pub assemble_ms: f64,
+    /// From the question to the first answer token (retrieval and prefill included).
+    pub ttft_ms: f64,
+    pub prefill_ms: f64,
+    pub decode_ms: f64,
+    pub total_ms: f64,
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose KV cache was reused from the previous question.
+    pub reused_tokens: usize,
+    pub answer_tokens: usize,
+}
+
+/// One answered (or abstained) question.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub question: String,
+    /// The model's answer with its own citation markers removed (empty when the model was not asked).
+    pub answer: String,
+    pub abstained: Option<Abstain>,
+    pub claims: Vec<Claim>,
+    pub context: Context,
+    /// The retrieval hits the context came from.
+    pub hits: Vec<Hit>,
+    pub timings: Timings,
+}
+
+impl Answer {
+    /// The answer as the schema describes it (`timings` is the only field that varies between
+    /// identical runs).
+    pub fn to_json(&self, model: &str, seed: u64) -> serde_json::Value {
+        let sources: Vec<serde_json::Value> = self
+            .context
+            .sources
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "number": s.number,
+                    "doc": s.doc,
+                    "heading": s.heading,
+                    "page": s.page,
+                    "lines": [s.lines.0, s.lines.1],
+                    "rank": s.rank,
+                    "score": s.score,
+                    "bm25": s.bm25,
+                    "dense": s.dense,
+                    "excerpts": s.excerpts.iter().map(|e| serde_json::json!({
+                        "text": e.text,
+                        "lines": [e.lines.0, e.lines.1],
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let sentences: Vec<serde_json::Value> = self
+            .claims
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "text": c.text,
+                    "supported": c.supported,
+                    "citations": c.citations.iter().map(|x| serde_json::json!({
+                        "source": x.source,
+                        "lines": [x.lines.0, x.lines.1],
+                        "support": x.support,
+                    })).collect::<Vec<_>>(),
+                    "quotes": c.quotes.iter().map(|(q, ok)| serde_json::json!({
+                        "text": q, "verbatim": ok,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "schema_version": ANSWER_SCHEMA_VERSION,
+            "question": self.question,
+            "answer": self.answer,
+            "abstained": self.abstained.is_some(),
+            "abstain_reason": self.abstained,
+            "sentences": sentences,
+            "sources": sources,
+            "model": model,
+            "seed": seed,
+            "timings": self.timings,
+        })
+    }
+}
+
+/// What a question needs, loaded once.
+pub struct Engine {
+    pub reader: Reader,
+    pub embedder: MiniLm,
+    pub generator: Generator,
+    /// The model as the user named it (id or path).
+    pub model: String,
+}
+
+/// Receives the answer as it is generated.
+pub trait AnswerSink {
+    /// The context is ready (before generation).
+    fn context(&mut self, _context: &Context) {}
+    /// A piece of the answer text.
+    fn token(&mut self, _piece: &str) -> ControlFlow<()> {
+        ControlFlow::Continue(())
+    }
+}
+
+/// A sink that wants nothing.
+pub struct Quiet;
+impl AnswerSink for Quiet {}
+
+impl Engine {
+    /// Opens the knowledge base and loads the embedder and the model.
+    pub fn open(kb: &Path, model: &str) -> Result<Self> {
+        let reader = Reader::open(kb)?;
+        let embedder = MiniLm::load()?;
+        if reader.manifest().embedder != embedder.id() {
+            bail!(
+                "the knowledge base was embedded with {}, the installed embedder is {}\nhint: rebuild it with `cairn add --rebuild PATH…`",
+                reader.manifest().embedder,
+                embedder.id()
+            );
+        }
+        let path = crate::model_path(model)?;
+        let generator = Generator::load(&path, &LoadOptions { n_ctx: 4096 })
+            .with_context(|| format!("loading {}", path.display()))?;
+        Ok(Engine {
+            reader,
+            embedder,
+            generator,
+            model: model.to_owned(),
+        })
+    }
+
+    /// Tokens of the prompt around the sources (instructions, template, question).
+    fn overhead(&self, question: &str) -> Result<usize> {
+        let empty = Context::default();
+        Ok(self
+            .generator
+            .chat_tokens(&messages(question, &empty))?
+            .len())
+    }
+
+    /// Retrieves and assembles the context for a question.
+    pub fn retrieve(&self, question: &str, o: &AskOptions) -> Result<(Vec<Hit>, Context, f64, f64)> {
+        let t0 = Instant::now();
+        let options = SearchOptions {
+            mode: o.mode,
+            fusion: o.fusion,
+            dense_weight: o.dense_weight,
+            k: o.k,
+            candidates: 100.max(o.k),
+        };
+        let hits = Retriever::new(&self.reader, &self.embedder).search(question, &options)?;
+        let retrieve_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let t1 = Instant::now();
+        let room = self
+            .generator
+            .context_window()
+            .saturating_sub(self.overhead(question)? + o.max_tokens + 8);
+        if room < 32 {
+            bail!(
+                "the question and --max-tokens {} leave no room for sources in the model's {}-token window",
+                o.max_tokens,
+                self.generator.context_window()
+            );
+        }
+        let tokenizer = self.generator.tokenizer();
+        let count = |s: &str| tokenizer.encode(s).map_or(s.len() / 3, |t| t.len());
+        let context = assemble(
+            question,
+            &hits,
+            &count,
+            &ContextOptions {
+                budget: o.budget.min(room),
+                max_passages: o.k,
+            },
+        );
+        Ok((hits, context, retrieve_ms, t1.elapsed().as_secs_f64() * 1e3))
+    }
+
+    /// Answers one question.
+    pub fn ask(&mut self, question: &str, o: &AskOptions, sink: &mut dyn AnswerSink) -> Result<Answer> {
+        let start = Instant::now();
+        let question = question.trim();
+        if question.is_empty() {
+            bail!("the question is empty");
+        }
+        let (hits, context, retrieve_ms, assemble_ms) = self.retrieve(question, o)?;
+        sink.context(&context);
+        let mut timings = Timings {
+            retrieve_ms,
+            assemble_ms,
+            ..Timings::default()
+        };
+        let best = hits
+            .iter()
+            .filter_map(|h| h.fused.dense.map(|d| d.score))
+            .fold(f32::NEG_INFINITY, f32::max);
+        let gate = o.mode != Mode::Bm25 && best < o.min_relevance;
+        if context.sources.is_empty() || gate {
+            timings.total_ms = start.elapsed().as_secs_f64() * 1e3;
+            return Ok(Answer {
+                question: question.to_owned(),
+                answer: String::new(),
+                abstained: Some(Abstain::Retrieval),
+                claims: Vec::new(),
+                context,
+                hits,
+                timings,
+            });
+        }
+        let prompt = self.generator.chat_tokens(&messages(question, &context))?;
+        let options = GenerateOptions {
+            max_tokens: o.max_tokens,
+            sampling: if o.temperature > 0.0 {
+                Sampling::TopP {
+                    temperature: o.temperature,
+                    top_p: o.top_p,
+                    seed: o.seed,
+                }
+            } else {
+                Sampling::Greedy
+            },
+            ignore_stop_tokens: false,
+        };
+        let before_generation = start.elapsed();
+        let mut forward = |piece: &str| sink.token(piece);
+        let g = self.generator.generate(&prompt, &options, &mut forward)?;
+        let answer = strip_markers(&g.text);
+        let (claims, abstained) = if is_refusal(&answer) {
+            (Vec::new(), Some(Abstain::Model))
+        } else {
+            let claims = ground(&answer, &context);
+            let any = claims.iter().any(|c| c.supported && !c.citations.is_empty());
+            (claims, (!any).then_some(Abstain::Unsupported))
+        };
+        timings.ttft_ms = ms(before_generation + g.time_to_first_token);
+        timings.prefill_ms = ms(g.prefill);
+        timings.decode_ms = ms(g.decode);
+        timings.prompt_tokens = g.prompt_tokens;
+        timings.reused_tokens = g.reused_tokens;
+        timings.answer_tokens = g.tokens.len();
+        timings.total_ms = ms(start.elapsed());
+        Ok(Answer {
+            question: question.to_owned(),
+            answer,
+            abstained,
+            claims,
+            context,
+            hits,
+            timings,
+        })
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The chat for a question: fixed instructions first (their KV cache is reused), then the
+/// sources and the question.
+fn messages(question: &str, context: &Context) -> Vec<Message> {
+    vec![
+        Message::system(SYSTEM_PROMPT),
+        Message::user(user_prompt(question, context)),
+    ]
+}
+
+/// Streams an answer to the terminal with verified citation markers after each sentence.
+///
+/// The model's own `[n]` markers are dropped, text that may still become "NOT FOUND" is held
+/// back, and each sentence gets ` [n]` (the sources that support it) or ` [?]` once it is
+/// complete. Everything printed is sanitized.
+pub struct Printer<W: Write> {
+    out: W,
+    context: Option<Context>,
+    full: String,
+    printed: String,
+    claims: HashMap<String, Claim>,
+    pub error: Option<std::io::Error>,
+    pub show_context: bool,
+}
+
+impl<W: Write> Printer<W> {
+    pub fn new(out: W, show_context: bool) -> Self {
+        Printer {
+            out,
+            context: None,
+            full: String::new(),
+            printed: String::new(),
+            claims: HashMap::new(),
+            error: None,
+            show_context,
+        }
+    }
+
+    fn marker(&mut self, sentence: &str) -> String {
+        let Some(context) = &self.context else {
+            return String::new();
+        };
+        let claim = self
+            .claims
+            .entry(sentence.to_owned())
+            .or_insert_with(|| ground_one(sentence, context));
+        marker(claim)
+    }
+
+    /// What should be on screen for the text so far.
+    fn display(&mut self, finished: bool) -> String {
+        let full = self.full.clone();
+        let trimmed = full.trim_start();
+        if !finished && "NOT FOUND".starts_with(&trimmed.to_uppercase()) {
+            return String::new();
+        }
+        if is_refusal(trimmed) && trimmed.to_uppercase().starts_with("NOT FOUND") {
+            return String::new();
+        }
+        let ranges = cairn_ingest::sentence_ranges(&full);
+        let mut shown = String::new();
+        let mut at = 0;
+        for (i, r) in ranges.iter().enumerate() {
+            let last = i + 1 == ranges.len();
+            shown.push_str(&full[at..r.start]);
+            let sentence = &full[r.clone()];
+            if last && !finished {
+                // Hold back a marker that may still be open, and trailing spaces.
+                let cut = sentence.rfind('[').filter(|&i| !sentence[i..].contains(']'));
+                let partial = strip_markers(&sentence[..cut.unwrap_or(sentence.len())]);
+                // A final stop waits: the marker goes before it once the sentence is complete.
+                shown.push_str(partial.trim_end_matches(['.', '!', '?']));
+                at = r.end;
+                break;
+            }
+            let clean = strip_markers(sentence);
+            let m = self.marker(&clean);
+            if let Some(stripped) = clean.strip_suffix(['.', '!', '?']) {
+                // "…points [1]." reads better than "…points. [1]"; keep the stop after.
+                let stop = &clean[stripped.len()..];
+                shown.push_str(stripped);
+                shown.push_str(&m);
+                shown.push_str(stop);
+            } else {
+                shown.push_str(&clean);
+                shown.push_str(&m);
+            }
+            at = r.end;
+        }
+        let _ = at;
+        shown
+    }
+
+    fn emit(&mut self, finished: bool) {
+        let shown = sanitize(&self.display(finished));
+        if let Some(new) = shown.strip_prefix(self.printed.as_str()) {
+            if !new.is_empty() {
+                let new = new.to_owned();
+                if let Err(e) = self.out.write_all(new.as_bytes()).and_then(|()| self.out.flush()) {
+                    self.error.get_or_insert(e);
+                }
+                self.printed.push_str(&new);
+            }
+        }
+    }
+
+    /// Ends the answer: the last sentence's marker.
+    pub fn finish(&mut self) {
+        if self.full.trim().is_empty() {
+            return;
+        }
+        self.emit(true);
+        if !self.printed.is_empty() {
+            let _ = writeln!(self.out);
+        }
+    }
+
+    /// Whether anything of the answer was shown.
+    pub fn shown_anything(&self) -> bool {
+        !self.printed.is_empty()
+    }
+}
+
+/// ` [1]`, ` [1,2]` or ` [?]` for a claim.
+pub fn marker(claim: &Claim) -> String {
+    if claim.citations.is_empty() {
+        if claim.supported {
+            String::new()
+        } else {
+            " [?]".into()
+        }
+    } else {
+        let n: Vec<String> = claim.citations.iter().map(|c| c.source.to_string()).collect();
+        format!(" [{}]", n.join(","))
+    }
+}
+
+impl<W: Write> AnswerSink for Printer<W> {
+    fn context(&mut self, context: &Context) {
+        self.context = Some(context.clone());
+        if self.show_context {
+            let _ = writeln!(self.out, "Context ({} tokens):", context.tokens);
+            for s in &context.sources {
+                let _ = writeln!(
+                    self.out,
+                    "[{}] {}",
+                    s.number,
+                    location(&s.doc, s.page, s.lines, &s.heading)
+                );
+                for line in sanitize(&s.text()).lines() {
+                    let _ = writeln!(self.out, "    {line}");
+                }
+            }
+            let _ = writeln!(self.out);
+        }
+    }
+
+    fn token(&mut self, piece: &str) -> ControlFlow<()> {
+        self.full.push_str(piece);
+        self.emit(false);
+        if self.error.is_some() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+}
+
+/// The source list and abstention notice printed after an answer.
+pub fn print_sources(out: &mut dyn Write, a: &Answer, quote: bool) -> std::io::Result<()> {
+    match a.abstained {
+        Some(reason) => {
+            let why = match reason {
+                Abstain::Retrieval => "no passage is relevant enough",
+                Abstain::Model => "the model found no answer in the closest passages",
+                Abstain::Unsupported => "the model's answer is not supported by the passages",
+            };
+            writeln!(out, "Not found in the knowledge base ({why}).")?;
+            if !a.context.sources.is_empty() {
+                writeln!(out, "\nClosest passages:")?;
+            }
+            for s in a.context.sources.iter().take(3) {
+                writeln!(
+                    out,
+                    "  [{}] {}",
+                    s.number,
+                    location(&s.doc, s.page, s.lines, &s.heading)
+                )?;
+                let snippet: String = sanitize(&s.text())
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let short: String = snippet.chars().take(200).collect();
+                writeln!(
+                    out,
+                    "      {short}{}",
+                    if snippet.chars().count() > 200 { "…" } else { "" }
+                )?;
+            }
+        }
+        None => {
+            let cited: Vec<usize> = {
+                let mut v: Vec<usize> = a
+                    .claims
+                    .iter()
+                    .flat_map(|c| c.citations.iter().map(|x| x.source))
+                    .collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            };
+            writeln!(out, "\nSources:")?;
+            for s in a.context.sources.iter().filter(|s| cited.contains(&s.number)) {
+                // The lines the answer actually rests on.
+                let mut lines: Vec<(u32, u32)> = a
+                    .claims
+                    .iter()
+                    .flat_map(|c| c.citations.iter())
+                    .filter(|x| x.source == s.number)
+                    .map(|x| x.lines)
+                    .collect();
+                lines.sort_unstable();
+                lines.dedup();
+                let span = (
+                    lines.iter().map(|l| l.0).min().unwrap_or(s.lines.0),
+                    lines.iter().map(|l| l.1).max().unwrap_or(s.lines.1),
+                );
+                writeln!(
+                    out,
+                    "  [{}] {}",
+                    s.number,
+                    location(&s.doc, s.page, span, &s.heading)
+                )?;
+                if quote {
+                    for text in quoted_lines(s, &lines) {
+                        writeln!(out, "      > {}", sanitize(&text))?;
+                    }
+                }
+            }
+            if a.claims.iter().any(|c| !c.supported) {
+                writeln!(out, "  [?] marks a sentence no source supports: check it yourself.")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The sentences of a source on the given lines.
+fn quoted_lines(s: &cairn_retriever::Source, lines: &[(u32, u32)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in &s.excerpts {
+        for r in cairn_ingest::sentence_ranges(&e.text) {
+            let first = e.lines.0 + e.text[..r.start].matches('\n').count() as u32;
+            let last = e.lines.0 + e.text[..r.end].matches('\n').count() as u32;
+            if lines.iter().any(|&(a, b)| first <= b && a <= last) {
+                out.push(e.text[r].split_whitespace().collect::<Vec<_>>().join(" "));
+            }
+        }
+    }
+    out
+}
