@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use cairn_generator::{GenerateOptions, Generator, LoadOptions, Message, Sampling};
 use cairn_index::{Embedder, Reader};
-use cairn_retriever::context::{user_prompt, SYSTEM_PROMPT};
+use cairn_retriever::context::{user_prompt, EXAMPLES, SYSTEM_PROMPT};
 use cairn_retriever::ground::{ground_one, is_refusal, strip_markers};
 use cairn_retriever::{
     assemble, ground, Claim, Context, ContextOptions, Fusion, Hit, Mode, Retriever, SearchOptions,
@@ -170,8 +170,6 @@ pub struct Engine {
     pub reader: Reader,
     pub embedder: MiniLm,
     pub generator: Generator,
-    /// The model as the user named it (id or path).
-    pub model: String,
 }
 
 /// Receives the answer as it is generated.
@@ -203,12 +201,71 @@ impl Engine {
         let path = crate::model_path(model)?;
         let generator = Generator::load(&path, &LoadOptions { n_ctx: 4096 })
             .with_context(|| format!("loading {}", path.display()))?;
-        Ok(Engine {
+        let mut engine = Engine {
             reader,
             embedder,
             generator,
-            model: model.to_owned(),
-        })
+        };
+        engine.prime(model, &path)?;
+        Ok(engine)
+    }
+
+    /// The tokens every prompt starts with: instructions, examples, the opening of the turn.
+    fn fixed_prefix(&self) -> Result<Vec<u32>> {
+        let render = |text: &str| {
+            let mut m = messages("", &Context::default());
+            m.last_mut().expect("a user turn").content = text.into();
+            self.generator.chat_tokens(&m)
+        };
+        let (a, b) = (render("a")?, render("b")?);
+        Ok(a.iter()
+            .zip(&b)
+            .take_while(|(x, y)| x == y)
+            .map(|(x, _)| *x)
+            .collect())
+    }
+
+    /// Puts the fixed prefix's KV cache in place: read from the prompt cache when an earlier
+    /// run saved it for this model file, else computed (and saved for the next run).
+    fn prime(&mut self, model: &str, path: &Path) -> Result<()> {
+        let prefix = self.fixed_prefix()?;
+        let identity = match crate::models::find(model) {
+            Some(spec) => spec.files[0].sha256.to_owned(),
+            None => {
+                let meta = std::fs::metadata(path)?;
+                format!(
+                    "{}:{}:{:?}",
+                    path.display(),
+                    meta.len(),
+                    meta.modified().ok()
+                )
+            }
+        };
+        let key = {
+            let mut bytes =
+                format!("cairn-kv1:{identity}:{}:", env!("CARGO_PKG_VERSION")).into_bytes();
+            for t in &prefix {
+                bytes.extend_from_slice(&t.to_le_bytes());
+            }
+            cairn_ingest::content_hash(&bytes)
+        };
+        let file = dirs::cache_dir().map(|d| {
+            d.join("cairn")
+                .join("prompt-cache")
+                .join(format!("{key}.kv"))
+        });
+        if let Some(kv) = file.as_deref().and_then(|f| prompt_cache::read(f, &prefix)) {
+            if self.generator.restore(&prefix, &kv).is_ok() {
+                return Ok(());
+            }
+        }
+        self.generator.prime(&prefix)?;
+        if let Some(f) = file {
+            let (tokens, kv) = self.generator.snapshot(prefix.len());
+            // A cache that cannot be written costs the next run a few seconds, nothing more.
+            let _ = prompt_cache::write(&f, &tokens, &kv);
+        }
+        Ok(())
     }
 
     /// Tokens of the prompt around the sources (instructions, template, question).
@@ -221,7 +278,11 @@ impl Engine {
     }
 
     /// Retrieves and assembles the context for a question.
-    pub fn retrieve(&self, question: &str, o: &AskOptions) -> Result<(Vec<Hit>, Context, f64, f64)> {
+    pub fn retrieve(
+        &self,
+        question: &str,
+        o: &AskOptions,
+    ) -> Result<(Vec<Hit>, Context, f64, f64)> {
         let t0 = Instant::now();
         let options = SearchOptions {
             mode: o.mode,
@@ -259,7 +320,12 @@ impl Engine {
     }
 
     /// Answers one question.
-    pub fn ask(&mut self, question: &str, o: &AskOptions, sink: &mut dyn AnswerSink) -> Result<Answer> {
+    pub fn ask(
+        &mut self,
+        question: &str,
+        o: &AskOptions,
+        sink: &mut dyn AnswerSink,
+    ) -> Result<Answer> {
         let start = Instant::now();
         let question = question.trim();
         if question.is_empty() {
@@ -311,7 +377,9 @@ impl Engine {
             (Vec::new(), Some(Abstain::Model))
         } else {
             let claims = ground(&answer, &context);
-            let any = claims.iter().any(|c| c.supported && !c.citations.is_empty());
+            let any = claims
+                .iter()
+                .any(|c| c.supported && !c.citations.is_empty());
             (claims, (!any).then_some(Abstain::Unsupported))
         };
         timings.ttft_ms = ms(before_generation + g.time_to_first_token);
@@ -340,10 +408,13 @@ fn ms(d: Duration) -> f64 {
 /// The chat for a question: fixed instructions first (their KV cache is reused), then the
 /// sources and the question.
 fn messages(question: &str, context: &Context) -> Vec<Message> {
-    vec![
-        Message::system(SYSTEM_PROMPT),
-        Message::user(user_prompt(question, context)),
-    ]
+    let mut m = vec![Message::system(SYSTEM_PROMPT)];
+    for (user, assistant) in EXAMPLES {
+        m.push(Message::user(*user));
+        m.push(Message::assistant(*assistant));
+    }
+    m.push(Message::user(user_prompt(question, context)));
+    m
 }
 
 /// Streams an answer to the terminal with verified citation markers after each sentence.
@@ -404,7 +475,9 @@ impl<W: Write> Printer<W> {
             let sentence = &full[r.clone()];
             if last && !finished {
                 // Hold back a marker that may still be open, and trailing spaces.
-                let cut = sentence.rfind('[').filter(|&i| !sentence[i..].contains(']'));
+                let cut = sentence
+                    .rfind('[')
+                    .filter(|&i| !sentence[i..].contains(']'));
                 let partial = strip_markers(&sentence[..cut.unwrap_or(sentence.len())]);
                 // A final stop waits: the marker goes before it once the sentence is complete.
                 shown.push_str(partial.trim_end_matches(['.', '!', '?']));
@@ -434,7 +507,11 @@ impl<W: Write> Printer<W> {
         if let Some(new) = shown.strip_prefix(self.printed.as_str()) {
             if !new.is_empty() {
                 let new = new.to_owned();
-                if let Err(e) = self.out.write_all(new.as_bytes()).and_then(|()| self.out.flush()) {
+                if let Err(e) = self
+                    .out
+                    .write_all(new.as_bytes())
+                    .and_then(|()| self.out.flush())
+                {
                     self.error.get_or_insert(e);
                 }
                 self.printed.push_str(&new);
@@ -452,11 +529,6 @@ impl<W: Write> Printer<W> {
             let _ = writeln!(self.out);
         }
     }
-
-    /// Whether anything of the answer was shown.
-    pub fn shown_anything(&self) -> bool {
-        !self.printed.is_empty()
-    }
 }
 
 /// ` [1]`, ` [1,2]` or ` [?]` for a claim.
@@ -468,7 +540,11 @@ pub fn marker(claim: &Claim) -> String {
             " [?]".into()
         }
     } else {
-        let n: Vec<String> = claim.citations.iter().map(|c| c.source.to_string()).collect();
+        let n: Vec<String> = claim
+            .citations
+            .iter()
+            .map(|c| c.source.to_string())
+            .collect();
         format!(" [{}]", n.join(","))
     }
 }
@@ -532,7 +608,11 @@ pub fn print_sources(out: &mut dyn Write, a: &Answer, quote: bool) -> std::io::R
                 writeln!(
                     out,
                     "      {short}{}",
-                    if snippet.chars().count() > 200 { "…" } else { "" }
+                    if snippet.chars().count() > 200 {
+                        "…"
+                    } else {
+                        ""
+                    }
                 )?;
             }
         }
@@ -548,7 +628,12 @@ pub fn print_sources(out: &mut dyn Write, a: &Answer, quote: bool) -> std::io::R
                 v
             };
             writeln!(out, "\nSources:")?;
-            for s in a.context.sources.iter().filter(|s| cited.contains(&s.number)) {
+            for s in a
+                .context
+                .sources
+                .iter()
+                .filter(|s| cited.contains(&s.number))
+            {
                 // The lines the answer actually rests on.
                 let mut lines: Vec<(u32, u32)> = a
                     .claims
@@ -576,7 +661,10 @@ pub fn print_sources(out: &mut dyn Write, a: &Answer, quote: bool) -> std::io::R
                 }
             }
             if a.claims.iter().any(|c| !c.supported) {
-                writeln!(out, "  [?] marks a sentence no source supports: check it yourself.")?;
+                writeln!(
+                    out,
+                    "  [?] marks a sentence no source supports: check it yourself."
+                )?;
             }
         }
     }
@@ -596,4 +684,87 @@ fn quoted_lines(s: &cairn_retriever::Source, lines: &[(u32, u32)]) -> Vec<String
         }
     }
     out
+}
+
+/// The saved KV cache of the fixed prompt prefix: `CAIRNKV1`, token count and tokens, float
+/// count and floats (little-endian), then the SHA-256 of all of that. A file that fails any
+/// check is ignored and recomputed.
+mod prompt_cache {
+    use std::path::Path;
+
+    use sha2::{Digest, Sha256};
+
+    const MAGIC: &[u8; 8] = b"CAIRNKV1";
+
+    pub fn read(path: &Path, tokens: &[u32]) -> Option<Vec<f32>> {
+        let bytes = std::fs::read(path).ok()?;
+        let (body, sum) = bytes.split_at(bytes.len().checked_sub(32)?);
+        if Sha256::digest(body).as_slice() != sum || !body.starts_with(MAGIC) {
+            return None;
+        }
+        let mut at = MAGIC.len();
+        let u64_at = |at: &mut usize| -> Option<usize> {
+            let v = u64::from_le_bytes(body.get(*at..*at + 8)?.try_into().ok()?);
+            *at += 8;
+            usize::try_from(v).ok()
+        };
+        let n = u64_at(&mut at)?;
+        let stored: Vec<u32> = body
+            .get(at..at.checked_add(n.checked_mul(4)?)?)?
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect();
+        if stored != tokens {
+            return None;
+        }
+        at += n * 4;
+        let m = u64_at(&mut at)?;
+        let floats = body.get(at..at.checked_add(m.checked_mul(4)?)?)?;
+        if at + m * 4 != body.len() {
+            return None;
+        }
+        Some(
+            floats
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                .collect(),
+        )
+    }
+
+    pub fn write(path: &Path, tokens: &[u32], kv: &[f32]) -> std::io::Result<()> {
+        let mut body = Vec::with_capacity(24 + tokens.len() * 4 + kv.len() * 4 + 32);
+        body.extend_from_slice(MAGIC);
+        body.extend_from_slice(&(tokens.len() as u64).to_le_bytes());
+        for t in tokens {
+            body.extend_from_slice(&t.to_le_bytes());
+        }
+        body.extend_from_slice(&(kv.len() as u64).to_le_bytes());
+        for v in kv {
+            body.extend_from_slice(&v.to_le_bytes());
+        }
+        let sum = Sha256::digest(&body);
+        body.extend_from_slice(&sum);
+        let dir = path.parent().expect("a cache file lives in a folder");
+        std::fs::create_dir_all(dir)?;
+        // Written aside and renamed: a reader never sees half a file.
+        let tmp = dir.join(format!(".{}.tmp", std::process::id()));
+        std::fs::write(&tmp, &body)?;
+        std::fs::rename(&tmp, path)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn round_trip_and_rejects() {
+            let dir = tempfile::tempdir().unwrap();
+            let f = dir.path().join("x.kv");
+            super::write(&f, &[1, 2, 3], &[0.5, -1.0]).unwrap();
+            assert_eq!(super::read(&f, &[1, 2, 3]), Some(vec![0.5, -1.0]));
+            assert_eq!(super::read(&f, &[1, 2]), None, "other tokens");
+            let mut bytes = std::fs::read(&f).unwrap();
+            bytes[30] ^= 1;
+            std::fs::write(&f, bytes).unwrap();
+            assert_eq!(super::read(&f, &[1, 2, 3]), None, "corrupted");
+        }
+    }
 }

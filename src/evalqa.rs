@@ -124,8 +124,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub fn qa(s: &QaSettings) -> Result<()> {
     let raw = std::fs::read_to_string(&s.file)
         .with_context(|| format!("reading {}", s.file.display()))?;
-    let data: serde_json::Value = serde_json::from_str(&raw)
-        .with_context(|| format!("{}: not JSON", s.file.display()))?;
+    let data: serde_json::Value =
+        serde_json::from_str(&raw).with_context(|| format!("{}: not JSON", s.file.display()))?;
     let articles = data["data"]
         .as_array()
         .with_context(|| format!("{}: no `data` array (not SQuAD v1.1)", s.file.display()))?;
@@ -404,15 +404,40 @@ fn report(s: &QaSettings, rows: &[Row], chunks: u64, index_secs: f64, model: &st
         s.options.budget,
         s.options.k
     )?;
-    writeln!(out, "recall@k of the gold paragraph  {:6.1}%", pct("recall_at_k"))?;
+    writeln!(
+        out,
+        "recall@k of the gold paragraph  {:6.1}%",
+        pct("recall_at_k")
+    )?;
     if !s.retrieval_only {
-        writeln!(out, "exact match                     {:6.1}%", pct("exact_match"))?;
+        writeln!(
+            out,
+            "exact match                     {:6.1}%",
+            pct("exact_match")
+        )?;
         writeln!(out, "F1                              {:6.1}%", pct("f1"))?;
-        writeln!(out, "F1 on answered                  {:6.1}%", pct("f1_answered"))?;
-        writeln!(out, "citation accuracy               {:6.1}%  ({} cited answers)", pct("citation_accuracy"), cited.len())?;
-        writeln!(out, "abstained, answerable           {:6.1}%", pct("abstain_answerable"))?;
+        writeln!(
+            out,
+            "F1 on answered                  {:6.1}%",
+            pct("f1_answered")
+        )?;
+        writeln!(
+            out,
+            "citation accuracy               {:6.1}%  ({} cited answers)",
+            pct("citation_accuracy"),
+            cited.len()
+        )?;
+        writeln!(
+            out,
+            "abstained, answerable           {:6.1}%",
+            pct("abstain_answerable")
+        )?;
         if !unans.is_empty() {
-            writeln!(out, "abstained, unanswerable         {:6.1}%", pct("abstain_unanswerable"))?;
+            writeln!(
+                out,
+                "abstained, unanswerable         {:6.1}%",
+                pct("abstain_unanswerable")
+            )?;
         }
         writeln!(
             out,

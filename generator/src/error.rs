@@ -61,6 +61,9 @@ pub enum Error {
         /// The vocabulary size.
         vocab: usize,
     },
+    /// A saved KV cache does not fit the loaded model.
+    #[error("saved prompt cache: {0}")]
+    BadCache(String),
     /// An error from the tensor library.
     #[error("tensor computation failed: {0}")]
     Candle(#[from] candle_core::Error),

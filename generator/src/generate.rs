@@ -307,6 +307,37 @@ impl Generator {
         argmax_rows(&logits)
     }
 
+    /// Runs `prefix` through the model so that the next prompt starting with it reuses its KV
+    /// cache (a fixed instruction prefix, computed before the first question arrives).
+    pub fn prime(&mut self, prefix: &[u32]) -> Result<()> {
+        if prefix.is_empty() {
+            return Ok(());
+        }
+        let reused = common_prefix(&self.cached, prefix);
+        if reused == prefix.len() {
+            return Ok(());
+        }
+        self.cached.truncate(reused);
+        self.model.forward(&prefix[reused..], reused, false)?;
+        self.cached.extend_from_slice(&prefix[reused..]);
+        Ok(())
+    }
+
+    /// The tokens in the KV cache and the cache itself, to save with [`Self::restore`].
+    #[must_use]
+    pub fn snapshot(&self, tokens: usize) -> (Vec<u32>, Vec<f32>) {
+        let n = tokens.min(self.cached.len());
+        (self.cached[..n].to_vec(), self.model.export_cache(n))
+    }
+
+    /// Restores a KV cache from [`Self::snapshot`] of the same model file. A cache of the
+    /// wrong size is refused and the current cache kept.
+    pub fn restore(&mut self, tokens: &[u32], kv: &[f32]) -> Result<()> {
+        self.model.import_cache(tokens.len(), kv)?;
+        self.cached = tokens.to_vec();
+        Ok(())
+    }
+
     /// Forgets the KV cache (the next call computes its whole prompt).
     pub fn reset(&mut self) {
         self.cached.clear();

@@ -61,6 +61,38 @@ impl KvCache {
         self.gather(&self.values, total)
     }
 
+    /// Keys then values of positions `0..total`, appended to `out` (for saving a prefix).
+    pub(crate) fn export(&self, total: usize, out: &mut Vec<f32>) {
+        let hd = self.head_dim;
+        for data in [&self.keys, &self.values] {
+            for h in 0..self.n_kv {
+                let at = h * self.n_ctx * hd;
+                out.extend_from_slice(&data[at..at + total * hd]);
+            }
+        }
+    }
+
+    /// Floats [`export`](Self::export) writes for `total` positions.
+    pub(crate) fn exported_len(&self, total: usize) -> usize {
+        2 * self.n_kv * total * self.head_dim
+    }
+
+    /// Restores what [`export`](Self::export) wrote; `data` must be `exported_len(total)` long.
+    pub(crate) fn import(&mut self, total: usize, data: &[f32]) {
+        let hd = self.head_dim;
+        let per = self.n_kv * total * hd;
+        for (src, dst) in [
+            (&data[..per], &mut self.keys),
+            (&data[per..], &mut self.values),
+        ] {
+            for h in 0..self.n_kv {
+                let at = h * self.n_ctx * hd;
+                dst[at..at + total * hd]
+                    .copy_from_slice(&src[h * total * hd..(h + 1) * total * hd]);
+            }
+        }
+    }
+
     /// Attention of one query position over positions `0..total`.
     ///
     /// `q` holds `n_head` heads of `head_dim`, already scaled; query head `h` reads KV head

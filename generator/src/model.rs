@@ -333,6 +333,44 @@ impl Transformer {
         Ok(Tensor::cat(&outputs, 0)?)
     }
 
+    /// The KV cache of positions `0..total`, every layer's keys then values.
+    pub fn export_cache(&self, total: usize) -> Vec<f32> {
+        let total = total.min(self.n_ctx);
+        let mut out = Vec::with_capacity(
+            self.layers
+                .iter()
+                .map(|l| l.cache.exported_len(total))
+                .sum(),
+        );
+        for layer in &self.layers {
+            layer.cache.export(total, &mut out);
+        }
+        out
+    }
+
+    /// Restores a KV cache written by [`export_cache`](Self::export_cache) for `total`
+    /// positions. Fails, changing nothing, when the size does not fit this model.
+    pub fn import_cache(&mut self, total: usize, data: &[f32]) -> Result<()> {
+        let want: usize = self
+            .layers
+            .iter()
+            .map(|l| l.cache.exported_len(total))
+            .sum();
+        if total > self.n_ctx || data.len() != want {
+            return Err(Error::BadCache(format!(
+                "{} values for {total} positions, this model needs {want}",
+                data.len()
+            )));
+        }
+        let mut at = 0;
+        for layer in &mut self.layers {
+            let n = layer.cache.exported_len(total);
+            layer.cache.import(total, &data[at..at + n]);
+            at += n;
+        }
+        Ok(())
+    }
+
     fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let h = candle_nn::ops::rms_norm(hidden, &self.norm, self.cfg.rms_eps)?;
         self.output.forward(&h)
