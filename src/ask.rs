@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use cairn_generator::{GenerateOptions, Generator, LoadOptions, Message, Sampling};
-use cairn_index::{Embedder, Reader};
+use cairn_index::Reader;
 use cairn_retriever::context::{user_prompt, EXAMPLES, SYSTEM_PROMPT};
 use cairn_retriever::ground::{ground_one, is_refusal, strip_markers};
 use cairn_retriever::{
@@ -94,6 +94,7 @@ pub struct Timings {
 
 /// One answered (or abstained) question.
 #[derive(Clone, Debug)]
+#[allow(clippy::struct_field_names)] // `answer.answer` is the answer text, as in the JSON
 pub struct Answer {
     pub question: String,
     /// The model's answer with its own citation markers removed (empty when the model was not asked).
@@ -167,9 +168,28 @@ impl Answer {
 
 /// What a question needs, loaded once.
 pub struct Engine {
+    pub retrieval: Retrieval,
+    pub generator: Generator,
+}
+
+/// The retrieval half of an [`Engine`]: it shares nothing mutable with the generator, so a
+/// batch can retrieve for the next questions on another thread while the model writes.
+pub struct Retrieval {
     pub reader: Reader,
     pub embedder: MiniLm,
-    pub generator: Generator,
+    /// The generator's tokenizer, to count the context budget in the model's tokens.
+    tokenizer: cairn_generator::Tokenizer,
+    window: usize,
+    /// Prompt tokens besides the sources and the question.
+    base_overhead: usize,
+}
+
+/// A question's retrieved passages and assembled context.
+pub struct Retrieved {
+    pub hits: Vec<Hit>,
+    pub context: Context,
+    pub retrieve_ms: f64,
+    pub assemble_ms: f64,
 }
 
 /// Receives the answer as it is generated.
@@ -189,21 +209,21 @@ impl AnswerSink for Quiet {}
 impl Engine {
     /// Opens the knowledge base and loads the embedder and the model.
     pub fn open(kb: &Path, model: &str) -> Result<Self> {
-        let reader = Reader::open(kb)?;
-        let embedder = MiniLm::load()?;
-        if reader.manifest().embedder != embedder.id() {
-            bail!(
-                "the knowledge base was embedded with {}, the installed embedder is {}\nhint: rebuild it with `cairn add --rebuild PATH…`",
-                reader.manifest().embedder,
-                embedder.id()
-            );
-        }
+        let (reader, embedder) = crate::kb::open_for_search(kb)?;
         let path = crate::model_path(model)?;
         let generator = Generator::load(&path, &LoadOptions { n_ctx: 4096 })
             .with_context(|| format!("loading {}", path.display()))?;
+        let base_overhead = generator
+            .chat_tokens(&messages("", &Context::default()))?
+            .len();
         let mut engine = Engine {
-            reader,
-            embedder,
+            retrieval: Retrieval {
+                reader,
+                embedder,
+                tokenizer: generator.tokenizer().clone(),
+                window: generator.context_window(),
+                base_overhead,
+            },
             generator,
         };
         engine.prime(model, &path)?;
@@ -229,17 +249,16 @@ impl Engine {
     /// run saved it for this model file, else computed (and saved for the next run).
     fn prime(&mut self, model: &str, path: &Path) -> Result<()> {
         let prefix = self.fixed_prefix()?;
-        let identity = match crate::models::find(model) {
-            Some(spec) => spec.files[0].sha256.to_owned(),
-            None => {
-                let meta = std::fs::metadata(path)?;
-                format!(
-                    "{}:{}:{:?}",
-                    path.display(),
-                    meta.len(),
-                    meta.modified().ok()
-                )
-            }
+        let identity = if let Some(spec) = crate::models::find(model) {
+            spec.files[0].sha256.to_owned()
+        } else {
+            let meta = std::fs::metadata(path)?;
+            format!(
+                "{}:{}:{:?}",
+                path.display(),
+                meta.len(),
+                meta.modified().ok()
+            )
         };
         let key = {
             let mut bytes =
@@ -268,21 +287,109 @@ impl Engine {
         Ok(())
     }
 
-    /// Tokens of the prompt around the sources (instructions, template, question).
-    fn overhead(&self, question: &str) -> Result<usize> {
-        let empty = Context::default();
-        Ok(self
-            .generator
-            .chat_tokens(&messages(question, &empty))?
-            .len())
-    }
-
-    /// Retrieves and assembles the context for a question.
-    pub fn retrieve(
-        &self,
+    /// Answers one question.
+    pub fn ask(
+        &mut self,
         question: &str,
         o: &AskOptions,
-    ) -> Result<(Vec<Hit>, Context, f64, f64)> {
+        sink: &mut dyn AnswerSink,
+    ) -> Result<Answer> {
+        let question = question.trim();
+        if question.is_empty() {
+            bail!("the question is empty");
+        }
+        let retrieved = self.retrieval.retrieve(question, o)?;
+        answer(&mut self.generator, question, retrieved, o, sink)
+    }
+}
+
+/// Answers a question from its retrieved context with `generator`.
+pub fn answer(
+    generator: &mut Generator,
+    question: &str,
+    retrieved: Retrieved,
+    o: &AskOptions,
+    sink: &mut dyn AnswerSink,
+) -> Result<Answer> {
+    let start = Instant::now();
+    let Retrieved {
+        hits,
+        context,
+        retrieve_ms,
+        assemble_ms,
+    } = retrieved;
+    let before = retrieve_ms + assemble_ms;
+    sink.context(&context);
+    let mut timings = Timings {
+        retrieve_ms,
+        assemble_ms,
+        ..Timings::default()
+    };
+    let best = hits
+        .iter()
+        .filter_map(|h| h.fused.dense.map(|d| d.score))
+        .fold(f32::NEG_INFINITY, f32::max);
+    let gate = o.mode != Mode::Bm25 && best < o.min_relevance;
+    if context.sources.is_empty() || gate {
+        timings.total_ms = before + ms(start.elapsed());
+        return Ok(Answer {
+            question: question.to_owned(),
+            answer: String::new(),
+            abstained: Some(Abstain::Retrieval),
+            claims: Vec::new(),
+            context,
+            hits,
+            timings,
+        });
+    }
+    let prompt = generator.chat_tokens(&messages(question, &context))?;
+    let options = GenerateOptions {
+        max_tokens: o.max_tokens,
+        sampling: if o.temperature > 0.0 {
+            Sampling::TopP {
+                temperature: o.temperature,
+                top_p: o.top_p,
+                seed: o.seed,
+            }
+        } else {
+            Sampling::Greedy
+        },
+        ignore_stop_tokens: false,
+    };
+    let before_generation = start.elapsed();
+    let mut forward = |piece: &str| sink.token(piece);
+    let g = generator.generate(&prompt, &options, &mut forward)?;
+    let answer = strip_markers(&g.text);
+    let (claims, abstained) = if is_refusal(&answer) {
+        (Vec::new(), Some(Abstain::Model))
+    } else {
+        let claims = ground(&answer, &context);
+        let any = claims
+            .iter()
+            .any(|c| c.supported && !c.citations.is_empty());
+        (claims, (!any).then_some(Abstain::Unsupported))
+    };
+    timings.ttft_ms = before + ms(before_generation + g.time_to_first_token);
+    timings.prefill_ms = ms(g.prefill);
+    timings.decode_ms = ms(g.decode);
+    timings.prompt_tokens = g.prompt_tokens;
+    timings.reused_tokens = g.reused_tokens;
+    timings.answer_tokens = g.tokens.len();
+    timings.total_ms = before + ms(start.elapsed());
+    Ok(Answer {
+        question: question.to_owned(),
+        answer,
+        abstained,
+        claims,
+        context,
+        hits,
+        timings,
+    })
+}
+
+impl Retrieval {
+    /// Retrieves and assembles the context for a question.
+    pub fn retrieve(&self, question: &str, o: &AskOptions) -> Result<Retrieved> {
         let t0 = Instant::now();
         let options = SearchOptions {
             mode: o.mode,
@@ -292,21 +399,18 @@ impl Engine {
             candidates: 100.max(o.k),
         };
         let hits = Retriever::new(&self.reader, &self.embedder).search(question, &options)?;
-        let retrieve_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let retrieve_ms = ms(t0.elapsed());
         let t1 = Instant::now();
-        let room = self
-            .generator
-            .context_window()
-            .saturating_sub(self.overhead(question)? + o.max_tokens + 8);
+        let count = |s: &str| self.tokenizer.encode(s).map_or(s.len() / 3, |t| t.len());
+        let overhead = self.base_overhead + count(question);
+        let room = self.window.saturating_sub(overhead + o.max_tokens + 8);
         if room < 32 {
             bail!(
                 "the question and --max-tokens {} leave no room for sources in the model's {}-token window",
                 o.max_tokens,
-                self.generator.context_window()
+                self.window
             );
         }
-        let tokenizer = self.generator.tokenizer();
-        let count = |s: &str| tokenizer.encode(s).map_or(s.len() / 3, |t| t.len());
         let context = assemble(
             question,
             &hits,
@@ -316,87 +420,11 @@ impl Engine {
                 max_passages: o.k,
             },
         );
-        Ok((hits, context, retrieve_ms, t1.elapsed().as_secs_f64() * 1e3))
-    }
-
-    /// Answers one question.
-    pub fn ask(
-        &mut self,
-        question: &str,
-        o: &AskOptions,
-        sink: &mut dyn AnswerSink,
-    ) -> Result<Answer> {
-        let start = Instant::now();
-        let question = question.trim();
-        if question.is_empty() {
-            bail!("the question is empty");
-        }
-        let (hits, context, retrieve_ms, assemble_ms) = self.retrieve(question, o)?;
-        sink.context(&context);
-        let mut timings = Timings {
-            retrieve_ms,
-            assemble_ms,
-            ..Timings::default()
-        };
-        let best = hits
-            .iter()
-            .filter_map(|h| h.fused.dense.map(|d| d.score))
-            .fold(f32::NEG_INFINITY, f32::max);
-        let gate = o.mode != Mode::Bm25 && best < o.min_relevance;
-        if context.sources.is_empty() || gate {
-            timings.total_ms = start.elapsed().as_secs_f64() * 1e3;
-            return Ok(Answer {
-                question: question.to_owned(),
-                answer: String::new(),
-                abstained: Some(Abstain::Retrieval),
-                claims: Vec::new(),
-                context,
-                hits,
-                timings,
-            });
-        }
-        let prompt = self.generator.chat_tokens(&messages(question, &context))?;
-        let options = GenerateOptions {
-            max_tokens: o.max_tokens,
-            sampling: if o.temperature > 0.0 {
-                Sampling::TopP {
-                    temperature: o.temperature,
-                    top_p: o.top_p,
-                    seed: o.seed,
-                }
-            } else {
-                Sampling::Greedy
-            },
-            ignore_stop_tokens: false,
-        };
-        let before_generation = start.elapsed();
-        let mut forward = |piece: &str| sink.token(piece);
-        let g = self.generator.generate(&prompt, &options, &mut forward)?;
-        let answer = strip_markers(&g.text);
-        let (claims, abstained) = if is_refusal(&answer) {
-            (Vec::new(), Some(Abstain::Model))
-        } else {
-            let claims = ground(&answer, &context);
-            let any = claims
-                .iter()
-                .any(|c| c.supported && !c.citations.is_empty());
-            (claims, (!any).then_some(Abstain::Unsupported))
-        };
-        timings.ttft_ms = ms(before_generation + g.time_to_first_token);
-        timings.prefill_ms = ms(g.prefill);
-        timings.decode_ms = ms(g.decode);
-        timings.prompt_tokens = g.prompt_tokens;
-        timings.reused_tokens = g.reused_tokens;
-        timings.answer_tokens = g.tokens.len();
-        timings.total_ms = ms(start.elapsed());
-        Ok(Answer {
-            question: question.to_owned(),
-            answer,
-            abstained,
-            claims,
-            context,
+        Ok(Retrieved {
             hits,
-            timings,
+            context,
+            retrieve_ms,
+            assemble_ms: ms(t1.elapsed()),
         })
     }
 }
@@ -582,8 +610,8 @@ impl<W: Write> AnswerSink for Printer<W> {
 
 /// The source list and abstention notice printed after an answer.
 pub fn print_sources(out: &mut dyn Write, a: &Answer, quote: bool) -> std::io::Result<()> {
-    match a.abstained {
-        Some(reason) => {
+    if let Some(reason) = a.abstained {
+        {
             let why = match reason {
                 Abstain::Retrieval => "no passage is relevant enough",
                 Abstain::Model => "the model found no answer in the closest passages",
@@ -616,7 +644,8 @@ pub fn print_sources(out: &mut dyn Write, a: &Answer, quote: bool) -> std::io::R
                 )?;
             }
         }
-        None => {
+    } else {
+        {
             let cited: Vec<usize> = {
                 let mut v: Vec<usize> = a
                     .claims

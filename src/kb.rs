@@ -455,10 +455,9 @@ pub fn hit_json(hit: &Hit) -> serde_json::Value {
     })
 }
 
-/// `cairn search`.
-pub fn search(kb: &Path, query: &str, settings: &SearchSettings) -> Result<()> {
+/// Opens a knowledge base and loads its embedding model (checked to be the one it was built with).
+pub fn open_for_search(kb: &Path) -> Result<(Reader, MiniLm)> {
     let reader = Reader::open(kb)?;
-    let t0 = Instant::now();
     let embedder = MiniLm::load()?;
     if reader.manifest().embedder != embedder.id() {
         bail!(
@@ -467,6 +466,13 @@ pub fn search(kb: &Path, query: &str, settings: &SearchSettings) -> Result<()> {
             embedder.id()
         );
     }
+    Ok((reader, embedder))
+}
+
+/// `cairn search`.
+pub fn search(kb: &Path, query: &str, settings: &SearchSettings) -> Result<()> {
+    let t0 = Instant::now();
+    let (reader, embedder) = open_for_search(kb)?;
     let load_secs = t0.elapsed().as_secs_f64();
     let options = SearchOptions {
         mode: settings.mode,

@@ -13,6 +13,7 @@ use cairn_generator::{GenerateOptions, Generator, LoadOptions, Message, Sampling
 use clap::{Args, Parser, Subcommand};
 
 mod ask;
+mod batch;
 mod eval;
 mod evalqa;
 mod kb;
@@ -22,13 +23,15 @@ mod models;
 const EXIT_ERROR: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_NOT_FOUND: u8 = 3;
+const EXIT_LINES_FAILED: u8 = 4;
 
 const AFTER_HELP: &str = "\
 Exit status:
   0  success
   1  error (the message says what failed and, where it can, what to do)
   2  usage or configuration error
-  3  ask: not found in the knowledge base (the answer was withheld)
+  3  ask: not found in the knowledge base (with --batch: some questions were not found)
+  4  --batch: some lines failed (each has an `error` object in the output)
 
 Environment:
   CAIRN_KB          the knowledge base directory (default: <user data dir>/cairn/kb)
@@ -111,7 +114,12 @@ enum Command {
 #[derive(Args)]
 struct SearchArgs {
     /// The query.
-    query: String,
+    #[arg(required_unless_present = "batch")]
+    query: Option<String>,
+    /// Search for every line of FILE (`-` for stdin): JSON objects `{"id", "query", "k",
+    /// "mode"}` or plain queries; one JSON object per line out (schema/search.schema.json).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["query", "json"])]
+    batch: Option<String>,
     /// Results to show.
     #[arg(short, long, default_value_t = 10)]
     k: usize,
@@ -132,7 +140,13 @@ struct SearchArgs {
 #[derive(Args)]
 struct AskArgs {
     /// The question.
-    question: String,
+    #[arg(required_unless_present = "batch")]
+    question: Option<String>,
+    /// Answer every line of FILE (`-` for stdin): JSON objects `{"id", "question", "k", "mode",
+    /// "max_tokens", "budget", "seed", "temperature"}` or plain questions; one JSON object per
+    /// line out, in input order (schema/answer.schema.json).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["question", "json", "show_context", "quote"])]
+    batch: Option<String>,
     /// The model: tiny, default, larger, or a path to a GGUF file.
     #[arg(long, default_value = "default")]
     model: String,
@@ -198,6 +212,15 @@ enum ModeArg {
     Bm25,
     Dense,
     Hybrid,
+}
+
+impl From<FusionArg> for cairn_retriever::Fusion {
+    fn from(f: FusionArg) -> Self {
+        match f {
+            FusionArg::Rrf => cairn_retriever::Fusion::Rrf { k: 60.0 },
+            FusionArg::Score => cairn_retriever::Fusion::Score,
+        }
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -353,6 +376,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::NotFound) => ExitCode::from(EXIT_NOT_FOUND),
+        Ok(Outcome::LinesFailed) => ExitCode::from(EXIT_LINES_FAILED),
         Err(e) => {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
@@ -373,13 +397,47 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// How a successful run ended.
 enum Outcome {
     Done,
-    /// `ask` withheld its answer.
+    /// `ask` withheld its answer (or some answers, in a batch).
     NotFound,
+    /// Some lines of a batch failed.
+    LinesFailed,
+}
+
+impl From<batch::Tally> for Outcome {
+    fn from(t: batch::Tally) -> Self {
+        if t.failed > 0 {
+            Outcome::LinesFailed
+        } else if t.abstained > 0 {
+            Outcome::NotFound
+        } else {
+            Outcome::Done
+        }
+    }
 }
 
 fn run(cli: Cli) -> Result<Outcome> {
     if let Command::Ask(ref a) = cli.command {
         return run_ask(&kb::kb_dir(cli.kb.as_deref())?, a);
+    }
+    if let Command::Search(SearchArgs {
+        batch: Some(ref input),
+        k,
+        mode,
+        fusion,
+        weight,
+        ..
+    }) = cli.command
+    {
+        let kb = kb::kb_dir(cli.kb.as_deref())?;
+        let (reader, embedder) = kb::open_for_search(&kb)?;
+        let base = ask::AskOptions {
+            k,
+            mode: mode.into(),
+            fusion: fusion.into(),
+            dense_weight: weight,
+            ..ask::AskOptions::default()
+        };
+        return batch::search(&reader, &embedder, input, &base).map(Outcome::from);
     }
     run_other(cli).map(|()| Outcome::Done)
 }
@@ -387,12 +445,19 @@ fn run(cli: Cli) -> Result<Outcome> {
 fn run_ask(kb: &std::path::Path, a: &AskArgs) -> Result<Outcome> {
     let mut engine = ask::Engine::open(kb, &a.model)?;
     let options = a.options();
+    if let Some(input) = &a.batch {
+        return batch::ask(&mut engine, input, &options, &a.model).map(Outcome::from);
+    }
+    let question = a
+        .question
+        .as_deref()
+        .expect("clap requires a question without --batch");
     let stdout = io::stdout();
     let answer = if a.json {
-        engine.ask(&a.question, &options, &mut ask::Quiet)?
+        engine.ask(question, &options, &mut ask::Quiet)?
     } else {
         let mut printer = ask::Printer::new(stdout.lock(), a.show_context);
-        let answer = engine.ask(&a.question, &options, &mut printer)?;
+        let answer = engine.ask(question, &options, &mut printer)?;
         if let Some(e) = printer.error.take() {
             return Err(e.into());
         }
@@ -452,19 +517,16 @@ fn run_other(cli: Cli) -> Result<()> {
         Command::Search(ref a) => {
             let settings = kb::SearchSettings {
                 k: a.k,
-                mode: match a.mode {
-                    ModeArg::Bm25 => cairn_retriever::Mode::Bm25,
-                    ModeArg::Dense => cairn_retriever::Mode::Dense,
-                    ModeArg::Hybrid => cairn_retriever::Mode::Hybrid,
-                },
-                fusion: match a.fusion {
-                    FusionArg::Rrf => cairn_retriever::Fusion::Rrf { k: 60.0 },
-                    FusionArg::Score => cairn_retriever::Fusion::Score,
-                },
+                mode: a.mode.into(),
+                fusion: a.fusion.into(),
                 dense_weight: a.weight,
                 json: a.json,
             };
-            kb::search(&kb_dir()?, &a.query, &settings)
+            let query = a
+                .query
+                .as_deref()
+                .expect("clap requires a query without --batch");
+            kb::search(&kb_dir()?, query, &settings)
         }
         Command::Eval(EvalCommand::Beir {
             ref dir,

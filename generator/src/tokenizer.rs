@@ -35,6 +35,7 @@ const TURN_END_TOKENS: &[&str] = &[
 ];
 
 /// A byte-level BPE tokenizer read from a GGUF file.
+#[derive(Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     /// The exact bytes of every token id.

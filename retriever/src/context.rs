@@ -12,6 +12,7 @@
 //!    order, and each excerpt knows its own lines, so a citation can point at them exactly.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use std::ops::Range;
 
 use cairn_index::ChunkId;
@@ -326,11 +327,9 @@ pub fn assemble(
     }
     // Nothing shares a word with the question (a paraphrase the dense leg found): give the
     // top passage's opening sentences.
-    if chosen.iter().all(|c| c.as_ref().is_some_and(Vec::is_empty)) {
+    let nothing = chosen.iter().all(|c| c.as_ref().is_some_and(Vec::is_empty));
+    if let (true, Some(list)) = (nothing, chosen[0].as_mut()) {
         left = options.budget.saturating_sub(header(&passages[0], 1));
-        let list = chosen[0]
-            .as_mut()
-            .expect("the top passage was not taken whole");
         for (si, r) in sentences[0].iter().enumerate() {
             let cost = count(&passages[0].text[r.clone()]) + 1;
             if cost > left {
@@ -424,7 +423,7 @@ fn source_header(number: usize, doc: &str, heading: &[String], page: Option<u32>
         heading.join(" > ")
     };
     if let Some(p) = page {
-        label.push_str(&format!(", page {p}"));
+        let _ = write!(label, ", page {p}");
     }
     format!(
         "<source id=\"{number}\" title=\"{}\">",
@@ -449,7 +448,7 @@ worded as in the sources; otherwise at most three short sentences. Never add fac
 do not state. If the sources do not contain the answer, reply exactly: NOT FOUND";
 
 /// Worked examples shown to the model before every question, as earlier turns of the chat:
-/// a short factual answer, an answer that needs a sentence, and a refusal. They follow
+/// short factual answers, an answer that needs a sentence, and a refusal. They follow
 /// [`SYSTEM_PROMPT`] and never change, so their KV cache is computed once per loaded model. The
 /// facts are invented, so the model cannot answer them from memory.
 pub const EXAMPLES: &[(&str, &str)] = &[
@@ -474,6 +473,12 @@ Question: What happens to traffic during repainting?",
 eight years of construction. It was designed by Ada Kessler and carries four lanes of traffic.\n\
 </source>\n\nQuestion: How much is the toll on the Velmora Bridge?",
         "NOT FOUND",
+    ),
+    (
+        "<source id=\"1\" title=\"Velmora Bridge\">\nThe Velmora Bridge opened in 1932 after \
+eight years of construction. It was designed by Ada Kessler and carries four lanes of traffic.\n\
+</source>\n\nQuestion: How many years did it take to build the bridge?",
+        "eight years",
     ),
 ];
 
@@ -551,9 +556,7 @@ mod tests {
 
     #[test]
     fn budget_is_respected_and_relevant_sentences_win() {
-        let long: String = (0..60)
-            .map(|i| format!("Filler sentence {i} here. "))
-            .collect();
+        let long = "Filler sentence here. ".repeat(60);
         let top = hit(1, "a.md", (0, long.len()), (1, 1), long.trim());
         let other_text = "Nothing here. The reactor uses molten salt coolant. More filler.";
         let other = hit(2, "b.md", (0, other_text.len()), (10, 10), other_text);

@@ -115,6 +115,26 @@ pub fn strip_markers(answer: &str) -> String {
     out.trim().to_owned()
 }
 
+/// Phrases with which models say the sources do not answer.
+const REFUSALS: &[&str] = &[
+    "sources do not contain",
+    "sources don't contain",
+    "sources do not provide",
+    "sources don't provide",
+    "sources do not mention",
+    "sources don't mention",
+    "sources do not say",
+    "sources don't say",
+    "not mentioned in the sources",
+    "not provided in the sources",
+    "no information about",
+    "no information on",
+    "cannot be determined from",
+    "can't be determined from",
+    "i don't know",
+    "i do not know",
+];
+
 /// Whether the model said the sources do not hold the answer.
 #[must_use]
 pub fn is_refusal(answer: &str) -> bool {
@@ -133,25 +153,7 @@ pub fn is_refusal(answer: &str) -> bool {
     if a.is_empty() || a.starts_with("not found") {
         return true;
     }
-    const PHRASES: &[&str] = &[
-        "sources do not contain",
-        "sources don't contain",
-        "sources do not provide",
-        "sources don't provide",
-        "sources do not mention",
-        "sources don't mention",
-        "sources do not say",
-        "sources don't say",
-        "not mentioned in the sources",
-        "not provided in the sources",
-        "no information about",
-        "no information on",
-        "cannot be determined from",
-        "can't be determined from",
-        "i don't know",
-        "i do not know",
-    ];
-    PHRASES.iter().any(|p| a.contains(p))
+    REFUSALS.iter().any(|p| a.contains(p))
 }
 
 /// Quotations (straight or curly double quotes) of at least three words.
