@@ -359,7 +359,7 @@ pub fn answer(
     let before_generation = start.elapsed();
     let mut forward = |piece: &str| sink.token(piece);
     let g = generator.generate(&prompt, &options, &mut forward)?;
-    let answer = strip_markers(&g.text);
+    let answer = strip_markers(&sanitize(&g.text));
     let (claims, abstained) = if is_refusal(&answer) {
         (Vec::new(), Some(Abstain::Model))
     } else {
@@ -486,7 +486,7 @@ impl<W: Write> Printer<W> {
 
     /// What should be on screen for the text so far.
     fn display(&mut self, finished: bool) -> String {
-        let full = self.full.clone();
+        let full = sanitize(&self.full);
         let trimmed = full.trim_start();
         if !finished && "NOT FOUND".starts_with(&trimmed.to_uppercase()) {
             return String::new();
@@ -611,90 +611,86 @@ impl<W: Write> AnswerSink for Printer<W> {
 /// The source list and abstention notice printed after an answer.
 pub fn print_sources(out: &mut dyn Write, a: &Answer, quote: bool) -> std::io::Result<()> {
     if let Some(reason) = a.abstained {
-        {
-            let why = match reason {
-                Abstain::Retrieval => "no passage is relevant enough",
-                Abstain::Model => "the model found no answer in the closest passages",
-                Abstain::Unsupported => "the model's answer is not supported by the passages",
-            };
-            writeln!(out, "Not found in the knowledge base ({why}).")?;
-            if !a.context.sources.is_empty() {
-                writeln!(out, "\nClosest passages:")?;
-            }
-            for s in a.context.sources.iter().take(3) {
-                writeln!(
-                    out,
-                    "  [{}] {}",
-                    s.number,
-                    location(&s.doc, s.page, s.lines, &s.heading)
-                )?;
-                let snippet: String = sanitize(&s.text())
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                let short: String = snippet.chars().take(200).collect();
-                writeln!(
-                    out,
-                    "      {short}{}",
-                    if snippet.chars().count() > 200 {
-                        "…"
-                    } else {
-                        ""
-                    }
-                )?;
-            }
+        let why = match reason {
+            Abstain::Retrieval => "no passage is relevant enough",
+            Abstain::Model => "the model found no answer in the closest passages",
+            Abstain::Unsupported => "the model's answer is not supported by the passages",
+        };
+        writeln!(out, "Not found in the knowledge base ({why}).")?;
+        if !a.context.sources.is_empty() {
+            writeln!(out, "\nClosest passages:")?;
+        }
+        for s in a.context.sources.iter().take(3) {
+            writeln!(
+                out,
+                "  [{}] {}",
+                s.number,
+                location(&s.doc, s.page, s.lines, &s.heading)
+            )?;
+            let snippet: String = sanitize(&s.text())
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let short: String = snippet.chars().take(200).collect();
+            writeln!(
+                out,
+                "      {short}{}",
+                if snippet.chars().count() > 200 {
+                    "…"
+                } else {
+                    ""
+                }
+            )?;
         }
     } else {
-        {
-            let cited: Vec<usize> = {
-                let mut v: Vec<usize> = a
-                    .claims
-                    .iter()
-                    .flat_map(|c| c.citations.iter().map(|x| x.source))
-                    .collect();
-                v.sort_unstable();
-                v.dedup();
-                v
-            };
-            writeln!(out, "\nSources:")?;
-            for s in a
-                .context
-                .sources
+        let cited: Vec<usize> = {
+            let mut v: Vec<usize> = a
+                .claims
                 .iter()
-                .filter(|s| cited.contains(&s.number))
-            {
-                // The lines the answer actually rests on.
-                let mut lines: Vec<(u32, u32)> = a
-                    .claims
-                    .iter()
-                    .flat_map(|c| c.citations.iter())
-                    .filter(|x| x.source == s.number)
-                    .map(|x| x.lines)
-                    .collect();
-                lines.sort_unstable();
-                lines.dedup();
-                let span = (
-                    lines.iter().map(|l| l.0).min().unwrap_or(s.lines.0),
-                    lines.iter().map(|l| l.1).max().unwrap_or(s.lines.1),
-                );
-                writeln!(
-                    out,
-                    "  [{}] {}",
-                    s.number,
-                    location(&s.doc, s.page, span, &s.heading)
-                )?;
-                if quote {
-                    for text in quoted_lines(s, &lines) {
-                        writeln!(out, "      > {}", sanitize(&text))?;
-                    }
+                .flat_map(|c| c.citations.iter().map(|x| x.source))
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        writeln!(out, "\nSources:")?;
+        for s in a
+            .context
+            .sources
+            .iter()
+            .filter(|s| cited.contains(&s.number))
+        {
+            // The lines the answer actually rests on.
+            let mut lines: Vec<(u32, u32)> = a
+                .claims
+                .iter()
+                .flat_map(|c| c.citations.iter())
+                .filter(|x| x.source == s.number)
+                .map(|x| x.lines)
+                .collect();
+            lines.sort_unstable();
+            lines.dedup();
+            let span = (
+                lines.iter().map(|l| l.0).min().unwrap_or(s.lines.0),
+                lines.iter().map(|l| l.1).max().unwrap_or(s.lines.1),
+            );
+            writeln!(
+                out,
+                "  [{}] {}",
+                s.number,
+                location(&s.doc, s.page, span, &s.heading)
+            )?;
+            if quote {
+                for text in quoted_lines(s, &lines) {
+                    writeln!(out, "      > {}", sanitize(&text))?;
                 }
             }
-            if a.claims.iter().any(|c| !c.supported) {
-                writeln!(
-                    out,
-                    "  [?] marks a sentence no source supports: check it yourself."
-                )?;
-            }
+        }
+        if a.claims.iter().any(|c| !c.supported) {
+            writeln!(
+                out,
+                "  [?] marks a sentence no source supports: check it yourself."
+            )?;
         }
     }
     Ok(())
@@ -795,5 +791,86 @@ mod prompt_cache {
             std::fs::write(&f, bytes).unwrap();
             assert_eq!(super::read(&f, &[1, 2, 3]), None, "corrupted");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_retriever::{Excerpt, Source};
+
+    fn context() -> Context {
+        Context {
+            sources: vec![Source {
+                number: 1,
+                doc: "docs/pump.md".into(),
+                heading: vec![],
+                page: None,
+                lines: (3, 3),
+                chunks: vec![],
+                rank: 1,
+                score: 1.0,
+                bm25: None,
+                dense: None,
+                excerpts: vec![Excerpt {
+                    text: "The pump needs 3 litres of glycol.".into(),
+                    lines: (3, 3),
+                }],
+                whole: true,
+            }],
+            tokens: 10,
+        }
+    }
+
+    fn stream(pieces: &[&str]) -> String {
+        let mut out = Vec::new();
+        {
+            let mut p = Printer::new(&mut out, false);
+            p.context(&context());
+            for piece in pieces {
+                let _ = p.token(piece);
+            }
+            p.finish();
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn streamed_sentences_get_verified_markers() {
+        let out = stream(&[
+            "The pump",
+            " needs 3",
+            " litres",
+            " of glycol",
+            ".",
+            " It is",
+            " blue",
+            ".",
+        ]);
+        assert_eq!(
+            out,
+            "The pump needs 3 litres of glycol [1]. It is blue [?].\n"
+        );
+    }
+
+    #[test]
+    fn model_markers_and_escapes_never_reach_the_terminal() {
+        let out = stream(&[
+            "The pump needs 3 litres [",
+            "2",
+            "] of glycol",
+            "\u{1b}[31m",
+            ".",
+        ]);
+        assert_eq!(out, "The pump needs 3 litres of glycol [1].\n");
+    }
+
+    #[test]
+    fn a_refusal_is_not_streamed() {
+        assert_eq!(stream(&["NOT", " FOUND"]), "");
+        assert_eq!(
+            stream(&["No", "vember is cold."]),
+            "November is cold [?].\n"
+        );
     }
 }
