@@ -495,3 +495,39 @@ fn a_second_writer_is_refused_with_a_clear_message() {
     assert!(err.contains("another cairn process is writing"), "{err}");
     assert_eq!(rcode, 0, "a reader during ingest: {rerr}");
 }
+
+#[test]
+fn a_format_1_knowledge_base_still_opens() {
+    // Copied first: opening must not need to write, but the fixture stays pristine either way.
+    let tmp = tempfile::tempdir().unwrap();
+    let kb = tmp.path().join("kb");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kb-format1");
+    copy_dir(&fixture, &kb);
+    let (code, out, err) = run(kb_cmd(&kb, &["status", "--json"]).arg("--documents"));
+    assert_eq!(code, 0, "{err}");
+    let status: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(status["format_version"], 1, "{status:#}");
+    let (code, out, err) = run(&mut kb_cmd(
+        &kb,
+        &["search", "whistling brass kettle", "--json"],
+    ));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["hits"][0]["doc"], "notes/kettle.md", "{v:#}");
+    // The tiny section is glued to its heading: lines 1–3.
+    assert_eq!(v["hits"][0]["lines"], serde_json::json!([1, 3]));
+    assert!(v["hits"][0]["dense"].is_object(), "both legs work: {v:#}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
