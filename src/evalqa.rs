@@ -249,6 +249,8 @@ struct Row {
     citation_ok: Option<bool>,
     recall: bool,
     best_dense: f32,
+    /// Share of the question's content words found in its best-covered passage.
+    coverage: f32,
     ttft_ms: f64,
     total_ms: f64,
     context_tokens: usize,
@@ -273,6 +275,7 @@ impl Row {
                 .iter()
                 .filter_map(|h| h.fused.dense.map(|d| d.score))
                 .fold(f32::NEG_INFINITY, f32::max),
+            coverage: coverage(&q.question, hits),
             ttft_ms: 0.0,
             total_ms: 0.0,
             context_tokens: context.tokens,
@@ -319,10 +322,25 @@ impl Row {
             "citation_ok": self.citation_ok,
             "recall": self.recall,
             "best_dense": self.best_dense,
+            "coverage": self.coverage,
             "context_tokens": self.context_tokens,
             "ttft_ms": self.ttft_ms,
         })
     }
+}
+
+fn coverage(question: &str, hits: &[cairn_retriever::Hit]) -> f32 {
+    use cairn_retriever::terms::terms;
+    let q: HashSet<String> = terms(question).into_iter().collect();
+    if q.is_empty() {
+        return 0.0;
+    }
+    hits.iter()
+        .map(|h| {
+            let t: HashSet<String> = terms(&h.chunk.text).into_iter().collect();
+            q.iter().filter(|w| t.contains(*w)).count() as f32 / q.len() as f32
+        })
+        .fold(0.0, f32::max)
 }
 
 fn mean(xs: impl Iterator<Item = f64>) -> f64 {
