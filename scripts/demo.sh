@@ -10,4 +10,4 @@ export CAIRN_KB="${CAIRN_KB:-target/demo-kb}"
 "$cairn" add corpora/cargo-book
 "$cairn" status
 "$cairn" search "how do I get debug info in a release build?" -k 3
-"$cairn" ask "How do I get debug info in a release build?" --quote
+"$cairn" ask "Where does cargo build --release put the resulting binary?" --quote
