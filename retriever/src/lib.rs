@@ -4,7 +4,7 @@
 //! rank or min-max score fusion, with a weight) and returns [`Hit`]s that carry each leg's rank
 //! and score beside the fused one, so callers can show why a passage ranked where it did.
 //! [`context`] turns hits into numbered sources that fit a generator's token budget, and
-//! [`ground`] attaches citations to an answer's sentences by checking them against those
+//! [`mod@ground`] attaches citations to an answer's sentences by checking them against those
 //! sources. [`metrics`] has the BEIR measures (nDCG, recall, MRR) the evaluation uses.
 //!
 //! The design decision to know: each leg fetches more candidates than asked (`candidates`), and
