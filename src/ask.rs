@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use cairn_generator::{GenerateOptions, Generator, LoadOptions, Message, Sampling};
+use cairn_generator::{GenerateOptions, Generator, LoadOptions, Message};
 use cairn_index::Reader;
 use cairn_retriever::context::{user_prompt, EXAMPLES, SYSTEM_PROMPT};
 use cairn_retriever::ground::{ground_one, is_refusal, strip_markers};
@@ -19,7 +19,7 @@ use cairn_retriever::{
     assemble, ground, Claim, Context, ContextOptions, Fusion, Hit, Mode, Retriever, SearchOptions,
 };
 
-use crate::kb::{location, sanitize, MiniLm};
+use crate::kb::{location, sanitize, snippet, MiniLm};
 
 /// Version of the JSON an answer is written as (`ask --json`, `ask --batch`); raised whenever a
 /// field changes meaning or goes away. `schema/answer.schema.json` describes it.
@@ -345,15 +345,7 @@ pub fn answer(
     let prompt = generator.chat_tokens(&messages(question, &context))?;
     let options = GenerateOptions {
         max_tokens: o.max_tokens,
-        sampling: if o.temperature > 0.0 {
-            Sampling::TopP {
-                temperature: o.temperature,
-                top_p: o.top_p,
-                seed: o.seed,
-            }
-        } else {
-            Sampling::Greedy
-        },
+        sampling: crate::sampling(o.temperature, o.top_p, o.seed),
         ignore_stop_tokens: false,
     };
     let before_generation = start.elapsed();
@@ -627,20 +619,7 @@ pub fn print_sources(out: &mut dyn Write, a: &Answer, quote: bool) -> std::io::R
                 s.number,
                 location(&s.doc, s.page, s.lines, &s.heading)
             )?;
-            let snippet: String = sanitize(&s.text())
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
-            let short: String = snippet.chars().take(200).collect();
-            writeln!(
-                out,
-                "      {short}{}",
-                if snippet.chars().count() > 200 {
-                    "…"
-                } else {
-                    ""
-                }
-            )?;
+            writeln!(out, "      {}", snippet(&s.text(), 200))?;
         }
     } else {
         let cited: Vec<usize> = {

@@ -177,20 +177,10 @@ pub fn beir(
     let kb = work.join("kb");
     let t0 = Instant::now();
     {
-        let mut writer = Writer::open(&kb, &embedder.id(), &chunk_options())?;
-        let never = || false;
-        let options = AddOptions {
-            embedder: &embedder,
-            read: ReadOptions::default(),
-            commit_every: 4096,
-            batch: 32,
-            cancel: &never,
-        };
-        let tty = std::io::stderr().is_terminal();
-        if tty {
+        if std::io::stderr().is_terminal() {
             eprintln!("indexing {} documents…", corpus.len());
         }
-        let report = writer.add(std::slice::from_ref(&docs_dir), &options, &mut NoProgress)?;
+        let (_writer, report) = index_folder(&docs_dir, &kb, &embedder)?;
         if !report.skipped.is_empty() {
             eprintln!(
                 "warning: {} corpus documents skipped (first: {})",
@@ -394,8 +384,28 @@ pub fn latency(kb: &Path, queries: &Path, k: usize, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// Indexes one folder into a new knowledge base for an evaluation (large commits, no progress);
+/// returns the writer, still holding the lock, for further changes.
+pub(crate) fn index_folder(
+    docs: &Path,
+    kb: &Path,
+    embedder: &MiniLm,
+) -> Result<(Writer, cairn_index::AddReport)> {
+    let mut writer = Writer::open(kb, &embedder.id(), &chunk_options())?;
+    let never = || false;
+    let options = AddOptions {
+        embedder,
+        read: ReadOptions::default(),
+        commit_every: 4096,
+        batch: 32,
+        cancel: &never,
+    };
+    let report = writer.add(&[docs.to_owned()], &options, &mut NoProgress)?;
+    Ok((writer, report))
+}
+
 /// The `p`-quantile (nearest rank) of non-empty samples; sorts them.
-fn percentile(v: &mut [f64], p: f64) -> f64 {
+pub(crate) fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     v[((v.len() - 1) as f64 * p).round() as usize]
 }

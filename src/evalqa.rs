@@ -8,15 +8,15 @@
 
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
-use cairn_index::{AddOptions, Embedder, NoProgress, Reader, Writer};
-use cairn_ingest::ReadOptions;
+use cairn_index::Reader;
 
 use crate::ask::{Abstain, AskOptions, Engine, Quiet};
-use crate::kb::{chunk_options, MiniLm};
+use crate::eval::percentile;
+use crate::kb::MiniLm;
 
 /// Which articles of the file to use: the even-numbered ones calibrate, the odd-numbered ones
 /// check what was calibrated.
@@ -114,13 +114,6 @@ fn spread(len: usize, n: usize) -> Vec<usize> {
     (0..n).map(|i| (2 * i + 1) * len / (2 * n)).collect()
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 pub fn qa(s: &QaSettings) -> Result<()> {
     let raw = std::fs::read_to_string(&s.file)
         .with_context(|| format!("reading {}", s.file.display()))?;
@@ -180,16 +173,7 @@ pub fn qa(s: &QaSettings) -> Result<()> {
     let t0 = Instant::now();
     {
         let embedder = MiniLm::load()?;
-        let mut writer = Writer::open(&kb, &embedder.id(), &chunk_options())?;
-        let never = || false;
-        let options = AddOptions {
-            embedder: &embedder,
-            read: ReadOptions::default(),
-            commit_every: 4096,
-            batch: 32,
-            cancel: &never,
-        };
-        writer.add(std::slice::from_ref(&corpus), &options, &mut NoProgress)?;
+        let (mut writer, _) = crate::eval::index_folder(&corpus, &kb, &embedder)?;
         for (ai, stem) in &kept_articles {
             if removed.contains(ai) {
                 let gone = writer.remove(&format!("corpus/{stem}"))?;
@@ -369,7 +353,6 @@ fn report(s: &QaSettings, rows: &[Row], chunks: u64, index_secs: f64, model: &st
         .filter(|r| r.ttft_ms > 0.0)
         .map(|r| r.ttft_ms)
         .collect();
-    ttft.sort_by(f64::total_cmp);
     let mut total: Vec<f64> = rows.iter().map(|r| r.total_ms).collect();
     total.sort_by(f64::total_cmp);
     let by_reason = |why: Abstain| rows.iter().filter(|r| r.abstained == Some(why)).count();
@@ -401,8 +384,8 @@ fn report(s: &QaSettings, rows: &[Row], chunks: u64, index_secs: f64, model: &st
             cited.iter().filter(|&&b| b).count() as f64 / cited.len() as f64
         },
         "cited_answers": cited.len(),
-        "ttft_ms_p50": percentile(&ttft, 0.5),
-        "ttft_ms_p95": percentile(&ttft, 0.95),
+        "ttft_ms_p50": if ttft.is_empty() { 0.0 } else { percentile(&mut ttft, 0.5) },
+        "ttft_ms_p95": if ttft.is_empty() { 0.0 } else { percentile(&mut ttft, 0.95) },
         "total_ms_mean": mean(total.iter().copied()),
         "context_tokens_mean": mean(rows.iter().map(|r| r.context_tokens as f64)),
     });
@@ -472,7 +455,6 @@ fn report(s: &QaSettings, rows: &[Row], chunks: u64, index_secs: f64, model: &st
             v["total_ms_mean"].as_f64().unwrap_or(0.0) / 1e3
         )?;
     }
-    let _ = Path::new("");
     Ok(())
 }
 

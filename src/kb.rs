@@ -516,22 +516,23 @@ pub fn search(kb: &Path, query: &str, settings: &SearchSettings) -> Result<()> {
             if legs.is_empty() { "" } else { " · " },
             legs
         )?;
-        let snippet: String = sanitize(&c.text)
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        let short: String = snippet.chars().take(240).collect();
-        writeln!(
-            out,
-            "   {short}{}",
-            if snippet.chars().count() > 240 {
-                "…"
-            } else {
-                ""
-            }
-        )?;
+        writeln!(out, "   {}", snippet(&c.text, 240))?;
     }
     Ok(())
+}
+
+/// Document text on one line for the terminal: sanitized, whitespace collapsed, cut to `max`
+/// characters with `…`.
+pub fn snippet(text: &str, max: usize) -> String {
+    let flat = sanitize(text)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if flat.chars().count() > max {
+        flat.chars().take(max).chain(std::iter::once('…')).collect()
+    } else {
+        flat
+    }
 }
 
 /// `cairn extract`: the text a file is read as.

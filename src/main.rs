@@ -664,6 +664,19 @@ fn run_models(cmd: ModelsCommand) -> Result<()> {
 }
 
 /// A catalog id is verified before loading; a path is the user's own file.
+/// Greedy at temperature 0, else seeded nucleus sampling.
+pub(crate) fn sampling(temperature: f32, top_p: f32, seed: u64) -> Sampling {
+    if temperature > 0.0 {
+        Sampling::TopP {
+            temperature,
+            top_p,
+            seed,
+        }
+    } else {
+        Sampling::Greedy
+    }
+}
+
 pub(crate) fn model_path(model: &str) -> Result<PathBuf> {
     if models::find(model).is_some() {
         models::resolve_verified(model)
@@ -702,15 +715,7 @@ fn run_model(args: &RunArgs) -> Result<()> {
     messages.push(Message::user(prompt));
     let options = GenerateOptions {
         max_tokens: args.max_tokens,
-        sampling: if args.temperature > 0.0 {
-            Sampling::TopP {
-                temperature: args.temperature,
-                top_p: args.top_p,
-                seed: args.seed,
-            }
-        } else {
-            Sampling::Greedy
-        },
+        sampling: sampling(args.temperature, args.top_p, args.seed),
         ignore_stop_tokens: args.ignore_eos,
     };
     let mut stdout = io::stdout().lock();
