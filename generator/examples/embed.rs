@@ -1,7 +1,8 @@
 //! Embeds lines of a file (or two built-in sentences) and prints throughput and cosines.
 //!
 //! `cargo run -p cairn-generator --example embed -- MODEL_DIR [FILE] [BATCH]`; `EMBED_OUT=F`
-//! also writes the vectors to F as raw little-endian f32.
+//! also writes the vectors to F as raw little-endian f32; `EMBED_RUNTIME=libonnxruntime.so`
+//! runs the encoder on ONNX Runtime (`EMBED_THREADS`, default 2) instead of the built-in one.
 
 use std::time::Instant;
 
@@ -13,8 +14,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let file = args.next();
     let batch: usize = args.next().map_or(Ok(32), |b| b.parse())?;
     let t = Instant::now();
-    let embedder = BertEmbedder::load(dir.as_ref())?;
-    eprintln!("loaded in {:.2} s", t.elapsed().as_secs_f64());
+    let embedder = match std::env::var_os("EMBED_RUNTIME") {
+        Some(lib) => {
+            let threads = std::env::var("EMBED_THREADS").map_or(Ok(2), |t| t.parse())?;
+            BertEmbedder::load_with_runtime(dir.as_ref(), lib.as_ref(), threads)?
+        }
+        None => BertEmbedder::load(dir.as_ref())?,
+    };
+    eprintln!(
+        "loaded ({}) in {:.2} s",
+        embedder.backend(),
+        t.elapsed().as_secs_f64()
+    );
     let lines: Vec<String> = match file {
         Some(f) => std::fs::read_to_string(f)?
             .lines()
@@ -48,7 +59,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::write(out, bytes)?;
     }
     println!(
-        "{{\"engine\": \"cairn\", \"texts\": {}, \"seconds\": {secs:.3}, \"texts_per_s\": {:.2}, \"batch\": {batch}}}",
+        "{{\"engine\": \"cairn ({})\", \"texts\": {}, \"seconds\": {secs:.3}, \"texts_per_s\": {:.2}, \"batch\": {batch}}}",
+        embedder.backend(),
         refs.len(),
         refs.len() as f64 / secs
     );

@@ -64,6 +64,14 @@ pub enum Error {
     /// A saved KV cache does not fit the loaded model.
     #[error("saved prompt cache: {0}")]
     BadCache(String),
+    /// ONNX Runtime could not be loaded or failed to run the encoder.
+    #[error("ONNX Runtime ({path}): {reason}")]
+    Runtime {
+        /// The runtime library involved.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// An error from the tensor library.
     #[error("tensor computation failed: {0}")]
     Candle(#[from] candle_core::Error),

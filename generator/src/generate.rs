@@ -126,6 +126,9 @@ pub struct Generator {
     template: ChatTemplate,
     /// The tokens whose keys and values are in the cache, in order from position 0.
     cached: Vec<u32>,
+    /// The length of the prefix put in place by [`Generator::prime`] or
+    /// [`Generator::restore`]: later prompts reuse at most this much of the cache.
+    pinned: Option<usize>,
     load_time: Duration,
 }
 
@@ -157,6 +160,7 @@ impl Generator {
             tokenizer,
             template,
             cached: Vec::new(),
+            pinned: None,
             load_time: start.elapsed(),
         })
     }
@@ -221,7 +225,10 @@ impl Generator {
     /// Continues `prompt` (token ids), streaming the text to `sink`.
     ///
     /// The KV cache of the longest prefix shared with the previous call is reused, so a fixed
-    /// instruction prefix is computed once across many questions.
+    /// instruction prefix is computed once across many questions. After [`Self::prime`] or
+    /// [`Self::restore`], at most that prefix is reused: the prompt past it is always computed
+    /// afresh, so the output does not depend on which prompts came before (float sums split at
+    /// another place round differently, and greedy decoding can follow the difference).
     pub fn generate(
         &mut self,
         prompt: &[u32],
@@ -241,7 +248,9 @@ impl Generator {
             });
         }
         // At least the last prompt token is run again, to get the logits that follow it.
-        let reused = common_prefix(&self.cached, prompt).min(prompt.len() - 1);
+        let reused = common_prefix(&self.cached, prompt)
+            .min(prompt.len() - 1)
+            .min(self.pinned.unwrap_or(usize::MAX));
         self.cached.truncate(reused);
         let logits = self.model.forward(&prompt[reused..], reused, false)?;
         self.cached.extend_from_slice(&prompt[reused..]);
@@ -307,19 +316,20 @@ impl Generator {
         argmax_rows(&logits)
     }
 
-    /// Runs `prefix` through the model so that the next prompt starting with it reuses its KV
-    /// cache (a fixed instruction prefix, computed before the first question arrives).
+    /// Runs `prefix` through the model so that every later prompt starting with it reuses its
+    /// KV cache (a fixed instruction prefix, computed before the first question arrives), and
+    /// only its cache: see [`Self::generate`].
     pub fn prime(&mut self, prefix: &[u32]) -> Result<()> {
         if prefix.is_empty() {
             return Ok(());
         }
-        let reused = common_prefix(&self.cached, prefix);
-        if reused == prefix.len() {
-            return Ok(());
+        let reused = common_prefix(&self.cached, prefix).min(self.pinned.unwrap_or(usize::MAX));
+        if reused < prefix.len() {
+            self.cached.truncate(reused);
+            self.model.forward(&prefix[reused..], reused, false)?;
+            self.cached.extend_from_slice(&prefix[reused..]);
         }
-        self.cached.truncate(reused);
-        self.model.forward(&prefix[reused..], reused, false)?;
-        self.cached.extend_from_slice(&prefix[reused..]);
+        self.pinned = Some(prefix.len());
         Ok(())
     }
 
@@ -335,12 +345,14 @@ impl Generator {
     pub fn restore(&mut self, tokens: &[u32], kv: &[f32]) -> Result<()> {
         self.model.import_cache(tokens.len(), kv)?;
         self.cached = tokens.to_vec();
+        self.pinned = Some(tokens.len());
         Ok(())
     }
 
-    /// Forgets the KV cache (the next call computes its whole prompt).
+    /// Forgets the KV cache and any primed prefix (the next call computes its whole prompt).
     pub fn reset(&mut self) {
         self.cached.clear();
+        self.pinned = None;
     }
 }
 

@@ -17,6 +17,7 @@ pub mod gguf;
 pub mod kernels;
 mod kv_cache;
 pub mod model;
+mod onnx;
 mod parallel;
 pub mod sampling;
 mod sgemm;

@@ -201,3 +201,58 @@ fn a_sink_can_stop_generation_between_tokens() {
     assert_eq!(fresh.reused_tokens, 0);
     assert_eq!(fresh.tokens[..8], again.tokens[..8]);
 }
+
+#[test]
+fn after_priming_only_the_primed_prefix_is_reused() {
+    let mut generator = Generator::load(
+        &model_path("smollm2-135m-instruct-q4_1.gguf"),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let options = GenerateOptions {
+        max_tokens: 24,
+        ignore_stop_tokens: true,
+        ..GenerateOptions::default()
+    };
+    let tokenizer = generator.tokenizer().clone();
+    let prefix = tokenizer
+        .encode("You answer questions about gardens.")
+        .unwrap();
+    let with = |rest: &str| {
+        let mut t = prefix.clone();
+        t.extend(tokenizer.encode(rest).unwrap());
+        t
+    };
+    let (first, second) = (
+        with(" Roses need sun and water every day. Tulips"),
+        with(" Roses need sun and water every day."),
+    );
+    assert!(first[..prefix.len() + 3] == second[..prefix.len() + 3]);
+
+    generator.prime(&prefix).unwrap();
+    let alone = generator
+        .generate(&second, &options, &mut Collect::default())
+        .unwrap();
+    assert_eq!(alone.reused_tokens, prefix.len());
+
+    // After another prompt that shares more than the prefix with it, the same prompt still
+    // reuses only the prefix, and so continues exactly as it did alone.
+    generator
+        .generate(&first, &options, &mut Collect::default())
+        .unwrap();
+    let after = generator
+        .generate(&second, &options, &mut Collect::default())
+        .unwrap();
+    assert_eq!(after.reused_tokens, prefix.len());
+    assert_eq!(after.tokens, alone.tokens);
+
+    // Without a primed prefix, everything shared is reused.
+    generator.reset();
+    generator
+        .generate(&first, &options, &mut Collect::default())
+        .unwrap();
+    let unpinned = generator
+        .generate(&second, &options, &mut Collect::default())
+        .unwrap();
+    assert!(unpinned.reused_tokens >= prefix.len() + 3);
+}

@@ -1,0 +1,72 @@
+//! The sentence encoder on its two engines, with the real pinned weights (`cairn models pull`
+//! puts them, and the ONNX Runtime library, in the models directory: `CAIRN_MODELS_DIR`, else
+//! the user's cache directory).
+
+use std::path::PathBuf;
+
+use cairn_generator::BertEmbedder;
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("CAIRN_MODELS_DIR").map_or_else(
+        || {
+            dirs::cache_dir()
+                .expect("a cache directory")
+                .join("cairn")
+                .join("models")
+        },
+        PathBuf::from,
+    )
+}
+
+fn installed(rel: &str) -> PathBuf {
+    let path = models_dir().join(rel);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo run -- models pull` first",
+        path.display()
+    );
+    path
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[test]
+fn onnx_runtime_and_the_built_in_encoder_give_the_same_vectors() {
+    let dir = installed("all-minilm-l6-v2");
+    let lib = installed("onnxruntime-1.32.0/libonnxruntime.so");
+    let built_in = BertEmbedder::load(&dir).unwrap();
+    let runtime = BertEmbedder::load_with_runtime(&dir, &lib, 2).unwrap();
+    assert_eq!(built_in.backend(), "built-in");
+    assert_eq!(runtime.backend(), "onnxruntime");
+
+    // Lengths from one token to past the 256-token limit, out of length order, so that the
+    // runtime's sorting, padding and putting back in order are all exercised.
+    let long = "The pump's seals are checked every spring before the first watering. ".repeat(40);
+    let texts = [
+        "Where is the spare key kept?",
+        long.as_str(),
+        "",
+        "Cairn builds a hybrid index: BM25 over the text, and vectors from a small encoder.",
+        "x",
+        "Two sentences here. The second one talks about something else entirely, like rivers.",
+    ];
+    let a = built_in.embed(&texts).unwrap();
+    let b = runtime.embed(&texts).unwrap();
+    assert_eq!(a.len(), texts.len());
+    assert_eq!(b.len(), texts.len());
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert_eq!(y.len(), 384);
+        let norm = cosine(y, y).sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "text {i}: norm {norm}");
+        let c = cosine(x, y);
+        assert!(c > 0.99999, "text {i}: cosine {c} between the engines");
+    }
+    // Different texts stay different (the order was put back).
+    assert!(cosine(&b[0], &b[3]) < 0.9);
+
+    // One text alone gets the vector it gets in a batch.
+    let alone = runtime.embed(&texts[3..4]).unwrap();
+    assert!(cosine(&alone[0], &b[3]) > 0.99999);
+}
