@@ -30,6 +30,13 @@ pub const ANSWER_SCHEMA_VERSION: u32 = 1;
 /// below it, the knowledge base almost never held the answer.
 pub const MIN_RELEVANCE: f32 = 0.30;
 
+/// Least share of the question's content words that one retrieved passage must contain for
+/// cairn to ask the model: a knowledge base none of whose passages mentions most of what was
+/// asked (the names, the things) does not hold the answer, however similar a passage sounds.
+/// Calibrated on the even XQuAD articles (BENCHMARKS.md): the largest value that withholds no
+/// answerable question there.
+pub const MIN_COVERAGE: f32 = 0.25;
+
 /// Per-question settings.
 #[derive(Clone, Debug)]
 pub struct AskOptions {
@@ -45,6 +52,9 @@ pub struct AskOptions {
     pub seed: u64,
     /// Questions whose best passage is less similar than this are not sent to the model.
     pub min_relevance: f32,
+    /// Questions no passage of which holds this share of the question's content words are not
+    /// sent to the model.
+    pub min_coverage: f32,
 }
 
 impl Default for AskOptions {
@@ -60,6 +70,7 @@ impl Default for AskOptions {
             top_p: 0.9,
             seed: 0,
             min_relevance: MIN_RELEVANCE,
+            min_coverage: MIN_COVERAGE,
         }
     }
 }
@@ -329,7 +340,9 @@ pub fn answer(
         .iter()
         .filter_map(|h| h.fused.dense.map(|d| d.score))
         .fold(f32::NEG_INFINITY, f32::max);
-    let gate = o.mode != Mode::Bm25 && best < o.min_relevance;
+    let covered =
+        cairn_retriever::terms::coverage(question, hits.iter().map(|h| h.chunk.text.as_str()));
+    let gate = (o.mode != Mode::Bm25 && best < o.min_relevance) || covered < o.min_coverage;
     if context.sources.is_empty() || gate {
         timings.total_ms = before + ms(start.elapsed());
         return Ok(Answer {
@@ -604,7 +617,9 @@ impl<W: Write> AnswerSink for Printer<W> {
 pub fn print_sources(out: &mut dyn Write, a: &Answer, quote: bool) -> std::io::Result<()> {
     if let Some(reason) = a.abstained {
         let why = match reason {
-            Abstain::Retrieval => "no passage is relevant enough",
+            Abstain::Retrieval => {
+                "no passage is relevant enough, or none mentions most of what was asked"
+            }
             Abstain::Model => "the model found no answer in the closest passages",
             Abstain::Unsupported => "the model's answer is not supported by the passages",
         };

@@ -151,6 +151,7 @@ fn parse(line_no: usize, line: &str, base: &AskOptions) -> Item {
             return Err(LineError::new("bad_field", "`temperature` must be 0–2"));
         }
         o.min_relevance = field(&obj, "min_relevance", o.min_relevance)?;
+        o.min_coverage = field(&obj, "min_coverage", o.min_coverage)?;
         Ok((question, o))
     })();
     Item {

@@ -259,7 +259,10 @@ impl Row {
                 .iter()
                 .filter_map(|h| h.fused.dense.map(|d| d.score))
                 .fold(f32::NEG_INFINITY, f32::max),
-            coverage: coverage(&q.question, hits),
+            coverage: cairn_retriever::terms::coverage(
+                &q.question,
+                hits.iter().map(|h| h.chunk.text.as_str()),
+            ),
             ttft_ms: 0.0,
             total_ms: 0.0,
             context_tokens: context.tokens,
@@ -313,20 +316,6 @@ impl Row {
     }
 }
 
-fn coverage(question: &str, hits: &[cairn_retriever::Hit]) -> f32 {
-    use cairn_retriever::terms::terms;
-    let q: HashSet<String> = terms(question).into_iter().collect();
-    if q.is_empty() {
-        return 0.0;
-    }
-    hits.iter()
-        .map(|h| {
-            let t: HashSet<String> = terms(&h.chunk.text).into_iter().collect();
-            q.iter().filter(|w| t.contains(*w)).count() as f32 / q.len() as f32
-        })
-        .fold(0.0, f32::max)
-}
-
 fn mean(xs: impl Iterator<Item = f64>) -> f64 {
     let (s, n) = xs.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
     if n == 0 {
@@ -368,6 +357,7 @@ fn report(s: &QaSettings, rows: &[Row], chunks: u64, index_secs: f64, model: &st
         "budget": s.options.budget,
         "k": s.options.k,
         "min_relevance": s.options.min_relevance,
+        "min_coverage": s.options.min_coverage,
         "retrieval_only": s.retrieval_only,
         "exact_match": mean(ans.iter().map(|r| r.em)),
         "f1": mean(ans.iter().map(|r| r.f1)),

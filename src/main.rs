@@ -171,6 +171,10 @@ struct AskArgs {
     /// Least similarity of the best passage for the model to be asked at all.
     #[arg(long, default_value_t = ask::MIN_RELEVANCE)]
     min_relevance: f32,
+    /// Least share of the question's content words one passage must contain for the model to
+    /// be asked (0 turns this check off).
+    #[arg(long, default_value_t = ask::MIN_COVERAGE)]
+    min_coverage: f32,
     /// Print the sources given to the model before the answer.
     #[arg(long)]
     show_context: bool,
@@ -192,6 +196,7 @@ impl AskArgs {
             temperature: self.temperature,
             seed: self.seed,
             min_relevance: self.min_relevance,
+            min_coverage: self.min_coverage,
             ..ask::AskOptions::default()
         }
     }
@@ -277,6 +282,9 @@ enum EvalCommand {
         /// Least similarity of the best passage for the model to be asked.
         #[arg(long, default_value_t = ask::MIN_RELEVANCE)]
         min_relevance: f32,
+        /// Least share of the question's content words one passage must contain.
+        #[arg(long, default_value_t = ask::MIN_COVERAGE)]
+        min_coverage: f32,
         /// Only retrieve and assemble context (recall and relevance, no model).
         #[arg(long)]
         retrieval_only: bool,
@@ -544,6 +552,7 @@ fn run_other(cli: Cli) -> Result<()> {
             k,
             budget,
             min_relevance,
+            min_coverage,
             retrieval_only,
             ref dump,
             json,
@@ -560,6 +569,7 @@ fn run_other(cli: Cli) -> Result<()> {
                 k,
                 budget,
                 min_relevance,
+                min_coverage,
                 ..ask::AskOptions::default()
             },
         }),

@@ -10,7 +10,13 @@ mod common;
 use common::{cairn, kb};
 
 fn ask_json(question: &str) -> (i32, serde_json::Value) {
-    let (code, out, err) = cairn(kb(), &["ask", question, "--json"]);
+    ask_json_with(question, &[])
+}
+
+fn ask_json_with(question: &str, options: &[&str]) -> (i32, serde_json::Value) {
+    let mut args = vec!["ask", question, "--json"];
+    args.extend_from_slice(options);
+    let (code, out, err) = cairn(kb(), &args);
     let v: serde_json::Value = serde_json::from_str(out.trim())
         .unwrap_or_else(|e| panic!("not JSON ({e}): {out}\nstderr: {err}"));
     (code, v)
@@ -48,6 +54,25 @@ fn a_question_the_documents_do_not_answer_exits_3() {
     let (code, out, _) = cairn(kb(), &["ask", "Which country won the 1998 FIFA World Cup?"]);
     assert_eq!(code, 3);
     assert!(out.contains("Not found in the knowledge base"), "{out}");
+}
+
+#[test]
+fn passages_that_mention_none_of_what_was_asked_are_not_sent_to_the_model() {
+    // With the similarity gate off, the word check alone withholds a question none of whose
+    // content words any passage contains.
+    let q = "Which country won the 1998 FIFA World Cup?";
+    let (code, out, _) = cairn(kb(), &["ask", q, "--min-relevance", "0"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains("none mentions most of what was asked"),
+        "{out}"
+    );
+    // Turned off too, the question reaches the model (whatever it makes of it).
+    let (_, v) = ask_json_with(q, &["--min-relevance", "0", "--min-coverage", "0"]);
+    assert_ne!(v["abstain_reason"], "retrieval", "{v:#}");
+    // An answerable question passes the check.
+    let (code, v) = ask_json("How many litres of glycol prime the Orvane pump?");
+    assert_eq!(code, 0, "{v:#}");
 }
 
 #[test]

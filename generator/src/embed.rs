@@ -55,7 +55,54 @@ enum Backend {
     BuiltIn(Encoder),
     /// ONNX Runtime, on the graph [`crate::onnx::bert_graph`] writes from the same weights.
     /// A session runs one batch at a time.
-    Runtime(Mutex<ort::session::Session>),
+    Runtime(Mutex<Runtime>),
+}
+
+/// The ONNX Runtime engine: the library loaded, the session made when first needed.
+enum Runtime {
+    Pending {
+        encoder: Encoder,
+        environment: ort::environment::Environment,
+        library: PathBuf,
+        threads: usize,
+    },
+    Ready(ort::session::Session),
+}
+
+impl Runtime {
+    /// The session, made from the weights on first use (which then drops them).
+    fn session(&mut self) -> Result<&mut ort::session::Session> {
+        if let Runtime::Pending {
+            encoder,
+            environment,
+            library,
+            threads,
+        } = self
+        {
+            let graph = crate::onnx::bert_graph(&encoder.weights());
+            let session = ort::session::Session::builder(environment)
+                .and_then(|b| {
+                    b.with_optimization_level(ort::session::builder::GraphOptimizationLevel::All)
+                        .map_err(Into::into)
+                })
+                .and_then(|b| b.with_intra_threads(*threads).map_err(Into::into))
+                .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
+                .and_then(|mut b| b.commit_from_memory(&graph))
+                .map_err(|e| runtime_error(library, &e))?;
+            *self = Runtime::Ready(session);
+        }
+        match self {
+            Runtime::Ready(session) => Ok(session),
+            Runtime::Pending { .. } => unreachable!("the session was just made"),
+        }
+    }
+}
+
+fn runtime_error(library: &Path, e: &dyn std::fmt::Display) -> Error {
+    Error::Runtime {
+        path: library.to_owned(),
+        reason: e.to_string(),
+    }
 }
 
 /// Texts per ONNX Runtime call. Texts go in by length, so padding to the longest of a batch
@@ -93,40 +140,28 @@ impl BertEmbedder {
     /// rounding; about twice the built-in encoder's speed on this model.
     pub fn load_with_runtime(dir: &Path, runtime: &Path, threads: usize) -> Result<Self> {
         let (tokenizer, counter, encoder) = load_parts(dir)?;
-        let graph = crate::onnx::bert_graph(&encoder.weights());
-        let dim = encoder.dim;
-        drop(encoder);
-        let fail = |e: &dyn std::fmt::Display| Error::Runtime {
-            path: runtime.to_owned(),
-            reason: e.to_string(),
-        };
         // Loading the library is checked (version, symbols) and fails as an error, not a panic.
+        // The session itself is made on the first call that embeds something: a run that finds
+        // nothing to embed (re-adding unchanged files) does not pay for building it.
         let environment = ort::init_from(runtime)
-            .map_err(|e| fail(&e))?
+            .map_err(|e| runtime_error(runtime, &e))?
             .with_name("cairn")
             .build()
-            .map_err(|e| fail(&e))?;
-        let session = ort::session::Session::builder(&environment)
-            .and_then(|b| {
-                b.with_optimization_level(ort::session::builder::GraphOptimizationLevel::All)
-                    .map_err(Into::into)
-            })
-            .and_then(|b| {
-                b.with_intra_threads(if threads == 0 {
-                    rayon::current_num_threads()
-                } else {
-                    threads
-                })
-                .map_err(Into::into)
-            })
-            .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
-            .and_then(|mut b| b.commit_from_memory(&graph))
-            .map_err(|e| fail(&e))?;
+            .map_err(|e| runtime_error(runtime, &e))?;
         Ok(BertEmbedder {
             tokenizer,
             counter,
-            dim,
-            backend: Backend::Runtime(Mutex::new(session)),
+            dim: encoder.dim,
+            backend: Backend::Runtime(Mutex::new(Runtime::Pending {
+                encoder,
+                environment,
+                library: runtime.to_owned(),
+                threads: if threads == 0 {
+                    rayon::current_num_threads()
+                } else {
+                    threads
+                },
+            })),
         })
     }
 
@@ -319,13 +354,13 @@ impl BertEmbedder {
                 let positions: Vec<u32> = lens.iter().flat_map(|&l| 0..l as u32).collect();
                 Ok(encoder.forward(&ids, &positions, &lens))
             }
-            Backend::Runtime(session) => {
+            Backend::Runtime(runtime) => {
                 let texts: Vec<&[u32]> = encodings
                     .iter()
                     .map(tokenizers::Encoding::get_ids)
                     .collect();
-                let mut session = session.lock().unwrap_or_else(PoisonError::into_inner);
-                run_by_length(&mut session, &texts, self.dim)
+                let mut runtime = runtime.lock().unwrap_or_else(PoisonError::into_inner);
+                run_by_length(runtime.session()?, &texts, self.dim)
             }
         }
     }

@@ -49,6 +49,31 @@ const NUMBER_WORDS: &[&str] = &[
     "twenty",
 ];
 
+/// Ordinal words, first to twentieth, read as `1st` … `20th` so that they match the written
+/// form: "nineteenth century" supports "19th century".
+const ORDINAL_WORDS: [&str; 20] = [
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "fifth",
+    "sixth",
+    "seventh",
+    "eighth",
+    "ninth",
+    "tenth",
+    "eleventh",
+    "twelfth",
+    "thirteenth",
+    "fourteenth",
+    "fifteenth",
+    "sixteenth",
+    "seventeenth",
+    "eighteenth",
+    "nineteenth",
+    "twentieth",
+];
+
 /// Longest prefix kept of a word: a crude stem under which `climate`/`climatic`,
 /// `condition`/`conditions` and `acquire`/`acquired` meet.
 const STEM_CHARS: usize = 6;
@@ -62,6 +87,16 @@ fn stem(word: &str) -> String {
     }
     if let Some(n) = NUMBER_WORDS.iter().position(|n| *n == w) {
         return n.to_string();
+    }
+    if let Some(i) = ORDINAL_WORDS.iter().position(|o| *o == w) {
+        let n = i + 1;
+        let suffix = match n {
+            1 => "st",
+            2 => "nd",
+            3 => "rd",
+            _ => "th",
+        };
+        return format!("{n}{suffix}");
     }
     let plural = plural_stem(w);
     match plural.char_indices().nth(STEM_CHARS) {
@@ -128,6 +163,23 @@ pub fn terms(text: &str) -> Vec<String> {
     out
 }
 
+/// The largest share of the question's distinct content terms that one of `texts` contains
+/// (0 when the question has none): how much of what was asked any one passage talks about.
+#[must_use]
+pub fn coverage<'a>(question: &str, texts: impl IntoIterator<Item = &'a str>) -> f32 {
+    let asked: std::collections::HashSet<String> = terms(question).into_iter().collect();
+    if asked.is_empty() {
+        return 0.0;
+    }
+    texts
+        .into_iter()
+        .map(|text| {
+            let there: std::collections::HashSet<String> = terms(text).into_iter().collect();
+            asked.iter().filter(|t| there.contains(*t)).count() as f32 / asked.len() as f32
+        })
+        .fold(0.0, f32::max)
+}
+
 /// Whether a term is a number (its digits must match exactly to count as support).
 #[must_use]
 pub fn is_number(term: &str) -> bool {
@@ -137,6 +189,26 @@ pub fn is_number(term: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ordinal_words_meet_their_written_form() {
+        assert_eq!(terms("the nineteenth century"), terms("the 19th century"));
+        assert_eq!(terms("First and third"), ["1st", "3rd"]);
+    }
+
+    #[test]
+    fn coverage_is_the_best_passage_share_of_question_terms() {
+        let q = "When was the Velmora Bridge opened to traffic?";
+        let texts = [
+            "The bridge over the river was repainted.",
+            "Velmora Bridge opened in 1911; traffic crossed it the same day.",
+        ];
+        // Question terms: velmora, bridge, open(ed), traffic → all four in the second text.
+        assert!((coverage(q, texts) - 1.0).abs() < 1e-6);
+        assert!((coverage(q, texts[..1].iter().copied()) - 0.25).abs() < 1e-6);
+        assert!(coverage("the of and", texts).abs() < 1e-6);
+        assert!(coverage(q, std::iter::empty()).abs() < 1e-6);
+    }
 
     #[test]
     fn stopwords_are_sorted_for_binary_search() {
