@@ -98,6 +98,34 @@ impl Runtime {
     }
 }
 
+/// The process's ONNX Runtime environment, loaded from `runtime` by the first caller (ONNX
+/// Runtime allows one per process; every encoder shares it). Loading the library is checked
+/// (version, symbols) and fails as an error, not a panic.
+fn environment(runtime: &Path) -> Result<ort::environment::Environment> {
+    static ENVIRONMENT: Mutex<Option<(PathBuf, ort::environment::Environment)>> = Mutex::new(None);
+    let mut slot = ENVIRONMENT.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((library, environment)) = &*slot {
+        return if library == runtime {
+            Ok(environment.clone())
+        } else {
+            Err(runtime_error(
+                runtime,
+                &format!(
+                    "this process already loaded ONNX Runtime from {}",
+                    library.display()
+                ),
+            ))
+        };
+    }
+    let environment = ort::init_from(runtime)
+        .map_err(|e| runtime_error(runtime, &e))?
+        .with_name("cairn")
+        .build()
+        .map_err(|e| runtime_error(runtime, &e))?;
+    *slot = Some((runtime.to_owned(), environment.clone()));
+    Ok(environment)
+}
+
 fn runtime_error(library: &Path, e: &dyn std::fmt::Display) -> Error {
     Error::Runtime {
         path: library.to_owned(),
@@ -140,14 +168,9 @@ impl BertEmbedder {
     /// rounding; about twice the built-in encoder's speed on this model.
     pub fn load_with_runtime(dir: &Path, runtime: &Path, threads: usize) -> Result<Self> {
         let (tokenizer, counter, encoder) = load_parts(dir)?;
-        // Loading the library is checked (version, symbols) and fails as an error, not a panic.
         // The session itself is made on the first call that embeds something: a run that finds
         // nothing to embed (re-adding unchanged files) does not pay for building it.
-        let environment = ort::init_from(runtime)
-            .map_err(|e| runtime_error(runtime, &e))?
-            .with_name("cairn")
-            .build()
-            .map_err(|e| runtime_error(runtime, &e))?;
+        let environment = environment(runtime)?;
         Ok(BertEmbedder {
             tokenizer,
             counter,

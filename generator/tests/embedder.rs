@@ -69,4 +69,10 @@ fn onnx_runtime_and_the_built_in_encoder_give_the_same_vectors() {
     // One text alone gets the vector it gets in a batch.
     let alone = runtime.embed(&texts[3..4]).unwrap();
     assert!(cosine(&alone[0], &b[3]) > 0.99999);
+
+    // A second encoder in the same process shares the runtime (ONNX Runtime allows one
+    // environment per process) and gives the same vectors.
+    let second = BertEmbedder::load_with_runtime(&dir, &lib, 1).unwrap();
+    let again = second.embed(&texts[3..4]).unwrap();
+    assert!(cosine(&again[0], &b[3]) > 0.99999);
 }
