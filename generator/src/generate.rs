@@ -316,6 +316,14 @@ impl Generator {
         argmax_rows(&logits)
     }
 
+    /// Teacher forcing: the next-token logits after the whole of `tokens` (`vocab` values).
+    pub fn next_token_logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        self.cached.clear();
+        let logits = self.model.forward(tokens, 0, false)?;
+        self.cached.extend_from_slice(tokens);
+        Ok(logits.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?)
+    }
+
     /// Runs `prefix` through the model so that every later prompt starting with it reuses its
     /// KV cache (a fixed instruction prefix, computed before the first question arrives), and
     /// only its cache: see [`Self::generate`].
