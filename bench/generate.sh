@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 model_id=${1:-default}
 threads=${2:-2}
 llama_py=${LLAMA_PY:-/opt/llamaref/bin/python}
-cairn=target/release/cairn
+cairn=${CAIRN_BIN:-target/release/cairn}
 model=$("$cairn" models path "$model_id")
 src=../shared/eval/markdown/rust-book/src/ch08-02-strings.md
 prompt=$(mktemp)
