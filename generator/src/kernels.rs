@@ -98,6 +98,14 @@ pub fn dot(ty: BlockType, row: &[u8], y: &[Q8Block]) -> f32 {
     // SAFETY: this branch is compiled only when the build itself targets AVX2 and FMA, so every
     // CPU this binary runs on has them; calling a `#[target_feature]` function is then sound.
     unsafe {
+        #[cfg(all(
+            target_feature = "avx512vnni",
+            target_feature = "avx512vl",
+            target_feature = "avx512bw"
+        ))]
+        if let Some(v) = vnni::dot(ty, row, y) {
+            return v;
+        }
         avx2::dot(ty, row, y)
     }
     #[cfg(not(all(
@@ -436,6 +444,101 @@ mod avx2 {
         }
         let (acc, scalar) = (_mm256_add_ps(acc0, acc1), scalar0 + scalar1);
         hsum(acc) + scalar
+    }
+}
+
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "avx512vnni",
+    target_feature = "avx512vl",
+    target_feature = "avx512bw"
+))]
+mod vnni {
+    //! AVX-512 VNNI versions (on 256-bit vectors) for the types without a block minimum.
+    //!
+    //! `vpdpbusd` multiplies unsigned by signed bytes and adds groups of four into i32 lanes in
+    //! one instruction, without the 16-bit saturation of `maddubs`; a mask register sets the
+    //! fifth bits in one masked add. The block offset comes out of the integer sums too
+    //! (Σ(x−o)·y = Σx·y − Σo·y, both exact), so a block costs no scalar work but its scale.
+    use std::arch::x86_64::{
+        __m256, __m256i, _mm256_add_ps, _mm256_and_si256, _mm256_castps256_ps128,
+        _mm256_cvtepi32_ps, _mm256_dpbusd_epi32, _mm256_extractf128_ps, _mm256_fmadd_ps,
+        _mm256_mask_add_epi8, _mm256_set1_epi8, _mm256_set1_ps, _mm256_set_m128i,
+        _mm256_setzero_ps, _mm256_setzero_si256, _mm256_sub_epi32, _mm_add_ps, _mm_add_ss,
+        _mm_cvtss_f32, _mm_movehdup_ps, _mm_movehl_ps, _mm_srli_epi16,
+    };
+
+    use super::{read_f16, BlockType, Q8Block};
+
+    /// `None` for the types this module has no kernel for.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub(super) fn dot(ty: BlockType, row: &[u8], y: &[Q8Block]) -> Option<f32> {
+        match ty {
+            BlockType::Q4_0 => Some(dot_blocks::<18, 2, 0>(row, y, 8)),
+            BlockType::Q5_0 => Some(dot_blocks::<22, 6, 2>(row, y, 16)),
+            BlockType::Q4_1 | BlockType::Q5_1 => None,
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+    fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+    }
+
+    /// Eight partial sums of `Σ (x − offset)·y` over one block, as floats scaled by `d·d_y`.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+    #[inline]
+    fn block<const BB: usize, const QS: usize, const QH: usize>(
+        block: &[u8; BB],
+        yb: &Q8Block,
+        offset: __m256i,
+    ) -> (__m256, __m256) {
+        let lo: [u8; 16] = block[QS..QS + 16].try_into().expect("16 bytes");
+        let lo = bytemuck::cast(lo);
+        let mut x = _mm256_and_si256(
+            _mm256_set_m128i(_mm_srli_epi16(lo, 4), lo),
+            _mm256_set1_epi8(0x0F),
+        );
+        if QH > 0 {
+            let qh = u32::from_le_bytes([block[QH], block[QH + 1], block[QH + 2], block[QH + 3]]);
+            x = _mm256_mask_add_epi8(x, qh, x, _mm256_set1_epi8(0x10));
+        }
+        let y: __m256i = bytemuck::cast(yb.qs);
+        let zero = _mm256_setzero_si256();
+        let sums = _mm256_sub_epi32(
+            _mm256_dpbusd_epi32(zero, x, y),
+            _mm256_dpbusd_epi32(zero, offset, y),
+        );
+        (
+            _mm256_set1_ps(read_f16(block, 0) * yb.d),
+            _mm256_cvtepi32_ps(sums),
+        )
+    }
+
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+    fn dot_blocks<const BB: usize, const QS: usize, const QH: usize>(
+        row: &[u8],
+        y: &[Q8Block],
+        offset: i8,
+    ) -> f32 {
+        let offset = _mm256_set1_epi8(offset);
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut blocks = row.chunks_exact(BB).zip(y);
+        while let Some((b0, y0)) = blocks.next() {
+            let b0: &[u8; BB] = b0.try_into().expect("chunks_exact gives BB bytes");
+            let (d, s) = block::<BB, QS, QH>(b0, y0, offset);
+            acc0 = _mm256_fmadd_ps(d, s, acc0);
+            if let Some((b1, y1)) = blocks.next() {
+                let b1: &[u8; BB] = b1.try_into().expect("chunks_exact gives BB bytes");
+                let (d, s) = block::<BB, QS, QH>(b1, y1, offset);
+                acc1 = _mm256_fmadd_ps(d, s, acc1);
+            }
+        }
+        hsum(_mm256_add_ps(acc0, acc1))
     }
 }
 
