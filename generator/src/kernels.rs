@@ -26,7 +26,20 @@ pub enum BlockType {
     Q5_0,
     /// f16 scale and minimum, 32 × 5-bit values.
     Q5_1,
+    /// f16 scale, 32 × signed 8-bit values. Handled here only where the VNNI kernel exists
+    /// ([`FAST_Q8_0`]); candle's kernel is as fast elsewhere.
+    Q8_0,
 }
+
+/// Whether this build has a Q8_0 kernel faster than candle's (AVX-512 VNNI).
+pub const FAST_Q8_0: bool = cfg!(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "avx512vnni",
+    target_feature = "avx512vl",
+    target_feature = "avx512bw"
+));
 
 impl BlockType {
     /// Bytes per block of 32 weights.
@@ -37,6 +50,7 @@ impl BlockType {
             BlockType::Q4_1 => 20,
             BlockType::Q5_0 => 22,
             BlockType::Q5_1 => 24,
+            BlockType::Q8_0 => 34,
         }
     }
 }
@@ -89,6 +103,9 @@ pub fn quantize_q8(x: &[f32], out: &mut Vec<Q8Block>) {
 /// Dot product of one row of weight blocks with quantized activations.
 #[must_use]
 pub fn dot(ty: BlockType, row: &[u8], y: &[Q8Block]) -> f32 {
+    if ty == BlockType::Q8_0 && !FAST_Q8_0 {
+        return dot_scalar(ty, row, y);
+    }
     #[cfg(all(
         target_arch = "x86_64",
         target_feature = "avx2",
@@ -122,6 +139,9 @@ pub fn dot(ty: BlockType, row: &[u8], y: &[Q8Block]) -> f32 {
 /// weight block is unpacked once and used four times (prompts of a few tokens).
 #[must_use]
 pub fn dot4(ty: BlockType, row: &[u8], ys: [&[Q8Block]; 4]) -> [f32; 4] {
+    if ty == BlockType::Q8_0 {
+        return ys.map(|y| dot(ty, row, y));
+    }
     #[cfg(all(
         target_arch = "x86_64",
         target_feature = "avx2",
@@ -142,9 +162,18 @@ pub fn dot4(ty: BlockType, row: &[u8], ys: [&[Q8Block]; 4]) -> [f32; 4] {
     }
 }
 
-/// The 32 unsigned weight values of one block (nibble, plus the fifth bit for Q5 types).
+/// The 32 unsigned weight values of one block (nibble, plus the fifth bit for Q5 types; for
+/// Q8_0 the signed value plus 128, which [`block_params`] takes off again as the offset).
 fn unpack(ty: BlockType, block: &[u8]) -> [u8; BLOCK] {
+    if ty == BlockType::Q8_0 {
+        let mut x = [0u8; BLOCK];
+        for (v, b) in x.iter_mut().zip(&block[2..2 + BLOCK]) {
+            *v = b ^ 0x80;
+        }
+        return x;
+    }
     let (qs_at, qh) = match ty {
+        BlockType::Q8_0 => unreachable!("handled above"),
         BlockType::Q4_0 => (2, None),
         BlockType::Q4_1 => (4, None),
         BlockType::Q5_0 => (
@@ -174,6 +203,7 @@ fn block_params(ty: BlockType, block: &[u8]) -> (f32, Option<f32>, i32) {
     match ty {
         BlockType::Q4_0 => (read_f16(block, 0), None, 8),
         BlockType::Q5_0 => (read_f16(block, 0), None, 16),
+        BlockType::Q8_0 => (read_f16(block, 0), None, 128),
         BlockType::Q4_1 | BlockType::Q5_1 => (read_f16(block, 0), Some(read_f16(block, 2)), 0),
     }
 }
@@ -336,6 +366,7 @@ mod avx2 {
             BlockType::Q4_1 => dot_blocks::<20, 4, 0, true>(row, y, 0.0),
             BlockType::Q5_0 => dot_blocks::<22, 6, 2, false>(row, y, 16.0),
             BlockType::Q5_1 => dot_blocks::<24, 8, 4, true>(row, y, 0.0),
+            BlockType::Q8_0 => super::dot_scalar(ty, row, y),
         }
     }
 
@@ -346,6 +377,7 @@ mod avx2 {
             BlockType::Q4_1 => dot_blocks4::<20, 4, 0, true>(row, ys, 0.0),
             BlockType::Q5_0 => dot_blocks4::<22, 6, 2, false>(row, ys, 16.0),
             BlockType::Q5_1 => dot_blocks4::<24, 8, 4, true>(row, ys, 0.0),
+            BlockType::Q8_0 => ys.map(|y| super::dot_scalar(ty, row, y)),
         }
     }
 
@@ -456,7 +488,8 @@ mod avx2 {
     target_feature = "avx512bw"
 ))]
 mod vnni {
-    //! AVX-512 VNNI versions (on 256-bit vectors) for the types without a block minimum.
+    //! AVX-512 VNNI versions (on 256-bit vectors) for the types without a block minimum, and
+    //! Q8_0.
     //!
     //! `vpdpbusd` multiplies unsigned by signed bytes and adds groups of four into i32 lanes in
     //! one instruction, without the 16-bit saturation of `maddubs`; a mask register sets the
@@ -466,8 +499,8 @@ mod vnni {
         __m256, __m256i, _mm256_add_ps, _mm256_and_si256, _mm256_castps256_ps128,
         _mm256_cvtepi32_ps, _mm256_dpbusd_epi32, _mm256_extractf128_ps, _mm256_fmadd_ps,
         _mm256_mask_add_epi8, _mm256_set1_epi8, _mm256_set1_ps, _mm256_set_m128i,
-        _mm256_setzero_ps, _mm256_setzero_si256, _mm256_sub_epi32, _mm_add_ps, _mm_add_ss,
-        _mm_cvtss_f32, _mm_movehdup_ps, _mm_movehl_ps, _mm_srli_epi16,
+        _mm256_setzero_ps, _mm256_setzero_si256, _mm256_sub_epi32, _mm256_xor_si256, _mm_add_ps,
+        _mm_add_ss, _mm_cvtss_f32, _mm_movehdup_ps, _mm_movehl_ps, _mm_srli_epi16,
     };
 
     use super::{read_f16, BlockType, Q8Block};
@@ -478,6 +511,8 @@ mod vnni {
         match ty {
             BlockType::Q4_0 => Some(dot_blocks::<18, 2, 0>(row, y, 8)),
             BlockType::Q5_0 => Some(dot_blocks::<22, 6, 2>(row, y, 16)),
+            // Signed values flipped to unsigned (q + 128, an xor), with 128 as the offset.
+            BlockType::Q8_0 => Some(dot_blocks::<34, 2, 0>(row, y, -128)),
             BlockType::Q4_1 | BlockType::Q5_1 => None,
         }
     }
@@ -497,12 +532,18 @@ mod vnni {
         yb: &Q8Block,
         offset: __m256i,
     ) -> (__m256, __m256) {
-        let lo: [u8; 16] = block[QS..QS + 16].try_into().expect("16 bytes");
-        let lo = bytemuck::cast(lo);
-        let mut x = _mm256_and_si256(
-            _mm256_set_m128i(_mm_srli_epi16(lo, 4), lo),
-            _mm256_set1_epi8(0x0F),
-        );
+        let mut x = if BB == 34 {
+            // Q8_0: 32 signed bytes, made unsigned.
+            let q: [u8; 32] = block[QS..QS + 32].try_into().expect("32 bytes");
+            _mm256_xor_si256(bytemuck::cast(q), _mm256_set1_epi8(-128))
+        } else {
+            let lo: [u8; 16] = block[QS..QS + 16].try_into().expect("16 bytes");
+            let lo = bytemuck::cast(lo);
+            _mm256_and_si256(
+                _mm256_set_m128i(_mm_srli_epi16(lo, 4), lo),
+                _mm256_set1_epi8(0x0F),
+            )
+        };
         if QH > 0 {
             let qh = u32::from_le_bytes([block[QH], block[QH + 1], block[QH + 2], block[QH + 3]]);
             x = _mm256_mask_add_epi8(x, qh, x, _mm256_set1_epi8(0x10));
@@ -576,6 +617,7 @@ mod tests {
             BlockType::Q4_1,
             BlockType::Q5_0,
             BlockType::Q5_1,
+            BlockType::Q8_0,
         ] {
             let blocks = 28;
             let row = random_row(ty, blocks, &mut rng);

@@ -53,12 +53,15 @@ enum Weight {
     Dense(Tensor),
 }
 
-/// Block types for which candle has only scalar dot products, and we have our own.
+/// Block types for which candle has only scalar dot products (or, for Q8_0 on AVX-512 VNNI, a
+/// slower one), and we have our own.
 fn own_kernel(dtype: GgmlDType) -> Option<BlockType> {
     match dtype {
         GgmlDType::Q4_1 => Some(BlockType::Q4_1),
         GgmlDType::Q5_0 => Some(BlockType::Q5_0),
         GgmlDType::Q5_1 => Some(BlockType::Q5_1),
+        // The output layer of small models; candle's AVX2 kernel is slower than VNNI's.
+        GgmlDType::Q8_0 if kernels::FAST_Q8_0 => Some(BlockType::Q8_0),
         _ => None,
     }
 }
