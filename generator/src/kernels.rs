@@ -353,7 +353,7 @@ mod avx2 {
     }
 
     #[target_feature(enable = "avx2,fma")]
-    fn hsum(v: __m256) -> f32 {
+    pub(super) fn hsum(v: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
@@ -496,13 +496,13 @@ mod vnni {
     //! fifth bits in one masked add. The block offset comes out of the integer sums too
     //! (Σ(x−o)·y = Σx·y − Σo·y, both exact), so a block costs no scalar work but its scale.
     use std::arch::x86_64::{
-        __m256, __m256i, _mm256_add_ps, _mm256_and_si256, _mm256_castps256_ps128,
-        _mm256_cvtepi32_ps, _mm256_dpbusd_epi32, _mm256_extractf128_ps, _mm256_fmadd_ps,
-        _mm256_mask_add_epi8, _mm256_set1_epi8, _mm256_set1_ps, _mm256_set_m128i,
-        _mm256_setzero_ps, _mm256_setzero_si256, _mm256_sub_epi32, _mm256_xor_si256, _mm_add_ps,
-        _mm_add_ss, _mm_cvtss_f32, _mm_movehdup_ps, _mm_movehl_ps, _mm_srli_epi16,
+        __m256, __m256i, _mm256_add_ps, _mm256_and_si256, _mm256_cvtepi32_ps, _mm256_dpbusd_epi32,
+        _mm256_fmadd_ps, _mm256_mask_add_epi8, _mm256_set1_epi8, _mm256_set1_ps, _mm256_set_m128i,
+        _mm256_setzero_ps, _mm256_setzero_si256, _mm256_sub_epi32, _mm256_xor_si256,
+        _mm_srli_epi16,
     };
 
+    use super::avx2::hsum;
     use super::{read_f16, BlockType, Q8Block};
 
     /// `None` for the types this module has no kernel for.
@@ -515,13 +515,6 @@ mod vnni {
             BlockType::Q8_0 => Some(dot_blocks::<34, 2, 0>(row, y, -128)),
             BlockType::Q4_1 | BlockType::Q5_1 => None,
         }
-    }
-
-    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
-    fn hsum(v: __m256) -> f32 {
-        let s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
     }
 
     /// Eight partial sums of `Σ (x − offset)·y` over one block, as floats scaled by `d·d_y`.
