@@ -227,7 +227,13 @@ fn sum(x: &[f32]) -> f32 {
 /// building the float's exponent. Inputs below −87 give 0 (softmax scores are ≤ 0 here).
 pub(crate) fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E).round();
+    // Round to the nearest integer by adding 1.5·2²³, whose ulp is 1: the integer is then in
+    // the low mantissa bits. Unlike `round` (a libm call) and `as i32` (a saturating
+    // conversion with NaN checks), this is plain float and integer arithmetic that vectorizes.
+    const SHIFTER: f32 = 12_582_912.0;
+    let t = x * std::f32::consts::LOG2_E + SHIFTER;
+    let n = t - SHIFTER;
+    let n_int = t.to_bits().wrapping_sub(SHIFTER.to_bits()) as i32;
     // ln 2 in two parts (Cody–Waite), so that n·ln2 is subtracted without losing bits.
     let r = (x - n * 0.693_359_4) - n * -2.121_944_4e-4;
     let mut p = 1.0 / 5040.0;
@@ -242,7 +248,9 @@ pub(crate) fn exp(x: f32) -> f32 {
     ] {
         p = p * r + c;
     }
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // Wrapping: an overflow check (debug builds) would stop the loop from vectorizing; the
+    // clamp above keeps n_int in −126..=127.
+    let scale = f32::from_bits((n_int.wrapping_add(127) as u32) << 23);
     p * scale
 }
 
