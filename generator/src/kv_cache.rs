@@ -226,11 +226,11 @@ fn sum(x: &[f32]) -> f32 {
 /// `x = n·ln2 + r` with `|r| ≤ ln2/2`; `e^r` by its Taylor polynomial to degree 7; `2^n` by
 /// building the float's exponent. Inputs below −87 give 0 (softmax scores are ≤ 0 here).
 pub(crate) fn exp(x: f32) -> f32 {
-    let x = x.clamp(-87.0, 88.0);
     // Round to the nearest integer by adding 1.5·2²³, whose ulp is 1: the integer is then in
     // the low mantissa bits. Unlike `round` (a libm call) and `as i32` (a saturating
     // conversion with NaN checks), this is plain float and integer arithmetic that vectorizes.
     const SHIFTER: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
     let t = x * std::f32::consts::LOG2_E + SHIFTER;
     let n = t - SHIFTER;
     let n_int = t.to_bits().wrapping_sub(SHIFTER.to_bits()) as i32;
