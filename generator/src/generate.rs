@@ -310,18 +310,21 @@ impl Generator {
     ///
     /// Element `i` is the model's top-1 prediction for position `i + 1`.
     pub fn top1_predictions(&mut self, tokens: &[u32]) -> Result<Vec<u32>> {
-        self.cached.clear();
-        let logits = self.model.forward(tokens, 0, true)?;
-        self.cached.extend_from_slice(tokens);
-        argmax_rows(&logits)
+        argmax_rows(&self.teacher_force(tokens, true)?)
     }
 
     /// Teacher forcing: the next-token logits after the whole of `tokens` (`vocab` values).
     pub fn next_token_logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
-        self.cached.clear();
-        let logits = self.model.forward(tokens, 0, false)?;
-        self.cached.extend_from_slice(tokens);
+        let logits = self.teacher_force(tokens, false)?;
         Ok(logits.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?)
+    }
+
+    /// Runs all of `tokens` from position 0, leaving them in the cache.
+    fn teacher_force(&mut self, tokens: &[u32], all_logits: bool) -> Result<candle_core::Tensor> {
+        self.cached.clear();
+        let logits = self.model.forward(tokens, 0, all_logits)?;
+        self.cached.extend_from_slice(tokens);
+        Ok(logits)
     }
 
     /// Runs `prefix` through the model so that every later prompt starting with it reuses its

@@ -103,9 +103,6 @@ pub fn quantize_q8(x: &[f32], out: &mut Vec<Q8Block>) {
 /// Dot product of one row of weight blocks with quantized activations.
 #[must_use]
 pub fn dot(ty: BlockType, row: &[u8], y: &[Q8Block]) -> f32 {
-    if ty == BlockType::Q8_0 && !FAST_Q8_0 {
-        return dot_scalar(ty, row, y);
-    }
     #[cfg(all(
         target_arch = "x86_64",
         target_feature = "avx2",
@@ -139,9 +136,6 @@ pub fn dot(ty: BlockType, row: &[u8], y: &[Q8Block]) -> f32 {
 /// weight block is unpacked once and used four times (prompts of a few tokens).
 #[must_use]
 pub fn dot4(ty: BlockType, row: &[u8], ys: [&[Q8Block]; 4]) -> [f32; 4] {
-    if ty == BlockType::Q8_0 {
-        return ys.map(|y| dot(ty, row, y));
-    }
     #[cfg(all(
         target_arch = "x86_64",
         target_feature = "avx2",
@@ -366,6 +360,7 @@ mod avx2 {
             BlockType::Q4_1 => dot_blocks::<20, 4, 0, true>(row, y, 0.0),
             BlockType::Q5_0 => dot_blocks::<22, 6, 2, false>(row, y, 16.0),
             BlockType::Q5_1 => dot_blocks::<24, 8, 4, true>(row, y, 0.0),
+            // Reached only without VNNI, where `model` leaves Q8_0 to candle; kept exact.
             BlockType::Q8_0 => super::dot_scalar(ty, row, y),
         }
     }
@@ -377,7 +372,8 @@ mod avx2 {
             BlockType::Q4_1 => dot_blocks4::<20, 4, 0, true>(row, ys, 0.0),
             BlockType::Q5_0 => dot_blocks4::<22, 6, 2, false>(row, ys, 16.0),
             BlockType::Q5_1 => dot_blocks4::<24, 8, 4, true>(row, ys, 0.0),
-            BlockType::Q8_0 => ys.map(|y| super::dot_scalar(ty, row, y)),
+            // No four-row Q8_0 kernel: one row at a time, on VNNI where the build has it.
+            BlockType::Q8_0 => ys.map(|y| super::dot(ty, row, y)),
         }
     }
 
