@@ -11,9 +11,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use cairn_generator::{GenerateOptions, Generator, LoadOptions, Message};
+use cairn_generator::{Constraint, GenerateOptions, Generator, LoadOptions, Message, Quote};
 use cairn_index::Reader;
-use cairn_retriever::context::{user_prompt, EXAMPLES, SYSTEM_PROMPT};
+use cairn_retriever::context::{user_prompt, EXAMPLES, REFUSAL, SYSTEM_PROMPT};
 use cairn_retriever::ground::{ground_one, is_refusal, strip_markers};
 use cairn_retriever::{
     assemble, ground, Claim, Context, ContextOptions, Fusion, Hit, Mode, Retriever, SearchOptions,
@@ -56,6 +56,14 @@ pub struct AskOptions {
     /// Questions no passage of which holds this share of the question's content words are not
     /// sent to the model.
     pub min_coverage: f32,
+    /// Passages after the best are given to the model only if their score is at least this
+    /// share of the best one's.
+    pub min_relative_score: f32,
+    /// Added to the end-of-answer logit wherever a quoted span may end (above zero: shorter
+    /// quotes).
+    pub stop_bias: f32,
+    /// Let the model word the answer itself instead of quoting a span of the sources.
+    pub free: bool,
 }
 
 impl Default for AskOptions {
@@ -72,9 +80,16 @@ impl Default for AskOptions {
             seed: 0,
             min_relevance: MIN_RELEVANCE,
             min_coverage: MIN_COVERAGE,
+            min_relative_score: cairn_retriever::context::MIN_RELATIVE_SCORE,
+            stop_bias: STOP_BIAS,
+            free: false,
         }
     }
 }
+
+/// The default [`AskOptions::stop_bias`], chosen with `cairn eval qa` on the calibration half
+/// of XQuAD (BENCHMARKS.md).
+pub const STOP_BIAS: f32 = 1.0;
 
 /// Why an answer was withheld.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -116,6 +131,9 @@ pub struct Answer {
     pub context: Context,
     /// The retrieval hits the context came from.
     pub hits: Vec<Hit>,
+    /// The model's log-probability of each answer token (and of the stop token), before the
+    /// quote constraint narrowed its choice; empty when the model was not asked.
+    pub logprobs: Vec<f32>,
     pub timings: Timings,
 }
 
@@ -353,6 +371,7 @@ pub fn answer(
             claims: Vec::new(),
             context,
             hits,
+            logprobs: Vec::new(),
             timings,
         });
     }
@@ -364,9 +383,27 @@ pub fn answer(
     };
     let before_generation = start.elapsed();
     let mut forward = |piece: &str| sink.token(piece);
-    let g = generator.generate(&prompt, &options, &mut forward)?;
-    let answer = strip_markers(&sanitize(&g.text));
-    let (claims, abstained) = if is_refusal(&answer) {
+    let mut quote = (!o.free).then(|| {
+        let excerpts = context.sources.iter().flat_map(|s| &s.excerpts);
+        Quote::new(excerpts.map(|e| e.text.as_str()), [REFUSAL]).with_stop_bias(o.stop_bias)
+    });
+    let g = generator.generate_constrained(
+        &prompt,
+        &options,
+        quote.as_mut().map(|q| q as &mut dyn Constraint),
+        &mut forward,
+    )?;
+    // A quote is shown as matched: whitespace runs of the source collapsed to one space.
+    let text = quote.as_ref().map_or(g.text, Quote::text);
+    let answer = strip_markers(&sanitize(&text));
+    // A quoted answer is a refusal only when it is the refusal itself: a source may well
+    // contain words such as "not found".
+    let refused = if o.free {
+        is_refusal(&answer)
+    } else {
+        answer.trim().is_empty() || answer.trim() == REFUSAL
+    };
+    let (claims, abstained) = if refused {
         (Vec::new(), Some(Abstain::Model))
     } else {
         let claims = ground(&answer, &context);
@@ -389,6 +426,7 @@ pub fn answer(
         claims,
         context,
         hits,
+        logprobs: g.logprobs,
         timings,
     })
 }
@@ -396,6 +434,17 @@ pub fn answer(
 impl Retrieval {
     /// Retrieves and assembles the context for a question.
     pub fn retrieve(&self, question: &str, o: &AskOptions) -> Result<Retrieved> {
+        self.retrieve_where(question, o, &|_| true)
+    }
+
+    /// [`Self::retrieve`], keeping only the hits `keep` accepts (evaluations use it to measure
+    /// the model on a known context).
+    pub fn retrieve_where(
+        &self,
+        question: &str,
+        o: &AskOptions,
+        keep: &dyn Fn(&Hit) -> bool,
+    ) -> Result<Retrieved> {
         let t0 = Instant::now();
         let options = SearchOptions {
             mode: o.mode,
@@ -404,7 +453,8 @@ impl Retrieval {
             k: o.k,
             candidates: 100.max(o.k),
         };
-        let hits = Retriever::new(&self.reader, &self.embedder).search(question, &options)?;
+        let mut hits = Retriever::new(&self.reader, &self.embedder).search(question, &options)?;
+        hits.retain(|h| keep(h));
         let retrieve_ms = ms(t0.elapsed());
         let t1 = Instant::now();
         let count = |s: &str| self.tokenizer.encode(s).map_or(s.len() / 3, |t| t.len());
@@ -424,6 +474,7 @@ impl Retrieval {
             &ContextOptions {
                 budget: o.budget.min(room),
                 max_passages: o.k,
+                min_relative_score: o.min_relative_score,
             },
         );
         Ok(Retrieved {

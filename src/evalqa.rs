@@ -38,6 +38,8 @@ pub struct QaSettings {
     pub json: bool,
     /// Write one JSON line per question here.
     pub dump: Option<PathBuf>,
+    /// Give the model only the gold paragraph's passages (answerable questions).
+    pub oracle: bool,
     pub options: AskOptions,
 }
 
@@ -203,6 +205,18 @@ pub fn qa(s: &QaSettings) -> Result<()> {
         let row = if s.retrieval_only {
             let r = engine.retrieval.retrieve(&q.question, &s.options)?;
             Row::retrieval(q, answerable, &r.hits, &r.context)
+        } else if s.oracle && answerable {
+            let r = engine
+                .retrieval
+                .retrieve_where(&q.question, &s.options, &|h| h.chunk.doc == q.doc)?;
+            let a = crate::ask::answer(
+                &mut engine.generator,
+                &q.question,
+                r,
+                &s.options,
+                &mut Quiet,
+            )?;
+            Row::answered(q, answerable, &a)
         } else {
             let a = engine.ask(&q.question, &s.options, &mut Quiet)?;
             Row::answered(q, answerable, &a)
@@ -232,6 +246,12 @@ struct Row {
     /// Some(whether a cited source contains a gold answer), None without citations.
     citation_ok: Option<bool>,
     recall: bool,
+    /// The number of the first source drawn from the gold paragraph.
+    gold_source: Option<usize>,
+    /// The model's log-probabilities of its answer tokens.
+    logprobs: Vec<f32>,
+    /// Each source's fused score and best cosine, in order.
+    source_scores: Vec<(f32, Option<f32>)>,
     best_dense: f32,
     /// Share of the question's content words found in its best-covered passage.
     coverage: f32,
@@ -255,6 +275,13 @@ impl Row {
             f1: 0.0,
             citation_ok: None,
             recall: hits.iter().any(|h| h.chunk.doc == q.doc),
+            gold_source: context
+                .sources
+                .iter()
+                .find(|s| s.doc == q.doc)
+                .map(|s| s.number),
+            source_scores: context.sources.iter().map(|s| (s.score, s.dense)).collect(),
+            logprobs: Vec::new(),
             best_dense: hits
                 .iter()
                 .filter_map(|h| h.fused.dense.map(|d| d.score))
@@ -273,6 +300,7 @@ impl Row {
     fn answered(q: &Qa, answerable: bool, a: &crate::ask::Answer) -> Row {
         let mut row = Row::retrieval(q, answerable, &a.hits, &a.context);
         row.abstained = a.abstained;
+        row.logprobs.clone_from(&a.logprobs);
         row.answer.clone_from(&a.answer);
         row.ttft_ms = a.timings.ttft_ms;
         row.total_ms = a.timings.total_ms;
@@ -308,6 +336,9 @@ impl Row {
             "f1": self.f1,
             "citation_ok": self.citation_ok,
             "recall": self.recall,
+            "gold_source": self.gold_source,
+            "source_scores": self.source_scores,
+            "logprobs": self.logprobs,
             "best_dense": self.best_dense,
             "coverage": self.coverage,
             "context_tokens": self.context_tokens,
@@ -358,6 +389,9 @@ fn report(s: &QaSettings, rows: &[Row], chunks: u64, index_secs: f64, model: &st
         "k": s.options.k,
         "min_relevance": s.options.min_relevance,
         "min_coverage": s.options.min_coverage,
+        "free": s.options.free,
+        "stop_bias": s.options.stop_bias,
+        "min_relative_score": s.options.min_relative_score,
         "retrieval_only": s.retrieval_only,
         "exact_match": mean(ans.iter().map(|r| r.em)),
         "f1": mean(ans.iter().map(|r| r.f1)),

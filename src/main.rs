@@ -143,7 +143,7 @@ struct AskArgs {
     #[arg(required_unless_present = "batch")]
     question: Option<String>,
     /// Answer every line of FILE (`-` for stdin): JSON objects `{"id", "question", "k", "mode",
-    /// "max_tokens", "budget", "seed", "temperature"}` or plain questions; one JSON object per
+    /// "max_tokens", "budget", "seed", "temperature", "min_relative_score", "free"}` or plain questions; one JSON object per
     /// line out, in input order (schema/answer.schema.json).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["question", "json", "show_context", "quote"])]
     batch: Option<String>,
@@ -175,6 +175,15 @@ struct AskArgs {
     /// be asked (0 turns this check off).
     #[arg(long, default_value_t = ask::MIN_COVERAGE)]
     min_coverage: f32,
+    /// Passages after the best one are given to the model only if their retrieval score is
+    /// at least this share of the best one's (0 gives all k).
+    #[arg(long, default_value_t = cairn_retriever::context::MIN_RELATIVE_SCORE)]
+    min_relative_score: f32,
+    /// Let the model word the answer freely. By default the answer is a span quoted verbatim
+    /// from the sources (or "not found"): a small model cannot then paraphrase, convert or
+    /// invent.
+    #[arg(long)]
+    free: bool,
     /// Print the sources given to the model before the answer.
     #[arg(long)]
     show_context: bool,
@@ -197,6 +206,8 @@ impl AskArgs {
             seed: self.seed,
             min_relevance: self.min_relevance,
             min_coverage: self.min_coverage,
+            free: self.free,
+            min_relative_score: self.min_relative_score,
             ..ask::AskOptions::default()
         }
     }
@@ -285,6 +296,19 @@ enum EvalCommand {
         /// Least share of the question's content words one passage must contain.
         #[arg(long, default_value_t = ask::MIN_COVERAGE)]
         min_coverage: f32,
+        /// Least score, as a share of the best passage's, of the other passages given.
+        #[arg(long, default_value_t = cairn_retriever::context::MIN_RELATIVE_SCORE)]
+        min_relative_score: f32,
+        /// Added to the end-of-answer logit wherever a quoted span may end.
+        #[arg(long, default_value_t = ask::STOP_BIAS, allow_hyphen_values = true)]
+        stop_bias: f32,
+        /// Let the model word its answers freely instead of quoting the sources.
+        #[arg(long)]
+        free: bool,
+        /// Give the model only the retrieved passages of the gold paragraph: the model's
+        /// reading, apart from retrieval.
+        #[arg(long, conflicts_with = "retrieval_only")]
+        oracle: bool,
         /// Only retrieve and assemble context (recall and relevance, no model).
         #[arg(long)]
         retrieval_only: bool,
@@ -553,6 +577,10 @@ fn run_other(cli: Cli) -> Result<()> {
             budget,
             min_relevance,
             min_coverage,
+            free,
+            min_relative_score,
+            stop_bias,
+            oracle,
             retrieval_only,
             ref dump,
             json,
@@ -565,11 +593,15 @@ fn run_other(cli: Cli) -> Result<()> {
             retrieval_only,
             json,
             dump: dump.clone(),
+            oracle,
             options: ask::AskOptions {
                 k,
                 budget,
                 min_relevance,
                 min_coverage,
+                free,
+                min_relative_score,
+                stop_bias,
                 ..ask::AskOptions::default()
             },
         }),

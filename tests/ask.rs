@@ -111,3 +111,30 @@ fn the_terminal_gets_markers_sources_and_no_escape_sequences() {
     );
     assert!(out.to_lowercase().contains("glycol"), "{out}");
 }
+
+/// Whitespace runs as one space.
+fn squash(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn the_default_answer_is_a_verbatim_quote_of_a_source() {
+    for question in [
+        "How often are the Orvane pump's seals replaced?",
+        "Who designed the Orvane pump?",
+    ] {
+        let (code, v) = ask_json(question);
+        assert_eq!(code, 0, "{v:#}");
+        let answer = squash(v["answer"].as_str().unwrap());
+        assert!(!answer.is_empty(), "{v:#}");
+        let quoted = v["sources"].as_array().unwrap().iter().any(|s| {
+            s["excerpts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| squash(e["text"].as_str().unwrap()).contains(&answer))
+        });
+        assert!(quoted, "{answer:?} is not in any source: {v:#}");
+        assert_eq!(v["sentences"][0]["supported"], true, "{v:#}");
+    }
+}

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::chat::{ChatTemplate, Message};
+use crate::constrain::Constraint;
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, ModelConfig};
 use crate::model::{argmax_rows, Transformer};
@@ -88,6 +89,9 @@ pub enum FinishReason {
 pub struct Generation {
     /// The generated token ids (without the stop token).
     pub tokens: Vec<u32>,
+    /// The log-probability the model gave each chosen token, before any constraint narrowed
+    /// the choice; the stop token's is last when generation ended on one.
+    pub logprobs: Vec<f32>,
     /// The generated text.
     pub text: String,
     /// Why it ended.
@@ -116,6 +120,13 @@ impl Generation {
     pub fn decode_tokens_per_second(&self) -> f64 {
         self.tokens.len().saturating_sub(1) as f64 / self.decode.as_secs_f64().max(1e-9)
     }
+}
+
+/// `ln Σ exp(x)`, computed stably.
+fn log_sum_exp(xs: &[f32]) -> f32 {
+    let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = xs.iter().map(|&x| (x - max).exp()).sum();
+    max + sum.ln()
 }
 
 /// A loaded model: weights, tokenizer, chat template and KV cache.
@@ -235,6 +246,18 @@ impl Generator {
         options: &GenerateOptions,
         sink: &mut dyn TokenSink,
     ) -> Result<Generation> {
+        self.generate_constrained(prompt, options, None, sink)
+    }
+
+    /// [`Self::generate`], choosing each token only among those `constraint` allows (stop
+    /// tokens only where it may stop). Sampling, if any, is over the allowed tokens.
+    pub fn generate_constrained(
+        &mut self,
+        prompt: &[u32],
+        options: &GenerateOptions,
+        mut constraint: Option<&mut dyn Constraint>,
+        sink: &mut dyn TokenSink,
+    ) -> Result<Generation> {
         let start = Instant::now();
         if prompt.is_empty() {
             return Err(Error::EmptyPrompt);
@@ -259,6 +282,7 @@ impl Generator {
         let mut sampler = Sampler::new(options.sampling);
         let mut decoder = StreamDecoder::default();
         let mut tokens = Vec::new();
+        let mut logprobs = Vec::new();
         let mut text = String::new();
         let mut logits = logits.to_vec1::<f32>()?;
         let mut time_to_first_token = None;
@@ -267,7 +291,21 @@ impl Generator {
             if tokens.len() >= options.max_tokens {
                 break FinishReason::Length;
             }
+            let lse = log_sum_exp(&logits);
+            let raw = constraint.is_some().then(|| logits.clone());
+            if let Some(c) = constraint.as_deref_mut() {
+                if !self.restrict(&mut logits, &*c) {
+                    // Nothing may follow and the text may not end: stop where it is.
+                    break FinishReason::Stop;
+                }
+            }
             let next = sampler.sample(&logits);
+            logprobs.push(raw.as_ref().unwrap_or(&logits)[next as usize] - lse);
+            if let Some(c) = constraint.as_deref_mut() {
+                if !self.tokenizer.stop_ids().contains(&next) {
+                    c.advance(self.tokenizer.token_bytes(next));
+                }
+            }
             if time_to_first_token.is_none() {
                 time_to_first_token = Some(start.elapsed());
                 decode_start = Instant::now();
@@ -296,6 +334,7 @@ impl Generator {
         }
         Ok(Generation {
             tokens,
+            logprobs,
             text,
             finish,
             prompt_tokens: prompt.len(),
@@ -304,6 +343,53 @@ impl Generator {
             time_to_first_token: time_to_first_token.unwrap_or(prefill),
             decode: decode_start.elapsed(),
         })
+    }
+
+    /// Sets the logits of every token `constraint` does not allow to minus infinity. Returns
+    /// false when no token is allowed.
+    ///
+    /// The best few hundred tokens are tried first; only when none of them is allowed is the
+    /// whole vocabulary searched.
+    fn restrict(&self, logits: &mut [f32], constraint: &dyn Constraint) -> bool {
+        const FIRST: usize = 256;
+        let stops = self.tokenizer.stop_ids();
+        let allowed = |id: u32| {
+            !stops.contains(&id)
+                && !self.tokenizer.is_control(id)
+                && constraint.allows(self.tokenizer.token_bytes(id))
+        };
+        let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+        let n = FIRST.min(order.len());
+        if n < order.len() {
+            order.select_nth_unstable_by(n, |&a, &b| {
+                logits[b as usize].total_cmp(&logits[a as usize])
+            });
+        }
+        let mut keep: Vec<(u32, f32)> = order[..n]
+            .iter()
+            .filter(|&&id| allowed(id))
+            .map(|&id| (id, logits[id as usize]))
+            .collect();
+        if keep.is_empty() {
+            keep = order[n..]
+                .iter()
+                .filter(|&&id| allowed(id))
+                .map(|&id| (id, logits[id as usize]))
+                .collect();
+        }
+        // Stop tokens are weighed wherever the text may end, however unlikely.
+        if constraint.may_stop() {
+            let bias = constraint.stop_bias();
+            keep.extend(stops.iter().map(|&id| (id, logits[id as usize] + bias)));
+        }
+        if keep.is_empty() {
+            return false;
+        }
+        logits.fill(f32::NEG_INFINITY);
+        for (id, l) in keep {
+            logits[id as usize] = l;
+        }
+        true
     }
 
     /// Teacher forcing: the most likely next token after every prefix of `tokens`.

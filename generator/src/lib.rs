@@ -11,6 +11,7 @@
 //! The KV cache of a prompt prefix shared with the previous call is reused.
 
 pub mod chat;
+pub mod constrain;
 pub mod embed;
 mod error;
 pub mod gguf;
@@ -27,6 +28,7 @@ pub mod tokenizer;
 mod generate;
 
 pub use chat::{ChatTemplate, Message, Role};
+pub use constrain::{Constraint, Quote};
 pub use embed::BertEmbedder;
 pub use error::{Error, Result};
 pub use generate::{

@@ -27,6 +27,10 @@ pub struct ContextOptions {
     pub budget: usize,
     /// Most passages to draw from (in rank order).
     pub max_passages: usize,
+    /// Passages after the first are used only if their fused score is at least this share of
+    /// the first one's: a small model answers from whatever it is given, so a weak passage is
+    /// more often a distraction than the answer.
+    pub min_relative_score: f32,
 }
 
 impl Default for ContextOptions {
@@ -34,9 +38,14 @@ impl Default for ContextOptions {
         ContextOptions {
             budget: DEFAULT_BUDGET,
             max_passages: 8,
+            min_relative_score: MIN_RELATIVE_SCORE,
         }
     }
 }
+
+/// The default [`ContextOptions::min_relative_score`], chosen with `cairn eval qa` on the
+/// calibration half of XQuAD (BENCHMARKS.md).
+pub const MIN_RELATIVE_SCORE: f32 = 0.8;
 
 /// The default context budget in tokens. Chosen with `cairn eval qa` (BENCHMARKS.md): it keeps
 /// the default model's time to first token under ten seconds on two cores with no loss of F1
@@ -228,10 +237,12 @@ pub fn assemble(
     count: &dyn Fn(&str) -> usize,
     options: &ContextOptions,
 ) -> Context {
-    let passages = passages(hits, options.max_passages);
-    if passages.is_empty() {
+    let mut passages = passages(hits, options.max_passages);
+    let Some(top) = passages.first().map(|p| p.score) else {
         return Context::default();
-    }
+    };
+    let floor = options.min_relative_score * top;
+    passages.retain(|p| p.score >= floor || p.score == top);
     // Sentences of every passage, and their question-word scores (IDF over these sentences).
     let sentences: Vec<Vec<Range<usize>>> = passages
         .iter()
@@ -447,6 +458,9 @@ words as the question allows: for a name, number, date, place or short phrase, g
 copying its words exactly from the sources; otherwise at most three short sentences. Never add facts the sources \
 do not state. If the sources do not contain the answer, reply exactly: NOT FOUND";
 
+/// The model's reply when the sources do not answer, as [`SYSTEM_PROMPT`] asks for it.
+pub const REFUSAL: &str = "NOT FOUND";
+
 /// The invented sources the worked examples ask about, up to the question.
 macro_rules! example_sources {
     () => {
@@ -558,6 +572,31 @@ mod tests {
     }
 
     #[test]
+    fn weak_passages_are_left_out() {
+        // Fused scores 1, 1/2, 1/3 by rank.
+        let hits: Vec<Hit> = ["a.md", "b.md", "c.md"]
+            .iter()
+            .enumerate()
+            .map(|(i, d)| hit(i + 1, d, (0, 14), (1, 1), "Reactor notes."))
+            .collect();
+        let docs = |r: f32| {
+            let o = ContextOptions {
+                min_relative_score: r,
+                ..ContextOptions::default()
+            };
+            let ctx = assemble("reactor", &hits, &words, &o);
+            ctx.sources
+                .iter()
+                .map(|s| s.doc.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(docs(0.0), ["a.md", "b.md", "c.md"]);
+        assert_eq!(docs(0.4), ["a.md", "b.md"]);
+        assert_eq!(docs(0.9), ["a.md"]);
+        assert_eq!(docs(2.0), ["a.md"], "the best passage always stays");
+    }
+
+    #[test]
     fn neighbouring_chunks_merge_and_keep_their_lines() {
         let doc = "First line here.\nSecond line here.\n\nThird para.";
         let a = hit(1, "d.md", (0, 16), (1, 1), &doc[0..16]);
@@ -578,6 +617,7 @@ mod tests {
         let options = ContextOptions {
             budget: 40,
             max_passages: 8,
+            min_relative_score: 0.0,
         };
         let ctx = assemble(
             "what coolant does the reactor use",
@@ -603,6 +643,7 @@ mod tests {
         let options = ContextOptions {
             budget: 12,
             max_passages: 8,
+            min_relative_score: 0.0,
         };
         let ctx = assemble("key fact", &[top], &words, &options);
         let e = &ctx.sources[0].excerpts[0];

@@ -1,0 +1,254 @@
+//! Constrained decoding: which tokens may come next.
+//!
+//! A small model paraphrases, converts "six" to "6", adds units the question did not ask for
+//! and, now and then, names something the sources never mention. [`Quote`] removes all of these
+//! at the root: the answer can only be a span copied from the sources (or one of a few fixed
+//! replies such as `NOT FOUND`), so every answer is verbatim and can be cited exactly. The model
+//! still chooses which span, where it starts and where it ends; the constraint only removes the
+//! tokens that would leave the sources.
+
+/// Decides, token by token, which continuations are allowed.
+pub trait Constraint {
+    /// Whether a token with these bytes may come next.
+    fn allows(&self, piece: &[u8]) -> bool;
+    /// Whether the text may end here.
+    fn may_stop(&self) -> bool;
+    /// Records the chosen token.
+    fn advance(&mut self, piece: &[u8]);
+    /// Added to the stop tokens' logits where stopping is allowed: above zero favours
+    /// shorter output.
+    fn stop_bias(&self) -> f32 {
+        0.0
+    }
+}
+
+/// Output must be a span of one of the texts, starting and ending at word boundaries, or
+/// exactly one of the fixed replies.
+///
+/// Whitespace is compared loosely: any run of whitespace in a text matches any run in the
+/// output, and leading whitespace of the output is ignored. Everything else is compared
+/// byte for byte, case included, so the output is the text as written.
+#[derive(Clone, Debug)]
+pub struct Quote {
+    /// Normalized texts; the fixed replies come after the first `spans` of them.
+    texts: Vec<Vec<u8>>,
+    spans: usize,
+    /// The output so far, normalized.
+    out: Vec<u8>,
+    /// `(text, start)` of every place the output matches.
+    live: Vec<(usize, usize)>,
+    stop_bias: f32,
+}
+
+/// Letters, digits and every byte of a non-ASCII character count as word characters.
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b >= 0x80
+}
+
+/// Collapses whitespace runs to one space and trims the ends.
+fn normalize(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    for b in text.trim().bytes() {
+        if b.is_ascii_whitespace() {
+            if out.last() != Some(&b' ') {
+                out.push(b' ');
+            }
+        } else {
+            out.push(b);
+        }
+    }
+    out
+}
+
+impl Quote {
+    /// Spans of `texts`, or exactly one of `replies`.
+    #[must_use]
+    pub fn new<'a>(
+        texts: impl IntoIterator<Item = &'a str>,
+        replies: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        let mut all: Vec<Vec<u8>> = texts.into_iter().map(normalize).collect();
+        let spans = all.len();
+        all.extend(replies.into_iter().map(normalize));
+        let mut live = Vec::new();
+        for (i, t) in all.iter().enumerate() {
+            if i >= spans {
+                if !t.is_empty() {
+                    live.push((i, 0));
+                }
+                continue;
+            }
+            for p in 0..t.len() {
+                let starts_word = t[p] != b' ' && (p == 0 || !is_word(t[p - 1]));
+                // Not inside a character: a UTF-8 continuation byte never starts a span.
+                if starts_word && (t[p] & 0xC0) != 0x80 {
+                    live.push((i, p));
+                }
+            }
+        }
+        Quote {
+            texts: all,
+            spans,
+            out: Vec::new(),
+            live,
+            stop_bias: 0.0,
+        }
+    }
+
+    /// Adds `bias` to the stop tokens' logits wherever the span may end.
+    #[must_use]
+    pub fn with_stop_bias(mut self, bias: f32) -> Self {
+        self.stop_bias = bias;
+        self
+    }
+
+    /// The output so far, with whitespace normalized.
+    #[must_use]
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.out).into_owned()
+    }
+
+    /// The bytes `piece` adds to the normalized output.
+    fn extension(&self, piece: &[u8]) -> Vec<u8> {
+        let mut ext = Vec::with_capacity(piece.len());
+        let mut last = self.out.last().copied();
+        for &b in piece {
+            if b.is_ascii_whitespace() {
+                if last.is_some() && last != Some(b' ') {
+                    ext.push(b' ');
+                    last = Some(b' ');
+                }
+            } else {
+                ext.push(b);
+                last = Some(b);
+            }
+        }
+        ext
+    }
+
+    fn matches(&self, (i, p): (usize, usize), ext: &[u8]) -> bool {
+        let t = &self.texts[i];
+        let at = p + self.out.len();
+        t.len() >= at + ext.len() && &t[at..at + ext.len()] == ext
+    }
+}
+
+impl Constraint for Quote {
+    fn allows(&self, piece: &[u8]) -> bool {
+        let ext = self.extension(piece);
+        // A piece that adds nothing (whitespace before the answer starts) is not allowed:
+        // it would let the model idle.
+        !ext.is_empty() && self.live.iter().any(|&l| self.matches(l, &ext))
+    }
+
+    fn may_stop(&self) -> bool {
+        if self.out.is_empty() || self.out.last() == Some(&b' ') {
+            return false;
+        }
+        self.live.iter().any(|&(i, p)| {
+            let t = &self.texts[i];
+            let end = p + self.out.len();
+            if i >= self.spans {
+                end == t.len()
+            } else {
+                end == t.len() || !is_word(t[end])
+            }
+        })
+    }
+
+    fn advance(&mut self, piece: &[u8]) {
+        let ext = self.extension(piece);
+        let live: Vec<_> = self
+            .live
+            .iter()
+            .copied()
+            .filter(|&l| self.matches(l, &ext))
+            .collect();
+        self.live = live;
+        self.out.extend_from_slice(&ext);
+    }
+
+    fn stop_bias(&self) -> f32 {
+        self.stop_bias
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(q: &mut Quote, piece: &str) -> bool {
+        let ok = q.allows(piece.as_bytes());
+        if ok {
+            q.advance(piece.as_bytes());
+        }
+        ok
+    }
+
+    #[test]
+    fn spans_start_at_words_and_follow_the_text() {
+        let mut q = Quote::new(
+            ["The bridge opened in\n1932 after  eight years."],
+            ["NOT FOUND"],
+        );
+        assert!(!q.may_stop());
+        assert!(!q.allows(b"ridge"), "not from inside a word");
+        assert!(!q.allows(b" "), "whitespace alone does not start an answer");
+        assert!(step(&mut q, " opened"));
+        assert!(step(&mut q, " in"));
+        assert!(q.may_stop());
+        assert!(step(&mut q, " 19"));
+        assert!(!q.may_stop(), "not in the middle of a number");
+        assert!(!q.allows(b"33"));
+        assert!(step(&mut q, "32 after eight"));
+        assert_eq!(q.text(), "opened in 1932 after eight");
+        assert!(step(&mut q, " years."));
+        assert!(q.may_stop());
+        assert!(!q.allows(b" More"), "past the end of the text");
+    }
+
+    #[test]
+    fn case_and_words_are_exact() {
+        let q = Quote::new(["It has six lanes."], []);
+        assert!(q.allows(b"six"));
+        assert!(!q.allows(b"Six"));
+        assert!(!q.allows(b"6"));
+        let mut q = Quote::new(["bitstrings are strings"], []);
+        assert!(step(&mut q, "bitstring"));
+        assert!(!q.may_stop(), "a span ends where a word ends");
+        assert!(step(&mut q, "s"));
+        assert!(q.may_stop());
+    }
+
+    #[test]
+    fn fixed_replies_must_be_whole() {
+        let mut q = Quote::new(["Nothing here."], ["NOT FOUND"]);
+        assert!(step(&mut q, "NOT"));
+        assert!(!q.may_stop());
+        assert!(step(&mut q, " FOUND"));
+        assert!(q.may_stop());
+        assert!(!q.allows(b"."));
+    }
+
+    #[test]
+    fn several_texts_keep_every_match_alive() {
+        let mut q = Quote::new(["the red fox", "the red hen"], []);
+        assert!(step(&mut q, "the red"));
+        assert!(q.allows(b" hen"));
+        assert!(q.allows(b" fox"));
+        assert!(step(&mut q, " hen"));
+        assert!(!q.allows(b" fox"));
+    }
+
+    #[test]
+    fn multibyte_text_is_matched_by_bytes() {
+        let mut q = Quote::new(["Battle of Bạch Đằng (1288)"], []);
+        let word = "Bạch".as_bytes();
+        // A token may end inside a character; the rest follows in the next token.
+        assert!(step(&mut q, "Battle of "));
+        assert!(q.allows(&word[..2]));
+        q.advance(&word[..2]);
+        assert!(q.allows(&word[2..]));
+        assert!(!q.allows(b"x"));
+    }
+}
