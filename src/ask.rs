@@ -62,6 +62,9 @@ pub struct AskOptions {
     /// Added to the end-of-answer logit wherever a quoted span may end (above zero: shorter
     /// quotes).
     pub stop_bias: f32,
+    /// A quoted answer must begin with a token the model gives at least this log-probability;
+    /// otherwise the model is taken not to have found the answer.
+    pub min_start_logprob: f32,
     /// Let the model word the answer itself instead of quoting a span of the sources.
     pub free: bool,
 }
@@ -82,6 +85,7 @@ impl Default for AskOptions {
             min_coverage: MIN_COVERAGE,
             min_relative_score: cairn_retriever::context::MIN_RELATIVE_SCORE,
             stop_bias: STOP_BIAS,
+            min_start_logprob: MIN_START_LOGPROB,
             free: false,
         }
     }
@@ -90,6 +94,12 @@ impl Default for AskOptions {
 /// The default [`AskOptions::stop_bias`], chosen with `cairn eval qa` on the calibration half
 /// of XQuAD (BENCHMARKS.md).
 pub const STOP_BIAS: f32 = 1.0;
+
+/// The default [`AskOptions::min_start_logprob`]: a quote must begin with a token the model
+/// gives at least e⁻⁴ ≈ 1.8%. Chosen with `cairn eval qa` on the calibration half of XQuAD with
+/// the retrieval gates off (BENCHMARKS.md): the largest round value that withheld no more of
+/// its answerable questions.
+pub const MIN_START_LOGPROB: f32 = -4.0;
 
 /// Why an answer was withheld.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -134,6 +144,9 @@ pub struct Answer {
     /// The model's log-probability of each answer token (and of the stop token), before the
     /// quote constraint narrowed its choice; empty when the model was not asked.
     pub logprobs: Vec<f32>,
+    /// For a quoted answer: the share of the question's words around the quote (see
+    /// [`cairn_retriever::ground::quote_coverage`]).
+    pub quote_coverage: Option<(f32, f32)>,
     pub timings: Timings,
 }
 
@@ -372,6 +385,7 @@ pub fn answer(
             context,
             hits,
             logprobs: Vec::new(),
+            quote_coverage: None,
             timings,
         });
     }
@@ -385,7 +399,9 @@ pub fn answer(
     let mut forward = |piece: &str| sink.token(piece);
     let mut quote = (!o.free).then(|| {
         let excerpts = context.sources.iter().flat_map(|s| &s.excerpts);
-        Quote::new(excerpts.map(|e| e.text.as_str()), [REFUSAL]).with_stop_bias(o.stop_bias)
+        Quote::new(excerpts.map(|e| e.text.as_str()), [REFUSAL])
+            .with_stop_bias(o.stop_bias)
+            .with_start_floor(o.min_start_logprob)
     });
     let g = generator.generate_constrained(
         &prompt,
@@ -402,6 +418,11 @@ pub fn answer(
         is_refusal(&answer)
     } else {
         answer.trim().is_empty() || answer.trim() == REFUSAL
+    };
+    let quote_coverage = if o.free || refused {
+        None
+    } else {
+        cairn_retriever::ground::quote_coverage(question, &answer, &context)
     };
     let (claims, abstained) = if refused {
         (Vec::new(), Some(Abstain::Model))
@@ -427,6 +448,7 @@ pub fn answer(
         context,
         hits,
         logprobs: g.logprobs,
+        quote_coverage,
         timings,
     })
 }

@@ -395,15 +395,15 @@ mod tests {
 
         let obj = parse(
             1,
-            r#"{"id": "q7", "question": "Why?", "k": 3, "mode": "bm25", "max_tokens": 50}"#,
+            r#"{"id": "q7", "question": "Why?", "k": 3, "mode": "bm25", "max_tokens": 50, "free": true, "min_relative_score": 0.5}"#,
             &base,
         );
         assert_eq!(obj.id, json!("q7"));
         let (q, o) = obj.parsed.unwrap();
         assert_eq!(q, "Why?");
         assert_eq!(
-            (o.k, o.mode, o.max_tokens),
-            (3, cairn_retriever::Mode::Bm25, 50)
+            (o.k, o.mode, o.max_tokens, o.free, o.min_relative_score),
+            (3, cairn_retriever::Mode::Bm25, 50, true, 0.5)
         );
 
         for (line, code) in [
@@ -413,6 +413,7 @@ mod tests {
             (r#"{"question": "x", "k": 0}"#, "bad_field"),
             (r#"{"question": "x", "mode": "psychic"}"#, "bad_field"),
             (r#"{"question": "x", "id": [1]}"#, "bad_field"),
+            (r#"{"question": "x", "free": "yes"}"#, "bad_field"),
         ] {
             let item = parse(1, line, &base);
             assert_eq!(item.parsed.unwrap_err().code, code, "{line}");

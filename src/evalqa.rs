@@ -250,6 +250,7 @@ struct Row {
     gold_source: Option<usize>,
     /// The model's log-probabilities of its answer tokens.
     logprobs: Vec<f32>,
+    quote_coverage: Option<(f32, f32)>,
     /// Each source's fused score and best cosine, in order.
     source_scores: Vec<(f32, Option<f32>)>,
     best_dense: f32,
@@ -282,6 +283,7 @@ impl Row {
                 .map(|s| s.number),
             source_scores: context.sources.iter().map(|s| (s.score, s.dense)).collect(),
             logprobs: Vec::new(),
+            quote_coverage: None,
             best_dense: hits
                 .iter()
                 .filter_map(|h| h.fused.dense.map(|d| d.score))
@@ -301,6 +303,7 @@ impl Row {
         let mut row = Row::retrieval(q, answerable, &a.hits, &a.context);
         row.abstained = a.abstained;
         row.logprobs.clone_from(&a.logprobs);
+        row.quote_coverage = a.quote_coverage;
         row.answer.clone_from(&a.answer);
         row.ttft_ms = a.timings.ttft_ms;
         row.total_ms = a.timings.total_ms;
@@ -339,6 +342,7 @@ impl Row {
             "gold_source": self.gold_source,
             "source_scores": self.source_scores,
             "logprobs": self.logprobs,
+            "quote_coverage": self.quote_coverage,
             "best_dense": self.best_dense,
             "coverage": self.coverage,
             "context_tokens": self.context_tokens,
@@ -391,6 +395,7 @@ fn report(s: &QaSettings, rows: &[Row], chunks: u64, index_secs: f64, model: &st
         "min_coverage": s.options.min_coverage,
         "free": s.options.free,
         "stop_bias": s.options.stop_bias,
+        "min_start_logprob": s.options.min_start_logprob,
         "min_relative_score": s.options.min_relative_score,
         "retrieval_only": s.retrieval_only,
         "exact_match": mean(ans.iter().map(|r| r.em)),

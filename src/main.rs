@@ -302,6 +302,9 @@ enum EvalCommand {
         /// Added to the end-of-answer logit wherever a quoted span may end.
         #[arg(long, default_value_t = ask::STOP_BIAS, allow_hyphen_values = true)]
         stop_bias: f32,
+        /// Least log-probability of a quoted answer's first token.
+        #[arg(long, default_value_t = ask::MIN_START_LOGPROB, allow_hyphen_values = true)]
+        min_start_logprob: f32,
         /// Let the model word its answers freely instead of quoting the sources.
         #[arg(long)]
         free: bool,
@@ -580,6 +583,7 @@ fn run_other(cli: Cli) -> Result<()> {
             free,
             min_relative_score,
             stop_bias,
+            min_start_logprob,
             oracle,
             retrieval_only,
             ref dump,
@@ -602,6 +606,7 @@ fn run_other(cli: Cli) -> Result<()> {
                 free,
                 min_relative_score,
                 stop_bias,
+                min_start_logprob,
                 ..ask::AskOptions::default()
             },
         }),

@@ -20,6 +20,17 @@ pub trait Constraint {
     fn stop_bias(&self) -> f32 {
         0.0
     }
+    /// While nothing has been written: the least log-probability (under the model's own,
+    /// unconstrained distribution) a token needs to begin the text, unless it begins one of
+    /// the fixed replies. `None`: no floor.
+    fn start_floor(&self) -> Option<f32> {
+        None
+    }
+    /// Whether `piece` begins one of the fixed replies (only asked while nothing is written).
+    fn begins_reply(&self, piece: &[u8]) -> bool {
+        let _ = piece;
+        false
+    }
 }
 
 /// Output must be a span of one of the texts, starting and ending at word boundaries, or
@@ -38,6 +49,7 @@ pub struct Quote {
     /// `(text, start)` of every place the output matches.
     live: Vec<(usize, usize)>,
     stop_bias: f32,
+    start_floor: Option<f32>,
 }
 
 /// Letters, digits and every byte of a non-ASCII character count as word characters.
@@ -92,7 +104,16 @@ impl Quote {
             out: Vec::new(),
             live,
             stop_bias: 0.0,
+            start_floor: None,
         }
+    }
+
+    /// A span may begin only with a token the model itself gives at least this
+    /// log-probability; when none does, the only way left is a fixed reply (the refusal).
+    #[must_use]
+    pub fn with_start_floor(mut self, floor: f32) -> Self {
+        self.start_floor = Some(floor);
+        self
     }
 
     /// Adds `bias` to the stop tokens' logits wherever the span may end.
@@ -171,6 +192,19 @@ impl Constraint for Quote {
     fn stop_bias(&self) -> f32 {
         self.stop_bias
     }
+
+    fn start_floor(&self) -> Option<f32> {
+        self.start_floor.filter(|_| self.out.is_empty())
+    }
+
+    fn begins_reply(&self, piece: &[u8]) -> bool {
+        let ext = self.extension(piece);
+        !ext.is_empty()
+            && self
+                .live
+                .iter()
+                .any(|&l| l.0 >= self.spans && self.matches(l, &ext))
+    }
 }
 
 #[cfg(test)]
@@ -218,6 +252,16 @@ mod tests {
         assert!(!q.may_stop(), "a span ends where a word ends");
         assert!(step(&mut q, "s"));
         assert!(q.may_stop());
+    }
+
+    #[test]
+    fn the_start_floor_applies_before_the_first_token_only() {
+        let mut q = Quote::new(["Nothing here."], ["NOT FOUND"]).with_start_floor(-4.0);
+        assert_eq!(q.start_floor(), Some(-4.0));
+        assert!(q.begins_reply(b"NOT"));
+        assert!(!q.begins_reply(b"Nothing"));
+        assert!(step(&mut q, "Nothing"));
+        assert_eq!(q.start_floor(), None);
     }
 
     #[test]

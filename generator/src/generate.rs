@@ -377,6 +377,22 @@ impl Generator {
                 .map(|&id| (id, logits[id as usize]))
                 .collect();
         }
+        if let Some(floor) = constraint.start_floor() {
+            // Too unlikely a start means the model did not find what it wanted: only a fixed
+            // reply may begin the text then.
+            let lse = log_sum_exp(logits);
+            let sure = |&(id, l): &(u32, f32)| {
+                l - lse >= floor || constraint.begins_reply(self.tokenizer.token_bytes(id))
+            };
+            keep.retain(sure);
+            if keep.is_empty() {
+                keep = (0..logits.len() as u32)
+                    .filter(|&id| allowed(id))
+                    .map(|id| (id, logits[id as usize]))
+                    .filter(sure)
+                    .collect();
+            }
+        }
         // Stop tokens are weighed wherever the text may end, however unlikely.
         if constraint.may_stop() {
             let bias = constraint.stop_bias();

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::ops::Range;
 
 use crate::context::{Context, Excerpt};
-use crate::terms::{is_number, terms};
+use crate::terms::{coverage, is_number, terms};
 
 /// Least share of a sentence's content words a source must hold to support it.
 pub const MIN_SUPPORT: f32 = 0.5;
@@ -291,6 +291,53 @@ pub fn ground(answer: &str, context: &Context) -> Vec<Claim> {
 pub fn ground_one(sentence: &str, context: &Context) -> Claim {
     let units = units(context);
     ground_sentence(sentence, (0, sentence.len()), &units)
+}
+
+/// For an answer quoted from the sources: the largest share of the question's content words
+/// found around one place the quote occurs — in its own sentence (`.0`) and in that sentence
+/// with its two neighbours (`.1`). A question is most often asked in the words of the passage
+/// that answers it, so a quote from a sentence that shares none of them was most likely picked
+/// from the wrong place. `None` when the answer occurs in no source.
+#[must_use]
+pub fn quote_coverage(question: &str, answer: &str, context: &Context) -> Option<(f32, f32)> {
+    let needle = squash(answer);
+    if needle.is_empty() {
+        return None;
+    }
+    let mut best: Option<(f32, f32)> = None;
+    for excerpt in context.sources.iter().flat_map(|s| &s.excerpts) {
+        let text = &excerpt.text;
+        if !squash(text).contains(&needle) {
+            continue;
+        }
+        let sentences = cairn_ingest::sentence_ranges(text);
+        let squashed: Vec<String> = sentences.iter().map(|r| squash(&text[r.clone()])).collect();
+        // The sentences the quote lies in: one that holds it, else the run it spans.
+        let mut places: Vec<Range<usize>> = (0..sentences.len())
+            .filter(|&i| squashed[i].contains(&needle))
+            .map(|i| i..i + 1)
+            .collect();
+        if places.is_empty() {
+            places.push(0..sentences.len());
+        }
+        for place in places {
+            let own = place
+                .clone()
+                .map(|i| squashed[i].as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let wide = (place.start.saturating_sub(1)..(place.end + 1).min(sentences.len()))
+                .map(|i| squashed[i].as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let c = (
+                coverage(question, [own.as_str()]),
+                coverage(question, [wide.as_str()]),
+            );
+            best = Some(best.map_or(c, |b: (f32, f32)| (b.0.max(c.0), b.1.max(c.1))));
+        }
+    }
+    best
 }
 
 #[cfg(test)]
