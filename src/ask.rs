@@ -56,6 +56,10 @@ pub struct AskOptions {
     /// Questions no passage of which holds this share of the question's content words are not
     /// sent to the model.
     pub min_coverage: f32,
+    /// When the question names something (a capitalised word past its first) that no retrieved
+    /// passage contains, the model is asked only if one passage holds at least this share of
+    /// the question's content words.
+    pub min_named_coverage: f32,
     /// Passages after the best are given to the model only if their score is at least this
     /// share of the best one's.
     pub min_relative_score: f32,
@@ -65,6 +69,9 @@ pub struct AskOptions {
     /// A quoted answer must begin with a token the model gives at least this log-probability;
     /// otherwise the model is taken not to have found the answer.
     pub min_start_logprob: f32,
+    /// A quoted answer the model was unsure how to begin is withheld when the sentences around
+    /// it hold less than this share of the question's content words.
+    pub min_quote_coverage: f32,
     /// Let the model word the answer itself instead of quoting a span of the sources.
     pub free: bool,
 }
@@ -83,13 +90,21 @@ impl Default for AskOptions {
             seed: 0,
             min_relevance: MIN_RELEVANCE,
             min_coverage: MIN_COVERAGE,
+            min_named_coverage: MIN_NAMED_COVERAGE,
             min_relative_score: cairn_retriever::context::MIN_RELATIVE_SCORE,
             stop_bias: STOP_BIAS,
             min_start_logprob: MIN_START_LOGPROB,
+            min_quote_coverage: MIN_QUOTE_COVERAGE,
             free: false,
         }
     }
 }
+
+/// The default [`AskOptions::min_named_coverage`]. Chosen with `eval qa --retrieval-only` on
+/// the calibration half of XQuAD (BENCHMARKS.md): with it the retrieval checks together withhold
+/// 3.5% of the answerable questions there (2.4% without); misspelt names in questions ("Ghandi")
+/// are what it costs.
+pub const MIN_NAMED_COVERAGE: f32 = 0.4;
 
 /// The default [`AskOptions::stop_bias`], chosen with `cairn eval qa` on the calibration half
 /// of XQuAD (BENCHMARKS.md).
@@ -101,15 +116,27 @@ pub const STOP_BIAS: f32 = 1.0;
 /// its answerable questions.
 pub const MIN_START_LOGPROB: f32 = -4.0;
 
+/// The default [`AskOptions::min_quote_coverage`], with [`UNSURE_START`]: chosen together on
+/// the calibration half of XQuAD with the retrieval gates off (BENCHMARKS.md), as the pair that
+/// withheld the most unanswerable questions while all abstentions, the gates' included, stayed
+/// under 4.5% of the answerable ones.
+pub const MIN_QUOTE_COVERAGE: f32 = 0.15;
+
+/// A quote whose first token had a log-probability below this (p ≈ 22%) counts as one the
+/// model was unsure how to begin.
+pub const UNSURE_START: f32 = -1.5;
+
 /// Why an answer was withheld.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Abstain {
     /// No passage was relevant enough; the model was not asked.
     Retrieval,
-    /// The model said the sources do not answer.
+    /// The model said the sources do not answer, or no quote could begin with a token it gave
+    /// enough probability.
     Model,
-    /// No sentence of the model's answer is supported by the sources.
+    /// No sentence of the model's answer is supported by the sources, or the answer is a quote
+    /// the model was unsure of from a place that speaks of little of the question.
     Unsupported,
 }
 
@@ -146,7 +173,7 @@ pub struct Answer {
     pub logprobs: Vec<f32>,
     /// For a quoted answer: the share of the question's words around the quote (see
     /// [`cairn_retriever::ground::quote_coverage`]).
-    pub quote_coverage: Option<(f32, f32)>,
+    pub quote_coverage: Option<f32>,
     pub timings: Timings,
 }
 
@@ -374,7 +401,14 @@ pub fn answer(
         .fold(f32::NEG_INFINITY, f32::max);
     let covered =
         cairn_retriever::terms::coverage(question, hits.iter().map(|h| h.chunk.text.as_str()));
-    let gate = (o.mode != Mode::Bm25 && best < o.min_relevance) || covered < o.min_coverage;
+    let unnamed = covered < o.min_named_coverage
+        && !cairn_retriever::terms::missing_names(
+            question,
+            hits.iter().map(|h| h.chunk.text.as_str()),
+        )
+        .is_empty();
+    let gate =
+        (o.mode != Mode::Bm25 && best < o.min_relevance) || covered < o.min_coverage || unnamed;
     if context.sources.is_empty() || gate {
         timings.total_ms = before + ms(start.elapsed());
         return Ok(Answer {
@@ -424,8 +458,14 @@ pub fn answer(
     } else {
         cairn_retriever::ground::quote_coverage(question, &answer, &context)
     };
+    // A quote the model was unsure how to begin, from a place that speaks of little of what
+    // was asked, was most likely taken from the wrong passage.
+    let misplaced = quote_coverage.is_some_and(|c| c < o.min_quote_coverage)
+        && g.logprobs.first().is_some_and(|&l| l < UNSURE_START);
     let (claims, abstained) = if refused {
         (Vec::new(), Some(Abstain::Model))
+    } else if misplaced {
+        (ground(&answer, &context), Some(Abstain::Unsupported))
     } else {
         let claims = ground(&answer, &context);
         let any = claims
@@ -695,7 +735,9 @@ pub fn print_sources(out: &mut dyn Write, a: &Answer, quote: bool) -> std::io::R
                 "no passage is relevant enough, or none mentions most of what was asked"
             }
             Abstain::Model => "the model found no answer in the closest passages",
-            Abstain::Unsupported => "the model's answer is not supported by the passages",
+            Abstain::Unsupported => {
+                "the model's answer is not supported by a passage that speaks of the question"
+            }
         };
         writeln!(out, "Not found in the knowledge base ({why}).")?;
         if !a.context.sources.is_empty() {

@@ -250,7 +250,9 @@ struct Row {
     gold_source: Option<usize>,
     /// The model's log-probabilities of its answer tokens.
     logprobs: Vec<f32>,
-    quote_coverage: Option<(f32, f32)>,
+    quote_coverage: Option<f32>,
+    /// Names in the question that no retrieved passage contains.
+    missing_names: Vec<String>,
     /// Each source's fused score and best cosine, in order.
     source_scores: Vec<(f32, Option<f32>)>,
     best_dense: f32,
@@ -284,6 +286,10 @@ impl Row {
             source_scores: context.sources.iter().map(|s| (s.score, s.dense)).collect(),
             logprobs: Vec::new(),
             quote_coverage: None,
+            missing_names: cairn_retriever::terms::missing_names(
+                &q.question,
+                hits.iter().map(|h| h.chunk.text.as_str()),
+            ),
             best_dense: hits
                 .iter()
                 .filter_map(|h| h.fused.dense.map(|d| d.score))
@@ -343,6 +349,7 @@ impl Row {
             "source_scores": self.source_scores,
             "logprobs": self.logprobs,
             "quote_coverage": self.quote_coverage,
+            "missing_names": self.missing_names,
             "best_dense": self.best_dense,
             "coverage": self.coverage,
             "context_tokens": self.context_tokens,
@@ -396,7 +403,9 @@ fn report(s: &QaSettings, rows: &[Row], chunks: u64, index_secs: f64, model: &st
         "free": s.options.free,
         "stop_bias": s.options.stop_bias,
         "min_start_logprob": s.options.min_start_logprob,
+        "min_quote_coverage": s.options.min_quote_coverage,
         "min_relative_score": s.options.min_relative_score,
+        "min_named_coverage": s.options.min_named_coverage,
         "retrieval_only": s.retrieval_only,
         "exact_match": mean(ans.iter().map(|r| r.em)),
         "f1": mean(ans.iter().map(|r| r.f1)),

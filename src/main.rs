@@ -143,7 +143,7 @@ struct AskArgs {
     #[arg(required_unless_present = "batch")]
     question: Option<String>,
     /// Answer every line of FILE (`-` for stdin): JSON objects `{"id", "question", "k", "mode",
-    /// "max_tokens", "budget", "seed", "temperature", "min_relative_score", "free"}` or plain questions; one JSON object per
+    /// "max_tokens", "budget", "seed", "temperature", "min_named_coverage", "min_relative_score", "free"}` or plain questions; one JSON object per
     /// line out, in input order (schema/answer.schema.json).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["question", "json", "show_context", "quote"])]
     batch: Option<String>,
@@ -175,6 +175,10 @@ struct AskArgs {
     /// be asked (0 turns this check off).
     #[arg(long, default_value_t = ask::MIN_COVERAGE)]
     min_coverage: f32,
+    /// When the question names something no retrieved passage names, the share of its content
+    /// words one passage must still hold for the model to be asked.
+    #[arg(long, default_value_t = ask::MIN_NAMED_COVERAGE)]
+    min_named_coverage: f32,
     /// Passages after the best one are given to the model only if their retrieval score is
     /// at least this share of the best one's (0 gives all k).
     #[arg(long, default_value_t = cairn_retriever::context::MIN_RELATIVE_SCORE)]
@@ -206,6 +210,7 @@ impl AskArgs {
             seed: self.seed,
             min_relevance: self.min_relevance,
             min_coverage: self.min_coverage,
+            min_named_coverage: self.min_named_coverage,
             free: self.free,
             min_relative_score: self.min_relative_score,
             ..ask::AskOptions::default()
@@ -296,6 +301,10 @@ enum EvalCommand {
         /// Least share of the question's content words one passage must contain.
         #[arg(long, default_value_t = ask::MIN_COVERAGE)]
         min_coverage: f32,
+        /// Least share of the question's words in one passage when a name it asks about is in
+        /// none.
+        #[arg(long, default_value_t = ask::MIN_NAMED_COVERAGE)]
+        min_named_coverage: f32,
         /// Least score, as a share of the best passage's, of the other passages given.
         #[arg(long, default_value_t = cairn_retriever::context::MIN_RELATIVE_SCORE)]
         min_relative_score: f32,
@@ -305,6 +314,9 @@ enum EvalCommand {
         /// Least log-probability of a quoted answer's first token.
         #[arg(long, default_value_t = ask::MIN_START_LOGPROB, allow_hyphen_values = true)]
         min_start_logprob: f32,
+        /// Least share of the question's words around an unsure quote.
+        #[arg(long, default_value_t = ask::MIN_QUOTE_COVERAGE)]
+        min_quote_coverage: f32,
         /// Let the model word its answers freely instead of quoting the sources.
         #[arg(long)]
         free: bool,
@@ -581,9 +593,11 @@ fn run_other(cli: Cli) -> Result<()> {
             min_relevance,
             min_coverage,
             free,
+            min_named_coverage,
             min_relative_score,
             stop_bias,
             min_start_logprob,
+            min_quote_coverage,
             oracle,
             retrieval_only,
             ref dump,
@@ -604,9 +618,11 @@ fn run_other(cli: Cli) -> Result<()> {
                 min_relevance,
                 min_coverage,
                 free,
+                min_named_coverage,
                 min_relative_score,
                 stop_bias,
                 min_start_logprob,
+                min_quote_coverage,
                 ..ask::AskOptions::default()
             },
         }),

@@ -294,47 +294,40 @@ pub fn ground_one(sentence: &str, context: &Context) -> Claim {
 }
 
 /// For an answer quoted from the sources: the largest share of the question's content words
-/// found around one place the quote occurs — in its own sentence (`.0`) and in that sentence
-/// with its two neighbours (`.1`). A question is most often asked in the words of the passage
-/// that answers it, so a quote from a sentence that shares none of them was most likely picked
-/// from the wrong place. `None` when the answer occurs in no source.
+/// found in the sentence the quote lies in and its two neighbours, over every place the quote
+/// occurs. A question is most often asked in the words of the passage that answers it, so a
+/// quote from a place that shares few of them was most likely picked from the wrong place.
+/// `None` when the answer occurs in no source.
 #[must_use]
-pub fn quote_coverage(question: &str, answer: &str, context: &Context) -> Option<(f32, f32)> {
+pub fn quote_coverage(question: &str, answer: &str, context: &Context) -> Option<f32> {
     let needle = squash(answer);
     if needle.is_empty() {
         return None;
     }
-    let mut best: Option<(f32, f32)> = None;
+    let mut best: Option<f32> = None;
     for excerpt in context.sources.iter().flat_map(|s| &s.excerpts) {
         let text = &excerpt.text;
         if !squash(text).contains(&needle) {
             continue;
         }
-        let sentences = cairn_ingest::sentence_ranges(text);
-        let squashed: Vec<String> = sentences.iter().map(|r| squash(&text[r.clone()])).collect();
+        let sentences: Vec<String> = cairn_ingest::sentence_ranges(text)
+            .into_iter()
+            .map(|r| squash(&text[r]))
+            .collect();
         // The sentences the quote lies in: one that holds it, else the run it spans.
         let mut places: Vec<Range<usize>> = (0..sentences.len())
-            .filter(|&i| squashed[i].contains(&needle))
+            .filter(|&i| sentences[i].contains(&needle))
             .map(|i| i..i + 1)
             .collect();
         if places.is_empty() {
             places.push(0..sentences.len());
         }
         for place in places {
-            let own = place
-                .clone()
-                .map(|i| squashed[i].as_str())
-                .collect::<Vec<_>>()
+            let around = sentences
+                [place.start.saturating_sub(1)..(place.end + 1).min(sentences.len())]
                 .join(" ");
-            let wide = (place.start.saturating_sub(1)..(place.end + 1).min(sentences.len()))
-                .map(|i| squashed[i].as_str())
-                .collect::<Vec<_>>()
-                .join(" ");
-            let c = (
-                coverage(question, [own.as_str()]),
-                coverage(question, [wide.as_str()]),
-            );
-            best = Some(best.map_or(c, |b: (f32, f32)| (b.0.max(c.0), b.1.max(c.1))));
+            let c = coverage(question, [around.as_str()]);
+            best = Some(best.map_or(c, |b| b.max(c)));
         }
     }
     best
@@ -343,6 +336,38 @@ pub fn quote_coverage(question: &str, answer: &str, context: &Context) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quote_is_weighed_by_the_question_words_around_it() {
+        let text = "The pump was built in Oslo. It weighs nine tonnes.\n\nThe garden has roses. \
+                    Roses bloom in June. Bees like them.";
+        let ctx = Context {
+            sources: vec![crate::context::Source {
+                number: 1,
+                doc: "a.md".into(),
+                heading: Vec::new(),
+                page: None,
+                lines: (1, 3),
+                chunks: Vec::new(),
+                rank: 1,
+                score: 1.0,
+                bm25: None,
+                dense: None,
+                excerpts: vec![Excerpt {
+                    text: text.into(),
+                    lines: (1, 3),
+                }],
+                whole: true,
+            }],
+            tokens: 0,
+        };
+        let q = "Where was the pump built?";
+        // "pump" and "built" (2 of 2 content words) are next to "Oslo".
+        assert_eq!(quote_coverage(q, "Oslo", &ctx), Some(1.0));
+        // Neither is anywhere near "June".
+        assert_eq!(quote_coverage(q, "June", &ctx), Some(0.0));
+        assert_eq!(quote_coverage(q, "Paris", &ctx), None);
+    }
     use crate::context::Source;
 
     fn context(texts: &[(&str, (u32, u32))]) -> Context {

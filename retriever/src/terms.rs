@@ -180,6 +180,31 @@ pub fn coverage<'a>(question: &str, texts: impl IntoIterator<Item = &'a str>) ->
         .fold(0.0, f32::max)
 }
 
+/// The names in a question — capitalised words other than its first — that none of `texts`
+/// contains (compared as [`terms`]). A knowledge base none of whose closest passages names
+/// what the question names is unlikely to hold the answer, however close the rest of the
+/// wording.
+#[must_use]
+pub fn missing_names<'a>(question: &str, texts: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let names: Vec<String> = question
+        .split(|c: char| c.is_whitespace() || c == '"' || c == '(' || c == ')')
+        .skip(1)
+        .filter(|w| w.chars().next().is_some_and(char::is_uppercase))
+        .flat_map(terms)
+        .filter(|t| t.chars().count() >= 3 && !is_number(t))
+        .collect();
+    if names.is_empty() {
+        return names;
+    }
+    let mut seen = std::collections::HashSet::new();
+    for text in texts {
+        seen.extend(terms(text));
+    }
+    let mut missing: Vec<String> = names.into_iter().filter(|n| !seen.contains(n)).collect();
+    missing.dedup();
+    missing
+}
+
 /// Whether a term is a number (its digits must match exactly to count as support).
 #[must_use]
 pub fn is_number(term: &str) -> bool {
@@ -189,6 +214,24 @@ pub fn is_number(term: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_the_passages_do_not_mention_are_missing() {
+        let texts = [
+            "The Huguenots settled in Virginia.",
+            "Louis XIV revoked the edict.",
+        ];
+        assert!(missing_names("Where did the Huguenots settle?", texts).is_empty());
+        assert_eq!(
+            missing_names("How many settled in Manakintown under Louis?", texts),
+            ["manaki"],
+            "names are compared as stems"
+        );
+        assert!(
+            missing_names("Who revoked the edict?", texts).is_empty(),
+            "first word"
+        );
+    }
 
     #[test]
     fn ordinal_words_meet_their_written_form() {
