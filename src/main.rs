@@ -138,6 +138,7 @@ struct SearchArgs {
 }
 
 #[derive(Args)]
+#[allow(clippy::struct_excessive_bools)] // independent command-line flags
 struct AskArgs {
     /// The question.
     #[arg(required_unless_present = "batch")]
@@ -617,12 +618,12 @@ fn run_other(cli: Cli) -> Result<()> {
                 budget,
                 min_relevance,
                 min_coverage,
-                free,
                 min_named_coverage,
                 min_relative_score,
                 stop_bias,
                 min_start_logprob,
                 min_quote_coverage,
+                free,
                 ..ask::AskOptions::default()
             },
         }),

@@ -67,8 +67,22 @@ fn passages_that_mention_none_of_what_was_asked_are_not_sent_to_the_model() {
         out.contains("none mentions most of what was asked"),
         "{out}"
     );
-    // Turned off too, the question reaches the model (whatever it makes of it).
-    let (_, v) = ask_json_with(q, &["--min-relevance", "0", "--min-coverage", "0"]);
+    // The names check alone (FIFA, World, Cup are in no passage) still withholds it.
+    let (code, v) = ask_json_with(q, &["--min-relevance", "0", "--min-coverage", "0"]);
+    assert_eq!(code, 3, "{v:#}");
+    assert_eq!(v["abstain_reason"], "retrieval", "{v:#}");
+    // All three turned off, the question reaches the model (whatever it makes of it).
+    let (_, v) = ask_json_with(
+        q,
+        &[
+            "--min-relevance",
+            "0",
+            "--min-coverage",
+            "0",
+            "--min-named-coverage",
+            "0",
+        ],
+    );
     assert_ne!(v["abstain_reason"], "retrieval", "{v:#}");
     // An answerable question passes the check.
     let (code, v) = ask_json("How many litres of glycol prime the Orvane pump?");

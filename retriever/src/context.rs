@@ -242,7 +242,11 @@ pub fn assemble(
         return Context::default();
     };
     let floor = options.min_relative_score * top;
-    passages.retain(|p| p.score >= floor || p.score == top);
+    let mut seen = 0;
+    passages.retain(|p| {
+        seen += 1;
+        seen == 1 || p.score >= floor
+    });
     // Sentences of every passage, and their question-word scores (IDF over these sentences).
     let sentences: Vec<Vec<Range<usize>>> = passages
         .iter()
