@@ -294,7 +294,7 @@ impl Generator {
             let lse = log_sum_exp(&logits);
             let raw = constraint.is_some().then(|| logits.clone());
             if let Some(c) = constraint.as_deref_mut() {
-                if !self.restrict(&mut logits, &*c) {
+                if !self.restrict(&mut logits, lse, &*c) {
                     // Nothing may follow and the text may not end: stop where it is.
                     break FinishReason::Stop;
                 }
@@ -346,11 +346,11 @@ impl Generator {
     }
 
     /// Sets the logits of every token `constraint` does not allow to minus infinity. Returns
-    /// false when no token is allowed.
+    /// false when no token is allowed. `lse` is the log-sum-exp of the unconstrained logits.
     ///
     /// The best few hundred tokens are tried first; only when none of them is allowed is the
     /// whole vocabulary searched.
-    fn restrict(&self, logits: &mut [f32], constraint: &dyn Constraint) -> bool {
+    fn restrict(&self, logits: &mut [f32], lse: f32, constraint: &dyn Constraint) -> bool {
         const FIRST: usize = 256;
         let stops = self.tokenizer.stop_ids();
         let allowed = |id: u32| {
@@ -380,7 +380,6 @@ impl Generator {
         if let Some(floor) = constraint.start_floor() {
             // Too unlikely a start means the model did not find what it wanted: only a fixed
             // reply may begin the text then.
-            let lse = log_sum_exp(logits);
             let sure = |&(id, l): &(u32, f32)| {
                 l - lse >= floor || constraint.begins_reply(self.tokenizer.token_bytes(id))
             };
