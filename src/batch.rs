@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 
-use crate::ask::{self, AskOptions, Engine, Quiet, ANSWER_SCHEMA_VERSION};
+use cairn_engine::{self as ask, AskOptions, Engine, Quiet, ANSWER_SCHEMA_VERSION};
 
 /// Version of `schema/search.schema.json`.
 pub const SEARCH_SCHEMA_VERSION: u32 = 1;
@@ -312,7 +312,7 @@ pub fn ask(engine: &mut Engine, input: &str, base: &AskOptions, model: &str) -> 
 /// `cairn search --batch`.
 pub fn search(
     reader: &cairn_index::Reader,
-    embedder: &crate::kb::MiniLm,
+    embedder: &cairn_engine::MiniLm,
     input: &str,
     base: &AskOptions,
 ) -> Result<Tally> {
@@ -367,7 +367,7 @@ pub fn search(
 
 fn search_one(
     reader: &cairn_index::Reader,
-    embedder: &crate::kb::MiniLm,
+    embedder: &cairn_engine::MiniLm,
     q: &str,
     o: &AskOptions,
 ) -> Result<(Vec<cairn_retriever::Hit>, f64)> {

@@ -11,7 +11,7 @@ use cairn_ingest::ReadOptions;
 use cairn_retriever::metrics::{mrr_at, ndcg_at, recall_at};
 use cairn_retriever::{fuse, Fusion};
 
-use crate::kb::{chunk_options, MiniLm};
+use cairn_engine::{chunk_options, MiniLm};
 
 /// A fused-list recipe evaluated side by side with the legs.
 #[derive(Clone, Copy)]

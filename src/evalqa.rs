@@ -14,9 +14,9 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 use cairn_index::Reader;
 
-use crate::ask::{Abstain, AskOptions, Engine, Quiet};
 use crate::eval::percentile;
-use crate::kb::MiniLm;
+use cairn_engine::MiniLm;
+use cairn_engine::{Abstain, AskOptions, Engine, Quiet};
 
 /// Which articles of the file to use: the even-numbered ones calibrate, the odd-numbered ones
 /// check what was calibrated.
@@ -209,7 +209,7 @@ pub fn qa(s: &QaSettings) -> Result<()> {
             let r = engine
                 .retrieval
                 .retrieve_where(&q.question, &s.options, &|h| h.chunk.doc == q.doc)?;
-            let a = crate::ask::answer(
+            let a = cairn_engine::answer(
                 &mut engine.generator,
                 &q.question,
                 r,
@@ -305,7 +305,7 @@ impl Row {
         }
     }
 
-    fn answered(q: &Qa, answerable: bool, a: &crate::ask::Answer) -> Row {
+    fn answered(q: &Qa, answerable: bool, a: &cairn_engine::Answer) -> Row {
         let mut row = Row::retrieval(q, answerable, &a.hits, &a.context);
         row.abstained = a.abstained;
         row.logprobs.clone_from(&a.logprobs);

@@ -1,92 +1,16 @@
 //! `cairn add | remove | status | search`: the knowledge-base commands.
 
-use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use cairn_generator::BertEmbedder;
-use cairn_index::{
-    AddOptions, AddProgress, ChunkOptions, Embedder, EmbedderId, FileOutcome, Reader, TokenCounter,
-    Writer,
-};
+use cairn_engine::text::{civil_time, human_size, location, sanitize, snippet};
+use cairn_engine::{chunk_options, open_for_search, MiniLm};
+use cairn_index::{AddOptions, AddProgress, Embedder, EmbedderId, FileOutcome, Reader, Writer};
 use cairn_ingest::ReadOptions;
 use cairn_retriever::{Fusion, Hit, Mode, Retriever, SearchOptions};
 use indicatif::{ProgressBar, ProgressStyle};
-
-use crate::models;
-
-/// The pinned embedding model, adapted to the index's `Embedder`.
-pub struct MiniLm {
-    inner: BertEmbedder,
-    id: EmbedderId,
-}
-
-impl MiniLm {
-    /// Loads the verified `embedder` model from the models directory.
-    ///
-    /// The encoder runs on ONNX Runtime when its pinned library is installed (`cairn models
-    /// pull` fetches it on Linux x86-64), else on the built-in forward pass: same weights, same
-    /// vectors to float rounding, so one knowledge base takes either. `CAIRN_EMBED_RUNTIME`
-    /// chooses: `auto` (the default), `onnxruntime` (required; an error without it) or
-    /// `built-in`.
-    pub fn load() -> Result<Self> {
-        let weights = models::resolve_verified("embedder")?;
-        let dir = weights.parent().expect("model files live in a folder");
-        let choice = std::env::var("CAIRN_EMBED_RUNTIME").unwrap_or_default();
-        let inner = match choice.as_str() {
-            "built-in" | "builtin" => BertEmbedder::load(dir),
-            "onnxruntime" => {
-                let lib = models::resolve_verified("onnxruntime")?;
-                BertEmbedder::load_with_runtime(dir, &lib, 0)
-            }
-            "" | "auto" => match models::resolve_verified("onnxruntime") {
-                Ok(lib) => BertEmbedder::load_with_runtime(dir, &lib, 0).or_else(|e| {
-                    eprintln!("note: ONNX Runtime did not load ({e}); using the built-in encoder");
-                    BertEmbedder::load(dir)
-                }),
-                Err(_) => BertEmbedder::load(dir),
-            },
-            other => bail!("CAIRN_EMBED_RUNTIME={other} is not one of auto, onnxruntime, built-in"),
-        }
-        .with_context(|| format!("loading the embedder from {}", dir.display()))?;
-        let sha = models::lookup("embedder")?.files[0].sha256;
-        Ok(MiniLm {
-            id: EmbedderId {
-                model: "all-MiniLM-L6-v2".into(),
-                weights_sha256: sha.into(),
-                dim: inner.dim(),
-            },
-            inner,
-        })
-    }
-}
-
-impl MiniLm {
-    /// Which engine runs the encoder: `"built-in"` or `"onnxruntime"`.
-    pub fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
-}
-
-impl TokenCounter for MiniLm {
-    fn token_ends(&self, text: &str) -> Vec<usize> {
-        self.inner.token_ends(text)
-    }
-}
-
-impl Embedder for MiniLm {
-    fn id(&self) -> EmbedderId {
-        self.id.clone()
-    }
-    fn counter(&self) -> &dyn TokenCounter {
-        self
-    }
-    fn embed(&self, texts: &[&str]) -> std::result::Result<Vec<Vec<f32>>, String> {
-        self.inner.embed(texts).map_err(|e| e.to_string())
-    }
-}
 
 /// The knowledge base directory: `--kb`/`CAIRN_KB`, else `<data dir>/cairn/kb`.
 pub fn kb_dir(kb: Option<&Path>) -> Result<PathBuf> {
@@ -95,60 +19,6 @@ pub fn kb_dir(kb: Option<&Path>) -> Result<PathBuf> {
     }
     let data = dirs::data_dir().context("no user data directory; pass --kb DIR or set CAIRN_KB")?;
     Ok(data.join("cairn").join("kb"))
-}
-
-/// Chunker settings for new knowledge bases (the embedder takes 256 tokens with `[CLS]` and `[SEP]`).
-pub fn chunk_options() -> ChunkOptions {
-    ChunkOptions {
-        max_tokens: 200,
-        overlap_tokens: 32,
-        min_section_tokens: 24,
-    }
-}
-
-/// Removes control characters and escape sequences so that document text cannot drive the
-/// terminal; tabs and newlines stay.
-pub fn sanitize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // Skip an escape sequence: ESC [ ... final byte, or ESC ] ... BEL/ST, or ESC x.
-            match chars.peek() {
-                Some('[') => {
-                    chars.next();
-                    while let Some(&d) = chars.peek() {
-                        chars.next();
-                        if ('@'..='~').contains(&d) {
-                            break;
-                        }
-                    }
-                }
-                Some(']') => {
-                    chars.next();
-                    while let Some(d) = chars.next() {
-                        if d == '\u{7}' || (d == '\u{1b}' && chars.peek() == Some(&'\\')) {
-                            if d == '\u{1b}' {
-                                chars.next();
-                            }
-                            break;
-                        }
-                    }
-                }
-                Some(_) => {
-                    chars.next();
-                }
-                None => {}
-            }
-        } else if c == '\n'
-            || c == '\t'
-            || !(c.is_control()
-                || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
-        {
-            out.push(c);
-        }
-    }
-    out
 }
 
 struct CliProgress {
@@ -206,7 +76,7 @@ pub fn add(kb: &Path, paths: &[PathBuf], settings: &AddSettings) -> Result<()> {
         bail!("nothing to add\nhint: `cairn add PATH…` with files or folders");
     }
     let t0 = Instant::now();
-    let embedder = MiniLm::load()?;
+    let embedder = load_embedder()?;
     if rebuild {
         Writer::wipe(kb)?;
     }
@@ -381,12 +251,12 @@ pub fn status(kb: &Path, json: bool, documents: bool) -> Result<()> {
         "chunking:       ≤{} tokens, {} overlap",
         m.chunking.max_tokens, m.chunking.overlap_tokens
     )?;
-    writeln!(out, "size on disk:   {}", models::human_size(s.bytes))?;
+    writeln!(out, "size on disk:   {}", human_size(s.bytes))?;
     writeln!(
         out,
         "last commit:    #{} at {}",
         m.generation,
-        format_time(m.committed_at)
+        civil_time(m.committed_at)
     )?;
     writeln!(
         out,
@@ -427,27 +297,6 @@ pub fn status(kb: &Path, json: bool, documents: bool) -> Result<()> {
     Ok(())
 }
 
-fn format_time(unix: u64) -> String {
-    // Civil date from days since the epoch (Howard Hinnant's algorithm), UTC.
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
 /// Settings of `cairn search`.
 pub struct SearchSettings {
     pub k: usize,
@@ -455,24 +304,6 @@ pub struct SearchSettings {
     pub fusion: Fusion,
     pub dense_weight: f32,
     pub json: bool,
-}
-
-/// Where a hit came from, as users read it: `path p.3 L5–7 — Heading > Sub`.
-pub fn location(hit_doc: &str, page: Option<u32>, lines: (u32, u32), heading: &[String]) -> String {
-    let mut s = sanitize(hit_doc);
-    if let Some(p) = page {
-        let _ = write!(s, " p.{p}");
-    }
-    if lines.0 == lines.1 {
-        let _ = write!(s, " L{}", lines.0);
-    } else {
-        let _ = write!(s, " L{}–{}", lines.0, lines.1);
-    }
-    if !heading.is_empty() {
-        s.push_str(" — ");
-        s.push_str(&sanitize(&heading.join(" > ")));
-    }
-    s
 }
 
 pub fn hit_json(hit: &Hit) -> serde_json::Value {
@@ -491,18 +322,13 @@ pub fn hit_json(hit: &Hit) -> serde_json::Value {
     })
 }
 
-/// Opens a knowledge base and loads its embedding model (checked to be the one it was built with).
-pub fn open_for_search(kb: &Path) -> Result<(Reader, MiniLm)> {
-    let reader = Reader::open(kb)?;
+/// Loads the embedder, saying on stderr when it fell back to the built-in encoder.
+pub fn load_embedder() -> Result<MiniLm> {
     let embedder = MiniLm::load()?;
-    if reader.manifest().embedder != embedder.id() {
-        bail!(
-            "the knowledge base was embedded with {}, the installed embedder is {}\nhint: rebuild it with `cairn add --rebuild PATH…`",
-            reader.manifest().embedder,
-            embedder.id()
-        );
+    if let Some(note) = embedder.note() {
+        eprintln!("note: {note}");
     }
-    Ok((reader, embedder))
+    Ok(embedder)
 }
 
 /// `cairn search`.
@@ -557,20 +383,6 @@ pub fn search(kb: &Path, query: &str, settings: &SearchSettings) -> Result<()> {
     Ok(())
 }
 
-/// Document text on one line for the terminal: sanitized, whitespace collapsed, cut to `max`
-/// characters with `…`.
-pub fn snippet(text: &str, max: usize) -> String {
-    let flat = sanitize(text)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if flat.chars().count() > max {
-        flat.chars().take(max).chain(std::iter::once('…')).collect()
-    } else {
-        flat
-    }
-}
-
 /// `cairn extract`: the text a file is read as.
 pub fn extract(file: &Path, sections: bool) -> Result<()> {
     let read = cairn_ingest::read_file(file, &ReadOptions::default())?;
@@ -600,24 +412,4 @@ pub fn extract(file: &Path, sections: bool) -> Result<()> {
         writeln!(out, "{}", sanitize(&doc.text[s.range.clone()]))?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sanitize_strips_escapes_and_controls() {
-        assert_eq!(
-            sanitize("a\u{1b}[31mred\u{1b}[0m b\u{7}\u{1b}]0;title\u{7}c\r\n\td"),
-            "ared bc\n\td"
-        );
-        assert_eq!(sanitize("x\u{202e}y"), "xy");
-    }
-
-    #[test]
-    fn dates_are_civil() {
-        assert_eq!(format_time(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(format_time(1_764_072_000), "2025-11-25 12:00:00 UTC");
-    }
 }

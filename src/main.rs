@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use cairn_generator::{GenerateOptions, Generator, LoadOptions, Message, Sampling};
+use cairn_engine::catalog as models;
+use cairn_engine::{answer as engine, text::human_size};
+use cairn_generator::{GenerateOptions, Generator, LoadOptions, Message};
 use clap::{Args, Parser, Subcommand};
 
 mod ask;
@@ -17,7 +19,7 @@ mod batch;
 mod eval;
 mod evalqa;
 mod kb;
-mod models;
+mod progress;
 
 /// Exit codes, documented in `--help` and the README.
 const EXIT_ERROR: u8 = 1;
@@ -50,11 +52,13 @@ struct Cli {
     #[arg(long, global = true, env = "CAIRN_KB", value_name = "DIR")]
     kb: Option<PathBuf>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Open the terminal app (also what `cairn` alone does in a terminal).
+    Tui(TuiArgs),
     /// Add files and folders to the knowledge base (re-adding updates only what changed).
     Add {
         /// Files or folders; folders are walked honouring .gitignore, .ignore and .cairnignore.
@@ -109,6 +113,19 @@ enum Command {
     /// Fetch, list, verify and exercise the pinned models.
     #[command(subcommand)]
     Models(ModelsCommand),
+}
+
+#[derive(Args, Default)]
+struct TuiArgs {
+    /// The model: tiny, default, larger, or a path to a GGUF file.
+    #[arg(long, default_value = "default")]
+    model: String,
+    /// Which retrieval legs to run.
+    #[arg(long, value_enum, default_value_t = ModeArg::Hybrid)]
+    mode: ModeArg,
+    /// Print the key list as Markdown and exit (the README's key table is this).
+    #[arg(long)]
+    keys: bool,
 }
 
 #[derive(Args)]
@@ -170,15 +187,15 @@ struct AskArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Least similarity of the best passage for the model to be asked at all.
-    #[arg(long, default_value_t = ask::MIN_RELEVANCE)]
+    #[arg(long, default_value_t = engine::MIN_RELEVANCE)]
     min_relevance: f32,
     /// Least share of the question's content words one passage must contain for the model to
     /// be asked (0 turns this check off).
-    #[arg(long, default_value_t = ask::MIN_COVERAGE)]
+    #[arg(long, default_value_t = engine::MIN_COVERAGE)]
     min_coverage: f32,
     /// When the question names something no retrieved passage names, the share of its content
     /// words one passage must still hold for the model to be asked.
-    #[arg(long, default_value_t = ask::MIN_NAMED_COVERAGE)]
+    #[arg(long, default_value_t = engine::MIN_NAMED_COVERAGE)]
     min_named_coverage: f32,
     /// Passages after the best one are given to the model only if their retrieval score is
     /// at least this share of the best one's (0 gives all k).
@@ -201,8 +218,8 @@ struct AskArgs {
 }
 
 impl AskArgs {
-    fn options(&self) -> ask::AskOptions {
-        ask::AskOptions {
+    fn options(&self) -> engine::AskOptions {
+        engine::AskOptions {
             k: self.k,
             mode: self.mode.into(),
             budget: self.budget,
@@ -214,7 +231,7 @@ impl AskArgs {
             min_named_coverage: self.min_named_coverage,
             free: self.free,
             min_relative_score: self.min_relative_score,
-            ..ask::AskOptions::default()
+            ..engine::AskOptions::default()
         }
     }
 }
@@ -229,8 +246,9 @@ impl From<ModeArg> for cairn_retriever::Mode {
     }
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, Default, clap::ValueEnum)]
 enum ModeArg {
+    #[default]
     Bm25,
     Dense,
     Hybrid,
@@ -297,26 +315,26 @@ enum EvalCommand {
         #[arg(long, default_value_t = cairn_retriever::context::DEFAULT_BUDGET)]
         budget: usize,
         /// Least similarity of the best passage for the model to be asked.
-        #[arg(long, default_value_t = ask::MIN_RELEVANCE)]
+        #[arg(long, default_value_t = engine::MIN_RELEVANCE)]
         min_relevance: f32,
         /// Least share of the question's content words one passage must contain.
-        #[arg(long, default_value_t = ask::MIN_COVERAGE)]
+        #[arg(long, default_value_t = engine::MIN_COVERAGE)]
         min_coverage: f32,
         /// Least share of the question's words in one passage when a name it asks about is in
         /// none.
-        #[arg(long, default_value_t = ask::MIN_NAMED_COVERAGE)]
+        #[arg(long, default_value_t = engine::MIN_NAMED_COVERAGE)]
         min_named_coverage: f32,
         /// Least score, as a share of the best passage's, of the other passages given.
         #[arg(long, default_value_t = cairn_retriever::context::MIN_RELATIVE_SCORE)]
         min_relative_score: f32,
         /// Added to the end-of-answer logit wherever a quoted span may end.
-        #[arg(long, default_value_t = ask::STOP_BIAS, allow_hyphen_values = true)]
+        #[arg(long, default_value_t = engine::STOP_BIAS, allow_hyphen_values = true)]
         stop_bias: f32,
         /// Least log-probability of a quoted answer's first token.
-        #[arg(long, default_value_t = ask::MIN_START_LOGPROB, allow_hyphen_values = true)]
+        #[arg(long, default_value_t = engine::MIN_START_LOGPROB, allow_hyphen_values = true)]
         min_start_logprob: f32,
         /// Least share of the question's words around an unsure quote.
-        #[arg(long, default_value_t = ask::MIN_QUOTE_COVERAGE)]
+        #[arg(long, default_value_t = engine::MIN_QUOTE_COVERAGE)]
         min_quote_coverage: f32,
         /// Let the model word its answers freely instead of quoting the sources.
         #[arg(long)]
@@ -414,12 +432,26 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    let start = std::time::Instant::now();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
         }
+    };
+    let cli = match cli.command {
+        Some(Command::Tui(ref a)) => return tui(cli.kb.as_deref(), a, start),
+        None => {
+            if io::IsTerminal::is_terminal(&io::stdin())
+                && io::IsTerminal::is_terminal(&io::stdout())
+            {
+                return tui(cli.kb.as_deref(), &TuiArgs::default_args(), start);
+            }
+            let _ = <Cli as clap::CommandFactory>::command().write_long_help(&mut io::stderr());
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Some(_) => cli,
     };
     match run(cli) {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
@@ -430,6 +462,49 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+impl TuiArgs {
+    fn default_args() -> Self {
+        TuiArgs {
+            model: "default".into(),
+            ..TuiArgs::default()
+        }
+    }
+}
+
+/// `cairn tui`, or `cairn` alone in a terminal.
+fn tui(kb: Option<&std::path::Path>, a: &TuiArgs, start: std::time::Instant) -> ExitCode {
+    if a.keys {
+        print!("{}", cairn_tui::keymap::markdown());
+        return ExitCode::SUCCESS;
+    }
+    let kb = match kb::kb_dir(kb) {
+        Ok(kb) => kb,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let options = cairn_tui::Options {
+        kb,
+        model: a.model.clone(),
+        mode: a.mode.into(),
+        models: ["tiny", "default", "larger"]
+            .into_iter()
+            .filter(|id| models::is_installed(id))
+            .map(str::to_owned)
+            .collect(),
+        history: cairn_tui::default_history(),
+        color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    };
+    match cairn_tui::run(options, start) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: the terminal app failed: {e}");
             ExitCode::from(EXIT_ERROR)
         }
     }
@@ -464,26 +539,26 @@ impl From<batch::Tally> for Outcome {
 }
 
 fn run(cli: Cli) -> Result<Outcome> {
-    if let Command::Ask(ref a) = cli.command {
+    if let Some(Command::Ask(ref a)) = cli.command {
         return run_ask(&kb::kb_dir(cli.kb.as_deref())?, a);
     }
-    if let Command::Search(SearchArgs {
+    if let Some(Command::Search(SearchArgs {
         batch: Some(ref input),
         k,
         mode,
         fusion,
         weight,
         ..
-    }) = cli.command
+    })) = cli.command
     {
         let kb = kb::kb_dir(cli.kb.as_deref())?;
-        let (reader, embedder) = kb::open_for_search(&kb)?;
-        let base = ask::AskOptions {
+        let (reader, embedder) = cairn_engine::open_for_search(&kb)?;
+        let base = engine::AskOptions {
             k,
             mode: mode.into(),
             fusion: fusion.into(),
             dense_weight: weight,
-            ..ask::AskOptions::default()
+            ..engine::AskOptions::default()
         };
         return batch::search(&reader, &embedder, input, &base).map(Outcome::from);
     }
@@ -491,7 +566,7 @@ fn run(cli: Cli) -> Result<Outcome> {
 }
 
 fn run_ask(kb: &std::path::Path, a: &AskArgs) -> Result<Outcome> {
-    let mut engine = ask::Engine::open(kb, &a.model)?;
+    let mut engine = engine::Engine::open(kb, &a.model)?;
     let options = a.options();
     if let Some(input) = &a.batch {
         return batch::ask(&mut engine, input, &options, &a.model).map(Outcome::from);
@@ -502,7 +577,7 @@ fn run_ask(kb: &std::path::Path, a: &AskArgs) -> Result<Outcome> {
         .expect("clap requires a question without --batch");
     let stdout = io::stdout();
     let answer = if a.json {
-        engine.ask(question, &options, &mut ask::Quiet)?
+        engine.ask(question, &options, &mut engine::Quiet)?
     } else {
         let mut printer = ask::Printer::new(stdout.lock(), a.show_context);
         let answer = engine.ask(question, &options, &mut printer)?;
@@ -540,8 +615,11 @@ fn run_ask(kb: &std::path::Path, a: &AskArgs) -> Result<Outcome> {
 
 fn run_other(cli: Cli) -> Result<()> {
     let kb_dir = || kb::kb_dir(cli.kb.as_deref());
-    match cli.command {
-        Command::Ask(_) => unreachable!("handled by run"),
+    let Some(command) = cli.command else {
+        unreachable!("handled by main")
+    };
+    match command {
+        Command::Ask(_) | Command::Tui(_) => unreachable!("handled by run and main"),
         Command::Add {
             ref paths,
             rebuild,
@@ -613,7 +691,7 @@ fn run_other(cli: Cli) -> Result<()> {
             json,
             dump: dump.clone(),
             oracle,
-            options: ask::AskOptions {
+            options: engine::AskOptions {
                 k,
                 budget,
                 min_relevance,
@@ -624,7 +702,7 @@ fn run_other(cli: Cli) -> Result<()> {
                 min_start_logprob,
                 min_quote_coverage,
                 free,
-                ..ask::AskOptions::default()
+                ..engine::AskOptions::default()
             },
         }),
         Command::Eval(EvalCommand::Latency {
@@ -646,10 +724,11 @@ fn run_models(cmd: ModelsCommand) -> Result<()> {
             } else {
                 ids.iter()
                     .map(|id| models::lookup(id))
-                    .collect::<Result<_>>()?
+                    .collect::<cairn_engine::Result<_>>()?
             };
             for spec in specs {
-                models::pull(spec, quiet).with_context(|| format!("pulling `{}`", spec.id))?;
+                models::pull(spec, quiet, &mut progress::Bars::new(quiet))
+                    .with_context(|| format!("pulling `{}`", spec.id))?;
             }
             Ok(())
         }
@@ -671,7 +750,7 @@ fn run_models(cmd: ModelsCommand) -> Result<()> {
                     spec.id,
                     spec.role.split(' ').next().unwrap_or_default(),
                     spec.name,
-                    models::human_size(size),
+                    human_size(size),
                     "",
                     spec.license
                 )?;
@@ -685,13 +764,14 @@ fn run_models(cmd: ModelsCommand) -> Result<()> {
             } else {
                 ids.iter()
                     .map(|id| models::lookup(id))
-                    .collect::<Result<_>>()?
+                    .collect::<cairn_engine::Result<_>>()?
             };
             let mut bad = 0;
             let mut out = io::stdout().lock();
             for spec in specs {
                 for file in spec.files {
-                    let state = models::check_file(&dir, file, true, false)?;
+                    let state =
+                        models::check_file(&dir, file, true, &mut progress::Bars::new(false))?;
                     let label = match state {
                         models::FileState::Verified => "ok",
                         models::FileState::Missing => "missing",
@@ -727,34 +807,6 @@ fn run_models(cmd: ModelsCommand) -> Result<()> {
     }
 }
 
-/// A catalog id is verified before loading; a path is the user's own file.
-/// Greedy at temperature 0, else seeded nucleus sampling.
-pub(crate) fn sampling(temperature: f32, top_p: f32, seed: u64) -> Sampling {
-    if temperature > 0.0 {
-        Sampling::TopP {
-            temperature,
-            top_p,
-            seed,
-        }
-    } else {
-        Sampling::Greedy
-    }
-}
-
-pub(crate) fn model_path(model: &str) -> Result<PathBuf> {
-    if models::find(model).is_some() {
-        models::resolve_verified(model)
-    } else {
-        let path = PathBuf::from(model);
-        anyhow::ensure!(
-            path.is_file(),
-            "`{model}` is neither a model id ({}) nor a file",
-            models::known_ids()
-        );
-        Ok(path)
-    }
-}
-
 fn run_model(args: &RunArgs) -> Result<()> {
     let prompt = match (&args.prompt_file, &args.prompt) {
         (Some(path), _) => std::fs::read_to_string(path)
@@ -762,7 +814,7 @@ fn run_model(args: &RunArgs) -> Result<()> {
         (None, Some(p)) => p.clone(),
         (None, None) => anyhow::bail!("give --prompt TEXT or --prompt-file FILE"),
     };
-    let path = model_path(&args.model)?;
+    let path = models::model_path(&args.model)?;
     let mut generator = Generator::load(&path, &LoadOptions { n_ctx: args.ctx })
         .with_context(|| format!("loading {}", path.display()))?;
     eprintln!(
@@ -779,7 +831,7 @@ fn run_model(args: &RunArgs) -> Result<()> {
     messages.push(Message::user(prompt));
     let options = GenerateOptions {
         max_tokens: args.max_tokens,
-        sampling: sampling(args.temperature, args.top_p, args.seed),
+        sampling: engine::sampling(args.temperature, args.top_p, args.seed),
         ignore_stop_tokens: args.ignore_eos,
     };
     let mut stdout = io::stdout().lock();

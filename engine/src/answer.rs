@@ -1,0 +1,787 @@
+//! Answering: retrieval → gates → context assembly → generation → citations checked by code.
+//!
+//! [`Engine`] holds what a question needs (the index snapshot, the embedder, the loaded model)
+//! and answers many questions with them; `ask`, `ask --batch`, `eval qa` and the TUI all go
+//! through [`Engine::ask`], so what is measured is what users run.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cairn_generator::{
+    Constraint, GenerateOptions, Generator, LoadOptions, Message, Quote, Sampling,
+};
+use cairn_index::Reader;
+use cairn_retriever::context::{user_prompt, EXAMPLES, REFUSAL, SYSTEM_PROMPT};
+use cairn_retriever::ground::{is_refusal, strip_markers};
+use cairn_retriever::{
+    assemble, ground, Claim, Context, ContextOptions, Fusion, Hit, Mode, Retriever, SearchOptions,
+};
+
+use crate::text::sanitize;
+use crate::{catalog, open_for_search, prompt_cache, Error, MiniLm, Result};
+
+/// Version of the JSON an answer is written as (`ask --json`, `ask --batch`); raised whenever a
+/// field changes meaning or goes away. `schema/answer.schema.json` describes it.
+pub const ANSWER_SCHEMA_VERSION: u32 = 1;
+
+/// Least cosine similarity between the question and its best passage for cairn to ask the model
+/// at all. Calibrated with `cairn eval qa --articles even --remove-articles 6` (BENCHMARKS.md):
+/// below it, the knowledge base almost never held the answer.
+pub const MIN_RELEVANCE: f32 = 0.30;
+
+/// Least share of the question's content words that one retrieved passage must contain for
+/// cairn to ask the model: a knowledge base none of whose passages mentions most of what was
+/// asked (the names, the things) does not hold the answer, however similar a passage sounds.
+/// Calibrated on the even XQuAD articles (`eval qa --retrieval-only`, BENCHMARKS.md): the
+/// largest round value that withholds at most 1% of the answerable questions there (0.7%),
+/// leaving most of the 5% false-abstention budget to the other checks.
+pub const MIN_COVERAGE: f32 = 0.25;
+
+/// Per-question settings.
+#[derive(Clone, Debug)]
+pub struct AskOptions {
+    /// Passages to retrieve.
+    pub k: usize,
+    /// Which retrieval legs to run.
+    pub mode: Mode,
+    /// How hybrid mode fuses the legs.
+    pub fusion: Fusion,
+    /// Weight of the dense leg in hybrid mode.
+    pub dense_weight: f32,
+    /// Context budget in tokens.
+    pub budget: usize,
+    /// Most tokens in the answer.
+    pub max_tokens: usize,
+    /// Sampling temperature (0: greedy).
+    pub temperature: f32,
+    /// Nucleus sampling mass.
+    pub top_p: f32,
+    /// Sampling seed.
+    pub seed: u64,
+    /// Questions whose best passage is less similar than this are not sent to the model.
+    pub min_relevance: f32,
+    /// Questions no passage of which holds this share of the question's content words are not
+    /// sent to the model.
+    pub min_coverage: f32,
+    /// When the question names something (a capitalised word past its first) that no retrieved
+    /// passage contains, the model is asked only if one passage holds at least this share of
+    /// the question's content words.
+    pub min_named_coverage: f32,
+    /// Passages after the best are given to the model only if their score is at least this
+    /// share of the best one's.
+    pub min_relative_score: f32,
+    /// Added to the end-of-answer logit wherever a quoted span may end (above zero: shorter
+    /// quotes).
+    pub stop_bias: f32,
+    /// A quoted answer must begin with a token the model gives at least this log-probability;
+    /// otherwise the model is taken not to have found the answer.
+    pub min_start_logprob: f32,
+    /// A quoted answer the model was unsure how to begin is withheld when the sentences around
+    /// it hold less than this share of the question's content words.
+    pub min_quote_coverage: f32,
+    /// Let the model word the answer itself instead of quoting a span of the sources.
+    pub free: bool,
+}
+
+impl Default for AskOptions {
+    fn default() -> Self {
+        AskOptions {
+            k: 8,
+            mode: Mode::Hybrid,
+            fusion: Fusion::Score,
+            dense_weight: 0.4,
+            budget: cairn_retriever::context::DEFAULT_BUDGET,
+            max_tokens: 200,
+            temperature: 0.0,
+            top_p: 0.9,
+            seed: 0,
+            min_relevance: MIN_RELEVANCE,
+            min_coverage: MIN_COVERAGE,
+            min_named_coverage: MIN_NAMED_COVERAGE,
+            min_relative_score: cairn_retriever::context::MIN_RELATIVE_SCORE,
+            stop_bias: STOP_BIAS,
+            min_start_logprob: MIN_START_LOGPROB,
+            min_quote_coverage: MIN_QUOTE_COVERAGE,
+            free: false,
+        }
+    }
+}
+
+/// The default [`AskOptions::min_named_coverage`]. Chosen with `eval qa --retrieval-only` on
+/// the calibration half of XQuAD (BENCHMARKS.md): with it the retrieval checks together withhold
+/// 3.5% of the answerable questions there (2.4% without); misspelt names in questions ("Ghandi")
+/// are what it costs.
+pub const MIN_NAMED_COVERAGE: f32 = 0.4;
+
+/// The default [`AskOptions::stop_bias`], chosen with `cairn eval qa` on the calibration half
+/// of XQuAD (BENCHMARKS.md).
+pub const STOP_BIAS: f32 = 1.0;
+
+/// The default [`AskOptions::min_start_logprob`]: a quote must begin with a token the model
+/// gives at least e⁻⁴ ≈ 1.8%. Chosen with `cairn eval qa` on the calibration half of XQuAD with
+/// the retrieval gates off (BENCHMARKS.md): the largest round value that withheld no more of
+/// its answerable questions.
+pub const MIN_START_LOGPROB: f32 = -4.0;
+
+/// The default [`AskOptions::min_quote_coverage`], with [`UNSURE_START`]: chosen together on
+/// the calibration half of XQuAD with the retrieval gates off (BENCHMARKS.md), as the pair that
+/// withheld the most unanswerable questions while all abstentions, the gates' included, stayed
+/// under 4.5% of the answerable ones.
+pub const MIN_QUOTE_COVERAGE: f32 = 0.15;
+
+/// A quote whose first token had a log-probability below this (p ≈ 22%) counts as one the
+/// model was unsure how to begin.
+pub const UNSURE_START: f32 = -1.5;
+
+/// Why an answer was withheld.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Abstain {
+    /// No passage was relevant enough; the model was not asked.
+    Retrieval,
+    /// The model said the sources do not answer, or no quote could begin with a token it gave
+    /// enough probability.
+    Model,
+    /// No sentence of the model's answer is supported by the sources, or the answer is a quote
+    /// the model was unsure of from a place that speaks of little of the question.
+    Unsupported,
+}
+
+impl Abstain {
+    /// Why, in words a user reads.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Abstain::Retrieval => {
+                "no passage is relevant enough, or none mentions most of what was asked"
+            }
+            Abstain::Model => "the model found no answer in the closest passages",
+            Abstain::Unsupported => {
+                "the model's answer is not supported by a passage that speaks of the question"
+            }
+        }
+    }
+}
+
+/// Time spent on one question.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Timings {
+    /// Searching the index.
+    pub retrieve_ms: f64,
+    /// Choosing the passages and sentences the model is given.
+    pub assemble_ms: f64,
+    /// From the question to the first answer token (retrieval and prefill included).
+    pub ttft_ms: f64,
+    /// Reading the prompt.
+    pub prefill_ms: f64,
+    /// Writing the answer.
+    pub decode_ms: f64,
+    /// The whole question.
+    pub total_ms: f64,
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose KV cache was reused from the previous question.
+    pub reused_tokens: usize,
+    /// Tokens in the answer.
+    pub answer_tokens: usize,
+}
+
+/// One answered (or abstained) question.
+#[derive(Clone, Debug)]
+#[allow(clippy::struct_field_names)] // `answer.answer` is the answer text, as in the JSON
+pub struct Answer {
+    /// The question, trimmed.
+    pub question: String,
+    /// The model's answer with its own citation markers removed (empty when the model was not asked).
+    pub answer: String,
+    /// Why the answer was withheld, if it was.
+    pub abstained: Option<Abstain>,
+    /// The answer's sentences with the citations that support them.
+    pub claims: Vec<Claim>,
+    /// The numbered sources the model was given.
+    pub context: Context,
+    /// The retrieval hits the context came from.
+    pub hits: Vec<Hit>,
+    /// The model's log-probability of each answer token (and of the stop token), before the
+    /// quote constraint narrowed its choice; empty when the model was not asked.
+    pub logprobs: Vec<f32>,
+    /// For a quoted answer: the share of the question's words around the quote (see
+    /// [`cairn_retriever::ground::quote_coverage`]).
+    pub quote_coverage: Option<f32>,
+    /// The retrieval checks the question went through.
+    pub gates: Gates,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+/// The "is it in there at all" checks made on a question's hits before the model is asked,
+/// with what each measured, so a face can show why a question was (or was not) answered.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Gates {
+    /// The best cosine similarity of a hit (`None` when the dense leg did not run).
+    pub relevance: Option<f32>,
+    /// Its floor ([`AskOptions::min_relevance`]).
+    pub min_relevance: f32,
+    /// The largest share of the question's content words in one hit.
+    pub coverage: f32,
+    /// Its floor ([`AskOptions::min_coverage`]).
+    pub min_coverage: f32,
+    /// Names in the question that no hit contains.
+    pub missing_names: Vec<String>,
+    /// The coverage needed when a name is missing ([`AskOptions::min_named_coverage`]).
+    pub min_named_coverage: f32,
+    /// Passages after the best are kept at this share of the best one's score.
+    pub min_relative_score: f32,
+}
+
+impl Gates {
+    /// Measures `hits` for `question`.
+    pub fn measure(question: &str, hits: &[Hit], o: &AskOptions) -> Self {
+        let best = hits
+            .iter()
+            .filter_map(|h| h.fused.dense.map(|d| d.score))
+            .fold(f32::NEG_INFINITY, f32::max);
+        let texts = || hits.iter().map(|h| h.chunk.text.as_str());
+        let coverage = cairn_retriever::terms::coverage(question, texts());
+        let missing_names = if coverage < o.min_named_coverage {
+            cairn_retriever::terms::missing_names(question, texts())
+        } else {
+            Vec::new()
+        };
+        Gates {
+            relevance: (o.mode != Mode::Bm25).then_some(best),
+            min_relevance: o.min_relevance,
+            coverage,
+            min_coverage: o.min_coverage,
+            missing_names,
+            min_named_coverage: o.min_named_coverage,
+            min_relative_score: o.min_relative_score,
+        }
+    }
+
+    /// Whether the relevance check passed (or did not apply).
+    pub fn relevant(&self) -> bool {
+        self.relevance.is_none_or(|r| r >= self.min_relevance)
+    }
+
+    /// Whether the question passed every check, so the model is asked.
+    pub fn passed(&self) -> bool {
+        self.relevant()
+            && self.coverage >= self.min_coverage
+            && (self.missing_names.is_empty() || self.coverage >= self.min_named_coverage)
+    }
+}
+
+impl Answer {
+    /// The numbers of the sources some sentence cites, ascending.
+    pub fn cited_sources(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .claims
+            .iter()
+            .flat_map(|c| c.citations.iter().map(|x| x.source))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// The line ranges of source `number` that the answer's sentences cite, sorted.
+    pub fn cited_lines(&self, number: usize) -> Vec<(u32, u32)> {
+        let mut lines: Vec<(u32, u32)> = self
+            .claims
+            .iter()
+            .flat_map(|c| c.citations.iter())
+            .filter(|x| x.source == number)
+            .map(|x| x.lines)
+            .collect();
+        lines.sort_unstable();
+        lines.dedup();
+        lines
+    }
+
+    /// The answer as the schema describes it (`timings` is the only field that varies between
+    /// identical runs).
+    pub fn to_json(&self, model: &str, seed: u64) -> serde_json::Value {
+        let sources: Vec<serde_json::Value> = self
+            .context
+            .sources
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "number": s.number,
+                    "doc": s.doc,
+                    "heading": s.heading,
+                    "page": s.page,
+                    "lines": [s.lines.0, s.lines.1],
+                    "rank": s.rank,
+                    "score": s.score,
+                    "bm25": s.bm25,
+                    "dense": s.dense,
+                    "excerpts": s.excerpts.iter().map(|e| serde_json::json!({
+                        "text": e.text,
+                        "lines": [e.lines.0, e.lines.1],
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let sentences: Vec<serde_json::Value> = self
+            .claims
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "text": c.text,
+                    "supported": c.supported,
+                    "citations": c.citations.iter().map(|x| serde_json::json!({
+                        "source": x.source,
+                        "lines": [x.lines.0, x.lines.1],
+                        "support": x.support,
+                    })).collect::<Vec<_>>(),
+                    "quotes": c.quotes.iter().map(|(q, ok)| serde_json::json!({
+                        "text": q, "verbatim": ok,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "schema_version": ANSWER_SCHEMA_VERSION,
+            "question": self.question,
+            "answer": self.answer,
+            "abstained": self.abstained.is_some(),
+            "abstain_reason": self.abstained,
+            "sentences": sentences,
+            "sources": sources,
+            "model": model,
+            "seed": seed,
+            "timings": self.timings,
+        })
+    }
+}
+
+/// A generator loaded from the catalog or a file, not yet joined to a knowledge base: loading
+/// takes seconds, so a face can do it on another thread while search already works.
+pub struct LoadedModel {
+    /// The model.
+    pub generator: Generator,
+    /// The id (or path) it was asked for by.
+    pub id: String,
+    /// The file it was loaded from.
+    pub path: std::path::PathBuf,
+}
+
+impl LoadedModel {
+    /// Loads `model`: a catalog id (verified first) or a path to a GGUF file.
+    pub fn load(model: &str) -> Result<Self> {
+        let path = catalog::model_path(model)?;
+        let generator =
+            Generator::load(&path, &LoadOptions { n_ctx: 4096 }).map_err(|source| Error::Load {
+                what: path.display().to_string(),
+                source,
+            })?;
+        Ok(LoadedModel {
+            generator,
+            id: model.to_owned(),
+            path,
+        })
+    }
+}
+
+/// What a question needs, loaded once.
+pub struct Engine {
+    /// Retrieval and context assembly.
+    pub retrieval: Retrieval,
+    /// The loaded model, its fixed prompt prefix primed.
+    pub generator: Generator,
+}
+
+/// The retrieval half of an [`Engine`]: it shares nothing mutable with the generator, so a
+/// batch can retrieve for the next questions on another thread while the model writes.
+pub struct Retrieval {
+    /// The knowledge base snapshot.
+    pub reader: Reader,
+    /// The query embedder.
+    pub embedder: MiniLm,
+    /// The generator's tokenizer, to count the context budget in the model's tokens.
+    tokenizer: cairn_generator::Tokenizer,
+    window: usize,
+    /// Prompt tokens besides the sources and the question.
+    base_overhead: usize,
+}
+
+/// A question's retrieved passages and assembled context.
+pub struct Retrieved {
+    /// The fused hits, best first.
+    pub hits: Vec<Hit>,
+    /// The sources given to the model.
+    pub context: Context,
+    /// Time spent searching.
+    pub retrieve_ms: f64,
+    /// Time spent assembling the context.
+    pub assemble_ms: f64,
+}
+
+/// Receives the answer as it is generated.
+pub trait AnswerSink {
+    /// The context is ready (before generation).
+    fn context(&mut self, _context: &Context) {}
+    /// The hits the context came from and the checks they went through (right after
+    /// [`AnswerSink::context`]).
+    fn retrieved(&mut self, _hits: &[Hit], _gates: &Gates) {}
+    /// A piece of the answer text.
+    fn token(&mut self, _piece: &str) -> ControlFlow<()> {
+        ControlFlow::Continue(())
+    }
+}
+
+/// A sink that wants nothing.
+pub struct Quiet;
+impl AnswerSink for Quiet {}
+
+impl Engine {
+    /// Opens the knowledge base and loads the embedder and the model (a catalog id, verified
+    /// before loading, or a path to a GGUF file).
+    pub fn open(kb: &Path, model: &str) -> Result<Self> {
+        let (reader, embedder) = open_for_search(kb)?;
+        Self::with_retrieval(reader, embedder, model)
+    }
+
+    /// Loads `model` beside an already open knowledge base and embedder (the TUI opens those
+    /// first, so that search works while the model loads, and keeps them when it switches
+    /// models).
+    pub fn with_retrieval(reader: Reader, embedder: MiniLm, model: &str) -> Result<Self> {
+        let loaded = LoadedModel::load(model)?;
+        Self::new(reader, embedder, loaded)
+    }
+
+    /// Puts an engine together from an open knowledge base, its embedder and a loaded model,
+    /// and primes the model's fixed prompt prefix.
+    pub fn new(reader: Reader, embedder: MiniLm, model: LoadedModel) -> Result<Self> {
+        let LoadedModel {
+            generator,
+            id,
+            path,
+        } = model;
+        let base_overhead = generator
+            .chat_tokens(&messages("", &Context::default()))?
+            .len();
+        let mut engine = Engine {
+            retrieval: Retrieval {
+                reader,
+                embedder,
+                tokenizer: generator.tokenizer().clone(),
+                window: generator.context_window(),
+                base_overhead,
+            },
+            generator,
+        };
+        engine.prime(&id, &path)?;
+        Ok(engine)
+    }
+
+    /// Takes the model out, giving back the knowledge base and the embedder (to put another
+    /// model in with [`Engine::new`]).
+    pub fn into_parts(self) -> (Reader, MiniLm) {
+        (self.retrieval.reader, self.retrieval.embedder)
+    }
+
+    /// The tokens every prompt starts with: instructions, examples, the opening of the turn.
+    fn fixed_prefix(&self) -> Result<Vec<u32>> {
+        let render = |text: &str| {
+            let mut m = messages("", &Context::default());
+            m.last_mut().expect("a user turn").content = text.into();
+            self.generator.chat_tokens(&m)
+        };
+        let (a, b) = (render("a")?, render("b")?);
+        Ok(a.iter()
+            .zip(&b)
+            .take_while(|(x, y)| x == y)
+            .map(|(x, _)| *x)
+            .collect())
+    }
+
+    /// Puts the fixed prefix's KV cache in place: read from the prompt cache when an earlier
+    /// run saved it for this model file, else computed (and saved for the next run).
+    fn prime(&mut self, model: &str, path: &Path) -> Result<()> {
+        let prefix = self.fixed_prefix()?;
+        let identity = if let Some(spec) = catalog::find(model) {
+            spec.files[0].sha256.to_owned()
+        } else {
+            let meta = std::fs::metadata(path).map_err(|source| Error::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+            format!(
+                "{}:{}:{:?}",
+                path.display(),
+                meta.len(),
+                meta.modified().ok()
+            )
+        };
+        let key = {
+            let mut bytes =
+                format!("cairn-kv1:{identity}:{}:", env!("CARGO_PKG_VERSION")).into_bytes();
+            for t in &prefix {
+                bytes.extend_from_slice(&t.to_le_bytes());
+            }
+            cairn_ingest::content_hash(&bytes)
+        };
+        let file = dirs::cache_dir().map(|d| {
+            d.join("cairn")
+                .join("prompt-cache")
+                .join(format!("{key}.kv"))
+        });
+        if let Some(kv) = file.as_deref().and_then(|f| prompt_cache::read(f, &prefix)) {
+            if self.generator.restore(&prefix, &kv).is_ok() {
+                return Ok(());
+            }
+        }
+        self.generator.prime(&prefix)?;
+        if let Some(f) = file {
+            let (tokens, kv) = self.generator.snapshot(prefix.len());
+            // A cache that cannot be written costs the next run a few seconds, nothing more.
+            let _ = prompt_cache::write(&f, &tokens, &kv);
+        }
+        Ok(())
+    }
+
+    /// Answers one question.
+    pub fn ask(
+        &mut self,
+        question: &str,
+        o: &AskOptions,
+        sink: &mut dyn AnswerSink,
+    ) -> Result<Answer> {
+        let question = question.trim();
+        if question.is_empty() {
+            return Err(Error::Question("the question is empty".into()));
+        }
+        let retrieved = self.retrieval.retrieve(question, o)?;
+        answer(&mut self.generator, question, retrieved, o, sink)
+    }
+}
+
+/// Answers a question from its retrieved context with `generator`.
+pub fn answer(
+    generator: &mut Generator,
+    question: &str,
+    retrieved: Retrieved,
+    o: &AskOptions,
+    sink: &mut dyn AnswerSink,
+) -> Result<Answer> {
+    let start = Instant::now();
+    let Retrieved {
+        hits,
+        context,
+        retrieve_ms,
+        assemble_ms,
+    } = retrieved;
+    let before = retrieve_ms + assemble_ms;
+    let gates = Gates::measure(question, &hits, o);
+    sink.context(&context);
+    sink.retrieved(&hits, &gates);
+    let mut timings = Timings {
+        retrieve_ms,
+        assemble_ms,
+        ..Timings::default()
+    };
+    if context.sources.is_empty() || !gates.passed() {
+        timings.total_ms = before + ms(start.elapsed());
+        return Ok(Answer {
+            question: question.to_owned(),
+            answer: String::new(),
+            abstained: Some(Abstain::Retrieval),
+            gates,
+            claims: Vec::new(),
+            context,
+            hits,
+            logprobs: Vec::new(),
+            quote_coverage: None,
+            timings,
+        });
+    }
+    let prompt = generator.chat_tokens(&messages(question, &context))?;
+    let options = GenerateOptions {
+        max_tokens: o.max_tokens,
+        sampling: sampling(o.temperature, o.top_p, o.seed),
+        ignore_stop_tokens: false,
+    };
+    let before_generation = start.elapsed();
+    let mut forward = |piece: &str| sink.token(piece);
+    let mut quote = (!o.free).then(|| {
+        let excerpts = context.sources.iter().flat_map(|s| &s.excerpts);
+        Quote::new(excerpts.map(|e| e.text.as_str()), [REFUSAL])
+            .with_stop_bias(o.stop_bias)
+            .with_start_floor(o.min_start_logprob)
+    });
+    let g = generator.generate_constrained(
+        &prompt,
+        &options,
+        quote.as_mut().map(|q| q as &mut dyn Constraint),
+        &mut forward,
+    )?;
+    // A quote is shown as matched: whitespace runs of the source collapsed to one space.
+    let text = quote.as_ref().map_or(g.text, Quote::text);
+    let answer = strip_markers(&sanitize(&text));
+    // A quoted answer is a refusal only when it is the refusal itself: a source may well
+    // contain words such as "not found".
+    let refused = if o.free {
+        is_refusal(&answer)
+    } else {
+        answer.trim().is_empty() || answer.trim() == REFUSAL
+    };
+    let quote_coverage = if o.free || refused {
+        None
+    } else {
+        cairn_retriever::ground::quote_coverage(question, &answer, &context)
+    };
+    // A quote the model was unsure how to begin, from a place that speaks of little of what
+    // was asked, was most likely taken from the wrong passage.
+    let misplaced = quote_coverage.is_some_and(|c| c < o.min_quote_coverage)
+        && g.logprobs.first().is_some_and(|&l| l < UNSURE_START);
+    let (claims, abstained) = if refused {
+        (Vec::new(), Some(Abstain::Model))
+    } else if misplaced {
+        (ground(&answer, &context), Some(Abstain::Unsupported))
+    } else {
+        let claims = ground(&answer, &context);
+        let any = claims
+            .iter()
+            .any(|c| c.supported && !c.citations.is_empty());
+        (claims, (!any).then_some(Abstain::Unsupported))
+    };
+    timings.ttft_ms = before + ms(before_generation + g.time_to_first_token);
+    timings.prefill_ms = ms(g.prefill);
+    timings.decode_ms = ms(g.decode);
+    timings.prompt_tokens = g.prompt_tokens;
+    timings.reused_tokens = g.reused_tokens;
+    timings.answer_tokens = g.tokens.len();
+    timings.total_ms = before + ms(start.elapsed());
+    Ok(Answer {
+        question: question.to_owned(),
+        answer,
+        abstained,
+        gates,
+        claims,
+        context,
+        hits,
+        logprobs: g.logprobs,
+        quote_coverage,
+        timings,
+    })
+}
+
+impl Retrieval {
+    /// Retrieves and assembles the context for a question.
+    pub fn retrieve(&self, question: &str, o: &AskOptions) -> Result<Retrieved> {
+        self.retrieve_where(question, o, &|_| true)
+    }
+
+    /// [`Self::retrieve`], keeping only the hits `keep` accepts (evaluations use it to measure
+    /// the model on a known context).
+    pub fn retrieve_where(
+        &self,
+        question: &str,
+        o: &AskOptions,
+        keep: &dyn Fn(&Hit) -> bool,
+    ) -> Result<Retrieved> {
+        let t0 = Instant::now();
+        let options = SearchOptions {
+            mode: o.mode,
+            fusion: o.fusion,
+            dense_weight: o.dense_weight,
+            k: o.k,
+            candidates: 100.max(o.k),
+        };
+        let mut hits = Retriever::new(&self.reader, &self.embedder).search(question, &options)?;
+        hits.retain(|h| keep(h));
+        let retrieve_ms = ms(t0.elapsed());
+        let t1 = Instant::now();
+        let count = |s: &str| self.tokenizer.encode(s).map_or(s.len() / 3, |t| t.len());
+        let overhead = self.base_overhead + count(question);
+        let room = self.window.saturating_sub(overhead + o.max_tokens + 8);
+        if room < 32 {
+            return Err(Error::Question(format!(
+                "the question and --max-tokens {} leave no room for sources in the model's {}-token window",
+                o.max_tokens,
+                self.window
+            )));
+        }
+        let context = assemble(
+            question,
+            &hits,
+            &count,
+            &ContextOptions {
+                budget: o.budget.min(room),
+                max_passages: o.k,
+                min_relative_score: o.min_relative_score,
+            },
+        );
+        Ok(Retrieved {
+            hits,
+            context,
+            retrieve_ms,
+            assemble_ms: ms(t1.elapsed()),
+        })
+    }
+}
+
+/// Greedy at temperature 0, else seeded nucleus sampling.
+pub fn sampling(temperature: f32, top_p: f32, seed: u64) -> Sampling {
+    if temperature > 0.0 {
+        Sampling::TopP {
+            temperature,
+            top_p,
+            seed,
+        }
+    } else {
+        Sampling::Greedy
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The chat for a question: fixed instructions first (their KV cache is reused), then the
+/// sources and the question.
+fn messages(question: &str, context: &Context) -> Vec<Message> {
+    let mut m = vec![Message::system(SYSTEM_PROMPT)];
+    for (user, assistant) in EXAMPLES {
+        m.push(Message::user(*user));
+        m.push(Message::assistant(*assistant));
+    }
+    m.push(Message::user(user_prompt(question, context)));
+    m
+}
+
+/// ` [1]`, ` [1,2]` or ` [?]` for a claim.
+pub fn marker(claim: &Claim) -> String {
+    if claim.citations.is_empty() {
+        if claim.supported {
+            String::new()
+        } else {
+            " [?]".into()
+        }
+    } else {
+        let n: Vec<String> = claim
+            .citations
+            .iter()
+            .map(|c| c.source.to_string())
+            .collect();
+        format!(" [{}]", n.join(","))
+    }
+}
+
+/// The sentences of a source's excerpts that touch the given lines, whitespace collapsed.
+pub fn cited_sentences(s: &cairn_retriever::Source, lines: &[(u32, u32)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in &s.excerpts {
+        for r in cairn_ingest::sentence_ranges(&e.text) {
+            let first = e.lines.0 + e.text[..r.start].matches('\n').count() as u32;
+            let last = e.lines.0 + e.text[..r.end].matches('\n').count() as u32;
+            if lines.iter().any(|&(a, b)| first <= b && a <= last) {
+                out.push(e.text[r].split_whitespace().collect::<Vec<_>>().join(" "));
+            }
+        }
+    }
+    out
+}

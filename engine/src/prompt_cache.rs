@@ -1,0 +1,81 @@
+//! The saved KV cache of the fixed prompt prefix: `CAIRNKV1`, token count and tokens, float
+//! count and floats (little-endian), then the SHA-256 of all of that. A file that fails any
+//! check is ignored and recomputed.
+
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+const MAGIC: &[u8; 8] = b"CAIRNKV1";
+
+pub fn read(path: &Path, tokens: &[u32]) -> Option<Vec<f32>> {
+    let bytes = std::fs::read(path).ok()?;
+    let (body, sum) = bytes.split_at(bytes.len().checked_sub(32)?);
+    if Sha256::digest(body).as_slice() != sum || !body.starts_with(MAGIC) {
+        return None;
+    }
+    let mut at = MAGIC.len();
+    let u64_at = |at: &mut usize| -> Option<usize> {
+        let v = u64::from_le_bytes(body.get(*at..*at + 8)?.try_into().ok()?);
+        *at += 8;
+        usize::try_from(v).ok()
+    };
+    let n = u64_at(&mut at)?;
+    let stored: Vec<u32> = body
+        .get(at..at.checked_add(n.checked_mul(4)?)?)?
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect();
+    if stored != tokens {
+        return None;
+    }
+    at += n * 4;
+    let m = u64_at(&mut at)?;
+    let floats = body.get(at..at.checked_add(m.checked_mul(4)?)?)?;
+    if at + m * 4 != body.len() {
+        return None;
+    }
+    Some(
+        floats
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect(),
+    )
+}
+
+pub fn write(path: &Path, tokens: &[u32], kv: &[f32]) -> std::io::Result<()> {
+    let mut body = Vec::with_capacity(24 + tokens.len() * 4 + kv.len() * 4 + 32);
+    body.extend_from_slice(MAGIC);
+    body.extend_from_slice(&(tokens.len() as u64).to_le_bytes());
+    for t in tokens {
+        body.extend_from_slice(&t.to_le_bytes());
+    }
+    body.extend_from_slice(&(kv.len() as u64).to_le_bytes());
+    for v in kv {
+        body.extend_from_slice(&v.to_le_bytes());
+    }
+    let sum = Sha256::digest(&body);
+    body.extend_from_slice(&sum);
+    let dir = path.parent().expect("a cache file lives in a folder");
+    std::fs::create_dir_all(dir)?;
+    // Written aside and renamed: a reader never sees half a file.
+    let tmp = dir.join(format!(".{}.tmp", std::process::id()));
+    std::fs::write(&tmp, &body)?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn round_trip_and_rejects() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x.kv");
+        super::write(&f, &[1, 2, 3], &[0.5, -1.0]).unwrap();
+        assert_eq!(super::read(&f, &[1, 2, 3]), Some(vec![0.5, -1.0]));
+        assert_eq!(super::read(&f, &[1, 2]), None, "other tokens");
+        let mut bytes = std::fs::read(&f).unwrap();
+        bytes[30] ^= 1;
+        std::fs::write(&f, bytes).unwrap();
+        assert_eq!(super::read(&f, &[1, 2, 3]), None, "corrupted");
+    }
+}

@@ -1,0 +1,106 @@
+//! What a user should see of an answer while it is being written.
+//!
+//! The model's own `[n]` markers are dropped, text that may still become "NOT FOUND" is held
+//! back, and each sentence gets ` [n]` (the sources that support it, checked by code) or
+//! ` [?]` once it is complete. The CLI prints what is new of [`AnswerStream::shown`] after each
+//! token; the TUI redraws it. Both therefore show the same markers.
+
+use std::collections::HashMap;
+
+use cairn_retriever::ground::{ground_one, is_refusal, strip_markers};
+use cairn_retriever::{Claim, Context};
+
+use crate::answer::marker;
+use crate::text::sanitize;
+
+/// The answer so far and the claims checked for its finished sentences.
+#[derive(Default)]
+pub struct AnswerStream {
+    context: Option<Context>,
+    full: String,
+    claims: HashMap<String, Claim>,
+}
+
+impl AnswerStream {
+    /// A stream with no text yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The sources the answer is checked against (before any token).
+    pub fn set_context(&mut self, context: &Context) {
+        self.context = Some(context.clone());
+    }
+
+    /// The context, once set.
+    pub fn context(&self) -> Option<&Context> {
+        self.context.as_ref()
+    }
+
+    /// Appends a piece of the model's text.
+    pub fn push(&mut self, piece: &str) {
+        self.full.push_str(piece);
+    }
+
+    /// Whether the model has written nothing but whitespace.
+    pub fn is_empty(&self) -> bool {
+        self.full.trim().is_empty()
+    }
+
+    fn marker(&mut self, sentence: &str) -> String {
+        let Some(context) = &self.context else {
+            return String::new();
+        };
+        let claim = self
+            .claims
+            .entry(sentence.to_owned())
+            .or_insert_with(|| ground_one(sentence, context));
+        marker(claim)
+    }
+
+    /// What should be on screen for the text so far, sanitized: finished sentences with their
+    /// markers, the sentence being written without its final stop. With `finished`, the last
+    /// sentence is complete too.
+    pub fn shown(&mut self, finished: bool) -> String {
+        let full = sanitize(&self.full);
+        let trimmed = full.trim_start();
+        if !finished && "NOT FOUND".starts_with(&trimmed.to_uppercase()) {
+            return String::new();
+        }
+        if is_refusal(trimmed) && trimmed.to_uppercase().starts_with("NOT FOUND") {
+            return String::new();
+        }
+        let ranges = cairn_ingest::sentence_ranges(&full);
+        let mut shown = String::new();
+        let mut at = 0;
+        for (i, r) in ranges.iter().enumerate() {
+            let last = i + 1 == ranges.len();
+            shown.push_str(&full[at..r.start]);
+            let sentence = &full[r.clone()];
+            if last && !finished {
+                // Hold back a marker that may still be open, and trailing spaces.
+                let cut = sentence
+                    .rfind('[')
+                    .filter(|&i| !sentence[i..].contains(']'));
+                let partial = strip_markers(&sentence[..cut.unwrap_or(sentence.len())]);
+                // A final stop waits: the marker goes before it once the sentence is complete.
+                shown.push_str(partial.trim_end_matches(['.', '!', '?']));
+                break;
+            }
+            let clean = strip_markers(sentence);
+            let m = self.marker(&clean);
+            if let Some(stripped) = clean.strip_suffix(['.', '!', '?']) {
+                // "…points [1]." reads better than "…points. [1]"; keep the stop after.
+                let stop = &clean[stripped.len()..];
+                shown.push_str(stripped);
+                shown.push_str(&m);
+                shown.push_str(stop);
+            } else {
+                shown.push_str(&clean);
+                shown.push_str(&m);
+            }
+            at = r.end;
+        }
+        sanitize(&shown)
+    }
+}

@@ -1,0 +1,556 @@
+//! The worker thread: opens the knowledge base, loads models (on a thread of their own, so
+//! search works meanwhile), retrieves, answers and ingests, and reports by message. The UI
+//! thread never waits on it.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::time::Instant;
+
+use cairn_engine::{
+    chunk_options, AddOptions, AddProgress, Answer, AnswerSink, AskOptions, Context, Engine,
+    FileOutcome, Gates, Hit, LoadedModel, MiniLm, Reader, Retriever, SearchOptions, Writer,
+};
+
+/// What the app asks of the worker.
+#[derive(Debug)]
+pub enum Request {
+    /// Answer a question with the model.
+    Ask {
+        /// The question's id (a newer id replaces it).
+        id: u64,
+        /// The question.
+        question: String,
+        /// Its settings.
+        options: AskOptions,
+    },
+    /// Search only.
+    Search {
+        /// The query's id.
+        id: u64,
+        /// The query.
+        query: String,
+        /// Its settings.
+        options: SearchOptions,
+    },
+    /// Load another model.
+    LoadModel(String),
+    /// Add files or folders to the knowledge base.
+    Add(Vec<PathBuf>),
+}
+
+/// What the worker reports.
+#[derive(Debug)]
+pub enum Msg {
+    /// The knowledge base is open and searchable.
+    Opened {
+        /// Documents in it.
+        documents: u64,
+        /// Chunks in it.
+        chunks: u64,
+        /// Where its documents came from: (source name, path on disk).
+        sources: Vec<(String, PathBuf)>,
+    },
+    /// There is no knowledge base at the chosen directory yet.
+    NoKnowledgeBase,
+    /// A model began to load.
+    ModelLoading(String),
+    /// The model is ready to answer.
+    ModelReady {
+        /// The id it was asked for by.
+        id: String,
+        /// The model's own name.
+        name: String,
+        /// Seconds it took.
+        secs: f64,
+    },
+    /// The passages given to the model for question `id`.
+    Context {
+        /// The question.
+        id: u64,
+        /// The sources.
+        context: Context,
+    },
+    /// The hits and checks behind question `id`'s context.
+    Retrieved {
+        /// The question.
+        id: u64,
+        /// The hits.
+        hits: Vec<Hit>,
+        /// The checks.
+        gates: Gates,
+    },
+    /// A piece of question `id`'s answer.
+    Token {
+        /// The question.
+        id: u64,
+        /// The text.
+        piece: String,
+    },
+    /// Question `id` is answered (or withheld, or cut short by a cancel).
+    Answered {
+        /// The question.
+        id: u64,
+        /// The answer.
+        answer: Box<Answer>,
+    },
+    /// Search `id`'s hits.
+    Found {
+        /// The query.
+        id: u64,
+        /// The hits, best first.
+        hits: Vec<Hit>,
+        /// Milliseconds the search took.
+        ms: f64,
+    },
+    /// Something failed; the message may end with a `hint:` line.
+    Failed {
+        /// The question it concerns, if any.
+        id: Option<u64>,
+        /// What failed.
+        error: String,
+    },
+    /// Ingest progress.
+    Ingest(Ingest),
+}
+
+/// Progress of adding files from inside the app.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ingest {
+    /// Files to look at.
+    Files(usize),
+    /// One more file done (its key; why it was skipped, if it was).
+    File(String, Option<String>),
+    /// Chunks embedded so far.
+    Embedded(usize),
+    /// Done: a summary line.
+    Done(String),
+}
+
+/// The app's side of the worker.
+pub struct Handle {
+    tx: Sender<Request>,
+    /// The question that may run; a cancel or a newer question changes it.
+    current: Arc<AtomicU64>,
+}
+
+impl Handle {
+    /// Sends a request; a question or search becomes the current one.
+    pub fn send(&self, request: Request) {
+        if let Request::Ask { id, .. } | Request::Search { id, .. } = &request {
+            self.current.store(*id, Ordering::SeqCst);
+        }
+        // A worker that is gone has reported why; nothing to add here.
+        let _ = self.tx.send(request);
+    }
+
+    /// Stops the running answer at its next token.
+    pub fn cancel(&self) {
+        self.current.store(0, Ordering::SeqCst);
+    }
+}
+
+/// Starts the worker on `kb` with `model`; it reports through `report`.
+pub fn spawn<E: From<Msg> + Send + 'static>(
+    kb: PathBuf,
+    model: String,
+    report: Sender<E>,
+) -> Handle {
+    let (tx, rx) = mpsc::channel();
+    let current = Arc::new(AtomicU64::new(0));
+    let handle = Handle {
+        tx,
+        current: Arc::clone(&current),
+    };
+    let report = move |m: Msg| {
+        let _ = report.send(E::from(m));
+    };
+    std::thread::Builder::new()
+        .name("cairn-worker".into())
+        .spawn(move || {
+            let mut w = Worker {
+                kb,
+                report: Box::new(report),
+                current,
+                reader: None,
+                embedder: None,
+                engine: None,
+                model: None,
+                waiting: None,
+                loading: Arc::new(AtomicBool::new(false)),
+            };
+            w.run(rx, model);
+        })
+        .expect("a thread can be started");
+    handle
+}
+
+/// What the worker thread holds.
+struct Worker {
+    kb: PathBuf,
+    report: Box<dyn Fn(Msg) + Send>,
+    current: Arc<AtomicU64>,
+    reader: Option<Reader>,
+    embedder: Option<MiniLm>,
+    engine: Option<Engine>,
+    /// A loaded model waiting for a knowledge base.
+    model: Option<LoadedModel>,
+    /// A question asked before the model was ready.
+    waiting: Option<Request>,
+    loading: Arc<AtomicBool>,
+}
+
+/// Internal: a model loaded on the loader thread, passed back as a request.
+enum Inner {
+    App(Request),
+    Loaded(String, Result<LoadedModel, String>, f64),
+}
+
+impl Worker {
+    fn run(&mut self, rx: Receiver<Request>, model: String) {
+        // The model loads on its own thread from the start; the index opens here meanwhile.
+        let (itx, irx) = mpsc::channel::<Inner>();
+        self.start_loading(&itx, model);
+        self.open();
+        // Requests from the app are relayed into the one queue the loader also reports to.
+        let relay = itx.clone();
+        std::thread::Builder::new()
+            .name("cairn-relay".into())
+            .spawn(move || {
+                while let Ok(r) = rx.recv() {
+                    if relay.send(Inner::App(r)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .expect("a thread can be started");
+        while let Ok(item) = irx.recv() {
+            match item {
+                Inner::App(Request::LoadModel(m)) => self.start_loading(&itx, m),
+                Inner::App(r) => self.handle(r),
+                Inner::Loaded(id, result, secs) => self.loaded(id, result, secs),
+            }
+        }
+    }
+
+    fn start_loading(&mut self, itx: &Sender<Inner>, model: String) {
+        if self.loading.swap(true, Ordering::SeqCst) {
+            (self.report)(Msg::Failed {
+                id: None,
+                error: "a model is already loading; try again when it is ready".into(),
+            });
+            return;
+        }
+        (self.report)(Msg::ModelLoading(model.clone()));
+        let itx = itx.clone();
+        let loading = Arc::clone(&self.loading);
+        std::thread::Builder::new()
+            .name("cairn-model".into())
+            .spawn(move || {
+                let t0 = Instant::now();
+                let result = LoadedModel::load(&model).map_err(|e| e.to_string());
+                let _ = itx.send(Inner::Loaded(model, result, t0.elapsed().as_secs_f64()));
+                loading.store(false, Ordering::SeqCst);
+            })
+            .expect("a thread can be started");
+    }
+
+    fn loaded(&mut self, id: String, result: Result<LoadedModel, String>, secs: f64) {
+        match result {
+            Err(error) => (self.report)(Msg::Failed { id: None, error }),
+            Ok(model) => {
+                let name = model.generator.name().to_owned();
+                // The previous model goes; its knowledge base and embedder stay.
+                if let Some(engine) = self.engine.take() {
+                    let (reader, embedder) = engine.into_parts();
+                    self.reader = Some(reader);
+                    self.embedder = Some(embedder);
+                }
+                self.model = Some(model);
+                self.assemble();
+                if self.engine.is_some() || self.model.is_some() {
+                    (self.report)(Msg::ModelReady { id, name, secs });
+                }
+                if self.engine.is_some() {
+                    if let Some(r) = self.waiting.take() {
+                        self.handle(r);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Joins the knowledge base, the embedder and a loaded model into an engine when all three
+    /// are there.
+    fn assemble(&mut self) {
+        if self.reader.is_none() || self.embedder.is_none() || self.model.is_none() {
+            return;
+        }
+        let (reader, embedder, model) = (
+            self.reader.take().expect("checked"),
+            self.embedder.take().expect("checked"),
+            self.model.take().expect("checked"),
+        );
+        // Priming can fail only on a broken model; then search keeps working without it.
+        let reopen = self.kb.clone();
+        match Engine::new(reader, embedder, model) {
+            Ok(engine) => self.engine = Some(engine),
+            Err(e) => {
+                (self.report)(Msg::Failed {
+                    id: None,
+                    error: e.to_string(),
+                });
+                self.reader = Reader::open(&reopen).ok();
+                self.embedder = MiniLm::load().ok();
+            }
+        }
+    }
+
+    /// Loads the embedder and opens the knowledge base.
+    fn open(&mut self) {
+        if self.embedder.is_none() && self.engine.is_none() {
+            match MiniLm::load() {
+                Ok(e) => self.embedder = Some(e),
+                Err(e) => {
+                    (self.report)(Msg::Failed {
+                        id: None,
+                        error: e.to_string(),
+                    });
+                    return;
+                }
+            }
+        }
+        if !cairn_engine_has_kb(&self.kb) {
+            (self.report)(Msg::NoKnowledgeBase);
+            return;
+        }
+        match Reader::open(&self.kb) {
+            Ok(reader) => {
+                if let Some(embedder) = &self.embedder {
+                    if let Err(e) = cairn_engine::check_embedder(&reader, embedder) {
+                        (self.report)(Msg::Failed {
+                            id: None,
+                            error: e.to_string(),
+                        });
+                        return;
+                    }
+                }
+                self.report_opened(&reader);
+                if let Some(engine) = &mut self.engine {
+                    engine.retrieval.reader = reader;
+                } else {
+                    self.reader = Some(reader);
+                    self.assemble();
+                }
+            }
+            Err(e) => (self.report)(Msg::Failed {
+                id: None,
+                error: e.to_string(),
+            }),
+        }
+    }
+
+    fn report_opened(&self, reader: &Reader) {
+        let (documents, chunks, sources) = reader
+            .status()
+            .map(|s| {
+                let sources = s.sources.into_iter().map(|x| (x.name, x.path)).collect();
+                (s.documents, s.chunks, sources)
+            })
+            .unwrap_or_default();
+        (self.report)(Msg::Opened {
+            documents,
+            chunks,
+            sources,
+        });
+    }
+
+    fn retrieval(&self) -> Option<(&Reader, &MiniLm)> {
+        if let Some(e) = &self.engine {
+            return Some((&e.retrieval.reader, &e.retrieval.embedder));
+        }
+        Some((self.reader.as_ref()?, self.embedder.as_ref()?))
+    }
+
+    fn handle(&mut self, request: Request) {
+        match request {
+            Request::Search { id, query, options } => {
+                if self.current.load(Ordering::SeqCst) != id {
+                    return;
+                }
+                let Some((reader, embedder)) = self.retrieval() else {
+                    (self.report)(Msg::Failed {
+                        id: Some(id),
+                        error: "the knowledge base is not open".into(),
+                    });
+                    return;
+                };
+                let t0 = Instant::now();
+                match Retriever::new(reader, embedder).search(&query, &options) {
+                    Ok(hits) => (self.report)(Msg::Found {
+                        id,
+                        hits,
+                        ms: t0.elapsed().as_secs_f64() * 1e3,
+                    }),
+                    Err(e) => (self.report)(Msg::Failed {
+                        id: Some(id),
+                        error: e.to_string(),
+                    }),
+                }
+            }
+            Request::Ask {
+                id,
+                ref question,
+                ref options,
+            } => {
+                if self.current.load(Ordering::SeqCst) != id {
+                    return;
+                }
+                let Some(engine) = &mut self.engine else {
+                    if self.retrieval().is_none() && !self.loading.load(Ordering::SeqCst) {
+                        (self.report)(Msg::Failed {
+                            id: Some(id),
+                            error: "the knowledge base is not open".into(),
+                        });
+                    } else {
+                        self.waiting = Some(request);
+                    }
+                    return;
+                };
+                let mut sink = Forward {
+                    id,
+                    report: &*self.report,
+                    current: &self.current,
+                };
+                match engine.ask(question, options, &mut sink) {
+                    Ok(answer) => (self.report)(Msg::Answered {
+                        id,
+                        answer: Box::new(answer),
+                    }),
+                    Err(e) => (self.report)(Msg::Failed {
+                        id: Some(id),
+                        error: e.to_string(),
+                    }),
+                }
+            }
+            Request::Add(paths) => self.add(&paths),
+            Request::LoadModel(_) => unreachable!("handled by the loop"),
+        }
+    }
+
+    fn add(&mut self, paths: &[PathBuf]) {
+        let embedder = match (&self.engine, &self.embedder) {
+            (Some(e), _) => &e.retrieval.embedder,
+            (None, Some(e)) => e,
+            (None, None) => {
+                (self.report)(Msg::Failed {
+                    id: None,
+                    error: "the embedder is not loaded\nhint: run `cairn models pull`".into(),
+                });
+                return;
+            }
+        };
+        let mut progress = IngestProgress {
+            report: &*self.report,
+        };
+        let result = Writer::open(
+            &self.kb,
+            &cairn_engine::Embedder::id(embedder),
+            &chunk_options(),
+        )
+        .and_then(|mut writer| {
+            let cancel = || false;
+            writer.add(
+                paths,
+                &AddOptions {
+                    embedder,
+                    read: cairn_engine::ReadOptions::default(),
+                    commit_every: 512,
+                    batch: if embedder.backend() == "onnxruntime" {
+                        256
+                    } else {
+                        32
+                    },
+                    cancel: &cancel,
+                },
+                &mut progress,
+            )
+        });
+        match result {
+            Ok(r) => {
+                (self.report)(Msg::Ingest(Ingest::Done(format!(
+                    "{} added, {} updated, {} unchanged, {} skipped; {} chunks",
+                    r.added,
+                    r.updated,
+                    r.unchanged,
+                    r.skipped.len(),
+                    r.chunks_written
+                ))));
+                self.open();
+            }
+            Err(e) => (self.report)(Msg::Failed {
+                id: None,
+                error: e.to_string(),
+            }),
+        }
+    }
+}
+
+fn cairn_engine_has_kb(kb: &Path) -> bool {
+    cairn_engine::read_manifest(kb).is_ok()
+}
+
+/// Forwards an answer's pieces as messages, and stops when the question is no longer current.
+struct Forward<'a> {
+    id: u64,
+    report: &'a (dyn Fn(Msg) + Send),
+    current: &'a AtomicU64,
+}
+
+impl AnswerSink for Forward<'_> {
+    fn context(&mut self, context: &Context) {
+        (self.report)(Msg::Context {
+            id: self.id,
+            context: context.clone(),
+        });
+    }
+    fn retrieved(&mut self, hits: &[Hit], gates: &Gates) {
+        (self.report)(Msg::Retrieved {
+            id: self.id,
+            hits: hits.to_vec(),
+            gates: gates.clone(),
+        });
+    }
+    fn token(&mut self, piece: &str) -> ControlFlow<()> {
+        if self.current.load(Ordering::SeqCst) != self.id {
+            return ControlFlow::Break(());
+        }
+        (self.report)(Msg::Token {
+            id: self.id,
+            piece: piece.to_owned(),
+        });
+        ControlFlow::Continue(())
+    }
+}
+
+struct IngestProgress<'a> {
+    report: &'a (dyn Fn(Msg) + Send),
+}
+
+impl AddProgress for IngestProgress<'_> {
+    fn files(&mut self, total: usize) {
+        (self.report)(Msg::Ingest(Ingest::Files(total)));
+    }
+    fn file(&mut self, key: &str, outcome: &FileOutcome) {
+        let skipped = match outcome {
+            FileOutcome::Skipped { message, .. } => Some(message.clone()),
+            _ => None,
+        };
+        (self.report)(Msg::Ingest(Ingest::File(key.to_owned(), skipped)));
+    }
+    fn embedded(&mut self, chunks: usize) {
+        (self.report)(Msg::Ingest(Ingest::Embedded(chunks)));
+    }
+}
