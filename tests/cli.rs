@@ -153,6 +153,28 @@ fn usage_errors_exit_2() {
     assert_eq!(code, 2, "{err}");
 }
 
+#[test]
+fn no_subcommand_off_a_terminal_prints_usage_and_exits_2() {
+    // The test harness's stdin and stdout are not terminals, so no app opens.
+    let (code, out, err) = run(&mut cairn(&[]));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("Usage: cairn"), "{err}");
+    assert!(err.contains("tui"), "{err}");
+}
+
+#[test]
+fn tui_keys_prints_the_keymap_the_readme_shows() {
+    let (code, out, err) = run(&mut cairn(&["tui", "--keys"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("| Ctrl-R | search the history"), "{out}");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(
+        readme.contains(&out),
+        "the README's key list is not `cairn tui --keys`; paste its output into the README"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Knowledge bases: `add`, `status`, `search`, `remove` with the real embedder.
 

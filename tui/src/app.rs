@@ -284,6 +284,8 @@ pub struct App {
     pub doc: Option<DocView>,
     /// Whether help is shown.
     pub help: bool,
+    /// First help line shown.
+    pub help_scroll: usize,
     /// A message for the status line.
     pub status: Option<String>,
     /// Ctrl-C was pressed once.
@@ -324,6 +326,7 @@ impl App {
             passage_scroll: 0,
             doc: None,
             help: false,
+            help_scroll: 0,
             status: None,
             quit_armed: false,
             quit: false,
@@ -411,11 +414,20 @@ impl App {
             self.quit_armed = false;
         }
         if self.help {
-            if interrupt {
-                self.help = false;
-                self.run(Command::Interrupt);
-            } else {
-                self.help = false;
+            // ↑/↓ and the page keys scroll the help; anything else closes it.
+            match k.code {
+                KeyCode::Up | KeyCode::Char('k') => {
+                    self.help_scroll = self.help_scroll.saturating_sub(1)
+                }
+                KeyCode::Down | KeyCode::Char('j') => self.help_scroll += 1,
+                KeyCode::PageUp => self.help_scroll = self.help_scroll.saturating_sub(10),
+                KeyCode::PageDown => self.help_scroll += 10,
+                _ => {
+                    self.help = false;
+                    if interrupt {
+                        self.run(Command::Interrupt);
+                    }
+                }
             }
             return;
         }
@@ -648,7 +660,10 @@ impl App {
                     );
                 }
             }
-            Command::Help => self.help = true,
+            Command::Help => {
+                self.help = true;
+                self.help_scroll = 0;
+            }
             Command::OpenDocument => self.open_document(),
             Command::OpenEditor => self.open_editor(),
             Command::Up
@@ -744,6 +759,7 @@ impl App {
         }
         self.history.push(&text);
         self.reset_input("");
+        self.status = None;
         self.send(text, self.ask_mode);
     }
 

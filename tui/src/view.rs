@@ -112,12 +112,12 @@ pub fn draw(app: &App, f: &mut Frame) {
     draw_conversation(app, &t, f, a.answer);
     draw_sources(app, &t, f, a.sources);
     draw_input(app, &t, f, a.input);
-    draw_status(app, &t, f, a.status);
+    draw_status(app, f, a.status);
     if app.doc.is_some() {
         draw_document(app, &t, f, app.size);
     }
     if app.help {
-        draw_help(&t, f, app.size);
+        draw_help(app, &t, f, app.size);
     }
 }
 
@@ -134,68 +134,96 @@ fn block<'a>(title: impl Into<Line<'a>>, focused: bool, t: &Theme) -> Block<'a> 
 }
 
 /// Word-wraps styled text to `width` cells: wide characters count two, words longer than the
-/// line are split, `\n` breaks.
+/// line are split, `\n` breaks. A word may change style midway (`glycol [1].`): lines break
+/// only at spaces.
 pub fn wrap(segments: &[(String, Style)], width: usize, indent: usize) -> Vec<Line<'static>> {
-    let width = width.max(indent + 8);
-    let mut lines: Vec<Line<'static>> = Vec::new();
-    let mut cur: Vec<Span<'static>> = Vec::new();
-    let mut cur_w = 0;
-    let pad = " ".repeat(indent);
-    let mut flush = |cur: &mut Vec<Span<'static>>, cur_w: &mut usize| {
-        let mut spans = vec![Span::raw(pad.clone())];
-        spans.append(cur);
-        lines.push(Line::from(spans));
-        *cur_w = 0;
-    };
-    let room = width - indent;
+    enum Token {
+        Word(Vec<(String, Style)>),
+        Space(String, Style),
+        Break,
+    }
+    // Words glued across segments.
+    let mut tokens: Vec<Token> = Vec::new();
     for (text, style) in segments {
         let text = text.replace('\t', "    ");
         for piece in pieces(&text) {
+            // A no-break space glues the words around it (it is a word character to
+            // `pieces`) and is drawn as a space.
+            let drawn = piece.replace('\u{a0}', " ");
             if piece == "\n" {
-                flush(&mut cur, &mut cur_w);
-                continue;
+                tokens.push(Token::Break);
+            } else if piece.starts_with(' ') {
+                tokens.push(Token::Space(drawn, *style));
+            } else if let Some(Token::Word(w)) = tokens.last_mut() {
+                w.push((drawn, *style));
+            } else {
+                tokens.push(Token::Word(vec![(drawn, *style)]));
             }
-            let w = UnicodeWidthStr::width(piece);
-            if piece.starts_with(' ') {
+        }
+    }
+    let width = width.max(indent + 8);
+    let room = width - indent;
+    let pad = " ".repeat(indent);
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    let mut cur: Vec<Span<'static>> = Vec::new();
+    let mut cur_w = 0;
+    let flush =
+        |lines: &mut Vec<Line<'static>>, cur: &mut Vec<Span<'static>>, cur_w: &mut usize| {
+            // A line never ends in spaces it did not need.
+            while cur.last().is_some_and(|s| s.content.trim().is_empty()) {
+                cur.pop();
+            }
+            let mut spans = vec![Span::raw(pad.clone())];
+            spans.append(cur);
+            lines.push(Line::from(spans));
+            *cur_w = 0;
+        };
+    for token in tokens {
+        match token {
+            Token::Break => flush(&mut lines, &mut cur, &mut cur_w),
+            Token::Space(text, style) => {
+                let w = UnicodeWidthStr::width(text.as_str());
                 if cur_w + w <= room {
                     if cur_w > 0 {
-                        cur.push(Span::styled(piece.to_owned(), *style));
+                        cur.push(Span::styled(text, style));
                         cur_w += w;
                     }
                 } else {
-                    flush(&mut cur, &mut cur_w);
+                    flush(&mut lines, &mut cur, &mut cur_w);
                 }
-                continue;
             }
-            if cur_w + w > room && cur_w > 0 {
-                // A line never ends in spaces it did not need.
-                if let Some(last) = cur.last_mut() {
-                    if last.content.trim().is_empty() {
-                        cur.pop();
-                    }
+            Token::Word(parts) => {
+                let w: usize = parts
+                    .iter()
+                    .map(|(t, _)| UnicodeWidthStr::width(t.as_str()))
+                    .sum();
+                if cur_w + w > room && cur_w > 0 {
+                    flush(&mut lines, &mut cur, &mut cur_w);
                 }
-                flush(&mut cur, &mut cur_w);
-            }
-            if w <= room {
-                cur.push(Span::styled(piece.to_owned(), *style));
-                cur_w += w;
-            } else {
-                let mut chunk = String::new();
-                for c in piece.chars() {
-                    let cw = c.width().unwrap_or(0);
-                    if cur_w + cw > room {
-                        cur.push(Span::styled(std::mem::take(&mut chunk), *style));
-                        flush(&mut cur, &mut cur_w);
+                for (text, style) in parts {
+                    let pw = UnicodeWidthStr::width(text.as_str());
+                    if cur_w + pw <= room {
+                        cur.push(Span::styled(text, style));
+                        cur_w += pw;
+                        continue;
                     }
-                    chunk.push(c);
-                    cur_w += cw;
+                    let mut chunk = String::new();
+                    for c in text.chars() {
+                        let cw = c.width().unwrap_or(0);
+                        if cur_w + cw > room {
+                            cur.push(Span::styled(std::mem::take(&mut chunk), style));
+                            flush(&mut lines, &mut cur, &mut cur_w);
+                        }
+                        chunk.push(c);
+                        cur_w += cw;
+                    }
+                    cur.push(Span::styled(chunk, style));
                 }
-                cur.push(Span::styled(chunk, *style));
             }
         }
     }
     if !cur.is_empty() {
-        flush(&mut cur, &mut cur_w);
+        flush(&mut lines, &mut cur, &mut cur_w);
     }
     if lines.is_empty() {
         // An empty line still takes a row.
@@ -252,7 +280,8 @@ fn marked(text: &str, t: &Theme) -> Vec<(String, Style)> {
             continue;
         }
         out.push((rest[..i].to_owned(), Style::default()));
-        out.push((" ".to_owned(), Style::default()));
+        // A no-break space: the marker stays on the line of the word it follows.
+        out.push(("\u{a0}".to_owned(), Style::default()));
         let style = if inner == "?" {
             t.unsupported()
         } else {
@@ -381,14 +410,18 @@ pub fn conversation_lines(app: &App, width: u16) -> Vec<Line<'static>> {
                 }
                 if let Some(a) = &turn.answer {
                     if abstained.is_none() && a.claims.iter().any(|c| !c.supported) {
-                        lines.push(Line::from(vec![
-                            Span::raw("  "),
-                            Span::styled("[?]", t.unsupported()),
-                            Span::styled(
-                                " marks a sentence no source supports: check it yourself.",
-                                t.dim(),
-                            ),
-                        ]));
+                        lines.extend(wrap(
+                            &[
+                                ("[?]".into(), t.unsupported()),
+                                (
+                                    " marks a sentence no source supports: check it yourself."
+                                        .into(),
+                                    t.dim(),
+                                ),
+                            ],
+                            w,
+                            2,
+                        ));
                     }
                     let tm = &a.timings;
                     if tm.answer_tokens > 0 {
@@ -731,13 +764,15 @@ fn draw_input(app: &App, t: &Theme, f: &mut Frame, area: Rect) {
     f.render_widget(&input, area);
 }
 
-fn draw_status(app: &App, t: &Theme, f: &mut Frame, area: Rect) {
+fn draw_status(app: &App, f: &mut Frame, area: Rect) {
     let kb = match &app.kb_state {
-        KbState::Ready { documents, chunks } => format!(
-            "{} · {documents} docs · {chunks} chunks",
-            short(&kb_label(&app.kb), 28)
-        ),
-        KbState::Missing => format!("{} · empty", short(&kb_label(&app.kb), 28)),
+        KbState::Ready { documents, chunks } => {
+            format!(
+                "{} · {documents} docs · {chunks} chunks",
+                short_path(&app.kb)
+            )
+        }
+        KbState::Missing => format!("{} · empty", short_path(&app.kb)),
         KbState::Opening => "opening…".to_owned(),
         KbState::Failed(_) => "knowledge base: error".to_owned(),
     };
@@ -757,7 +792,8 @@ fn draw_status(app: &App, t: &Theme, f: &mut Frame, area: Rect) {
     );
     let mut right = String::new();
     if let Some(turn) = app.turns.last() {
-        if turn.kind == AskMode::Ask {
+        // While an answer is written: its speed and its time to first token.
+        if turn.kind == AskMode::Ask && turn.state == TurnState::Streaming {
             let (rate, ttft) = rates(turn, Instant::now());
             if let Some(tt) = ttft {
                 right = format!("first token {:.1} s", tt.as_secs_f64());
@@ -773,7 +809,6 @@ fn draw_status(app: &App, t: &Theme, f: &mut Frame, area: Rect) {
             i.done, i.total, i.embedded
         );
     }
-    let left = format!(" {kb} │ {model} │ {mode} ");
     let msg = app
         .status
         .as_deref()
@@ -786,9 +821,22 @@ fn draw_status(app: &App, t: &Theme, f: &mut Frame, area: Rect) {
         })
         .unwrap_or_default();
     let width = usize::from(area.width);
-    let used = UnicodeWidthStr::width(left.as_str()) + UnicodeWidthStr::width(right.as_str()) + 2;
-    let msg = short(&msg, width.saturating_sub(used));
-    let gap = width.saturating_sub(used + UnicodeWidthStr::width(msg.as_str()));
+    let cells = |s: &str| UnicodeWidthStr::width(s);
+    let mut left = format!(" {kb} │ {model} │ {mode} ");
+    // What gives way on a narrow terminal: the message first, then the rates, then the left.
+    if cells(&left) + cells(&right) + 2 > width {
+        right.clear();
+    }
+    if cells(&left) + 2 > width {
+        left = short(&left, width.saturating_sub(2));
+    }
+    let room = width.saturating_sub(cells(&left) + cells(&right) + 2);
+    let msg = if room >= 2 {
+        short(&msg, room)
+    } else {
+        String::new()
+    };
+    let gap = room.saturating_sub(cells(&msg));
     let style = if app.color {
         Style::default().bg(Color::Blue).fg(Color::White)
     } else {
@@ -806,8 +854,19 @@ fn draw_status(app: &App, t: &Theme, f: &mut Frame, area: Rect) {
         ),
         Span::styled(right, style),
     ]);
-    let _ = t;
     f.render_widget(Paragraph::new(line).style(style), area);
+}
+
+/// The last two components of a path (`cairn/kb`), for the status line.
+fn short_path(p: &std::path::Path) -> String {
+    let parts: Vec<String> = p
+        .components()
+        .rev()
+        .take(2)
+        .map(|c| sanitize(&c.as_os_str().to_string_lossy()))
+        .collect();
+    let s: Vec<&str> = parts.iter().rev().map(String::as_str).collect();
+    short(&s.join("/"), 24)
 }
 
 /// Cuts text to `max` cells with `…`.
@@ -841,10 +900,12 @@ fn popup(area: Rect, w: u16, h: u16) -> Rect {
 
 fn draw_document(app: &App, t: &Theme, f: &mut Frame, area: Rect) {
     let Some(doc) = &app.doc else { return };
-    let r = popup(
-        area,
-        area.width.saturating_sub(4).max(20),
-        area.height.saturating_sub(2).max(6),
+    // The whole screen but the status line.
+    let r = Rect::new(
+        area.x,
+        area.y,
+        area.width,
+        area.height.saturating_sub(1).max(3),
     );
     f.render_widget(Clear, r);
     let title = format!(
@@ -912,10 +973,14 @@ fn draw_document(app: &App, t: &Theme, f: &mut Frame, area: Rect) {
     f.render_widget(Paragraph::new(lines), inner);
 }
 
-fn draw_help(t: &Theme, f: &mut Frame, area: Rect) {
+fn draw_help(app: &App, t: &Theme, f: &mut Frame, area: Rect) {
     let r = popup(area, 96, area.height.saturating_sub(2).max(10));
     f.render_widget(Clear, r);
-    let b = block(" Keys (any key closes) ", true, t);
+    let b = block(
+        " Keys · ↑/↓ PgUp/PgDn scroll · any other key closes ",
+        true,
+        t,
+    );
     let inner = b.inner(r);
     f.render_widget(b, r);
     let width = usize::from(inner.width);
@@ -952,7 +1017,9 @@ fn draw_help(t: &Theme, f: &mut Frame, area: Rect) {
         "Type /add PATH in the box to add a file or folder.",
         t.dim(),
     ));
-    f.render_widget(Paragraph::new(lines), inner);
+    let max = lines.len().saturating_sub(usize::from(inner.height));
+    let shown: Vec<Line> = lines.into_iter().skip(app.help_scroll.min(max)).collect();
+    f.render_widget(Paragraph::new(shown), inner);
 }
 
 #[cfg(test)]
@@ -977,8 +1044,8 @@ mod tests {
         for line in &l {
             assert!(line.width() <= 8);
         }
-        let l = wrap(&[("abcdefghijkl".into(), plain)], 8, 2);
-        assert_eq!(text(&l), ["  abcdef", "  ghijkl"]);
+        let l = wrap(&[("abcdefghijkl".into(), plain)], 10, 2);
+        assert_eq!(text(&l), ["  abcdefgh", "  ijkl"]);
         assert_eq!(
             text(&wrap(&[("a\n\nb".into(), plain)], 8, 0)),
             ["a", "", "b"]
@@ -996,6 +1063,6 @@ mod tests {
             .collect();
         assert_eq!(styled, ["[1,2]", "[?]"]);
         let all: String = m.iter().map(|(x, _)| x.as_str()).collect();
-        assert_eq!(all, "It is [not] blue [1,2]. Green [?].");
+        assert_eq!(all, "It is [not] blue\u{a0}[1,2]. Green\u{a0}[?].");
     }
 }

@@ -1,0 +1,224 @@
+//! The terminal app end to end: the real binary in tmux with the real tiny model and the real
+//! embedder, driven by `send-keys` and read with `capture-pane`, as a user would.
+//!
+//! `.ci/run` installs tmux; without it these tests fail and say so.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// A knowledge base of the bundled Cargo Book, built once for this file.
+fn kb() -> &'static Path {
+    static KB: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &KB.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let kb = tmp.path().join("kb");
+        let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpora/cargo-book");
+        let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args([
+                "--kb",
+                kb.to_str().unwrap(),
+                "add",
+                corpus.to_str().unwrap(),
+                "-q",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (tmp, kb)
+    })
+    .1
+}
+
+/// One tmux server of our own, running `cairn` in a shell that records `stty -a` before and
+/// after and the exit status.
+struct Session {
+    socket: String,
+    dir: tempfile::TempDir,
+}
+
+impl Session {
+    fn start(kb: &Path, width: u16, height: u16) -> Session {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = format!(
+            "cairn-test-{}-{}",
+            std::process::id(),
+            dir.path().file_name().unwrap().to_string_lossy()
+        );
+        let d = dir.path().display();
+        let script = format!(
+            "stty -a > {d}/before; XDG_DATA_HOME={d}/data '{bin}' --kb '{kb}' tui --model tiny; \
+             echo $? > {d}/exit; stty -a > {d}/after; sleep 60",
+            bin = env!("CARGO_BIN_EXE_cairn"),
+            kb = kb.display(),
+        );
+        let s = Session { socket, dir };
+        let status = Command::new("tmux")
+            .args([
+                "-L",
+                &s.socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+            ])
+            .args(["-x", &width.to_string(), "-y", &height.to_string()])
+            .args(["sh", "-c", &script])
+            .status()
+            .expect("tmux is installed (.ci/run installs it)");
+        assert!(status.success());
+        s
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "t"])
+            .args(keys)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Types text literally.
+    fn type_text(&self, text: &str) {
+        self.keys(&["-l", text]);
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "t"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until `ok` holds for the screen, or fails with the screen.
+    fn wait(&self, what: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.screen();
+            if ok(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < end,
+                "waited {secs} s for {what}; the screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn file(&self, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.dir.path().join(name)).ok()
+    }
+
+    /// Waits for the app to have exited, and returns its status.
+    fn exit_status(&self) -> String {
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if let (Some(code), Some(_)) = (self.file("exit"), self.file("after")) {
+                return code.trim().to_owned();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the app did not exit; the screen:\n{}", self.screen());
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+fn ready(s: &Session) {
+    s.wait("the knowledge base and the model", 60, |t| {
+        t.contains(" docs · ") && t.contains("│ tiny │")
+    });
+}
+
+#[test]
+fn ask_see_the_answer_and_its_source_then_quit_with_ctrl_c_twice() {
+    let s = Session::start(kb(), 120, 36);
+    // The first frame is drawn before anything has loaded.
+    s.wait("the first frame", 10, |t| {
+        t.contains("Answers") && t.contains("Sources")
+    });
+    ready(&s);
+    s.type_text("Where does cargo build --release put the resulting binary?");
+    s.keys(&["Enter"]);
+    let screen = s.wait("the answer with its citation and footer", 60, |t| {
+        t.contains("target/release") && t.contains("[1]") && t.contains("tiny · first token")
+    });
+    assert!(screen.contains("creating-a-new-project.html"), "{screen}");
+    assert!(screen.contains("why retrieved"), "{screen}");
+    assert!(screen.contains("BM25 #"), "{screen}");
+    assert!(screen.contains("gate: best passage"), "{screen}");
+    s.keys(&["C-c"]);
+    s.wait("the quit prompt", 5, |t| {
+        t.contains("press Ctrl-C again to quit")
+    });
+    s.keys(&["C-c"]);
+    assert_eq!(s.exit_status(), "0");
+    assert_eq!(
+        s.file("before"),
+        s.file("after"),
+        "the terminal modes are restored"
+    );
+    // The main screen is back: the app's panes are gone.
+    let after = s.screen();
+    assert!(!after.contains("why retrieved"), "{after}");
+}
+
+#[test]
+fn esc_cancels_a_running_answer_and_the_next_question_is_answered() {
+    let s = Session::start(kb(), 100, 30);
+    ready(&s);
+    s.type_text("How do I get debug info in a release build?");
+    s.keys(&["Enter"]);
+    // Esc as soon as the answer begins to stream.
+    s.wait("the answer to start", 60, |t| {
+        t.contains("To compile quickly")
+    });
+    s.keys(&["Escape"]);
+    let screen = s.wait("the cancel mark", 10, |t| t.contains("⊘ cancelled"));
+    assert!(
+        !screen.contains("tiny · first token"),
+        "no finished footer:\n{screen}"
+    );
+    // The model is free at once for the next question.
+    s.type_text("Where does cargo build --release put the resulting binary?");
+    s.keys(&["Enter"]);
+    s.wait("the second answer", 60, |t| {
+        t.contains("target/release") && t.contains("tiny · first token")
+    });
+    // q quits from a pane when the box is empty.
+    s.keys(&["Tab", "q"]);
+    assert_eq!(s.exit_status(), "0");
+    assert_eq!(s.file("before"), s.file("after"));
+}
+
+#[test]
+fn search_mode_works_and_the_layout_holds_at_80_by_24() {
+    let s = Session::start(kb(), 80, 24);
+    s.wait("the knowledge base", 60, |t| t.contains(" docs · "));
+    s.keys(&["C-t"]);
+    s.type_text("build-override");
+    s.keys(&["Enter"]);
+    let screen = s.wait("search results", 30, |t| t.contains("Search results (10)"));
+    assert!(screen.contains("profiles.html"), "{screen}");
+    for line in screen.lines() {
+        assert!(line.chars().count() <= 80, "{line}");
+    }
+    s.keys(&["C-c", "C-c"]);
+    assert_eq!(s.exit_status(), "0");
+}

@@ -1,0 +1,675 @@
+//! Whole screens drawn by the real `App` after injected events, with a scripted generator
+//! (the worker's messages) standing in for the model.
+
+use std::path::{Path, PathBuf};
+
+use cairn_engine::{
+    ground, Abstain, Answer, ChunkId, ChunkRecord, Context, Excerpt, Fused, Gates, Hit, LegHit,
+    Mode, Source, Timings,
+};
+use cairn_tui::app::{AskMode, Effect, Focus, TurnState};
+use cairn_tui::worker::{Msg, Request};
+use cairn_tui::{view, App, Event, Options};
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
+use ratatui::Terminal;
+
+const MANUAL: &str = "# Pump manual\n\n## Maintenance\n\nThe pump needs 3 litres of glycol.\nCheck the seal every spring.\nReplace the filter yearly.\n\n## Colour\n\nThe pump is painted blue.\n";
+
+fn app(w: u16, h: u16) -> App {
+    let mut app = App::new(Options {
+        kb: PathBuf::from("/home/ana/.local/share/cairn/kb"),
+        model: "tiny".into(),
+        mode: Mode::Hybrid,
+        models: vec!["tiny".into(), "default".into()],
+        history: None,
+        color: false,
+    });
+    app.update(Event::Resize(w, h));
+    app
+}
+
+fn screen(app: &App) -> String {
+    let mut t = Terminal::new(TestBackend::new(app.size.width, app.size.height)).unwrap();
+    t.draw(|f| view::draw(app, f)).unwrap();
+    t.backend().to_string()
+}
+
+/// Snapshots with the live rates (tokens/s, time to first token) filtered out.
+macro_rules! snap {
+    ($name:expr, $app:expr) => {{
+        let mut s = insta::Settings::clone_current();
+        s.add_filter(r" *[0-9.]+ tok/s · first token [0-9.]+ s", " [rates]");
+        s.add_filter(r" *first token [0-9.]+ s\s*│", " [ttft]│");
+        s.bind(|| insta::assert_snapshot!($name, screen(&$app)));
+    }};
+}
+
+fn key(app: &mut App, code: KeyCode) {
+    app.update(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+}
+
+fn ctrl(app: &mut App, c: char) {
+    app.update(Event::Key(KeyEvent::new(
+        KeyCode::Char(c),
+        KeyModifiers::CONTROL,
+    )));
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        key(app, KeyCode::Char(c));
+    }
+}
+
+fn opened(app: &mut App, root: &Path) {
+    app.update(Event::Worker(Msg::Opened {
+        documents: 2,
+        chunks: 5,
+        sources: vec![("pump".into(), root.to_owned())],
+    }));
+}
+
+fn ready(app: &mut App) {
+    app.update(Event::Worker(Msg::ModelReady {
+        id: "tiny".into(),
+        name: "SmolLM2-135M-Instruct".into(),
+        secs: 0.4,
+    }));
+}
+
+fn hit(
+    id: u64,
+    rank: usize,
+    doc: &str,
+    text: &str,
+    lines: (u32, u32),
+    bm25: Option<(usize, f32)>,
+    dense: Option<(usize, f32)>,
+    score: f32,
+) -> Hit {
+    Hit {
+        rank,
+        fused: Fused {
+            id: ChunkId(id),
+            score,
+            bm25: bm25.map(|(rank, score)| LegHit { rank, score }),
+            dense: dense.map(|(rank, score)| LegHit { rank, score }),
+        },
+        chunk: ChunkRecord {
+            doc: doc.into(),
+            hash: String::new(),
+            text: text.into(),
+            heading: vec!["Pump manual".into(), "Maintenance".into()],
+            page: None,
+            lines,
+            range: (0, text.len()),
+        },
+    }
+}
+
+fn retrieval() -> (Context, Vec<Hit>) {
+    let t1 = "The pump needs 3 litres of glycol.\nCheck the seal every spring.\nReplace the filter yearly.";
+    let t2 = "The pump is painted blue.";
+    let hits = vec![
+        hit(
+            1,
+            1,
+            "pump/manual.md",
+            t1,
+            (5, 7),
+            Some((2, 7.31)),
+            Some((1, 0.712)),
+            1.0,
+        ),
+        hit(
+            2,
+            2,
+            "pump/manual.md",
+            t2,
+            (11, 11),
+            Some((1, 8.02)),
+            None,
+            0.83,
+        ),
+    ];
+    let source = |number: usize, h: &Hit, whole: bool| Source {
+        number,
+        doc: h.chunk.doc.clone(),
+        heading: h.chunk.heading.clone(),
+        page: None,
+        lines: h.chunk.lines,
+        chunks: vec![h.fused.id],
+        rank: h.rank,
+        score: h.fused.score,
+        bm25: h.fused.bm25.map(|l| l.score),
+        dense: h.fused.dense.map(|l| l.score),
+        excerpts: vec![Excerpt {
+            text: h.chunk.text.clone(),
+            lines: h.chunk.lines,
+        }],
+        whole,
+    };
+    let context = Context {
+        sources: vec![source(1, &hits[0], true), source(2, &hits[1], true)],
+        tokens: 40,
+    };
+    (context, hits)
+}
+
+fn gates(relevance: f32, coverage: f32) -> Gates {
+    Gates {
+        relevance: Some(relevance),
+        min_relevance: 0.3,
+        coverage,
+        min_coverage: 0.25,
+        missing_names: Vec::new(),
+        min_named_coverage: 0.4,
+        min_relative_score: 0.8,
+    }
+}
+
+fn answer(
+    question: &str,
+    text: &str,
+    context: &Context,
+    hits: &[Hit],
+    abstained: Option<Abstain>,
+    g: Gates,
+) -> Box<Answer> {
+    Box::new(Answer {
+        question: question.into(),
+        answer: text.into(),
+        abstained,
+        claims: if abstained.is_some() {
+            Vec::new()
+        } else {
+            ground(text, context)
+        },
+        context: context.clone(),
+        hits: hits.to_vec(),
+        logprobs: Vec::new(),
+        quote_coverage: None,
+        gates: g,
+        timings: Timings {
+            ttft_ms: 812.0,
+            total_ms: 1900.0,
+            answer_tokens: if text.is_empty() { 0 } else { 9 },
+            ..Timings::default()
+        },
+    })
+}
+
+fn sent(app: &mut App) -> u64 {
+    let effects = app.take_effects();
+    effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Send(Request::Ask { id, .. } | Request::Search { id, .. }) => Some(*id),
+            _ => None,
+        })
+        .expect("a question was sent")
+}
+
+/// Asks `question` and streams `pieces` as the scripted model's answer.
+fn ask(app: &mut App, question: &str, pieces: &[&str]) -> u64 {
+    type_text(app, question);
+    key(app, KeyCode::Enter);
+    let id = sent(app);
+    let (context, hits) = retrieval();
+    app.update(Event::Worker(Msg::Context { id, context }));
+    app.update(Event::Worker(Msg::Retrieved {
+        id,
+        hits,
+        gates: gates(0.71, 1.0),
+    }));
+    for p in pieces {
+        app.update(Event::Worker(Msg::Token {
+            id,
+            piece: (*p).into(),
+        }));
+    }
+    id
+}
+
+fn finish(app: &mut App, id: u64, question: &str, text: &str) {
+    let (context, hits) = retrieval();
+    let a = answer(question, text, &context, &hits, None, gates(0.71, 1.0));
+    app.update(Event::Worker(Msg::Answered { id, answer: a }));
+}
+
+const Q: &str = "How much glycol does the pump need?";
+const PIECES: &[&str] = &[
+    "The pump",
+    " needs 3",
+    " litres of",
+    " glycol.",
+    " It is",
+    " green.",
+];
+
+fn answered(w: u16, h: u16) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = app(w, h);
+    opened(&mut a, dir.path());
+    ready(&mut a);
+    let id = ask(&mut a, Q, PIECES);
+    finish(&mut a, id, Q, &PIECES.concat());
+    a
+}
+
+#[test]
+fn first_frame_while_the_model_loads() {
+    let mut a = app(100, 30);
+    snap!("first_frame_opening", a);
+    opened(&mut a, Path::new("/nowhere"));
+    a.update(Event::Worker(Msg::ModelLoading("tiny".into())));
+    let s = screen(&a);
+    assert!(s.contains("loading tiny"), "{s}");
+    assert!(s.contains("2 docs · 5 chunks"), "{s}");
+    snap!("first_frame_model_loading", a);
+}
+
+#[test]
+fn no_knowledge_base_says_how_to_make_one_and_adds_a_folder() {
+    let mut a = app(100, 30);
+    a.update(Event::Worker(Msg::NoKnowledgeBase));
+    snap!("no_knowledge_base", a);
+    type_text(&mut a, "/add /tmp/notes");
+    key(&mut a, KeyCode::Enter);
+    let effects = a.take_effects();
+    assert!(
+        matches!(&effects[..], [Effect::Send(Request::Add(p))] if p == &[PathBuf::from("/tmp/notes")]),
+        "{effects:?}"
+    );
+    use cairn_tui::worker::Ingest;
+    a.update(Event::Worker(Msg::Ingest(Ingest::Files(40))));
+    for i in 0..12 {
+        a.update(Event::Worker(Msg::Ingest(Ingest::File(
+            format!("notes/{i}.md"),
+            None,
+        ))));
+    }
+    a.update(Event::Worker(Msg::Ingest(Ingest::Embedded(96))));
+    let s = screen(&a);
+    assert!(s.contains("adding 12/40 files · 96 embedded"), "{s}");
+    snap!("ingest_progress", a);
+}
+
+#[test]
+fn a_typed_question() {
+    let mut a = app(100, 30);
+    opened(&mut a, Path::new("/nowhere"));
+    ready(&mut a);
+    type_text(&mut a, "How much glycol does the pump nxed");
+    key(&mut a, KeyCode::Left);
+    key(&mut a, KeyCode::Left);
+    key(&mut a, KeyCode::Backspace);
+    type_text(&mut a, "e");
+    key(&mut a, KeyCode::End);
+    type_text(&mut a, "?");
+    assert_eq!(a.input_text(), Q);
+    // Ctrl-W deletes a word, Ctrl-U everything before the cursor, Alt-B moves a word back.
+    ctrl(&mut a, 'w');
+    assert_eq!(a.input_text(), "How much glycol does the pump need");
+    a.update(Event::Key(KeyEvent::new(
+        KeyCode::Char('b'),
+        KeyModifiers::ALT,
+    )));
+    ctrl(&mut a, 'k');
+    assert_eq!(a.input_text(), "How much glycol does the pump ");
+    ctrl(&mut a, 'u');
+    assert_eq!(a.input_text(), "");
+    type_text(&mut a, Q);
+    snap!("question_typed", a);
+}
+
+#[test]
+fn an_answer_streams_with_verified_markers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = app(100, 30);
+    opened(&mut a, dir.path());
+    ready(&mut a);
+    let id = ask(&mut a, Q, &PIECES[..3]);
+    // The sentence being written has no marker yet, and no stop.
+    assert!(screen(&a).contains("The pump needs 3 litres of"));
+    snap!("answer_streaming", a);
+    for p in &PIECES[3..] {
+        a.update(Event::Worker(Msg::Token {
+            id,
+            piece: (*p).into(),
+        }));
+    }
+    let s = screen(&a);
+    assert!(s.contains("glycol [1]."), "{s}");
+    finish(&mut a, id, Q, &PIECES.concat());
+    let s = screen(&a);
+    assert!(s.contains("green [?]."), "{s}");
+    assert!(
+        s.contains("BM25 #2 7.31 · dense #1 cos 0.712 ·") && s.contains("fused #1 1.000"),
+        "{s}"
+    );
+    snap!("answer_done", a);
+}
+
+#[test]
+fn the_unsupported_marker_has_colour_and_a_glyph() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = app(100, 30);
+    a.color = true;
+    opened(&mut a, dir.path());
+    let id = ask(&mut a, Q, PIECES);
+    finish(&mut a, id, Q, &PIECES.concat());
+    let mut t = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    t.draw(|f| view::draw(&a, f)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let mut found = false;
+    for y in 0..30 {
+        for x in 0..98 {
+            if buf[(x, y)].symbol() == "[" && buf[(x + 1, y)].symbol() == "?" {
+                assert_eq!(buf[(x + 1, y)].bg, ratatui::style::Color::Red);
+                found = true;
+            }
+        }
+    }
+    assert!(found, "[?] is on screen");
+}
+
+#[test]
+fn a_source_opens_at_its_cited_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("manual.md"), MANUAL).unwrap();
+    let mut a = app(100, 30);
+    opened(&mut a, dir.path());
+    ready(&mut a);
+    let id = ask(&mut a, Q, PIECES);
+    finish(&mut a, id, Q, &PIECES.concat());
+    key(&mut a, KeyCode::Tab);
+    key(&mut a, KeyCode::Tab);
+    assert_eq!(a.focus, Focus::Sources);
+    key(&mut a, KeyCode::Char('n'));
+    snap!("source_selected", a);
+    key(&mut a, KeyCode::Enter);
+    let effects = a.take_effects();
+    let Some(Effect::LoadDocument(path, page)) = effects.first() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(path, &dir.path().join("manual.md"));
+    let lines = cairn_engine::document_lines(path, *page).map_err(|e| e.to_string());
+    a.update(Event::Document(lines));
+    let s = screen(&a);
+    assert!(s.contains("5 ▌ The pump needs 3 litres of glycol."), "{s}");
+    snap!("document_view", a);
+    key(&mut a, KeyCode::Char('o'));
+    assert!(matches!(a.take_effects().as_slice(), [Effect::OpenEditor(p, None, 5)] if p == path));
+    key(&mut a, KeyCode::Esc);
+    assert!(a.doc.is_none());
+}
+
+#[test]
+fn an_abstention_shows_its_reason_and_the_closest_passages() {
+    let mut a = app(100, 30);
+    opened(&mut a, Path::new("/nowhere"));
+    ready(&mut a);
+    let q = "Who painted the Mona Lisa?";
+    type_text(&mut a, q);
+    key(&mut a, KeyCode::Enter);
+    let id = sent(&mut a);
+    let (context, hits) = retrieval();
+    let g = gates(0.12, 0.0);
+    a.update(Event::Worker(Msg::Context {
+        id,
+        context: context.clone(),
+    }));
+    a.update(Event::Worker(Msg::Retrieved {
+        id,
+        hits: hits.clone(),
+        gates: g.clone(),
+    }));
+    a.update(Event::Worker(Msg::Answered {
+        id,
+        answer: answer(q, "", &context, &hits, Some(Abstain::Retrieval), g),
+    }));
+    let s = screen(&a);
+    assert!(s.contains("Not found in the knowledge base"), "{s}");
+    assert!(s.contains("relevance 0.12 ≥ 0.30 ✗"), "{s}");
+    snap!("abstention", a);
+}
+
+#[test]
+fn esc_cancels_at_once_and_keeps_the_partial_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = app(100, 30);
+    opened(&mut a, dir.path());
+    ready(&mut a);
+    let id = ask(&mut a, Q, &PIECES[..4]);
+    key(&mut a, KeyCode::Esc);
+    assert!(matches!(a.take_effects().as_slice(), [Effect::Cancel]));
+    assert_eq!(a.turns[0].state, TurnState::Cancelled);
+    // Tokens already on their way are dropped; the worker's final answer keeps the mark.
+    a.update(Event::Worker(Msg::Token {
+        id,
+        piece: " It".into(),
+    }));
+    finish(&mut a, id, Q, &PIECES[..4].concat());
+    assert_eq!(a.turns[0].state, TurnState::Cancelled);
+    snap!("cancelled", a);
+    // A new question while one runs replaces it.
+    let id2 = ask(&mut a, "What colour is the pump?", &["The pump"]);
+    type_text(&mut a, "Is it loud?");
+    key(&mut a, KeyCode::Enter);
+    let effects = a.take_effects();
+    assert!(
+        matches!(effects.first(), Some(Effect::Cancel)),
+        "{effects:?}"
+    );
+    assert!(a
+        .turns
+        .iter()
+        .any(|t| t.id == id2 && t.state == TurnState::Cancelled));
+}
+
+#[test]
+fn ctrl_c_twice_quits_and_q_quits_from_a_pane_with_an_empty_box() {
+    let mut a = app(80, 24);
+    ctrl(&mut a, 'c');
+    assert!(!a.quit);
+    assert!(screen(&a).contains("press Ctrl-C again to quit"));
+    ctrl(&mut a, 'c');
+    assert!(a.quit);
+
+    let mut a = app(80, 24);
+    type_text(&mut a, "q");
+    assert!(!a.quit, "q types in the box");
+    key(&mut a, KeyCode::Tab);
+    key(&mut a, KeyCode::Char('q'));
+    assert!(!a.quit, "the box holds a draft");
+    key(&mut a, KeyCode::BackTab);
+    key(&mut a, KeyCode::Backspace);
+    key(&mut a, KeyCode::Tab);
+    key(&mut a, KeyCode::Char('q'));
+    assert!(a.quit);
+}
+
+#[test]
+fn help_is_drawn_from_the_keymap() {
+    let mut a = app(100, 64);
+    key(&mut a, KeyCode::F(1));
+    let s = screen(&a);
+    for b in cairn_tui::keymap::KEYMAP {
+        assert!(
+            s.contains(&b.help[..b.help.len().min(30)]),
+            "{} missing:\n{s}",
+            b.help
+        );
+    }
+    snap!("help", a);
+    key(&mut a, KeyCode::Char('x'));
+    assert!(!a.help);
+}
+
+#[test]
+fn search_mode_lists_hits_without_the_model() {
+    let mut a = app(100, 30);
+    opened(&mut a, Path::new("/nowhere"));
+    ctrl(&mut a, 't');
+    assert_eq!(a.ask_mode, AskMode::Search);
+    type_text(&mut a, "glycol");
+    key(&mut a, KeyCode::Enter);
+    let effects = a.take_effects();
+    let Some(Effect::Send(Request::Search { id, query, .. })) = effects.first() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(query, "glycol");
+    let (_, hits) = retrieval();
+    a.update(Event::Worker(Msg::Found {
+        id: *id,
+        hits,
+        ms: 4.0,
+    }));
+    snap!("search_mode", a);
+}
+
+#[test]
+fn small_and_narrow_terminals_stack_the_panes() {
+    let a = answered(80, 24);
+    snap!("answer_80x24", a);
+    let a = answered(60, 30);
+    snap!("answer_narrow_60x30", a);
+    let a = answered(40, 12);
+    let s = screen(&a);
+    assert_eq!(s.lines().count(), 12);
+}
+
+#[test]
+fn escape_sequences_from_documents_never_reach_the_terminal() {
+    let mut a = app(100, 30);
+    opened(&mut a, Path::new("/nowhere"));
+    ready(&mut a);
+    let evil = "Red \u{1b}[31malert\u{1b}[0m \u{1b}]0;pwned\u{7}title \u{1b}]52;c;ZXZpbA==\u{7}clip\rreturn \u{202e}txet desrever 漢字テスト 😀 שלום עולם.";
+    type_text(&mut a, "evil \u{1b}[2J question?");
+    key(&mut a, KeyCode::Enter);
+    let id = sent(&mut a);
+    let mut h = hit(
+        9,
+        1,
+        "evil/\u{1b}[2Jname.md",
+        evil,
+        (1, 1),
+        Some((1, 3.0)),
+        Some((1, 0.9)),
+        1.0,
+    );
+    h.chunk.heading = vec!["Head\u{1b}[1mline".into()];
+    let context = Context {
+        sources: vec![Source {
+            number: 1,
+            doc: h.chunk.doc.clone(),
+            heading: h.chunk.heading.clone(),
+            page: Some(2),
+            lines: (1, 1),
+            chunks: vec![h.fused.id],
+            rank: 1,
+            score: 1.0,
+            bm25: Some(3.0),
+            dense: Some(0.9),
+            excerpts: vec![Excerpt {
+                text: evil.into(),
+                lines: (1, 1),
+            }],
+            whole: true,
+        }],
+        tokens: 30,
+    };
+    a.update(Event::Worker(Msg::Context {
+        id,
+        context: context.clone(),
+    }));
+    a.update(Event::Worker(Msg::Retrieved {
+        id,
+        hits: vec![h.clone()],
+        gates: gates(0.9, 1.0),
+    }));
+    a.update(Event::Worker(Msg::Token {
+        id,
+        piece: evil.into(),
+    }));
+    a.update(Event::Worker(Msg::Answered {
+        id,
+        answer: answer("q", evil, &context, &[h], None, gates(0.9, 1.0)),
+    }));
+    let s = screen(&a);
+    assert!(
+        !s.contains('\u{1b}') && !s.contains('\u{7}') && !s.contains('\r'),
+        "{s:?}"
+    );
+    assert!(!s.contains('\u{202e}'));
+    assert!(s.contains("漢字テスト"), "{s}");
+    snap!("escape_sequences", a);
+    // Every row still fits the terminal.
+    let mut t = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    t.draw(|f| view::draw(&a, f)).unwrap();
+    assert_eq!(t.backend().buffer().area.width, 100);
+}
+
+#[test]
+fn mouse_wheel_scrolls_and_a_click_selects_a_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = app(100, 30);
+    opened(&mut a, dir.path());
+    for i in 0..6 {
+        let id = ask(&mut a, &format!("{Q} ({i})"), PIECES);
+        finish(&mut a, id, Q, &PIECES.concat());
+    }
+    assert_eq!(a.answer_scroll, None, "follows the end");
+    let wheel = |kind, column, row| {
+        Event::Mouse(MouseEvent {
+            kind,
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    a.update(wheel(MouseEventKind::ScrollUp, 10, 10));
+    assert!(a.answer_scroll.is_some(), "scrolled up");
+    a.update(wheel(MouseEventKind::ScrollDown, 10, 10));
+    a.update(wheel(MouseEventKind::ScrollDown, 10, 10));
+    assert_eq!(a.answer_scroll, None, "back at the end");
+    // Click on the second source's header, wherever it was drawn.
+    let areas = view::areas(&a);
+    let y = screen(&a)
+        .lines()
+        .position(|l| l.contains("[2] pump/manual.md"))
+        .expect("the second source is listed") as u16;
+    a.update(wheel(
+        MouseEventKind::Down(ratatui::crossterm::event::MouseButton::Left),
+        areas.sources.x + 4,
+        y,
+    ));
+    assert_eq!(a.focus, Focus::Sources);
+    assert_eq!(a.selected, 1, "{}", screen(&a));
+}
+
+#[test]
+fn y_copies_the_answer_with_its_sources_as_markdown() {
+    let mut a = answered(100, 30);
+    key(&mut a, KeyCode::Tab);
+    key(&mut a, KeyCode::Char('y'));
+    let effects = a.take_effects();
+    let Some(Effect::Copy(md)) = effects.first() else {
+        panic!("{effects:?}")
+    };
+    assert!(
+        md.starts_with(&format!(
+            "## {Q}\n\nThe pump needs 3 litres of glycol [1]. It is green [?]."
+        )),
+        "{md}"
+    );
+    assert!(md.contains("- [1] pump/manual.md L5–7 — Pump manual > Maintenance\n  > The pump needs 3 litres of glycol."), "{md}");
+    let s = screen(&a);
+    assert!(s.contains("copied the answer"), "{s}");
+    key(&mut a, KeyCode::Char('s'));
+    assert!(
+        matches!(a.take_effects().as_slice(), [Effect::Save(md)] if md.starts_with("# cairn session"))
+    );
+}
