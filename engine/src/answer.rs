@@ -150,6 +150,7 @@ pub enum Abstain {
 
 impl Abstain {
     /// Why, in words a user reads.
+    #[must_use]
     pub fn describe(self) -> &'static str {
         match self {
             Abstain::Retrieval => {
@@ -260,11 +261,13 @@ impl Gates {
     }
 
     /// Whether the relevance check passed (or did not apply).
+    #[must_use]
     pub fn relevant(&self) -> bool {
         self.relevance.is_none_or(|r| r >= self.min_relevance)
     }
 
     /// Whether the question passed every check, so the model is asked.
+    #[must_use]
     pub fn passed(&self) -> bool {
         self.relevant()
             && self.coverage >= self.min_coverage
@@ -274,6 +277,7 @@ impl Gates {
 
 impl Answer {
     /// The numbers of the sources some sentence cites, ascending.
+    #[must_use]
     pub fn cited_sources(&self) -> Vec<usize> {
         let mut v: Vec<usize> = self
             .claims
@@ -286,6 +290,7 @@ impl Answer {
     }
 
     /// The line ranges of source `number` that the answer's sentences cite, sorted.
+    #[must_use]
     pub fn cited_lines(&self, number: usize) -> Vec<(u32, u32)> {
         let mut lines: Vec<(u32, u32)> = self
             .claims
@@ -301,6 +306,7 @@ impl Answer {
 
     /// The answer as the schema describes it (`timings` is the only field that varies between
     /// identical runs).
+    #[must_use]
     pub fn to_json(&self, model: &str, seed: u64) -> serde_json::Value {
         let sources: Vec<serde_json::Value> = self
             .context
@@ -725,6 +731,7 @@ impl Retrieval {
 }
 
 /// Greedy at temperature 0, else seeded nucleus sampling.
+#[must_use]
 pub fn sampling(temperature: f32, top_p: f32, seed: u64) -> Sampling {
     if temperature > 0.0 {
         Sampling::TopP {
@@ -754,6 +761,7 @@ fn messages(question: &str, context: &Context) -> Vec<Message> {
 }
 
 /// ` [1]`, ` [1,2]` or ` [?]` for a claim.
+#[must_use]
 pub fn marker(claim: &Claim) -> String {
     if claim.citations.is_empty() {
         if claim.supported {
@@ -772,6 +780,7 @@ pub fn marker(claim: &Claim) -> String {
 }
 
 /// The sentences of a source's excerpts that touch the given lines, whitespace collapsed.
+#[must_use]
 pub fn cited_sentences(s: &cairn_retriever::Source, lines: &[(u32, u32)]) -> Vec<String> {
     let mut out = Vec::new();
     for e in &s.excerpts {

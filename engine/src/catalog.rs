@@ -277,6 +277,7 @@ pub static CATALOG: &[ModelSpec] = &[
 ];
 
 /// Looks a model up by id.
+#[must_use]
 pub fn find(id: &str) -> Option<&'static ModelSpec> {
     CATALOG.iter().find(|m| m.id == id)
 }
@@ -287,6 +288,7 @@ pub fn lookup(id: &str) -> Result<&'static ModelSpec> {
 }
 
 /// The catalog's ids, for messages.
+#[must_use]
 pub fn known_ids() -> String {
     CATALOG.iter().map(|m| m.id).collect::<Vec<_>>().join(", ")
 }
@@ -322,6 +324,7 @@ pub fn model_path(model: &str) -> Result<PathBuf> {
 }
 
 /// Whether every file of catalog model `id` is present (not re-hashed: loading verifies).
+#[must_use]
 pub fn is_installed(id: &str) -> bool {
     let (Some(spec), Ok(dir)) = (find(id), models_dir()) else {
         return false;

@@ -9,6 +9,7 @@ use crate::{Error, Result};
 
 /// Whether an editor opened on the file at `path` sees the lines passages count (Markdown,
 /// text and code), rather than markup or PDF bytes.
+#[must_use]
 pub fn lines_match_file(path: &Path) -> bool {
     !matches!(
         cairn_ingest::kind_of(path),

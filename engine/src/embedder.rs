@@ -25,7 +25,7 @@ impl MiniLm {
     /// `built-in`.
     pub fn load() -> Result<Self> {
         let weights = catalog::resolve_verified("embedder")?;
-        let dir = weights.parent().expect("model files live in a folder");
+        let dir = weights.parent().unwrap_or(Path::new("."));
         let choice = std::env::var("CAIRN_EMBED_RUNTIME").unwrap_or_default();
         let mut note = None;
         let inner = match choice.as_str() {
@@ -95,6 +95,7 @@ impl Embedder for MiniLm {
 }
 
 /// Chunker settings for new knowledge bases (the embedder takes 256 tokens with `[CLS]` and `[SEP]`).
+#[must_use]
 pub fn chunk_options() -> ChunkOptions {
     ChunkOptions {
         max_tokens: 200,

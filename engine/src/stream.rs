@@ -23,6 +23,7 @@ pub struct AnswerStream {
 
 impl AnswerStream {
     /// A stream with no text yet.
+    #[must_use]
     pub fn new() -> Self {
         Self::default()
     }
@@ -33,6 +34,7 @@ impl AnswerStream {
     }
 
     /// The context, once set.
+    #[must_use]
     pub fn context(&self) -> Option<&Context> {
         self.context.as_ref()
     }
@@ -43,6 +45,7 @@ impl AnswerStream {
     }
 
     /// Whether the model has written nothing but whitespace.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.full.trim().is_empty()
     }

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 /// Removes control characters and escape sequences so that document text cannot drive the
 /// terminal; tabs and newlines stay. Bidirectional overrides go too.
+#[must_use]
 pub fn sanitize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
@@ -49,6 +50,7 @@ pub fn sanitize(text: &str) -> String {
 }
 
 /// Where a passage came from, as users read it: `path p.3 L5–7 — Heading > Sub`.
+#[must_use]
 pub fn location(doc: &str, page: Option<u32>, lines: (u32, u32), heading: &[String]) -> String {
     let mut s = sanitize(doc);
     if let Some(p) = page {
@@ -68,6 +70,7 @@ pub fn location(doc: &str, page: Option<u32>, lines: (u32, u32), heading: &[Stri
 
 /// Document text on one line for the terminal: sanitized, whitespace collapsed, cut to `max`
 /// characters with `…`.
+#[must_use]
 pub fn snippet(text: &str, max: usize) -> String {
     let flat = sanitize(text)
         .split_whitespace()
@@ -81,6 +84,7 @@ pub fn snippet(text: &str, max: usize) -> String {
 }
 
 /// Human-readable byte size.
+#[must_use]
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     let mut value = bytes as f64;
@@ -97,6 +101,7 @@ pub fn human_size(bytes: u64) -> String {
 }
 
 /// A Unix time as a UTC date and time: `2025-11-25 12:00:00 UTC`.
+#[must_use]
 pub fn civil_time(unix: u64) -> String {
     // Civil date from days since the epoch (Howard Hinnant's algorithm), UTC.
     let days = (unix / 86_400) as i64;

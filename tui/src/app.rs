@@ -1,5 +1,6 @@
 //! The app's state and the one place it changes: [`App::update`].
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -190,6 +191,7 @@ pub struct SourceRow {
 
 impl SourceRow {
     /// Whether a line is cited.
+    #[must_use]
     pub fn is_cited(&self, line: u32) -> bool {
         self.cited.iter().any(|&(a, b)| a <= line && line <= b)
     }
@@ -247,6 +249,7 @@ pub struct Options {
 }
 
 /// All of the app's state.
+#[allow(clippy::struct_excessive_bools)] // independent facts about the screen
 pub struct App {
     /// The knowledge base directory.
     pub kb: PathBuf,
@@ -306,6 +309,7 @@ pub struct App {
 
 impl App {
     /// A new app; the run loop starts the worker on the same knowledge base and model.
+    #[must_use]
     pub fn new(o: Options) -> Self {
         let mut app = App {
             kb: o.kb,
@@ -417,7 +421,7 @@ impl App {
             // ↑/↓ and the page keys scroll the help; anything else closes it.
             match k.code {
                 KeyCode::Up | KeyCode::Char('k') => {
-                    self.help_scroll = self.help_scroll.saturating_sub(1)
+                    self.help_scroll = self.help_scroll.saturating_sub(1);
                 }
                 KeyCode::Down | KeyCode::Char('j') => self.help_scroll += 1,
                 KeyCode::PageUp => self.help_scroll = self.help_scroll.saturating_sub(10),
@@ -435,11 +439,10 @@ impl App {
             if let Some(c) = keymap::lookup(Scope::Document, &k) {
                 return self.run(c);
             }
-            match keymap::lookup(Scope::Global, &k) {
-                Some(c @ (Command::Interrupt | Command::PageUp | Command::PageDown)) => {
-                    self.run(c);
-                }
-                _ => {}
+            if let Some(c @ (Command::Interrupt | Command::PageUp | Command::PageDown)) =
+                keymap::lookup(Scope::Global, &k)
+            {
+                self.run(c);
             }
             return;
         }
@@ -551,12 +554,12 @@ impl App {
             }
             Command::HistoryPrev => {
                 let current = self.input_text();
-                if let Some(e) = self.history.prev(&current).map(str::to_owned) {
+                if let Some(e) = self.history.older(&current).map(str::to_owned) {
                     self.reset_input(&e);
                 }
             }
             Command::HistoryNext => {
-                if let Some(e) = self.history.next().map(str::to_owned) {
+                if let Some(e) = self.history.newer().map(str::to_owned) {
                     self.reset_input(&e);
                 }
             }
@@ -571,7 +574,7 @@ impl App {
                 self.focus = order[(i + step) % 3];
             }
             Command::NextCitation | Command::PrevCitation => {
-                self.step_citation(c == Command::NextCitation)
+                self.step_citation(c == Command::NextCitation);
             }
             Command::CopyAnswer => match self.turns.last() {
                 Some(t) if !t.shown.is_empty() || t.answer.is_some() || !t.hits.is_empty() => {
@@ -916,21 +919,19 @@ impl App {
             }
             Msg::Failed { id, error } => {
                 let error = sanitize(&error);
-                match id.and_then(|id| self.turn_mut(id)) {
-                    Some(t) => t.state = TurnState::Failed(error),
-                    None => {
-                        if self.model_state == ModelState::Loading
-                            && self.kb_state != KbState::Opening
-                        {
-                            self.model_state = ModelState::Failed(error.clone());
-                        } else if self.kb_state == KbState::Opening {
-                            self.kb_state = KbState::Failed(error.clone());
-                        }
-                        if self.ingest.take().is_some()
-                            || !matches!(self.model_state, ModelState::Failed(_))
-                        {
-                            self.status = Some(error);
-                        }
+                if let Some(t) = id.and_then(|id| self.turn_mut(id)) {
+                    t.state = TurnState::Failed(error);
+                } else {
+                    if self.model_state == ModelState::Loading && self.kb_state != KbState::Opening
+                    {
+                        self.model_state = ModelState::Failed(error.clone());
+                    } else if self.kb_state == KbState::Opening {
+                        self.kb_state = KbState::Failed(error.clone());
+                    }
+                    if self.ingest.take().is_some()
+                        || !matches!(self.model_state, ModelState::Failed(_))
+                    {
+                        self.status = Some(error);
                     }
                 }
             }
@@ -1035,24 +1036,23 @@ impl App {
             passage: r.lines,
             scroll: 0,
         };
-        match path {
-            Some(p) => self.effects.push(Effect::LoadDocument(p, r.page)),
-            None => {
-                // The file is gone or the knowledge base was moved: show the stored passage.
-                doc.error = Some(format!(
-                    "{} is not on this disk (the knowledge base may have been moved); showing the stored passage",
-                    sanitize(&r.doc)
-                ));
-                let mut lines = Vec::new();
-                let first = r.excerpts.first().map_or(r.lines.0, |e| e.1);
-                for (text, _) in &r.excerpts {
-                    lines.extend(text.lines().map(|l| sanitize(&l.replace('\t', "    "))));
-                }
-                doc.lines = Some(cairn_engine::DocumentLines {
-                    lines,
-                    first_line: first,
-                });
+        if let Some(p) = path {
+            self.effects.push(Effect::LoadDocument(p, r.page));
+        } else {
+            // The file is gone or the knowledge base was moved: show the stored passage.
+            doc.error = Some(format!(
+                "{} is not on this disk (the knowledge base may have been moved); showing the stored passage",
+                sanitize(&r.doc)
+            ));
+            let mut lines = Vec::new();
+            let first = r.excerpts.first().map_or(r.lines.0, |e| e.1);
+            for (text, _) in &r.excerpts {
+                lines.extend(text.lines().map(|l| sanitize(&l.replace('\t', "    "))));
             }
+            doc.lines = Some(cairn_engine::DocumentLines {
+                lines,
+                first_line: first,
+            });
         }
         self.doc = Some(doc);
     }
@@ -1190,6 +1190,7 @@ fn expand_home(p: &str) -> PathBuf {
 }
 
 /// The retrieval mode's name.
+#[must_use]
 pub fn mode_name(m: Mode) -> &'static str {
     match m {
         Mode::Hybrid => "hybrid",
@@ -1199,6 +1200,7 @@ pub fn mode_name(m: Mode) -> &'static str {
 }
 
 /// The rows of a turn's sources pane: the numbered sources of an answer, or a search's hits.
+#[must_use]
 pub fn source_rows(t: &Turn) -> Vec<SourceRow> {
     if t.kind == AskMode::Search {
         return t
@@ -1281,22 +1283,26 @@ pub fn turn_markdown(t: &Turn, roots: &[(String, PathBuf)]) -> String {
     let _ = roots;
     let mut md = format!("## {}\n\n", t.question.replace('\n', " "));
     match (&t.state, &t.answer) {
-        (TurnState::Failed(e), _) => md.push_str(&format!("*Failed:* {e}\n")),
+        (TurnState::Failed(e), _) => {
+            let _ = writeln!(md, "*Failed:* {e}");
+        }
         (_, Some(a)) if a.abstained.is_some() && t.state == TurnState::Done => {
-            md.push_str(&format!(
-                "*Not found in the knowledge base* ({}).\n",
+            let _ = writeln!(
+                md,
+                "*Not found in the knowledge base* ({}).",
                 a.abstained.map_or("", Abstain::describe)
-            ));
+            );
         }
         _ if t.kind == AskMode::Search => {
             for h in &t.hits {
                 let c = &h.chunk;
-                md.push_str(&format!(
-                    "{}. {} — {}\n",
+                let _ = writeln!(
+                    md,
+                    "{}. {} — {}",
                     h.rank,
                     location(&c.doc, c.page, c.lines, &c.heading),
                     snippet(&c.text, 200)
-                ));
+                );
             }
         }
         _ => {
@@ -1321,13 +1327,14 @@ pub fn turn_markdown(t: &Turn, roots: &[(String, PathBuf)]) -> String {
                 first = false;
             }
             let lines = a.cited_lines(s.number);
-            md.push_str(&format!(
-                "- [{}] {}\n",
+            let _ = writeln!(
+                md,
+                "- [{}] {}",
                 s.number,
                 location(&s.doc, s.page, s.lines, &s.heading)
-            ));
+            );
             for q in cairn_engine::answer::cited_sentences(s, &lines) {
-                md.push_str(&format!("  > {}\n", sanitize(&q)));
+                let _ = writeln!(md, "  > {}", sanitize(&q));
             }
         }
     }
@@ -1335,6 +1342,7 @@ pub fn turn_markdown(t: &Turn, roots: &[(String, PathBuf)]) -> String {
 }
 
 /// The whole session as Markdown.
+#[must_use]
 pub fn session_markdown(turns: &[Turn], roots: &[(String, PathBuf)]) -> String {
     let mut md = String::from("# cairn session\n\n");
     for t in turns {
@@ -1345,6 +1353,7 @@ pub fn session_markdown(turns: &[Turn], roots: &[(String, PathBuf)]) -> String {
 }
 
 /// Tokens per second of a streaming turn, and its time to first token.
+#[must_use]
 pub fn rates(t: &Turn, now: Instant) -> (Option<f64>, Option<Duration>) {
     let ttft = t.first_token.map(|f| f.duration_since(t.sent));
     let rate = match (t.first_token, t.tokens) {
@@ -1363,6 +1372,7 @@ pub fn rates(t: &Turn, now: Instant) -> (Option<f64>, Option<Duration>) {
 }
 
 /// The directory name of the knowledge base, for the status line.
+#[must_use]
 pub fn kb_label(kb: &Path) -> String {
     sanitize(&kb.display().to_string())
 }

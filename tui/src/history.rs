@@ -20,6 +20,7 @@ pub struct History {
 
 impl History {
     /// Loads the history from `file` (missing or unreadable: empty). `None` keeps it in memory.
+    #[must_use]
     pub fn load(file: Option<PathBuf>) -> Self {
         let entries = file
             .as_deref()
@@ -39,6 +40,7 @@ impl History {
     }
 
     /// The default file: `<user data dir>/cairn/history`.
+    #[must_use]
     pub fn default_file() -> Option<PathBuf> {
         dirs::data_dir().map(|d| d.join("cairn").join("history"))
     }
@@ -61,7 +63,7 @@ impl History {
                 let text: String = self
                     .entries
                     .iter()
-                    .map(|e| serde_json::to_string(e).expect("a string serializes") + "\n")
+                    .map(|e| serde_json::to_string(e).unwrap_or_default() + "\n")
                     .collect();
                 let _ = std::fs::write(file, text);
             } else if let Ok(mut f) = std::fs::OpenOptions::new()
@@ -69,20 +71,16 @@ impl History {
                 .append(true)
                 .open(file)
             {
-                let _ = writeln!(
-                    f,
-                    "{}",
-                    serde_json::to_string(q).expect("a string serializes")
-                );
+                let _ = writeln!(f, "{}", serde_json::to_string(q).unwrap_or_default());
             }
         }
     }
 
     /// The entry before the current one (`current` is the box's text, kept as the draft).
-    pub fn prev(&mut self, current: &str) -> Option<&str> {
+    pub fn older(&mut self, current: &str) -> Option<&str> {
         let at = match self.cursor {
             None => {
-                self.draft = current.to_owned();
+                current.clone_into(&mut self.draft);
                 self.entries.len().checked_sub(1)?
             }
             Some(i) => i.checked_sub(1)?,
@@ -92,7 +90,7 @@ impl History {
     }
 
     /// The entry after the current one, or the draft past the newest.
-    pub fn next(&mut self) -> Option<&str> {
+    pub fn newer(&mut self) -> Option<&str> {
         let i = self.cursor?;
         if i + 1 < self.entries.len() {
             self.cursor = Some(i + 1);
@@ -105,6 +103,7 @@ impl History {
 
     /// The newest entry before `before` (exclusive; `None`: from the newest) containing
     /// `query`, case-insensitively, with its index.
+    #[must_use]
     pub fn search(&self, query: &str, before: Option<usize>) -> Option<(usize, &str)> {
         let q = query.to_lowercase();
         let end = before.unwrap_or(self.entries.len()).min(self.entries.len());
@@ -135,12 +134,12 @@ mod tests {
         h.push("a second\none");
         h.push("a second\none");
         let mut h = History::load(Some(file));
-        assert_eq!(h.prev("draft"), Some("a second\none"));
-        assert_eq!(h.prev("ignored"), Some("first question"));
-        assert_eq!(h.prev("ignored"), None);
-        assert_eq!(h.next(), Some("a second\none"));
-        assert_eq!(h.next(), Some("draft"));
-        assert_eq!(h.next(), None);
+        assert_eq!(h.older("draft"), Some("a second\none"));
+        assert_eq!(h.older("ignored"), Some("first question"));
+        assert_eq!(h.older("ignored"), None);
+        assert_eq!(h.newer(), Some("a second\none"));
+        assert_eq!(h.newer(), Some("draft"));
+        assert_eq!(h.newer(), None);
         assert_eq!(h.search("FIRST", None), Some((0, "first question")));
         assert_eq!(h.search("question", Some(0)), None);
     }

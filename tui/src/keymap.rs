@@ -463,6 +463,7 @@ pub static KEYMAP: &[Binding] = &[
 ];
 
 /// Finds what `event` does in `scope` (Shift on a character is part of the character).
+#[must_use]
 pub fn lookup(scope: Scope, event: &KeyEvent) -> Option<Command> {
     let mut mods = event.modifiers;
     if matches!(event.code, KeyCode::Char(_) | KeyCode::BackTab) {
@@ -483,6 +484,7 @@ pub fn lookup(scope: Scope, event: &KeyEvent) -> Option<Command> {
 }
 
 /// How a key is written in help: `Ctrl-R`, `Alt-B`, `Shift-Tab`, `↑`.
+#[must_use]
 pub fn key_name(k: &Key) -> String {
     let base = match k.code {
         KeyCode::Char(' ') => "Space".to_owned(),
@@ -517,6 +519,7 @@ pub fn keys_text(b: &Binding) -> String {
 }
 
 /// The sections of the help: a title and (keys, help) rows, in keymap order.
+#[must_use]
 pub fn sections() -> Vec<(&'static str, Vec<(String, &'static str)>)> {
     let order = [S::Global, S::Input, S::Panes, S::Sources, S::Document];
     order
@@ -533,12 +536,14 @@ pub fn sections() -> Vec<(&'static str, Vec<(String, &'static str)>)> {
 }
 
 /// The key list as Markdown (the README's TUI section is this text).
+#[must_use]
 pub fn markdown() -> String {
+    use std::fmt::Write as _;
     let mut out = String::new();
     for (title, rows) in sections() {
-        out.push_str(&format!("**{title}**\n\n| key | does |\n|---|---|\n"));
+        let _ = writeln!(out, "**{title}**\n\n| key | does |\n|---|---|");
         for (keys, help) in rows {
-            out.push_str(&format!("| {} | {help} |\n", keys.replace('|', "\\|")));
+            let _ = writeln!(out, "| {} | {help} |", keys.replace('|', "\\|"));
         }
         out.push('\n');
     }

@@ -310,6 +310,7 @@ fn open_editor(
 }
 
 /// The knowledge base's directory, for callers that want the app's default.
+#[must_use]
 pub fn default_history() -> Option<PathBuf> {
     History::default_file()
 }

@@ -136,6 +136,7 @@ fn block<'a>(title: impl Into<Line<'a>>, focused: bool, t: &Theme) -> Block<'a> 
 /// Word-wraps styled text to `width` cells: wide characters count two, words longer than the
 /// line are split, `\n` breaks. A word may change style midway (`glycol [1].`): lines break
 /// only at spaces.
+#[must_use]
 pub fn wrap(segments: &[(String, Style)], width: usize, indent: usize) -> Vec<Line<'static>> {
     enum Token {
         Word(Vec<(String, Style)>),

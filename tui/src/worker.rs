@@ -153,6 +153,10 @@ impl Handle {
 }
 
 /// Starts the worker on `kb` with `model`; it reports through `report`.
+///
+/// # Panics
+/// When the system cannot start a thread.
+#[must_use]
 pub fn spawn<E: From<Msg> + Send + 'static>(
     kb: PathBuf,
     model: String,
@@ -205,7 +209,7 @@ struct Worker {
 /// Internal: a model loaded on the loader thread, passed back as a request.
 enum Inner {
     App(Request),
-    Loaded(String, Result<LoadedModel, String>, f64),
+    Loaded(String, Result<Box<LoadedModel>, String>, f64),
 }
 
 impl Worker {
@@ -250,14 +254,16 @@ impl Worker {
             .name("cairn-model".into())
             .spawn(move || {
                 let t0 = Instant::now();
-                let result = LoadedModel::load(&model).map_err(|e| e.to_string());
+                let result = LoadedModel::load(&model)
+                    .map(Box::new)
+                    .map_err(|e| e.to_string());
                 let _ = itx.send(Inner::Loaded(model, result, t0.elapsed().as_secs_f64()));
                 loading.store(false, Ordering::SeqCst);
             })
             .expect("a thread can be started");
     }
 
-    fn loaded(&mut self, id: String, result: Result<LoadedModel, String>, secs: f64) {
+    fn loaded(&mut self, id: String, result: Result<Box<LoadedModel>, String>, secs: f64) {
         match result {
             Err(error) => (self.report)(Msg::Failed { id: None, error }),
             Ok(model) => {
@@ -268,7 +274,7 @@ impl Worker {
                     self.reader = Some(reader);
                     self.embedder = Some(embedder);
                 }
-                self.model = Some(model);
+                self.model = Some(*model);
                 self.assemble();
                 if self.engine.is_some() || self.model.is_some() {
                     (self.report)(Msg::ModelReady { id, name, secs });

@@ -8,7 +8,7 @@ use cairn_engine::{
     Mode, Source, Timings,
 };
 use cairn_tui::app::{AskMode, Effect, Focus, TurnState};
-use cairn_tui::worker::{Msg, Request};
+use cairn_tui::worker::{Ingest, Msg, Request};
 use cairn_tui::{view, App, Event, Options};
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
@@ -78,6 +78,7 @@ fn ready(app: &mut App) {
     }));
 }
 
+#[allow(clippy::too_many_arguments)] // one hit, every field spelled out
 fn hit(
     id: u64,
     rank: usize,
@@ -282,7 +283,6 @@ fn no_knowledge_base_says_how_to_make_one_and_adds_a_folder() {
         matches!(&effects[..], [Effect::Send(Request::Add(p))] if p == &[PathBuf::from("/tmp/notes")]),
         "{effects:?}"
     );
-    use cairn_tui::worker::Ingest;
     a.update(Event::Worker(Msg::Ingest(Ingest::Files(40))));
     for i in 0..12 {
         a.update(Event::Worker(Msg::Ingest(Ingest::File(
