@@ -121,22 +121,41 @@ pub fn run(options: Options, start: Instant) -> io::Result<()> {
     spawn_input(tx.clone(), Arc::clone(&paused));
     let worker = worker::spawn(kb, model, tx.clone());
     let tick = Duration::from_millis(250);
+    // At most one frame per 16 ms: a burst of tokens is drawn once.
+    let frame = Duration::from_millis(16);
     let mut last_tick = Instant::now();
+    let mut last_draw = Instant::now();
+    let mut dirty = false;
     let mut shown_tokens = 0usize;
+    let mut traced_answer = false;
     loop {
-        let timeout = tick.saturating_sub(last_tick.elapsed());
+        let timeout = if dirty {
+            frame.saturating_sub(last_draw.elapsed())
+        } else {
+            tick.saturating_sub(last_tick.elapsed())
+        };
         match rx.recv_timeout(timeout) {
-            Ok(ev) => app.update(ev),
+            Ok(ev) => {
+                app.update(ev);
+                dirty = true;
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         // Everything already waiting is applied before the next frame.
         while let Ok(ev) = rx.try_recv() {
             app.update(ev);
+            dirty = true;
         }
         if last_tick.elapsed() >= tick {
             app.update(Event::Tick);
             last_tick = Instant::now();
+            // Ticks only animate spinners. While the model reads a prompt a redraw would take
+            // a core from it (two-core machines: both of its threads then wait), so a running
+            // question is redrawn only when something arrives.
+            if app.running().is_none() {
+                dirty = true;
+            }
         }
         for effect in app.take_effects() {
             match effect {
@@ -169,8 +188,13 @@ pub fn run(options: Options, start: Instant) -> io::Result<()> {
         if app.quit {
             break;
         }
+        if !dirty || last_draw.elapsed() < frame {
+            continue;
+        }
         let t0 = Instant::now();
         terminal.draw(|f| view::draw(&app, f))?;
+        last_draw = Instant::now();
+        dirty = false;
         let frame = t0.elapsed();
         if let Some(turn) = app.turns.last() {
             if turn.tokens > 0 && shown_tokens == 0 {
@@ -179,8 +203,15 @@ pub fn run(options: Options, start: Instant) -> io::Result<()> {
                     turn.sent.elapsed().as_secs_f64() * 1e3
                 ));
             }
-            if turn.tokens > 0 {
+            if turn.tokens > 0 && turn.state == app::TurnState::Streaming {
                 trace.line(format_args!("frame_us {}", frame.as_micros()));
+            }
+            if let (Some(a), false) = (&turn.answer, traced_answer) {
+                let t = &a.timings;
+                trace.line(format_args!("engine_ttft_ms {:.2}", t.ttft_ms));
+                trace.line(format_args!("engine_retrieve_ms {:.2}", t.retrieve_ms));
+                trace.line(format_args!("engine_prefill_ms {:.2}", t.prefill_ms));
+                traced_answer = true;
             }
             shown_tokens = turn.tokens;
         }

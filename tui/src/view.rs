@@ -428,10 +428,11 @@ pub fn conversation_lines(app: &App, width: u16) -> Vec<Line<'static>> {
                     if tm.answer_tokens > 0 {
                         lines.push(Line::styled(
                             format!(
-                                "  {} · first token {:.1} s · {} tokens · {:.1} s",
+                                "  {} · first token {:.1} s · {} token{} · {:.1} s",
                                 turn.model,
                                 tm.ttft_ms / 1e3,
                                 tm.answer_tokens,
+                                if tm.answer_tokens == 1 { "" } else { "s" },
                                 tm.total_ms / 1e3
                             ),
                             t.dim(),
@@ -697,7 +698,7 @@ fn draw_sources(app: &App, t: &Theme, f: &mut Frame, area: Rect) {
             let cited = r.is_cited(n);
             let gutter = format!("{n:>5} {}", if cited { "▌" } else { "│" });
             let style = if cited { t.cited() } else { Style::default() };
-            let body = wrap(&[(sanitize(l), style)], width.saturating_sub(7).max(8), 0);
+            let body = wrap(&[(sanitize(l), style)], width.saturating_sub(8).max(8), 0);
             for (j, b) in body.into_iter().enumerate() {
                 let g = if j == 0 {
                     gutter.clone()
