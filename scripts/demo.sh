@@ -11,3 +11,5 @@ export CAIRN_KB="${CAIRN_KB:-target/demo-kb}"
 "$cairn" status
 "$cairn" search "how do I get debug info in a release build?" -k 3
 "$cairn" ask "Where does cargo build --release put the resulting binary?" --quote
+echo
+echo "Open the terminal app on this knowledge base: CAIRN_KB=$CAIRN_KB $cairn"

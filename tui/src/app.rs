@@ -458,9 +458,10 @@ impl App {
                     return self.run(c);
                 }
                 if let KeyCode::Char(c) = k.code {
-                    if !k
-                        .modifiers
-                        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+                    if !c.is_control()
+                        && !k
+                            .modifiers
+                            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
                     {
                         self.history.reset();
                         self.input.insert_char(c);
@@ -478,9 +479,10 @@ impl App {
                 }
                 // Typing in a pane goes to the question box.
                 if let KeyCode::Char(c) = k.code {
-                    if !k
-                        .modifiers
-                        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+                    if !c.is_control()
+                        && !k
+                            .modifiers
+                            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
                     {
                         self.focus = Focus::Input;
                         self.input.insert_char(c);

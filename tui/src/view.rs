@@ -44,7 +44,12 @@ pub fn areas(app: &App) -> Areas {
     ])
     .areas(size);
     let [answer, sources] = if size.width >= WIDE {
-        Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)]).areas(main)
+        let left = if size.width >= 140 { 58 } else { 50 };
+        Layout::horizontal([
+            Constraint::Percentage(left),
+            Constraint::Percentage(100 - left),
+        ])
+        .areas(main)
     } else {
         Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(main)
     };
@@ -153,6 +158,9 @@ pub fn wrap(segments: &[(String, Style)], width: usize, indent: usize) -> Vec<Li
             let drawn = piece.replace('\u{a0}', " ");
             if piece == "\n" {
                 tokens.push(Token::Break);
+            } else if piece.starts_with('\u{200b}') {
+                // A break opportunity of no width.
+                tokens.push(Token::Space(String::new(), *style));
             } else if piece.starts_with(' ') {
                 tokens.push(Token::Space(drawn, *style));
             } else if let Some(Token::Word(w)) = tokens.last_mut() {
@@ -237,11 +245,12 @@ pub fn wrap(segments: &[(String, Style)], width: usize, indent: usize) -> Vec<Li
 fn pieces(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
-    let mut kind = 0u8; // 0 none, 1 word, 2 space
+    let mut kind = 0u8; // 0 none, 1 word, 2 space, 4 zero-width break
     for (i, c) in text.char_indices() {
         let k = match c {
             '\n' => 3,
             ' ' => 2,
+            '\u{200b}' => 4,
             _ => 1,
         };
         if k == 3 {
@@ -310,11 +319,12 @@ pub fn conversation_lines(app: &App, width: u16) -> Vec<Line<'static>> {
         } else {
             "› "
         };
-        lines.extend(wrap(
-            &[(format!("{prefix}{}", sanitize(&turn.question)), q_style)],
-            w,
-            0,
-        ));
+        // The question with a hanging indent under its prompt mark.
+        let mut q = wrap(&[(sanitize(&turn.question), q_style)], w, 2);
+        if let Some(first) = q.first_mut().and_then(|l| l.spans.first_mut()) {
+            *first = Span::styled(prefix, q_style);
+        }
+        lines.extend(q);
         let spinner = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"][(app.ticks % 10) as usize];
         match (&turn.state, turn.kind) {
             (TurnState::Waiting, AskMode::Search) => {
@@ -533,45 +543,51 @@ fn draw_conversation(app: &App, t: &Theme, f: &mut Frame, area: Rect) {
     f.render_widget(Paragraph::new(shown).block(block(title, focused, t)), area);
 }
 
-fn source_header(r: &SourceRow, selected: bool, t: &Theme) -> Vec<(String, Style)> {
+/// A source's header lines: `▶ [1] doc p.3 L5–7 — Heading ● cited`, wrapped under the
+/// location with a hanging indent.
+fn source_header(r: &SourceRow, selected: bool, t: &Theme, width: usize) -> Vec<Line<'static>> {
     let cited = !r.cited.is_empty();
-    let mut v = vec![
-        (if selected { "▶ " } else { "  " }.to_owned(), t.marker()),
-        (
-            format!("[{}]", r.number),
-            if cited {
-                t.marker()
-            } else {
-                t.dim().add_modifier(Modifier::BOLD)
-            },
-        ),
-        (
-            format!(" {}", location(&r.doc, r.page, r.lines, &r.heading)),
-            if selected {
-                Style::default().add_modifier(Modifier::BOLD)
-            } else {
-                Style::default()
-            },
-        ),
-    ];
+    let number = format!("[{}] ", r.number);
+    let indent = 2 + number.chars().count();
+    let mut body = vec![(
+        // Paths may break after a slash.
+        location(&r.doc, r.page, r.lines, &r.heading).replace('/', "/\u{200b}"),
+        if selected {
+            Style::default().add_modifier(Modifier::BOLD)
+        } else {
+            Style::default()
+        },
+    )];
     if cited {
-        v.push((" ● cited".into(), t.fg(Color::Green)));
+        body.push((" ● cited".into(), t.fg(Color::Green)));
     }
-    v
+    let mut lines = wrap(&body, width, indent);
+    if let Some(first) = lines.first_mut() {
+        first.spans[0] = Span::styled(if selected { "▶ " } else { "  " }, t.marker());
+        let style = if cited {
+            t.marker()
+        } else {
+            t.dim().add_modifier(Modifier::BOLD)
+        };
+        first.spans.insert(1, Span::styled(number, style));
+    }
+    lines
 }
 
+/// The retrieval legs behind a source. Each leg's words are held together by no-break spaces,
+/// so a narrow pane breaks between legs, not inside one.
 fn why_text(r: &SourceRow) -> String {
     let leg = |name: &str, l: Option<(usize, f32)>, fmt: &dyn Fn(f32) -> String| match l {
         Some((rank, s)) => format!("{name} #{rank} {}", fmt(s)),
         None => format!("{name} –"),
     };
-    format!(
-        "{} · {} · fused #{} {:.3}",
+    let text = [
         leg("BM25", r.bm25, &|s| format!("{s:.2}")),
         leg("dense", r.dense, &|s| format!("cos {s:.3}")),
-        r.fused.0,
-        r.fused.1
-    )
+        format!("fused #{} {:.3}", r.fused.0, r.fused.1),
+    ]
+    .map(|l| l.replace(' ', "\u{a0}"));
+    text.join(" · ")
 }
 
 /// Lines of the sources list at `width`: for each row its header, why, and gate; with the
@@ -589,7 +605,7 @@ fn source_list(
         }
     }
     for (i, r) in rows.iter().enumerate() {
-        for l in wrap(&source_header(r, i == app.selected, t), width, 0) {
+        for l in source_header(r, i == app.selected, t, width) {
             out.push((Some(i), l));
         }
         for l in wrap(&[(why_text(r), t.dim())], width, 4) {
