@@ -44,6 +44,10 @@ struct Session {
 
 impl Session {
     fn start(kb: &Path, width: u16, height: u16) -> Session {
+        Self::start_with(kb, width, height, "tiny")
+    }
+
+    fn start_with(kb: &Path, width: u16, height: u16, model: &str) -> Session {
         let dir = tempfile::tempdir().unwrap();
         let socket = format!(
             "cairn-test-{}-{}",
@@ -52,7 +56,7 @@ impl Session {
         );
         let d = dir.path().display();
         let script = format!(
-            "stty -a > {d}/before; XDG_DATA_HOME={d}/data '{bin}' --kb '{kb}' tui --model tiny; \
+            "stty -a > {d}/before; XDG_DATA_HOME={d}/data '{bin}' --kb '{kb}' tui --model '{model}'; \
              echo $? > {d}/exit; stty -a > {d}/after; sleep 60",
             bin = env!("CARGO_BIN_EXE_cairn"),
             kb = kb.display(),
@@ -219,6 +223,29 @@ fn search_mode_works_and_the_layout_holds_at_80_by_24() {
     for line in screen.lines() {
         assert!(line.chars().count() <= 80, "{line}");
     }
+    s.keys(&["C-c", "C-c"]);
+    assert_eq!(s.exit_status(), "0");
+}
+
+#[test]
+fn a_model_that_cannot_load_is_reported_in_the_app_which_keeps_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.gguf");
+    std::fs::write(&bad, b"GGUF but not really a model").unwrap();
+    let s = Session::start_with(kb(), 100, 30, bad.to_str().unwrap());
+    let screen = s.wait("the load failure", 60, |t| t.contains("not a readable"));
+    assert!(screen.contains("broken.gguf"), "{screen}");
+    assert!(screen.contains("(failed)"), "{screen}");
+    // Asking says why it cannot answer; searching still works.
+    s.type_text("Where does cargo build --release put the resulting binary?");
+    s.keys(&["Enter"]);
+    s.wait("the failed question", 30, |t| {
+        t.contains("✗ the model did not load")
+    });
+    s.keys(&["C-t"]);
+    s.type_text("build-override");
+    s.keys(&["Enter"]);
+    s.wait("search results", 30, |t| t.contains("Search results (10)"));
     s.keys(&["C-c", "C-c"]);
     assert_eq!(s.exit_status(), "0");
 }

@@ -73,9 +73,37 @@ pub enum Error {
         reason: String,
     },
     /// An error from the tensor library.
-    #[error("tensor computation failed: {0}")]
+    #[error("tensor computation failed: {}", candle_message(.0))]
     Candle(#[from] candle_core::Error),
+}
+
+/// A tensor-library error as one message: candle appends a backtrace when `RUST_BACKTRACE` is
+/// set, which belongs in a bug report, not in a message to the user.
+pub(crate) fn candle_message(e: &candle_core::Error) -> String {
+    let text = e.to_string();
+    let frame = |l: &str| {
+        let t = l.trim_start();
+        t.split_once(": ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            && l.starts_with(' ')
+    };
+    let kept: Vec<&str> = text.lines().take_while(|l| !frame(l)).collect();
+    kept.join("\n").trim_end().to_owned()
 }
 
 /// The generator's result type.
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backtraces_are_cut_from_candle_messages() {
+        let e = candle_core::Error::Msg("unsupported magic".into());
+        assert_eq!(super::candle_message(&e), "unsupported magic");
+        let with = candle_core::Error::WithBacktrace {
+            inner: Box::new(candle_core::Error::Msg("unsupported magic".into())),
+            backtrace: Box::new(std::backtrace::Backtrace::force_capture()),
+        };
+        assert_eq!(super::candle_message(&with), "unsupported magic");
+    }
+}

@@ -73,7 +73,10 @@ impl GgufFile {
         let mut reader = BufReader::new(file);
         let content = Content::read(&mut reader).map_err(|e| Error::Format {
             path: path.to_owned(),
-            reason: format!("not a readable GGUF file ({e})"),
+            reason: format!(
+                "not a readable GGUF file ({})",
+                crate::error::candle_message(&e)
+            ),
         })?;
         Ok(Self {
             path: path.to_owned(),

@@ -919,22 +919,18 @@ impl App {
                     t.state = TurnState::Done;
                 }
             }
+            Msg::ModelFailed(error) => {
+                self.model_state = ModelState::Failed(sanitize(&error));
+                self.status = None;
+            }
+            Msg::OpenFailed(error) => self.kb_state = KbState::Failed(sanitize(&error)),
             Msg::Failed { id, error } => {
                 let error = sanitize(&error);
                 if let Some(t) = id.and_then(|id| self.turn_mut(id)) {
                     t.state = TurnState::Failed(error);
                 } else {
-                    if self.model_state == ModelState::Loading && self.kb_state != KbState::Opening
-                    {
-                        self.model_state = ModelState::Failed(error.clone());
-                    } else if self.kb_state == KbState::Opening {
-                        self.kb_state = KbState::Failed(error.clone());
-                    }
-                    if self.ingest.take().is_some()
-                        || !matches!(self.model_state, ModelState::Failed(_))
-                    {
-                        self.status = Some(error);
-                    }
+                    self.ingest = None;
+                    self.status = Some(error);
                 }
             }
             Msg::Ingest(i) => {

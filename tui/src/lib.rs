@@ -99,8 +99,12 @@ impl Trace {
 pub fn run(options: Options, start: Instant) -> io::Result<()> {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        restore();
-        previous(info);
+        // The app's own thread: give the terminal back, then report as usual. A worker's
+        // thread: its panic is caught and shown in the app, so the screen is left alone.
+        if std::thread::current().name() == Some("main") {
+            restore();
+            previous(info);
+        }
     }));
     let _guard = Guard::enter()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;

@@ -516,6 +516,16 @@ fn welcome(app: &App, t: &Theme, w: usize) -> Vec<Line<'static>> {
             text.push(("Ask a question below: the answer quotes your documents and cites document, page and lines for every sentence; [?] marks a sentence no source supports. Ctrl-T switches to search only. Tab moves between panes; ? (in a pane) or F1 shows every key.".into(), t.dim()));
         }
     }
+    if let ModelState::Failed(e) = &app.model_state {
+        text.push((
+            format!(
+                "\n\nThe model {} could not be loaded; search (Ctrl-T) still works:\n",
+                app.model
+            ),
+            t.fg(Color::Red),
+        ));
+        text.push((e.clone(), Style::default()));
+    }
     if let Some(i) = &app.ingest {
         text.push((
             format!(

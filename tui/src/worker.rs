@@ -66,6 +66,10 @@ pub enum Msg {
         /// Seconds it took.
         secs: f64,
     },
+    /// The model could not be loaded (the message may end with a `hint:` line); search goes on.
+    ModelFailed(String),
+    /// The knowledge base or the embedder could not be opened.
+    OpenFailed(String),
     /// The passages given to the model for question `id`.
     Context {
         /// The question.
@@ -183,6 +187,7 @@ pub fn spawn<E: From<Msg> + Send + 'static>(
                 engine: None,
                 model: None,
                 waiting: None,
+                model_error: None,
                 loading: Arc::new(AtomicBool::new(false)),
             };
             w.run(rx, model);
@@ -203,6 +208,8 @@ struct Worker {
     model: Option<LoadedModel>,
     /// A question asked before the model was ready.
     waiting: Option<Request>,
+    /// Why the last model did not load.
+    model_error: Option<String>,
     loading: Arc<AtomicBool>,
 }
 
@@ -233,7 +240,22 @@ impl Worker {
         while let Ok(item) = irx.recv() {
             match item {
                 Inner::App(Request::LoadModel(m)) => self.start_loading(&itx, m),
-                Inner::App(r) => self.handle(r),
+                Inner::App(r) => {
+                    let id = match &r {
+                        Request::Ask { id, .. } | Request::Search { id, .. } => Some(*id),
+                        _ => None,
+                    };
+                    // A bug must not take the app down: the question fails, the app goes on.
+                    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.handle(r);
+                    }));
+                    if let Err(p) = run {
+                        (self.report)(Msg::Failed {
+                            id,
+                            error: crashed("answering", &*p),
+                        });
+                    }
+                }
                 Inner::Loaded(id, result, secs) => self.loaded(id, result, secs),
             }
         }
@@ -254,9 +276,9 @@ impl Worker {
             .name("cairn-model".into())
             .spawn(move || {
                 let t0 = Instant::now();
-                let result = LoadedModel::load(&model)
-                    .map(Box::new)
-                    .map_err(|e| e.to_string());
+                let result = std::panic::catch_unwind(|| LoadedModel::load(&model))
+                    .map_err(|p| crashed("loading the model", &*p))
+                    .and_then(|r| r.map(Box::new).map_err(|e| e.to_string()));
                 let _ = itx.send(Inner::Loaded(model, result, t0.elapsed().as_secs_f64()));
                 loading.store(false, Ordering::SeqCst);
             })
@@ -265,8 +287,13 @@ impl Worker {
 
     fn loaded(&mut self, id: String, result: Result<Box<LoadedModel>, String>, secs: f64) {
         match result {
-            Err(error) => (self.report)(Msg::Failed { id: None, error }),
+            Err(error) => {
+                self.model_error = Some(error.clone());
+                (self.report)(Msg::ModelFailed(error));
+                self.fail_waiting();
+            }
             Ok(model) => {
+                self.model_error = None;
                 let name = model.generator.name().to_owned();
                 // The previous model goes; its knowledge base and embedder stay.
                 if let Some(engine) = self.engine.take() {
@@ -283,6 +310,8 @@ impl Worker {
                     if let Some(r) = self.waiting.take() {
                         self.handle(r);
                     }
+                } else {
+                    self.fail_waiting();
                 }
             }
         }
@@ -304,10 +333,8 @@ impl Worker {
         match Engine::new(reader, embedder, model) {
             Ok(engine) => self.engine = Some(engine),
             Err(e) => {
-                (self.report)(Msg::Failed {
-                    id: None,
-                    error: e.to_string(),
-                });
+                self.model_error = Some(e.to_string());
+                (self.report)(Msg::ModelFailed(e.to_string()));
                 self.reader = Reader::open(&reopen).ok();
                 self.embedder = MiniLm::load().ok();
             }
@@ -320,10 +347,7 @@ impl Worker {
             match MiniLm::load() {
                 Ok(e) => self.embedder = Some(e),
                 Err(e) => {
-                    (self.report)(Msg::Failed {
-                        id: None,
-                        error: e.to_string(),
-                    });
+                    (self.report)(Msg::OpenFailed(e.to_string()));
                     return;
                 }
             }
@@ -336,10 +360,7 @@ impl Worker {
             Ok(reader) => {
                 if let Some(embedder) = &self.embedder {
                     if let Err(e) = cairn_engine::check_embedder(&reader, embedder) {
-                        (self.report)(Msg::Failed {
-                            id: None,
-                            error: e.to_string(),
-                        });
+                        (self.report)(Msg::OpenFailed(e.to_string()));
                         return;
                     }
                 }
@@ -351,10 +372,29 @@ impl Worker {
                     self.assemble();
                 }
             }
-            Err(e) => (self.report)(Msg::Failed {
-                id: None,
-                error: e.to_string(),
-            }),
+            Err(e) => (self.report)(Msg::OpenFailed(e.to_string())),
+        }
+    }
+
+    /// Fails a question that waited for a model that will not come (or for a knowledge base
+    /// that is not there).
+    fn fail_waiting(&mut self) {
+        if let Some(Request::Ask { id, .. }) = self.waiting.take() {
+            let error = self.why_no_engine();
+            (self.report)(Msg::Failed {
+                id: Some(id),
+                error,
+            });
+        }
+    }
+
+    fn why_no_engine(&self) -> String {
+        if let Some(e) = &self.model_error {
+            format!("the model did not load: {e}\nhint: m switches to another installed model")
+        } else if self.retrieval().is_none() {
+            "there is no knowledge base to answer from\nhint: type /add PATH to add a folder".into()
+        } else {
+            "the model is not loaded\nhint: m loads one".into()
         }
     }
 
@@ -415,13 +455,15 @@ impl Worker {
                     return;
                 }
                 let Some(engine) = &mut self.engine else {
-                    if self.retrieval().is_none() && !self.loading.load(Ordering::SeqCst) {
+                    if self.loading.load(Ordering::SeqCst) {
+                        // Answered when the model is ready.
+                        self.waiting = Some(request);
+                    } else {
+                        let error = self.why_no_engine();
                         (self.report)(Msg::Failed {
                             id: Some(id),
-                            error: "the knowledge base is not open".into(),
+                            error,
                         });
-                    } else {
-                        self.waiting = Some(request);
                     }
                     return;
                 };
@@ -502,6 +544,16 @@ impl Worker {
             }),
         }
     }
+}
+
+/// A caught panic as a message.
+fn crashed(what: &str, payload: &(dyn std::any::Any + Send)) -> String {
+    let why = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    format!("cairn crashed while {what}: {why}\nhint: this is a bug; please report it with the question asked")
 }
 
 fn cairn_engine_has_kb(kb: &Path) -> bool {

@@ -673,3 +673,25 @@ fn y_copies_the_answer_with_its_sources_as_markdown() {
         matches!(a.take_effects().as_slice(), [Effect::Save(md)] if md.starts_with("# cairn session"))
     );
 }
+
+#[test]
+fn a_model_that_fails_to_load_is_shown_with_its_hint_and_search_goes_on() {
+    let mut a = app(100, 30);
+    opened(&mut a, Path::new("/nowhere"));
+    a.update(Event::Worker(Msg::ModelFailed(
+        "model `larger` is not installed (/m/qwen.gguf is missing)\nhint: run `cairn models pull larger`".into(),
+    )));
+    let s = screen(&a);
+    assert!(s.contains("could not be loaded"), "{s}");
+    assert!(s.contains("hint: run `cairn models pull larger`"), "{s}");
+    assert!(s.contains("tiny (failed)"), "{s}");
+    snap!("model_failed", a);
+    // The app keeps running: a search is still sent.
+    ctrl(&mut a, 't');
+    type_text(&mut a, "glycol");
+    key(&mut a, KeyCode::Enter);
+    assert!(matches!(
+        a.take_effects().as_slice(),
+        [Effect::Send(Request::Search { .. })]
+    ));
+}
