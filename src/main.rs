@@ -19,6 +19,7 @@ mod batch;
 mod eval;
 mod evalqa;
 mod kb;
+mod pack;
 mod progress;
 
 /// Exit codes, documented in `--help` and the README.
@@ -113,6 +114,108 @@ enum Command {
     /// Fetch, list, verify and exercise the pinned models.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Knowledge packs: build a knowledge base into one signed file, verify, install, list.
+    #[command(subcommand)]
+    Pack(PackCommand),
+}
+
+#[derive(Subcommand)]
+enum PackCommand {
+    /// Build a pack from files and folders (embedded once), or from a knowledge base as it is.
+    Build {
+        /// Files or folders to read (not with --from-kb).
+        #[arg(required_unless_present = "from_kb", conflicts_with = "from_kb")]
+        paths: Vec<PathBuf>,
+        /// Pack this knowledge base directory without re-embedding anything.
+        #[arg(long, value_name = "DIR")]
+        from_kb: Option<PathBuf>,
+        /// The pack file to write.
+        #[arg(short, long, value_name = "NAME.cairnpack")]
+        output: PathBuf,
+        /// Short name: lowercase letters, digits and `-` (default: the output file's stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// Semantic version.
+        #[arg(long, default_value = "0.1.0")]
+        version: String,
+        /// One-line title.
+        #[arg(long, default_value = "")]
+        title: String,
+        /// What the pack holds.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// SPDX license expression of the documents.
+        #[arg(long, default_value = "")]
+        license: String,
+        /// Where the documents came from (URL or text).
+        #[arg(long, default_value = "")]
+        source: String,
+        /// Language of the documents (BCP 47).
+        #[arg(long, default_value = "en")]
+        language: String,
+        /// Pin the time fields so that the same knowledge base gives the same bytes.
+        #[arg(long)]
+        reproducible: bool,
+        /// No progress output.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Make a signing key pair: DIR/cairn.key (secret) and DIR/cairn.pub.
+    Keygen {
+        /// Where to write the keys.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Sign a pack: writes PACK.minisig (minisign's format; `minisign -V` checks it too).
+    Sign {
+        /// The pack.
+        pack: PathBuf,
+        /// The secret key.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+    /// Check every member's hash and the signature.
+    Verify {
+        /// The pack.
+        pack: PathBuf,
+        /// Also trust this public key (repeatable).
+        #[arg(long, value_name = "KEY.pub")]
+        trust: Vec<PathBuf>,
+        /// Do not fail on a missing or untrusted signature.
+        #[arg(long)]
+        allow_unsigned: bool,
+    },
+    /// Verify and install a pack (refused unsigned or untrusted unless --allow-unsigned).
+    Install {
+        /// The pack.
+        pack: PathBuf,
+        /// Also trust this public key (repeatable).
+        #[arg(long, value_name = "KEY.pub")]
+        trust: Vec<PathBuf>,
+        /// Install a pack without a trusted signature.
+        #[arg(long)]
+        allow_unsigned: bool,
+        /// Refuse members larger than this many bytes.
+        #[arg(long, default_value_t = cairn_pack::DEFAULT_MAX_MEMBER, value_name = "BYTES")]
+        max_member_size: u64,
+    },
+    /// List the installed packs.
+    List,
+    /// Show a pack's manifest, signer and whether its embedding model is installed.
+    Info {
+        /// An installed pack's name, or a pack file.
+        target: String,
+    },
+    /// Remove an installed pack.
+    Remove {
+        /// Its name.
+        name: String,
+    },
+    /// Trust a public key for installing packs (copied into the config dir).
+    Trust {
+        /// The public key file.
+        key: PathBuf,
+    },
 }
 
 #[derive(Args, Default)]
@@ -711,6 +814,66 @@ fn run_other(cli: Cli) -> Result<()> {
             json,
         }) => eval::latency(&kb_dir()?, queries, k, json),
         Command::Models(cmd) => run_models(cmd),
+        Command::Pack(cmd) => run_pack(cmd),
+    }
+}
+
+fn run_pack(cmd: PackCommand) -> Result<()> {
+    match cmd {
+        PackCommand::Build {
+            paths,
+            from_kb,
+            output,
+            name,
+            version,
+            title,
+            description,
+            license,
+            source,
+            language,
+            reproducible,
+            quiet,
+        } => {
+            let name = name.unwrap_or_else(|| {
+                output
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            });
+            pack::build(&pack::BuildSettings {
+                paths,
+                from_kb,
+                out: output,
+                about: cairn_pack::About {
+                    name,
+                    version,
+                    title,
+                    description,
+                    license,
+                    source,
+                    language,
+                },
+                reproducible,
+                quiet,
+            })
+        }
+        PackCommand::Keygen { out } => pack::keygen(&out),
+        PackCommand::Sign { pack: p, key } => pack::sign(&p, &key),
+        PackCommand::Verify {
+            pack: p,
+            trust,
+            allow_unsigned,
+        } => pack::verify(&p, &trust, allow_unsigned),
+        PackCommand::Install {
+            pack: p,
+            trust,
+            allow_unsigned,
+            max_member_size,
+        } => pack::install(&p, &trust, allow_unsigned, max_member_size),
+        PackCommand::List => pack::list(),
+        PackCommand::Info { target } => pack::info(&target),
+        PackCommand::Remove { name } => pack::remove(&name),
+        PackCommand::Trust { key } => pack::trust(&key),
     }
 }
 

@@ -1,0 +1,605 @@
+//! cairn-pack: a knowledge base made into one verifiable, signed file, and back.
+//!
+//! A pack is a knowledge-base directory ([`cairn_index`]'s relocatable, read-only-openable
+//! layout) stored as one file: a small header, a JSON [`Manifest`] naming every member with its
+//! offset, size and BLAKE3 hash, then the members' bytes, each at a 4096-byte boundary so that
+//! they can be read (or memory-mapped) in place. `docs/pack-format.md` is the format's full
+//! description. [`build`] writes a pack from a knowledge base without re-embedding anything,
+//! [`verify`] checks every member (and [`signature`] the minisign signature), and [`install`]
+//! unpacks a verified pack into a directory the index opens as it is.
+//!
+//! The design decision to know: the pack is read with distrust. Every size, offset and path in a
+//! manifest is checked against the file and against a whitelist before anything is read or
+//! written, and installing writes only below a fresh directory that is renamed into place.
+
+pub mod signature;
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The first eight bytes of every pack.
+pub const MAGIC: &[u8; 8] = b"CAIRNPAK";
+/// The format version this cairn writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Members start at multiples of this.
+pub const ALIGN: u64 = 4096;
+/// The largest manifest read.
+pub const MAX_MANIFEST: u64 = 16 << 20;
+/// The default largest member installed (its size is checked before a byte is written).
+pub const DEFAULT_MAX_MEMBER: u64 = 16 << 30;
+
+/// What can go wrong with a pack. Every message names the pack file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading or writing failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The file is not a pack, or is cut short, or its header is unreadable.
+    #[error("{}: {what}", path.display())]
+    Malformed {
+        /// The pack.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// The pack was written by a newer cairn.
+    #[error("{}: pack format {found} is newer than this cairn reads (format {FORMAT_VERSION})\nhint: upgrade cairn", path.display())]
+    NewerFormat {
+        /// The pack.
+        path: PathBuf,
+        /// Its format version.
+        found: u32,
+    },
+    /// A member's bytes do not match the manifest's hash.
+    #[error("{}: member {member} does not match its BLAKE3 hash (the pack is damaged or was altered)", path.display())]
+    Corrupt {
+        /// The pack.
+        path: PathBuf,
+        /// The member.
+        member: String,
+    },
+    /// A manifest path that could write outside the pack's directory.
+    #[error("{}: the manifest names an unsafe path {member:?} (only relative paths of letters, digits, `._-` and `/` are allowed)", path.display())]
+    UnsafePath {
+        /// The pack.
+        path: PathBuf,
+        /// The path as the manifest gives it (escaped when shown).
+        member: String,
+    },
+    /// A member larger than the limit.
+    #[error("{}: member {member} is {size} bytes, over the limit of {limit} bytes\nhint: --max-member-size raises the limit", path.display())]
+    TooLarge {
+        /// The pack.
+        path: PathBuf,
+        /// The member.
+        member: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The signature is missing, by another key, or does not verify.
+    #[error("{0}")]
+    Signature(String),
+    /// The knowledge base to pack is not usable.
+    #[error(transparent)]
+    Index(#[from] cairn_index::Error),
+}
+
+/// `Result` with the pack [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// One file of the knowledge base inside the pack.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Path relative to the knowledge-base directory, `/`-separated.
+    pub path: String,
+    /// Byte offset in the pack file.
+    pub offset: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// BLAKE3 of the bytes, hex.
+    pub blake3: String,
+}
+
+/// Who made the pack and what it holds, as the builder describes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct About {
+    /// Short name, used to install and select it (`rust-book`).
+    pub name: String,
+    /// Semantic version (`1.2.0`).
+    pub version: String,
+    /// One-line title.
+    pub title: String,
+    /// Longer description.
+    pub description: String,
+    /// SPDX license expression of the documents.
+    pub license: String,
+    /// Where the documents came from (URL or text).
+    pub source: String,
+    /// Language of the documents (BCP 47, `en`).
+    pub language: String,
+}
+
+/// The pack's manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`FORMAT_VERSION`] when written.
+    pub format: u32,
+    /// The builder's description.
+    #[serde(flatten)]
+    pub about: About,
+    /// Unix time of the build (0 with `--reproducible`).
+    pub created: u64,
+    /// The embedding model the vectors come from.
+    pub embedder: cairn_index::EmbedderId,
+    /// How the documents were chunked.
+    pub chunking: cairn_index::ChunkOptions,
+    /// How hybrid search should fuse the legs for this pack.
+    pub fusion: serde_json::Value,
+    /// Documents in the pack.
+    pub documents: u64,
+    /// Chunks in the pack.
+    pub chunks: u64,
+    /// Every file of the knowledge base, in path order.
+    pub members: Vec<Member>,
+}
+
+/// Checks a pack name: lowercase letters, digits and `-`, starting with a letter, ≤ 64.
+pub fn check_name(name: &str) -> std::result::Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "pack name {name:?} must be lowercase letters, digits and `-`, starting with a letter (at most 64)"
+        ))
+    }
+}
+
+/// Checks a semantic version `MAJOR.MINOR.PATCH` (with an optional `-pre` part).
+pub fn check_version(v: &str) -> std::result::Result<(), String> {
+    let core = v.split_once('-').map_or(v, |(c, _)| c);
+    let parts: Vec<&str> = core.split('.').collect();
+    if parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "version {v:?} is not a semantic version such as 1.2.0"
+        ))
+    }
+}
+
+/// Whether a manifest path is one a pack may hold: relative, `/`-separated, made of letters,
+/// digits and `._-`, with no empty, `.` or `..` component.
+pub fn safe_path(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= 255
+        && p.split('/').all(|c| {
+            !c.is_empty()
+                && c != "."
+                && c != ".."
+                && c.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'))
+        })
+}
+
+/// The knowledge base's files to pack: everything but lock files, sorted by path.
+fn kb_files(kb: &Path) -> Result<Vec<String>> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+        for entry in fs::read_dir(dir).map_err(io_at(dir))? {
+            let entry = entry.map_err(io_at(dir))?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(io_at(&path))?;
+            if kind.is_dir() {
+                walk(root, &path, out)?;
+            } else if kind.is_file() {
+                let rel = path.strip_prefix(root).expect("below the root");
+                let rel: Vec<String> = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                let rel = rel.join("/");
+                let name = rel.rsplit('/').next().unwrap_or_default();
+                if name.ends_with(".lock") || name.starts_with(".tmp") {
+                    continue;
+                }
+                out.push(rel);
+            }
+            // Links are not followed and not packed.
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(kb, kb, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+fn pad_to(n: u64) -> u64 {
+    n.div_ceil(ALIGN) * ALIGN
+}
+
+/// Writes a pack of the knowledge base at `kb` to `out`. The file appears under its name only
+/// when complete (it is written aside and renamed). The same knowledge base and `about` give
+/// the same bytes when `created` is the same.
+pub fn build(
+    kb: &Path,
+    out: &Path,
+    about: &About,
+    created: u64,
+    fusion: serde_json::Value,
+) -> Result<Manifest> {
+    check_name(&about.name).map_err(|what| Error::Malformed {
+        path: out.to_owned(),
+        what,
+    })?;
+    check_version(&about.version).map_err(|what| Error::Malformed {
+        path: out.to_owned(),
+        what,
+    })?;
+    let reader = cairn_index::Reader::open(kb)?;
+    let status = reader.status()?;
+    let index_manifest = reader.manifest().clone();
+    drop(reader);
+    let files = kb_files(kb)?;
+    // Hash first: the manifest, which holds the hashes, comes before the members.
+    let mut members = Vec::new();
+    for rel in &files {
+        let path = kb.join(rel);
+        let mut f = File::open(&path).map_err(io_at(&path))?;
+        let mut hasher = blake3::Hasher::new();
+        let size = io::copy(&mut f, &mut hasher).map_err(io_at(&path))?;
+        members.push(Member {
+            path: rel.clone(),
+            offset: 0,
+            size,
+            blake3: hasher.finalize().to_hex().to_string(),
+        });
+    }
+    let mut manifest = Manifest {
+        format: FORMAT_VERSION,
+        about: about.clone(),
+        created,
+        embedder: index_manifest.embedder,
+        chunking: index_manifest.chunking,
+        fusion,
+        documents: status.documents,
+        chunks: status.chunks,
+        members,
+    };
+    // Offsets depend on the manifest's length, which depends on the offsets' digits: settle.
+    let mut header_len = 0u64;
+    loop {
+        let mut at = pad_to(16 + header_len);
+        for m in &mut manifest.members {
+            m.offset = at;
+            at = pad_to(at + m.size);
+        }
+        let json = serde_json::to_vec(&manifest).expect("a manifest serializes");
+        if json.len() as u64 == header_len {
+            break;
+        }
+        header_len = json.len() as u64;
+    }
+    let json = serde_json::to_vec(&manifest).expect("a manifest serializes");
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".cairnpack-")
+        .tempfile_in(dir)
+        .map_err(io_at(dir))?;
+    {
+        let f = tmp.as_file_mut();
+        let mut w = io::BufWriter::new(f);
+        let mut head = Vec::with_capacity(16 + json.len());
+        head.extend_from_slice(MAGIC);
+        head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        head.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        head.extend_from_slice(&json);
+        w.write_all(&head).map_err(io_at(out))?;
+        let mut at = head.len() as u64;
+        for m in &manifest.members {
+            let zeros = vec![0u8; (m.offset - at) as usize];
+            w.write_all(&zeros).map_err(io_at(out))?;
+            let path = kb.join(&m.path);
+            let mut f = File::open(&path).map_err(io_at(&path))?;
+            let n = io::copy(&mut (&mut f).take(m.size), &mut w).map_err(io_at(&path))?;
+            if n != m.size {
+                return Err(Error::Malformed {
+                    path: path.clone(),
+                    what: "changed while it was packed; pack a knowledge base no one is writing to"
+                        .into(),
+                });
+            }
+            at = m.offset + m.size;
+        }
+        let end = manifest
+            .members
+            .last()
+            .map_or(at, |m| pad_to(m.offset + m.size));
+        w.write_all(&vec![0u8; (end - at) as usize])
+            .map_err(io_at(out))?;
+        w.flush().map_err(io_at(out))?;
+    }
+    tmp.as_file().sync_all().map_err(io_at(out))?;
+    tmp.persist(out).map_err(|e| Error::Io {
+        path: out.to_owned(),
+        source: e.error,
+    })?;
+    Ok(manifest)
+}
+
+/// Reads and checks a pack's header and manifest (not the members' bytes): the magic, the
+/// format version, the manifest's size, every member's path, offset and size against the file.
+pub fn read_manifest(pack: &Path) -> Result<Manifest> {
+    let malformed = |what: String| Error::Malformed {
+        path: pack.to_owned(),
+        what,
+    };
+    let mut f = File::open(pack).map_err(io_at(pack))?;
+    let len = f.metadata().map_err(io_at(pack))?.len();
+    let mut head = [0u8; 16];
+    if len < 16 {
+        return Err(malformed(format!(
+            "{len} bytes is too short to be a pack (truncated?)"
+        )));
+    }
+    f.read_exact(&mut head).map_err(io_at(pack))?;
+    if &head[..8] != MAGIC {
+        return Err(malformed("not a cairn pack (no CAIRNPAK header)".into()));
+    }
+    let version = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
+    if version > FORMAT_VERSION {
+        return Err(Error::NewerFormat {
+            path: pack.to_owned(),
+            found: version,
+        });
+    }
+    if version == 0 {
+        return Err(malformed("format version 0 does not exist".into()));
+    }
+    let n = u64::from(u32::from_le_bytes(
+        head[12..16].try_into().expect("4 bytes"),
+    ));
+    if n > MAX_MANIFEST || 16 + n > len {
+        return Err(malformed(format!(
+            "the manifest claims {n} bytes; the file has {len} (truncated?)"
+        )));
+    }
+    let mut json = vec![0u8; n as usize];
+    f.read_exact(&mut json).map_err(io_at(pack))?;
+    let manifest: Manifest = serde_json::from_slice(&json)
+        .map_err(|e| malformed(format!("the manifest is not readable: {e}")))?;
+    if manifest.format != version {
+        return Err(malformed(format!(
+            "the manifest says format {}, the header {version}",
+            manifest.format
+        )));
+    }
+    check_name(&manifest.about.name).map_err(malformed)?;
+    check_version(&manifest.about.version).map_err(malformed)?;
+    let mut end = pad_to(16 + n);
+    let mut seen = std::collections::HashSet::new();
+    for m in &manifest.members {
+        if !safe_path(&m.path) || !seen.insert(m.path.as_str()) {
+            return Err(Error::UnsafePath {
+                path: pack.to_owned(),
+                member: m.path.escape_debug().to_string(),
+            });
+        }
+        if m.offset < end || m.offset % ALIGN != 0 {
+            return Err(malformed(format!(
+                "member {} starts at {}, inside what comes before it",
+                m.path, m.offset
+            )));
+        }
+        let stop = m
+            .offset
+            .checked_add(m.size)
+            .ok_or_else(|| malformed(format!("member {} has an impossible size", m.path)))?;
+        if stop > len {
+            return Err(malformed(format!(
+                "member {} ends at byte {stop}, past the end of the file ({len} bytes; truncated?)",
+                m.path
+            )));
+        }
+        end = pad_to(stop);
+    }
+    Ok(manifest)
+}
+
+/// Checks every member's hash; the first that differs is named.
+pub fn verify(pack: &Path) -> Result<Manifest> {
+    let manifest = read_manifest(pack)?;
+    let mut f = File::open(pack).map_err(io_at(pack))?;
+    for m in &manifest.members {
+        f.seek(SeekFrom::Start(m.offset)).map_err(io_at(pack))?;
+        let mut hasher = blake3::Hasher::new();
+        io::copy(&mut (&mut f).take(m.size), &mut hasher).map_err(io_at(pack))?;
+        if hasher.finalize().to_hex().as_str() != m.blake3 {
+            return Err(Error::Corrupt {
+                path: pack.to_owned(),
+                member: m.path.clone(),
+            });
+        }
+    }
+    Ok(manifest)
+}
+
+/// Unpacks a verified pack into `dir/<name>` (replacing an installed version), writing only
+/// below a fresh directory that is then renamed into place. Returns the installed directory.
+pub fn install(pack: &Path, dir: &Path, max_member: u64) -> Result<(Manifest, PathBuf)> {
+    let manifest = verify(pack)?;
+    for m in &manifest.members {
+        if m.size > max_member {
+            return Err(Error::TooLarge {
+                path: pack.to_owned(),
+                member: m.path.clone(),
+                size: m.size,
+                limit: max_member,
+            });
+        }
+    }
+    fs::create_dir_all(dir).map_err(io_at(dir))?;
+    let work = tempfile::Builder::new()
+        .prefix(".install-")
+        .tempdir_in(dir)
+        .map_err(io_at(dir))?;
+    let mut f = File::open(pack).map_err(io_at(pack))?;
+    for m in &manifest.members {
+        // `safe_path` was checked: only normal components, joined below the fresh directory.
+        let rel: PathBuf = m.path.split('/').collect();
+        debug_assert!(rel.components().all(|c| matches!(c, Component::Normal(_))));
+        let dest = work.path().join(&rel);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(io_at(parent))?;
+        }
+        let mut out = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&dest)
+            .map_err(io_at(&dest))?;
+        f.seek(SeekFrom::Start(m.offset)).map_err(io_at(pack))?;
+        let mut hasher = blake3::Hasher::new();
+        let mut reader = (&mut f).take(m.size);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = reader.read(&mut buf).map_err(io_at(pack))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).map_err(io_at(&dest))?;
+        }
+        // The file could have changed since `verify`: check what was written.
+        if hasher.finalize().to_hex().as_str() != m.blake3 {
+            return Err(Error::Corrupt {
+                path: pack.to_owned(),
+                member: m.path.clone(),
+            });
+        }
+    }
+    let json = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
+    let pack_json = work.path().join("pack.json");
+    fs::write(&pack_json, json).map_err(io_at(&pack_json))?;
+    let target = dir.join(&manifest.about.name);
+    let old = dir.join(format!(".old-{}", manifest.about.name));
+    if target.exists() {
+        let _ = fs::remove_dir_all(&old);
+        fs::rename(&target, &old).map_err(io_at(&target))?;
+    }
+    let work = work.keep();
+    fs::rename(&work, &target).map_err(io_at(&target))?;
+    let _ = fs::remove_dir_all(&old);
+    Ok((manifest, target))
+}
+
+/// The packs installed in `dir`, with their manifests, by name.
+pub fn installed(dir: &Path) -> Result<Vec<(Manifest, PathBuf)>> {
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(out);
+    };
+    for entry in entries {
+        let path = entry.map_err(io_at(dir))?.path();
+        let json = path.join("pack.json");
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            continue;
+        }
+        if let Ok(bytes) = fs::read(&json) {
+            if let Ok(m) = serde_json::from_slice::<Manifest>(&bytes) {
+                out.push((m, path));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.about.name.cmp(&b.0.about.name));
+    Ok(out)
+}
+
+/// Removes the installed pack `name` from `dir`; whether it was there.
+pub fn remove(dir: &Path, name: &str) -> Result<bool> {
+    check_name(name).map_err(|what| Error::Malformed {
+        path: dir.join(name),
+        what,
+    })?;
+    let target = dir.join(name);
+    if !target.join("pack.json").is_file() {
+        return Ok(false);
+    }
+    fs::remove_dir_all(&target).map_err(io_at(&target))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_relative_paths_are_safe() {
+        for ok in [
+            "meta.redb",
+            "bm25/meta.json",
+            "vectors/graph.hnsw.data",
+            "a-b_c.d",
+        ] {
+            assert!(safe_path(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "./a",
+            "a/.",
+            "a\\b",
+            "c:x",
+            "a\u{1b}[2J",
+            "é",
+        ] {
+            assert!(!safe_path(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names_and_versions() {
+        assert!(check_name("rust-book").is_ok());
+        assert!(check_name("Rust").is_err());
+        assert!(check_name("1x").is_err());
+        assert!(check_name("a/b").is_err());
+        assert!(check_version("1.2.0").is_ok());
+        assert!(check_version("1.2.0-rc.1").is_ok());
+        assert!(check_version("1.2").is_err());
+        assert!(check_version("v1.2.0").is_err());
+    }
+}

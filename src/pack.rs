@@ -1,0 +1,332 @@
+//! `cairn pack …`: build, sign, verify, install, list, show and remove knowledge packs.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use cairn_engine::catalog;
+use cairn_engine::text::human_size;
+use cairn_pack::signature::{self, Signed};
+use cairn_pack::{About, Manifest};
+
+/// Where installed packs live: `CAIRN_PACKS_DIR`, else `<user data dir>/cairn/packs`.
+pub fn packs_dir() -> Result<PathBuf> {
+    if let Some(d) = std::env::var_os("CAIRN_PACKS_DIR") {
+        return Ok(PathBuf::from(d));
+    }
+    let data = dirs::data_dir().context("no user data directory; set CAIRN_PACKS_DIR")?;
+    Ok(data.join("cairn").join("packs"))
+}
+
+/// Where trusted public keys live: `CAIRN_TRUST_DIR`, else `<user config dir>/cairn/trusted`.
+pub fn trust_dir() -> Result<PathBuf> {
+    if let Some(d) = std::env::var_os("CAIRN_TRUST_DIR") {
+        return Ok(PathBuf::from(d));
+    }
+    let config = dirs::config_dir().context("no user config directory; set CAIRN_TRUST_DIR")?;
+    Ok(config.join("cairn").join("trusted"))
+}
+
+/// The trusted keys: every `*.pub` in the trust directory, and `extra`.
+fn trusted_keys(extra: &[PathBuf]) -> Result<Vec<signature::PublicKey>> {
+    let mut keys = Vec::new();
+    for p in extra {
+        keys.push(signature::read_public_key(p)?);
+    }
+    if let Ok(entries) = std::fs::read_dir(trust_dir()?) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "pub") {
+                keys.push(signature::read_public_key(&p)?);
+            }
+        }
+    }
+    Ok(keys)
+}
+
+/// Text from a stranger's manifest, with control characters shown escaped.
+fn shown(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control()
+                || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+            {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Settings of `cairn pack build`.
+pub struct BuildSettings {
+    pub paths: Vec<PathBuf>,
+    pub from_kb: Option<PathBuf>,
+    pub out: PathBuf,
+    pub about: About,
+    pub reproducible: bool,
+    pub quiet: bool,
+}
+
+/// `cairn pack build`.
+pub fn build(s: &BuildSettings) -> Result<()> {
+    cairn_pack::check_name(&s.about.name).map_err(anyhow::Error::msg)?;
+    cairn_pack::check_version(&s.about.version).map_err(anyhow::Error::msg)?;
+    let created = if s.reproducible {
+        0
+    } else if let Some(epoch) = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        epoch
+    } else {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let fusion = serde_json::json!({"method": "score", "dense_weight": 0.4});
+    let out_dir = s
+        .out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let (kb, _work) = match &s.from_kb {
+        Some(kb) => (kb.clone(), None),
+        None => {
+            if s.paths.is_empty() {
+                bail!("nothing to pack\nhint: `cairn pack build PATH… -o NAME.cairnpack`, or --from-kb DIR");
+            }
+            // A knowledge base made for the pack beside the output, removed afterwards.
+            let work = tempfile::Builder::new()
+                .prefix(".cairnpack-kb-")
+                .tempdir_in(out_dir)
+                .with_context(|| {
+                    format!("cannot make a work directory in {}", out_dir.display())
+                })?;
+            let kb = work.path().join("kb");
+            crate::kb::add(
+                &kb,
+                &s.paths,
+                &crate::kb::AddSettings {
+                    rebuild: false,
+                    max_file_mb: 64,
+                    json: false,
+                    quiet: s.quiet,
+                    commit_every: 512,
+                },
+            )?;
+            (kb, Some(work))
+        }
+    };
+    let m = cairn_pack::build(&kb, &s.out, &s.about, created, fusion)
+        .with_context(|| format!("building {}", s.out.display()))?;
+    let size = std::fs::metadata(&s.out).map_or(0, |m| m.len());
+    println!(
+        "wrote {} ({}, {} documents, {} chunks, {} members)",
+        s.out.display(),
+        human_size(size),
+        m.documents,
+        m.chunks,
+        m.members.len()
+    );
+    Ok(())
+}
+
+/// `cairn pack keygen`.
+pub fn keygen(out: &Path) -> Result<()> {
+    let (sk, pk, id) = signature::keygen(out)?;
+    println!("secret key: {} (keep it private)", sk.display());
+    println!(
+        "public key: {} (give it to those who install your packs)",
+        pk.display()
+    );
+    println!("key id:     {id}");
+    Ok(())
+}
+
+/// `cairn pack sign`.
+pub fn sign(pack: &Path, key: &Path) -> Result<()> {
+    let (sig, id) = signature::sign(pack, key)?;
+    println!("wrote {} (key {id})", sig.display());
+    Ok(())
+}
+
+/// `cairn pack verify`: every member's hash and the signature.
+pub fn verify(pack: &Path, trust: &[PathBuf], allow_unsigned: bool) -> Result<()> {
+    let m = cairn_pack::verify(pack)?;
+    println!(
+        "{}: {} members, all hashes match ({}@{})",
+        pack.display(),
+        m.members.len(),
+        shown(&m.about.name),
+        shown(&m.about.version)
+    );
+    let keys = trusted_keys(trust)?;
+    match signature::check(pack, &keys, !allow_unsigned) {
+        Ok(Signed::Trusted(id)) => println!("signature: good, by trusted key {id}"),
+        Ok(Signed::Untrusted(id)) => {
+            println!("signature: valid, by key {id}, which is not trusted");
+        }
+        Err(e) if allow_unsigned && e.to_string().contains("no signature") => {
+            println!("signature: none");
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+/// `cairn pack install`.
+pub fn install(
+    pack: &Path,
+    trust: &[PathBuf],
+    allow_unsigned: bool,
+    max_member: u64,
+) -> Result<()> {
+    // The signature first: an untrusted file is not even unpacked.
+    let keys = trusted_keys(trust)?;
+    let signed = match signature::check(pack, &keys, !allow_unsigned) {
+        Ok(s) => Some(s),
+        Err(e) if allow_unsigned => {
+            eprintln!("warning: {e}");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let dir = packs_dir()?;
+    let (m, at) = cairn_pack::install(pack, &dir, max_member)?;
+    let how = match signed {
+        Some(Signed::Trusted(id)) => format!("signed by trusted key {id}"),
+        Some(Signed::Untrusted(id)) => format!("signed by untrusted key {id}"),
+        None => "unsigned".into(),
+    };
+    println!(
+        "installed {}@{} into {} ({how}; {} documents, {} chunks)",
+        shown(&m.about.name),
+        shown(&m.about.version),
+        at.display(),
+        m.documents,
+        m.chunks
+    );
+    Ok(())
+}
+
+/// `cairn pack list`.
+pub fn list() -> Result<()> {
+    let dir = packs_dir()?;
+    let packs = cairn_pack::installed(&dir)?;
+    let mut out = std::io::stdout().lock();
+    if packs.is_empty() {
+        writeln!(out, "no packs installed in {}", dir.display())?;
+    }
+    for (m, _) in packs {
+        writeln!(
+            out,
+            "{:<24} {:<10} {:>6} docs {:>8} chunks  {}",
+            shown(&m.about.name),
+            shown(&m.about.version),
+            m.documents,
+            m.chunks,
+            shown(&m.about.title)
+        )?;
+    }
+    Ok(())
+}
+
+/// `cairn pack info NAME|FILE`.
+pub fn info(target: &str) -> Result<()> {
+    let file = Path::new(target);
+    let (m, signed) = if file.is_file() {
+        let m = cairn_pack::read_manifest(file)?;
+        let signed = match signature::check(file, &trusted_keys(&[])?, false) {
+            Ok(Signed::Trusted(id)) => format!("signed by trusted key {id}"),
+            Ok(Signed::Untrusted(id)) => format!("signed by key {id} (not trusted)"),
+            Err(e) => e.to_string().lines().next().unwrap_or_default().to_owned(),
+        };
+        (m, signed)
+    } else {
+        let dir = packs_dir()?;
+        let Some((m, _)) = cairn_pack::installed(&dir)?
+            .into_iter()
+            .find(|(m, _)| m.about.name == target)
+        else {
+            bail!("no pack file or installed pack named {target}\nhint: `cairn pack list` shows the installed ones");
+        };
+        (m, "installed (verified when installed)".to_owned())
+    };
+    print_manifest(&m, &signed)
+}
+
+fn print_manifest(m: &Manifest, signed: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let a = &m.about;
+    writeln!(out, "name:        {}", shown(&a.name))?;
+    writeln!(out, "version:     {}", shown(&a.version))?;
+    writeln!(out, "title:       {}", shown(&a.title))?;
+    writeln!(out, "description: {}", shown(&a.description))?;
+    writeln!(out, "license:     {}", shown(&a.license))?;
+    writeln!(out, "source:      {}", shown(&a.source))?;
+    writeln!(out, "language:    {}", shown(&a.language))?;
+    writeln!(out, "format:      {}", m.format)?;
+    writeln!(
+        out,
+        "created:     {}",
+        if m.created == 0 {
+            "unset (reproducible build)".to_owned()
+        } else {
+            cairn_engine::text::civil_time(m.created)
+        }
+    )?;
+    writeln!(
+        out,
+        "contents:    {} documents, {} chunks, {} members",
+        m.documents,
+        m.chunks,
+        m.members.len()
+    )?;
+    let ours = catalog::lookup("embedder")?.files[0].sha256;
+    let embedder_state = if m.embedder.weights_sha256 != ours {
+        "not the embedder cairn installs: this pack can be searched by keywords only"
+    } else if catalog::is_installed("embedder") {
+        "installed"
+    } else {
+        "not installed (hint: cairn models pull embedder)"
+    };
+    writeln!(
+        out,
+        "embedder:    {} (dim {}, weights sha256 {}) — {embedder_state}",
+        shown(&m.embedder.model),
+        m.embedder.dim,
+        shown(&m.embedder.weights_sha256)
+    )?;
+    writeln!(
+        out,
+        "chunking:    ≤{} tokens, {} overlap",
+        m.chunking.max_tokens, m.chunking.overlap_tokens
+    )?;
+    writeln!(out, "fusion:      {}", m.fusion)?;
+    writeln!(out, "signature:   {}", shown(signed))?;
+    Ok(())
+}
+
+/// `cairn pack remove`.
+pub fn remove(name: &str) -> Result<()> {
+    let dir = packs_dir()?;
+    if !cairn_pack::remove(&dir, name)? {
+        bail!("no installed pack named {name}\nhint: `cairn pack list` shows the installed ones");
+    }
+    println!("removed {name}");
+    Ok(())
+}
+
+/// `cairn pack trust KEY.pub`: adds a public key to the trusted keys.
+pub fn trust(key: &Path) -> Result<()> {
+    let pk = signature::read_public_key(key)?;
+    let id = signature::key_id(&pk);
+    let dir = trust_dir()?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dest = dir.join(format!("{id}.pub"));
+    std::fs::copy(key, &dest).with_context(|| format!("cannot write {}", dest.display()))?;
+    println!("trusted key {id} ({})", dest.display());
+    Ok(())
+}
