@@ -91,33 +91,30 @@ pub fn build(s: &BuildSettings) -> Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let (kb, _work) = match &s.from_kb {
-        Some(kb) => (kb.clone(), None),
-        None => {
-            if s.paths.is_empty() {
-                bail!("nothing to pack\nhint: `cairn pack build PATH… -o NAME.cairnpack`, or --from-kb DIR");
-            }
-            // A knowledge base made for the pack beside the output, removed afterwards.
-            let work = tempfile::Builder::new()
-                .prefix(".cairnpack-kb-")
-                .tempdir_in(out_dir)
-                .with_context(|| {
-                    format!("cannot make a work directory in {}", out_dir.display())
-                })?;
-            let kb = work.path().join("kb");
-            crate::kb::add(
-                &kb,
-                &s.paths,
-                &crate::kb::AddSettings {
-                    rebuild: false,
-                    max_file_mb: 64,
-                    json: false,
-                    quiet: s.quiet,
-                    commit_every: 512,
-                },
-            )?;
-            (kb, Some(work))
+    let (kb, _work) = if let Some(kb) = &s.from_kb {
+        (kb.clone(), None)
+    } else {
+        if s.paths.is_empty() {
+            bail!("nothing to pack\nhint: `cairn pack build PATH… -o NAME.cairnpack`, or --from-kb DIR");
         }
+        // A knowledge base made for the pack beside the output, removed afterwards.
+        let work = tempfile::Builder::new()
+            .prefix(".cairnpack-kb-")
+            .tempdir_in(out_dir)
+            .with_context(|| format!("cannot make a work directory in {}", out_dir.display()))?;
+        let kb = work.path().join("kb");
+        crate::kb::add(
+            &kb,
+            &s.paths,
+            &crate::kb::AddSettings {
+                rebuild: false,
+                max_file_mb: 64,
+                json: false,
+                quiet: s.quiet,
+                commit_every: 512,
+            },
+        )?;
+        (kb, Some(work))
     };
     let m = cairn_pack::build(&kb, &s.out, &s.about, created, fusion)
         .with_context(|| format!("building {}", s.out.display()))?;

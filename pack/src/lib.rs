@@ -196,6 +196,7 @@ pub fn check_version(v: &str) -> std::result::Result<(), String> {
 
 /// Whether a manifest path is one a pack may hold: relative, `/`-separated, made of letters,
 /// digits and `._-`, with no empty, `.` or `..` component.
+#[must_use]
 pub fn safe_path(p: &str) -> bool {
     !p.is_empty()
         && p.len() <= 255
@@ -225,7 +226,10 @@ fn kb_files(kb: &Path) -> Result<Vec<String>> {
                     .collect();
                 let rel = rel.join("/");
                 let name = rel.rsplit('/').next().unwrap_or_default();
-                if name.ends_with(".lock") || name.starts_with(".tmp") {
+                // Lock files are the index's own, named in lowercase.
+                #[allow(clippy::case_sensitive_file_extension_comparisons)]
+                let skip = name.ends_with(".lock") || name.starts_with(".tmp");
+                if skip {
                     continue;
                 }
                 out.push(rel);
@@ -267,21 +271,7 @@ pub fn build(
     let index_manifest = reader.manifest().clone();
     drop(reader);
     let files = kb_files(kb)?;
-    // Hash first: the manifest, which holds the hashes, comes before the members.
-    let mut members = Vec::new();
-    for rel in &files {
-        let path = kb.join(rel);
-        let mut f = File::open(&path).map_err(io_at(&path))?;
-        let mut hasher = blake3::Hasher::new();
-        let size = io::copy(&mut f, &mut hasher).map_err(io_at(&path))?;
-        members.push(Member {
-            path: rel.clone(),
-            offset: 0,
-            size,
-            blake3: hasher.finalize().to_hex().to_string(),
-        });
-    }
-    let mut manifest = Manifest {
+    let manifest = Manifest {
         format: FORMAT_VERSION,
         about: about.clone(),
         created,
@@ -290,8 +280,36 @@ pub fn build(
         fusion,
         documents: status.documents,
         chunks: status.chunks,
-        members,
+        members: Vec::new(),
     };
+    write(kb, &files, manifest, out)
+}
+
+/// Writes the files `files` (paths relative to `root`) as a pack with `manifest`'s description
+/// (its `members` are filled in here). [`build`] calls it with a knowledge base's files.
+///
+/// # Panics
+/// If a manifest cannot be serialized, which its types rule out.
+pub fn write(
+    root: &Path,
+    files: &[String],
+    mut manifest: Manifest,
+    out: &Path,
+) -> Result<Manifest> {
+    // Hash first: the manifest, which holds the hashes, comes before the members.
+    manifest.members.clear();
+    for rel in files {
+        let path = root.join(rel);
+        let mut f = File::open(&path).map_err(io_at(&path))?;
+        let mut hasher = blake3::Hasher::new();
+        let size = io::copy(&mut f, &mut hasher).map_err(io_at(&path))?;
+        manifest.members.push(Member {
+            path: rel.clone(),
+            offset: 0,
+            size,
+            blake3: hasher.finalize().to_hex().to_string(),
+        });
+    }
     // Offsets depend on the manifest's length, which depends on the offsets' digits: settle.
     let mut header_len = 0u64;
     loop {
@@ -316,8 +334,11 @@ pub fn build(
         .tempfile_in(dir)
         .map_err(io_at(dir))?;
     {
-        let f = tmp.as_file_mut();
-        let mut w = io::BufWriter::new(f);
+        // Everything written is hashed into the trailer as well.
+        let mut w = Hashing {
+            inner: io::BufWriter::new(tmp.as_file_mut()),
+            hasher: blake3::Hasher::new(),
+        };
         let mut head = Vec::with_capacity(16 + json.len());
         head.extend_from_slice(MAGIC);
         head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -326,12 +347,25 @@ pub fn build(
         w.write_all(&head).map_err(io_at(out))?;
         let mut at = head.len() as u64;
         for m in &manifest.members {
-            let zeros = vec![0u8; (m.offset - at) as usize];
-            w.write_all(&zeros).map_err(io_at(out))?;
-            let path = kb.join(&m.path);
+            w.write_all(&vec![0u8; (pad_to(at) - at) as usize])
+                .map_err(io_at(out))?;
+            let path = root.join(&m.path);
             let mut f = File::open(&path).map_err(io_at(&path))?;
-            let n = io::copy(&mut (&mut f).take(m.size), &mut w).map_err(io_at(&path))?;
-            if n != m.size {
+            let mut hasher = blake3::Hasher::new();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut left = m.size;
+            while left > 0 {
+                let n = f
+                    .read(&mut buf[..left.min(1 << 20) as usize])
+                    .map_err(io_at(&path))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                w.write_all(&buf[..n]).map_err(io_at(out))?;
+                left -= n as u64;
+            }
+            if left > 0 || hasher.finalize().to_hex().as_str() != m.blake3 {
                 return Err(Error::Malformed {
                     path: path.clone(),
                     what: "changed while it was packed; pack a knowledge base no one is writing to"
@@ -340,13 +374,11 @@ pub fn build(
             }
             at = m.offset + m.size;
         }
-        let end = manifest
-            .members
-            .last()
-            .map_or(at, |m| pad_to(m.offset + m.size));
-        w.write_all(&vec![0u8; (end - at) as usize])
+        w.write_all(&vec![0u8; (pad_to(at) - at) as usize])
             .map_err(io_at(out))?;
-        w.flush().map_err(io_at(out))?;
+        let sum = *w.hasher.finalize().as_bytes();
+        w.inner.write_all(&sum).map_err(io_at(out))?;
+        w.inner.flush().map_err(io_at(out))?;
     }
     tmp.as_file().sync_all().map_err(io_at(out))?;
     tmp.persist(out).map_err(|e| Error::Io {
@@ -354,6 +386,23 @@ pub fn build(
         source: e.error,
     })?;
     Ok(manifest)
+}
+
+/// A writer that hashes what passes through it.
+struct Hashing<W: Write> {
+    inner: W,
+    hasher: blake3::Hasher,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Reads and checks a pack's header and manifest (not the members' bytes): the magic, the
@@ -375,7 +424,7 @@ pub fn read_manifest(pack: &Path) -> Result<Manifest> {
     if &head[..8] != MAGIC {
         return Err(malformed("not a cairn pack (no CAIRNPAK header)".into()));
     }
-    let version = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
+    let version = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
     if version > FORMAT_VERSION {
         return Err(Error::NewerFormat {
             path: pack.to_owned(),
@@ -385,9 +434,7 @@ pub fn read_manifest(pack: &Path) -> Result<Manifest> {
     if version == 0 {
         return Err(malformed("format version 0 does not exist".into()));
     }
-    let n = u64::from(u32::from_le_bytes(
-        head[12..16].try_into().expect("4 bytes"),
-    ));
+    let n = u64::from(u32::from_le_bytes([head[12], head[13], head[14], head[15]]));
     if n > MAX_MANIFEST || 16 + n > len {
         return Err(malformed(format!(
             "the manifest claims {n} bytes; the file has {len} (truncated?)"
@@ -432,10 +479,19 @@ pub fn read_manifest(pack: &Path) -> Result<Manifest> {
         }
         end = pad_to(stop);
     }
+    if len != end + 32 {
+        return Err(malformed(format!(
+            "the file has {len} bytes where its manifest accounts for {} (truncated, or bytes added)",
+            end + 32
+        )));
+    }
     Ok(manifest)
 }
 
 /// Checks every member's hash; the first that differs is named.
+///
+/// Then the whole file against its trailing BLAKE3, which covers the header, the manifest and
+/// the padding as well: no byte of a pack can change unnoticed.
 pub fn verify(pack: &Path) -> Result<Manifest> {
     let manifest = read_manifest(pack)?;
     let mut f = File::open(pack).map_err(io_at(pack))?;
@@ -450,11 +506,26 @@ pub fn verify(pack: &Path) -> Result<Manifest> {
             });
         }
     }
+    let len = f.metadata().map_err(io_at(pack))?.len();
+    f.seek(SeekFrom::Start(0)).map_err(io_at(pack))?;
+    let mut hasher = blake3::Hasher::new();
+    io::copy(&mut (&mut f).take(len - 32), &mut hasher).map_err(io_at(pack))?;
+    let mut trailer = [0u8; 32];
+    f.read_exact(&mut trailer).map_err(io_at(pack))?;
+    if hasher.finalize().as_bytes() != &trailer {
+        return Err(Error::Corrupt {
+            path: pack.to_owned(),
+            member: "(the header, the manifest or the padding: the file's checksum)".into(),
+        });
+    }
     Ok(manifest)
 }
 
 /// Unpacks a verified pack into `dir/<name>` (replacing an installed version), writing only
 /// below a fresh directory that is then renamed into place. Returns the installed directory.
+///
+/// # Panics
+/// If a manifest cannot be serialized, which its types rule out.
 pub fn install(pack: &Path, dir: &Path, max_member: u64) -> Result<(Manifest, PathBuf)> {
     let manifest = verify(pack)?;
     for m in &manifest.members {

@@ -11,6 +11,7 @@ use minisign::{KeyPair, PublicKeyBox, SecretKey, SecretKeyBox, SignatureBox};
 use crate::{Error, Result};
 
 /// The detached signature's path for a pack: `PACK.minisig`.
+#[must_use]
 pub fn signature_path(pack: &Path) -> PathBuf {
     let mut name = pack.as_os_str().to_owned();
     name.push(".minisig");
@@ -22,6 +23,7 @@ fn sig_error(text: String) -> Error {
 }
 
 /// A public key's id as minisign prints it (16 hex digits).
+#[must_use]
 pub fn key_id(pk: &PublicKey) -> String {
     let b = pk.keynum();
     let mut le = [0u8; 8];

@@ -1,0 +1,195 @@
+//! `cairn pack` end to end with the real embedder: build, sign, verify (also with Debian's
+//! `minisign`, which `.ci/run` installs), install, search the installed pack, and the refusals.
+
+use std::path::Path;
+use std::process::Command;
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let docs = dir.path().join("docs");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::write(
+            docs.join("pumps.md"),
+            "# Orvane pump maintenance\n\nBefore its first start, the Orvane pump must be primed with 3 litres of glycol.\nIts seals are replaced every 400 running hours.\n",
+        )
+        .unwrap();
+        std::fs::write(
+            docs.join("garden.md"),
+            "# Garden\n\nTomato plants need six hours of direct sun a day.\n",
+        )
+        .unwrap();
+        Env { dir }
+    }
+
+    fn path(&self, p: &str) -> String {
+        self.dir.path().join(p).display().to_string()
+    }
+
+    fn cairn(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(args)
+            .env("CAIRN_PACKS_DIR", self.dir.path().join("packs"))
+            .env("CAIRN_TRUST_DIR", self.dir.path().join("trusted"))
+            .env("CAIRN_KB", self.dir.path().join("kb"))
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.cairn(args);
+        assert_eq!(code, 0, "cairn {args:?}: {out}{err}");
+        out
+    }
+}
+
+#[test]
+fn build_sign_verify_install_and_search_a_pack() {
+    let e = Env::new();
+    let docs = e.path("docs");
+    let out = e.ok(&[
+        "pack",
+        "build",
+        &docs,
+        "-o",
+        "orvane.cairnpack",
+        "--version",
+        "1.2.0",
+        "--title",
+        "Orvane manuals",
+        "--license",
+        "CC0-1.0",
+        "-q",
+    ]);
+    assert!(out.contains("2 documents"), "{out}");
+    e.ok(&["pack", "keygen", "--out", "keys"]);
+    e.ok(&[
+        "pack",
+        "sign",
+        "orvane.cairnpack",
+        "--key",
+        "keys/cairn.key",
+    ]);
+    // Untrusted until the key is trusted.
+    let (code, _, err) = e.cairn(&["pack", "install", "orvane.cairnpack"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("which is not trusted"), "{err}");
+    let out = e.ok(&[
+        "pack",
+        "verify",
+        "orvane.cairnpack",
+        "--trust",
+        "keys/cairn.pub",
+    ]);
+    assert!(
+        out.contains("all hashes match") && out.contains("good, by trusted key"),
+        "{out}"
+    );
+    // The standard tool agrees.
+    let status = Command::new("minisign")
+        .args([
+            "-Vm",
+            &e.path("orvane.cairnpack"),
+            "-p",
+            &e.path("keys/cairn.pub"),
+        ])
+        .status()
+        .expect("minisign is installed (.ci/run installs Debian's package)");
+    assert!(status.success());
+    e.ok(&["pack", "trust", "keys/cairn.pub"]);
+    let out = e.ok(&["pack", "install", "orvane.cairnpack"]);
+    assert!(out.contains("installed orvane@1.2.0"), "{out}");
+    let out = e.ok(&["pack", "list"]);
+    assert!(
+        out.contains("orvane") && out.contains("1.2.0") && out.contains("Orvane manuals"),
+        "{out}"
+    );
+    let out = e.ok(&["pack", "info", "orvane"]);
+    assert!(
+        out.contains("all-MiniLM-L6-v2") && out.contains("— installed"),
+        "{out}"
+    );
+    // The installed pack is a knowledge base that opens in place, without re-embedding.
+    let installed = e.path("packs/orvane");
+    let out = e.ok(&[
+        "--kb",
+        &installed,
+        "search",
+        "how much glycol to prime the pump",
+        "-k",
+        "1",
+    ]);
+    assert!(out.contains("docs/pumps.md"), "{out}");
+    e.ok(&["pack", "remove", "orvane"]);
+    assert!(!Path::new(&installed).exists());
+}
+
+#[test]
+fn packs_of_one_knowledge_base_are_byte_identical_and_unsigned_ones_need_consent() {
+    let e = Env::new();
+    e.ok(&["add", &e.path("docs"), "-q"]);
+    let kb = e.path("kb");
+    for out in ["a.cairnpack", "b.cairnpack"] {
+        e.ok(&[
+            "pack",
+            "build",
+            "--from-kb",
+            &kb,
+            "-o",
+            out,
+            "--name",
+            "orvane",
+            "--reproducible",
+        ]);
+    }
+    assert_eq!(
+        std::fs::read(e.path("a.cairnpack")).unwrap(),
+        std::fs::read(e.path("b.cairnpack")).unwrap()
+    );
+    let (code, _, err) = e.cairn(&["pack", "install", "a.cairnpack"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no signature") && err.contains("--allow-unsigned"),
+        "{err}"
+    );
+    let (code, out, err) = e.cairn(&["pack", "install", "a.cairnpack", "--allow-unsigned"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("unsigned"), "{out}");
+}
+
+#[test]
+fn a_title_with_escape_sequences_is_shown_escaped() {
+    let e = Env::new();
+    e.ok(&["add", &e.path("docs"), "-q"]);
+    e.ok(&[
+        "pack",
+        "build",
+        "--from-kb",
+        &e.path("kb"),
+        "-o",
+        "evil.cairnpack",
+        "--title",
+        "Nice\u{1b}]0;pwned\u{7} title\u{1b}[2J",
+        "--description",
+        "line\u{202e}rev",
+    ]);
+    let out = e.ok(&["pack", "info", "evil.cairnpack"]);
+    assert!(
+        !out.contains('\u{1b}') && !out.contains('\u{7}') && !out.contains('\u{202e}'),
+        "{out:?}"
+    );
+    assert!(
+        out.contains("\\u{1b}]0;pwned\\u{7} title\\u{1b}[2J"),
+        "{out}"
+    );
+}
