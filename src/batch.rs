@@ -311,7 +311,7 @@ pub fn ask(engine: &mut Engine, input: &str, base: &AskOptions, model: &str) -> 
 
 /// `cairn search --batch`.
 pub fn search(
-    reader: &cairn_index::Reader,
+    shelves: &[cairn_engine::Shelf<'_>],
     embedder: &cairn_engine::MiniLm,
     input: &str,
     base: &AskOptions,
@@ -329,7 +329,7 @@ pub fn search(
                 tally.failed += 1;
                 error_json(item.line, &item.id, "query", None, e, SEARCH_SCHEMA_VERSION)
             }
-            Ok((q, o)) => match search_one(reader, embedder, q, o) {
+            Ok((q, o)) => match search_one(shelves, embedder, q, o) {
                 Ok((hits, ms)) => {
                     tally.answered += 1;
                     json!({
@@ -366,7 +366,7 @@ pub fn search(
 }
 
 fn search_one(
-    reader: &cairn_index::Reader,
+    shelves: &[cairn_engine::Shelf<'_>],
     embedder: &cairn_engine::MiniLm,
     q: &str,
     o: &AskOptions,
@@ -379,7 +379,7 @@ fn search_one(
         k: o.k,
         candidates: 100.max(o.k),
     };
-    let hits = cairn_retriever::Retriever::new(reader, embedder).search(q, &options)?;
+    let hits = cairn_engine::search_shelves(shelves, embedder, q, &options)?;
     Ok((hits, t.elapsed().as_secs_f64() * 1e3))
 }
 

@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use cairn_engine::text::{civil_time, human_size, location, sanitize, snippet};
-use cairn_engine::{chunk_options, open_for_search, MiniLm};
+use cairn_engine::{chunk_options, MiniLm};
 use cairn_index::{AddOptions, AddProgress, Embedder, EmbedderId, FileOutcome, Reader, Writer};
 use cairn_ingest::ReadOptions;
-use cairn_retriever::{Fusion, Hit, Mode, Retriever, SearchOptions};
+use cairn_retriever::{Fusion, Hit, Mode, SearchOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// The knowledge base directory: `--kb`/`CAIRN_KB`, else `<data dir>/cairn/kb`.
@@ -299,6 +299,7 @@ pub fn status(kb: &Path, json: bool, documents: bool) -> Result<()> {
 
 /// Settings of `cairn search`.
 pub struct SearchSettings {
+    pub packs: crate::pack::Selection,
     pub k: usize,
     pub mode: Mode,
     pub fusion: Fusion,
@@ -334,7 +335,7 @@ pub fn load_embedder() -> Result<MiniLm> {
 /// `cairn search`.
 pub fn search(kb: &Path, query: &str, settings: &SearchSettings) -> Result<()> {
     let t0 = Instant::now();
-    let (reader, embedder) = open_for_search(kb)?;
+    let sources = crate::pack::open_sources(kb, &settings.packs)?;
     let load_secs = t0.elapsed().as_secs_f64();
     let options = SearchOptions {
         mode: settings.mode,
@@ -344,7 +345,8 @@ pub fn search(kb: &Path, query: &str, settings: &SearchSettings) -> Result<()> {
         candidates: 100.max(settings.k),
     };
     let t1 = Instant::now();
-    let hits = Retriever::new(&reader, &embedder).search(query, &options)?;
+    let hits =
+        cairn_engine::search_shelves(&sources.shelves(), &sources.embedder, query, &options)?;
     let search_ms = t1.elapsed().as_secs_f64() * 1e3;
     let mut out = std::io::stdout().lock();
     if settings.json {

@@ -218,6 +218,30 @@ enum PackCommand {
     },
 }
 
+/// Which installed packs a query searches besides the knowledge base.
+#[derive(Args, Clone, Default)]
+struct PackArgs {
+    /// Search only this installed pack (repeatable; default: every installed pack).
+    #[arg(long = "pack", value_name = "NAME")]
+    packs: Vec<String>,
+    /// Leave the knowledge base out: search the packs only.
+    #[arg(long)]
+    no_kb: bool,
+    /// Search a pack embedded with another model by keywords only, instead of refusing it.
+    #[arg(long)]
+    bm25_only_mismatched: bool,
+}
+
+impl PackArgs {
+    fn selection(&self) -> pack::Selection {
+        pack::Selection {
+            names: self.packs.clone(),
+            no_kb: self.no_kb,
+            bm25_only_mismatched: self.bm25_only_mismatched,
+        }
+    }
+}
+
 #[derive(Args, Default)]
 struct TuiArgs {
     /// The model: tiny, default, larger, or a path to a GGUF file.
@@ -255,6 +279,8 @@ struct SearchArgs {
     /// One JSON object with every hit's document, section, page, lines and scores.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    packs: PackArgs,
 }
 
 #[derive(Args)]
@@ -318,6 +344,8 @@ struct AskArgs {
     /// One JSON object (answer, sentences with citations, sources, abstention, timings).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    packs: PackArgs,
 }
 
 impl AskArgs {
@@ -651,11 +679,12 @@ fn run(cli: Cli) -> Result<Outcome> {
         mode,
         fusion,
         weight,
+        ref packs,
         ..
     })) = cli.command
     {
         let kb = kb::kb_dir(cli.kb.as_deref())?;
-        let (reader, embedder) = cairn_engine::open_for_search(&kb)?;
+        let sources = pack::open_sources(&kb, &packs.selection())?;
         let base = engine::AskOptions {
             k,
             mode: mode.into(),
@@ -663,13 +692,14 @@ fn run(cli: Cli) -> Result<Outcome> {
             dense_weight: weight,
             ..engine::AskOptions::default()
         };
-        return batch::search(&reader, &embedder, input, &base).map(Outcome::from);
+        return batch::search(&sources.shelves(), &sources.embedder, input, &base)
+            .map(Outcome::from);
     }
     run_other(cli).map(|()| Outcome::Done)
 }
 
 fn run_ask(kb: &std::path::Path, a: &AskArgs) -> Result<Outcome> {
-    let mut engine = engine::Engine::open(kb, &a.model)?;
+    let mut engine = pack::open_sources(kb, &a.packs.selection())?.into_engine(&a.model)?;
     let options = a.options();
     if let Some(input) = &a.batch {
         return batch::ask(&mut engine, input, &options, &a.model).map(Outcome::from);
@@ -745,6 +775,7 @@ fn run_other(cli: Cli) -> Result<()> {
         Command::Extract { ref file, sections } => kb::extract(file, sections),
         Command::Search(ref a) => {
             let settings = kb::SearchSettings {
+                packs: a.packs.selection(),
                 k: a.k,
                 mode: a.mode.into(),
                 fusion: a.fusion.into(),

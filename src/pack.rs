@@ -327,3 +327,105 @@ pub fn trust(key: &Path) -> Result<()> {
     println!("trusted key {id} ({})", dest.display());
     Ok(())
 }
+
+/// Which packs a query searches (`--pack`, `--no-kb`, `--bm25-only-mismatched`).
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// Only these packs (empty: every installed pack).
+    pub names: Vec<String>,
+    /// Leave the user's own knowledge base out.
+    pub no_kb: bool,
+    /// Search packs embedded with another model by keywords only, instead of refusing them.
+    pub bm25_only_mismatched: bool,
+}
+
+/// What a query searches: a primary snapshot (the knowledge base, or with `--no-kb` the first
+/// pack) and the other packs.
+pub struct Sources {
+    pub reader: cairn_index::Reader,
+    pub label: Option<String>,
+    pub bm25_only: bool,
+    pub packs: Vec<cairn_engine::PackReader>,
+    pub embedder: cairn_engine::MiniLm,
+}
+
+impl Sources {
+    pub fn shelves(&self) -> Vec<cairn_engine::Shelf<'_>> {
+        let mut v = vec![cairn_engine::Shelf {
+            label: self.label.clone(),
+            reader: &self.reader,
+            bm25_only: self.bm25_only,
+        }];
+        v.extend(self.packs.iter().map(|p| cairn_engine::Shelf {
+            label: Some(p.label.clone()),
+            reader: &p.reader,
+            bm25_only: p.bm25_only,
+        }));
+        v
+    }
+
+    /// Puts these sources into an engine's retrieval (its primary snapshot is already ours).
+    pub fn into_engine(self, model: &str) -> Result<cairn_engine::Engine> {
+        let Sources {
+            reader,
+            label,
+            bm25_only,
+            packs,
+            embedder,
+        } = self;
+        let mut engine = cairn_engine::Engine::with_retrieval(reader, embedder, model)?;
+        engine.retrieval.label = label;
+        engine.retrieval.bm25_only = bm25_only;
+        engine.retrieval.packs = packs;
+        Ok(engine)
+    }
+}
+
+/// Opens the knowledge base (unless `--no-kb`) and the selected installed packs.
+pub fn open_sources(kb: &Path, sel: &Selection) -> Result<Sources> {
+    let installed = cairn_pack::installed(&packs_dir()?)?;
+    for n in &sel.names {
+        if !installed.iter().any(|(m, _)| &m.about.name == n) {
+            bail!("no installed pack named {n}\nhint: `cairn pack list` shows the installed ones");
+        }
+    }
+    let chosen: Vec<_> = installed
+        .into_iter()
+        .filter(|(m, _)| sel.names.is_empty() || sel.names.contains(&m.about.name))
+        .collect();
+    let embedder = crate::kb::load_embedder()?;
+    let mut packs = Vec::new();
+    for (m, dir) in &chosen {
+        let label = format!("pack:{}@{}", m.about.name, m.about.version);
+        let p = cairn_engine::PackReader::open(label, dir, &embedder, sel.bm25_only_mismatched)?;
+        if p.bm25_only {
+            eprintln!(
+                "warning: {} was embedded with another model; it is searched by keywords only",
+                p.label
+            );
+        }
+        packs.push(p);
+    }
+    if sel.no_kb {
+        if packs.is_empty() {
+            bail!("--no-kb leaves nothing to search: no pack is installed or selected\nhint: `cairn pack install FILE`");
+        }
+        let first = packs.remove(0);
+        return Ok(Sources {
+            reader: first.reader,
+            label: Some(first.label),
+            bm25_only: first.bm25_only,
+            packs,
+            embedder,
+        });
+    }
+    let reader = cairn_index::Reader::open(kb)?;
+    cairn_engine::check_embedder(&reader, &embedder)?;
+    Ok(Sources {
+        reader,
+        label: None,
+        bm25_only: false,
+        packs,
+        embedder,
+    })
+}

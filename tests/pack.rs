@@ -119,6 +119,50 @@ fn build_sign_verify_install_and_search_a_pack() {
         out.contains("all-MiniLM-L6-v2") && out.contains("— installed"),
         "{out}"
     );
+    // Asked beside the user's own knowledge base (only the garden), the answer cites the pack.
+    let garden = e.path("garden");
+    std::fs::create_dir_all(&garden).unwrap();
+    std::fs::write(
+        Path::new(&garden).join("tomatoes.md"),
+        "# Tomatoes\n\nTomato plants need six hours of direct sun a day.\n",
+    )
+    .unwrap();
+    e.ok(&["add", &garden, "-q"]);
+    let (code, out, err) = e.cairn(&[
+        "ask",
+        "How much glycol is needed to prime the Orvane pump?",
+        "--model",
+        "tiny",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let cited = v["sentences"][0]["citations"][0]["source"]
+        .as_u64()
+        .unwrap() as usize;
+    assert_eq!(
+        v["sources"][cited - 1]["doc"],
+        "[pack:orvane@1.2.0] docs/pumps.md",
+        "{v:#}"
+    );
+    let out = e.ok(&[
+        "ask",
+        "How much glycol is needed to prime the Orvane pump?",
+        "--model",
+        "tiny",
+    ]);
+    assert!(
+        out.contains("[1] [pack:orvane@1.2.0] docs/pumps.md L3"),
+        "{out}"
+    );
+    // One ranking over both; --pack and --no-kb choose.
+    let out = e.ok(&["search", "tomato sun", "-k", "1"]);
+    assert!(out.contains("garden/tomatoes.md"), "{out}");
+    let out = e.ok(&["search", "tomato sun", "-k", "1", "--no-kb"]);
+    assert!(out.contains("[pack:orvane@1.2.0]"), "{out}");
+    let (code, _, err) = e.cairn(&["search", "x", "--pack", "nope"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no installed pack named nope"), "{err}");
     // The installed pack is a knowledge base that opens in place, without re-embedding.
     let installed = e.path("packs/orvane");
     let out = e.ok(&[

@@ -15,7 +15,8 @@ use cairn_index::Reader;
 use cairn_retriever::context::{user_prompt, EXAMPLES, REFUSAL, SYSTEM_PROMPT};
 use cairn_retriever::ground::{is_refusal, strip_markers};
 use cairn_retriever::{
-    assemble, ground, Claim, Context, ContextOptions, Fusion, Hit, Mode, Retriever, SearchOptions,
+    assemble, ground, search_shelves, Claim, Context, ContextOptions, Fusion, Hit, Mode,
+    SearchOptions, Shelf,
 };
 
 use crate::text::sanitize;
@@ -402,8 +403,14 @@ pub struct Engine {
 /// The retrieval half of an [`Engine`]: it shares nothing mutable with the generator, so a
 /// batch can retrieve for the next questions on another thread while the model writes.
 pub struct Retrieval {
-    /// The knowledge base snapshot.
+    /// The primary snapshot: the user's knowledge base (or, with `--no-kb`, the first pack).
     pub reader: Reader,
+    /// How the primary snapshot's citations are labelled (`None`: the user's own documents).
+    pub label: Option<String>,
+    /// Search the primary snapshot by keywords only.
+    pub bm25_only: bool,
+    /// Installed packs searched with it, into one ranking.
+    pub packs: Vec<PackReader>,
     /// The query embedder.
     pub embedder: MiniLm,
     /// The generator's tokenizer, to count the context budget in the model's tokens.
@@ -411,6 +418,42 @@ pub struct Retrieval {
     window: usize,
     /// Prompt tokens besides the sources and the question.
     base_overhead: usize,
+}
+
+/// An installed pack opened for searching beside the knowledge base.
+pub struct PackReader {
+    /// `pack:NAME@VERSION`, shown before its documents' keys.
+    pub label: String,
+    /// Its snapshot, opened in place.
+    pub reader: Reader,
+    /// Searched by keywords only: its vectors come from another embedding model.
+    pub bm25_only: bool,
+}
+
+impl PackReader {
+    /// Opens the installed pack at `dir`. A pack embedded with another model than `embedder`
+    /// is refused, unless `bm25_only_mismatched`, when it is searched by keywords only.
+    pub fn open(
+        label: String,
+        dir: &Path,
+        embedder: &MiniLm,
+        bm25_only_mismatched: bool,
+    ) -> Result<Self> {
+        let reader = Reader::open(dir)?;
+        let mismatched = crate::check_embedder(&reader, embedder).is_err();
+        if mismatched && !bm25_only_mismatched {
+            return Err(Error::KnowledgeBase(format!(
+                "{label} was embedded with {}, not the installed {}; its vectors cannot be searched\nhint: --bm25-only-mismatched searches it by keywords only",
+                reader.manifest().embedder,
+                cairn_index::Embedder::id(embedder)
+            )));
+        }
+        Ok(PackReader {
+            label,
+            reader,
+            bm25_only: mismatched,
+        })
+    }
 }
 
 /// A question's retrieved passages and assembled context.
@@ -472,6 +515,9 @@ impl Engine {
         let mut engine = Engine {
             retrieval: Retrieval {
                 reader,
+                label: None,
+                bm25_only: false,
+                packs: Vec::new(),
                 embedder,
                 tokenizer: generator.tokenizer().clone(),
                 window: generator.context_window(),
@@ -676,6 +722,31 @@ pub fn answer(
 }
 
 impl Retrieval {
+    /// The sources searched: the primary snapshot, then the packs.
+    pub fn shelves(&self) -> Vec<Shelf<'_>> {
+        let mut v = vec![Shelf {
+            label: self.label.clone(),
+            reader: &self.reader,
+            bm25_only: self.bm25_only,
+        }];
+        v.extend(self.packs.iter().map(|p| Shelf {
+            label: Some(p.label.clone()),
+            reader: &p.reader,
+            bm25_only: p.bm25_only,
+        }));
+        v
+    }
+
+    /// Searches every source into one ranking (hits from packs name their pack).
+    pub fn search(&self, query: &str, options: &SearchOptions) -> Result<Vec<Hit>> {
+        Ok(search_shelves(
+            &self.shelves(),
+            &self.embedder,
+            query,
+            options,
+        )?)
+    }
+
     /// Retrieves and assembles the context for a question.
     pub fn retrieve(&self, question: &str, o: &AskOptions) -> Result<Retrieved> {
         self.retrieve_where(question, o, &|_| true)
@@ -697,7 +768,7 @@ impl Retrieval {
             k: o.k,
             candidates: 100.max(o.k),
         };
-        let mut hits = Retriever::new(&self.reader, &self.embedder).search(question, &options)?;
+        let mut hits = self.search(question, &options)?;
         hits.retain(|h| keep(h));
         let retrieve_ms = ms(t0.elapsed());
         let t1 = Instant::now();

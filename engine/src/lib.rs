@@ -22,8 +22,9 @@ pub mod text;
 
 pub use answer::{
     answer, marker, sampling, Abstain, Answer, AnswerSink, AskOptions, Engine, Gates, LoadedModel,
-    Quiet, Retrieval, Retrieved, Timings, ANSWER_SCHEMA_VERSION, MIN_COVERAGE, MIN_NAMED_COVERAGE,
-    MIN_QUOTE_COVERAGE, MIN_RELEVANCE, MIN_START_LOGPROB, STOP_BIAS, UNSURE_START,
+    PackReader, Quiet, Retrieval, Retrieved, Timings, ANSWER_SCHEMA_VERSION, MIN_COVERAGE,
+    MIN_NAMED_COVERAGE, MIN_QUOTE_COVERAGE, MIN_RELEVANCE, MIN_START_LOGPROB, STOP_BIAS,
+    UNSURE_START,
 };
 pub use document::{document_lines, lines_match_file, DocumentLines};
 pub use embedder::{check_embedder, chunk_options, open_for_search, MiniLm};
@@ -37,6 +38,6 @@ pub use cairn_index::{
 pub use cairn_index::{ChunkId, ChunkRecord};
 pub use cairn_ingest::ReadOptions;
 pub use cairn_retriever::{
-    ground, Citation, Claim, Context, Excerpt, Fused, Fusion, Hit, LegHit, Mode, Retriever,
-    SearchOptions, Source,
+    ground, search_shelves, Citation, Claim, Context, Excerpt, Fused, Fusion, Hit, LegHit, Mode,
+    Retriever, SearchOptions, Shelf, Source,
 };

@@ -14,6 +14,7 @@ pub mod context;
 mod fusion;
 pub mod ground;
 pub mod metrics;
+mod shelves;
 pub mod terms;
 
 use cairn_index::{ChunkId, ChunkRecord, Embedder, Reader};
@@ -21,6 +22,7 @@ use cairn_index::{ChunkId, ChunkRecord, Embedder, Reader};
 pub use context::{assemble, Context, ContextOptions, Excerpt, Source};
 pub use fusion::{fuse, Fused, Fusion, LegHit};
 pub use ground::{ground, Citation, Claim};
+pub use shelves::{search_shelves, Shelf};
 
 /// A best-first list of chunks with one leg's scores.
 pub type Ranked = Vec<(ChunkId, f32)>;

@@ -1,0 +1,133 @@
+//! Packs searched beside a knowledge base: one ranking, hits naming their pack, and a pack made
+//! with another embedding model refused unless it is to be searched by keywords only. Uses the
+//! real embedder (the tests' models are fetched first).
+
+use std::path::Path;
+
+use cairn_engine::{MiniLm, PackReader, SearchOptions};
+use cairn_index::{AddOptions, Embedder, EmbedderId, NoProgress, TokenCounter, Writer};
+use cairn_ingest::{ReadOptions, WordCounter};
+
+/// Any other embedding model: a hashed bag of words.
+struct Other;
+
+impl Embedder for Other {
+    fn id(&self) -> EmbedderId {
+        EmbedderId {
+            model: "other".into(),
+            weights_sha256: "1".repeat(64),
+            dim: 8,
+        }
+    }
+    fn counter(&self) -> &dyn TokenCounter {
+        &WordCounter
+    }
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let mut v = vec![0.1f32; 8];
+                v[t.len() % 8] = 1.0;
+                v
+            })
+            .collect())
+    }
+}
+
+fn kb(dir: &Path, name: &str, text: &str, embedder: &dyn Embedder) -> std::path::PathBuf {
+    let docs = dir.join(format!("{name}-docs"));
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(docs.join(format!("{name}.md")), text).unwrap();
+    let kb = dir.join(name);
+    let mut w = Writer::open(&kb, &embedder.id(), &cairn_engine::chunk_options()).unwrap();
+    let cancel = || false;
+    w.add(
+        &[docs],
+        &AddOptions {
+            embedder,
+            read: ReadOptions::default(),
+            commit_every: 64,
+            batch: 16,
+            cancel: &cancel,
+        },
+        &mut NoProgress,
+    )
+    .unwrap();
+    kb
+}
+
+#[test]
+fn packs_join_one_ranking_and_a_mismatched_one_is_refused_or_keyword_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let minilm = MiniLm::load().unwrap();
+    let mine = kb(
+        dir.path(),
+        "mine",
+        "# Garden\n\nTomatoes need six hours of sun.\n",
+        &minilm,
+    );
+    let pumps = kb(
+        dir.path(),
+        "pumps",
+        "# Pumps\n\nThe Orvane pump must be primed with 3 litres of glycol.\n",
+        &minilm,
+    );
+    let other = kb(
+        dir.path(),
+        "other",
+        "# Glycol\n\nGlycol is an antifreeze.\n",
+        &Other,
+    );
+
+    let reader = cairn_index::Reader::open(&mine).unwrap();
+    let pack = PackReader::open("pack:pumps@1.0.0".into(), &pumps, &minilm, false).unwrap();
+    assert!(!pack.bm25_only);
+    let shelves = vec![
+        cairn_engine::Shelf {
+            label: None,
+            reader: &reader,
+            bm25_only: false,
+        },
+        cairn_engine::Shelf {
+            label: Some(pack.label.clone()),
+            reader: &pack.reader,
+            bm25_only: false,
+        },
+    ];
+    let hits = cairn_engine::search_shelves(
+        &shelves,
+        &minilm,
+        "how much glycol primes the pump",
+        &SearchOptions {
+            k: 2,
+            ..SearchOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        hits[0].chunk.doc, "[pack:pumps@1.0.0] pumps-docs/pumps.md",
+        "{hits:?}"
+    );
+    assert_eq!(hits[1].chunk.doc, "mine-docs/mine.md");
+    assert_eq!((hits[0].rank, hits[1].rank), (1, 2));
+
+    let e = PackReader::open("pack:other@1.0.0".into(), &other, &minilm, false)
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("--bm25-only-mismatched"), "{e}");
+    let keywords = PackReader::open("pack:other@1.0.0".into(), &other, &minilm, true).unwrap();
+    assert!(keywords.bm25_only);
+    let hits = cairn_engine::search_shelves(
+        &[cairn_engine::Shelf {
+            label: Some(keywords.label.clone()),
+            reader: &keywords.reader,
+            bm25_only: true,
+        }],
+        &minilm,
+        "glycol antifreeze",
+        &SearchOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(hits[0].chunk.doc, "[pack:other@1.0.0] other-docs/other.md");
+    assert!(hits[0].fused.dense.is_none(), "keywords only");
+}

@@ -1,0 +1,97 @@
+//! Searching several knowledge bases at once (the user's own and installed packs) into one
+//! ranking.
+//!
+//! The dense leg's cosines are comparable across sources (one embedding model). BM25 scores are
+//! not (each index has its own term statistics), so each source's BM25 list is scaled by its
+//! best score before the lists are merged; the fused ranking then works as for one source. The
+//! hits keep each leg's raw score for display. A chunk's id is tagged with its source in the top
+//! 16 bits while the lists are merged, so ids never collide.
+
+use std::collections::HashMap;
+
+use cairn_index::{ChunkId, Embedder, Reader};
+
+use crate::{fuse, Error, Hit, Mode, Result, Retriever, SearchOptions};
+
+/// One source to search.
+pub struct Shelf<'a> {
+    /// How its citations are labelled (`pack:rust-book@1.2.0`); `None` for the user's own
+    /// knowledge base, whose document keys are shown as they are.
+    pub label: Option<String>,
+    /// The snapshot.
+    pub reader: &'a Reader,
+    /// Search it by keywords only (a pack embedded with another model, when the user asks).
+    pub bm25_only: bool,
+}
+
+const SHIFT: u32 = 48;
+const MASK: u64 = (1 << SHIFT) - 1;
+
+/// Searches `shelves` with one query embedding, merged into one ranking of `options.k` hits.
+/// Hits from a labelled shelf have their document key prefixed with `[label] `.
+pub fn search_shelves(
+    shelves: &[Shelf<'_>],
+    embedder: &dyn Embedder,
+    query: &str,
+    options: &SearchOptions,
+) -> Result<Vec<Hit>> {
+    // One unlabelled source searched as it always was: the same hits, byte for byte.
+    if let [only] = shelves {
+        if only.label.is_none() && !only.bm25_only {
+            return Retriever::new(only.reader, embedder).search(query, options);
+        }
+    }
+    if shelves.len() >= 1 << 16 {
+        return Err(Error::Embed("too many sources".into()));
+    }
+    let vector = if options.mode == Mode::Bm25 || shelves.iter().all(|s| s.bm25_only) {
+        None
+    } else {
+        Some(Retriever::new(shelves[0].reader, embedder).embed(query)?)
+    };
+    let mut bm25 = Vec::new();
+    let mut dense = Vec::new();
+    let mut raw_bm25: HashMap<ChunkId, f32> = HashMap::new();
+    for (i, shelf) in shelves.iter().enumerate() {
+        let mut o = *options;
+        if shelf.bm25_only {
+            o.mode = Mode::Bm25;
+        }
+        let r = Retriever::new(shelf.reader, embedder);
+        let (b, d) = r.legs(query, vector.as_deref(), &o)?;
+        let tag = |id: ChunkId| ChunkId(((i as u64) << SHIFT) | (id.0 & MASK));
+        let best = b.iter().map(|x| x.1).fold(0.0f32, f32::max);
+        for (id, s) in b {
+            raw_bm25.insert(tag(id), s);
+            bm25.push((tag(id), if best > 0.0 { s / best } else { 0.0 }));
+        }
+        dense.extend(d.into_iter().map(|(id, s)| (tag(id), s)));
+    }
+    let by_score = |a: &(ChunkId, f32), b: &(ChunkId, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    bm25.sort_by(by_score);
+    dense.sort_by(by_score);
+    let fused = match options.mode {
+        Mode::Bm25 => fuse(&bm25, &[], options.fusion, 0.0),
+        Mode::Dense => fuse(&[], &dense, options.fusion, 1.0),
+        Mode::Hybrid => fuse(&bm25, &dense, options.fusion, options.dense_weight),
+    };
+    let mut hits = Vec::with_capacity(options.k);
+    for mut f in fused.into_iter().take(options.k) {
+        let shelf = &shelves[(f.id.0 >> SHIFT) as usize];
+        let Some(mut chunk) = shelf.reader.chunk(ChunkId(f.id.0 & MASK))? else {
+            continue;
+        };
+        if let (Some(leg), Some(&raw)) = (f.bm25.as_mut(), raw_bm25.get(&f.id)) {
+            leg.score = raw;
+        }
+        if let Some(label) = &shelf.label {
+            chunk.doc = format!("[{label}] {}", chunk.doc);
+        }
+        hits.push(Hit {
+            rank: hits.len() + 1,
+            fused: f,
+            chunk,
+        });
+    }
+    Ok(hits)
+}
