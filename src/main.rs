@@ -253,6 +253,12 @@ struct TuiArgs {
     /// Print the key list as Markdown and exit (the README's key table is this).
     #[arg(long)]
     keys: bool,
+    /// Search only this installed pack beside the knowledge base (repeatable; default: all).
+    #[arg(long = "pack", value_name = "NAME")]
+    packs: Vec<String>,
+    /// Search a pack embedded with another model by keywords only, instead of leaving it out.
+    #[arg(long)]
+    bm25_only_mismatched: bool,
 }
 
 #[derive(Args)]
@@ -630,6 +636,16 @@ fn tui(kb: Option<&std::path::Path>, a: &TuiArgs, start: std::time::Instant) -> 
             .map(str::to_owned)
             .collect(),
         history: cairn_tui::default_history(),
+        packs: match pack::choose_installed(&a.packs) {
+            Ok(packs) => cairn_tui::worker::PackChoice {
+                packs,
+                bm25_only_mismatched: a.bm25_only_mismatched,
+            },
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
         color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     };
     match cairn_tui::run(options, start) {

@@ -381,23 +381,29 @@ impl Sources {
     }
 }
 
-/// Opens the knowledge base (unless `--no-kb`) and the selected installed packs.
-pub fn open_sources(kb: &Path, sel: &Selection) -> Result<Sources> {
+/// The installed packs named (all of them when `names` is empty), as `(label, directory)`;
+/// an unknown name is an error.
+pub fn choose_installed(names: &[String]) -> Result<Vec<(String, PathBuf)>> {
     let installed = cairn_pack::installed(&packs_dir()?)?;
-    for n in &sel.names {
+    for n in names {
         if !installed.iter().any(|(m, _)| &m.about.name == n) {
             bail!("no installed pack named {n}\nhint: `cairn pack list` shows the installed ones");
         }
     }
-    let chosen: Vec<_> = installed
+    Ok(installed
         .into_iter()
-        .filter(|(m, _)| sel.names.is_empty() || sel.names.contains(&m.about.name))
-        .collect();
+        .filter(|(m, _)| names.is_empty() || names.contains(&m.about.name))
+        .map(|(m, dir)| (format!("pack:{}@{}", m.about.name, m.about.version), dir))
+        .collect())
+}
+
+/// Opens the knowledge base (unless `--no-kb`) and the selected installed packs.
+pub fn open_sources(kb: &Path, sel: &Selection) -> Result<Sources> {
+    let chosen = choose_installed(&sel.names)?;
     let embedder = crate::kb::load_embedder()?;
     let mut packs = Vec::new();
-    for (m, dir) in &chosen {
-        let label = format!("pack:{}@{}", m.about.name, m.about.version);
-        let p = cairn_engine::PackReader::open(label, dir, &embedder, sel.bm25_only_mismatched)?;
+    for (label, dir) in chosen {
+        let p = cairn_engine::PackReader::open(label, &dir, &embedder, sel.bm25_only_mismatched)?;
         if p.bm25_only {
             eprintln!(
                 "warning: {} was embedded with another model; it is searched by keywords only",

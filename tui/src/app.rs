@@ -246,6 +246,8 @@ pub struct Options {
     pub history: Option<PathBuf>,
     /// Whether to use colour (false under NO_COLOR).
     pub color: bool,
+    /// The installed packs searched with the knowledge base.
+    pub packs: crate::worker::PackChoice,
 }
 
 /// All of the app's state.
@@ -257,6 +259,8 @@ pub struct App {
     pub kb_state: KbState,
     /// Where its documents' files are: (source name, path).
     pub sources: Vec<(String, PathBuf)>,
+    /// The packs searched with it (labels).
+    pub packs: Vec<String>,
     /// The model id.
     pub model: String,
     /// Its state.
@@ -315,6 +319,7 @@ impl App {
             kb: o.kb,
             kb_state: KbState::Opening,
             sources: Vec::new(),
+            packs: Vec::new(),
             model: o.model,
             model_state: ModelState::Loading,
             models: o.models,
@@ -848,9 +853,11 @@ impl App {
                 documents,
                 chunks,
                 sources,
+                packs,
             } => {
                 self.kb_state = KbState::Ready { documents, chunks };
                 self.sources = sources;
+                self.packs = packs;
             }
             Msg::NoKnowledgeBase => self.kb_state = KbState::Missing,
             Msg::ModelLoading(id) => {

@@ -795,8 +795,13 @@ fn draw_input(app: &App, t: &Theme, f: &mut Frame, area: Rect) {
 fn draw_status(app: &App, f: &mut Frame, area: Rect) {
     let kb = match &app.kb_state {
         KbState::Ready { documents, chunks } => {
+            let packs = match app.packs.len() {
+                0 => String::new(),
+                1 => " + 1 pack".to_owned(),
+                n => format!(" + {n} packs"),
+            };
             format!(
-                "{} · {documents} docs · {chunks} chunks",
+                "{} · {documents} docs · {chunks} chunks{packs}",
                 short_path(&app.kb)
             )
         }

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cairn_engine::{
-    chunk_options, AddOptions, AddProgress, Answer, AnswerSink, AskOptions, Context, Engine,
-    FileOutcome, Gates, Hit, LoadedModel, MiniLm, Reader, Retriever, SearchOptions, Writer,
+    chunk_options, search_shelves, AddOptions, AddProgress, Answer, AnswerSink, AskOptions,
+    Context, Engine, FileOutcome, Gates, Hit, LoadedModel, MiniLm, PackReader, Reader,
+    SearchOptions, Shelf, Writer,
 };
 
 /// What the app asks of the worker.
@@ -52,6 +53,8 @@ pub enum Msg {
         chunks: u64,
         /// Where its documents came from: (source name, path on disk).
         sources: Vec<(String, PathBuf)>,
+        /// The packs searched with it.
+        packs: Vec<String>,
     },
     /// There is no knowledge base at the chosen directory yet.
     NoKnowledgeBase,
@@ -133,6 +136,17 @@ pub enum Ingest {
     Done(String),
 }
 
+/// The installed packs to search beside the knowledge base: `(label, directory)`, and whether
+/// one embedded with another model is searched by keywords only (else it is left out, with a
+/// message).
+#[derive(Clone, Debug, Default)]
+pub struct PackChoice {
+    /// `pack:NAME@VERSION` and the installed directory of each.
+    pub packs: Vec<(String, PathBuf)>,
+    /// Search a mismatched pack by keywords only.
+    pub bm25_only_mismatched: bool,
+}
+
 /// The app's side of the worker.
 pub struct Handle {
     tx: Sender<Request>,
@@ -164,6 +178,7 @@ impl Handle {
 pub fn spawn<E: From<Msg> + Send + 'static>(
     kb: PathBuf,
     model: String,
+    packs: PackChoice,
     report: Sender<E>,
 ) -> Handle {
     let (tx, rx) = mpsc::channel();
@@ -184,6 +199,8 @@ pub fn spawn<E: From<Msg> + Send + 'static>(
                 current,
                 reader: None,
                 embedder: None,
+                pack_choice: packs,
+                packs: Vec::new(),
                 engine: None,
                 model: None,
                 waiting: None,
@@ -203,6 +220,10 @@ struct Worker {
     current: Arc<AtomicU64>,
     reader: Option<Reader>,
     embedder: Option<MiniLm>,
+    /// Which installed packs to search beside the knowledge base.
+    pack_choice: PackChoice,
+    /// The open packs, while no engine holds them.
+    packs: Vec<PackReader>,
     engine: Option<Engine>,
     /// A loaded model waiting for a knowledge base.
     model: Option<LoadedModel>,
@@ -296,7 +317,8 @@ impl Worker {
                 self.model_error = None;
                 let name = model.generator.name().to_owned();
                 // The previous model goes; its knowledge base and embedder stay.
-                if let Some(engine) = self.engine.take() {
+                if let Some(mut engine) = self.engine.take() {
+                    self.packs = std::mem::take(&mut engine.retrieval.packs);
                     let (reader, embedder) = engine.into_parts();
                     self.reader = Some(reader);
                     self.embedder = Some(embedder);
@@ -331,7 +353,10 @@ impl Worker {
         // Priming can fail only on a broken model; then search keeps working without it.
         let reopen = self.kb.clone();
         match Engine::new(reader, embedder, model) {
-            Ok(engine) => self.engine = Some(engine),
+            Ok(mut engine) => {
+                engine.retrieval.packs = std::mem::take(&mut self.packs);
+                self.engine = Some(engine);
+            }
             Err(e) => {
                 self.model_error = Some(e.to_string());
                 (self.report)(Msg::ModelFailed(e.to_string()));
@@ -364,6 +389,7 @@ impl Worker {
                         return;
                     }
                 }
+                self.open_packs();
                 self.report_opened(&reader);
                 if let Some(engine) = &mut self.engine {
                     engine.retrieval.reader = reader;
@@ -398,6 +424,60 @@ impl Worker {
         }
     }
 
+    /// Opens the chosen packs (once); one that cannot be used is reported and left out.
+    fn open_packs(&mut self) {
+        let Some(embedder) = self
+            .embedder
+            .as_ref()
+            .or(self.engine.as_ref().map(|e| &e.retrieval.embedder))
+        else {
+            return;
+        };
+        let held = self
+            .engine
+            .as_ref()
+            .map_or(self.packs.len(), |e| e.retrieval.packs.len());
+        if held > 0 {
+            return;
+        }
+        let mut packs = Vec::new();
+        for (label, dir) in &self.pack_choice.packs {
+            match PackReader::open(
+                label.clone(),
+                dir,
+                embedder,
+                self.pack_choice.bm25_only_mismatched,
+            ) {
+                Ok(p) => packs.push(p),
+                Err(e) => (self.report)(Msg::Failed {
+                    id: None,
+                    error: format!("{label} is left out: {e}"),
+                }),
+            }
+        }
+        match &mut self.engine {
+            Some(engine) => engine.retrieval.packs = packs,
+            None => self.packs = packs,
+        }
+    }
+
+    fn pack_labels(&self) -> Vec<String> {
+        let packs = self
+            .engine
+            .as_ref()
+            .map_or(&self.packs, |e| &e.retrieval.packs);
+        packs
+            .iter()
+            .map(|p| {
+                if p.bm25_only {
+                    format!("{} (keywords only)", p.label)
+                } else {
+                    p.label.clone()
+                }
+            })
+            .collect()
+    }
+
     fn report_opened(&self, reader: &Reader) {
         let (documents, chunks, sources) = reader
             .status()
@@ -410,6 +490,7 @@ impl Worker {
             documents,
             chunks,
             sources,
+            packs: self.pack_labels(),
         });
     }
 
@@ -433,8 +514,22 @@ impl Worker {
                     });
                     return;
                 };
+                let packs = self
+                    .engine
+                    .as_ref()
+                    .map_or(&self.packs, |e| &e.retrieval.packs);
+                let mut shelves = vec![Shelf {
+                    label: None,
+                    reader,
+                    bm25_only: false,
+                }];
+                shelves.extend(packs.iter().map(|p| Shelf {
+                    label: Some(p.label.clone()),
+                    reader: &p.reader,
+                    bm25_only: p.bm25_only,
+                }));
                 let t0 = Instant::now();
-                match Retriever::new(reader, embedder).search(&query, &options) {
+                match search_shelves(&shelves, embedder, &query, &options) {
                     Ok(hits) => (self.report)(Msg::Found {
                         id,
                         hits,

@@ -24,6 +24,7 @@ fn app(w: u16, h: u16) -> App {
         models: vec!["tiny".into(), "default".into()],
         history: None,
         color: false,
+        packs: cairn_tui::worker::PackChoice::default(),
     });
     app.update(Event::Resize(w, h));
     app
@@ -67,6 +68,7 @@ fn opened(app: &mut App, root: &Path) {
         documents: 2,
         chunks: 5,
         sources: vec![("pump".into(), root.to_owned())],
+        packs: Vec::new(),
     }));
 }
 
