@@ -119,6 +119,12 @@ enum Command {
     Pack(PackCommand),
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    /// One JSON object per chunk: id, vector, payload.
+    Jsonl,
+}
+
 #[derive(Subcommand)]
 enum PackCommand {
     /// Build a pack from files and folders (embedded once), or from a knowledge base as it is.
@@ -210,6 +216,14 @@ enum PackCommand {
     Remove {
         /// Its name.
         name: String,
+    },
+    /// Write an installed pack's chunks with their vectors as JSON lines (Qdrant points).
+    Export {
+        /// The installed pack's name.
+        name: String,
+        /// The output format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
     },
     /// Trust a public key for installing packs (copied into the config dir).
     Trust {
@@ -921,6 +935,9 @@ fn run_pack(cmd: PackCommand) -> Result<()> {
         PackCommand::Info { target } => pack::info(&target),
         PackCommand::Remove { name } => pack::remove(&name),
         PackCommand::Trust { key } => pack::trust(&key),
+        PackCommand::Export { name, format } => match format {
+            ExportFormat::Jsonl => pack::export(&name),
+        },
     }
 }
 

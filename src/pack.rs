@@ -316,6 +316,25 @@ pub fn remove(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// `cairn pack export NAME --format jsonl`.
+pub fn export(name: &str) -> Result<()> {
+    let dir = packs_dir()?;
+    let Some((m, at)) = cairn_pack::installed(&dir)?
+        .into_iter()
+        .find(|(m, _)| m.about.name == name)
+    else {
+        bail!("no installed pack named {name}\nhint: `cairn pack list` shows the installed ones");
+    };
+    let label = format!("{}@{}", m.about.name, m.about.version);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let n = cairn_pack::export_jsonl(&at, &label, &mut out)?;
+    out.flush()?;
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!("{n} chunks");
+    }
+    Ok(())
+}
+
 /// `cairn pack trust KEY.pub`: adds a public key to the trusted keys.
 pub fn trust(key: &Path) -> Result<()> {
     let pk = signature::read_public_key(key)?;

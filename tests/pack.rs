@@ -174,6 +174,20 @@ fn build_sign_verify_install_and_search_a_pack() {
         "1",
     ]);
     assert!(out.contains("docs/pumps.md"), "{out}");
+    // Export: one Qdrant-shaped point per chunk, with its vector.
+    let out = e.ok(&["pack", "export", "orvane", "--format", "jsonl"]);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!lines.is_empty());
+    for p in &lines {
+        assert!(p["id"].is_u64(), "{p}");
+        assert_eq!(p["vector"].as_array().unwrap().len(), 384);
+        assert_eq!(p["payload"]["pack"], "orvane@1.2.0");
+        assert!(p["payload"]["text"].is_string() && p["payload"]["lines"].is_array());
+    }
+    assert!(lines.iter().any(|p| p["payload"]["doc"] == "docs/pumps.md"));
     e.ok(&["pack", "remove", "orvane"]);
     assert!(!Path::new(&installed).exists());
 }

@@ -206,6 +206,18 @@ impl Reader {
         }
     }
 
+    /// A chunk's vector (unit length), as stored.
+    pub fn vector(&self, id: ChunkId) -> Result<Option<Vec<f32>>> {
+        let vectors = self
+            .txn
+            .open_table(VECTORS)
+            .map_err(|e| self.serr()(e.into()))?;
+        match vectors.get(id.0).map_err(|e| self.serr()(e.into()))? {
+            Some(v) => Ok(Some(store::bytes_vector(v.value()))),
+            None => Ok(None),
+        }
+    }
+
     /// A document's record by key.
     pub fn document(&self, key: &str) -> Result<Option<DocRecord>> {
         let docs = self

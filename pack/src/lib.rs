@@ -631,6 +631,37 @@ pub fn remove(dir: &Path, name: &str) -> Result<bool> {
     Ok(true)
 }
 
+/// Writes every chunk of the knowledge base at `dir` (an installed pack) as one JSON line:
+/// `{"id", "vector", "payload": {"text", "doc", "heading", "page", "lines", "pack"}}` — the shape
+/// of a Qdrant point, and one `jq` step from an OpenSearch bulk request. Returns the count.
+pub fn export_jsonl(dir: &Path, pack: &str, out: &mut dyn Write) -> Result<usize> {
+    let reader = cairn_index::Reader::open(dir)?;
+    let mut n = 0;
+    for doc in reader.documents()? {
+        for &id in &doc.chunks {
+            let id = cairn_index::ChunkId(id);
+            let (Some(c), Some(v)) = (reader.chunk(id)?, reader.vector(id)?) else {
+                continue;
+            };
+            let line = serde_json::json!({
+                "id": id.0,
+                "vector": v,
+                "payload": {
+                    "text": c.text,
+                    "doc": c.doc,
+                    "heading": c.heading,
+                    "page": c.page,
+                    "lines": [c.lines.0, c.lines.1],
+                    "pack": pack,
+                },
+            });
+            writeln!(out, "{line}").map_err(io_at(dir))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
