@@ -130,8 +130,13 @@ enum PackCommand {
     /// Build a pack from files and folders (embedded once), or from a knowledge base as it is.
     Build {
         /// Files or folders to read (not with --from-kb).
-        #[arg(required_unless_present = "from_kb", conflicts_with = "from_kb")]
+        #[arg(required_unless_present_any = ["from_kb", "recipe"], conflicts_with_all = ["from_kb", "recipe"])]
         paths: Vec<PathBuf>,
+        /// Build as a recipe file says: a JSON object with the description fields (`name`,
+        /// `version`, `title`, `description`, `license`, `source`, `language`) and `paths`,
+        /// relative to the recipe (corpora/cargo-book.pack.json is one).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["from_kb", "name", "title", "description", "license", "source"])]
+        recipe: Option<PathBuf>,
         /// Pack this knowledge base directory without re-embedding anything.
         #[arg(long, value_name = "DIR")]
         from_kb: Option<PathBuf>,
@@ -883,6 +888,18 @@ fn run_pack(cmd: PackCommand) -> Result<()> {
     match cmd {
         PackCommand::Build {
             paths,
+            recipe: Some(recipe),
+            output,
+            reproducible,
+            quiet,
+            ..
+        } => {
+            let _ = paths;
+            pack::build_recipe(&recipe, output, reproducible, quiet)
+        }
+        PackCommand::Build {
+            paths,
+            recipe: None,
             from_kb,
             output,
             name,

@@ -130,6 +130,32 @@ pub fn build(s: &BuildSettings) -> Result<()> {
     Ok(())
 }
 
+/// A pack recipe: the description and the paths to read, relative to the recipe file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Recipe {
+    #[serde(flatten)]
+    about: About,
+    paths: Vec<PathBuf>,
+}
+
+/// `cairn pack build --recipe FILE`.
+pub fn build_recipe(recipe: &Path, out: PathBuf, reproducible: bool, quiet: bool) -> Result<()> {
+    let text = std::fs::read_to_string(recipe)
+        .with_context(|| format!("cannot read {}", recipe.display()))?;
+    let r: Recipe = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a pack recipe", recipe.display()))?;
+    let base = recipe.parent().unwrap_or(Path::new("."));
+    build(&BuildSettings {
+        paths: r.paths.iter().map(|p| base.join(p)).collect(),
+        from_kb: None,
+        out,
+        about: r.about,
+        reproducible,
+        quiet,
+    })
+}
+
 /// `cairn pack keygen`.
 pub fn keygen(out: &Path) -> Result<()> {
     let (sk, pk, id) = signature::keygen(out)?;

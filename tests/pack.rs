@@ -251,3 +251,61 @@ fn a_title_with_escape_sequences_is_shown_escaped() {
         "{out}"
     );
 }
+
+#[test]
+fn the_bundled_cargo_book_pack_is_built_signed_installed_and_answers_naming_the_pack() {
+    let e = Env::new();
+    let recipe = concat!(env!("CARGO_MANIFEST_DIR"), "/corpora/cargo-book.pack.json");
+    let out = e.ok(&[
+        "pack",
+        "build",
+        "--recipe",
+        recipe,
+        "-o",
+        "cargo-book.cairnpack",
+        "-q",
+    ]);
+    assert!(out.contains("22 documents"), "{out}");
+    e.ok(&["pack", "keygen", "--out", "keys"]);
+    e.ok(&[
+        "pack",
+        "sign",
+        "cargo-book.cairnpack",
+        "--key",
+        "keys/cairn.key",
+    ]);
+    e.ok(&[
+        "pack",
+        "verify",
+        "cargo-book.cairnpack",
+        "--trust",
+        "keys/cairn.pub",
+    ]);
+    e.ok(&[
+        "pack",
+        "install",
+        "cargo-book.cairnpack",
+        "--trust",
+        "keys/cairn.pub",
+    ]);
+    let out = e.ok(&["pack", "info", "cargo-book"]);
+    assert!(
+        out.contains("MIT OR Apache-2.0") && out.contains("1.95.0"),
+        "{out}"
+    );
+    let out = e.ok(&[
+        "ask",
+        "Where does cargo build --release put the resulting binary?",
+        "--no-kb",
+        "--model",
+        "tiny",
+        "--quote",
+    ]);
+    assert!(out.contains("target/release"), "{out}");
+    assert!(
+        out.contains(
+            "[1] [pack:cargo-book@1.95.0] cargo-book/guide/creating-a-new-project.html L61"
+        ),
+        "{out}"
+    );
+}
