@@ -126,6 +126,7 @@ enum ExportFormat {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once from the command line
 enum PackCommand {
     /// Build a pack from files and folders (embedded once), or from a knowledge base as it is.
     Build {
