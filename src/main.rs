@@ -510,7 +510,8 @@ enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Search latency on the knowledge base for a file of queries (one per line).
+    /// Search latency on the knowledge base (and installed packs) for a file of queries (one
+    /// per line), and the time to open them.
     Latency {
         /// The queries.
         queries: PathBuf,
@@ -520,6 +521,8 @@ enum EvalCommand {
         /// One JSON object.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        packs: PackArgs,
     },
 }
 
@@ -879,7 +882,8 @@ fn run_other(cli: Cli) -> Result<()> {
             ref queries,
             k,
             json,
-        }) => eval::latency(&kb_dir()?, queries, k, json),
+            ref packs,
+        }) => eval::latency(&kb_dir()?, queries, k, json, &packs.selection()),
         Command::Models(cmd) => run_models(cmd),
         Command::Pack(cmd) => run_pack(cmd),
     }

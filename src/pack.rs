@@ -444,8 +444,16 @@ pub fn choose_installed(names: &[String]) -> Result<Vec<(String, PathBuf)>> {
 
 /// Opens the knowledge base (unless `--no-kb`) and the selected installed packs.
 pub fn open_sources(kb: &Path, sel: &Selection) -> Result<Sources> {
+    open_sources_with(kb, sel, crate::kb::load_embedder()?)
+}
+
+/// [`open_sources`] with the embedder already loaded.
+pub fn open_sources_with(
+    kb: &Path,
+    sel: &Selection,
+    embedder: cairn_engine::MiniLm,
+) -> Result<Sources> {
     let chosen = choose_installed(&sel.names)?;
-    let embedder = crate::kb::load_embedder()?;
     let mut packs = Vec::new();
     for (label, dir) in chosen {
         let p = cairn_engine::PackReader::open(label, &dir, &embedder, sel.bm25_only_mismatched)?;

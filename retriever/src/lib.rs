@@ -22,7 +22,7 @@ use cairn_index::{ChunkId, ChunkRecord, Embedder, Reader};
 pub use context::{assemble, Context, ContextOptions, Excerpt, Source};
 pub use fusion::{fuse, Fused, Fusion, LegHit};
 pub use ground::{ground, Citation, Claim};
-pub use shelves::{search_shelves, Shelf};
+pub use shelves::{search_shelves, search_shelves_with, Shelf};
 
 /// A best-first list of chunks with one leg's scores.
 pub type Ranked = Vec<(ChunkId, f32)>;
