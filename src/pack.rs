@@ -223,6 +223,10 @@ pub fn install(
         Some(Signed::Untrusted(id)) => format!("signed by untrusted key {id}"),
         None => "unsigned".into(),
     };
+    // Who signed it, for `info` later.
+    let signer = at.join("signer");
+    std::fs::write(&signer, format!("{how}\n"))
+        .with_context(|| format!("cannot write {}", signer.display()))?;
     println!(
         "installed {}@{} into {} ({how}; {} documents, {} chunks)",
         shown(&m.about.name),
@@ -269,13 +273,14 @@ pub fn info(target: &str) -> Result<()> {
         (m, signed)
     } else {
         let dir = packs_dir()?;
-        let Some((m, _)) = cairn_pack::installed(&dir)?
+        let Some((m, at)) = cairn_pack::installed(&dir)?
             .into_iter()
             .find(|(m, _)| m.about.name == target)
         else {
             bail!("no pack file or installed pack named {target}\nhint: `cairn pack list` shows the installed ones");
         };
-        (m, "installed (verified when installed)".to_owned())
+        let signer = std::fs::read_to_string(at.join("signer")).unwrap_or_default();
+        (m, format!("{} (verified when installed)", signer.trim()))
     };
     print_manifest(&m, &signed)
 }

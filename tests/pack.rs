@@ -119,6 +119,7 @@ fn build_sign_verify_install_and_search_a_pack() {
         out.contains("all-MiniLM-L6-v2") && out.contains("— installed"),
         "{out}"
     );
+    assert!(out.contains("signature:   signed by trusted key "), "{out}");
     // Asked beside the user's own knowledge base (only the garden), the answer cites the pack.
     let garden = e.path("garden");
     std::fs::create_dir_all(&garden).unwrap();
