@@ -211,7 +211,11 @@ pub fn install(
     let signed = match signature::check(pack, &keys, !allow_unsigned) {
         Ok(s) => Some(s),
         Err(e) if allow_unsigned => {
-            eprintln!("warning: {e}");
+            let why = e.to_string();
+            eprintln!(
+                "warning: {} (installing anyway: --allow-unsigned)",
+                why.lines().next().unwrap_or_default()
+            );
             None
         }
         Err(e) => return Err(e.into()),
