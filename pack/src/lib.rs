@@ -693,6 +693,21 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn links_and_lock_files_in_a_knowledge_base_are_not_packed() {
+        let dir = tempfile::tempdir().unwrap();
+        let kb = dir.path();
+        std::fs::create_dir_all(kb.join("bm25")).unwrap();
+        std::fs::write(kb.join("meta.redb"), b"x").unwrap();
+        std::fs::write(kb.join("bm25/seg.idx"), b"y").unwrap();
+        std::fs::write(kb.join("bm25/.tantivy-meta.lock"), b"").unwrap();
+        std::fs::write(kb.join("writer.lock"), b"1").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", kb.join("bm25/evil")).unwrap();
+        std::os::unix::fs::symlink("/etc", kb.join("etc")).unwrap();
+        assert_eq!(kb_files(kb).unwrap(), ["bm25/seg.idx", "meta.redb"]);
+    }
+
     #[test]
     fn names_and_versions() {
         assert!(check_name("rust-book").is_ok());
