@@ -372,13 +372,7 @@ fn search_one(
     o: &AskOptions,
 ) -> Result<(Vec<cairn_retriever::Hit>, f64)> {
     let t = std::time::Instant::now();
-    let options = cairn_retriever::SearchOptions {
-        mode: o.mode,
-        fusion: o.fusion,
-        dense_weight: o.dense_weight,
-        k: o.k,
-        candidates: 100.max(o.k),
-    };
+    let options = o.search_options();
     let hits = cairn_engine::search_shelves(shelves, embedder, q, &options)?;
     Ok((hits, t.elapsed().as_secs_f64() * 1e3))
 }

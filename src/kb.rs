@@ -9,7 +9,7 @@ use cairn_engine::text::{civil_time, human_size, location, sanitize, snippet};
 use cairn_engine::{chunk_options, MiniLm};
 use cairn_index::{AddOptions, AddProgress, Embedder, EmbedderId, FileOutcome, Reader, Writer};
 use cairn_ingest::ReadOptions;
-use cairn_retriever::{Fusion, Hit, Mode, SearchOptions};
+use cairn_retriever::{Fusion, Hit, Mode};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// The knowledge base directory: `--kb`/`CAIRN_KB`, else `<data dir>/cairn/kb`.
@@ -337,13 +337,14 @@ pub fn search(kb: &Path, query: &str, settings: &SearchSettings) -> Result<()> {
     let t0 = Instant::now();
     let sources = crate::pack::open_sources(kb, &settings.packs)?;
     let load_secs = t0.elapsed().as_secs_f64();
-    let options = SearchOptions {
+    let options = cairn_engine::AskOptions {
         mode: settings.mode,
         fusion: settings.fusion,
         dense_weight: settings.dense_weight,
         k: settings.k,
-        candidates: 100.max(settings.k),
-    };
+        ..cairn_engine::AskOptions::default()
+    }
+    .search_options();
     let t1 = Instant::now();
     let hits =
         cairn_engine::search_shelves(&sources.shelves(), &sources.embedder, query, &options)?;

@@ -85,6 +85,19 @@ pub struct AskOptions {
     pub free: bool,
 }
 
+impl AskOptions {
+    /// The search these options ask for: `k` hits, each leg fetching at least 100 candidates.
+    pub fn search_options(&self) -> SearchOptions {
+        SearchOptions {
+            mode: self.mode,
+            fusion: self.fusion,
+            dense_weight: self.dense_weight,
+            k: self.k,
+            candidates: 100.max(self.k),
+        }
+    }
+}
+
 impl Default for AskOptions {
     fn default() -> Self {
         AskOptions {
@@ -761,13 +774,7 @@ impl Retrieval {
         keep: &dyn Fn(&Hit) -> bool,
     ) -> Result<Retrieved> {
         let t0 = Instant::now();
-        let options = SearchOptions {
-            mode: o.mode,
-            fusion: o.fusion,
-            dense_weight: o.dense_weight,
-            k: o.k,
-            candidates: 100.max(o.k),
-        };
+        let options = o.search_options();
         let mut hits = self.search(question, &options)?;
         hits.retain(|h| keep(h));
         let retrieve_ms = ms(t0.elapsed());
