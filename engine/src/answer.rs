@@ -87,6 +87,7 @@ pub struct AskOptions {
 
 impl AskOptions {
     /// The search these options ask for: `k` hits, each leg fetching at least 100 candidates.
+    #[must_use]
     pub fn search_options(&self) -> SearchOptions {
         SearchOptions {
             mode: self.mode,
