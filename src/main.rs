@@ -39,7 +39,10 @@ Exit status:
 Environment:
   CAIRN_KB          the knowledge base directory (default: <user data dir>/cairn/kb)
   CAIRN_MODELS_DIR  where model weights live (default: <user cache dir>/cairn/models)
-  CAIRN_PYTHON      the Python used for `pip download` (default: python3)";
+  CAIRN_PYTHON      the Python used for `pip download` (default: python3)
+  CAIRN_PACKS_DIR   where packs are installed (default: <user data dir>/cairn/packs)
+  CAIRN_TRUST_DIR   the public keys trusted to sign packs (default: <user config dir>/cairn/trusted)
+  NO_COLOR          the terminal app draws without colour";
 
 #[derive(Parser)]
 #[command(
