@@ -625,10 +625,24 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("error: {e:#}");
-            ExitCode::from(EXIT_ERROR)
+            let usage = e.chain().any(|c| c.downcast_ref::<UsageError>().is_some());
+            ExitCode::from(if usage { EXIT_USAGE } else { EXIT_ERROR })
         }
     }
 }
+
+/// A mistake in what was asked (a path that does not exist), reported with exit status 2 after
+/// the rest of the work is done.
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
 
 impl TuiArgs {
     fn default_args() -> Self {
@@ -810,7 +824,23 @@ fn run_other(cli: Cli) -> Result<()> {
                 quiet,
                 commit_every,
             };
-            kb::add(&kb_dir()?, paths, &settings)
+            // A path that does not exist is the user's mistake (as in ripgrep): the others
+            // are still added, then the run ends with status 2 naming it.
+            let missing: Vec<String> = paths
+                .iter()
+                .filter(|p| !p.exists())
+                .map(|p| p.display().to_string())
+                .collect();
+            kb::add(&kb_dir()?, paths, &settings)?;
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(UsageError(format!(
+                    "no such file or folder: {}\nhint: the other paths were added",
+                    missing.join(", ")
+                ))
+                .into())
+            }
         }
         Command::Remove { ref targets } => kb::remove(&kb_dir()?, targets),
         Command::Status { json, documents } => kb::status(&kb_dir()?, json, documents),

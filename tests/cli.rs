@@ -154,6 +154,31 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn adding_a_path_that_does_not_exist_exits_2_naming_it_and_adds_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("note.md");
+    std::fs::write(&doc, "# Note\n\nThe heron nests by the weir.\n").unwrap();
+    let kb = dir.path().join("kb");
+    let missing = dir.path().join("no-such-folder");
+    let (code, _, err) = run(cairn(&[
+        "add",
+        missing.to_str().unwrap(),
+        doc.to_str().unwrap(),
+        "-q",
+    ])
+    .env("CAIRN_KB", &kb));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no such file or folder") && err.contains("no-such-folder"),
+        "{err}"
+    );
+    let (code, out, _) = run(cairn(&["status", "--json"]).env("CAIRN_KB", &kb));
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["documents"], 1, "{v}");
+}
+
+#[test]
 fn no_subcommand_off_a_terminal_prints_usage_and_exits_2() {
     // The test harness's stdin and stdout are not terminals, so no app opens.
     let (code, out, err) = run(&mut cairn(&[]));
