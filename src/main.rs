@@ -120,6 +120,13 @@ enum Command {
     /// Knowledge packs: build a knowledge base into one signed file, verify, install, list.
     #[command(subcommand)]
     Pack(PackCommand),
+    /// Print a shell completion script (generated from this command line's definition).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from this command line's definition.
+    Man,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -919,6 +926,16 @@ fn run_other(cli: Cli) -> Result<()> {
         }) => eval::latency(&kb_dir()?, queries, k, json, &packs.selection()),
         Command::Models(cmd) => run_models(cmd),
         Command::Pack(cmd) => run_pack(cmd),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "cairn", &mut io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd).render(&mut io::stdout())?;
+            Ok(())
+        }
     }
 }
 

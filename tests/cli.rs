@@ -179,6 +179,26 @@ fn adding_a_path_that_does_not_exist_exits_2_naming_it_and_adds_the_rest() {
 }
 
 #[test]
+fn completions_and_the_man_page_are_generated_from_the_command_line() {
+    for (shell, needle) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef cairn"),
+        ("fish", "complete -c cairn"),
+        ("elvish", "edit:completion:arg-completer[cairn]"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let (code, out, err) = run(&mut cairn(&["completions", shell]));
+        assert_eq!(code, 0, "{shell}: {err}");
+        assert!(out.contains(needle), "{shell}: {out}");
+        assert!(out.contains("pack"), "{shell}: subcommands are in it");
+    }
+    let (code, out, err) = run(&mut cairn(&["man"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with(".ie") || out.contains(".TH cairn"), "{out}");
+    assert!(out.contains("knowledge base"), "{out}");
+}
+
+#[test]
 fn no_subcommand_off_a_terminal_prints_usage_and_exits_2() {
     // The test harness's stdin and stdout are not terminals, so no app opens.
     let (code, out, err) = run(&mut cairn(&[]));
