@@ -21,6 +21,7 @@
 
 mod bm25;
 mod error;
+mod flat;
 mod reader;
 mod store;
 mod vectors;

@@ -29,12 +29,42 @@ pub struct Reader {
     bm25: Bm25,
     searcher_handle: tantivy::IndexReader,
     bm25_in_sync: bool,
-    graph: Option<Graph>,
+    graph: Option<OpenGraph>,
     /// Ids at or below this are searched in the graph; above it, by exact scan.
     graph_max_id: u64,
     /// Chunks deleted since the graph was built (still in it).
     tombstones: HashSet<u64>,
     graph_error: Option<String>,
+}
+
+/// A graph as a reader holds it: mapped in place (`NAME.hnsw.flat`), or, for a knowledge base
+/// written before that layout, hnsw_rs's dump read into memory.
+enum OpenGraph {
+    Flat(crate::flat::FlatGraph),
+    Hnsw(Graph),
+}
+
+impl OpenGraph {
+    fn open(dir: &Path, basename: &str) -> Result<Self> {
+        let flat = dir.join(format!("{basename}.hnsw.flat"));
+        if flat.is_file() {
+            return crate::flat::FlatGraph::open(&flat).map(OpenGraph::Flat);
+        }
+        Graph::load(dir, basename).map(OpenGraph::Hnsw)
+    }
+
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        live: &dyn Fn(u64) -> bool,
+    ) -> Vec<(u64, f32)> {
+        match self {
+            OpenGraph::Flat(g) => g.search(query, k, ef, live),
+            OpenGraph::Hnsw(g) => g.search(query, k, ef, live),
+        }
+    }
 }
 
 /// Counts and facts for `cairn status`.
@@ -99,7 +129,7 @@ impl Reader {
         let searcher_handle = bm25.reader()?;
         let bm25_in_sync = bm25.committed_generation()?.unwrap_or(0) == manifest.generation;
         let (graph, graph_max_id, graph_error) = match &manifest.graph {
-            Some(g) => match Graph::load(&dir.join(VECTORS_DIR), &g.basename) {
+            Some(g) => match OpenGraph::open(&dir.join(VECTORS_DIR), &g.basename) {
                 Ok(graph) => (Some(graph), g.max_id, None),
                 Err(e) => (None, 0, Some(e.to_string())),
             },

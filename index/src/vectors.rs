@@ -97,12 +97,58 @@ impl Graph {
         self.hnsw.get_nb_point()
     }
 
-    /// Writes the graph as `basename.hnsw.{graph,data}` in `dir`; returns the basename used.
+    /// Writes the graph as `basename.hnsw.{graph,data}` in `dir` (hnsw_rs's dump, which the
+    /// writer reloads to extend it) and as `basename.hnsw.flat` (which readers map in place);
+    /// returns the basename used.
     pub fn dump(&self, dir: &Path, basename: &str) -> Result<String> {
-        self.hnsw.file_dump(dir, basename).map_err(|e| Error::Io {
+        let name = self.hnsw.file_dump(dir, basename).map_err(|e| Error::Io {
             path: dir.join(basename),
             source: std::io::Error::other(e.to_string()),
-        })
+        })?;
+        self.dump_flat(dir, &name)?;
+        Ok(name)
+    }
+
+    /// Writes only `basename.hnsw.flat`.
+    pub fn dump_flat(&self, dir: &Path, basename: &str) -> Result<()> {
+        let nodes = self.nodes();
+        let dim = nodes.vectors.first().map_or(1, Vec::len);
+        crate::flat::write(&dir.join(format!("{basename}.hnsw.flat")), &nodes, dim)
+    }
+
+    /// The graph's nodes, vectors and neighbour lists, for the flat layout.
+    fn nodes(&self) -> crate::flat::Nodes {
+        let pi = self.hnsw.get_point_indexation();
+        let points: Vec<_> = pi.into_iter().collect();
+        let ids: Vec<u64> = points.iter().map(|p| p.get_origin_id() as u64).collect();
+        let index = crate::flat::index_of(&ids);
+        let vectors = points.iter().map(|p| p.get_v().to_vec()).collect();
+        let neighbours = points
+            .iter()
+            .map(|p| {
+                p.get_neighborhood_id()
+                    .into_iter()
+                    .map(|layer| {
+                        layer
+                            .iter()
+                            .filter_map(|nb| index.get(&(nb.d_id as u64)).copied())
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        let top = usize::from(self.hnsw.get_max_level_observed());
+        let entry = pi
+            .get_layer_iterator(top)
+            .next()
+            .and_then(|p| index.get(&(p.get_origin_id() as u64)).copied())
+            .unwrap_or(0);
+        crate::flat::Nodes {
+            ids,
+            vectors,
+            neighbours,
+            entry,
+        }
     }
 
     /// The `k` nearest live chunks: (id, cosine similarity), best first.
@@ -191,6 +237,30 @@ mod tests {
             assert!(exact[0].1 >= approx[0].1 - 1e-6);
         }
         assert!(hits >= 450, "recall@10 {hits}/500");
+        // The flat layout finds what hnsw_rs finds, and what the exact scan finds.
+        let flat =
+            crate::flat::FlatGraph::open(&dir.path().join(format!("{name}.hnsw.flat"))).unwrap();
+        assert_eq!(flat.points(), 3000);
+        let mut flat_hits = 0;
+        for q in 0..50u64 {
+            let query = unit(10_000 + q, 32);
+            let approx = flat.search(&query, 10, 64, &|id| id % 7 != 3);
+            assert_eq!(approx.len(), 10);
+            assert!(approx.iter().all(|(id, _)| id % 7 != 3), "filter applies");
+            let exact_live: Vec<u64> = flat_top_k(
+                &query,
+                items.iter().filter(|(id, _)| id % 7 != 3).cloned(),
+                10,
+            )
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
+            flat_hits += approx
+                .iter()
+                .filter(|(id, _)| exact_live.contains(id))
+                .count();
+        }
+        assert!(flat_hits >= 475, "flat recall@10 {flat_hits}/500");
         // A loaded graph takes new points.
         loaded.insert(&[(5000, unit(5000, 32))]);
         let found = loaded.search(&unit(5000, 32), 1, 32, &|_| true);

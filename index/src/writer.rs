@@ -980,6 +980,13 @@ impl Writer {
             added += batch.len();
             graph.insert(&batch);
             if added == 0 && !rebuild {
+                // A graph saved before the flat layout existed gets it now, once.
+                if let Some(g) = &old {
+                    let dir = self.dir.join(VECTORS_DIR);
+                    if !dir.join(format!("{}.hnsw.flat", g.basename)).is_file() {
+                        graph.dump_flat(&dir, &g.basename)?;
+                    }
+                }
                 return Ok(());
             }
             let basename = graph.dump(
