@@ -61,7 +61,11 @@ impl OpenGraph {
         live: &dyn Fn(u64) -> bool,
     ) -> Vec<(u64, f32)> {
         match self {
-            OpenGraph::Flat(g) => g.search(query, k, ef, live),
+            // The mapped search is several times cheaper per visited point than hnsw_rs's, so
+            // it affords a beam of at least 256: on uniformly random vectors (the hard case)
+            // recall@10 0.970 at p50 2.6 ms, against hnsw_rs's 0.934 at 4.8 ms with its beam of
+            // 64 (`cargo run --example synthetic -- 20000`).
+            OpenGraph::Flat(g) => g.search(query, k, ef.max(256), live),
             OpenGraph::Hnsw(g) => g.search(query, k, ef, live),
         }
     }
