@@ -405,17 +405,12 @@ pub struct Sources {
 
 impl Sources {
     pub fn shelves(&self) -> Vec<cairn_engine::Shelf<'_>> {
-        let mut v = vec![cairn_engine::Shelf {
-            label: self.label.clone(),
-            reader: &self.reader,
-            bm25_only: self.bm25_only,
-        }];
-        v.extend(self.packs.iter().map(|p| cairn_engine::Shelf {
-            label: Some(p.label.clone()),
-            reader: &p.reader,
-            bm25_only: p.bm25_only,
-        }));
-        v
+        cairn_engine::shelves(
+            &self.reader,
+            self.label.as_deref(),
+            self.bm25_only,
+            &self.packs,
+        )
     }
 
     /// Puts these sources into an engine's retrieval (its primary snapshot is already ours).

@@ -434,6 +434,27 @@ pub struct Retrieval {
     base_overhead: usize,
 }
 
+/// The sources a query searches: the primary snapshot (labelled when it is a pack standing in
+/// for the knowledge base), then the packs.
+pub fn shelves<'a>(
+    primary: &'a Reader,
+    label: Option<&str>,
+    bm25_only: bool,
+    packs: &'a [PackReader],
+) -> Vec<Shelf<'a>> {
+    let mut v = vec![Shelf {
+        label: label.map(str::to_owned),
+        reader: primary,
+        bm25_only,
+    }];
+    v.extend(packs.iter().map(|p| Shelf {
+        label: Some(p.label.clone()),
+        reader: &p.reader,
+        bm25_only: p.bm25_only,
+    }));
+    v
+}
+
 /// An installed pack opened for searching beside the knowledge base.
 pub struct PackReader {
     /// `pack:NAME@VERSION`, shown before its documents' keys.
@@ -738,17 +759,12 @@ pub fn answer(
 impl Retrieval {
     /// The sources searched: the primary snapshot, then the packs.
     pub fn shelves(&self) -> Vec<Shelf<'_>> {
-        let mut v = vec![Shelf {
-            label: self.label.clone(),
-            reader: &self.reader,
-            bm25_only: self.bm25_only,
-        }];
-        v.extend(self.packs.iter().map(|p| Shelf {
-            label: Some(p.label.clone()),
-            reader: &p.reader,
-            bm25_only: p.bm25_only,
-        }));
-        v
+        shelves(
+            &self.reader,
+            self.label.as_deref(),
+            self.bm25_only,
+            &self.packs,
+        )
     }
 
     /// Searches every source into one ranking (hits from packs name their pack).

@@ -21,10 +21,10 @@ pub mod stream;
 pub mod text;
 
 pub use answer::{
-    answer, marker, sampling, Abstain, Answer, AnswerSink, AskOptions, Engine, Gates, LoadedModel,
-    PackReader, Quiet, Retrieval, Retrieved, Timings, ANSWER_SCHEMA_VERSION, MIN_COVERAGE,
-    MIN_NAMED_COVERAGE, MIN_QUOTE_COVERAGE, MIN_RELEVANCE, MIN_START_LOGPROB, STOP_BIAS,
-    UNSURE_START,
+    answer, marker, sampling, shelves, Abstain, Answer, AnswerSink, AskOptions, Engine, Gates,
+    LoadedModel, PackReader, Quiet, Retrieval, Retrieved, Timings, ANSWER_SCHEMA_VERSION,
+    MIN_COVERAGE, MIN_NAMED_COVERAGE, MIN_QUOTE_COVERAGE, MIN_RELEVANCE, MIN_START_LOGPROB,
+    STOP_BIAS, UNSURE_START,
 };
 pub use document::{document_lines, lines_match_file, DocumentLines};
 pub use embedder::{check_embedder, chunk_options, open_for_search, MiniLm};

@@ -585,7 +585,7 @@ impl App {
             }
             Command::CopyAnswer => match self.turns.last() {
                 Some(t) if !t.shown.is_empty() || t.answer.is_some() || !t.hits.is_empty() => {
-                    let md = turn_markdown(t, &self.sources);
+                    let md = turn_markdown(t);
                     self.status = Some(format!(
                         "copied the answer and its sources to the clipboard ({} bytes, OSC 52)",
                         md.len()
@@ -636,7 +636,7 @@ impl App {
                 if self.turns.is_empty() {
                     self.status = Some("nothing to save yet".into());
                 } else {
-                    let md = session_markdown(&self.turns, &self.sources);
+                    let md = session_markdown(&self.turns);
                     self.effects.push(Effect::Save(md));
                 }
             }
@@ -1284,8 +1284,7 @@ pub fn source_rows(t: &Turn) -> Vec<SourceRow> {
 
 /// One turn as Markdown: the question, the answer with its markers, the cited sources with
 /// the cited sentences quoted.
-pub fn turn_markdown(t: &Turn, roots: &[(String, PathBuf)]) -> String {
-    let _ = roots;
+pub fn turn_markdown(t: &Turn) -> String {
     let mut md = format!("## {}\n\n", t.question.replace('\n', " "));
     match (&t.state, &t.answer) {
         (TurnState::Failed(e), _) => {
@@ -1348,10 +1347,10 @@ pub fn turn_markdown(t: &Turn, roots: &[(String, PathBuf)]) -> String {
 
 /// The whole session as Markdown.
 #[must_use]
-pub fn session_markdown(turns: &[Turn], roots: &[(String, PathBuf)]) -> String {
+pub fn session_markdown(turns: &[Turn]) -> String {
     let mut md = String::from("# cairn session\n\n");
     for t in turns {
-        md.push_str(&turn_markdown(t, roots));
+        md.push_str(&turn_markdown(t));
         md.push('\n');
     }
     md

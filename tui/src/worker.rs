@@ -12,7 +12,7 @@ use std::time::Instant;
 use cairn_engine::{
     chunk_options, search_shelves, AddOptions, AddProgress, Answer, AnswerSink, AskOptions,
     Context, Engine, FileOutcome, Gates, Hit, LoadedModel, MiniLm, PackReader, Reader,
-    SearchOptions, Shelf, Writer,
+    SearchOptions, Writer,
 };
 
 /// What the app asks of the worker.
@@ -518,16 +518,7 @@ impl Worker {
                     .engine
                     .as_ref()
                     .map_or(&self.packs, |e| &e.retrieval.packs);
-                let mut shelves = vec![Shelf {
-                    label: None,
-                    reader,
-                    bm25_only: false,
-                }];
-                shelves.extend(packs.iter().map(|p| Shelf {
-                    label: Some(p.label.clone()),
-                    reader: &p.reader,
-                    bm25_only: p.bm25_only,
-                }));
+                let shelves = cairn_engine::shelves(reader, None, false, packs);
                 let t0 = Instant::now();
                 match search_shelves(&shelves, embedder, &query, &options) {
                     Ok(hits) => (self.report)(Msg::Found {
