@@ -175,7 +175,8 @@ enum PackCommand {
         /// Language of the documents (BCP 47).
         #[arg(long, default_value = "en")]
         language: String,
-        /// Pin the time fields so that the same knowledge base gives the same bytes.
+        /// Pin the time fields and build the vector graph one vector at a time, so that the same
+        /// documents give the same bytes (the graph takes longer).
         #[arg(long)]
         reproducible: bool,
         /// No progress output.

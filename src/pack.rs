@@ -116,7 +116,7 @@ pub fn build(s: &BuildSettings) -> Result<()> {
         )?;
         (kb, Some(work))
     };
-    let m = cairn_pack::build(&kb, &s.out, &s.about, created, fusion)
+    let m = cairn_pack::build(&kb, &s.out, &s.about, created, fusion, s.reproducible)
         .with_context(|| format!("building {}", s.out.display()))?;
     let size = std::fs::metadata(&s.out).map_or(0, |m| m.len());
     println!(

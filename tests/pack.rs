@@ -194,7 +194,7 @@ fn build_sign_verify_install_and_search_a_pack() {
 }
 
 #[test]
-fn packs_of_one_knowledge_base_are_byte_identical_and_unsigned_ones_need_consent() {
+fn reproducible_packs_of_the_same_documents_are_byte_identical_and_unsigned_ones_need_consent() {
     let e = Env::new();
     e.ok(&["add", &e.path("docs"), "-q"]);
     let kb = e.path("kb");
@@ -214,6 +214,23 @@ fn packs_of_one_knowledge_base_are_byte_identical_and_unsigned_ones_need_consent
     assert_eq!(
         std::fs::read(e.path("a.cairnpack")).unwrap(),
         std::fs::read(e.path("b.cairnpack")).unwrap()
+    );
+    // From the files, through a knowledge base of its own with another history: the same bytes.
+    e.ok(&[
+        "pack",
+        "build",
+        &e.path("docs"),
+        "-o",
+        "c.cairnpack",
+        "--name",
+        "orvane",
+        "--reproducible",
+        "-q",
+    ]);
+    assert!(
+        std::fs::read(e.path("a.cairnpack")).unwrap()
+            == std::fs::read(e.path("c.cairnpack")).unwrap(),
+        "a pack built from the files differs from one built from a knowledge base of them"
     );
     let (code, _, err) = e.cairn(&["pack", "install", "a.cairnpack"]);
     assert_eq!(code, 1);

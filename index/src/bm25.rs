@@ -112,6 +112,74 @@ impl Bm25 {
             .map_err(err(&self.path))
     }
 
+    /// A writer for a canonical copy: one thread and no merges until [`Bm25::merge_into_one_segment`].
+    pub fn canonical_writer(&self) -> Result<IndexWriter> {
+        let w = self.writer()?;
+        w.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+        Ok(w)
+    }
+
+    /// Merges every segment into one, then renames it `00000000000040008000000000000001`, so
+    /// that the same documents give the same files (tantivy names segments at random).
+    pub fn merge_into_one_segment(&self, mut writer: IndexWriter) -> Result<()> {
+        let ids = self
+            .index
+            .searchable_segment_ids()
+            .map_err(err(&self.path))?;
+        if ids.len() > 1 {
+            writer.merge(&ids).wait().map_err(err(&self.path))?;
+        }
+        let _ = writer.garbage_collect_files().wait();
+        writer.wait_merging_threads().map_err(err(&self.path))?;
+        let metas = self.index.load_metas().map_err(err(&self.path))?;
+        let [segment] = metas.segments.as_slice() else {
+            return Ok(()); // no documents: no segment to name
+        };
+        let old = segment.id().uuid_string();
+        let new = "00000000000040008000000000000001";
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| Error::Io { path, source }
+        };
+        for entry in std::fs::read_dir(&self.path).map_err(io(&self.path))? {
+            let entry = entry.map_err(io(&self.path))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(rest) = name.strip_prefix(&old) {
+                let to = self.path.join(format!("{new}{rest}"));
+                std::fs::rename(entry.path(), &to).map_err(io(&to))?;
+            }
+        }
+        // meta.json names the segment (as a hyphenated UUID); .managed.json lists the files
+        // tantivy made, from a hash set: both are rewritten, the list sorted.
+        let hyphenated = |s: &str| {
+            format!(
+                "{}-{}-{}-{}-{}",
+                &s[..8],
+                &s[8..12],
+                &s[12..16],
+                &s[16..20],
+                &s[20..]
+            )
+        };
+        let meta = self.path.join("meta.json");
+        let text = std::fs::read_to_string(&meta).map_err(io(&meta))?;
+        let text = text
+            .replace(&hyphenated(&old), &hyphenated(new))
+            .replace(&old, new);
+        std::fs::write(&meta, text).map_err(io(&meta))?;
+        let managed = self.path.join(".managed.json");
+        if let Ok(text) = std::fs::read_to_string(&managed) {
+            let mut files: Vec<String> = serde_json::from_str(&text).unwrap_or_default();
+            for f in &mut files {
+                *f = f.replace(&old, new);
+            }
+            files.sort();
+            let json = serde_json::to_string(&files).expect("strings serialize");
+            std::fs::write(&managed, json).map_err(io(&managed))?;
+        }
+        Ok(())
+    }
+
     pub fn add(&self, writer: &IndexWriter, id: u64, title: &str, text: &str) -> Result<()> {
         let mut doc = TantivyDocument::default();
         doc.add_u64(self.fields.id, id);

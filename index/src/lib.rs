@@ -20,6 +20,7 @@
 //! them (see [`writer`] for the whole contract).
 
 mod bm25;
+mod canonical;
 mod error;
 mod flat;
 mod reader;
@@ -28,6 +29,7 @@ mod vectors;
 pub mod writer;
 
 pub use cairn_ingest::{ChunkId, ChunkOptions, TokenCounter};
+pub use canonical::{write_canonical, CanonicalOptions};
 pub use error::{Error, Result};
 pub use reader::{read_manifest, Reader, Status};
 pub use store::{

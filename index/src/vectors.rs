@@ -93,6 +93,18 @@ impl Graph {
         self.hnsw.parallel_insert_slice(&refs);
     }
 
+    /// Inserts on every core, or one vector at a time in the given order when `deterministic`
+    /// (hnsw_rs draws levels from a fixed seed, so the same order gives the same graph).
+    pub fn insert_in(&self, items: &[(u64, Vec<f32>)], deterministic: bool) {
+        if deterministic {
+            for (id, v) in items {
+                self.hnsw.insert_slice((v.as_slice(), *id as usize));
+            }
+        } else {
+            self.insert(items);
+        }
+    }
+
     pub fn points(&self) -> usize {
         self.hnsw.get_nb_point()
     }

@@ -356,3 +356,146 @@ fn another_format_version_fails_with_a_rebuild_hint() {
         .expect("nor written");
     assert!(matches!(err, Error::FormatVersion { .. }), "{err}");
 }
+
+/// Every file below `dir`, relative path and bytes, sorted (lock files left out).
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !p.to_string_lossy().ends_with(".lock") {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn canonical_copies_of_the_same_documents_are_byte_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    // Enough chunks for a vector graph (above GRAPH_MIN_POINTS).
+    for f in 0..220 {
+        let mut text = String::new();
+        for p in 0..11 {
+            let _ = write!(text, "# Part {p}\n\n");
+            for w in 0..9 {
+                let _ = write!(text, "word{} ", (f * 131 + p * 17 + w * 7) % 997);
+            }
+            text.push_str("\n\n");
+        }
+        std::fs::write(docs.join(format!("f{f:03}.md")), text).unwrap();
+    }
+    let e = Fake::new("cccc");
+    let options = ChunkOptions {
+        max_tokens: 12,
+        overlap_tokens: 0,
+        min_section_tokens: 2,
+    };
+    let never = || false;
+    // Two knowledge bases of the same documents with different histories: commits of
+    // different sizes, and the second one's files touched in between.
+    let mut kbs = Vec::new();
+    for (i, commit_every) in [(0, 700), (1, 300)] {
+        let kb = tmp.path().join(format!("kb{i}"));
+        let mut w = Writer::open(&kb, &e.id(), &options).unwrap();
+        let opts = AddOptions {
+            embedder: &e,
+            read: ReadOptions::default(),
+            commit_every,
+            batch: 64,
+            cancel: &never,
+        };
+        w.add(std::slice::from_ref(&docs), &opts, &mut NoProgress)
+            .unwrap();
+        drop(w);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        for f in 0..5 {
+            let p = docs.join(format!("f{f:03}.md"));
+            let text = std::fs::read(&p).unwrap();
+            std::fs::write(&p, text).unwrap();
+        }
+        kbs.push(kb);
+    }
+    let status = Reader::open(&kbs[0]).unwrap().status().unwrap();
+    assert!(
+        status.chunks as usize > cairn_index::GRAPH_MIN_POINTS,
+        "{status:?}"
+    );
+
+    let copies: Vec<PathBuf> = kbs
+        .iter()
+        .enumerate()
+        .map(|(i, kb)| {
+            let out = tmp.path().join(format!("canonical{i}"));
+            cairn_index::write_canonical(
+                kb,
+                &out,
+                &cairn_index::CanonicalOptions {
+                    committed_at: 0,
+                    deterministic_graph: true,
+                },
+            )
+            .unwrap();
+            out
+        })
+        .collect();
+    let (a, b) = (tree(&copies[0]), tree(&copies[1]));
+    assert_eq!(
+        a.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        b.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    assert!(
+        a.iter().any(|f| f.0.ends_with(".hnsw.flat")),
+        "a graph was built"
+    );
+    for (x, y) in a.iter().zip(&b) {
+        assert!(x.1 == y.1, "{} differs between the two copies", x.0);
+    }
+    // The working knowledge bases themselves differ (commit times, segment names).
+    assert_ne!(tree(&kbs[0]), tree(&kbs[1]));
+
+    // The copy answers as its source does, and keeps no builder's path.
+    let src = Reader::open(&kbs[0]).unwrap();
+    let copy = Reader::open(&copies[0]).unwrap();
+    assert_eq!(copy.status().unwrap().chunks, status.chunks);
+    let q = e.embed(&["word5 word12 word19"]).unwrap().remove(0);
+    assert_eq!(
+        src.dense(&q, 5).unwrap()[0].1,
+        copy.dense(&q, 5).unwrap()[0].1
+    );
+    // BM25 scores are the same; ties may come in another order (another segmentation).
+    let (a, b) = (
+        src.bm25("word5 word12", 5).unwrap(),
+        copy.bm25("word5 word12", 5).unwrap(),
+    );
+    let scores = |hits: &[(cairn_index::ChunkId, f32)]| -> Vec<f32> {
+        hits.iter().map(|h| (h.1 * 1e4).round()).collect()
+    };
+    assert_eq!(scores(&a), scores(&b));
+    let store = std::fs::read(copies[0].join("meta.redb")).unwrap();
+    let builder_path = tmp.path().to_string_lossy().into_owned();
+    assert!(
+        !store
+            .windows(builder_path.len())
+            .any(|w| w == builder_path.as_bytes()),
+        "the builder's path is not in the copy"
+    );
+
+    // Without the deterministic graph, the source's mapped graph is copied as it is.
+    let fast = tmp.path().join("fast");
+    cairn_index::write_canonical(&kbs[0], &fast, &cairn_index::CanonicalOptions::default())
+        .unwrap();
+    let q = e.embed(&["word7 word8"]).unwrap().remove(0);
+    assert_eq!(
+        Reader::open(&fast).unwrap().dense(&q, 10).unwrap(),
+        src.dense(&q, 10).unwrap()
+    );
+}

@@ -229,7 +229,14 @@ fn kb_files(kb: &Path) -> Result<Vec<String>> {
                 // Lock files are the index's own, named in lowercase.
                 #[allow(clippy::case_sensitive_file_extension_comparisons)]
                 let skip = name.ends_with(".lock") || name.starts_with(".tmp");
-                if skip {
+                // hnsw_rs's dump is what a writer reloads to extend the graph; a pack is only
+                // read, and its readers map the flat layout of the same graph, so the dump
+                // (which holds every vector a second time) stays out when the flat file is there.
+                let dump = [".hnsw.graph", ".hnsw.data"].iter().find_map(|ext| {
+                    name.strip_suffix(ext)
+                        .filter(|base| path.with_file_name(format!("{base}.hnsw.flat")).is_file())
+                });
+                if skip || dump.is_some() {
                     continue;
                 }
                 out.push(rel);
@@ -249,14 +256,20 @@ fn pad_to(n: u64) -> u64 {
 }
 
 /// Writes a pack of the knowledge base at `kb` to `out`. The file appears under its name only
-/// when complete (it is written aside and renamed). The same knowledge base and `about` give
-/// the same bytes when `created` is the same.
+/// when complete (it is written aside and renamed).
+///
+/// What is packed is a canonical copy of the knowledge base ([`cairn_index::write_canonical`],
+/// made beside `out` and removed afterwards): its last commit, without the builder's paths,
+/// mtimes or commit times. With `reproducible`, the vector graph is rebuilt one vector at a
+/// time, so that the same documents and `about` give the same bytes when `created` is the
+/// same; otherwise the knowledge base's own graph is copied.
 pub fn build(
-    kb: &Path,
+    src: &Path,
     out: &Path,
     about: &About,
     created: u64,
     fusion: serde_json::Value,
+    reproducible: bool,
 ) -> Result<Manifest> {
     check_name(&about.name).map_err(|what| Error::Malformed {
         path: out.to_owned(),
@@ -266,11 +279,28 @@ pub fn build(
         path: out.to_owned(),
         what,
     })?;
-    let reader = cairn_index::Reader::open(kb)?;
+    let out_dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let work = tempfile::Builder::new()
+        .prefix(".cairnpack-")
+        .tempdir_in(out_dir)
+        .map_err(io_at(out_dir))?;
+    let kb = work.path().join("kb");
+    cairn_index::write_canonical(
+        src,
+        &kb,
+        &cairn_index::CanonicalOptions {
+            committed_at: created,
+            deterministic_graph: reproducible,
+        },
+    )?;
+    let reader = cairn_index::Reader::open(&kb)?;
     let status = reader.status()?;
     let index_manifest = reader.manifest().clone();
     drop(reader);
-    let files = kb_files(kb)?;
+    let files = kb_files(&kb)?;
     let manifest = Manifest {
         format: FORMAT_VERSION,
         about: about.clone(),
@@ -282,7 +312,7 @@ pub fn build(
         chunks: status.chunks,
         members: Vec::new(),
     };
-    write(kb, &files, manifest, out)
+    write(&kb, &files, manifest, out)
 }
 
 /// Writes the files `files` (paths relative to `root`) as a pack with `manifest`'s description
@@ -706,6 +736,30 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", kb.join("bm25/evil")).unwrap();
         std::os::unix::fs::symlink("/etc", kb.join("etc")).unwrap();
         assert_eq!(kb_files(kb).unwrap(), ["bm25/seg.idx", "meta.redb"]);
+    }
+
+    #[test]
+    fn the_graph_dump_is_packed_only_without_its_flat_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let kb = dir.path();
+        std::fs::create_dir_all(kb.join("vectors")).unwrap();
+        for f in [
+            "g1.hnsw.graph",
+            "g1.hnsw.data",
+            "g1.hnsw.flat",
+            "g0.hnsw.graph",
+            "g0.hnsw.data",
+        ] {
+            std::fs::write(kb.join("vectors").join(f), b"x").unwrap();
+        }
+        assert_eq!(
+            kb_files(kb).unwrap(),
+            [
+                "vectors/g0.hnsw.data",
+                "vectors/g0.hnsw.graph",
+                "vectors/g1.hnsw.flat"
+            ]
+        );
     }
 
     #[test]
