@@ -49,10 +49,27 @@ pub fn sanitize(text: &str) -> String {
     out
 }
 
+/// A name (a document key, a file name) for one line of terminal output: [`sanitize`]d, with
+/// line breaks and tabs shown as `\n`, `\r` and `\t` so that a file named with a newline
+/// cannot start a line of its own.
+#[must_use]
+pub fn one_line(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in sanitize(name).chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Where a passage came from, as users read it: `path p.3 L5–7 — Heading > Sub`.
 #[must_use]
 pub fn location(doc: &str, page: Option<u32>, lines: (u32, u32), heading: &[String]) -> String {
-    let mut s = sanitize(doc);
+    let mut s = one_line(doc);
     if let Some(p) = page {
         let _ = write!(s, " p.{p}");
     }
@@ -63,7 +80,7 @@ pub fn location(doc: &str, page: Option<u32>, lines: (u32, u32), heading: &[Stri
     }
     if !heading.is_empty() {
         s.push_str(" — ");
-        s.push_str(&sanitize(&heading.join(" > ")));
+        s.push_str(&one_line(&heading.join(" > ")));
     }
     s
 }
@@ -126,6 +143,14 @@ pub fn civil_time(unix: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_stay_on_one_line_without_escape_sequences() {
+        assert_eq!(
+            location("docs/esc\u{1b}[2J\nname\t.md", None, (1, 3), &[]),
+            "docs/esc\\nname\\t.md L1–3"
+        );
+    }
 
     #[test]
     fn sanitize_strips_escapes_and_controls() {

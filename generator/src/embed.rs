@@ -22,6 +22,9 @@ use crate::error::{Error, Result};
 /// The bundled `tokenizer.json` says 128; sentence-transformers uses 256 for this model.
 pub const MAX_TOKENS: usize = 256;
 
+/// Bytes of text tokenized at a time when counting tokens.
+const TOKENIZE_WINDOW: usize = 16 << 10;
+
 struct Layer {
     /// Weights are stored transposed, `[in, out]` row-major, so `x · W` reads them row by row.
     qkv: Vec<f32>,
@@ -345,17 +348,40 @@ impl BertEmbedder {
 
     /// Byte offsets where each token of `text` ends, without special tokens or truncation: the
     /// chunker's budget is counted in these.
+    ///
+    /// Long texts are tokenized a window at a time, cut at whitespace (where WordPiece cuts
+    /// anyway), so that memory stays bounded: the tokenizer keeps about a hundred bytes per
+    /// token, and a 50 MB line would otherwise take gigabytes.
     #[must_use]
     pub fn token_ends(&self, text: &str) -> Vec<usize> {
-        match self.counter.encode(text, false) {
-            Ok(enc) => {
-                let mut ends: Vec<usize> = enc.get_offsets().iter().map(|&(_, e)| e).collect();
-                // Offsets are non-decreasing; make them strictly usable as cut points.
-                ends.dedup();
-                ends
+        self.token_ends_in_windows(text, TOKENIZE_WINDOW)
+    }
+
+    /// [`BertEmbedder::token_ends`] with windows of at most `window` bytes.
+    #[must_use]
+    pub fn token_ends_in_windows(&self, text: &str, window: usize) -> Vec<usize> {
+        let mut ends = Vec::new();
+        let mut from = 0;
+        while from < text.len() {
+            let mut to = text.len().min(from.saturating_add(window.max(1)));
+            if to < text.len() {
+                while !text.is_char_boundary(to) {
+                    to -= 1;
+                }
+                if let Some(space) = text[from..to].rfind(char::is_whitespace) {
+                    if space > 0 {
+                        to = from + space;
+                    }
+                }
             }
-            Err(_) => Vec::new(),
+            if let Ok(enc) = self.counter.encode(&text[from..to], false) {
+                ends.extend(enc.get_offsets().iter().map(|&(_, e)| from + e));
+            }
+            from = to;
         }
+        // Offsets are non-decreasing; make them strictly usable as cut points.
+        ends.dedup();
+        ends
     }
 
     /// Embeds texts (each truncated to [`MAX_TOKENS`]): unit-length vectors, in input order.

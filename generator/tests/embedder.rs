@@ -76,3 +76,28 @@ fn onnx_runtime_and_the_built_in_encoder_give_the_same_vectors() {
     let again = second.embed(&texts[3..4]).unwrap();
     assert!(cosine(&again[0], &b[3]) > 0.99999);
 }
+
+#[test]
+fn long_texts_are_counted_a_window_at_a_time_with_the_same_cuts() {
+    let dir = installed("all-minilm-l6-v2");
+    let e = BertEmbedder::load(&dir).unwrap();
+    // Mixed text over several 16 KiB windows: words, punctuation, accents, CJK.
+    let mut text = String::new();
+    let mut i = 0u32;
+    while text.len() < 70_000 {
+        text.push_str(match i % 7 {
+            0 => "The quick brown fox, ",
+            1 => "jumps over (the) lazy dog. ",
+            2 => "Ça coûte 12,50 € — déjà vu?\n",
+            3 => "unbelievably-hyphenated_word ",
+            4 => "東京は日本の首都です。",
+            5 => "\n\n## Heading\n",
+            _ => "x=1;y=[2,3] ",
+        });
+        i += 1;
+    }
+    let whole = e.token_ends_in_windows(&text, usize::MAX);
+    let windowed = e.token_ends(&text);
+    assert!(whole.len() > 10_000, "{}", whole.len());
+    assert_eq!(windowed, whole);
+}

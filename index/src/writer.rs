@@ -453,6 +453,21 @@ impl Writer {
                             message,
                         ));
                     }
+                    Found::Link(path) => {
+                        let rel = path.strip_prefix(&source.path).unwrap_or(&path);
+                        let mut shown = source.name.clone();
+                        for c in rel.components() {
+                            shown.push('/');
+                            shown.push_str(&c.as_os_str().to_string_lossy());
+                        }
+                        report.skipped.push((
+                            shown.clone(),
+                            "link".into(),
+                            format!(
+                                "{shown}: symbolic link, not followed (add its target to index it)"
+                            ),
+                        ));
+                    }
                 }
             }
             if abs.is_dir() {

@@ -467,9 +467,9 @@ fn canonical_copies_of_the_same_documents_are_byte_identical() {
     let copy = Reader::open(&copies[0]).unwrap();
     assert_eq!(copy.status().unwrap().chunks, status.chunks);
     let q = e.embed(&["word5 word12 word19"]).unwrap().remove(0);
-    assert_eq!(
-        src.dense(&q, 5).unwrap()[0].1,
-        copy.dense(&q, 5).unwrap()[0].1
+    assert!(
+        (src.dense(&q, 5).unwrap()[0].1 - copy.dense(&q, 5).unwrap()[0].1).abs() < 1e-6,
+        "the same best cosine"
     );
     // BM25 scores are the same; ties may come in another order (another segmentation).
     let (a, b) = (

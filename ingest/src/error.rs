@@ -49,6 +49,17 @@ pub enum Error {
         /// What the parser said.
         message: String,
     },
+    /// The HTML nests elements deeper than the limit (an HTML parser's work grows with the
+    /// square of the depth: 100,000 levels take it half a minute).
+    #[error("{}: HTML nested {depth} elements deep, over the limit of {limit}", path.display())]
+    TooDeep {
+        /// The file.
+        path: PathBuf,
+        /// The depth found (counting start and end tags).
+        depth: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// Nothing to index: the file is empty, or every PDF page is empty or image-only.
     #[error("{}: no text{}", path.display(), if *pages > 0 { format!(" on any of its {pages} pages (scanned or image-only?)") } else { String::new() })]
     NoText {
@@ -70,6 +81,7 @@ impl Error {
             Error::Unsupported { .. } => "unsupported",
             Error::Encrypted { .. } => "encrypted",
             Error::BadPdf { .. } => "bad-pdf",
+            Error::TooDeep { .. } => "too-deep",
             Error::NoText { .. } => "no-text",
         }
     }

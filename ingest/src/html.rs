@@ -111,75 +111,149 @@ impl Builder {
         }
     }
 
-    fn walk(&mut self, node: ego_tree::NodeRef<'_, Node>, in_main: bool) {
-        match node.value() {
-            Node::Text(t) => self.push_text(&t.text),
-            Node::Element(el) => {
-                let name = el.name();
-                let role = el.attr("role").unwrap_or("");
-                let hidden = el.attr("hidden").is_some() || el.attr("aria-hidden") == Some("true");
-                if DROP.contains(&name)
-                    || hidden
-                    || matches!(role, "navigation" | "banner" | "contentinfo" | "search")
-                    || (name == "header" && !in_main)
-                    || is_furniture(el)
-                {
-                    return;
-                }
-                let in_main = in_main || matches!(name, "main" | "article");
-                let block = BLOCK.contains(&name);
-                let level = match name {
-                    "h1" => 1,
-                    "h2" => 2,
-                    "h3" => 3,
-                    "h4" => 4,
-                    "h5" => 5,
-                    "h6" => 6,
-                    _ => 0,
-                };
-                if block {
-                    self.newline();
-                    if matches!(name, "p" | "pre" | "table" | "blockquote") || level > 0 {
-                        // A blank line between paragraphs, as in Markdown, marks a paragraph end.
-                        if !self.text.is_empty() && !self.text.ends_with("\n\n") {
-                            self.text.push('\n');
+    /// Walks the tree in document order with a stack of its own, not the call stack: a page
+    /// nested 100,000 elements deep is read like any other.
+    fn walk(&mut self, root: ego_tree::NodeRef<'_, Node>, in_main: bool) {
+        enum Step<'a> {
+            Enter(ego_tree::NodeRef<'a, Node>, bool),
+            /// The end of an element: whether it was `pre`, its heading level, where its text
+            /// started, and whether it is a block.
+            Leave(bool, usize, usize, bool),
+        }
+        let mut stack = vec![Step::Enter(root, in_main)];
+        while let Some(step) = stack.pop() {
+            let (node, in_main) = match step {
+                Step::Enter(node, in_main) => (node, in_main),
+                Step::Leave(pre, level, start, block) => {
+                    if pre {
+                        self.pre -= 1;
+                    }
+                    if level > 0 {
+                        let heading: String = self.text[start..]
+                            .split_whitespace()
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                        if !heading.is_empty() {
+                            self.headings.push((start, level, heading));
                         }
                     }
-                }
-                let start = self.text.len();
-                if name == "pre" {
-                    self.pre += 1;
-                }
-                if matches!(name, "td" | "th") && !self.text.ends_with(['\n', ' ']) {
-                    self.text.push(' ');
-                }
-                for child in node.children() {
-                    self.walk(child, in_main);
-                }
-                if name == "pre" {
-                    self.pre -= 1;
-                }
-                if level > 0 {
-                    let heading: String = self.text[start..]
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    if !heading.is_empty() {
-                        self.headings.push((start, level, heading));
+                    if block {
+                        self.newline();
                     }
+                    continue;
                 }
-                if block {
-                    self.newline();
+            };
+            let in_main = match node.value() {
+                Node::Text(t) => {
+                    self.push_text(&t.text);
+                    continue;
                 }
-            }
-            Node::Document | Node::Fragment => {
-                for child in node.children() {
-                    self.walk(child, in_main);
+                Node::Element(el) => {
+                    let name = el.name();
+                    let role = el.attr("role").unwrap_or("");
+                    let hidden =
+                        el.attr("hidden").is_some() || el.attr("aria-hidden") == Some("true");
+                    if DROP.contains(&name)
+                        || hidden
+                        || matches!(role, "navigation" | "banner" | "contentinfo" | "search")
+                        || (name == "header" && !in_main)
+                        || is_furniture(el)
+                    {
+                        continue;
+                    }
+                    let in_main = in_main || matches!(name, "main" | "article");
+                    let block = BLOCK.contains(&name);
+                    let level = match name {
+                        "h1" => 1,
+                        "h2" => 2,
+                        "h3" => 3,
+                        "h4" => 4,
+                        "h5" => 5,
+                        "h6" => 6,
+                        _ => 0,
+                    };
+                    if block {
+                        self.newline();
+                        if matches!(name, "p" | "pre" | "table" | "blockquote") || level > 0 {
+                            // A blank line between paragraphs, as in Markdown, marks a
+                            // paragraph end.
+                            if !self.text.is_empty() && !self.text.ends_with("\n\n") {
+                                self.text.push('\n');
+                            }
+                        }
+                    }
+                    let start = self.text.len();
+                    if name == "pre" {
+                        self.pre += 1;
+                    }
+                    if matches!(name, "td" | "th") && !self.text.ends_with(['\n', ' ']) {
+                        self.text.push(' ');
+                    }
+                    stack.push(Step::Leave(name == "pre", level, start, block));
+                    in_main
                 }
-            }
-            _ => {}
+                Node::Document | Node::Fragment => in_main,
+                _ => continue,
+            };
+            // Children in reverse, so that the first is taken first.
+            let first = stack.len();
+            stack.extend(node.children().map(|child| Step::Enter(child, in_main)));
+            stack[first..].reverse();
         }
     }
+}
+
+/// Pages nested deeper than this are not read (real pages stay in the tens).
+pub(crate) const MAX_DEPTH: usize = 4096;
+
+/// Elements that never nest: void elements, and those whose end tag may be left out (a new
+/// `<li>` or `<p>` closes the last), which would otherwise count once per item.
+const FLAT: &[&str] = &[
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
+    "track", "wbr", "li", "p", "dt", "dd", "tr", "td", "th", "option", "optgroup", "thead",
+    "tbody", "tfoot", "colgroup", "rp", "rt", "caption",
+];
+
+/// The deepest nesting of start tags in `source`, by a quick scan of its tags (not a parse):
+/// enough to refuse a page that would keep the parser busy for minutes.
+pub(crate) fn nesting_depth(source: &str) -> usize {
+    let bytes = source.as_bytes();
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut i = 0;
+    while let Some(at) = memchr_lt(&bytes[i..]) {
+        i += at + 1;
+        let closing = bytes.get(i) == Some(&b'/');
+        let name_start = i + usize::from(closing);
+        let name_len = bytes[name_start..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric())
+            .count();
+        if name_len == 0 || !bytes[name_start].is_ascii_alphabetic() {
+            continue;
+        }
+        let name = source[name_start..name_start + name_len].to_ascii_lowercase();
+        if FLAT.contains(&name.as_str()) {
+            continue;
+        }
+        if closing {
+            depth = depth.saturating_sub(1);
+        } else {
+            let end = bytes[name_start..]
+                .iter()
+                .position(|&b| b == b'>')
+                .map_or(bytes.len(), |p| name_start + p);
+            if end > 0 && bytes[end - 1] == b'/' {
+                continue; // <x/>
+            }
+            depth += 1;
+            max = max.max(depth);
+        }
+    }
+    max
+}
+
+fn memchr_lt(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == b'<')
 }
 
 pub(crate) fn read(source: &str, file_name: &str) -> Document {
@@ -229,6 +303,37 @@ pub(crate) fn read(source: &str, file_name: &str) -> Document {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_depth_counts_nested_elements_only() {
+        assert_eq!(
+            nesting_depth("<html><body><div><p>a<p>b<br>c</div></body></html>"),
+            3
+        );
+        assert_eq!(nesting_depth("<ul><li>a<li>b<li>c</ul>"), 1);
+        assert_eq!(nesting_depth("<div/><div />< div>a < b<span>x</span>"), 1);
+        let deep = format!("{}x{}", "<div>".repeat(5000), "</div>".repeat(5000));
+        assert_eq!(nesting_depth(&deep), 5000);
+        let siblings = "<div>x</div>".repeat(10_000);
+        assert_eq!(nesting_depth(&siblings), 1);
+    }
+
+    #[test]
+    fn a_page_at_the_depth_limit_is_read_without_recursion() {
+        // On a 2 MiB thread, so that a recursive walk would overflow here too.
+        let page = format!(
+            "<body>{}deep words{}</body>",
+            "<div>".repeat(MAX_DEPTH - 1),
+            "</div>".repeat(MAX_DEPTH - 1)
+        );
+        let doc = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || read(&page, "deep.html"))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(doc.text.trim(), "deep words");
+    }
 
     #[test]
     fn drops_noise_and_keeps_headings() {

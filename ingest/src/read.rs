@@ -221,7 +221,17 @@ pub fn read_bytes(path: &Path, bytes: &[u8]) -> Result<Read> {
     }
     let document = match kind {
         DocKind::Markdown => markdown::read(text, &file_title(path)),
-        DocKind::Html => html::read(&text, &file_title(path)),
+        DocKind::Html => {
+            let depth = html::nesting_depth(&text);
+            if depth > html::MAX_DEPTH {
+                return Err(Error::TooDeep {
+                    path: path.to_owned(),
+                    depth,
+                    limit: html::MAX_DEPTH,
+                });
+            }
+            html::read(&text, &file_title(path))
+        }
         DocKind::Text | DocKind::Code => {
             let sections = vec![Section {
                 range: 0..text.len(),

@@ -10,6 +10,9 @@ pub enum Found {
     File(PathBuf),
     /// A path that could not be walked (permission denied, a broken link…), with why.
     Error(PathBuf, String),
+    /// A symbolic link inside an added folder: not followed, so that a folder never reaches
+    /// outside itself or loops (add the link's target to index what it points to).
+    Link(PathBuf),
 }
 
 /// Lists the files under `root` (or `root` itself, if it is a file) in a stable order.
@@ -33,6 +36,7 @@ pub fn walk(root: &Path) -> Vec<Found> {
             Ok(e) if e.file_type().is_some_and(|t| t.is_file()) => {
                 out.push(Found::File(e.into_path()));
             }
+            Ok(e) if e.path_is_symlink() => out.push(Found::Link(e.into_path())),
             Ok(_) => {}
             Err(err) => {
                 let path = match &err {
@@ -68,8 +72,40 @@ mod tests {
             .map(|f| match f {
                 Found::File(f) => f.strip_prefix(p).unwrap().display().to_string(),
                 Found::Error(p, e) => panic!("{}: {e}", p.display()),
+                Found::Link(p) => panic!("{}: a link", p.display()),
             })
             .collect();
         assert_eq!(files, ["a.md", "b.md"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_are_listed_and_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::create_dir(p.join("sub")).unwrap();
+        std::fs::write(p.join("a.md"), "x").unwrap();
+        std::os::unix::fs::symlink("loop2", p.join("loop1")).unwrap();
+        std::os::unix::fs::symlink("loop1", p.join("loop2")).unwrap();
+        std::os::unix::fs::symlink("..", p.join("sub/up")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", p.join("outside.txt")).unwrap();
+        let found: Vec<String> = walk(p)
+            .into_iter()
+            .map(|f| match f {
+                Found::File(f) => format!("file {}", f.strip_prefix(p).unwrap().display()),
+                Found::Link(f) => format!("link {}", f.strip_prefix(p).unwrap().display()),
+                Found::Error(p, e) => format!("error {}: {e}", p.display()),
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "file a.md",
+                "link loop1",
+                "link loop2",
+                "link outside.txt",
+                "link sub/up"
+            ]
+        );
     }
 }

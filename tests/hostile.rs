@@ -1,0 +1,175 @@
+//! Hostile inputs beside ordinary files, through the real binary with the real embedder: every
+//! bad file gets a message naming it and why, the good files are still added and found, no
+//! byte from a file name reaches the terminal raw, and the whole ingest stays under 1 GiB.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn write(path: &Path, bytes: impl AsRef<[u8]>) {
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Builds the folder of hostile files, with two good ones.
+fn hostile_folder(dir: &Path) {
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    write(
+        &dir.join("good.md"),
+        "# Zebras\n\nZebras graze on the savanna in large herds.\n",
+    );
+    write(&dir.join("empty.md"), b"");
+    let mut binary = vec![0u8; 3000];
+    for (i, b) in binary.iter_mut().enumerate() {
+        *b = (i * 7 % 251) as u8;
+    }
+    write(&dir.join("binary.md"), binary);
+    write(
+        &dir.join("latin1.md"),
+        b"# Caf\xe9\n\nThe caf\xe9 serves giraffe-shaped biscuits.\n",
+    );
+    let utf16 = |s: &str, bom: bool| -> Vec<u8> {
+        let mut v = if bom { vec![0xff, 0xfe] } else { vec![] };
+        v.extend(s.encode_utf16().flat_map(u16::to_le_bytes));
+        v
+    };
+    write(
+        &dir.join("utf16-bom.txt"),
+        utf16("Elephants remember water holes for decades.", true),
+    );
+    write(
+        &dir.join("utf16-no-bom.txt"),
+        utf16("Penguins huddle together in the cold.", false),
+    );
+    // 1 GB, sparse: refused by its size, without being read.
+    std::fs::File::create(dir.join("sparse.txt"))
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    write(
+        &dir.join("deep.html"),
+        format!(
+            "<html><body>{}deep{}</body></html>",
+            "<div>".repeat(100_000),
+            "</div>".repeat(100_000)
+        ),
+    );
+    // One 50 MB line of words.
+    let line: String = (0..8_400_000u32)
+        .map(|i| ["alpha ", "beta ", "gamma "][(i % 3) as usize])
+        .collect();
+    write(&dir.join("oneline.md"), line);
+    write(
+        &dir.join("esc\u{1b}]52;c;aGk=\u{7}\u{1b}[2J\nname.md"),
+        "# Koalas\n\nKoalas sleep most of the day in eucalyptus trees.\n",
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::symlink;
+        symlink("loop2", dir.join("loop1")).unwrap();
+        symlink("loop1", dir.join("loop2")).unwrap();
+        symlink("..", dir.join("sub/up")).unwrap();
+        symlink("/etc/hostname", dir.join("outside.txt")).unwrap();
+    }
+}
+
+/// Runs the binary, sampling its peak resident memory (`VmHWM`) until it exits.
+fn run_measured(args: &[&str], kb: &Path) -> (i32, String, String, u64) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .env("CAIRN_KB", kb)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let out = std::thread::spawn({
+        let mut stdout = child.stdout.take().unwrap();
+        move || {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut stdout, &mut s).unwrap();
+            s
+        }
+    });
+    let err = std::thread::spawn({
+        let mut stderr = child.stderr.take().unwrap();
+        move || {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
+            s
+        }
+    });
+    let mut peak_kib = 0;
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code().unwrap_or(-1);
+        }
+        if let Ok(s) = std::fs::read_to_string(&status_file) {
+            if let Some(kib) = s
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            {
+                peak_kib = peak_kib.max(kib);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (code, out.join().unwrap(), err.join().unwrap(), peak_kib)
+}
+
+#[test]
+fn hostile_files_are_skipped_by_name_and_the_rest_is_added_within_a_gigabyte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    hostile_folder(&docs);
+    let kb = tmp.path().join("kb");
+    let (code, out, err, peak_kib) = run_measured(&["add", docs.to_str().unwrap()], &kb);
+    let all = format!("{out}{err}");
+    assert_eq!(code, 0, "{all}");
+    for (file, why) in [
+        ("docs/empty.md", "no text"),
+        ("docs/binary.md", "binary"),
+        ("docs/utf16-no-bom.txt", "binary"),
+        ("docs/sparse.txt", "over the"),
+        ("docs/deep.html", "nested 100002 elements deep"),
+        ("docs/loop1", "symbolic link, not followed"),
+        ("docs/loop2", "symbolic link, not followed"),
+        ("docs/outside.txt", "symbolic link, not followed"),
+        ("docs/sub/up", "symbolic link, not followed"),
+        ("docs/latin1.md", "read as Windows-1252"),
+    ] {
+        assert!(
+            all.lines().any(|l| l.contains(file) && l.contains(why)),
+            "no line names {file} with {why:?}:\n{all}"
+        );
+    }
+    assert!(out.contains("5 added"), "{out}");
+    // No control byte but newlines reaches the terminal: the file name's escape sequences and
+    // its newline are dropped or shown escaped.
+    assert!(!all.chars().any(|c| c.is_control() && c != '\n'), "{all:?}");
+    assert!(
+        peak_kib < 1 << 20,
+        "peak RSS {} MiB is over 1 GiB",
+        peak_kib >> 10
+    );
+
+    // What was added is searchable; the hostile name is shown on one line.
+    let search = |q: &str| {
+        let (code, out, err, _) = run_measured(&["search", q, "-k", "1"], &kb);
+        assert_eq!(code, 0, "{out}{err}");
+        out
+    };
+    assert!(search("zebras savanna").contains("docs/good.md"));
+    assert!(search("elephants water holes").contains("docs/utf16-bom.txt"));
+    assert!(search("giraffe biscuits").contains("docs/latin1.md"));
+    let koalas = search("koalas eucalyptus");
+    assert!(
+        koalas.lines().next().unwrap().contains("name.md"),
+        "{koalas:?}"
+    );
+    assert!(
+        !koalas.chars().any(|c| c.is_control() && c != '\n'),
+        "{koalas:?}"
+    );
+    assert!(search("alpha beta gamma").contains("docs/oneline.md"));
+}
