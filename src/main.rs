@@ -63,6 +63,9 @@ struct Cli {
 enum Command {
     /// Open the terminal app (also what `cairn` alone does in a terminal).
     Tui(TuiArgs),
+    /// Serve the knowledge base to agents over the Model Context Protocol (stdio): the tools
+    /// search, ask, get and status, and every document as a resource.
+    Mcp(McpArgs),
     /// Add files and folders to the knowledge base (re-adding updates only what changed).
     Add {
         /// Files or folders; folders are walked honouring .gitignore, .ignore and .cairnignore.
@@ -271,6 +274,21 @@ impl PackArgs {
             bm25_only_mismatched: self.bm25_only_mismatched,
         }
     }
+}
+
+#[derive(Args)]
+struct McpArgs {
+    /// The model `ask` answers with: tiny, default, larger, or a path to a GGUF file.
+    #[arg(long, default_value = "default")]
+    model: String,
+    /// Passages `ask` retrieves, unless a call says otherwise.
+    #[arg(short, long, default_value_t = 8)]
+    k: usize,
+    /// Which retrieval legs `ask` runs.
+    #[arg(long, value_enum, default_value_t = ModeArg::Hybrid)]
+    mode: ModeArg,
+    #[command(flatten)]
+    packs: PackArgs,
 }
 
 #[derive(Args, Default)]
@@ -737,6 +755,23 @@ fn run(cli: Cli) -> Result<Outcome> {
     if let Some(Command::Ask(ref a)) = cli.command {
         return run_ask(&kb::kb_dir(cli.kb.as_deref())?, a);
     }
+    if let Some(Command::Mcp(ref a)) = cli.command {
+        let kb = kb::kb_dir(cli.kb.as_deref())?;
+        let engine = pack::open_sources(&kb, &a.packs.selection())?.into_engine(&a.model)?;
+        let options = engine::AskOptions {
+            k: a.k,
+            mode: a.mode.into(),
+            ..engine::AskOptions::default()
+        };
+        eprintln!(
+            "cairn mcp: serving {} with {} on stdio",
+            kb.display(),
+            a.model
+        );
+        cairn_mcp::serve_stdio(cairn_mcp::Server::new(engine, &a.model, options))
+            .map_err(anyhow::Error::msg)?;
+        return Ok(Outcome::Done);
+    }
     if let Some(Command::Search(SearchArgs {
         batch: Some(ref input),
         k,
@@ -816,7 +851,9 @@ fn run_other(cli: Cli) -> Result<()> {
         unreachable!("handled by main")
     };
     match command {
-        Command::Ask(_) | Command::Tui(_) => unreachable!("handled by run and main"),
+        Command::Ask(_) | Command::Tui(_) | Command::Mcp(_) => {
+            unreachable!("handled by run and main")
+        }
         Command::Add {
             ref paths,
             rebuild,

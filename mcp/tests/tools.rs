@@ -1,0 +1,165 @@
+//! Each tool and the resources, in process, through rmcp's own client over an in-memory pipe,
+//! with the real embedder and the real tiny model (the tests' models are fetched first).
+
+use cairn_engine::{AskOptions, Engine, MiniLm};
+use cairn_index::{AddOptions, Embedder, NoProgress, Writer};
+use cairn_ingest::ReadOptions;
+use rmcp::model::{CallToolRequestParams, ReadResourceRequestParams, ResourceContents};
+use rmcp::service::RunningService;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{json, Value};
+
+fn knowledge_base(dir: &std::path::Path) -> std::path::PathBuf {
+    let docs = dir.join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("pumps.md"),
+        "# Orvane pump maintenance\n\nBefore its first start, the Orvane pump must be primed with 3 litres of glycol.\nIts seals are replaced every 400 running hours.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("garden.md"),
+        "# Garden\n\nTomato plants need six hours of direct sun a day.\n",
+    )
+    .unwrap();
+    let kb = dir.join("kb");
+    let embedder = MiniLm::load().unwrap();
+    let mut w = Writer::open(&kb, &embedder.id(), &cairn_engine::chunk_options()).unwrap();
+    let cancel = || false;
+    w.add(
+        &[docs],
+        &AddOptions {
+            embedder: &embedder,
+            read: ReadOptions::default(),
+            commit_every: 64,
+            batch: 16,
+            cancel: &cancel,
+        },
+        &mut NoProgress,
+    )
+    .unwrap();
+    kb
+}
+
+async fn connect(kb: &std::path::Path) -> RunningService<RoleClient, ()> {
+    let engine = Engine::open(kb, "tiny").unwrap();
+    let server = cairn_mcp::Server::new(engine, "tiny", AskOptions::default());
+    let (a, b) = tokio::io::duplex(1 << 16);
+    tokio::spawn(async move {
+        let running = server.serve(a).await.unwrap();
+        let _ = running.waiting().await;
+    });
+    ().serve(b).await.unwrap()
+}
+
+async fn call(client: &RunningService<RoleClient, ()>, tool: &'static str, args: Value) -> Value {
+    let result = client
+        .call_tool(
+            CallToolRequestParams::new(tool)
+                .with_arguments(args.as_object().cloned().unwrap_or_default()),
+        )
+        .await
+        .unwrap();
+    assert_ne!(result.is_error, Some(true), "{tool}: {result:?}");
+    result.structured_content.expect("structured output")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tool_and_the_resources_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = knowledge_base(dir.path());
+    let client = connect(&kb).await;
+
+    let tools = client.list_tools(None).await.unwrap().tools;
+    let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["ask", "get", "search", "status"]);
+    for t in &tools {
+        assert!(t.output_schema.is_some(), "{} has an output schema", t.name);
+        assert!(!t.input_schema.is_empty(), "{} has an input schema", t.name);
+    }
+
+    let found = call(
+        &client,
+        "search",
+        json!({"query": "glycol pump priming", "k": 2}),
+    )
+    .await;
+    let hit = &found["hits"][0];
+    assert_eq!(hit["doc"], "docs/pumps.md", "{found}");
+    assert_eq!(hit["section"], json!(["Orvane pump maintenance"]));
+    assert!(hit["text"].as_str().unwrap().contains("3 litres of glycol"));
+    assert!(hit["bm25"].as_f64().unwrap() > 0.0);
+    let bm25_only = call(
+        &client,
+        "search",
+        json!({"query": "tomato", "mode": "bm25"}),
+    )
+    .await;
+    assert_eq!(bm25_only["hits"][0]["doc"], "docs/garden.md");
+    assert!(bm25_only["hits"][0]["dense"].is_null());
+
+    let got = call(
+        &client,
+        "get",
+        json!({"doc": "docs/pumps.md", "from": 3, "to": 4}),
+    )
+    .await;
+    assert_eq!(
+        got["text"],
+        "Before its first start, the Orvane pump must be primed with 3 litres of glycol.\nIts seals are replaced every 400 running hours."
+    );
+
+    let status = call(&client, "status", json!({})).await;
+    assert_eq!(status["sources"][0]["name"], "kb");
+    assert_eq!(status["sources"][0]["documents"], 2);
+    assert_eq!(status["model"], "tiny");
+
+    let answer = call(
+        &client,
+        "ask",
+        json!({"question": "How many litres of glycol does the Orvane pump need to be primed?"}),
+    )
+    .await;
+    assert_eq!(answer["abstained"], false, "{answer}");
+    assert!(answer["answer"].as_str().unwrap().contains('3'), "{answer}");
+    let cited = &answer["sentences"][0]["citations"][0];
+    assert_eq!(cited["doc"], "docs/pumps.md", "{answer}");
+    let unknown = call(
+        &client,
+        "ask",
+        json!({"question": "What is the capital of Mongolia's airline hub?"}),
+    )
+    .await;
+    assert_eq!(unknown["abstained"], true, "{unknown}");
+    assert_eq!(unknown["abstain_reason"], "retrieval", "{unknown}");
+
+    let resources = client.list_resources(None).await.unwrap().resources;
+    let uris: Vec<&str> = resources.iter().map(|r| r.uri.as_str()).collect();
+    assert_eq!(
+        uris,
+        ["cairn://doc/docs/garden.md", "cairn://doc/docs/pumps.md"]
+    );
+    let read = client
+        .read_resource(ReadResourceRequestParams::new("cairn://doc/docs/garden.md"))
+        .await
+        .unwrap();
+    match &read.contents[0] {
+        ResourceContents::TextResourceContents { text, .. } => {
+            assert!(text.contains("six hours of direct sun"), "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Bad calls are errors, not crashes.
+    let bad = client
+        .call_tool(
+            CallToolRequestParams::new("get")
+                .with_arguments(json!({"doc": "docs/none.md"}).as_object().cloned().unwrap()),
+        )
+        .await;
+    assert!(
+        bad.is_err() || bad.as_ref().unwrap().is_error == Some(true),
+        "{bad:?}"
+    );
+    client.cancel().await.unwrap();
+}
