@@ -163,3 +163,64 @@ async fn every_tool_and_the_resources_answer() {
     );
     client.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_answer_stops_the_model_and_the_next_one_is_answered() {
+    use rmcp::model::{ClientRequest, Request};
+    use rmcp::service::PeerRequestOptions;
+
+    let dir = tempfile::tempdir().unwrap();
+    let kb = knowledge_base(dir.path());
+    // Free wording, no gates and a long limit: an answer that would run for many seconds.
+    let engine = Engine::open(&kb, "tiny").unwrap();
+    let long = AskOptions {
+        free: true,
+        max_tokens: 2000,
+        min_relevance: 0.0,
+        min_coverage: 0.0,
+        ..AskOptions::default()
+    };
+    let server = cairn_mcp::Server::new(engine, "tiny", long);
+    let (a, b) = tokio::io::duplex(1 << 16);
+    tokio::spawn(async move {
+        let running = server.serve(a).await.unwrap();
+        let _ = running.waiting().await;
+    });
+    let client = ().serve(b).await.unwrap();
+    let ask = |q: &str| {
+        ClientRequest::CallToolRequest(Request::new(
+            CallToolRequestParams::new("ask")
+                .with_arguments(json!({ "question": q }).as_object().cloned().unwrap()),
+        ))
+    };
+    let started = std::time::Instant::now();
+    let handle = client
+        .send_cancellable_request(
+            ask("Write a very long essay about pumps, glycol, seals and gardens."),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    handle.cancel(Some("enough".into())).await.unwrap();
+    // The model is free again: the next question is answered, and sooner than 2,000 tokens
+    // of the first could have been written (the tiny model writes well under 200 a second).
+    let next = client
+        .call_tool(
+            CallToolRequestParams::new("ask").with_arguments(
+                json!({"question": "How many litres of glycol does the Orvane pump need?"})
+                    .as_object()
+                    .cloned()
+                    .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_ne!(next.is_error, Some(true), "{next:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the cancelled answer kept the model for {:?}",
+        started.elapsed()
+    );
+    client.cancel().await.unwrap();
+}
