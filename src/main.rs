@@ -16,6 +16,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod ask;
 mod batch;
+mod doctor;
 mod eval;
 mod evalqa;
 mod kb;
@@ -66,6 +67,16 @@ enum Command {
     /// Serve the knowledge base to agents over the Model Context Protocol (stdio): the tools
     /// search, ask, get and status, and every document as a resource.
     Mcp(McpArgs),
+    /// Check the installed models, the ONNX Runtime library, the knowledge base, the packs and
+    /// the prompt cache: one line each, ok or a problem with a hint (exit 1 on a problem).
+    Doctor {
+        /// One JSON array of {check, ok, detail, hint}.
+        #[arg(long)]
+        json: bool,
+        /// Hash every model file again instead of trusting the stamps of the last check.
+        #[arg(long)]
+        deep: bool,
+    },
     /// Add files and folders to the knowledge base (re-adding updates only what changed).
     Add {
         /// Files or folders; folders are walked honouring .gitignore, .ignore and .cairnignore.
@@ -646,6 +657,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::NotFound) => ExitCode::from(EXIT_NOT_FOUND),
         Ok(Outcome::LinesFailed) => ExitCode::from(EXIT_LINES_FAILED),
+        Ok(Outcome::Problems) => ExitCode::from(EXIT_ERROR),
         Err(e) => {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
@@ -737,6 +749,8 @@ enum Outcome {
     NotFound,
     /// Some lines of a batch failed.
     LinesFailed,
+    /// `doctor` found a problem.
+    Problems,
 }
 
 impl From<batch::Tally> for Outcome {
@@ -754,6 +768,14 @@ impl From<batch::Tally> for Outcome {
 fn run(cli: Cli) -> Result<Outcome> {
     if let Some(Command::Ask(ref a)) = cli.command {
         return run_ask(&kb::kb_dir(cli.kb.as_deref())?, a);
+    }
+    if let Some(Command::Doctor { json, deep }) = cli.command {
+        let checks = doctor::run(&kb::kb_dir(cli.kb.as_deref())?, deep);
+        return Ok(if doctor::print(&checks, json)? {
+            Outcome::Done
+        } else {
+            Outcome::Problems
+        });
     }
     if let Some(Command::Mcp(ref a)) = cli.command {
         let kb = kb::kb_dir(cli.kb.as_deref())?;
@@ -851,7 +873,7 @@ fn run_other(cli: Cli) -> Result<()> {
         unreachable!("handled by main")
     };
     match command {
-        Command::Ask(_) | Command::Tui(_) | Command::Mcp(_) => {
+        Command::Ask(_) | Command::Tui(_) | Command::Mcp(_) | Command::Doctor { .. } => {
             unreachable!("handled by run and main")
         }
         Command::Add {

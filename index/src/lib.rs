@@ -34,6 +34,7 @@ pub use error::{Error, Result};
 pub use reader::{read_manifest, Reader, Status};
 pub use store::{
     ChunkRecord, DocRecord, EmbedderId, GraphState, Manifest, SkipRecord, Source, FORMAT_VERSION,
+    STORE_FILE,
 };
 pub use vectors::GRAPH_MIN_POINTS;
 pub use writer::{AddOptions, AddProgress, AddReport, FileOutcome, NoProgress, Writer};

@@ -622,6 +622,21 @@ pub fn install(pack: &Path, dir: &Path, max_member: u64) -> Result<(Manifest, Pa
     Ok((manifest, target))
 }
 
+/// Checks an installed pack in place: every member its manifest names is there with the size
+/// and BLAKE3 hash it was installed with. Returns the first member that differs, with why.
+pub fn check_installed(dir: &Path, manifest: &Manifest) -> std::result::Result<(), String> {
+    for m in &manifest.members {
+        let path: PathBuf = m.path.split('/').fold(dir.to_owned(), |p, c| p.join(c));
+        let mut f = File::open(&path).map_err(|e| format!("{}: {e}", m.path))?;
+        let mut hasher = blake3::Hasher::new();
+        let n = io::copy(&mut f, &mut hasher).map_err(|e| format!("{}: {e}", m.path))?;
+        if n != m.size || hasher.finalize().to_hex().as_str() != m.blake3 {
+            return Err(format!("{}: changed since it was installed", m.path));
+        }
+    }
+    Ok(())
+}
+
 /// The packs installed in `dir`, with their manifests, by name.
 pub fn installed(dir: &Path) -> Result<Vec<(Manifest, PathBuf)>> {
     let mut out = Vec::new();
