@@ -7,7 +7,7 @@ use cairn_engine::catalog::{self, FileState};
 
 /// One check's outcome.
 #[derive(serde::Serialize)]
-pub struct Check {
+pub struct Finding {
     /// What was checked.
     pub check: String,
     /// Whether it is fine.
@@ -18,8 +18,8 @@ pub struct Check {
     pub hint: Option<String>,
 }
 
-fn ok(check: impl Into<String>, detail: impl Into<String>) -> Check {
-    Check {
+fn ok(check: impl Into<String>, detail: impl Into<String>) -> Finding {
+    Finding {
         check: check.into(),
         ok: true,
         detail: detail.into(),
@@ -27,8 +27,12 @@ fn ok(check: impl Into<String>, detail: impl Into<String>) -> Check {
     }
 }
 
-fn problem(check: impl Into<String>, detail: impl Into<String>, hint: impl Into<String>) -> Check {
-    Check {
+fn problem(
+    check: impl Into<String>,
+    detail: impl Into<String>,
+    hint: impl Into<String>,
+) -> Finding {
+    Finding {
         check: check.into(),
         ok: false,
         detail: detail.into(),
@@ -36,7 +40,7 @@ fn problem(check: impl Into<String>, detail: impl Into<String>, hint: impl Into<
     }
 }
 
-fn models(deep: bool, out: &mut Vec<Check>) {
+fn models(deep: bool, out: &mut Vec<Finding>) {
     let dir = match catalog::models_dir() {
         Ok(d) => d,
         Err(e) => {
@@ -107,7 +111,7 @@ fn models(deep: bool, out: &mut Vec<Check>) {
     }
 }
 
-fn knowledge_base(kb: &Path, out: &mut Vec<Check>) {
+fn knowledge_base(kb: &Path, out: &mut Vec<Finding>) {
     let name = "knowledge base";
     if !kb.join(cairn_index::STORE_FILE).exists() {
         out.push(problem(
@@ -172,7 +176,7 @@ fn knowledge_base(kb: &Path, out: &mut Vec<Check>) {
     }
 }
 
-fn packs(out: &mut Vec<Check>) {
+fn packs(out: &mut Vec<Finding>) {
     let dir = match crate::pack::packs_dir() {
         Ok(d) => d,
         Err(e) => {
@@ -205,7 +209,7 @@ fn packs(out: &mut Vec<Check>) {
     }
 }
 
-fn prompt_cache(out: &mut Vec<Check>) {
+fn prompt_cache(out: &mut Vec<Finding>) {
     let Some(dir) = dirs::cache_dir().map(|d| d.join("cairn").join("prompt-cache")) else {
         return;
     };
@@ -229,7 +233,7 @@ fn prompt_cache(out: &mut Vec<Check>) {
 }
 
 /// Runs every check.
-pub fn run(kb: &Path, deep: bool) -> Vec<Check> {
+pub fn run(kb: &Path, deep: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     models(deep, &mut out);
     knowledge_base(kb, &mut out);
@@ -239,7 +243,7 @@ pub fn run(kb: &Path, deep: bool) -> Vec<Check> {
 }
 
 /// Prints the checks; `Ok(false)` when one is a problem.
-pub fn print(checks: &[Check], json: bool) -> Result<bool> {
+pub fn print(checks: &[Finding], json: bool) -> Result<bool> {
     if json {
         println!("{}", serde_json::to_string_pretty(checks)?);
     } else {
