@@ -225,7 +225,6 @@ impl FlatGraph {
     }
 
     /// Points in the graph.
-    #[cfg(test)]
     pub fn points(&self) -> usize {
         self.n
     }

@@ -62,10 +62,15 @@ impl OpenGraph {
     ) -> Vec<(u64, f32)> {
         match self {
             // The mapped search is several times cheaper per visited point than hnsw_rs's, so
-            // it affords a beam of at least 256: on uniformly random vectors (the hard case)
-            // recall@10 0.970 at p50 2.6 ms, against hnsw_rs's 0.934 at 4.8 ms with its beam of
-            // 64 (`cargo run --example synthetic -- 20000`).
-            OpenGraph::Flat(g) => g.search(query, k, ef.max(256), live),
+            // it affords a wide beam: 256, and 512 from 200,000 points. Recall@10 against an
+            // exact scan (`cargo run -p cairn-pack --example synthetic`, BENCHMARKS.md): 20,000
+            // uniformly random vectors (the hard case) 0.970 at 256, where hnsw_rs's own search
+            // gets 0.934; 1,000,000 power-law vectors 0.918 at 256, 0.952 at 512 (p50 9.3 ms),
+            // 0.986 at 1024 (p50 16.3 ms).
+            OpenGraph::Flat(g) => {
+                let beam = if g.points() >= 200_000 { 512 } else { 256 };
+                g.search(query, k, ef.max(beam), live)
+            }
             OpenGraph::Hnsw(g) => g.search(query, k, ef, live),
         }
     }
