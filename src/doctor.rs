@@ -162,17 +162,12 @@ fn knowledge_base(kb: &Path, out: &mut Vec<Finding>) {
         )),
     }
     // Who writes to it now: the lock file holds the writer's pid while it runs.
-    let lock = kb.join("writer.lock");
-    if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&lock) {
-        if f.try_lock().is_err() {
-            let holder = std::fs::read_to_string(&lock).unwrap_or_default();
-            out.push(ok(
-                "writer lock",
-                format!("held by pid {} (an ingest is running)", holder.trim()),
-            ));
-        } else {
-            out.push(ok("writer lock", "free"));
-        }
+    match cairn_index::writer_holder(kb) {
+        Some(holder) => out.push(ok(
+            "writer lock",
+            format!("held by {holder} (an ingest is running)"),
+        )),
+        None => out.push(ok("writer lock", "free")),
     }
 }
 

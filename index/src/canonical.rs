@@ -142,17 +142,10 @@ pub fn write_canonical(src: &Path, dst: &Path, options: &CanonicalOptions) -> Re
     bm25.commit(&mut indexer, GENERATION)?;
     bm25.merge_into_one_segment(indexer)?;
 
-    // Vectors, and the graph over them.
+    // Vectors, and the graph over them: the source's mapped graph copied, or a new one fed
+    // from the same pass that copies the vectors.
     let src_vectors = txn.open_table(VECTORS).map_err(|e| serr(e.into()))?;
     let live = src_vectors.len().map_err(|e| serr(e.into()))? as usize;
-    let mut tombstones_kept = false;
-    {
-        let mut t = w.open_table(VECTORS).map_err(|e| derr(e.into()))?;
-        for row in src_vectors.iter().map_err(|e| serr(e.into()))? {
-            let (k, v) = row.map_err(|e| serr(e.into()))?;
-            t.insert(k.value(), v.value()).map_err(|e| derr(e.into()))?;
-        }
-    }
     let graph_dir = dst.join(VECTORS_DIR);
     let copied = match (&manifest.graph, options.deterministic_graph) {
         (Some(g), false) => {
@@ -162,7 +155,6 @@ pub fn write_canonical(src: &Path, dst: &Path, options: &CanonicalOptions) -> Re
             if flat.is_file() {
                 let to = graph_dir.join(format!("{BASENAME}.hnsw.flat"));
                 std::fs::copy(&flat, &to).map_err(io_at(&to))?;
-                tombstones_kept = true;
                 Some(GraphState {
                     basename: BASENAME.into(),
                     ..g.clone()
@@ -173,30 +165,38 @@ pub fn write_canonical(src: &Path, dst: &Path, options: &CanonicalOptions) -> Re
         }
         _ => None,
     };
-    manifest.graph = if copied.is_some() {
-        copied
-    } else if live < GRAPH_MIN_POINTS {
-        None
-    } else {
-        let graph = Graph::new(live);
-        let mut max_id = 0;
+    let tombstones_kept = copied.is_some();
+    let graph = (copied.is_none() && live >= GRAPH_MIN_POINTS).then(|| Graph::new(live));
+    let mut max_id = 0;
+    {
+        let mut t = w.open_table(VECTORS).map_err(|e| derr(e.into()))?;
         let mut batch = Vec::with_capacity(1024);
         for row in src_vectors.iter().map_err(|e| serr(e.into()))? {
             let (k, v) = row.map_err(|e| serr(e.into()))?;
-            max_id = k.value();
-            batch.push((k.value(), store::bytes_vector(v.value())));
-            if batch.len() == 1024 {
-                graph.insert_in(&batch, options.deterministic_graph);
-                batch.clear();
+            t.insert(k.value(), v.value()).map_err(|e| derr(e.into()))?;
+            if let Some(graph) = &graph {
+                max_id = k.value();
+                batch.push((k.value(), store::bytes_vector(v.value())));
+                if batch.len() == 1024 {
+                    graph.insert_in(&batch, options.deterministic_graph);
+                    batch.clear();
+                }
             }
         }
-        graph.insert_in(&batch, options.deterministic_graph);
-        graph.dump_flat(&graph_dir, BASENAME)?;
-        Some(GraphState {
-            basename: BASENAME.into(),
-            max_id,
-            points: graph.points() as u64,
-        })
+        if let Some(graph) = &graph {
+            graph.insert_in(&batch, options.deterministic_graph);
+        }
+    }
+    manifest.graph = match graph {
+        Some(graph) => {
+            graph.dump_flat(&graph_dir, BASENAME)?;
+            Some(GraphState {
+                basename: BASENAME.into(),
+                max_id,
+                points: graph.points() as u64,
+            })
+        }
+        None => copied,
     };
     {
         // Deleted chunks still in a copied graph stay marked; a new graph has none.

@@ -37,7 +37,9 @@ pub use store::{
     STORE_FILE,
 };
 pub use vectors::GRAPH_MIN_POINTS;
-pub use writer::{AddOptions, AddProgress, AddReport, FileOutcome, NoProgress, Writer};
+pub use writer::{
+    writer_holder, AddOptions, AddProgress, AddReport, FileOutcome, NoProgress, Writer,
+};
 
 pub(crate) const BM25_DIR: &str = "bm25";
 pub(crate) const VECTORS_DIR: &str = "vectors";

@@ -433,15 +433,20 @@ impl Writer {
             };
             let (source, prefix) = self.source_for(&abs, &mut pending)?;
             let mut seen = HashSet::new();
+            // `source/relative/path`: a document's key, and how a skipped link is named.
+            let key_of = |path: &Path| {
+                let rel = path.strip_prefix(&source.path).unwrap_or(path);
+                let mut key = source.name.clone();
+                for c in rel.components() {
+                    key.push('/');
+                    key.push_str(&c.as_os_str().to_string_lossy());
+                }
+                key
+            };
             for found in walk(&abs) {
                 match found {
                     Found::File(f) => {
-                        let rel = f.strip_prefix(&source.path).unwrap_or(&f);
-                        let mut key = source.name.clone();
-                        for c in rel.components() {
-                            key.push('/');
-                            key.push_str(&c.as_os_str().to_string_lossy());
-                        }
+                        let key = key_of(&f);
                         if seen.insert(key.clone()) {
                             plan.push((f, key));
                         }
@@ -454,12 +459,7 @@ impl Writer {
                         ));
                     }
                     Found::Link(path) => {
-                        let rel = path.strip_prefix(&source.path).unwrap_or(&path);
-                        let mut shown = source.name.clone();
-                        for c in rel.components() {
-                            shown.push('/');
-                            shown.push_str(&c.as_os_str().to_string_lossy());
-                        }
+                        let shown = key_of(&path);
                         report.skipped.push((
                             shown.clone(),
                             "link".into(),
@@ -1044,6 +1044,26 @@ impl Writer {
 
 /// Takes the writer lock of `dir` and writes our pid into it; fails with [`Error::Locked`],
 /// naming the holder, if another process has it.
+/// Who holds the writer lock of the knowledge base at `dir` (`pid N`, as the holder wrote it),
+/// or `None` when no writer is running.
+#[must_use]
+pub fn writer_holder(dir: &Path) -> Option<String> {
+    let lock_path = dir.join(LOCK_FILE);
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&lock_path)
+        .ok()?;
+    if lock.try_lock().is_ok() {
+        return None;
+    }
+    let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+    Some(if holder.trim().is_empty() {
+        "unknown process".into()
+    } else {
+        holder.trim().to_owned()
+    })
+}
+
 fn take_lock(dir: &Path) -> Result<File> {
     let lock_path = dir.join(LOCK_FILE);
     let mut lock = std::fs::OpenOptions::new()

@@ -220,7 +220,7 @@ pub(crate) fn nesting_depth(source: &str) -> usize {
     let bytes = source.as_bytes();
     let (mut depth, mut max) = (0usize, 0usize);
     let mut i = 0;
-    while let Some(at) = memchr_lt(&bytes[i..]) {
+    while let Some(at) = bytes[i..].iter().position(|&b| b == b'<') {
         i += at + 1;
         let closing = bytes.get(i) == Some(&b'/');
         let name_start = i + usize::from(closing);
@@ -231,8 +231,8 @@ pub(crate) fn nesting_depth(source: &str) -> usize {
         if name_len == 0 || !bytes[name_start].is_ascii_alphabetic() {
             continue;
         }
-        let name = source[name_start..name_start + name_len].to_ascii_lowercase();
-        if FLAT.contains(&name.as_str()) {
+        let name = &source[name_start..name_start + name_len];
+        if FLAT.iter().any(|f| f.eq_ignore_ascii_case(name)) {
             continue;
         }
         if closing {
@@ -250,10 +250,6 @@ pub(crate) fn nesting_depth(source: &str) -> usize {
         }
     }
     max
-}
-
-fn memchr_lt(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'<')
 }
 
 pub(crate) fn read(source: &str, file_name: &str) -> Document {

@@ -251,6 +251,14 @@ fn document_text(
     Ok(lines)
 }
 
+/// Lines `from..=to` of [`document_text`]'s map, joined (a line no chunk holds is empty).
+fn join_lines(lines: &BTreeMap<u32, String>, from: u32, to: u32) -> String {
+    (from..=to)
+        .map(|n| lines.get(&n).map_or("", String::as_str))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[tool_router]
 impl Server {
     /// A server over `engine`, answering with `options` (k and mode may be set per call).
@@ -474,10 +482,7 @@ impl Server {
                 "lines {from}–{to}: the document has {last} lines"
             )));
         }
-        let text = (from..=to)
-            .map(|n| lines.get(&n).map_or("", String::as_str))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let text = join_lines(&lines, from, to);
         Ok(Json(GetResult {
             doc: args.doc.clone(),
             from,
@@ -613,10 +618,7 @@ impl ServerHandler for Server {
             .ok_or_else(|| invalid(format!("no source for {uri}")))?;
         let lines = document_text(reader, &key).map_err(invalid)?;
         let last = lines.keys().next_back().copied().unwrap_or(0);
-        let text = (1..=last)
-            .map(|n| lines.get(&n).map_or("", String::as_str))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let text = join_lines(&lines, 1, last);
         Ok(ReadResourceResult::new(vec![ResourceContents::text(text, uri)]).into())
     }
 }
