@@ -16,6 +16,7 @@ pub mod embed;
 mod error;
 pub mod gguf;
 pub mod kernels;
+pub mod kquants;
 mod kv_cache;
 pub mod model;
 mod onnx;

@@ -14,6 +14,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use crate::error::{Error, Result};
 use crate::gguf::{Arch, GgufFile, ModelConfig};
 use crate::kernels::{self, BlockType};
+use crate::kquants::{self, KType};
 use crate::kv_cache::KvCache;
 use crate::softmax::CausalSoftmax;
 
@@ -49,8 +50,22 @@ enum Weight {
         /// Per-block minima (`n_out × k/32`) of types that have one, for the prompt path.
         mins: Option<Tensor>,
     },
+    /// A k-quant (Q4_K, Q6_K) multiplied by the integer kernel of [`crate::kquants`].
+    KQuant { q: QTensor, ty: KType },
     /// Stored as f32 (files that keep some matrices unquantized).
     Dense(Tensor),
+}
+
+/// K-quant types that run on [`crate::kquants`]'s integer kernel in this build.
+fn kquant_kernel(dtype: GgmlDType) -> Option<KType> {
+    if !kquants::FAST {
+        return None;
+    }
+    match dtype {
+        GgmlDType::Q4K => Some(KType::Q4K),
+        GgmlDType::Q6K => Some(KType::Q6K),
+        _ => None,
+    }
 }
 
 /// Block types for which candle has only scalar dot products (or, for Q8_0 on AVX-512 VNNI, a
@@ -145,6 +160,8 @@ impl Linear {
                 if let Some(ty) = own_kernel(dtype) {
                     let mins = block_minima(&q, ty)?;
                     Weight::Own { q, ty, mins }
+                } else if let Some(ty) = kquant_kernel(dtype) {
+                    Weight::KQuant { q, ty }
                 } else {
                     let q = Arc::new(q);
                     Weight::Quantized {
@@ -168,6 +185,13 @@ impl Linear {
                 } else {
                     mm.forward(x)?
                 }
+            }
+            Weight::KQuant { q, ty } => {
+                let (n_out, k) = q.shape().dims2()?;
+                let xs = x.flatten_all()?.to_vec1::<f32>()?;
+                let mut out = vec![0f32; rows * n_out];
+                kquants::matmul(*ty, &q.data()?, n_out, k, &xs, &mut out);
+                Tensor::from_vec(out, (rows, n_out), &Device::Cpu)?
             }
             Weight::Own { q, ty, mins } => {
                 if rows >= DEQUANT_MIN_ROWS {

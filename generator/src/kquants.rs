@@ -1,0 +1,1062 @@
+//! Q4_K and Q6_K weights (the k-quants of the larger model) multiplied as 8-bit integers.
+//!
+//! A k-quant superblock holds 256 weights: small unsigned integers, an integer scale for every
+//! 16 or 32 of them, and an f16 factor. Activations are quantized per 256 values exactly as
+//! llama.cpp's `block_q8_K` (an f32 scale, values rounded to nearest-even, sums of every 16).
+//! Every weight can then be written `w = d · s[g] · u + o[g]`, with `u` an unsigned byte, `s[g]`
+//! the integer scale of its group `g` of 16 and `o[g]` the group's offset (Q4_K's minimum, or
+//! Q6_K's −32 · d · s[g]), and one superblock's product with activations `dₓ · q` is
+//!
+//! ```text
+//! d · dₓ · Σ_g s[g] · Σ_{i ∈ g} u_i · q_i   +   Σ_g o[g] · (dₓ · Σ_{i ∈ g} q_i)
+//! ```
+//!
+//! The first sum is exact integer arithmetic: on AVX-512, `vpmaddubsw` multiplies unsigned by
+//! signed bytes into pairs of 16-bit sums (at most 2 · 63 · 127, no saturation) and `vpdpwssd`
+//! multiplies those by the group scales into 32-bit sums — 64 weights in two instructions. The
+//! second is sixteen f32 products per superblock.
+//!
+//! Weights are unpacked into that form ([`Unpacked`]) in panels of output features just before
+//! use, so a prompt unpacks each weight once per panel and reuses it for every token, and one
+//! token's product reads each weight once. The integer kernel needs AVX-512 BW and VNNI
+//! ([`FAST`]); elsewhere `model` keeps candle's kernels, and this module's portable code is the
+//! reference the fast one is tested against.
+
+use std::cell::RefCell;
+
+use half::f16;
+
+/// Weights per superblock.
+pub const QK: usize = 256;
+/// Groups of 16 per superblock.
+const GROUPS: usize = QK / 16;
+/// Superblocks unpacked at a time per panel row (bounds the panel to a few hundred KiB).
+const SUPERBLOCKS_PER_STEP: usize = 8;
+/// Activation rows and weight rows per kernel call.
+const TILE_ROWS: usize = 8;
+const TILE_FEATURES: usize = 1;
+
+/// Whether this build has the integer kernel (AVX-512 BW and VNNI).
+pub const FAST: bool = cfg!(all(
+    target_arch = "x86_64",
+    target_feature = "avx512f",
+    target_feature = "avx512bw",
+    target_feature = "avx512vnni"
+));
+
+/// The k-quant types handled here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KType {
+    /// f16 factor and minimum factor, 8 × (6-bit scale, 6-bit minimum), 256 × 4 bits.
+    Q4K,
+    /// 256 × 6 bits (offset −32), 16 × signed 8-bit scale, f16 factor.
+    Q6K,
+}
+
+impl KType {
+    /// Bytes per superblock of 256 weights.
+    #[must_use]
+    pub fn block_bytes(self) -> usize {
+        match self {
+            KType::Q4K => 144,
+            KType::Q6K => 210,
+        }
+    }
+}
+
+/// 256 activations quantized to 8 bits, as llama.cpp's `block_q8_K`.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+pub struct Q8KBlock {
+    /// The values, `x ≈ d · q`.
+    pub qs: [i8; QK],
+    /// `d ·` the sum of each group of 16 values (for the offsets).
+    pub sums: [f32; GROUPS],
+    /// `d ·` the sum of each group of 32 values (Q4_K's groups).
+    pub sums32: [f32; GROUPS / 2],
+    /// The sum of each group of 16 values.
+    pub bsums: [i16; GROUPS],
+    /// The scale.
+    pub d: f32,
+}
+
+impl Q8KBlock {
+    const ZERO: Q8KBlock = Q8KBlock {
+        qs: [0; QK],
+        sums: [0.0; GROUPS],
+        sums32: [0.0; GROUPS / 2],
+        bsums: [0; GROUPS],
+        d: 0.0,
+    };
+}
+
+/// Quantizes 256 activations as llama.cpp's `quantize_row_q8_K`: the value of largest
+/// magnitude maps to −127, the others round to nearest-even.
+///
+/// # Panics
+/// If `x` is not 256 values long.
+pub fn quantize_block(x: &[f32], out: &mut Q8KBlock) {
+    assert_eq!(x.len(), QK, "a superblock is {QK} values");
+    let (mut max, mut amax) = (0f32, 0f32);
+    for &v in x {
+        if v.abs() > amax {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    if amax == 0.0 {
+        *out = Q8KBlock::ZERO;
+        return;
+    }
+    let iscale = -127.0 / max;
+    for (q, &v) in out.qs.iter_mut().zip(x) {
+        *q = (iscale * v).round_ties_even().min(127.0) as i8;
+    }
+    out.d = 1.0 / iscale;
+    for (g, group) in out.qs.chunks_exact(16).enumerate() {
+        let s: i16 = group.iter().map(|&q| i16::from(q)).sum();
+        out.bsums[g] = s;
+        out.sums[g] = out.d * f32::from(s);
+    }
+    for (j, pair) in out.bsums.chunks_exact(2).enumerate() {
+        out.sums32[j] = out.d * (i32::from(pair[0]) + i32::from(pair[1])) as f32;
+    }
+}
+
+/// Quantizes `x` (a multiple of 256 long) into `out`.
+pub fn quantize_q8k(x: &[f32], out: &mut Vec<Q8KBlock>) {
+    out.clear();
+    out.resize(x.len() / QK, Q8KBlock::ZERO);
+    for (chunk, b) in x.chunks_exact(QK).zip(out.iter_mut()) {
+        quantize_block(chunk, b);
+    }
+}
+
+/// One superblock of weights as `w[i] = d · scales[i / 16] · values[i] + offsets[i / 16]`.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+pub struct Unpacked {
+    /// The unsigned values (Q4_K: 0..16, Q6_K: 0..64).
+    pub values: [u8; QK],
+    /// The integer scale of each group of 16; lanes 16.. stay zero, so the block's scales are
+    /// one 64-byte load.
+    pub scales: [i16; 32],
+    /// The offset of each group of 16.
+    pub offsets: [f32; GROUPS],
+    /// The superblock's factor.
+    pub d: f32,
+}
+
+impl Unpacked {
+    /// All zero.
+    pub const ZERO: Unpacked = Unpacked {
+        values: [0; QK],
+        scales: [0; 32],
+        offsets: [0.0; GROUPS],
+        d: 0.0,
+    };
+}
+
+/// Output features per strip: one 512-bit vector of 32-bit sums.
+pub const STRIP: usize = 16;
+/// Activation rows per strip kernel call.
+const STRIP_ROWS: usize = 8;
+/// From this many activation rows on, products run on strips (rebuilding a strip costs about
+/// what multiplying it with a dozen rows does).
+const STRIP_MIN_ROWS: usize = 16;
+
+/// One superblock of [`STRIP`] output features, interleaved for `vpdpbusd`: each 64-byte row
+/// of `values` holds four consecutive weights of every feature, so one instruction multiplies
+/// them with four activations broadcast to all features, and the 16 lanes of its result are
+/// the 16 features. The integer group sums are scaled in f32, group by group.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+pub struct Strip {
+    /// `values[k4][4 · f + j]`: feature `f`'s value at weight `4 · k4 + j`.
+    values: [[u8; 64]; QK / 4],
+    /// `d · scale` of each feature in each group (Q4_K: 8 groups of 32, Q6_K: 16 of 16).
+    scales: [[f32; STRIP]; GROUPS],
+    /// Each feature's offset in each group.
+    offsets: [[f32; STRIP]; GROUPS],
+}
+
+impl Strip {
+    /// All zero.
+    pub const ZERO: Strip = Strip {
+        values: [[0; 64]; QK / 4],
+        scales: [[0.0; STRIP]; GROUPS],
+        offsets: [[0.0; STRIP]; GROUPS],
+    };
+}
+
+/// Groups with their own scale per superblock.
+fn groups(ty: KType) -> usize {
+    match ty {
+        KType::Q4K => 8,
+        KType::Q6K => 16,
+    }
+}
+
+/// Interleaves one superblock of up to [`STRIP`] features (`blocks[f]`, the superblock of
+/// feature `f`); missing features are zero.
+///
+/// # Panics
+/// If there are more than [`STRIP`] blocks, or one is not a whole superblock.
+pub fn build_strip(ty: KType, blocks: &[&[u8]], out: &mut Strip) {
+    assert!(blocks.len() <= STRIP, "at most {STRIP} features per strip");
+    let ng = groups(ty);
+    let per_group = GROUPS / ng;
+    let mut u = Unpacked::ZERO;
+    for f in 0..STRIP {
+        match blocks.get(f) {
+            Some(block) => unpack(ty, block, &mut u),
+            None => u = Unpacked::ZERO,
+        }
+        for (k4, row) in out.values.iter_mut().enumerate() {
+            row[4 * f..4 * f + 4].copy_from_slice(&u.values[4 * k4..4 * k4 + 4]);
+        }
+        for g in 0..ng {
+            out.scales[g][f] = u.d * f32::from(u.scales[g * per_group]);
+            out.offsets[g][f] = u.offsets[g * per_group];
+        }
+    }
+}
+
+/// The portable product of one strip row with quantized activations: the reference for the
+/// strip kernel, `out[f] = Σ w[f] · x`.
+#[must_use]
+pub fn dot_strips(ty: KType, strips: &[Strip], x: &[Q8KBlock]) -> [f32; STRIP] {
+    let ng = groups(ty);
+    let per_group = QK / 4 / ng;
+    let mut out = [0f32; STRIP];
+    for (s, x) in strips.iter().zip(x) {
+        for (f, o) in out.iter_mut().enumerate() {
+            let mut block = 0f32;
+            for g in 0..ng {
+                let mut isum = 0i32;
+                for k4 in g * per_group..(g + 1) * per_group {
+                    for j in 0..4 {
+                        isum += i32::from(s.values[k4][4 * f + j]) * i32::from(x.qs[4 * k4 + j]);
+                    }
+                }
+                block += isum as f32 * s.scales[g][f];
+            }
+            *o += block * x.d;
+            for g in 0..ng {
+                let sum = if ng == 8 { x.sums32[g] } else { x.sums[g] };
+                *o += s.offsets[g][f] * sum;
+            }
+        }
+    }
+    out
+}
+
+/// `out[r] = Σ strips · x[r]` for up to [`STRIP_ROWS`] activation rows.
+fn strip_tile(
+    ty: KType,
+    strips: &[Strip],
+    x: &[&[Q8KBlock]],
+    out: &mut [[f32; STRIP]; STRIP_ROWS],
+) {
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vnni"
+    ))]
+    {
+        fn by_rows<const NG: usize>(
+            strips: &[Strip],
+            x: &[&[Q8KBlock]],
+            out: &mut [[f32; STRIP]; STRIP_ROWS],
+        ) {
+            macro_rules! call {
+                ($r:literal) => {{
+                    #[allow(unsafe_code)]
+                    // SAFETY: this branch is compiled only when the build targets AVX-512 F,
+                    // BW and VNNI, so every CPU this binary runs on has them.
+                    unsafe {
+                        avx512::strip_tile::<$r, NG>(strips, x, out)
+                    }
+                }};
+            }
+            match x.len() {
+                1 => call!(1),
+                2 => call!(2),
+                3 => call!(3),
+                4 => call!(4),
+                5 => call!(5),
+                6 => call!(6),
+                7 => call!(7),
+                8 => call!(8),
+                n => unreachable!("{n} rows in a strip tile"),
+            }
+        }
+        match ty {
+            KType::Q4K => by_rows::<8>(strips, x, out),
+            KType::Q6K => by_rows::<16>(strips, x, out),
+        }
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vnni"
+    )))]
+    for (o, x) in out.iter_mut().zip(x) {
+        *o = dot_strips(ty, strips, x);
+    }
+}
+
+thread_local! {
+    /// Each worker's strips, kept between calls.
+    static STRIPS: RefCell<Vec<Strip>> = const { RefCell::new(Vec::new()) };
+}
+
+fn read_f16(bytes: &[u8], at: usize) -> f32 {
+    f16::from_bits(u16::from_le_bytes([bytes[at], bytes[at + 1]])).to_f32()
+}
+
+/// Scale and minimum of sub-block `j` (of 32 weights) of a Q4_K block, from its 12 packed
+/// bytes: 6 bits each, the high bits of sub-blocks 4..8 stored in the top bits of 0..8.
+fn q4k_scale_min(j: usize, packed: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (packed[j] & 63, packed[j + 4] & 63)
+    } else {
+        (
+            (packed[j + 4] & 0x0F) | ((packed[j - 4] >> 6) << 4),
+            (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4),
+        )
+    }
+}
+
+/// Unpacks one superblock of `ty`.
+///
+/// # Panics
+/// If `block` is not `ty.block_bytes()` long.
+pub fn unpack(ty: KType, block: &[u8], out: &mut Unpacked) {
+    assert_eq!(block.len(), ty.block_bytes(), "superblock size");
+    match ty {
+        KType::Q4K => {
+            let d = read_f16(block, 0);
+            let dmin = read_f16(block, 2);
+            let packed = &block[4..16];
+            for j in 0..8 {
+                let (s, m) = q4k_scale_min(j, packed);
+                let offset = -dmin * f32::from(m);
+                out.scales[2 * j] = i16::from(s);
+                out.scales[2 * j + 1] = i16::from(s);
+                out.offsets[2 * j] = offset;
+                out.offsets[2 * j + 1] = offset;
+            }
+            // 64 weights per 32 bytes: low nibbles first, then high nibbles.
+            for (qs, values) in block[16..144]
+                .chunks_exact(32)
+                .zip(out.values.chunks_exact_mut(64))
+            {
+                let (lo, hi) = values.split_at_mut(32);
+                for ((l, h), &q) in lo.iter_mut().zip(hi).zip(qs) {
+                    *l = q & 0x0F;
+                    *h = q >> 4;
+                }
+            }
+            out.d = d;
+        }
+        KType::Q6K => {
+            let d = read_f16(block, 208);
+            // Two halves of 128: 64 bytes of low nibbles, 32 bytes of high bit pairs each.
+            for half in 0..2 {
+                let ql = &block[half * 64..half * 64 + 64];
+                let qh = &block[128 + half * 32..128 + half * 32 + 32];
+                let v = &mut out.values[half * 128..half * 128 + 128];
+                for l in 0..32 {
+                    v[l] = (ql[l] & 0x0F) | ((qh[l] & 3) << 4);
+                    v[l + 32] = (ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4);
+                    v[l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
+                    v[l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
+                }
+            }
+            for g in 0..GROUPS {
+                let s = block[192 + g] as i8;
+                out.scales[g] = i16::from(s);
+                out.offsets[g] = -32.0 * d * f32::from(s);
+            }
+            out.d = d;
+        }
+    }
+    out.scales[GROUPS..].fill(0);
+}
+
+/// Dequantizes one row of superblocks (tests, and the dense fallback).
+#[must_use]
+pub fn dequantize_row(ty: KType, row: &[u8]) -> Vec<f32> {
+    let mut u = Unpacked::ZERO;
+    let mut out = Vec::with_capacity(row.len() / ty.block_bytes() * QK);
+    for block in row.chunks_exact(ty.block_bytes()) {
+        unpack(ty, block, &mut u);
+        out.extend(
+            u.values.iter().enumerate().map(|(i, &v)| {
+                u.d * f32::from(u.scales[i / 16]) * f32::from(v) + u.offsets[i / 16]
+            }),
+        );
+    }
+    out
+}
+
+/// The portable product of unpacked weights with quantized activations, the reference for
+/// the SIMD kernel.
+#[must_use]
+pub fn dot_unpacked(w: &[Unpacked], x: &[Q8KBlock]) -> f32 {
+    let mut acc = 0f32;
+    for (w, x) in w.iter().zip(x) {
+        let mut isum = 0i32;
+        for g in 0..GROUPS {
+            let s: i32 = w.values[g * 16..g * 16 + 16]
+                .iter()
+                .zip(&x.qs[g * 16..g * 16 + 16])
+                .map(|(&u, &q)| i32::from(u) * i32::from(q))
+                .sum();
+            isum += i32::from(w.scales[g]) * s;
+        }
+        acc += w.d * x.d * isum as f32;
+        for g in 0..GROUPS {
+            acc += w.offsets[g] * x.sums[g];
+        }
+    }
+    acc
+}
+
+/// llama.cpp's arithmetic on the packed blocks (`ggml_vec_dot_q4_K_q8_K` and
+/// `ggml_vec_dot_q6_K_q8_K`, reference versions): a second, independent reference.
+#[must_use]
+pub fn dot_packed(ty: KType, row: &[u8], x: &[Q8KBlock]) -> f32 {
+    let mut acc = 0f32;
+    let mut u = Unpacked::ZERO;
+    for (block, x) in row.chunks_exact(ty.block_bytes()).zip(x) {
+        unpack(ty, block, &mut u);
+        match ty {
+            KType::Q4K => {
+                let (d, dmin) = (read_f16(block, 0), read_f16(block, 2));
+                let (mut main, mut mins) = (0i32, 0i32);
+                for j in 0..8 {
+                    let (s, m) = q4k_scale_min(j, &block[4..16]);
+                    let dot: i32 = (j * 32..j * 32 + 32)
+                        .map(|i| i32::from(u.values[i]) * i32::from(x.qs[i]))
+                        .sum();
+                    main += i32::from(s) * dot;
+                    mins +=
+                        i32::from(m) * (i32::from(x.bsums[2 * j]) + i32::from(x.bsums[2 * j + 1]));
+                }
+                acc += d * x.d * main as f32 - dmin * x.d * mins as f32;
+            }
+            KType::Q6K => {
+                let d = read_f16(block, 208);
+                let mut sum = 0i32;
+                for g in 0..GROUPS {
+                    let dot: i32 = (g * 16..g * 16 + 16)
+                        .map(|i| (i32::from(u.values[i]) - 32) * i32::from(x.qs[i]))
+                        .sum();
+                    sum += i32::from(block[192 + g] as i8) * dot;
+                }
+                acc += d * x.d * sum as f32;
+            }
+        }
+    }
+    acc
+}
+
+/// Products of up to [`TILE_FEATURES`] weight rows with up to [`TILE_ROWS`] activation rows,
+/// over the same superblocks: `out[m][r] = Σ w[m] · x[r]`.
+fn tile(w: &[&[Unpacked]], x: &[&[Q8KBlock]], out: &mut [[f32; TILE_ROWS]; TILE_FEATURES]) {
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vnni"
+    ))]
+    {
+        // The kernel is specialized by tile shape, so its accumulators stay in registers.
+        fn rows<const RM: usize>(
+            w: &[&[Unpacked]],
+            x: &[&[Q8KBlock]],
+            out: &mut [[f32; TILE_ROWS]; TILE_FEATURES],
+        ) {
+            macro_rules! call {
+                ($r:literal) => {{
+                    #[allow(unsafe_code)]
+                    // SAFETY: this branch is compiled only when the build targets AVX-512 F,
+                    // BW and VNNI, so every CPU this binary runs on has them.
+                    unsafe {
+                        avx512::tile::<RM, $r>(w, x, out)
+                    }
+                }};
+            }
+            match x.len() {
+                1 => call!(1),
+                2 => call!(2),
+                3 => call!(3),
+                4 => call!(4),
+                5 => call!(5),
+                6 => call!(6),
+                7 => call!(7),
+                8 => call!(8),
+                9 => call!(9),
+                10 => call!(10),
+                11 => call!(11),
+                12 => call!(12),
+                n => unreachable!("{n} rows in a tile"),
+            }
+        }
+        match w.len() {
+            1 => rows::<1>(w, x, out),
+            2 => rows::<2>(w, x, out),
+            3 => rows::<3>(w, x, out),
+            4 => rows::<4>(w, x, out),
+            n => unreachable!("{n} features in a tile"),
+        }
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vnni"
+    )))]
+    for (o, w) in out.iter_mut().zip(w) {
+        for (v, x) in o.iter_mut().zip(x) {
+            *v = dot_unpacked(w, x);
+        }
+    }
+}
+
+thread_local! {
+    /// Each worker's unpacked panel, kept between calls.
+    static PANEL: RefCell<Vec<Unpacked>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Quantizes every row of `x` (rows of `k`) on the worker pool.
+///
+/// # Panics
+/// If `k` is not a multiple of 256.
+#[must_use]
+pub fn quantize_rows(x: &[f32], k: usize) -> Vec<Q8KBlock> {
+    assert_eq!(k % QK, 0, "row length {k} is not a multiple of {QK}");
+    let per_row = k / QK;
+    let mut out = vec![Q8KBlock::ZERO; x.len() / k * per_row];
+    if out.is_empty() {
+        return out;
+    }
+    // A few rows per task: quantizing is cheap next to handing out a task.
+    let rows_per_task = 16;
+    crate::parallel::fill_chunks(&mut out, rows_per_task * per_row, |task, blocks| {
+        let first = task * rows_per_task * k;
+        for (b, block) in blocks.iter_mut().enumerate() {
+            let at = first + b * QK;
+            quantize_block(&x[at..at + QK], block);
+        }
+    });
+    out
+}
+
+/// `out = x · Wᵀ` for `x` of `rows × k` and `W` of `n_out × k` superblocks of `ty`.
+///
+/// Runs on candle's worker pool, in panels of output features: each panel is unpacked a few
+/// superblocks at a time and multiplied with every row of `x`.
+///
+/// # Panics
+///
+/// If `k` is not a multiple of 256 or the slices do not have the sizes the dimensions imply.
+pub fn matmul(ty: KType, weights: &[u8], n_out: usize, k: usize, x: &[f32], out: &mut [f32]) {
+    assert_eq!(k % QK, 0, "row length {k} is not a multiple of {QK}");
+    let rows = x.len() / k;
+    assert_eq!(x.len(), rows * k, "activation size");
+    let acts = quantize_rows(x, k);
+    matmul_quantized(ty, weights, n_out, k, &acts, out);
+}
+
+/// [`matmul`] with activations already quantized by [`quantize_rows`] (several products of
+/// the same input quantize it once).
+///
+/// # Panics
+///
+/// As [`matmul`].
+pub fn matmul_quantized(
+    ty: KType,
+    weights: &[u8],
+    n_out: usize,
+    k: usize,
+    acts: &[Q8KBlock],
+    out: &mut [f32],
+) {
+    assert_eq!(k % QK, 0, "row length {k} is not a multiple of {QK}");
+    let per_row = k / QK;
+    let bb = ty.block_bytes();
+    let row_bytes = per_row * bb;
+    assert_eq!(weights.len(), n_out * row_bytes, "weight size");
+    let rows = acts.len() / per_row;
+    assert_eq!(out.len(), rows * n_out, "output size");
+    if rows == 0 || n_out == 0 {
+        return;
+    }
+    let threads = candle_core::utils::get_num_threads().max(1);
+    if rows >= STRIP_MIN_ROWS {
+        return matmul_strips(ty, weights, n_out, k, acts, out, threads);
+    }
+    // Enough panels for every worker to take several (an even width, at most 128 features:
+    // 128 rows of 8 unpacked superblocks are 384 KiB, which stays in L2).
+    let width = (n_out.div_ceil(threads * 4).div_ceil(2) * 2).clamp(2, 128);
+    crate::parallel::fill_column_blocks(out, n_out, width, |_, block| {
+        PANEL.with(|panel| {
+            let mut panel = panel.borrow_mut();
+            let step = SUPERBLOCKS_PER_STEP.min(per_row);
+            if panel.len() < block.width * step {
+                panel.resize(block.width * step, Unpacked::ZERO);
+            }
+            let mut sums = [[0f32; TILE_ROWS]; TILE_FEATURES];
+            for first in (0..per_row).step_by(step) {
+                let kc = step.min(per_row - first);
+                for f in 0..block.width {
+                    let at = (block.start + f) * row_bytes + first * bb;
+                    for (j, u) in panel[f * kc..(f + 1) * kc].iter_mut().enumerate() {
+                        unpack(ty, &weights[at + j * bb..at + (j + 1) * bb], u);
+                    }
+                }
+                for r0 in (0..rows).step_by(TILE_ROWS) {
+                    let rn = TILE_ROWS.min(rows - r0);
+                    let mut xs: [&[Q8KBlock]; TILE_ROWS] = [&[]; TILE_ROWS];
+                    for (i, r) in (r0..r0 + rn).enumerate() {
+                        xs[i] = &acts[r * per_row + first..r * per_row + first + kc];
+                    }
+                    for m0 in (0..block.width).step_by(TILE_FEATURES) {
+                        let rm = TILE_FEATURES.min(block.width - m0);
+                        let mut ws: [&[Unpacked]; TILE_FEATURES] = [&[]; TILE_FEATURES];
+                        for (i, m) in (m0..m0 + rm).enumerate() {
+                            ws[i] = &panel[m * kc..(m + 1) * kc];
+                        }
+                        tile(&ws[..rm], &xs[..rn], &mut sums);
+                        for (r, row) in (r0..r0 + rn).enumerate() {
+                            let out_row = block.row_mut(row);
+                            for m in 0..rm {
+                                if first == 0 {
+                                    out_row[m0 + m] = sums[m][r];
+                                } else {
+                                    out_row[m0 + m] += sums[m][r];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    });
+}
+
+/// The many-row product on strips: panels of whole strips, each rebuilt a few superblocks at
+/// a time and multiplied with every row.
+fn matmul_strips(
+    ty: KType,
+    weights: &[u8],
+    n_out: usize,
+    k: usize,
+    acts: &[Q8KBlock],
+    out: &mut [f32],
+    threads: usize,
+) {
+    let per_row = k / QK;
+    let bb = ty.block_bytes();
+    let row_bytes = per_row * bb;
+    let rows = acts.len() / per_row;
+    // Several panels per worker, each a whole number of strips, at most 8 (128 features of 8
+    // superblocks: 384 KiB of strips, which stays in L2).
+    let strips_per_panel = n_out.div_ceil(STRIP).div_ceil(threads * 4).clamp(1, 8);
+    crate::parallel::fill_column_blocks(out, n_out, strips_per_panel * STRIP, |_, block| {
+        STRIPS.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let step = SUPERBLOCKS_PER_STEP.min(per_row);
+            let n_strips = block.width.div_ceil(STRIP);
+            if scratch.len() < n_strips * step {
+                scratch.resize(n_strips * step, Strip::ZERO);
+            }
+            let mut sums = [[0f32; STRIP]; STRIP_ROWS];
+            for first in (0..per_row).step_by(step) {
+                let kc = step.min(per_row - first);
+                for s in 0..n_strips {
+                    let features = (block.start + s * STRIP)
+                        ..(block.start + block.width).min(block.start + (s + 1) * STRIP);
+                    for j in 0..kc {
+                        let mut blocks: [&[u8]; STRIP] = [&[]; STRIP];
+                        for (b, f) in features.clone().enumerate() {
+                            let at = f * row_bytes + (first + j) * bb;
+                            blocks[b] = &weights[at..at + bb];
+                        }
+                        build_strip(ty, &blocks[..features.len()], &mut scratch[s * kc + j]);
+                    }
+                }
+                for r0 in (0..rows).step_by(STRIP_ROWS) {
+                    let rn = STRIP_ROWS.min(rows - r0);
+                    let mut xs: [&[Q8KBlock]; STRIP_ROWS] = [&[]; STRIP_ROWS];
+                    for (i, r) in (r0..r0 + rn).enumerate() {
+                        xs[i] = &acts[r * per_row + first..r * per_row + first + kc];
+                    }
+                    for s in 0..n_strips {
+                        strip_tile(ty, &scratch[s * kc..(s + 1) * kc], &xs[..rn], &mut sums);
+                        let cols = s * STRIP..block.width.min((s + 1) * STRIP);
+                        for (r, row) in (r0..r0 + rn).enumerate() {
+                            let dst = &mut block.row_mut(row)[cols.clone()];
+                            let src = &sums[r][..dst.len()];
+                            if first == 0 {
+                                dst.copy_from_slice(src);
+                            } else {
+                                for (d, v) in dst.iter_mut().zip(src) {
+                                    *d += v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    });
+}
+
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx512f",
+    target_feature = "avx512bw",
+    target_feature = "avx512vnni"
+))]
+mod avx512 {
+    //! The integer kernel on 512-bit vectors. Loads go through `bytemuck::cast` from
+    //! fixed-size arrays, so no pointer is dereferenced.
+    use std::arch::x86_64::{
+        __m512, __m512i, _mm512_cvtepi32_ps, _mm512_dpbusd_epi32, _mm512_dpwssd_epi32,
+        _mm512_fmadd_ps, _mm512_maddubs_epi16, _mm512_mul_ps, _mm512_permutexvar_epi16,
+        _mm512_reduce_add_ps, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_ps,
+        _mm512_setzero_si512,
+    };
+
+    use super::{Q8KBlock, Strip, Unpacked};
+
+    /// For chunk `c` (weights 64c..64c+64), 16-bit lane `l` of `vpmaddubsw`'s output covers
+    /// weights 64c + 2l and 64c + 2l + 1, in group 4c + l/8: the index that spreads the 16
+    /// group scales over those lanes.
+    const fn scale_index(c: usize) -> [i16; 32] {
+        let mut idx = [0i16; 32];
+        let mut l = 0;
+        while l < 32 {
+            idx[l] = (4 * c + l / 8) as i16;
+            l += 1;
+        }
+        idx
+    }
+    const SCALE_INDEX: [[i16; 32]; 4] = [
+        scale_index(0),
+        scale_index(1),
+        scale_index(2),
+        scale_index(3),
+    ];
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[inline]
+    fn load_u8(bytes: &[u8]) -> __m512i {
+        let a: [u8; 64] = bytes[..64].try_into().expect("64 bytes");
+        bytemuck::cast(a)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[inline]
+    fn load_i8(bytes: &[i8]) -> __m512i {
+        let a: [i8; 64] = bytes[..64].try_into().expect("64 bytes");
+        bytemuck::cast(a)
+    }
+
+    /// `out[m][r] = Σ_superblocks w[m] · x[r]`, every slice the same number of superblocks.
+    ///
+    /// Plain loops over fixed-size arrays rather than `array::map`: closures are not inlined
+    /// into a `#[target_feature]` function, and the accumulators must stay in registers.
+    #[allow(clippy::needless_range_loop)] // indices over several arrays at once
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) fn tile<const RM: usize, const RN: usize>(
+        w: &[&[Unpacked]],
+        x: &[&[Q8KBlock]],
+        out: &mut [[f32; super::TILE_ROWS]; super::TILE_FEATURES],
+    ) {
+        let mut index = [_mm512_setzero_si512(); 4];
+        for (i, idx) in SCALE_INDEX.iter().enumerate() {
+            index[i] = bytemuck::cast(*idx);
+        }
+        let zero = _mm512_setzero_ps();
+        let mut facc = [[zero; RN]; RM];
+        let n = x[0].len();
+        for sb in 0..n {
+            let mut ws: [&Unpacked; RM] = [&w[0][sb]; RM];
+            for m in 1..RM {
+                ws[m] = &w[m][sb];
+            }
+            let mut xs: [&Q8KBlock; RN] = [&x[0][sb]; RN];
+            for r in 1..RN {
+                xs[r] = &x[r][sb];
+            }
+            let mut scales = [_mm512_setzero_si512(); RM];
+            for m in 0..RM {
+                scales[m] = bytemuck::cast(ws[m].scales);
+            }
+            let mut acc = [[_mm512_setzero_si512(); RN]; RM];
+            for (c, idx) in index.iter().enumerate() {
+                let mut values = [_mm512_setzero_si512(); RM];
+                let mut spread = [_mm512_setzero_si512(); RM];
+                for m in 0..RM {
+                    values[m] = load_u8(&ws[m].values[c * 64..]);
+                    spread[m] = _mm512_permutexvar_epi16(*idx, scales[m]);
+                }
+                for r in 0..RN {
+                    let q = load_i8(&xs[r].qs[c * 64..]);
+                    for m in 0..RM {
+                        let pairs = _mm512_maddubs_epi16(values[m], q);
+                        acc[m][r] = _mm512_dpwssd_epi32(acc[m][r], pairs, spread[m]);
+                    }
+                }
+            }
+            let mut dx = [zero; RN];
+            for r in 0..RN {
+                dx[r] = _mm512_set1_ps(xs[r].d);
+            }
+            for m in 0..RM {
+                let offsets: __m512 = bytemuck::cast(ws[m].offsets);
+                let dw = _mm512_set1_ps(ws[m].d);
+                for r in 0..RN {
+                    let scale = _mm512_mul_ps(dw, dx[r]);
+                    let f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[m][r]), scale, facc[m][r]);
+                    let sums: __m512 = bytemuck::cast(xs[r].sums);
+                    facc[m][r] = _mm512_fmadd_ps(offsets, sums, f);
+                }
+            }
+        }
+        for m in 0..RM {
+            for r in 0..RN {
+                out[m][r] = _mm512_reduce_add_ps(facc[m][r]);
+            }
+        }
+    }
+
+    /// `out[r] = Σ strips · x[r]`: 16 features of every strip at once, `NG` scale groups per
+    /// superblock.
+    #[allow(clippy::needless_range_loop)] // indices over several arrays at once
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) fn strip_tile<const RN: usize, const NG: usize>(
+        strips: &[Strip],
+        x: &[&[Q8KBlock]],
+        out: &mut [[f32; super::STRIP]; super::STRIP_ROWS],
+    ) {
+        let per_group = 64 / NG;
+        let zero = _mm512_setzero_ps();
+        let mut facc = [zero; RN];
+        for (sb, s) in strips.iter().enumerate() {
+            let mut xs: [&Q8KBlock; RN] = [&x[0][sb]; RN];
+            for r in 1..RN {
+                xs[r] = &x[r][sb];
+            }
+            let mut q4: [&[i32; 64]; RN] = [bytemuck::cast_ref(&xs[0].qs); RN];
+            for r in 1..RN {
+                q4[r] = bytemuck::cast_ref(&xs[r].qs);
+            }
+            let mut block = [zero; RN];
+            for g in 0..NG {
+                let mut acc = [_mm512_setzero_si512(); RN];
+                for k4 in g * per_group..(g + 1) * per_group {
+                    let w: __m512i = bytemuck::cast(s.values[k4]);
+                    for r in 0..RN {
+                        acc[r] = _mm512_dpbusd_epi32(acc[r], w, _mm512_set1_epi32(q4[r][k4]));
+                    }
+                }
+                let scale: __m512 = bytemuck::cast(s.scales[g]);
+                for r in 0..RN {
+                    block[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r]), scale, block[r]);
+                }
+            }
+            for r in 0..RN {
+                facc[r] = _mm512_fmadd_ps(block[r], _mm512_set1_ps(xs[r].d), facc[r]);
+            }
+            for g in 0..NG {
+                let offset: __m512 = bytemuck::cast(s.offsets[g]);
+                for r in 0..RN {
+                    let sum = if NG == 8 {
+                        xs[r].sums32[g]
+                    } else {
+                        xs[r].sums[g]
+                    };
+                    facc[r] = _mm512_fmadd_ps(offset, _mm512_set1_ps(sum), facc[r]);
+                }
+            }
+        }
+        for r in 0..RN {
+            out[r] = bytemuck::cast(facc[r]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::{GgmlDType, QTensor};
+    use candle_core::{Device, Tensor};
+    use rand::{Rng, SeedableRng};
+
+    /// Random weights quantized by candle, so the blocks are well-formed.
+    fn weights(ty: KType, n_out: usize, k: usize, rng: &mut rand::rngs::StdRng) -> QTensor {
+        let w: Vec<f32> = (0..n_out * k)
+            .map(|_| rng.gen_range(-1.0f32..1.0).powi(3) * 0.2)
+            .collect();
+        let t = Tensor::from_vec(w, (n_out, k), &Device::Cpu).unwrap();
+        let dtype = match ty {
+            KType::Q4K => GgmlDType::Q4K,
+            KType::Q6K => GgmlDType::Q6K,
+        };
+        QTensor::quantize(&t, dtype).unwrap()
+    }
+
+    fn activations(rows: usize, k: usize, rng: &mut rand::rngs::StdRng) -> Vec<f32> {
+        (0..rows * k)
+            .map(|i| {
+                // A few outliers, as real activations have.
+                let v = rng.gen_range(-1.0f32..1.0);
+                if i % 97 == 0 {
+                    v * 20.0
+                } else {
+                    v
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unpacking_matches_candles_dequantization() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for ty in [KType::Q4K, KType::Q6K] {
+            let q = weights(ty, 3, 512, &mut rng);
+            let expect = q.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap();
+            let expect = expect.to_vec1::<f32>().unwrap();
+            let got = dequantize_row(ty, &q.data().unwrap());
+            assert_eq!(got.len(), expect.len());
+            for (i, (a, b)) in got.iter().zip(&expect).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-6 * b.abs().max(1e-3),
+                    "{ty:?} {i}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn quantization_rounds_like_llama_cpp() {
+        let mut x = vec![0f32; QK];
+        x[0] = -127.0; // the largest magnitude maps to -127: a scale of exactly 1
+        x[1] = 0.5; // ties go to even: 0
+        x[2] = 1.5; // 2
+        x[3] = -2.5; // -2
+        let mut b = Q8KBlock::ZERO;
+        quantize_block(&x, &mut b);
+        assert_eq!(&b.qs[..4], &[-127, 0, 2, -2]);
+        assert!((b.d - 1.0).abs() < f32::EPSILON);
+        assert_eq!(b.bsums[0], -127);
+        assert!((b.sums[0] + 127.0).abs() < 1e-6);
+        quantize_block(&[0.0; QK], &mut b);
+        assert!(b.qs.iter().all(|&q| q == 0) && b.d == 0.0);
+    }
+
+    #[test]
+    fn kernels_agree_with_both_references_and_with_f32_math() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+        for ty in [KType::Q4K, KType::Q6K] {
+            // 7 rows: the row-by-row path; 19: strips, in tiles of 8, 8 and 3. 37 output
+            // features: two whole strips and a partial one. 10 superblocks: a step of 8 and
+            // one of 2.
+            for rows in [7, 19] {
+                check_matmul(ty, 37, 10 * QK, rows, &mut rng);
+            }
+        }
+    }
+
+    fn check_matmul(ty: KType, n_out: usize, k: usize, rows: usize, rng: &mut rand::rngs::StdRng) {
+        {
+            let q = weights(ty, n_out, k, rng);
+            let data = q.data().unwrap();
+            let x = activations(rows, k, rng);
+            let mut out = vec![0f32; rows * n_out];
+            matmul(ty, &data, n_out, k, &x, &mut out);
+            let dense = q
+                .dequantize(&Device::Cpu)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            let row_bytes = k / QK * ty.block_bytes();
+            for r in 0..rows {
+                let mut acts = Vec::new();
+                quantize_q8k(&x[r * k..(r + 1) * k], &mut acts);
+                let xq: Vec<f32> = acts
+                    .iter()
+                    .flat_map(|b| b.qs.iter().map(move |&v| f32::from(v) * b.d))
+                    .collect();
+                for f in 0..n_out {
+                    let row = &data[f * row_bytes..(f + 1) * row_bytes];
+                    let packed = dot_packed(ty, row, &acts);
+                    let mut u = vec![Unpacked::ZERO; k / QK];
+                    for (b, u) in row.chunks_exact(ty.block_bytes()).zip(&mut u) {
+                        unpack(ty, b, u);
+                    }
+                    let unpacked = dot_unpacked(&u, &acts);
+                    let plain: f32 = dense[f].iter().zip(&xq).map(|(a, b)| a * b).sum();
+                    let got = out[r * n_out + f];
+                    let tol = 1e-4 * plain.abs().max(1.0);
+                    assert!(
+                        (unpacked - packed).abs() <= tol,
+                        "{ty:?}: {unpacked} vs {packed}"
+                    );
+                    assert!(
+                        (got - packed).abs() <= tol,
+                        "{ty:?} r{r} f{f}: {got} vs {packed}"
+                    );
+                    assert!((plain - packed).abs() <= tol, "{ty:?}: {plain} vs {packed}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strips_hold_the_same_products_as_the_packed_blocks() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        for ty in [KType::Q4K, KType::Q6K] {
+            // 13 features: the last 3 lanes of the strip are padding.
+            let (n_out, k) = (13, 3 * QK);
+            let q = weights(ty, n_out, k, &mut rng);
+            let data = q.data().unwrap();
+            let row_bytes = k / QK * ty.block_bytes();
+            let bb = ty.block_bytes();
+            let strips: Vec<Strip> = (0..k / QK)
+                .map(|sb| {
+                    let blocks: Vec<&[u8]> = (0..n_out)
+                        .map(|f| &data[f * row_bytes + sb * bb..f * row_bytes + (sb + 1) * bb])
+                        .collect();
+                    let mut s = Strip::ZERO;
+                    build_strip(ty, &blocks, &mut s);
+                    s
+                })
+                .collect();
+            let mut acts = Vec::new();
+            quantize_q8k(&activations(1, k, &mut rng), &mut acts);
+            let got = dot_strips(ty, &strips, &acts);
+            for f in 0..STRIP {
+                let expect = if f < n_out {
+                    dot_packed(ty, &data[f * row_bytes..(f + 1) * row_bytes], &acts)
+                } else {
+                    0.0
+                };
+                let tol = 1e-4 * expect.abs().max(1.0);
+                assert!(
+                    (got[f] - expect).abs() <= tol,
+                    "{ty:?} feature {f}: {} vs {expect}",
+                    got[f]
+                );
+            }
+        }
+    }
+}
