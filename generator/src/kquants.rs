@@ -601,6 +601,9 @@ pub fn matmul_quantized(
     if rows >= STRIP_MIN_ROWS {
         return matmul_strips(ty, weights, n_out, k, acts, out, threads);
     }
+    if rows == 1 && FAST {
+        return matvec(ty, weights, n_out, acts, out, threads);
+    }
     // Enough panels for every worker to take several (an even width, at most 128 features:
     // 128 rows of 8 unpacked superblocks are 384 KiB, which stays in L2).
     let width = (n_out.div_ceil(threads * 4).div_ceil(2) * 2).clamp(2, 128);
@@ -647,6 +650,85 @@ pub fn matmul_quantized(
                 }
             }
         });
+    });
+}
+
+/// The order [`dot_row`] wants Q4_K's activations in: within each 128, values 0..32, 64..96,
+/// 32..64, 96..128, matching the low and high nibbles of 64 packed bytes.
+#[must_use]
+pub fn q4k_order(x: &Q8KBlock) -> [i8; QK] {
+    let mut out = [0i8; QK];
+    for half in 0..2 {
+        let (src, dst) = (&x.qs[half * 128..], &mut out[half * 128..]);
+        dst[..32].copy_from_slice(&src[..32]);
+        dst[32..64].copy_from_slice(&src[64..96]);
+        dst[64..96].copy_from_slice(&src[32..64]);
+        dst[96..128].copy_from_slice(&src[96..128]);
+    }
+    out
+}
+
+/// One row of packed superblocks times one row of activations, straight from the GGUF blocks
+/// (one token: every weight is read once, so nothing is unpacked into memory). `ordered` holds
+/// [`q4k_order`] of each activation block for Q4_K (ignored for Q6_K).
+///
+/// # Panics
+/// If the slices disagree in length.
+#[must_use]
+pub fn dot_row(ty: KType, row: &[u8], x: &[Q8KBlock], ordered: &[[i8; QK]]) -> f32 {
+    assert_eq!(row.len(), x.len() * ty.block_bytes(), "row and activations");
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vnni"
+    ))]
+    #[allow(unsafe_code)]
+    // SAFETY: compiled only when the build targets AVX-512 F, BW and VNNI.
+    unsafe {
+        match ty {
+            KType::Q4K => avx512::dot_row_q4k(row, x, ordered),
+            KType::Q6K => avx512::dot_row_q6k(row, x),
+        }
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vnni"
+    )))]
+    {
+        let _ = ordered;
+        dot_packed(ty, row, x)
+    }
+}
+
+/// One row of activations: every output feature is one [`dot_row`], in blocks per worker.
+fn matvec(
+    ty: KType,
+    weights: &[u8],
+    n_out: usize,
+    acts: &[Q8KBlock],
+    out: &mut [f32],
+    threads: usize,
+) {
+    let row_bytes = acts.len() * ty.block_bytes();
+    let ordered: Vec<[i8; QK]> = if ty == KType::Q4K {
+        acts.iter().map(q4k_order).collect()
+    } else {
+        Vec::new()
+    };
+    let per_task = n_out.div_ceil(threads * 8).max(16);
+    crate::parallel::fill_chunks(out, per_task, |task, chunk| {
+        for (i, o) in chunk.iter_mut().enumerate() {
+            let f = task * per_task + i;
+            *o = dot_row(
+                ty,
+                &weights[f * row_bytes..(f + 1) * row_bytes],
+                acts,
+                &ordered,
+            );
+        }
     });
 }
 
@@ -728,13 +810,17 @@ mod avx512 {
     //! The integer kernel on 512-bit vectors. Loads go through `bytemuck::cast` from
     //! fixed-size arrays, so no pointer is dereferenced.
     use std::arch::x86_64::{
-        __m512, __m512i, _mm512_cvtepi32_ps, _mm512_dpbusd_epi32, _mm512_dpwssd_epi32,
-        _mm512_fmadd_ps, _mm512_maddubs_epi16, _mm512_mul_ps, _mm512_permutexvar_epi16,
-        _mm512_reduce_add_ps, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_ps,
-        _mm512_setzero_si512,
+        __m256i, __m512, __m512i, _mm256_cvtepi8_epi16, _mm256_madd_epi16, _mm256_slli_epi32,
+        _mm512_and_si512, _mm512_broadcast_i64x4, _mm512_castsi128_si512, _mm512_castsi256_si512,
+        _mm512_cvtepi32_ps, _mm512_dpbusd_epi32, _mm512_dpwssd_epi32, _mm512_fmadd_ps,
+        _mm512_maddubs_epi16, _mm512_mul_ps, _mm512_or_si512, _mm512_permutexvar_epi16,
+        _mm512_reduce_add_ps, _mm512_set1_epi32, _mm512_set1_epi8, _mm512_set1_ps,
+        _mm512_setzero_ps, _mm512_setzero_si512, _mm512_sllv_epi16, _mm512_srli_epi16,
+        _mm512_srlv_epi16, _mm512_sub_epi32, _mm512_zextsi256_si512, _mm_cvtepu8_epi16,
+        _mm_set_epi64x,
     };
 
-    use super::{Q8KBlock, Strip, Unpacked};
+    use super::{Q8KBlock, Strip, Unpacked, QK};
 
     /// For chunk `c` (weights 64c..64c+64), 16-bit lane `l` of `vpmaddubsw`'s output covers
     /// weights 64c + 2l and 64c + 2l + 1, in group 4c + l/8: the index that spreads the 16
@@ -892,6 +978,120 @@ mod avx512 {
             out[r] = bytemuck::cast(facc[r]);
         }
     }
+
+    /// For Q4_K: 16-bit lanes 0..16 take scale `a`, lanes 16..32 scale `b`.
+    const fn pair_index(a: i16, b: i16) -> [i16; 32] {
+        let mut idx = [0i16; 32];
+        let mut l = 0;
+        while l < 32 {
+            idx[l] = if l < 16 { a } else { b };
+            l += 1;
+        }
+        idx
+    }
+    const Q4K_INDEX: [[i16; 32]; 4] = [
+        pair_index(0, 2),
+        pair_index(1, 3),
+        pair_index(4, 6),
+        pair_index(5, 7),
+    ];
+
+    /// [`super::dot_row`] for Q4_K. Each 64 packed bytes hold four sub-blocks: low nibbles
+    /// are sub-blocks 0 and 2 (of the 128 values they cover), high nibbles 1 and 3, which is
+    /// the order of `ordered`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) fn dot_row_q4k(row: &[u8], x: &[Q8KBlock], ordered: &[[i8; QK]]) -> f32 {
+        let mut index = [_mm512_setzero_si512(); 4];
+        for (i, idx) in Q4K_INDEX.iter().enumerate() {
+            index[i] = bytemuck::cast(*idx);
+        }
+        let nibble = _mm512_set1_epi8(0x0F);
+        let mut facc = _mm512_setzero_ps();
+        let mut mins = 0f32;
+        for ((block, x), xo) in row.chunks_exact(144).zip(x).zip(ordered) {
+            let d = super::read_f16(block, 0) * x.d;
+            let dmin = super::read_f16(block, 2) * x.d;
+            let mut sc = [0u8; 8];
+            let mut msum = 0i32;
+            for j in 0..8 {
+                let (s, m) = super::q4k_scale_min(j, &block[4..16]);
+                sc[j] = s;
+                msum += i32::from(m) * (i32::from(x.bsums[2 * j]) + i32::from(x.bsums[2 * j + 1]));
+            }
+            mins += dmin * msum as f32;
+            let scales = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_set_epi64x(
+                0,
+                i64::from_le_bytes(sc),
+            )));
+            let mut acc = _mm512_setzero_si512();
+            for half in 0..2 {
+                let packed = load_u8(&block[16 + 64 * half..]);
+                let lo = _mm512_and_si512(packed, nibble);
+                let hi = _mm512_and_si512(_mm512_srli_epi16(packed, 4), nibble);
+                let xlo = load_i8(&xo[128 * half..]);
+                let xhi = load_i8(&xo[128 * half + 64..]);
+                let slo = _mm512_permutexvar_epi16(index[2 * half], scales);
+                let shi = _mm512_permutexvar_epi16(index[2 * half + 1], scales);
+                acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(lo, xlo), slo);
+                acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(hi, xhi), shi);
+            }
+            facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(d), facc);
+        }
+        _mm512_reduce_add_ps(facc) - mins
+    }
+
+    /// [`super::dot_row`] for Q6_K: each half of 128 values is 64 bytes of low nibbles (values
+    /// 0..64 low, 64..128 high) and 32 bytes of high bit pairs, one pair per value in each of
+    /// the four 32-value quarters; the −32 offset comes out of the integer sum through the
+    /// activations' group sums.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) fn dot_row_q6k(row: &[u8], x: &[Q8KBlock]) -> f32 {
+        let mut index = [_mm512_setzero_si512(); 4];
+        for (i, idx) in SCALE_INDEX.iter().enumerate() {
+            index[i] = bytemuck::cast(*idx);
+        }
+        let nibble = _mm512_set1_epi8(0x0F);
+        let top = _mm512_set1_epi8(0x30);
+        // Lanes 0..16 (bytes of the first quarter) and 16..32 (second): how far each quarter's
+        // bit pair moves to reach bits 4 and 5.
+        let left_lo: __m512i = bytemuck::cast(pair_index(4, 2));
+        let right_hi: __m512i = bytemuck::cast(pair_index(0, 2));
+        let mut facc = _mm512_setzero_ps();
+        for (block, x) in row.chunks_exact(210).zip(x) {
+            let d = super::read_f16(block, 208) * x.d;
+            let sc: [u8; 16] = block[192..208].try_into().expect("16 scales");
+            let sc16 = _mm256_cvtepi8_epi16(bytemuck::cast(sc));
+            let scales = _mm512_castsi256_si512(sc16);
+            let bsums: __m256i = bytemuck::cast(x.bsums);
+            // 32 · Σ_g scale_g · bsum_g, as eight partial sums.
+            let offset = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums), 5);
+            let mut acc = _mm512_setzero_si512();
+            for half in 0..2 {
+                let ql = load_u8(&block[64 * half..]);
+                let qh: [u8; 32] = block[128 + 32 * half..160 + 32 * half]
+                    .try_into()
+                    .expect("32 bytes");
+                let qh = _mm512_broadcast_i64x4(bytemuck::cast(qh));
+                let lo = _mm512_or_si512(
+                    _mm512_and_si512(ql, nibble),
+                    _mm512_and_si512(_mm512_sllv_epi16(qh, left_lo), top),
+                );
+                let hi = _mm512_or_si512(
+                    _mm512_and_si512(_mm512_srli_epi16(ql, 4), nibble),
+                    _mm512_and_si512(_mm512_srlv_epi16(qh, right_hi), top),
+                );
+                let xlo = load_i8(&x.qs[128 * half..]);
+                let xhi = load_i8(&x.qs[128 * half + 64..]);
+                let slo = _mm512_permutexvar_epi16(index[2 * half], scales);
+                let shi = _mm512_permutexvar_epi16(index[2 * half + 1], scales);
+                acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(lo, xlo), slo);
+                acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(hi, xhi), shi);
+            }
+            let acc = _mm512_sub_epi32(acc, _mm512_zextsi256_si512(offset));
+            facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(d), facc);
+        }
+        _mm512_reduce_add_ps(facc)
+    }
 }
 
 #[cfg(test)]
@@ -967,10 +1167,10 @@ mod tests {
     fn kernels_agree_with_both_references_and_with_f32_math() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(8);
         for ty in [KType::Q4K, KType::Q6K] {
-            // 7 rows: the row-by-row path; 19: strips, in tiles of 8, 8 and 3. 37 output
+            // 1 row: straight from the packed blocks; 7 rows: the unpacked path; 19: strips, in tiles of 8, 8 and 3. 37 output
             // features: two whole strips and a partial one. 10 superblocks: a step of 8 and
             // one of 2.
-            for rows in [7, 19] {
+            for rows in [1, 7, 19] {
                 check_matmul(ty, 37, 10 * QK, rows, &mut rng);
             }
         }

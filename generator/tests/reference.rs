@@ -166,6 +166,12 @@ fn qwen2_default_model_agrees_with_llama_cpp() {
 }
 
 #[test]
+fn qwen2_larger_model_agrees_with_llama_cpp() {
+    // Q4_K and Q6_K weights: the integer kernels of `kquants` where the build has AVX-512 VNNI.
+    check_against_llama_cpp("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "qwen15.json");
+}
+
+#[test]
 fn llama_tiny_model_agrees_with_llama_cpp() {
     check_against_llama_cpp("smollm2-135m-instruct-q4_1.gguf", "smollm2.json");
 }
