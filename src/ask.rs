@@ -17,10 +17,15 @@ pub struct Printer<W: Write> {
 }
 
 impl<W: Write> Printer<W> {
-    pub fn new(out: W, show_context: bool) -> Self {
+    /// `quoted`: the answer is a quote, shown only once it is finished and checked.
+    pub fn new(out: W, show_context: bool, quoted: bool) -> Self {
         Printer {
             out,
-            stream: AnswerStream::new(),
+            stream: if quoted {
+                AnswerStream::quoted()
+            } else {
+                AnswerStream::new()
+            },
             printed: String::new(),
             error: None,
             show_context,
@@ -44,10 +49,14 @@ impl<W: Write> Printer<W> {
         }
     }
 
-    /// Ends the answer: the last sentence's marker.
-    pub fn finish(&mut self) {
+    /// Ends the answer: the last sentence's marker, or nothing more when the engine withheld
+    /// the answer (nothing of it was shown).
+    pub fn finish(&mut self, withheld: bool) {
         if self.stream.is_empty() {
             return;
+        }
+        if withheld {
+            self.stream.withhold();
         }
         self.emit(true);
         if !self.printed.is_empty() {
@@ -173,16 +182,48 @@ mod tests {
     }
 
     fn stream(pieces: &[&str]) -> String {
+        stream_as(false, false, pieces).0
+    }
+
+    /// What was printed after all the pieces, and what after each piece.
+    fn stream_as(quoted: bool, withheld: bool, pieces: &[&str]) -> (String, Vec<String>) {
         let mut out = Vec::new();
+        let mut seen = Vec::new();
         {
-            let mut p = Printer::new(&mut out, false);
+            let mut p = Printer::new(&mut out, false, quoted);
             p.context(&context());
             for piece in pieces {
                 let _ = p.token(piece);
+                seen.push(p.printed.clone());
             }
-            p.finish();
+            p.finish(withheld);
         }
-        String::from_utf8(out).unwrap()
+        (String::from_utf8(out).unwrap(), seen)
+    }
+
+    #[test]
+    fn nothing_that_may_be_withheld_is_ever_printed() {
+        // A free answer none of whose sentences is supported: the engine withholds it.
+        assert_eq!(stream(&["It is", " blue", ".", " And", " cold."]), "");
+        // An unsupported sentence waits for a supported one, then both show.
+        let (out, seen) = stream_as(
+            false,
+            false,
+            &["It is blue.", " The pump needs 3 litres", " of glycol."],
+        );
+        assert_eq!(seen[0], "");
+        assert_eq!(
+            out,
+            "It is blue [?]. The pump needs 3 litres of glycol [1].\n"
+        );
+        // A quote shows only when finished, and not at all when withheld (the NIST case: a
+        // quote the model was unsure of, from a passage about something else).
+        let (out, seen) = stream_as(true, false, &["3 litres", " of glycol"]);
+        assert!(seen.iter().all(String::is_empty), "{seen:?}");
+        assert_eq!(out, "3 litres of glycol [1]\n");
+        let (out, seen) = stream_as(true, true, &["3", " litres"]);
+        assert!(seen.iter().all(String::is_empty), "{seen:?}");
+        assert_eq!(out, "");
     }
 
     #[test]
@@ -219,8 +260,8 @@ mod tests {
     fn a_refusal_is_not_streamed() {
         assert_eq!(stream(&["NOT", " FOUND"]), "");
         assert_eq!(
-            stream(&["No", "vember is cold."]),
-            "November is cold [?].\n"
+            stream(&["No", "w the pump needs 3 litres of glycol."]),
+            "Now the pump needs 3 litres of glycol [1].\n"
         );
     }
 }

@@ -839,12 +839,12 @@ fn run_ask(kb: &std::path::Path, a: &AskArgs) -> Result<Outcome> {
     let answer = if a.json {
         engine.ask(question, &options, &mut engine::Quiet)?
     } else {
-        let mut printer = ask::Printer::new(stdout.lock(), a.show_context);
+        let mut printer = ask::Printer::new(stdout.lock(), a.show_context, !options.free);
         let answer = engine.ask(question, &options, &mut printer)?;
         if let Some(e) = printer.error.take() {
             return Err(e.into());
         }
-        printer.finish();
+        printer.finish(answer.abstained.is_some());
         answer
     };
     let mut out = stdout.lock();

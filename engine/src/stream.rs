@@ -4,6 +4,11 @@
 //! back, and each sentence gets ` [n]` (the sources that support it, checked by code) or
 //! ` [?]` once it is complete. The CLI prints what is new of [`AnswerStream::shown`] after each
 //! token; the TUI redraws it. Both therefore show the same markers.
+//!
+//! Nothing is shown that may still be withheld, because a reader cannot unsee it: a free
+//! answer is held back until one of its sentences is supported by a source (an answer with
+//! none is withheld), and a quoted answer — a few words, whose checks need the whole quote —
+//! until it is complete and the engine has decided ([`AnswerStream::withhold`]).
 
 use std::collections::HashMap;
 
@@ -19,6 +24,10 @@ pub struct AnswerStream {
     context: Option<Context>,
     full: String,
     claims: HashMap<String, Claim>,
+    /// The answer is a quote: nothing is shown before it is finished.
+    quoted: bool,
+    /// The engine withheld the answer: nothing is shown.
+    withheld: bool,
 }
 
 impl AnswerStream {
@@ -26,6 +35,21 @@ impl AnswerStream {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A stream for a quoted answer (the default `ask`), which shows nothing until the answer
+    /// is finished and checked.
+    #[must_use]
+    pub fn quoted() -> Self {
+        AnswerStream {
+            quoted: true,
+            ..Self::default()
+        }
+    }
+
+    /// The engine withheld the answer: from now on nothing is shown.
+    pub fn withhold(&mut self) {
+        self.withheld = true;
     }
 
     /// The sources the answer is checked against (before any token).
@@ -50,21 +74,28 @@ impl AnswerStream {
         self.full.trim().is_empty()
     }
 
-    fn marker(&mut self, sentence: &str) -> String {
+    /// The sentence's marker, and whether a source supports it.
+    fn marker(&mut self, sentence: &str) -> (String, bool) {
         let Some(context) = &self.context else {
-            return String::new();
+            return (String::new(), false);
         };
         let claim = self
             .claims
             .entry(sentence.to_owned())
             .or_insert_with(|| ground_one(sentence, context));
-        marker(claim)
+        (
+            marker(claim),
+            claim.supported && !claim.citations.is_empty(),
+        )
     }
 
     /// What should be on screen for the text so far, sanitized: finished sentences with their
     /// markers, the sentence being written without its final stop. With `finished`, the last
     /// sentence is complete too.
     pub fn shown(&mut self, finished: bool) -> String {
+        if self.withheld || (self.quoted && !finished) {
+            return String::new();
+        }
         let full = sanitize(&self.full);
         let trimmed = full.trim_start();
         if !finished && "NOT FOUND".starts_with(&trimmed.to_uppercase()) {
@@ -76,6 +107,7 @@ impl AnswerStream {
         let ranges = cairn_ingest::sentence_ranges(&full);
         let mut shown = String::new();
         let mut at = 0;
+        let mut supported = false;
         for (i, r) in ranges.iter().enumerate() {
             let last = i + 1 == ranges.len();
             shown.push_str(&full[at..r.start]);
@@ -91,7 +123,8 @@ impl AnswerStream {
                 break;
             }
             let clean = strip_markers(sentence);
-            let m = self.marker(&clean);
+            let (m, ok) = self.marker(&clean);
+            supported |= ok;
             if let Some(stripped) = clean.strip_suffix(['.', '!', '?']) {
                 // "…points [1]." reads better than "…points. [1]"; keep the stop after.
                 let stop = &clean[stripped.len()..];
@@ -103,6 +136,10 @@ impl AnswerStream {
                 shown.push_str(&m);
             }
             at = r.end;
+        }
+        // An answer no sentence of which is supported is withheld: show nothing of it yet.
+        if self.context.is_some() && !supported {
+            return String::new();
         }
         sanitize(&shown)
     }

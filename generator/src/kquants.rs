@@ -3,24 +3,31 @@
 //! A k-quant superblock holds 256 weights: small unsigned integers, an integer scale for every
 //! 16 or 32 of them, and an f16 factor. Activations are quantized per 256 values exactly as
 //! llama.cpp's `block_q8_K` (an f32 scale, values rounded to nearest-even, sums of every 16).
-//! Every weight can then be written `w = d · s[g] · u + o[g]`, with `u` an unsigned byte, `s[g]`
-//! the integer scale of its group `g` of 16 and `o[g]` the group's offset (Q4_K's minimum, or
-//! Q6_K's −32 · d · s[g]), and one superblock's product with activations `dₓ · q` is
+//! Every weight can then be written `w = d · s_g · u + o_g`, with `u` an unsigned byte, `s_g`
+//! the integer scale of its group `g` and `o_g` the group's offset (Q4_K's minimum, or Q6_K's
+//! `−32 · d · s_g`), and one superblock's product with activations `dₓ · q` is
 //!
 //! ```text
-//! d · dₓ · Σ_g s[g] · Σ_{i ∈ g} u_i · q_i   +   Σ_g o[g] · (dₓ · Σ_{i ∈ g} q_i)
+//! d · dₓ · Σ_g s_g · Σ_{i ∈ g} u_i · q_i   +   Σ_g o_g · (dₓ · Σ_{i ∈ g} q_i)
 //! ```
 //!
-//! The first sum is exact integer arithmetic: on AVX-512, `vpmaddubsw` multiplies unsigned by
-//! signed bytes into pairs of 16-bit sums (at most 2 · 63 · 127, no saturation) and `vpdpwssd`
-//! multiplies those by the group scales into 32-bit sums — 64 weights in two instructions. The
-//! second is sixteen f32 products per superblock.
+//! The first sum is exact integer arithmetic, the second a few f32 products per superblock.
+//! Three kernels compute it on AVX-512 VNNI ([`FAST`]):
 //!
-//! Weights are unpacked into that form ([`Unpacked`]) in panels of output features just before
-//! use, so a prompt unpacks each weight once per panel and reuses it for every token, and one
-//! token's product reads each weight once. The integer kernel needs AVX-512 BW and VNNI
-//! ([`FAST`]); elsewhere `model` keeps candle's kernels, and this module's portable code is the
-//! reference the fast one is tested against.
+//! - **Prompts** (16 rows or more) run on [`Strip`]s: 16 output features of a superblock
+//!   interleaved so that one `vpdpbusd` multiplies four weights of each of the 16 features with
+//!   four activations broadcast to all of them — 64 products in one instruction, the 16 lanes
+//!   of its sum being the 16 features. The group sums are scaled in f32. Strips are rebuilt from
+//!   the GGUF blocks a few superblocks at a time per panel of features, and each is used for
+//!   every row of the prompt.
+//! - **One token** reads each weight once, straight from the packed blocks ([`dot_row`]):
+//!   nibbles split in registers, `vpmaddubsw` (unsigned weights × signed activations, pairs
+//!   summed to 16 bits, at most 2 · 63 · 127) then `vpdpwssd` by the group scales.
+//! - **A few rows** unpack each superblock ([`Unpacked`]) and use the same two instructions.
+//!
+//! Elsewhere `model` keeps candle's kernels; this module's portable code ([`dot_packed`],
+//! llama.cpp's arithmetic on the blocks, and [`dot_unpacked`], [`dot_strips`]) is the reference
+//! the fast kernels are tested against.
 
 use std::cell::RefCell;
 
@@ -1013,9 +1020,9 @@ mod avx512 {
             let dmin = super::read_f16(block, 2) * x.d;
             let mut sc = [0u8; 8];
             let mut msum = 0i32;
-            for j in 0..8 {
+            for (j, scale) in sc.iter_mut().enumerate() {
                 let (s, m) = super::q4k_scale_min(j, &block[4..16]);
-                sc[j] = s;
+                *scale = s;
                 msum += i32::from(m) * (i32::from(x.bsums[2 * j]) + i32::from(x.bsums[2 * j + 1]));
             }
             mins += dmin * msum as f32;

@@ -18,7 +18,7 @@ use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cairn_engine::{AnswerSink, AskOptions, Engine, Hit, Mode, Retrieval};
+use cairn_engine::{AnswerSink, AnswerStream, AskOptions, Context, Engine, Hit, Mode, Retrieval};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::model::{
@@ -381,27 +381,39 @@ impl Server {
                 let mut generator = generator
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let mut sink = Streaming { tx, stop };
+                let mut sink = Streaming {
+                    tx,
+                    stop,
+                    stream: if options.free {
+                        AnswerStream::new()
+                    } else {
+                        AnswerStream::quoted()
+                    },
+                };
                 cairn_engine::answer(&mut generator, &question, retrieved, &options, &mut sink)
             })
         };
         let token = context.meta.get_progress_token();
-        let mut streamed = String::new();
         let mut step = 0u32;
         let watch_cancel = context.ct.clone();
         let mut work = std::pin::pin!(work);
         let answer = loop {
             tokio::select! {
                 done = &mut work => break done.map_err(error)?.map_err(error)?,
-                piece = rx.recv() => {
-                    if let (Some(piece), Some(token)) = (piece, &token) {
-                        streamed.push_str(&piece);
+                shown = rx.recv() => {
+                    if let (Some(shown), Some(token)) = (shown, &token) {
                         step += 1;
+                        // The answer as far as it is checked; a quote is checked only whole.
+                        let message = if shown.is_empty() {
+                            format!("writing the answer ({step} tokens); it is shown once checked")
+                        } else {
+                            shown
+                        };
                         let _ = context
                             .peer
                             .notify_progress(
                                 ProgressNotificationParam::new(token.clone(), f64::from(step))
-                                    .with_message(streamed.clone()),
+                                    .with_message(message),
                             )
                             .await;
                     }
@@ -522,15 +534,23 @@ impl Server {
     }
 }
 
-/// Sends answer text to the request's task and stops the model once the request is cancelled.
+/// Sends what may be shown of the answer so far ([`AnswerStream`]: nothing that could still be
+/// withheld) to the request's task after each token, and stops the model once the request is
+/// cancelled.
 struct Streaming {
     tx: tokio::sync::mpsc::UnboundedSender<String>,
     stop: Arc<AtomicBool>,
+    stream: AnswerStream,
 }
 
 impl AnswerSink for Streaming {
+    fn context(&mut self, context: &Context) {
+        self.stream.set_context(context);
+    }
+
     fn token(&mut self, piece: &str) -> ControlFlow<()> {
-        let _ = self.tx.send(piece.to_owned());
+        self.stream.push(piece);
+        let _ = self.tx.send(self.stream.shown(false));
         if self.stop.load(Ordering::Relaxed) {
             ControlFlow::Break(())
         } else {

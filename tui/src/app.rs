@@ -808,7 +808,12 @@ impl App {
             kind,
             model: self.model.clone(),
             state: TurnState::Waiting,
-            stream: AnswerStream::new(),
+            // Asks quote their answer (`AskOptions::default()`): shown once checked.
+            stream: if kind == AskMode::Ask {
+                AnswerStream::quoted()
+            } else {
+                AnswerStream::new()
+            },
             shown: String::new(),
             context: None,
             hits: Vec::new(),

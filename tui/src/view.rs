@@ -381,6 +381,14 @@ pub fn conversation_lines(app: &App, width: u16) -> Vec<Line<'static>> {
                 let abstained = turn.answer.as_ref().and_then(|a| a.abstained);
                 if !turn.shown.is_empty() {
                     lines.extend(wrap(&marked(&turn.shown, &t), w, 2));
+                } else if *state == TurnState::Streaming {
+                    // Nothing is shown before it is checked (it may yet be withheld).
+                    lines.push(Line::styled(
+                        format!(
+                            "  {spinner} writing the answer, then checking it against the sources…"
+                        ),
+                        t.dim(),
+                    ));
                 }
                 if *state == TurnState::Cancelled {
                     lines.push(Line::styled(
