@@ -103,27 +103,26 @@ impl Q8KBlock {
 /// # Panics
 /// If `x` is not 256 values long.
 pub fn quantize_block(x: &[f32], out: &mut Q8KBlock) {
-    assert_eq!(x.len(), QK, "a superblock is {QK} values");
-    let (mut max, mut amax) = (0f32, 0f32);
-    for &v in x {
-        if v.abs() > amax {
-            amax = v.abs();
-            max = v;
-        }
-    }
-    if amax == 0.0 {
+    let x: &[f32; QK] = x.try_into().expect("a superblock is 256 values");
+    // Written as whole-array passes, which the compiler vectorizes.
+    let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    // The first value of that magnitude, with its sign, as llama.cpp's loop keeps it (exact
+    // equality: `amax` is one of the values).
+    #[allow(clippy::float_cmp)]
+    let Some(&max) = x.iter().find(|v| v.abs() == amax).filter(|_| amax > 0.0) else {
         *out = Q8KBlock::ZERO;
         return;
-    }
+    };
     let iscale = -127.0 / max;
     for (q, &v) in out.qs.iter_mut().zip(x) {
         *q = (iscale * v).round_ties_even().min(127.0) as i8;
     }
     out.d = 1.0 / iscale;
-    for (g, group) in out.qs.chunks_exact(16).enumerate() {
-        let s: i16 = group.iter().map(|&q| i16::from(q)).sum();
-        out.bsums[g] = s;
-        out.sums[g] = out.d * f32::from(s);
+    for (s, group) in out.bsums.iter_mut().zip(out.qs.chunks_exact(16)) {
+        *s = group.iter().map(|&q| i16::from(q)).sum();
+    }
+    for (f, &s) in out.sums.iter_mut().zip(&out.bsums) {
+        *f = out.d * f32::from(s);
     }
     for (j, pair) in out.bsums.chunks_exact(2).enumerate() {
         out.sums32[j] = out.d * (i32::from(pair[0]) + i32::from(pair[1])) as f32;

@@ -187,11 +187,9 @@ impl Linear {
                 }
             }
             Weight::KQuant { q, ty } => {
-                let (n_out, k) = q.shape().dims2()?;
-                let xs = x.flatten_all()?.to_vec1::<f32>()?;
-                let mut out = vec![0f32; rows * n_out];
-                kquants::matmul(*ty, &q.data()?, n_out, k, &xs, &mut out);
-                Tensor::from_vec(out, (rows, n_out), &Device::Cpu)?
+                let k = q.shape().dims2()?.1;
+                let acts = kquants::quantize_rows(&x.flatten_all()?.to_vec1::<f32>()?, k);
+                return self.forward_quantized(*ty, q, &acts, rows);
             }
             Weight::Own { q, ty, mins } => {
                 if rows >= DEQUANT_MIN_ROWS {
@@ -209,6 +207,56 @@ impl Linear {
             Some(b) => y.broadcast_add(b)?,
             None => y,
         })
+    }
+}
+
+impl Linear {
+    /// A k-quant layer's product with activations already quantized (bias added).
+    fn forward_quantized(
+        &self,
+        ty: KType,
+        q: &QTensor,
+        acts: &[kquants::Q8KBlock],
+        rows: usize,
+    ) -> Result<Tensor> {
+        let (n_out, k) = q.shape().dims2()?;
+        let mut out = vec![0f32; rows * n_out];
+        kquants::matmul_quantized(ty, &q.data()?, n_out, k, acts, &mut out);
+        let y = Tensor::from_vec(out, (rows, n_out), &Device::Cpu)?;
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+
+    /// Several layers over the same input (Q, K, V; gate and up): when all are k-quants, the
+    /// input is quantized once for all of them.
+    fn forward_all<const N: usize>(layers: [&Linear; N], x: &Tensor) -> Result<[Tensor; N]> {
+        let all_kquant = layers
+            .iter()
+            .all(|l| matches!(l.weight, Weight::KQuant { .. }));
+        let rows = x.dim(0)?;
+        let acts = if all_kquant {
+            let k = x.dim(1)?;
+            Some(kquants::quantize_rows(
+                &x.flatten_all()?.to_vec1::<f32>()?,
+                k,
+            ))
+        } else {
+            None
+        };
+        let mut out = Vec::with_capacity(N);
+        for l in layers {
+            out.push(match (&l.weight, &acts) {
+                (Weight::KQuant { q, ty }, Some(acts)) => {
+                    l.forward_quantized(*ty, q, acts, rows)?
+                }
+                _ => l.forward(x)?,
+            });
+        }
+        Ok(out
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one output per layer")))
     }
 }
 
@@ -416,8 +464,7 @@ impl Transformer {
             let attn = attention(cfg, layer, &h, pos, &cos, &sin)?;
             x = (x + attn)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, cfg.rms_eps)?;
-            let gate = layer.gate.forward(&h)?;
-            let up = layer.up.forward(&h)?;
+            let [gate, up] = Linear::forward_all([&layer.gate, &layer.up], &h)?;
             let ffn = layer.down.forward(&(gate.silu()? * up)?)?;
             x = (x + ffn)?;
         }
@@ -439,9 +486,10 @@ fn attention(
     let heads = |t: Tensor, n: usize| -> candle_core::Result<Tensor> {
         t.reshape((1, seq, n, hd))?.transpose(1, 2)?.contiguous()
     };
-    let q = heads(layer.q.forward(x)?, n_head)?;
-    let k = heads(layer.k.forward(x)?, n_kv)?;
-    let v = heads(layer.v.forward(x)?, n_kv)?;
+    let [q, k, v] = Linear::forward_all([&layer.q, &layer.k, &layer.v], x)?;
+    let q = heads(q, n_head)?;
+    let k = heads(k, n_kv)?;
+    let v = heads(v, n_kv)?;
     let (q, k) = match cfg.arch {
         // GGUF conversion permutes llama's Q/K so that adjacent pairs rotate together.
         Arch::Llama => (
