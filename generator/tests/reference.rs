@@ -170,12 +170,12 @@ fn check_against_llama_cpp(model_file: &str, fixture_file: &str) {
 }
 
 #[test]
-fn qwen2_default_model_agrees_with_llama_cpp() {
+fn qwen2_fast_model_agrees_with_llama_cpp() {
     check_against_llama_cpp("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "qwen05.json");
 }
 
 #[test]
-fn qwen2_larger_model_agrees_with_llama_cpp() {
+fn qwen2_default_model_agrees_with_llama_cpp() {
     // Q4_K and Q6_K weights: the integer kernels of `kquants` where the build has AVX-512 VNNI.
     check_against_llama_cpp("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "qwen15.json");
 }

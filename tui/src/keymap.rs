@@ -380,7 +380,7 @@ pub static KEYMAP: &[Binding] = &[
         scope: S::Panes,
         keys: &[ch('m')],
         command: C::CycleModel,
-        help: "next installed model (tiny, default, larger)",
+        help: "next installed model (tiny, fast, default)",
     },
     Binding {
         scope: S::Panes,
