@@ -348,6 +348,8 @@ struct Row {
     /// The model's log-probabilities of its answer tokens.
     logprobs: Vec<f32>,
     quote_coverage: Option<f32>,
+    /// The self-check's yes − no margin, when it ran.
+    self_check: Option<f32>,
     /// Names in the question that no retrieved passage contains.
     missing_names: Vec<String>,
     /// Each source's fused score and best cosine, in order.
@@ -384,6 +386,7 @@ impl Row {
             source_scores: context.sources.iter().map(|s| (s.score, s.dense)).collect(),
             logprobs: Vec::new(),
             quote_coverage: None,
+            self_check: None,
             missing_names: cairn_retriever::terms::missing_names(
                 &q.question,
                 hits.iter().map(|h| h.chunk.text.as_str()),
@@ -408,6 +411,7 @@ impl Row {
         row.abstained = a.abstained;
         row.logprobs.clone_from(&a.logprobs);
         row.quote_coverage = a.quote_coverage;
+        row.self_check = a.self_check;
         row.answer.clone_from(&a.answer);
         row.ttft_ms = a.timings.ttft_ms;
         row.total_ms = a.timings.total_ms;
@@ -453,6 +457,7 @@ impl Row {
             "source_scores": self.source_scores,
             "logprobs": self.logprobs,
             "quote_coverage": self.quote_coverage,
+            "self_check": self.self_check,
             "missing_names": self.missing_names,
             "best_dense": self.best_dense,
             "coverage": self.coverage,
@@ -505,6 +510,7 @@ fn report(s: &QaSettings, rows: &[Row], chunks: u64, index_secs: f64, model: &st
         "min_relevance": s.options.min_relevance,
         "min_coverage": s.options.min_coverage,
         "free": s.options.free,
+        "self_check_margin": s.options.self_check,
         "stop_bias": s.options.stop_bias,
         "min_start_logprob": s.options.min_start_logprob,
         "min_quote_coverage": s.options.min_quote_coverage,
@@ -522,6 +528,7 @@ fn report(s: &QaSettings, rows: &[Row], chunks: u64, index_secs: f64, model: &st
             "retrieval": by_reason(Abstain::Retrieval),
             "model": by_reason(Abstain::Model),
             "unsupported": by_reason(Abstain::Unsupported),
+            "self_check": by_reason(Abstain::SelfCheck),
         },
         "citation_accuracy": if cited.is_empty() { 0.0 } else {
             cited.iter().filter(|&&b| b).count() as f64 / cited.len() as f64
@@ -590,10 +597,11 @@ fn report(s: &QaSettings, rows: &[Row], chunks: u64, index_secs: f64, model: &st
         }
         writeln!(
             out,
-            "abstentions by reason           retrieval {}, model {}, unsupported {}",
+            "abstentions by reason           retrieval {}, model {}, unsupported {}, self-check {}",
             by_reason(Abstain::Retrieval),
             by_reason(Abstain::Model),
-            by_reason(Abstain::Unsupported)
+            by_reason(Abstain::Unsupported),
+            by_reason(Abstain::SelfCheck)
         )?;
         writeln!(
             out,

@@ -407,6 +407,11 @@ struct AskArgs {
     /// invent.
     #[arg(long)]
     free: bool,
+    /// Ask the model again, after its answer, whether the sources state it as the answer, and
+    /// withhold the answer when its "Yes" leads its "No" by less than MARGIN logits
+    /// (experimental; a few tokens on the context already in the model's cache).
+    #[arg(long, value_name = "MARGIN", allow_hyphen_values = true)]
+    self_check: Option<f32>,
     /// Print the sources given to the model before the answer.
     #[arg(long)]
     show_context: bool,
@@ -434,6 +439,7 @@ impl AskArgs {
             min_named_coverage: self.min_named_coverage,
             free: self.free,
             min_relative_score: self.min_relative_score,
+            self_check: self.self_check,
             ..engine::AskOptions::default()
         }
     }
@@ -548,6 +554,11 @@ enum EvalCommand {
         /// Let the model word its answers freely instead of quoting the sources.
         #[arg(long)]
         free: bool,
+        /// Ask the model again, after its answer, whether the sources state it as the answer, and
+        /// withhold the answer when its "Yes" leads its "No" by less than MARGIN logits
+        /// (experimental; a few tokens on the context already in the model's cache).
+        #[arg(long, value_name = "MARGIN", allow_hyphen_values = true)]
+        self_check: Option<f32>,
         /// Give the model only the retrieved passages of the gold paragraph: the model's
         /// reading, apart from retrieval.
         #[arg(long, conflicts_with = "retrieval_only")]
@@ -963,6 +974,7 @@ fn run_other(cli: Cli) -> Result<()> {
             stop_bias,
             min_start_logprob,
             min_quote_coverage,
+            self_check,
             oracle,
             retrieval_only,
             ref dump,
@@ -989,6 +1001,7 @@ fn run_other(cli: Cli) -> Result<()> {
                 min_start_logprob,
                 min_quote_coverage,
                 free,
+                self_check,
                 ..engine::AskOptions::default()
             },
         }),

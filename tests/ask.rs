@@ -152,3 +152,24 @@ fn the_default_answer_is_a_verbatim_quote_of_a_source() {
         assert_eq!(v["sentences"][0]["supported"], true, "{v:#}");
     }
 }
+
+#[test]
+fn the_self_check_scores_the_answer_and_can_withhold_it() {
+    let q = "How much glycol is needed to prime the Orvane pump?";
+    // Scored but never withheld: the answer stands, with the model's yes − no margin.
+    let (code, v) = ask_json_with(q, &["--self-check", "-1000"]);
+    assert_eq!(code, 0, "{v:#}");
+    let margin = v["self_check"].as_f64().expect("a margin");
+    assert!(
+        margin > 0.0,
+        "the model doubts a quote of its own source: {v:#}"
+    );
+    assert!(v["timings"]["check_ms"].as_f64().unwrap() > 0.0, "{v:#}");
+    // A bar no answer clears: withheld, with its reason, exit 3.
+    let (code, v) = ask_json_with(q, &["--self-check", "1000"]);
+    assert_eq!(code, 3, "{v:#}");
+    assert_eq!(v["abstain_reason"], "self_check", "{v:#}");
+    // Without the option it does not run.
+    let (_, v) = ask_json(q);
+    assert!(v["self_check"].is_null(), "{v:#}");
+}

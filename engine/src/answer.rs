@@ -83,7 +83,16 @@ pub struct AskOptions {
     pub min_quote_coverage: f32,
     /// Let the model word the answer itself instead of quoting a span of the sources.
     pub free: bool,
+    /// Ask the model again, after its answer, whether the sources state it as the answer to
+    /// the question, and withhold the answer when its "yes" leads its "no" by less than this
+    /// many logits (`None`: no second question; see [`SELF_CHECK`]).
+    pub self_check: Option<f32>,
 }
+
+/// The question of the self-check ([`AskOptions::self_check`]), asked as the next user turn
+/// after the answer.
+pub const SELF_CHECK: &str = "Is that answer stated in the sources as the answer to my question, \
+and not about something else? Reply Yes or No.";
 
 impl AskOptions {
     /// The search these options ask for: `k` hits, each leg fetching at least 100 candidates.
@@ -119,6 +128,7 @@ impl Default for AskOptions {
             min_start_logprob: MIN_START_LOGPROB,
             min_quote_coverage: MIN_QUOTE_COVERAGE,
             free: false,
+            self_check: None,
         }
     }
 }
@@ -161,6 +171,9 @@ pub enum Abstain {
     /// No sentence of the model's answer is supported by the sources, or the answer is a quote
     /// the model was unsure of from a place that speaks of little of the question.
     Unsupported,
+    /// Asked again, the model judged that the sources do not give its answer as the answer to
+    /// the question ([`AskOptions::self_check`]).
+    SelfCheck,
 }
 
 impl Abstain {
@@ -174,6 +187,9 @@ impl Abstain {
             Abstain::Model => "the model found no answer in the closest passages",
             Abstain::Unsupported => {
                 "the model's answer is not supported by a passage that speaks of the question"
+            }
+            Abstain::SelfCheck => {
+                "asked again, the model judged that the sources do not answer the question"
             }
         }
     }
@@ -192,6 +208,8 @@ pub struct Timings {
     pub prefill_ms: f64,
     /// Writing the answer.
     pub decode_ms: f64,
+    /// The self-check ([`AskOptions::self_check`]), when it ran.
+    pub check_ms: f64,
     /// The whole question.
     pub total_ms: f64,
     /// Tokens in the prompt.
@@ -224,6 +242,9 @@ pub struct Answer {
     /// For a quoted answer: the share of the question's words around the quote (see
     /// [`cairn_retriever::ground::quote_coverage`]).
     pub quote_coverage: Option<f32>,
+    /// With [`AskOptions::self_check`]: the model's "yes" logit minus its "no" logit when asked
+    /// whether the sources give its answer.
+    pub self_check: Option<f32>,
     /// The retrieval checks the question went through.
     pub gates: Gates,
     /// Where the time went.
@@ -369,6 +390,7 @@ impl Answer {
             "answer": self.answer,
             "abstained": self.abstained.is_some(),
             "abstain_reason": self.abstained,
+            "self_check": self.self_check,
             "sentences": sentences,
             "sources": sources,
             "model": model,
@@ -682,6 +704,7 @@ pub fn answer(
             hits,
             logprobs: Vec::new(),
             quote_coverage: None,
+            self_check: None,
             timings,
         });
     }
@@ -735,6 +758,22 @@ pub fn answer(
             .any(|c| c.supported && !c.citations.is_empty());
         (claims, (!any).then_some(Abstain::Unsupported))
     };
+    // The model's own second opinion, on the context already in its cache: a few tokens.
+    let (mut abstained, mut self_check) = (abstained, None);
+    if let (None, Some(least)) = (abstained, o.self_check) {
+        let check_start = Instant::now();
+        let mut m = messages(question, &context);
+        m.push(Message::assistant(&answer));
+        m.push(Message::user(SELF_CHECK));
+        let tokens = generator.chat_tokens(&m)?;
+        let logits = generator.follow_up_logits(&tokens)?;
+        let margin = yes_no_margin(generator, &logits)?;
+        timings.check_ms = ms(check_start.elapsed());
+        self_check = Some(margin);
+        if margin < least {
+            abstained = Some(Abstain::SelfCheck);
+        }
+    }
     timings.ttft_ms = before + ms(before_generation + g.time_to_first_token);
     timings.prefill_ms = ms(g.prefill);
     timings.decode_ms = ms(g.decode);
@@ -752,8 +791,43 @@ pub fn answer(
         hits,
         logprobs: g.logprobs,
         quote_coverage,
+        self_check,
         timings,
     })
+}
+
+/// `log Σ exp(yes tokens) − log Σ exp(no tokens)` of the next-token logits: "Yes"/"yes" against
+/// "No"/"no", each the first token of the word.
+fn yes_no_margin(generator: &Generator, logits: &[f32]) -> Result<f32> {
+    let first = |word: &str| -> Result<Option<usize>> {
+        Ok(generator
+            .tokenizer()
+            .encode(word)?
+            .first()
+            .map(|&id| id as usize)
+            .filter(|&id| id < logits.len()))
+    };
+    let lse = |words: &[&str]| -> Result<f32> {
+        let mut ids = Vec::new();
+        for w in words {
+            if let Some(id) = first(w)? {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        let max = ids
+            .iter()
+            .map(|&i| logits[i])
+            .fold(f32::NEG_INFINITY, f32::max);
+        Ok(max
+            + ids
+                .iter()
+                .map(|&i| (logits[i] - max).exp())
+                .sum::<f32>()
+                .ln())
+    };
+    Ok(lse(&["Yes", "yes", " Yes", " yes"])? - lse(&["No", "no", " No", " no"])?)
 }
 
 impl Retrieval {

@@ -407,6 +407,20 @@ impl Generator {
         true
     }
 
+    /// The next-token logits after `tokens`, reusing all of the KV cache that `tokens` shares
+    /// with what it holds — not only the pinned prefix, as [`Self::generate`] does: for scoring a
+    /// short follow-up to the text just generated (a yes/no question about the answer).
+    pub fn follow_up_logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        if tokens.is_empty() {
+            return Err(Error::EmptyPrompt);
+        }
+        let reused = common_prefix(&self.cached, tokens).min(tokens.len() - 1);
+        self.cached.truncate(reused);
+        let logits = self.model.forward(&tokens[reused..], reused, false)?;
+        self.cached.extend_from_slice(&tokens[reused..]);
+        Ok(logits.to_vec1::<f32>()?)
+    }
+
     /// Teacher forcing: the most likely next token after every prefix of `tokens`.
     ///
     /// Element `i` is the model's top-1 prediction for position `i + 1`.
