@@ -193,6 +193,7 @@ fn answer(
         hits: hits.to_vec(),
         logprobs: Vec::new(),
         quote_coverage: None,
+        self_check: None,
         gates: g,
         timings: Timings {
             ttft_ms: 812.0,
