@@ -206,19 +206,18 @@ pub fn qa(s: &QaSettings) -> Result<()> {
     let corpus = tmp.path().join("corpus");
     let mut qas: Vec<Qa> = Vec::new();
     let mut kept_articles: Vec<(usize, String)> = Vec::new();
-    let docs = s.file.extension().is_some_and(|e| e == "jsonl");
-    let articles = if docs {
+    let data: serde_json::Value;
+    let articles: &[serde_json::Value] = if s.file.extension().is_some_and(|e| e == "jsonl") {
         qas = docs_questions(s, &corpus)?;
-        Vec::new()
+        &[]
     } else {
         let raw = std::fs::read_to_string(&s.file)
             .with_context(|| format!("reading {}", s.file.display()))?;
-        let data: serde_json::Value = serde_json::from_str(&raw)
+        data = serde_json::from_str(&raw)
             .with_context(|| format!("{}: not JSON", s.file.display()))?;
         data["data"]
             .as_array()
             .with_context(|| format!("{}: no `data` array (not SQuAD v1.1)", s.file.display()))?
-            .clone()
     };
     for (ai, a) in articles.iter().enumerate() {
         let take = match s.articles {
@@ -263,7 +262,7 @@ pub fn qa(s: &QaSettings) -> Result<()> {
         .map(|i| kept_articles[i].0)
         .collect();
     for q in &mut qas {
-        q.answerable &= !removed.contains(&q.article) || docs;
+        q.answerable &= !removed.contains(&q.article);
     }
 
     let kb = tmp.path().join("kb");

@@ -39,9 +39,9 @@ pub const QK: usize = 256;
 const GROUPS: usize = QK / 16;
 /// Superblocks unpacked at a time per panel row (bounds the panel to a few hundred KiB).
 const SUPERBLOCKS_PER_STEP: usize = 8;
-/// Activation rows and weight rows per kernel call.
+/// Activation rows per call of the unpacked kernel, with one weight row (measured against
+/// 2 × 4, 2 × 6 and 1 × 10 tiles: 1 × 8 was as fast as any).
 const TILE_ROWS: usize = 8;
-const TILE_FEATURES: usize = 1;
 
 /// Whether this build has the integer kernel (AVX-512 BW and VNNI).
 pub const FAST: bool = cfg!(all(
@@ -126,15 +126,6 @@ pub fn quantize_block(x: &[f32], out: &mut Q8KBlock) {
     }
     for (j, pair) in out.bsums.chunks_exact(2).enumerate() {
         out.sums32[j] = out.d * (i32::from(pair[0]) + i32::from(pair[1])) as f32;
-    }
-}
-
-/// Quantizes `x` (a multiple of 256 long) into `out`.
-pub fn quantize_q8k(x: &[f32], out: &mut Vec<Q8KBlock>) {
-    out.clear();
-    out.resize(x.len() / QK, Q8KBlock::ZERO);
-    for (chunk, b) in x.chunks_exact(QK).zip(out.iter_mut()) {
-        quantize_block(chunk, b);
     }
 }
 
@@ -257,6 +248,30 @@ pub fn dot_strips(ty: KType, strips: &[Strip], x: &[Q8KBlock]) -> [f32; STRIP] {
     out
 }
 
+/// Calls `$kernel!(R)` with `R` the literal 1..=8 that equals `$rows`: kernels are specialized
+/// by their number of activation rows, so that their accumulators stay in registers.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx512f",
+    target_feature = "avx512bw",
+    target_feature = "avx512vnni"
+))]
+macro_rules! by_rows {
+    ($rows:expr, $kernel:ident) => {
+        match $rows {
+            1 => $kernel!(1),
+            2 => $kernel!(2),
+            3 => $kernel!(3),
+            4 => $kernel!(4),
+            5 => $kernel!(5),
+            6 => $kernel!(6),
+            7 => $kernel!(7),
+            8 => $kernel!(8),
+            n => unreachable!("{n} rows in a tile"),
+        }
+    };
+}
+
 /// `out[r] = Σ strips · x[r]` for up to [`STRIP_ROWS`] activation rows.
 fn strip_tile(
     ty: KType,
@@ -286,17 +301,7 @@ fn strip_tile(
                     }
                 }};
             }
-            match x.len() {
-                1 => call!(1),
-                2 => call!(2),
-                3 => call!(3),
-                4 => call!(4),
-                5 => call!(5),
-                6 => call!(6),
-                7 => call!(7),
-                8 => call!(8),
-                n => unreachable!("{n} rows in a strip tile"),
-            }
+            by_rows!(x.len(), call);
         }
         match ty {
             KType::Q4K => by_rows::<8>(strips, x, out),
@@ -471,9 +476,9 @@ pub fn dot_packed(ty: KType, row: &[u8], x: &[Q8KBlock]) -> f32 {
     acc
 }
 
-/// Products of up to [`TILE_FEATURES`] weight rows with up to [`TILE_ROWS`] activation rows,
-/// over the same superblocks: `out[m][r] = Σ w[m] · x[r]`.
-fn tile(w: &[&[Unpacked]], x: &[&[Q8KBlock]], out: &mut [[f32; TILE_ROWS]; TILE_FEATURES]) {
+/// Products of one row of unpacked weights with up to [`TILE_ROWS`] activation rows over the
+/// same superblocks: `out[r] = Σ w · x[r]`.
+fn tile(w: &[Unpacked], x: &[&[Q8KBlock]], out: &mut [f32; TILE_ROWS]) {
     #[cfg(all(
         target_arch = "x86_64",
         target_feature = "avx512f",
@@ -481,45 +486,17 @@ fn tile(w: &[&[Unpacked]], x: &[&[Q8KBlock]], out: &mut [[f32; TILE_ROWS]; TILE_
         target_feature = "avx512vnni"
     ))]
     {
-        // The kernel is specialized by tile shape, so its accumulators stay in registers.
-        fn rows<const RM: usize>(
-            w: &[&[Unpacked]],
-            x: &[&[Q8KBlock]],
-            out: &mut [[f32; TILE_ROWS]; TILE_FEATURES],
-        ) {
-            macro_rules! call {
-                ($r:literal) => {{
-                    #[allow(unsafe_code)]
-                    // SAFETY: this branch is compiled only when the build targets AVX-512 F,
-                    // BW and VNNI, so every CPU this binary runs on has them.
-                    unsafe {
-                        avx512::tile::<RM, $r>(w, x, out)
-                    }
-                }};
-            }
-            match x.len() {
-                1 => call!(1),
-                2 => call!(2),
-                3 => call!(3),
-                4 => call!(4),
-                5 => call!(5),
-                6 => call!(6),
-                7 => call!(7),
-                8 => call!(8),
-                9 => call!(9),
-                10 => call!(10),
-                11 => call!(11),
-                12 => call!(12),
-                n => unreachable!("{n} rows in a tile"),
-            }
+        macro_rules! call {
+            ($r:literal) => {{
+                #[allow(unsafe_code)]
+                // SAFETY: this branch is compiled only when the build targets AVX-512 F, BW
+                // and VNNI, so every CPU this binary runs on has them.
+                unsafe {
+                    avx512::tile::<$r>(w, x, out)
+                }
+            }};
         }
-        match w.len() {
-            1 => rows::<1>(w, x, out),
-            2 => rows::<2>(w, x, out),
-            3 => rows::<3>(w, x, out),
-            4 => rows::<4>(w, x, out),
-            n => unreachable!("{n} features in a tile"),
-        }
+        by_rows!(x.len(), call);
     }
     #[cfg(not(all(
         target_arch = "x86_64",
@@ -527,10 +504,8 @@ fn tile(w: &[&[Unpacked]], x: &[&[Q8KBlock]], out: &mut [[f32; TILE_ROWS]; TILE_
         target_feature = "avx512bw",
         target_feature = "avx512vnni"
     )))]
-    for (o, w) in out.iter_mut().zip(w) {
-        for (v, x) in o.iter_mut().zip(x) {
-            *v = dot_unpacked(w, x);
-        }
+    for (v, x) in out.iter_mut().zip(x) {
+        *v = dot_unpacked(w, x);
     }
 }
 
@@ -610,9 +585,9 @@ pub fn matmul_quantized(
     if rows == 1 && FAST {
         return matvec(ty, weights, n_out, acts, out, threads);
     }
-    // Enough panels for every worker to take several (an even width, at most 128 features:
-    // 128 rows of 8 unpacked superblocks are 384 KiB, which stays in L2).
-    let width = (n_out.div_ceil(threads * 4).div_ceil(2) * 2).clamp(2, 128);
+    // Enough panels for every worker to take several (at most 128 features: 128 rows of 8
+    // unpacked superblocks are 384 KiB, which stays in L2).
+    let width = n_out.div_ceil(threads * 4).clamp(1, 128);
     crate::parallel::fill_column_blocks(out, n_out, width, |_, block| {
         PANEL.with(|panel| {
             let mut panel = panel.borrow_mut();
@@ -620,7 +595,7 @@ pub fn matmul_quantized(
             if panel.len() < block.width * step {
                 panel.resize(block.width * step, Unpacked::ZERO);
             }
-            let mut sums = [[0f32; TILE_ROWS]; TILE_FEATURES];
+            let mut sums = [0f32; TILE_ROWS];
             for first in (0..per_row).step_by(step) {
                 let kc = step.min(per_row - first);
                 for f in 0..block.width {
@@ -635,21 +610,14 @@ pub fn matmul_quantized(
                     for (i, r) in (r0..r0 + rn).enumerate() {
                         xs[i] = &acts[r * per_row + first..r * per_row + first + kc];
                     }
-                    for m0 in (0..block.width).step_by(TILE_FEATURES) {
-                        let rm = TILE_FEATURES.min(block.width - m0);
-                        let mut ws: [&[Unpacked]; TILE_FEATURES] = [&[]; TILE_FEATURES];
-                        for (i, m) in (m0..m0 + rm).enumerate() {
-                            ws[i] = &panel[m * kc..(m + 1) * kc];
-                        }
-                        tile(&ws[..rm], &xs[..rn], &mut sums);
+                    for f in 0..block.width {
+                        tile(&panel[f * kc..(f + 1) * kc], &xs[..rn], &mut sums);
                         for (r, row) in (r0..r0 + rn).enumerate() {
-                            let out_row = block.row_mut(row);
-                            for m in 0..rm {
-                                if first == 0 {
-                                    out_row[m0 + m] = sums[m][r];
-                                } else {
-                                    out_row[m0 + m] += sums[m][r];
-                                }
+                            let out = &mut block.row_mut(row)[f];
+                            if first == 0 {
+                                *out = sums[r];
+                            } else {
+                                *out += sums[r];
                             }
                         }
                     }
@@ -861,72 +829,49 @@ mod avx512 {
         bytemuck::cast(a)
     }
 
-    /// `out[m][r] = Σ_superblocks w[m] · x[r]`, every slice the same number of superblocks.
+    /// `out[r] = Σ_superblocks w · x[r]`, every slice the same number of superblocks.
     ///
     /// Plain loops over fixed-size arrays rather than `array::map`: closures are not inlined
     /// into a `#[target_feature]` function, and the accumulators must stay in registers.
     #[allow(clippy::needless_range_loop)] // indices over several arrays at once
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) fn tile<const RM: usize, const RN: usize>(
-        w: &[&[Unpacked]],
+    pub(super) fn tile<const RN: usize>(
+        w: &[Unpacked],
         x: &[&[Q8KBlock]],
-        out: &mut [[f32; super::TILE_ROWS]; super::TILE_FEATURES],
+        out: &mut [f32; super::TILE_ROWS],
     ) {
         let mut index = [_mm512_setzero_si512(); 4];
         for (i, idx) in SCALE_INDEX.iter().enumerate() {
             index[i] = bytemuck::cast(*idx);
         }
         let zero = _mm512_setzero_ps();
-        let mut facc = [[zero; RN]; RM];
-        let n = x[0].len();
-        for sb in 0..n {
-            let mut ws: [&Unpacked; RM] = [&w[0][sb]; RM];
-            for m in 1..RM {
-                ws[m] = &w[m][sb];
-            }
+        let mut facc = [zero; RN];
+        for (sb, w) in w.iter().enumerate() {
             let mut xs: [&Q8KBlock; RN] = [&x[0][sb]; RN];
             for r in 1..RN {
                 xs[r] = &x[r][sb];
             }
-            let mut scales = [_mm512_setzero_si512(); RM];
-            for m in 0..RM {
-                scales[m] = bytemuck::cast(ws[m].scales);
-            }
-            let mut acc = [[_mm512_setzero_si512(); RN]; RM];
+            let scales: __m512i = bytemuck::cast(w.scales);
+            let mut acc = [_mm512_setzero_si512(); RN];
             for (c, idx) in index.iter().enumerate() {
-                let mut values = [_mm512_setzero_si512(); RM];
-                let mut spread = [_mm512_setzero_si512(); RM];
-                for m in 0..RM {
-                    values[m] = load_u8(&ws[m].values[c * 64..]);
-                    spread[m] = _mm512_permutexvar_epi16(*idx, scales[m]);
-                }
+                let values = load_u8(&w.values[c * 64..]);
+                let spread = _mm512_permutexvar_epi16(*idx, scales);
                 for r in 0..RN {
-                    let q = load_i8(&xs[r].qs[c * 64..]);
-                    for m in 0..RM {
-                        let pairs = _mm512_maddubs_epi16(values[m], q);
-                        acc[m][r] = _mm512_dpwssd_epi32(acc[m][r], pairs, spread[m]);
-                    }
+                    let pairs = _mm512_maddubs_epi16(values, load_i8(&xs[r].qs[c * 64..]));
+                    acc[r] = _mm512_dpwssd_epi32(acc[r], pairs, spread);
                 }
             }
-            let mut dx = [zero; RN];
+            let offsets: __m512 = bytemuck::cast(w.offsets);
+            let dw = _mm512_set1_ps(w.d);
             for r in 0..RN {
-                dx[r] = _mm512_set1_ps(xs[r].d);
-            }
-            for m in 0..RM {
-                let offsets: __m512 = bytemuck::cast(ws[m].offsets);
-                let dw = _mm512_set1_ps(ws[m].d);
-                for r in 0..RN {
-                    let scale = _mm512_mul_ps(dw, dx[r]);
-                    let f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[m][r]), scale, facc[m][r]);
-                    let sums: __m512 = bytemuck::cast(xs[r].sums);
-                    facc[m][r] = _mm512_fmadd_ps(offsets, sums, f);
-                }
+                let scale = _mm512_mul_ps(dw, _mm512_set1_ps(xs[r].d));
+                let f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r]), scale, facc[r]);
+                let sums: __m512 = bytemuck::cast(xs[r].sums);
+                facc[r] = _mm512_fmadd_ps(offsets, sums, f);
             }
         }
-        for m in 0..RM {
-            for r in 0..RN {
-                out[m][r] = _mm512_reduce_add_ps(facc[m][r]);
-            }
+        for r in 0..RN {
+            out[r] = _mm512_reduce_add_ps(facc[r]);
         }
     }
 
@@ -1196,8 +1141,7 @@ mod tests {
                 .unwrap();
             let row_bytes = k / QK * ty.block_bytes();
             for r in 0..rows {
-                let mut acts = Vec::new();
-                quantize_q8k(&x[r * k..(r + 1) * k], &mut acts);
+                let acts = quantize_rows(&x[r * k..(r + 1) * k], k);
                 let xq: Vec<f32> = acts
                     .iter()
                     .flat_map(|b| b.qs.iter().map(move |&v| f32::from(v) * b.d))
@@ -1247,8 +1191,7 @@ mod tests {
                     s
                 })
                 .collect();
-            let mut acts = Vec::new();
-            quantize_q8k(&activations(1, k, &mut rng), &mut acts);
+            let acts = quantize_rows(&activations(1, k, &mut rng), k);
             let got = dot_strips(ty, &strips, &acts);
             for f in 0..STRIP {
                 let expect = if f < n_out {

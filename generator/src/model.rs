@@ -208,9 +208,7 @@ impl Linear {
             None => y,
         })
     }
-}
 
-impl Linear {
     /// A k-quant layer's product with activations already quantized (bias added).
     fn forward_quantized(
         &self,
