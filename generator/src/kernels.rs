@@ -291,7 +291,7 @@ pub fn dequantize_row(ty: BlockType, row: &[u8]) -> Vec<f32> {
     target_feature = "avx2",
     target_feature = "fma"
 ))]
-mod avx2 {
+pub(crate) mod avx2 {
     //! AVX2 versions, `#[target_feature]` functions in which the intrinsics are safe to call;
     //! loads go through `bytemuck::cast` from fixed-size arrays, so no pointer is dereferenced.
     use std::arch::x86_64::{
@@ -347,7 +347,7 @@ mod avx2 {
     }
 
     #[target_feature(enable = "avx2,fma")]
-    pub(super) fn hsum(v: __m256) -> f32 {
+    pub(crate) fn hsum(v: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))

@@ -12,7 +12,7 @@
 //! ```
 //!
 //! The first sum is exact integer arithmetic, the second a few f32 products per superblock.
-//! Three kernels compute it on AVX-512 VNNI ([`FAST`]):
+//! Three kernels compute it on AVX-512 VNNI ([`FAST_512`]):
 //!
 //! - **Prompts** (16 rows or more) run on [`Strip`]s: 16 output features of a superblock
 //!   interleaved so that one `vpdpbusd` multiplies four weights of each of the 16 features with
@@ -24,6 +24,10 @@
 //!   nibbles split in registers, `vpmaddubsw` (unsigned weights × signed activations, pairs
 //!   summed to 16 bits, at most 2 · 63 · 127) then `vpdpwssd` by the group scales.
 //! - **A few rows** unpack each superblock ([`Unpacked`]) and use the same two instructions.
+//!
+//! On AVX2 without AVX-512 VNNI ([`FAST`]), one token reads the packed blocks the same way on
+//! 256-bit vectors (`vpmaddubsw`, then `vpmaddwd` by the group scales), and prompts of any
+//! length go through the unpacked tile, four activation rows per weight row.
 //!
 //! Elsewhere `model` keeps candle's kernels; this module's portable code ([`dot_packed`],
 //! llama.cpp's arithmetic on the blocks, and [`dot_unpacked`], [`dot_strips`]) is the reference
@@ -43,13 +47,21 @@ const SUPERBLOCKS_PER_STEP: usize = 8;
 /// 2 × 4, 2 × 6 and 1 × 10 tiles: 1 × 8 was as fast as any).
 const TILE_ROWS: usize = 8;
 
-/// Whether this build has the integer kernel (AVX-512 BW and VNNI).
-pub const FAST: bool = cfg!(all(
+/// Whether this build has the 512-bit kernels (AVX-512 BW and VNNI), prompts on strips.
+pub const FAST_512: bool = cfg!(all(
     target_arch = "x86_64",
     target_feature = "avx512f",
     target_feature = "avx512bw",
     target_feature = "avx512vnni"
 ));
+
+/// Whether this build has an integer kernel: the 512-bit ones, or the 256-bit ones of AVX2.
+pub const FAST: bool = FAST_512
+    || cfg!(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ));
 
 /// The k-quant types handled here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,11 +320,37 @@ fn strip_tile(
             KType::Q6K => by_rows::<16>(strips, x, out),
         }
     }
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        not(all(
+            target_feature = "avx512f",
+            target_feature = "avx512bw",
+            target_feature = "avx512vnni"
+        ))
+    ))]
+    for (i, x) in x.chunks(avx2::STRIP_ROWS).enumerate() {
+        let out = &mut out[i * avx2::STRIP_ROWS..];
+        #[allow(unsafe_code)]
+        // SAFETY: this branch is compiled only when the build targets AVX2 and FMA, so every
+        // CPU this binary runs on has them.
+        unsafe {
+            match (ty, x.len()) {
+                (KType::Q4K, 1) => avx2::strip_tile::<1, 8>(strips, x, out),
+                (KType::Q4K, 2) => avx2::strip_tile::<2, 8>(strips, x, out),
+                (KType::Q4K, 3) => avx2::strip_tile::<3, 8>(strips, x, out),
+                (KType::Q6K, 1) => avx2::strip_tile::<1, 16>(strips, x, out),
+                (KType::Q6K, 2) => avx2::strip_tile::<2, 16>(strips, x, out),
+                (KType::Q6K, 3) => avx2::strip_tile::<3, 16>(strips, x, out),
+                (_, n) => unreachable!("{n} rows in a strip tile"),
+            }
+        }
+    }
     #[cfg(not(all(
         target_arch = "x86_64",
-        target_feature = "avx512f",
-        target_feature = "avx512bw",
-        target_feature = "avx512vnni"
+        target_feature = "avx2",
+        target_feature = "fma"
     )))]
     for (o, x) in out.iter_mut().zip(x) {
         *o = dot_strips(ty, strips, x);
@@ -341,6 +379,20 @@ fn q4k_scale_min(j: usize, packed: &[u8]) -> (u8, u8) {
     }
 }
 
+/// All 8 scales and minima of a Q4_K block at once (as [`q4k_scale_min`], four bytes at a
+/// time): the low 6 bits of bytes 0..4 and 4..8 are the first four of each; the last four are
+/// the nibbles of bytes 8..12 under the top two bits of bytes 0..4 and 4..8.
+fn q4k_scales_mins(packed: &[u8]) -> ([u8; 8], [u8; 8]) {
+    let word =
+        |i: usize| u32::from_le_bytes(packed[4 * i..4 * i + 4].try_into().expect("12 bytes"));
+    let (w0, w1, w2) = (word(0), word(1), word(2));
+    let (six, four, two) = (0x3F3F_3F3F, 0x0F0F_0F0F, 0x0303_0303);
+    let scales_hi = (w2 & four) | (((w0 >> 6) & two) << 4);
+    let mins_hi = ((w2 >> 4) & four) | (((w1 >> 6) & two) << 4);
+    let join = |lo: u32, hi: u32| (u64::from(lo) | (u64::from(hi) << 32)).to_le_bytes();
+    (join(w0 & six, scales_hi), join(w1 & six, mins_hi))
+}
+
 /// Unpacks one superblock of `ty`.
 ///
 /// # Panics
@@ -351,9 +403,8 @@ pub fn unpack(ty: KType, block: &[u8], out: &mut Unpacked) {
         KType::Q4K => {
             let d = read_f16(block, 0);
             let dmin = read_f16(block, 2);
-            let packed = &block[4..16];
-            for j in 0..8 {
-                let (s, m) = q4k_scale_min(j, packed);
+            let (scales, mins) = q4k_scales_mins(&block[4..16]);
+            for (j, (&s, &m)) in scales.iter().zip(&mins).enumerate() {
                 let offset = -dmin * f32::from(m);
                 out.scales[2 * j] = i16::from(s);
                 out.scales[2 * j + 1] = i16::from(s);
@@ -498,11 +549,39 @@ fn tile(w: &[Unpacked], x: &[&[Q8KBlock]], out: &mut [f32; TILE_ROWS]) {
         }
         by_rows!(x.len(), call);
     }
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        not(all(
+            target_feature = "avx512f",
+            target_feature = "avx512bw",
+            target_feature = "avx512vnni"
+        ))
+    ))]
+    for (i, x) in x.chunks(avx2::ROWS).enumerate() {
+        let out = &mut out[i * avx2::ROWS..];
+        #[allow(unsafe_code)]
+        // SAFETY: this branch is compiled only when the build targets AVX2 and FMA, so every
+        // CPU this binary runs on has them.
+        unsafe {
+            match x.len() {
+                1 => avx2::tile::<1>(w, x, out),
+                2 => avx2::tile::<2>(w, x, out),
+                3 => avx2::tile::<3>(w, x, out),
+                4 => avx2::tile::<4>(w, x, out),
+                5 => avx2::tile::<5>(w, x, out),
+                6 => avx2::tile::<6>(w, x, out),
+                7 => avx2::tile::<7>(w, x, out),
+                8 => avx2::tile::<8>(w, x, out),
+                n => unreachable!("{n} rows in a tile"),
+            }
+        }
+    }
     #[cfg(not(all(
         target_arch = "x86_64",
-        target_feature = "avx512f",
-        target_feature = "avx512bw",
-        target_feature = "avx512vnni"
+        target_feature = "avx2",
+        target_feature = "fma"
     )))]
     for (v, x) in out.iter_mut().zip(x) {
         *v = dot_unpacked(w, x);
@@ -665,11 +744,29 @@ pub fn dot_row(ty: KType, row: &[u8], x: &[Q8KBlock], ordered: &[[i8; QK]]) -> f
             KType::Q6K => avx512::dot_row_q6k(row, x),
         }
     }
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        not(all(
+            target_feature = "avx512f",
+            target_feature = "avx512bw",
+            target_feature = "avx512vnni"
+        ))
+    ))]
+    #[allow(unsafe_code)]
+    // SAFETY: compiled only when the build targets AVX2 and FMA.
+    unsafe {
+        let _ = ordered;
+        match ty {
+            KType::Q4K => avx2::dot_row_q4k(row, x),
+            KType::Q6K => avx2::dot_row_q6k(row, x),
+        }
+    }
     #[cfg(not(all(
         target_arch = "x86_64",
-        target_feature = "avx512f",
-        target_feature = "avx512bw",
-        target_feature = "avx512vnni"
+        target_feature = "avx2",
+        target_feature = "fma"
     )))]
     {
         let _ = ordered;
@@ -687,7 +784,7 @@ fn matvec(
     threads: usize,
 ) {
     let row_bytes = acts.len() * ty.block_bytes();
-    let ordered: Vec<[i8; QK]> = if ty == KType::Q4K {
+    let ordered: Vec<[i8; QK]> = if ty == KType::Q4K && FAST_512 {
         acts.iter().map(q4k_order).collect()
     } else {
         Vec::new()
@@ -1045,6 +1142,337 @@ mod avx512 {
     }
 }
 
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    not(all(
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vnni"
+    ))
+))]
+mod avx2 {
+    //! The integer kernel on 256-bit vectors, for CPUs without AVX-512 VNNI: `vpmaddubsw`
+    //! (unsigned weights × signed activations, pairs summed to 16 bits, at most 2 · 63 · 127)
+    //! then `vpmaddwd` by the group scales. Loads go through `bytemuck::cast` from fixed-size
+    //! arrays, so no pointer is dereferenced.
+    use std::arch::x86_64::{
+        __m128i, __m256, __m256i, _mm256_add_epi16, _mm256_add_epi32, _mm256_and_si256,
+        _mm256_broadcastsi128_si256, _mm256_cvtepi32_ps, _mm256_cvtepi8_epi16,
+        _mm256_cvtepu8_epi32, _mm256_fmadd_ps, _mm256_fnmadd_ps, _mm256_madd_epi16,
+        _mm256_maddubs_epi16, _mm256_mul_ps, _mm256_or_si256, _mm256_set1_epi16, _mm256_set1_epi32,
+        _mm256_set1_epi8, _mm256_set1_ps, _mm256_setzero_ps, _mm256_setzero_si256,
+        _mm256_shuffle_epi8, _mm256_slli_epi16, _mm256_slli_epi32, _mm256_srli_epi16,
+        _mm256_sub_epi32, _mm_cvtepu8_epi16, _mm_set_epi64x,
+    };
+
+    use super::{Q8KBlock, Strip, Unpacked};
+    use crate::kernels::avx2::hsum;
+
+    /// Activation rows per call: two accumulators per row and the operands fit the 16
+    /// vector registers.
+    pub(super) const ROWS: usize = 8;
+
+    /// For 32 values `32c..32c + 32`, lanes 0..8 of `vpmaddubsw`'s 16-bit output are in group
+    /// `2c` and lanes 8..16 in group `2c + 1`. With the 8 scales of groups `8⌊c/4⌋..` in both
+    /// 128-bit halves of a vector, the `vpshufb` that spreads those two scales over the lanes.
+    const fn spread_mask(c: usize) -> [u8; 32] {
+        let mut m = [0u8; 32];
+        let mut b = 0;
+        while b < 32 {
+            let scale = 2 * (c % 4) + b / 16;
+            m[b] = (2 * scale + b % 2) as u8;
+            b += 1;
+        }
+        m
+    }
+    const SPREAD: [[u8; 32]; 4] = [
+        spread_mask(0),
+        spread_mask(1),
+        spread_mask(2),
+        spread_mask(3),
+    ];
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn load_u8(bytes: &[u8]) -> __m256i {
+        let a: [u8; 32] = bytes[..32].try_into().expect("32 bytes");
+        bytemuck::cast(a)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn load_i8(bytes: &[i8]) -> __m256i {
+        let a: [i8; 32] = bytes[..32].try_into().expect("32 bytes");
+        bytemuck::cast(a)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn masks() -> [__m256i; 4] {
+        let mut out = [_mm256_setzero_si256(); 4];
+        for (m, s) in out.iter_mut().zip(&SPREAD) {
+            *m = bytemuck::cast(*s);
+        }
+        out
+    }
+
+    /// 16 scales as two vectors: scales 0..8 in both halves of the first, 8..16 of the second.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn scale_halves(scales: [i16; 16]) -> [__m256i; 2] {
+        let halves: [__m128i; 2] = bytemuck::cast(scales);
+        [
+            _mm256_broadcastsi128_si256(halves[0]),
+            _mm256_broadcastsi128_si256(halves[1]),
+        ]
+    }
+
+    /// `out[r] = Σ_superblocks w · x[r]` for `RN` ≤ [`ROWS`] rows, every slice the same
+    /// number of superblocks.
+    #[allow(clippy::needless_range_loop)] // indices over several arrays at once
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn tile<const RN: usize>(w: &[Unpacked], x: &[&[Q8KBlock]], out: &mut [f32]) {
+        let masks = masks();
+        let zero = _mm256_setzero_ps();
+        let mut facc = [zero; RN];
+        for (sb, w) in w.iter().enumerate() {
+            let mut xs: [&Q8KBlock; RN] = [&x[0][sb]; RN];
+            for r in 1..RN {
+                xs[r] = &x[r][sb];
+            }
+            let scales: [i16; 16] = w.scales[..16].try_into().expect("16 scales");
+            let halves = scale_halves(scales);
+            let mut acc = [_mm256_setzero_si256(); RN];
+            for c in 0..8 {
+                let values = load_u8(&w.values[32 * c..]);
+                let spread = _mm256_shuffle_epi8(halves[c / 4], masks[c % 4]);
+                for r in 0..RN {
+                    let pairs = _mm256_maddubs_epi16(values, load_i8(&xs[r].qs[32 * c..]));
+                    acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(pairs, spread));
+                }
+            }
+            let offsets: [__m256; 2] = bytemuck::cast(w.offsets);
+            for r in 0..RN {
+                let scale = _mm256_set1_ps(w.d * xs[r].d);
+                let f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r]), scale, facc[r]);
+                let sums: [__m256; 2] = bytemuck::cast(xs[r].sums);
+                let f = _mm256_fmadd_ps(offsets[0], sums[0], f);
+                facc[r] = _mm256_fmadd_ps(offsets[1], sums[1], f);
+            }
+        }
+        for r in 0..RN {
+            out[r] = hsum(facc[r]);
+        }
+    }
+
+    /// Activation rows per strip kernel call: with two 8-feature halves per strip, their
+    /// 16-bit and 32-bit sums fill the 16 vector registers.
+    pub(super) const STRIP_ROWS: usize = 3;
+
+    /// `out[r] = Σ strips · x[r]` for `RN` ≤ [`STRIP_ROWS`] rows, `NG` scale groups per
+    /// superblock. Each 64-byte strip row is two vectors of 8 features × 4 weights; without
+    /// `vpdpbusd`, `vpmaddubsw` with four broadcast activations gives each feature two 16-bit
+    /// pair sums, which are added in 16 bits for as many rows as cannot overflow (4-bit
+    /// weights: 8 rows, 8 · 2 · 15 · 127 < 2¹⁵; 6-bit: 2) before one `vpmaddwd` widens them.
+    /// That is about half the multiplier work of the unpacked tile per product.
+    #[allow(clippy::needless_range_loop)] // indices over several arrays at once
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn strip_tile<const RN: usize, const NG: usize>(
+        strips: &[Strip],
+        x: &[&[Q8KBlock]],
+        out: &mut [[f32; super::STRIP]],
+    ) {
+        let run = if NG == 8 { 8 } else { 2 };
+        let per_group = 64 / NG;
+        let ones = _mm256_set1_epi16(1);
+        let zero = _mm256_setzero_ps();
+        let mut facc = [[zero; 2]; RN];
+        for (sb, s) in strips.iter().enumerate() {
+            let mut xs: [&Q8KBlock; RN] = [&x[0][sb]; RN];
+            for r in 1..RN {
+                xs[r] = &x[r][sb];
+            }
+            let mut q4: [&[i32; 64]; RN] = [bytemuck::cast_ref(&xs[0].qs); RN];
+            for r in 1..RN {
+                q4[r] = bytemuck::cast_ref(&xs[r].qs);
+            }
+            let mut block = [[zero; 2]; RN];
+            for g in 0..NG {
+                let mut acc = [[_mm256_setzero_si256(); 2]; RN];
+                for k0 in (g * per_group..(g + 1) * per_group).step_by(run) {
+                    let mut pairs = [[_mm256_setzero_si256(); 2]; RN];
+                    for k4 in k0..k0 + run {
+                        let w: [__m256i; 2] = bytemuck::cast(s.values[k4]);
+                        for r in 0..RN {
+                            let xb = _mm256_set1_epi32(q4[r][k4]);
+                            for h in 0..2 {
+                                let p = _mm256_maddubs_epi16(w[h], xb);
+                                pairs[r][h] = _mm256_add_epi16(pairs[r][h], p);
+                            }
+                        }
+                    }
+                    for r in 0..RN {
+                        for h in 0..2 {
+                            let wide = _mm256_madd_epi16(pairs[r][h], ones);
+                            acc[r][h] = _mm256_add_epi32(acc[r][h], wide);
+                        }
+                    }
+                }
+                let scale: [__m256; 2] = bytemuck::cast(s.scales[g]);
+                for r in 0..RN {
+                    for h in 0..2 {
+                        let sum = _mm256_cvtepi32_ps(acc[r][h]);
+                        block[r][h] = _mm256_fmadd_ps(sum, scale[h], block[r][h]);
+                    }
+                }
+            }
+            for r in 0..RN {
+                let d = _mm256_set1_ps(xs[r].d);
+                for h in 0..2 {
+                    facc[r][h] = _mm256_fmadd_ps(block[r][h], d, facc[r][h]);
+                }
+            }
+            for g in 0..NG {
+                let offset: [__m256; 2] = bytemuck::cast(s.offsets[g]);
+                for r in 0..RN {
+                    let sum = _mm256_set1_ps(if NG == 8 {
+                        xs[r].sums32[g]
+                    } else {
+                        xs[r].sums[g]
+                    });
+                    for h in 0..2 {
+                        facc[r][h] = _mm256_fmadd_ps(offset[h], sum, facc[r][h]);
+                    }
+                }
+            }
+        }
+        for r in 0..RN {
+            out[r] = bytemuck::cast(facc[r]);
+        }
+    }
+
+    /// For Q4_K's 8 scales as 16-bit values in both 128-bit halves: the `vpshufb` that
+    /// broadcasts scale `i` to every lane.
+    const fn broadcast_mask(i: usize) -> [u8; 32] {
+        let mut m = [0u8; 32];
+        let mut b = 0;
+        while b < 32 {
+            m[b] = (2 * i + b % 2) as u8;
+            b += 1;
+        }
+        m
+    }
+    const BROADCAST: [[u8; 32]; 8] = [
+        broadcast_mask(0),
+        broadcast_mask(1),
+        broadcast_mask(2),
+        broadcast_mask(3),
+        broadcast_mask(4),
+        broadcast_mask(5),
+        broadcast_mask(6),
+        broadcast_mask(7),
+    ];
+
+    /// [`super::dot_row`] for Q4_K: each 32 packed bytes hold two sub-blocks of 32 values,
+    /// the low nibbles the first, the high nibbles the second, so the activations are read in
+    /// their own order. The minima's part, `dmin · Σ_j m_j · dₓ · Σ_{i ∈ j} q_i`, is one
+    /// vector product with the activations' sums of 32.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn dot_row_q4k(row: &[u8], x: &[Q8KBlock]) -> f32 {
+        let mut broadcast = [_mm256_setzero_si256(); 8];
+        for (b, m) in broadcast.iter_mut().zip(&BROADCAST) {
+            *b = bytemuck::cast(*m);
+        }
+        let nibble = _mm256_set1_epi8(0x0F);
+        let mut facc = _mm256_setzero_ps();
+        for (block, x) in row.chunks_exact(144).zip(x) {
+            let d = super::read_f16(block, 0) * x.d;
+            let dmin = super::read_f16(block, 2);
+            let (scales, mins) = super::q4k_scales_mins(&block[4..16]);
+            let mins = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi64x(
+                0,
+                i64::from_le_bytes(mins),
+            )));
+            let sums: __m256 = bytemuck::cast(x.sums32);
+            facc = _mm256_fnmadd_ps(_mm256_mul_ps(mins, sums), _mm256_set1_ps(dmin), facc);
+            let scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_set_epi64x(
+                0,
+                i64::from_le_bytes(scales),
+            )));
+            let mut acc = _mm256_setzero_si256();
+            for j in 0..4 {
+                let packed = load_u8(&block[16 + 32 * j..]);
+                let lo = _mm256_and_si256(packed, nibble);
+                let hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nibble);
+                let plo = _mm256_maddubs_epi16(lo, load_i8(&x.qs[64 * j..]));
+                let phi = _mm256_maddubs_epi16(hi, load_i8(&x.qs[64 * j + 32..]));
+                let slo = _mm256_shuffle_epi8(scales, broadcast[2 * j]);
+                let shi = _mm256_shuffle_epi8(scales, broadcast[2 * j + 1]);
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(plo, slo));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(phi, shi));
+            }
+            facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(d), facc);
+        }
+        hsum(facc)
+    }
+
+    /// [`super::dot_row`] for Q6_K: each half of 128 values is 64 bytes of low nibbles
+    /// (values 0..64 low, 64..128 high) and 32 bytes of high bit pairs, one pair per value in
+    /// each of the four 32-value quarters; the −32 offset comes out of the integer sum through
+    /// the activations' group sums.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn dot_row_q6k(row: &[u8], x: &[Q8KBlock]) -> f32 {
+        let masks = masks();
+        let nibble = _mm256_set1_epi8(0x0F);
+        let top = _mm256_set1_epi8(0x30);
+        let mut facc = _mm256_setzero_ps();
+        for (block, x) in row.chunks_exact(210).zip(x) {
+            let d = super::read_f16(block, 208) * x.d;
+            let sc: [u8; 16] = block[192..208].try_into().expect("16 scales");
+            let sc16 = _mm256_cvtepi8_epi16(bytemuck::cast(sc));
+            let halves = scale_halves(bytemuck::cast(sc16));
+            let bsums: __m256i = bytemuck::cast(x.bsums);
+            // 32 · Σ_g scale_g · bsum_g, as eight partial sums.
+            let offset = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums), 5);
+            let mut acc = _mm256_setzero_si256();
+            for half in 0..2 {
+                let ql0 = load_u8(&block[64 * half..]);
+                let ql1 = load_u8(&block[64 * half + 32..]);
+                let qh = load_u8(&block[128 + 32 * half..]);
+                let quarters = [
+                    _mm256_or_si256(
+                        _mm256_and_si256(ql0, nibble),
+                        _mm256_and_si256(_mm256_slli_epi16(qh, 4), top),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(ql1, nibble),
+                        _mm256_and_si256(_mm256_slli_epi16(qh, 2), top),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16(ql0, 4), nibble),
+                        _mm256_and_si256(qh, top),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16(ql1, 4), nibble),
+                        _mm256_and_si256(_mm256_srli_epi16(qh, 2), top),
+                    ),
+                ];
+                for (q, values) in quarters.iter().enumerate() {
+                    let spread = _mm256_shuffle_epi8(halves[half], masks[q]);
+                    let xq = load_i8(&x.qs[128 * half + 32 * q..]);
+                    let pairs = _mm256_maddubs_epi16(*values, xq);
+                    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, spread));
+                }
+            }
+            let acc = _mm256_sub_epi32(acc, offset);
+            facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(d), facc);
+        }
+        hsum(facc)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1092,6 +1520,22 @@ mod tests {
                 assert!(
                     (a - b).abs() <= 1e-6 * b.abs().max(1e-3),
                     "{ty:?} {i}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn q4k_scales_unpack_four_bytes_at_a_time_as_one_by_one() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for _ in 0..200 {
+            let packed: [u8; 12] = rng.gen();
+            let (scales, mins) = q4k_scales_mins(&packed);
+            for j in 0..8 {
+                assert_eq!(
+                    (scales[j], mins[j]),
+                    q4k_scale_min(j, &packed),
+                    "{packed:?} {j}"
                 );
             }
         }
