@@ -296,9 +296,10 @@ pub fn qa(s: &QaSettings) -> Result<()> {
     for (n, &qi) in picked.iter().enumerate() {
         let q = &qas[qi];
         let answerable = q.answerable;
+        let weights = engine.retrieval.reader.term_weights(&q.question)?;
         let row = if s.retrieval_only {
             let r = engine.retrieval.retrieve(&q.question, &s.options)?;
-            Row::retrieval(q, answerable, &r.hits, &r.context)
+            Row::retrieval(q, answerable, &r.hits, &r.context, &weights)
         } else if s.oracle && answerable {
             let r = engine
                 .retrieval
@@ -310,10 +311,10 @@ pub fn qa(s: &QaSettings) -> Result<()> {
                 &s.options,
                 &mut Quiet,
             )?;
-            Row::answered(q, answerable, &a)
+            Row::answered(q, answerable, &a, &weights)
         } else {
             let a = engine.ask(&q.question, &s.options, &mut Quiet)?;
-            Row::answered(q, answerable, &a)
+            Row::answered(q, answerable, &a, &weights)
         };
         if let Some(d) = &mut dump {
             writeln!(d, "{}", row.json(q))?;
@@ -356,6 +357,10 @@ struct Row {
     best_dense: f32,
     /// Share of the question's content words found in its best-covered passage.
     coverage: f32,
+    /// The same share weighted by each word's inverse document frequency in the index.
+    term_coverage: f32,
+    /// The question's index terms: each with its weight and whether some hit holds it.
+    terms: Vec<(String, f32, bool)>,
     ttft_ms: f64,
     total_ms: f64,
     context_tokens: usize,
@@ -368,6 +373,7 @@ impl Row {
         answerable: bool,
         hits: &[cairn_retriever::Hit],
         context: &cairn_retriever::Context,
+        weights: &[(String, f32)],
     ) -> Row {
         Row {
             answerable,
@@ -398,6 +404,21 @@ impl Row {
                 &q.question,
                 hits.iter().map(|h| h.chunk.text.as_str()),
             ),
+            terms: {
+                let held: HashSet<String> = hits
+                    .iter()
+                    .flat_map(|h| Reader::analyse(&h.chunk.text))
+                    .collect();
+                weights
+                    .iter()
+                    .map(|(t, w)| (t.clone(), *w, held.contains(t)))
+                    .collect()
+            },
+            term_coverage: cairn_retriever::terms::weighted_coverage(
+                weights,
+                hits.iter().map(|h| h.chunk.text.as_str()),
+                Reader::analyse,
+            ),
             ttft_ms: 0.0,
             total_ms: 0.0,
             context_tokens: context.tokens,
@@ -405,8 +426,13 @@ impl Row {
         }
     }
 
-    fn answered(q: &Qa, answerable: bool, a: &cairn_engine::Answer) -> Row {
-        let mut row = Row::retrieval(q, answerable, &a.hits, &a.context);
+    fn answered(
+        q: &Qa,
+        answerable: bool,
+        a: &cairn_engine::Answer,
+        weights: &[(String, f32)],
+    ) -> Row {
+        let mut row = Row::retrieval(q, answerable, &a.hits, &a.context, weights);
         row.abstained = a.abstained;
         row.logprobs.clone_from(&a.logprobs);
         row.quote_coverage = a.quote_coverage;
@@ -458,6 +484,8 @@ impl Row {
             "quote_coverage": self.quote_coverage,
             "self_check": self.self_check,
             "missing_names": self.missing_names,
+            "term_coverage": self.term_coverage,
+            "terms": self.terms,
             "best_dense": self.best_dense,
             "coverage": self.coverage,
             "context_tokens": self.context_tokens,

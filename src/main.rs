@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use cairn_engine::catalog as models;
 use cairn_engine::{answer as engine, text::human_size};
 use cairn_generator::{GenerateOptions, Generator, LoadOptions, Message};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// mimalloc keeps freed large blocks for reuse: the prompt path allocates and frees tens of
 /// megabytes per matrix product, and glibc returns each to the kernel, which then zeroes fresh
@@ -28,6 +28,7 @@ mod evalqa;
 mod kb;
 mod pack;
 mod progress;
+mod settings;
 
 /// Exit codes, documented in `--help` and the README.
 const EXIT_ERROR: u8 = 1;
@@ -44,6 +45,7 @@ Exit status:
   4  --batch: some lines failed (each has an `error` object in the output)
 
 Environment:
+  CAIRN_CONFIG      the config file (default: <user config dir>/cairn/cairn.toml; `cairn config show`)
   CAIRN_KB          the knowledge base directory (default: <user data dir>/cairn/kb)
   CAIRN_MODELS_DIR  where model weights live (default: <user cache dir>/cairn/models)
   CAIRN_PYTHON      the Python used for `pip download` (default: python3)
@@ -147,6 +149,21 @@ enum Command {
     },
     /// Print the man page (roff), generated from this command line's definition.
     Man,
+    /// The config file (`CAIRN_CONFIG`, else `<user config dir>/cairn/cairn.toml`).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the settings `ask` would use (knowledge base, model, mode, k, budget, packs,
+    /// gates), each with where its value came from: command line, environment, config file or
+    /// default.
+    Show {
+        /// One JSON object: the config file's path and every setting's value and source.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -426,6 +443,17 @@ struct AskArgs {
 }
 
 impl AskArgs {
+    /// What `ask` uses with no flags (for `config show`).
+    fn defaults() -> AskArgs {
+        match Cli::try_parse_from(["cairn", "ask", "?"]) {
+            Ok(Cli {
+                command: Some(Command::Ask(a)),
+                ..
+            }) => a,
+            _ => unreachable!("`cairn ask ?` parses"),
+        }
+    }
+
     fn options(&self) -> engine::AskOptions {
         engine::AskOptions {
             k: self.k,
@@ -455,7 +483,8 @@ impl From<ModeArg> for cairn_retriever::Mode {
     }
 }
 
-#[derive(Clone, Copy, Default, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 enum ModeArg {
     #[default]
     Bm25,
@@ -656,21 +685,40 @@ struct RunArgs {
 
 fn main() -> ExitCode {
     let start = std::time::Instant::now();
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let (mut cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
         }
     };
+    // Flags, then environment, then the config file, then defaults: resolved once, here.
+    let config = match settings::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let terminal =
+        io::IsTerminal::is_terminal(&io::stdin()) && io::IsTerminal::is_terminal(&io::stdout());
+    if cli.command.is_none() && terminal {
+        cli.command = Some(Command::Tui(TuiArgs::default_args()));
+    }
+    let entries = settings::apply(&mut cli, &matches, &config);
+    if let Some(Command::Config(ConfigCommand::Show { json })) = cli.command {
+        print!("{}", settings::show(&config, &entries, json));
+        if json {
+            println!();
+        }
+        return ExitCode::SUCCESS;
+    }
     let cli = match cli.command {
         Some(Command::Tui(ref a)) => return tui(cli.kb.as_deref(), a, start),
         None => {
-            if io::IsTerminal::is_terminal(&io::stdin())
-                && io::IsTerminal::is_terminal(&io::stdout())
-            {
-                return tui(cli.kb.as_deref(), &TuiArgs::default_args(), start);
-            }
             let _ = <Cli as clap::CommandFactory>::command().write_long_help(&mut io::stderr());
             return ExitCode::from(EXIT_USAGE);
         }
@@ -896,7 +944,11 @@ fn run_other(cli: Cli) -> Result<()> {
         unreachable!("handled by main")
     };
     match command {
-        Command::Ask(_) | Command::Tui(_) | Command::Mcp(_) | Command::Doctor { .. } => {
+        Command::Ask(_)
+        | Command::Tui(_)
+        | Command::Mcp(_)
+        | Command::Doctor { .. }
+        | Command::Config(_) => {
             unreachable!("handled by run and main")
         }
         Command::Add {

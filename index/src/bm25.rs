@@ -239,6 +239,18 @@ impl Bm25 {
         out
     }
 
+    /// How many indexed chunks hold each of `terms` (analysed terms, as [`Self::terms`]
+    /// gives), and how many chunks there are.
+    pub fn doc_freqs(&self, reader: &IndexReader, terms: &[String]) -> Result<(u64, Vec<u64>)> {
+        let searcher = reader.searcher();
+        let mut out = Vec::with_capacity(terms.len());
+        for t in terms {
+            let term = Term::from_field_text(self.fields.text, t);
+            out.push(searcher.doc_freq(&term).map_err(err(&self.path))?);
+        }
+        Ok((searcher.num_docs(), out))
+    }
+
     /// BM25 search: chunk ids with scores, best first.
     pub fn search(
         &self,

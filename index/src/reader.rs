@@ -181,6 +181,29 @@ impl Reader {
         chunks.get(id).ok().flatten().is_some()
     }
 
+    /// The terms of `text` as the BM25 index analyses them (lowercased, stemmed, stop words
+    /// out), each with its weight in this snapshot: BM25's inverse document frequency,
+    /// `ln(1 + (N − n + ½) / (n + ½))` for `n` of `N` chunks holding it.
+    pub fn term_weights(&self, text: &str) -> Result<Vec<(String, f32)>> {
+        let terms = Bm25::terms(text);
+        let (total, freqs) = self.bm25.doc_freqs(&self.searcher_handle, &terms)?;
+        Ok(terms
+            .into_iter()
+            .zip(freqs)
+            .map(|(t, n)| {
+                let (total, n) = (total as f64, n as f64);
+                let idf = (1.0 + (total - n + 0.5) / (n + 0.5)).ln();
+                (t, idf as f32)
+            })
+            .collect())
+    }
+
+    /// The terms of `text` as the BM25 index analyses them.
+    #[must_use]
+    pub fn analyse(text: &str) -> Vec<String> {
+        Bm25::terms(text)
+    }
+
     /// BM25 hits: (chunk, score), best first.
     pub fn bm25(&self, query: &str, k: usize) -> Result<Vec<(ChunkId, f32)>> {
         let chunks = self

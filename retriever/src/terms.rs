@@ -211,6 +211,34 @@ pub fn is_number(term: &str) -> bool {
     term.bytes().any(|b| b.is_ascii_digit())
 }
 
+/// The largest share, by weight, of `weights`' terms that one of `texts` contains, a text's
+/// terms being what `analyse` gives (the index's own analysis, so that the two meet). With
+/// inverse document frequencies as weights, a question whose rarest words no passage holds
+/// scores low even when its common words are all there.
+#[must_use]
+pub fn weighted_coverage<'a>(
+    weights: &[(String, f32)],
+    texts: impl IntoIterator<Item = &'a str>,
+    analyse: impl Fn(&str) -> Vec<String>,
+) -> f32 {
+    let total: f32 = weights.iter().map(|(_, w)| w).sum();
+    if total <= 0.0 {
+        return 0.0;
+    }
+    texts
+        .into_iter()
+        .map(|text| {
+            let terms: std::collections::HashSet<String> = analyse(text).into_iter().collect();
+            weights
+                .iter()
+                .filter(|(t, _)| terms.contains(t))
+                .map(|(_, w)| w)
+                .sum::<f32>()
+                / total
+        })
+        .fold(0.0, f32::max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,5 +298,21 @@ mod tests {
         assert_eq!(terms("Six Grammys"), terms("6 grammy"));
         assert_eq!(terms("climatic conditions"), terms("climate condition"));
         assert!(terms("").is_empty());
+    }
+
+    #[test]
+    fn weighted_coverage_counts_rare_words_more() {
+        let split = |t: &str| t.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        let weights = vec![
+            ("sanitizer".to_owned(), 6.0),
+            ("data".to_owned(), 1.0),
+            ("races".to_owned(), 1.0),
+        ];
+        let texts = ["data races are undefined", "a sanitizer finds data races"];
+        let c = weighted_coverage(&weights, texts, split);
+        assert!((c - 1.0).abs() < 1e-6, "{c}");
+        let c = weighted_coverage(&weights, ["data races are undefined"], split);
+        assert!((c - 0.25).abs() < 1e-6, "{c}");
+        assert!(weighted_coverage(&[], texts, split).abs() < f32::EPSILON);
     }
 }
