@@ -499,3 +499,31 @@ fn canonical_copies_of_the_same_documents_are_byte_identical() {
         src.dense(&q, 10).unwrap()
     );
 }
+
+#[test]
+fn term_weights_are_rarer_for_words_fewer_chunks_hold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = corpus(tmp.path());
+    let kb = tmp.path().join("kb");
+    add(&kb, &Fake::new("aaaa"), std::slice::from_ref(&docs));
+    let reader = Reader::open(&kb).unwrap();
+    let weights = reader
+        .term_weights("Zebras and the river, nowhere")
+        .unwrap();
+    let w = |t: &str| {
+        weights
+            .iter()
+            .find(|(term, _)| term == t)
+            .unwrap_or_else(|| panic!("{t} in {weights:?}"))
+            .1
+    };
+    // Analysed as the index analyses: lowercased, stemmed, stop words out.
+    assert_eq!(Reader::analyse("Zebras graze"), ["zebra", "graze"]);
+    assert!(
+        weights.iter().all(|(t, _)| t != "and" && t != "the"),
+        "{weights:?}"
+    );
+    // A word no chunk holds weighs most; one chunk's word more than a common one would.
+    assert!(w("nowher") > w("zebra"), "{weights:?}");
+    assert!(w("zebra") > 0.0 && w("river") > 0.0);
+}
