@@ -258,101 +258,74 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches, config: &Config) -> Vec<Entry>
     r.entries
 }
 
+impl Resolver<'_> {
+    fn model(&mut self, v: &mut String, c: &ConfigFile) {
+        self.pick("model", "model", v, c.model.as_ref(), Clone::clone);
+    }
+
+    fn mode(&mut self, v: &mut ModeArg, c: &ConfigFile) {
+        self.pick("mode", "mode", v, c.mode.as_ref(), mode_name);
+    }
+
+    fn packs(&mut self, v: &mut Vec<String>, c: &ConfigFile) {
+        self.pick("packs", "packs", v, c.packs.as_ref(), packs_text);
+    }
+
+    fn count(&mut self, key: &'static str, v: &mut usize, c: Option<&usize>) {
+        self.pick(key, key, v, c, ToString::to_string);
+    }
+
+    /// A `[gates]` key, whose flag is the key without the table's name.
+    fn gate(&mut self, key: &'static str, v: &mut f32, c: Option<&f32>) {
+        let id = key.trim_start_matches("gates.");
+        self.pick(key, id, v, c, |v| format!("{v}"));
+    }
+}
+
 fn ask(r: &mut Resolver, a: &mut AskArgs, c: &ConfigFile, g: &GatesFile) {
-    r.pick(
-        "model",
-        "model",
-        &mut a.model,
-        c.model.as_ref(),
-        Clone::clone,
-    );
-    r.pick("mode", "mode", &mut a.mode, c.mode.as_ref(), mode_name);
-    r.pick("k", "k", &mut a.k, c.k.as_ref(), ToString::to_string);
-    r.pick(
-        "budget",
-        "budget",
-        &mut a.budget,
-        c.budget.as_ref(),
-        ToString::to_string,
-    );
-    r.pick(
-        "packs",
-        "packs",
-        &mut a.packs.packs,
-        c.packs.as_ref(),
-        packs_text,
-    );
-    let show = |v: &f32| format!("{v}");
-    r.pick(
+    r.model(&mut a.model, c);
+    r.mode(&mut a.mode, c);
+    r.count("k", &mut a.k, c.k.as_ref());
+    r.count("budget", &mut a.budget, c.budget.as_ref());
+    r.packs(&mut a.packs.packs, c);
+    r.gate(
         "gates.min_relevance",
-        "min_relevance",
         &mut a.min_relevance,
         g.min_relevance.as_ref(),
-        show,
     );
-    r.pick(
+    r.gate(
         "gates.min_coverage",
-        "min_coverage",
         &mut a.min_coverage,
         g.min_coverage.as_ref(),
-        show,
     );
-    r.pick(
+    r.gate(
         "gates.min_named_coverage",
-        "min_named_coverage",
         &mut a.min_named_coverage,
         g.min_named_coverage.as_ref(),
-        show,
     );
-    r.pick(
+    r.gate(
         "gates.min_relative_score",
-        "min_relative_score",
         &mut a.min_relative_score,
         g.min_relative_score.as_ref(),
-        show,
     );
 }
 
 fn search(r: &mut Resolver, a: &mut SearchArgs, c: &ConfigFile) {
-    r.pick("mode", "mode", &mut a.mode, c.mode.as_ref(), mode_name);
-    r.pick(
-        "packs",
-        "packs",
-        &mut a.packs.packs,
-        c.packs.as_ref(),
-        packs_text,
-    );
+    r.mode(&mut a.mode, c);
+    r.packs(&mut a.packs.packs, c);
 }
 
 fn tui(r: &mut Resolver, a: &mut TuiArgs, c: &ConfigFile) {
-    r.pick(
-        "model",
-        "model",
-        &mut a.model,
-        c.model.as_ref(),
-        Clone::clone,
-    );
-    r.pick("mode", "mode", &mut a.mode, c.mode.as_ref(), mode_name);
-    r.pick("packs", "packs", &mut a.packs, c.packs.as_ref(), packs_text);
+    r.model(&mut a.model, c);
+    r.mode(&mut a.mode, c);
+    r.packs(&mut a.packs, c);
 }
 
 fn mcp(r: &mut Resolver, a: &mut McpArgs, c: &ConfigFile) {
-    r.pick(
-        "model",
-        "model",
-        &mut a.model,
-        c.model.as_ref(),
-        Clone::clone,
-    );
-    r.pick("mode", "mode", &mut a.mode, c.mode.as_ref(), mode_name);
-    r.pick("k", "k", &mut a.k, c.k.as_ref(), ToString::to_string);
-    r.pick(
-        "packs",
-        "packs",
-        &mut a.packs.packs,
-        c.packs.as_ref(),
-        packs_text,
-    );
+    r.model(&mut a.model, c);
+    r.mode(&mut a.mode, c);
+    r.count("k", &mut a.k, c.k.as_ref());
+    r.packs(&mut a.packs.packs, c);
 }
 
 /// `cairn config show`.
