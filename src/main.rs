@@ -72,8 +72,9 @@ struct Cli {
 enum Command {
     /// Open the terminal app (also what `cairn` alone does in a terminal).
     Tui(TuiArgs),
-    /// Serve the knowledge base to agents over the Model Context Protocol (stdio): the tools
-    /// search, ask, get and status, and every document as a resource.
+    /// Serve the knowledge base to agents over the Model Context Protocol (stdio, or streamable
+    /// HTTP on loopback with --http): the tools search, ask, get and status, and every document
+    /// as a resource.
     Mcp(McpArgs),
     /// Check the installed models, the ONNX Runtime library, the knowledge base, the packs and
     /// the prompt cache: one line each, ok or a problem with a hint (exit 1 on a problem).
@@ -312,6 +313,11 @@ impl PackArgs {
 
 #[derive(Args)]
 struct McpArgs {
+    /// Serve streamable HTTP at http://ADDR/mcp instead of stdio; loopback addresses only
+    /// (e.g. 127.0.0.1:8765; port 0 picks a free one). Requests whose Host or Origin is not
+    /// this machine's are refused.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
     /// The model `ask` answers with: default, fast, tiny, or a path to a GGUF file.
     #[arg(long, default_value = "default")]
     model: String,
@@ -849,6 +855,13 @@ fn run(cli: Cli) -> Result<Outcome> {
         });
     }
     if let Some(Command::Mcp(ref a)) = cli.command {
+        if let Some(addr) = a.http.filter(|addr| !addr.ip().is_loopback()) {
+            return Err(UsageError(format!(
+                "--http {addr}: not a loopback address; cairn serves MCP over HTTP to this \
+                 machine only (use 127.0.0.1 or [::1])"
+            ))
+            .into());
+        }
         let kb = kb::kb_dir(cli.kb.as_deref())?;
         let engine = pack::open_sources(&kb, &a.packs.selection())?.into_engine(&a.model)?;
         let options = engine::AskOptions {
@@ -856,13 +869,26 @@ fn run(cli: Cli) -> Result<Outcome> {
             mode: a.mode.into(),
             ..engine::AskOptions::default()
         };
-        eprintln!(
-            "cairn mcp: serving {} with {} on stdio",
-            kb.display(),
-            a.model
-        );
-        cairn_mcp::serve_stdio(cairn_mcp::Server::new(engine, &a.model, options))
-            .map_err(anyhow::Error::msg)?;
+        let server = cairn_mcp::Server::new(engine, &a.model, options);
+        match a.http {
+            Some(addr) => cairn_mcp::serve_http(server, addr, |bound| {
+                eprintln!(
+                    "cairn mcp: serving {} with {} at http://{bound}{}",
+                    kb.display(),
+                    a.model,
+                    cairn_mcp::HTTP_PATH
+                );
+            }),
+            None => {
+                eprintln!(
+                    "cairn mcp: serving {} with {} on stdio",
+                    kb.display(),
+                    a.model
+                );
+                cairn_mcp::serve_stdio(server)
+            }
+        }
+        .map_err(anyhow::Error::msg)?;
         return Ok(Outcome::Done);
     }
     if let Some(Command::Search(SearchArgs {

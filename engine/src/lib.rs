@@ -12,11 +12,12 @@
 //! binary writes text, the TUI turns the same calls into events.
 
 pub mod answer;
+pub mod batch;
 pub mod catalog;
 mod document;
 mod embedder;
 mod error;
-mod prompt_cache;
+pub mod prompt_cache;
 pub mod stream;
 pub mod text;
 

@@ -8,8 +8,16 @@ use sha2::{Digest, Sha256};
 
 const MAGIC: &[u8; 8] = b"CAIRNKV1";
 
+/// The cached floats of `path`, if the file is whole and was made for exactly `tokens`.
 pub fn read(path: &Path, tokens: &[u32]) -> Option<Vec<f32>> {
     let bytes = std::fs::read(path).ok()?;
+    let (stored, floats) = parse(&bytes)?;
+    (stored == tokens).then_some(floats)
+}
+
+/// Splits a cache file's bytes into its tokens and floats; `None` for anything but a whole,
+/// well-formed file.
+pub fn parse(bytes: &[u8]) -> Option<(Vec<u32>, Vec<f32>)> {
     let (body, sum) = bytes.split_at(bytes.len().checked_sub(32)?);
     if Sha256::digest(body).as_slice() != sum || !body.starts_with(MAGIC) {
         return None;
@@ -26,23 +34,22 @@ pub fn read(path: &Path, tokens: &[u32]) -> Option<Vec<f32>> {
         .chunks_exact(4)
         .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
         .collect();
-    if stored != tokens {
-        return None;
-    }
     at += n * 4;
     let m = u64_at(&mut at)?;
     let floats = body.get(at..at.checked_add(m.checked_mul(4)?)?)?;
     if at + m * 4 != body.len() {
         return None;
     }
-    Some(
+    Some((
+        stored,
         floats
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
             .collect(),
-    )
+    ))
 }
 
+/// Writes the cache file for `tokens` (aside, then renamed into place).
 pub fn write(path: &Path, tokens: &[u32], kv: &[f32]) -> std::io::Result<()> {
     let mut body = Vec::with_capacity(24 + tokens.len() * 4 + kv.len() * 4 + 32);
     body.extend_from_slice(MAGIC);

@@ -662,3 +662,94 @@ pub fn serve_stdio(server: Server) -> Result<(), String> {
         Ok(())
     })
 }
+
+/// Where a client of [`serve_http`] posts: `http://ADDR/mcp`.
+pub const HTTP_PATH: &str = "/mcp";
+
+/// Serves MCP over streamable HTTP at `http://ADDR/mcp` until interrupted (Ctrl-C or SIGTERM).
+///
+/// Loopback only: `addr` must be a loopback address. Against DNS rebinding, as the MCP
+/// specification asks, a request is refused (403) unless its `Host` is this server's own loopback
+/// name and port, and unless its `Origin`, when it has one (browsers send it), is a loopback page;
+/// clients that are not browsers send no `Origin`. `ready` is called with the bound address
+/// (port 0 picks a free one) once connections are accepted.
+///
+/// # Errors
+/// If `addr` is not loopback, the port cannot be bound, or the runtime cannot start.
+pub fn serve_http(
+    server: Server,
+    addr: std::net::SocketAddr,
+    ready: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), String> {
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+    };
+
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "{addr} is not a loopback address: cairn serves MCP over HTTP to this machine only \
+             (use 127.0.0.1 or [::1])"
+        ));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        let port = bound.port();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let config = StreamableHttpServerConfig::default()
+            .with_allowed_hosts([
+                format!("localhost:{port}"),
+                format!("127.0.0.1:{port}"),
+                format!("[::1]:{port}"),
+            ])
+            .with_allowed_origins(["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"])
+            .with_cancellation_token(stop.child_token());
+        let service = StreamableHttpService::new(
+            move || Ok(server.clone()),
+            Arc::new(LocalSessionManager::default()),
+            config,
+        );
+        let router = axum::Router::new().nest_service(HTTP_PATH, service);
+        ready(bound);
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                stop.cancel();
+            })
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminate = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            () = terminate => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
