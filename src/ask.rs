@@ -4,7 +4,9 @@ use std::io::Write;
 use std::ops::ControlFlow;
 
 use cairn_engine::text::{location, sanitize, snippet};
-use cairn_engine::{Answer, AnswerSink, AnswerStream, Context};
+use cairn_engine::{file_of, Answer, AnswerSink, AnswerStream, Context, KbSource};
+
+use crate::style::Paint;
 
 /// Streams an answer to the terminal with verified citation markers after each sentence
 /// ([`AnswerStream`] decides what is shown; this writes what is new of it).
@@ -14,11 +16,12 @@ pub struct Printer<W: Write> {
     printed: String,
     pub error: Option<std::io::Error>,
     pub show_context: bool,
+    paint: Paint,
 }
 
 impl<W: Write> Printer<W> {
     /// `quoted`: the answer is a quote, shown only once it is finished and checked.
-    pub fn new(out: W, show_context: bool, quoted: bool) -> Self {
+    pub fn new(out: W, show_context: bool, quoted: bool, paint: Paint) -> Self {
         Printer {
             out,
             stream: if quoted {
@@ -29,6 +32,7 @@ impl<W: Write> Printer<W> {
             printed: String::new(),
             error: None,
             show_context,
+            paint,
         }
     }
 
@@ -39,7 +43,7 @@ impl<W: Write> Printer<W> {
                 let new = new.to_owned();
                 if let Err(e) = self
                     .out
-                    .write_all(new.as_bytes())
+                    .write_all(self.paint.answer(&new).as_bytes())
                     .and_then(|()| self.out.flush())
                 {
                     self.error.get_or_insert(e);
@@ -69,7 +73,8 @@ impl<W: Write> AnswerSink for Printer<W> {
     fn context(&mut self, context: &Context) {
         self.stream.set_context(context);
         if self.show_context {
-            let _ = writeln!(self.out, "Context ({} tokens):", context.tokens);
+            let heading = format!("Context ({} tokens):", context.tokens);
+            let _ = writeln!(self.out, "{}", self.paint.heading(&heading));
             for s in &context.sources {
                 let _ = writeln!(
                     self.out,
@@ -96,28 +101,40 @@ impl<W: Write> AnswerSink for Printer<W> {
     }
 }
 
-/// The source list and abstention notice printed after an answer.
-pub fn print_sources(out: &mut dyn Write, a: &Answer, quote: bool) -> std::io::Result<()> {
+/// The source list and abstention notice printed after an answer; `files` are the knowledge
+/// base's sources, for links to the documents.
+pub fn print_sources(
+    out: &mut dyn Write,
+    a: &Answer,
+    quote: bool,
+    paint: Paint,
+    files: &[KbSource],
+) -> std::io::Result<()> {
+    let at = |doc: &str, page, lines: (u32, u32), heading: &[String]| {
+        paint.link(
+            &location(doc, page, lines, heading),
+            file_of(files, doc).as_deref(),
+            page,
+            lines.0,
+        )
+    };
     if let Some(reason) = a.abstained {
-        writeln!(
-            out,
-            "Not found in the knowledge base ({}).",
-            reason.describe()
-        )?;
+        let notice = format!("Not found in the knowledge base ({}).", reason.describe());
+        writeln!(out, "{}", paint.warn(&notice))?;
         if !a.context.sources.is_empty() {
-            writeln!(out, "\nClosest passages:")?;
+            writeln!(out, "\n{}", paint.heading("Closest passages:"))?;
         }
         for s in a.context.sources.iter().take(3) {
             writeln!(
                 out,
-                "  [{}] {}",
-                s.number,
-                location(&s.doc, s.page, s.lines, &s.heading)
+                "  {} {}",
+                paint.marker(&format!("[{}]", s.number)),
+                at(&s.doc, s.page, s.lines, &s.heading)
             )?;
             writeln!(out, "      {}", snippet(&s.text(), 200))?;
         }
     } else {
-        writeln!(out, "\nSources:")?;
+        writeln!(out, "\n{}", paint.heading("Sources:"))?;
         let cited = a.cited_sources();
         for s in a
             .context
@@ -133,9 +150,9 @@ pub fn print_sources(out: &mut dyn Write, a: &Answer, quote: bool) -> std::io::R
             );
             writeln!(
                 out,
-                "  [{}] {}",
-                s.number,
-                location(&s.doc, s.page, span, &s.heading)
+                "  {} {}",
+                paint.marker(&format!("[{}]", s.number)),
+                at(&s.doc, s.page, span, &s.heading)
             )?;
             if quote {
                 for text in cairn_engine::answer::cited_sentences(s, &lines) {
@@ -146,7 +163,8 @@ pub fn print_sources(out: &mut dyn Write, a: &Answer, quote: bool) -> std::io::R
         if a.claims.iter().any(|c| !c.supported) {
             writeln!(
                 out,
-                "  [?] marks a sentence no source supports: check it yourself."
+                "  {} marks a sentence no source supports: check it yourself.",
+                paint.marker("[?]")
             )?;
         }
     }
@@ -190,7 +208,7 @@ mod tests {
         let mut out = Vec::new();
         let mut seen = Vec::new();
         {
-            let mut p = Printer::new(&mut out, false, quoted);
+            let mut p = Printer::new(&mut out, false, quoted, Paint::default());
             p.context(&context());
             for piece in pieces {
                 let _ = p.token(piece);

@@ -107,7 +107,7 @@ fn models(deep: bool, out: &mut Vec<Finding>) {
                 "cairn models pull (fetches the ONNX Runtime library); the built-in encoder gives the same vectors, slower",
             )),
         },
-        Err(e) => out.push(problem("embedder", e.to_string(), "cairn models pull")),
+        Err(e) => out.push(problem("embedder", first_line(&e), "cairn models pull")),
     }
 }
 
@@ -234,23 +234,83 @@ pub fn run(kb: &Path, deep: bool) -> Vec<Finding> {
     knowledge_base(kb, &mut out);
     packs(&mut out);
     prompt_cache(&mut out);
+    disk_space(kb, &mut out);
     out
 }
 
+/// An error's message without the `hint:` lines some errors carry (a finding has its own).
+fn first_line(e: &dyn std::fmt::Display) -> String {
+    let text = e.to_string();
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+/// Below this much free space where cairn writes, an `add` or a `models pull` may fail.
+const LOW_SPACE: u64 = 2 << 30;
+
+/// Free space on the file systems of the knowledge base and the models (each reported once).
+fn disk_space(kb: &Path, out: &mut Vec<Finding>) {
+    let mut places = vec![("knowledge base", kb.to_owned())];
+    if let Ok(models) = catalog::models_dir() {
+        places.push(("models", models));
+    }
+    let mut seen = Vec::new();
+    for (what, path) in places {
+        // The folder may not exist yet: its nearest existing parent is where it will be made.
+        let Some(existing) = path.ancestors().find(|p| p.exists()) else {
+            continue;
+        };
+        let name = format!("disk space ({what})");
+        match fs4::statvfs(existing) {
+            Ok(stats) => {
+                let key = (stats.total_space(), stats.free_space());
+                if seen.contains(&key) {
+                    continue; // the same file system as a place above
+                }
+                seen.push(key);
+                let free = stats.available_space();
+                let detail = format!(
+                    "{} free of {} at {}",
+                    cairn_engine::text::human_size(free),
+                    cairn_engine::text::human_size(stats.total_space()),
+                    existing.display()
+                );
+                if free < LOW_SPACE {
+                    out.push(problem(
+                        name,
+                        detail,
+                        "free some space: adding documents and pulling models need room (the 1.5B model is 1 GiB)",
+                    ));
+                } else {
+                    out.push(ok(name, detail));
+                }
+            }
+            Err(e) => out.push(problem(
+                name,
+                format!("cannot read the free space at {}: {e}", existing.display()),
+                "check that the folder is readable",
+            )),
+        }
+    }
+}
+
 /// Prints the checks; `Ok(false)` when one is a problem.
-pub fn print(checks: &[Finding], json: bool) -> Result<bool> {
+pub fn print(checks: &[Finding], json: bool, paint: crate::style::Paint) -> Result<bool> {
     if json {
         println!("{}", serde_json::to_string_pretty(checks)?);
     } else {
         for c in checks {
-            let mark = if c.ok { "ok     " } else { "problem" };
+            let mark = if c.ok {
+                paint.good("ok     ")
+            } else {
+                paint.bad("problem")
+            };
             println!(
                 "{mark} {}: {}",
                 c.check,
                 cairn_engine::text::one_line(&c.detail)
             );
             if let Some(h) = &c.hint {
-                println!("        hint: {h}");
+                println!("        {} {h}", paint.warn("hint:"));
             }
         }
     }

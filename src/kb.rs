@@ -5,12 +5,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use cairn_engine::text::{civil_time, human_size, location, sanitize, snippet};
+use cairn_engine::text::{civil_time, human_size, location, one_line, sanitize, snippet};
 use cairn_engine::{chunk_options, MiniLm};
 use cairn_index::{AddOptions, AddProgress, Embedder, EmbedderId, FileOutcome, Reader, Writer};
 use cairn_ingest::ReadOptions;
 use cairn_retriever::{Fusion, Hit, Mode};
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::style::Paint;
 
 /// The knowledge base directory: `--kb`/`CAIRN_KB`, else `<data dir>/cairn/kb`.
 pub fn kb_dir(kb: Option<&Path>) -> Result<PathBuf> {
@@ -210,7 +212,7 @@ fn open_id(kb: &Path) -> Result<EmbedderId> {
 }
 
 /// `cairn status`.
-pub fn status(kb: &Path, json: bool, documents: bool) -> Result<()> {
+pub fn status(kb: &Path, json: bool, documents: bool, paint: Paint) -> Result<()> {
     let reader = Reader::open(kb)?;
     let s = reader.status()?;
     let m = &s.manifest;
@@ -241,7 +243,11 @@ pub fn status(kb: &Path, json: bool, documents: bool) -> Result<()> {
         writeln!(out, "{v}")?;
         return Ok(());
     }
-    writeln!(out, "knowledge base: {}", kb.display())?;
+    writeln!(
+        out,
+        "knowledge base: {}",
+        one_line(&kb.display().to_string())
+    )?;
     writeln!(out, "documents:      {}", s.documents)?;
     writeln!(out, "chunks:         {}", s.chunks)?;
     writeln!(out, "skipped files:  {}", s.skipped.len())?;
@@ -271,16 +277,27 @@ pub fn status(kb: &Path, json: bool, documents: bool) -> Result<()> {
         }
     )?;
     if !s.bm25_in_sync {
-        writeln!(out, "warning: the last run was interrupted; keyword search may miss recent changes\nhint: run `cairn add` again to finish it")?;
+        writeln!(
+            out,
+            "{}\nhint: run `cairn add` again to finish it",
+            paint.warn(
+                "warning: the last run was interrupted; keyword search may miss recent changes"
+            )
+        )?;
     }
     for src in &s.sources {
-        writeln!(out, "source:         {} ← {}", src.name, src.path.display())?;
+        writeln!(
+            out,
+            "source:         {} ← {}",
+            one_line(&src.name),
+            one_line(&src.path.display().to_string())
+        )?;
     }
     for (k, r) in &s.skipped {
         writeln!(
             out,
             "  skipped {} ({}): {}",
-            sanitize(k),
+            one_line(k),
             r.reason,
             sanitize(&r.message)
         )?;
@@ -289,7 +306,7 @@ pub fn status(kb: &Path, json: bool, documents: bool) -> Result<()> {
         writeln!(
             out,
             "  {:<60} {:>5} chunks  {}",
-            sanitize(&d.key),
+            one_line(&d.key),
             d.chunks.len(),
             sanitize(&d.title)
         )?;
@@ -305,6 +322,7 @@ pub struct SearchSettings {
     pub fusion: Fusion,
     pub dense_weight: f32,
     pub json: bool,
+    pub paint: Paint,
 }
 
 pub fn hit_json(hit: &Hit) -> serde_json::Value {
@@ -365,6 +383,8 @@ pub fn search(kb: &Path, query: &str, settings: &SearchSettings) -> Result<()> {
     if hits.is_empty() {
         writeln!(out, "no matches")?;
     }
+    let files = sources.reader.sources().unwrap_or_default();
+    let paint = settings.paint;
     for h in &hits {
         let c = &h.chunk;
         let legs = [("bm25", h.fused.bm25), ("dense", h.fused.dense)]
@@ -372,14 +392,23 @@ pub fn search(kb: &Path, query: &str, settings: &SearchSettings) -> Result<()> {
             .filter_map(|(name, l)| l.map(|l| format!("{name} #{} {:.3}", l.rank, l.score)))
             .collect::<Vec<_>>()
             .join(" · ");
-        writeln!(
-            out,
-            "{}. {}  [{:.3}{}{}]",
-            h.rank,
-            location(&c.doc, c.page, c.lines, &c.heading),
+        let scores = format!(
+            "[{:.3}{}{}]",
             h.fused.score,
             if legs.is_empty() { "" } else { " · " },
             legs
+        );
+        writeln!(
+            out,
+            "{}. {}  {}",
+            h.rank,
+            paint.link(
+                &paint.heading(&location(&c.doc, c.page, c.lines, &c.heading)),
+                cairn_engine::file_of(&files, &c.doc).as_deref(),
+                c.page,
+                c.lines.0
+            ),
+            paint.score(&scores)
         )?;
         writeln!(out, "   {}", snippet(&c.text, 240))?;
     }

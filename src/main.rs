@@ -29,6 +29,7 @@ mod kb;
 mod pack;
 mod progress;
 mod settings;
+mod style;
 
 /// Exit codes, documented in `--help` and the README.
 const EXIT_ERROR: u8 = 1;
@@ -51,7 +52,9 @@ Environment:
   CAIRN_PYTHON      the Python used for `pip download` (default: python3)
   CAIRN_PACKS_DIR   where packs are installed (default: <user data dir>/cairn/packs)
   CAIRN_TRUST_DIR   the public keys trusted to sign packs (default: <user config dir>/cairn/trusted)
-  NO_COLOR          the terminal app draws without colour";
+  NO_COLOR          no colour, in the terminal app or on stdout (see --color)
+  CLICOLOR_FORCE    colour on stdout even into a pipe
+  FORCE_HYPERLINK   file references as OSC 8 links (1) or not (0), whatever the terminal";
 
 #[derive(Parser)]
 #[command(
@@ -64,6 +67,10 @@ struct Cli {
     /// The knowledge base directory (default: `<user data dir>/cairn/kb`).
     #[arg(long, global = true, env = "CAIRN_KB", value_name = "DIR")]
     kb: Option<PathBuf>,
+    /// Colour and file links on stdout: auto (on a terminal, unless NO_COLOR is set;
+    /// CLICOLOR_FORCE forces it), always (even into a pipe) or never. JSON is never coloured.
+    #[arg(long, global = true, value_enum, default_value_t = style::ColorArg::Auto, value_name = "WHEN")]
+    color: style::ColorArg,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -844,15 +851,17 @@ impl From<batch::Tally> for Outcome {
 
 fn run(cli: Cli) -> Result<Outcome> {
     if let Some(Command::Ask(ref a)) = cli.command {
-        return run_ask(&kb::kb_dir(cli.kb.as_deref())?, a);
+        return run_ask(&kb::kb_dir(cli.kb.as_deref())?, a, cli.color);
     }
     if let Some(Command::Doctor { json, deep }) = cli.command {
         let checks = doctor::run(&kb::kb_dir(cli.kb.as_deref())?, deep);
-        return Ok(if doctor::print(&checks, json)? {
-            Outcome::Done
-        } else {
-            Outcome::Problems
-        });
+        return Ok(
+            if doctor::print(&checks, json, style::Paint::stdout(cli.color))? {
+                Outcome::Done
+            } else {
+                Outcome::Problems
+            },
+        );
     }
     if let Some(Command::Mcp(ref a)) = cli.command {
         if let Some(addr) = a.http.filter(|addr| !addr.ip().is_loopback()) {
@@ -870,25 +879,24 @@ fn run(cli: Cli) -> Result<Outcome> {
             ..engine::AskOptions::default()
         };
         let server = cairn_mcp::Server::new(engine, &a.model, options);
-        match a.http {
-            Some(addr) => cairn_mcp::serve_http(server, addr, |bound| {
+        let served = if let Some(addr) = a.http {
+            cairn_mcp::serve_http(server, addr, |bound| {
                 eprintln!(
                     "cairn mcp: serving {} with {} at http://{bound}{}",
                     kb.display(),
                     a.model,
                     cairn_mcp::HTTP_PATH
                 );
-            }),
-            None => {
-                eprintln!(
-                    "cairn mcp: serving {} with {} on stdio",
-                    kb.display(),
-                    a.model
-                );
-                cairn_mcp::serve_stdio(server)
-            }
-        }
-        .map_err(anyhow::Error::msg)?;
+            })
+        } else {
+            eprintln!(
+                "cairn mcp: serving {} with {} on stdio",
+                kb.display(),
+                a.model
+            );
+            cairn_mcp::serve_stdio(server)
+        };
+        served.map_err(anyhow::Error::msg)?;
         return Ok(Outcome::Done);
     }
     if let Some(Command::Search(SearchArgs {
@@ -916,8 +924,11 @@ fn run(cli: Cli) -> Result<Outcome> {
     run_other(cli).map(|()| Outcome::Done)
 }
 
-fn run_ask(kb: &std::path::Path, a: &AskArgs) -> Result<Outcome> {
-    let mut engine = pack::open_sources(kb, &a.packs.selection())?.into_engine(&a.model)?;
+fn run_ask(kb: &std::path::Path, a: &AskArgs, color: style::ColorArg) -> Result<Outcome> {
+    let sources = pack::open_sources(kb, &a.packs.selection())?;
+    let paint = style::Paint::stdout(color);
+    let files = sources.reader.sources().unwrap_or_default();
+    let mut engine = sources.into_engine(&a.model)?;
     let options = a.options();
     if let Some(input) = &a.batch {
         return batch::ask(&mut engine, input, &options, &a.model).map(Outcome::from);
@@ -930,7 +941,7 @@ fn run_ask(kb: &std::path::Path, a: &AskArgs) -> Result<Outcome> {
     let answer = if a.json {
         engine.ask(question, &options, &mut engine::Quiet)?
     } else {
-        let mut printer = ask::Printer::new(stdout.lock(), a.show_context, !options.free);
+        let mut printer = ask::Printer::new(stdout.lock(), a.show_context, !options.free, paint);
         let answer = engine.ask(question, &options, &mut printer)?;
         if let Some(e) = printer.error.take() {
             return Err(e.into());
@@ -942,7 +953,7 @@ fn run_ask(kb: &std::path::Path, a: &AskArgs) -> Result<Outcome> {
     if a.json {
         writeln!(out, "{}", answer.to_json(&a.model, a.seed))?;
     } else {
-        ask::print_sources(&mut out, &answer, a.quote)?;
+        ask::print_sources(&mut out, &answer, a.quote, paint, &files)?;
         out.flush()?;
         if std::io::IsTerminal::is_terminal(&io::stderr()) {
             let t = &answer.timings;
@@ -1011,7 +1022,9 @@ fn run_other(cli: Cli) -> Result<()> {
             }
         }
         Command::Remove { ref targets } => kb::remove(&kb_dir()?, targets),
-        Command::Status { json, documents } => kb::status(&kb_dir()?, json, documents),
+        Command::Status { json, documents } => {
+            kb::status(&kb_dir()?, json, documents, style::Paint::stdout(cli.color))
+        }
         Command::Extract { ref file, sections } => kb::extract(file, sections),
         Command::Search(ref a) => {
             let settings = kb::SearchSettings {
@@ -1021,6 +1034,7 @@ fn run_other(cli: Cli) -> Result<()> {
                 fusion: a.fusion.into(),
                 dense_weight: a.weight,
                 json: a.json,
+                paint: style::Paint::stdout(cli.color),
             };
             let query = a
                 .query

@@ -33,10 +33,10 @@ pub use error::{Error, Result};
 pub use stream::AnswerStream;
 
 // The types an engine user meets, so that a face (the TUI) needs no lower crate of its own.
+pub use cairn_index::{file_of, ChunkId, ChunkRecord, Source as KbSource};
 pub use cairn_index::{
     read_manifest, AddOptions, AddProgress, AddReport, Embedder, FileOutcome, Reader, Writer,
 };
-pub use cairn_index::{ChunkId, ChunkRecord};
 pub use cairn_ingest::ReadOptions;
 pub use cairn_retriever::{
     ground, search_shelves, search_shelves_with, Citation, Claim, Context, Excerpt, Fused, Fusion,

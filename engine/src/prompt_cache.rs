@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 const MAGIC: &[u8; 8] = b"CAIRNKV1";
 
 /// The cached floats of `path`, if the file is whole and was made for exactly `tokens`.
+#[must_use]
 pub fn read(path: &Path, tokens: &[u32]) -> Option<Vec<f32>> {
     let bytes = std::fs::read(path).ok()?;
     let (stored, floats) = parse(&bytes)?;
@@ -17,6 +18,7 @@ pub fn read(path: &Path, tokens: &[u32]) -> Option<Vec<f32>> {
 
 /// Splits a cache file's bytes into its tokens and floats; `None` for anything but a whole,
 /// well-formed file.
+#[must_use]
 pub fn parse(bytes: &[u8]) -> Option<(Vec<u32>, Vec<f32>)> {
     let (body, sum) = bytes.split_at(bytes.len().checked_sub(32)?);
     if Sha256::digest(body).as_slice() != sum || !body.starts_with(MAGIC) {
@@ -32,7 +34,7 @@ pub fn parse(bytes: &[u8]) -> Option<(Vec<u32>, Vec<f32>)> {
     let stored: Vec<u32> = body
         .get(at..at.checked_add(n.checked_mul(4)?)?)?
         .chunks_exact(4)
-        .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
     at += n * 4;
     let m = u64_at(&mut at)?;
@@ -44,12 +46,18 @@ pub fn parse(bytes: &[u8]) -> Option<(Vec<u32>, Vec<f32>)> {
         stored,
         floats
             .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect(),
     ))
 }
 
 /// Writes the cache file for `tokens` (aside, then renamed into place).
+///
+/// # Errors
+/// If the folder or the file cannot be written.
+///
+/// # Panics
+/// If `path` has no parent folder.
 pub fn write(path: &Path, tokens: &[u32], kv: &[f32]) -> std::io::Result<()> {
     let mut body = Vec::with_capacity(24 + tokens.len() * 4 + kv.len() * 4 + 32);
     body.extend_from_slice(MAGIC);

@@ -33,8 +33,8 @@ pub use canonical::{write_canonical, CanonicalOptions};
 pub use error::{Error, Result};
 pub use reader::{read_manifest, Reader, Status};
 pub use store::{
-    ChunkRecord, DocRecord, EmbedderId, GraphState, Manifest, SkipRecord, Source, FORMAT_VERSION,
-    STORE_FILE,
+    file_of, ChunkRecord, DocRecord, EmbedderId, GraphState, Manifest, SkipRecord, Source,
+    FORMAT_VERSION, STORE_FILE,
 };
 pub use vectors::GRAPH_MIN_POINTS;
 pub use writer::{

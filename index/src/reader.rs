@@ -306,6 +306,20 @@ impl Reader {
         Ok(out)
     }
 
+    /// The folders and files added, by the names their documents are listed under.
+    pub fn sources(&self) -> Result<Vec<Source>> {
+        let table = self
+            .txn
+            .open_table(SOURCES)
+            .map_err(|e| self.serr()(e.into()))?;
+        let mut sources = Vec::new();
+        for row in table.iter().map_err(|e| self.serr()(e.into()))? {
+            let (_, v) = row.map_err(|e| self.serr()(e.into()))?;
+            sources.push(from_json(&self.store_path, v.value())?);
+        }
+        Ok(sources)
+    }
+
     /// Counts and facts about the knowledge base.
     pub fn status(&self) -> Result<Status> {
         let docs = self

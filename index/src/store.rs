@@ -87,6 +87,20 @@ pub struct Source {
     pub path: PathBuf,
 }
 
+/// The file on this machine behind a document key (`SOURCE-NAME/relative/path`, or a source's
+/// own name for a single file), if it is still there; `None` for packs' documents.
+#[must_use]
+pub fn file_of(sources: &[Source], doc: &str) -> Option<PathBuf> {
+    let (head, rest) = doc.split_once('/').unwrap_or((doc, ""));
+    let root = &sources.iter().find(|s| s.name == head)?.path;
+    let path = if rest.is_empty() {
+        root.clone()
+    } else {
+        root.join(rest)
+    };
+    path.is_file().then_some(path)
+}
+
 /// One indexed document.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DocRecord {

@@ -76,6 +76,8 @@ struct Builder {
     /// (offset where the heading starts, level, heading text)
     headings: Vec<(usize, usize, String)>,
     pre: usize,
+    /// Open heading elements: a heading inside one is not a heading of its own.
+    in_heading: usize,
 }
 
 impl Builder {
@@ -129,6 +131,7 @@ impl Builder {
                         self.pre -= 1;
                     }
                     if level > 0 {
+                        self.in_heading -= 1;
                         let heading: String = self.text[start..]
                             .split_whitespace()
                             .collect::<Vec<_>>()
@@ -164,6 +167,9 @@ impl Builder {
                     let in_main = in_main || matches!(name, "main" | "article");
                     let block = BLOCK.contains(&name);
                     let level = match name {
+                        // A heading inside a heading (which only broken markup makes) is
+                        // part of the outer one's text.
+                        _ if self.in_heading > 0 => 0,
                         "h1" => 1,
                         "h2" => 2,
                         "h3" => 3,
@@ -172,6 +178,9 @@ impl Builder {
                         "h6" => 6,
                         _ => 0,
                     };
+                    if level > 0 {
+                        self.in_heading += 1;
+                    }
                     if block {
                         self.newline();
                         if matches!(name, "p" | "pre" | "table" | "blockquote") || level > 0 {
@@ -269,6 +278,7 @@ pub(crate) fn read(source: &str, file_name: &str) -> Document {
         text: String::new(),
         headings: Vec::new(),
         pre: 0,
+        in_heading: 0,
     };
     if let Some(body) = html
         .select(&scraper::Selector::parse("body").expect("static selector"))
@@ -283,6 +293,9 @@ pub(crate) fn read(source: &str, file_name: &str) -> Document {
     let mut headings = Vec::with_capacity(b.headings.len());
     let mut last = 0;
     for (start, level, heading) in b.headings {
+        if start < last {
+            continue; // headings are recorded in document order; never cut backwards
+        }
         text.extend(b.text[last..start].nfkc());
         headings.push((text.len(), level, heading.nfkc().collect::<String>()));
         last = start;

@@ -257,8 +257,8 @@ pub struct App {
     pub kb: PathBuf,
     /// Its state.
     pub kb_state: KbState,
-    /// Where its documents' files are: (source name, path).
-    pub sources: Vec<(String, PathBuf)>,
+    /// Where its documents' files are.
+    pub sources: Vec<cairn_engine::KbSource>,
     /// The packs searched with it (labels).
     pub packs: Vec<String>,
     /// The model id.
@@ -1018,14 +1018,7 @@ impl App {
 
     /// The file behind a document key, from the knowledge base's sources.
     pub fn resolve(&self, doc: &str) -> Option<PathBuf> {
-        let (head, rest) = doc.split_once('/').unwrap_or((doc, ""));
-        let (_, root) = self.sources.iter().find(|(name, _)| name == head)?;
-        let path = if rest.is_empty() {
-            root.clone()
-        } else {
-            root.join(rest)
-        };
-        path.is_file().then_some(path)
+        cairn_engine::file_of(&self.sources, doc)
     }
 
     fn open_document(&mut self) {

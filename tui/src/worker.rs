@@ -52,7 +52,7 @@ pub enum Msg {
         /// Chunks in it.
         chunks: u64,
         /// Where its documents came from: (source name, path on disk).
-        sources: Vec<(String, PathBuf)>,
+        sources: Vec<cairn_engine::KbSource>,
         /// The packs searched with it.
         packs: Vec<String>,
     },
@@ -481,10 +481,7 @@ impl Worker {
     fn report_opened(&self, reader: &Reader) {
         let (documents, chunks, sources) = reader
             .status()
-            .map(|s| {
-                let sources = s.sources.into_iter().map(|x| (x.name, x.path)).collect();
-                (s.documents, s.chunks, sources)
-            })
+            .map(|s| (s.documents, s.chunks, s.sources))
             .unwrap_or_default();
         (self.report)(Msg::Opened {
             documents,

@@ -67,7 +67,10 @@ fn opened(app: &mut App, root: &Path) {
     app.update(Event::Worker(Msg::Opened {
         documents: 2,
         chunks: 5,
-        sources: vec![("pump".into(), root.to_owned())],
+        sources: vec![cairn_engine::KbSource {
+            name: "pump".into(),
+            path: root.to_owned(),
+        }],
         packs: Vec::new(),
     }));
 }

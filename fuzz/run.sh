@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs cairn's fuzz targets one after another, SECONDS each (default 1800), in LANES parallel
+# lanes (default 1), with small seeds of our own; crashes land in artifacts/TARGET/.
+# Needs a nightly toolchain and cargo-fuzz: `cargo install cargo-fuzz`.
+#   bash fuzz/run.sh [TARGET...]
+set -euo pipefail
+cd "$(dirname "$0")"
+SECONDS_EACH=${SECONDS_EACH:-1800}
+LANES=${LANES:-1}
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(read_pdf read_html read_markdown read_text pack gguf chunk batch_line prompt_cache)
+
+seed() {
+  local t=$1 d=corpus/$1
+  mkdir -p "$d"
+  case $t in
+    read_pdf)
+      # A one-page PDF with one line of text; offsets in the xref need not be exact for lopdf.
+      printf '%%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >> endobj\n4 0 obj << /Length 44 >> stream\nBT /F1 12 Tf 72 712 Td (Pump seals) Tj ET\nendstream endobj\n5 0 obj << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> endobj\ntrailer << /Root 1 0 R /Size 6 >>\n%%%%EOF\n' > "$d/seed.pdf" ;;
+    read_html)
+      printf '<!doctype html><html><head><title>T</title></head><body><h1>Pumps</h1><p>Prime with <b>3 l</b>.</p><ul><li>a<li>b</ul><pre>code\n</pre><table><tr><td>x</td></tr></table></body></html>' > "$d/seed.html" ;;
+    read_markdown|chunk)
+      printf '\x08\x02\x04# Pumps\n\nPrime the pump.\n\n## Seals\n\n- every 400 hours\n- check\n\n```rust\nfn main() {}\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n' > "$d/seed.md" ;;
+    read_text)
+      printf 'plain text\r\nline two\n' > "$d/utf8"; printf '\xff\xfeh\x00i\x00' > "$d/utf16"; printf 'caf\xe9\n' > "$d/latin1" ;;
+    batch_line)
+      printf '{"id": 1, "question": "Why?", "k": 3, "mode": "bm25", "temperature": 0.5}' > "$d/obj"; printf 'What is a crate?' > "$d/plain" ;;
+    *) ;;
+  esac
+}
+
+run() {
+  local t=$1
+  seed "$t"
+  mkdir -p "artifacts/$t" logs
+  cargo +nightly fuzz run -O "$t" "corpus/$t" -- -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 \
+    -timeout=20 -max_len=65536 -artifact_prefix="artifacts/$t/" > "logs/$t.log" 2>&1 || true
+  echo "$t: $(grep -E '^(Done|==[0-9]+==|SUMMARY)' "logs/$t.log" | tail -1)"
+}
+
+# LANES workers take the targets in turn.
+export -f seed run
+export SECONDS_EACH
+printf '%s\n' "${targets[@]}" | xargs -P "$LANES" -I{} bash -c 'run {}'
