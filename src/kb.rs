@@ -59,7 +59,7 @@ impl AddProgress for CliProgress {
 /// Settings of `cairn add`.
 pub struct AddSettings {
     pub rebuild: bool,
-    pub max_file_mb: u64,
+    pub read: ReadOptions,
     pub json: bool,
     pub quiet: bool,
     pub commit_every: usize,
@@ -69,7 +69,7 @@ pub struct AddSettings {
 pub fn add(kb: &Path, paths: &[PathBuf], settings: &AddSettings) -> Result<()> {
     let &AddSettings {
         rebuild,
-        max_file_mb,
+        ref read,
         json,
         quiet,
         commit_every,
@@ -103,9 +103,7 @@ pub fn add(kb: &Path, paths: &[PathBuf], settings: &AddSettings) -> Result<()> {
     let cancel = || false;
     let options = AddOptions {
         embedder: &embedder,
-        read: ReadOptions {
-            max_bytes: max_file_mb << 20,
-        },
+        read: read.clone(),
         commit_every: commit_every.max(1),
         // The built-in encoder packs a batch without padding, so order and size barely matter;
         // ONNX Runtime pads, so it gets more texts per call to sort into batches by length.

@@ -101,9 +101,34 @@ enum Command {
         /// Delete the knowledge base's contents first (after changing the embedding model).
         #[arg(long)]
         rebuild: bool,
-        /// Skip files larger than this many MiB.
-        #[arg(long, default_value_t = 64, value_name = "MIB")]
+        /// Skip files larger than this many MiB (from their size on disk, unread).
+        #[arg(
+            long,
+            env = "CAIRN_MAX_FILE_SIZE",
+            default_value_t = 64,
+            value_name = "MIB"
+        )]
         max_file_size: u64,
+        /// Read at most this many pages of a PDF; later pages are skipped with a message.
+        #[arg(
+            long,
+            env = "CAIRN_MAX_PDF_PAGES",
+            default_value_t = 2000,
+            value_name = "N"
+        )]
+        max_pdf_pages: u32,
+        /// Keep at most this many MiB of text per file: a text file with more is skipped, a
+        /// PDF's later pages are.
+        #[arg(long, env = "CAIRN_MAX_TEXT", default_value_t = 64, value_name = "MIB")]
+        max_text: u64,
+        /// Skip a PDF whose compressed streams expand to more than this many MiB.
+        #[arg(
+            long,
+            env = "CAIRN_MAX_DECOMPRESSED",
+            default_value_t = 512,
+            value_name = "MIB"
+        )]
+        max_decompressed: u64,
         /// Print the summary as one JSON object.
         #[arg(long)]
         json: bool,
@@ -992,13 +1017,22 @@ fn run_other(cli: Cli) -> Result<()> {
             ref paths,
             rebuild,
             max_file_size,
+            max_pdf_pages,
+            max_text,
+            max_decompressed,
             json,
             quiet,
             commit_every,
         } => {
             let settings = kb::AddSettings {
                 rebuild,
-                max_file_mb: max_file_size,
+                read: cairn_ingest::ReadOptions {
+                    max_bytes: max_file_size.saturating_mul(1 << 20),
+                    max_pdf_pages,
+                    max_text_bytes: usize::try_from(max_text.saturating_mul(1 << 20))
+                        .unwrap_or(usize::MAX),
+                    max_decompressed_bytes: max_decompressed.saturating_mul(1 << 20),
+                },
                 json,
                 quiet,
                 commit_every,

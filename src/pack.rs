@@ -108,7 +108,7 @@ pub fn build(s: &BuildSettings) -> Result<()> {
             &s.paths,
             &crate::kb::AddSettings {
                 rebuild: false,
-                max_file_mb: 64,
+                read: cairn_ingest::ReadOptions::default(),
                 json: false,
                 quiet: s.quiet,
                 commit_every: 512,

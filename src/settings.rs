@@ -18,6 +18,12 @@
 //! min_coverage = 0.25
 //! min_named_coverage = 0.4
 //! min_relative_score = 0.8
+//!
+//! [limits]               # per file read by `cairn add` (see `cairn add --help`)
+//! max_file_size = 64     # MiB on disk
+//! max_pdf_pages = 2000
+//! max_text = 64          # MiB of text once read
+//! max_decompressed = 512 # MiB a PDF's compressed streams may expand to
 //! ```
 
 use std::fmt::{self, Write as _};
@@ -43,6 +49,19 @@ pub struct ConfigFile {
     packs: Option<Vec<String>>,
     #[serde(default)]
     gates: GatesFile,
+    #[serde(default)]
+    limits: LimitsFile,
+}
+
+/// The `[limits]` table.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(clippy::struct_field_names)] // the keys users write, as `cairn add`'s flags name them
+struct LimitsFile {
+    max_file_size: Option<u64>,
+    max_pdf_pages: Option<u32>,
+    max_text: Option<u64>,
+    max_decompressed: Option<u64>,
 }
 
 /// The `[gates]` table.
@@ -247,6 +266,44 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches, config: &Config) -> Vec<Entry>
         Some(Command::Search(a)) => search(&mut r, a, c),
         Some(Command::Tui(a)) => tui(&mut r, a, c),
         Some(Command::Mcp(a)) => mcp(&mut r, a, c),
+        Some(Command::Add {
+            max_file_size,
+            max_pdf_pages,
+            max_text,
+            max_decompressed,
+            ..
+        }) => {
+            let l = &c.limits;
+            let show = |v: &u64| v.to_string();
+            r.pick(
+                "limits.max_file_size",
+                "max_file_size",
+                max_file_size,
+                l.max_file_size.as_ref(),
+                show,
+            );
+            r.pick(
+                "limits.max_pdf_pages",
+                "max_pdf_pages",
+                max_pdf_pages,
+                l.max_pdf_pages.as_ref(),
+                ToString::to_string,
+            );
+            r.pick(
+                "limits.max_text",
+                "max_text",
+                max_text,
+                l.max_text.as_ref(),
+                show,
+            );
+            r.pick(
+                "limits.max_decompressed",
+                "max_decompressed",
+                max_decompressed,
+                l.max_decompressed.as_ref(),
+                show,
+            );
+        }
         Some(Command::Config(_)) => {
             // `config show` reports what `ask` would use.
             let mut a = AskArgs::defaults();

@@ -125,3 +125,30 @@ fn a_malformed_config_file_is_named_with_its_line_and_key() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("missing.toml"), "{err}");
 }
+
+#[test]
+fn limits_come_from_the_config_file_unless_a_flag_or_the_environment_says_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cairn.toml");
+    std::fs::write(&config, "[limits]\nmax_text = 0\nmax_pdf_pages = 10\n").unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(docs.join("a.md"), "# Pumps\n\nPrime the pump.\n").unwrap();
+    let kb = dir.path().join("kb").display().to_string();
+    let docs = docs.display().to_string();
+
+    // No text at all is allowed per file: the file is skipped, named, with the reason.
+    let (code, out, err) =
+        run(cairn(&["--kb", &kb, "add", &docs, "--json"], &config).env_remove("CAIRN_MAX_TEXT"));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["added"], 0, "{out}");
+    assert!(out.contains("too-much-text"), "{out}");
+
+    // The environment overrides the file.
+    let (code, out, err) =
+        run(cairn(&["--kb", &kb, "add", &docs, "--json"], &config).env("CAIRN_MAX_TEXT", "1"));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["added"], 1, "{out}");
+}

@@ -625,7 +625,7 @@ impl Writer {
                 size: meta.len(),
                 limit: options.read.max_bytes,
             }),
-            Some(b) => cairn_ingest::read_bytes(shown, &b),
+            Some(b) => cairn_ingest::read_bytes_with(shown, &b, &options.read),
         };
         let read = match read {
             Ok(r) => r,

@@ -21,6 +21,24 @@ pub enum Error {
         /// The limit.
         limit: u64,
     },
+    /// The file's text, once read, is over the configured limit.
+    #[error("{}: {size} bytes of text is over the {limit}-byte limit of text per file", path.display())]
+    TooMuchText {
+        /// The file.
+        path: PathBuf,
+        /// Its text's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A PDF's compressed streams expand past the configured limit (a "zip bomb").
+    #[error("{}: its compressed streams expand to more than {limit} bytes, the limit per PDF", path.display())]
+    TooMuchDecompressed {
+        /// The file.
+        path: PathBuf,
+        /// The limit.
+        limit: u64,
+    },
     /// The file holds binary data (NUL bytes), not text.
     #[error("{}: binary file (not text)", path.display())]
     Binary {
@@ -77,6 +95,8 @@ impl Error {
         match self {
             Error::Io { .. } => "unreadable",
             Error::TooLarge { .. } => "too-large",
+            Error::TooMuchText { .. } => "too-much-text",
+            Error::TooMuchDecompressed { .. } => "decompression-limit",
             Error::Binary { .. } => "binary",
             Error::Unsupported { .. } => "unsupported",
             Error::Encrypted { .. } => "encrypted",

@@ -23,7 +23,7 @@ mod walk;
 pub use chunk::{chunk_document, sentence_ranges, Chunk, ChunkOptions, TokenCounter, WordCounter};
 pub use document::{DocKind, Document, Section};
 pub use error::{Error, Result};
-pub use read::{kind_of, read_bytes, read_file, Notice, Read, ReadOptions};
+pub use read::{kind_of, read_bytes, read_bytes_with, read_file, Notice, Read, ReadOptions};
 pub use walk::{walk, Found};
 
 /// The sha256 of some bytes, as lowercase hex: the content hash of files and chunks.

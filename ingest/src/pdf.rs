@@ -11,7 +11,7 @@ use unicode_normalization::UnicodeNormalization;
 
 use crate::document::{DocKind, Document, Section};
 use crate::error::{Error, Result};
-use crate::read::{Notice, Read};
+use crate::read::{Notice, Read, ReadOptions};
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
@@ -43,7 +43,40 @@ fn tidy(page: &str) -> String {
     out
 }
 
-pub(crate) fn read(path: &Path, bytes: &[u8]) -> Result<Read> {
+/// The bytes `pdf`'s Flate streams expand to, counting up to just past `limit` (images, which
+/// text extraction never decodes, are not counted). Streams that do not inflate count as their
+/// compressed size: the extractor reports them itself.
+fn inflated_size(pdf: &Pdf, limit: u64) -> u64 {
+    use std::io::Read as _;
+    let mut total = 0u64;
+    for object in pdf.objects.values() {
+        let pdf_extract::Object::Stream(stream) = object else {
+            continue;
+        };
+        let is_image = stream
+            .dict
+            .get(b"Subtype")
+            .and_then(pdf_extract::Object::as_name)
+            .is_ok_and(|n| n == b"Image");
+        let flate = stream
+            .filters()
+            .is_ok_and(|f| f.first() == Some(&&b"FlateDecode"[..]));
+        if is_image || !flate {
+            continue;
+        }
+        let budget = limit.saturating_sub(total).saturating_add(1);
+        let mut inflate = flate2::read::ZlibDecoder::new(stream.content.as_slice()).take(budget);
+        let n = std::io::copy(&mut inflate, &mut std::io::sink())
+            .unwrap_or(stream.content.len() as u64);
+        total = total.saturating_add(n);
+        if total > limit {
+            break;
+        }
+    }
+    total
+}
+
+pub(crate) fn read(path: &Path, bytes: &[u8], options: &ReadOptions) -> Result<Read> {
     let bad = |message: String| Error::BadPdf {
         path: path.to_owned(),
         message,
@@ -71,11 +104,28 @@ pub(crate) fn read(path: &Path, bytes: &[u8]) -> Result<Read> {
         path.file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
     });
+    if inflated_size(&pdf, options.max_decompressed_bytes) > options.max_decompressed_bytes {
+        return Err(Error::TooMuchDecompressed {
+            path: path.to_owned(),
+            limit: options.max_decompressed_bytes,
+        });
+    }
     let page_count = pdf.get_pages().len() as u32;
     let mut text = String::new();
     let mut sections = Vec::new();
     let mut notices = Vec::new();
-    for page in 1..=page_count {
+    let read_pages = page_count.min(options.max_pdf_pages);
+    if read_pages < page_count {
+        notices.push(Notice {
+            page: Some(read_pages + 1),
+            message: format!(
+                "pages {}–{page_count} skipped: over the limit of {} pages per PDF",
+                read_pages + 1,
+                options.max_pdf_pages
+            ),
+        });
+    }
+    for page in 1..=read_pages {
         let result = catch_unwind(AssertUnwindSafe(|| {
             let mut s = String::new();
             let mut out = PlainTextOutput::new(&mut s);
@@ -107,6 +157,16 @@ pub(crate) fn read(path: &Path, bytes: &[u8]) -> Result<Read> {
                 message: format!("page {page}: no text (empty, or a scanned image)"),
             });
             continue;
+        }
+        if text.len() + page_text.len() + 2 > options.max_text_bytes {
+            notices.push(Notice {
+                page: Some(page),
+                message: format!(
+                    "pages {page}–{read_pages} skipped: the text would pass the limit of {} bytes per file",
+                    options.max_text_bytes
+                ),
+            });
+            break;
         }
         if !text.is_empty() {
             text.push_str("\n\n");
@@ -158,9 +218,123 @@ mod tests {
         assert_eq!(tidy("a ﬁle  \n\n\n\nnext\u{c}\n"), "a file\n\nnext");
     }
 
+    /// A PDF with one page per text (xref offsets exact), and an extra Flate stream that
+    /// inflates to `inflating` zero bytes.
+    fn pdf(pages: &[&str], inflating: usize) -> Vec<u8> {
+        use std::io::Write as _;
+        let n = pages.len();
+        let mut objects: Vec<Vec<u8>> = vec![
+            b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+            format!(
+                "<< /Type /Pages /Kids [{}] /Count {n} >>",
+                (0..n)
+                    .map(|i| format!("{} 0 R", 4 + 2 * i))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+            .into_bytes(),
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_vec(),
+        ];
+        for (i, text) in pages.iter().enumerate() {
+            objects.push(format!("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>", 5 + 2 * i).into_bytes());
+            let stream = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
+            objects.push(
+                format!(
+                    "<< /Length {} >>\nstream\n{stream}\nendstream",
+                    stream.len()
+                )
+                .into_bytes(),
+            );
+        }
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&vec![0u8; inflating]).unwrap();
+        let packed = z.finish().unwrap();
+        let mut bomb = format!(
+            "<< /Length {} /Filter /FlateDecode >>\nstream\n",
+            packed.len()
+        )
+        .into_bytes();
+        bomb.extend(&packed);
+        bomb.extend(b"\nendstream");
+        objects.push(bomb);
+        let mut out = b"%PDF-1.4\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, o) in objects.iter().enumerate() {
+            offsets.push(out.len());
+            out.extend(format!("{} 0 obj\n", i + 1).bytes());
+            out.extend(o);
+            out.extend(b"\nendobj\n");
+        }
+        let xref = out.len();
+        out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).bytes());
+        for off in offsets {
+            out.extend(format!("{off:010} 00000 n \n").bytes());
+        }
+        out.extend(
+            format!(
+                "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+                objects.len() + 1
+            )
+            .bytes(),
+        );
+        out
+    }
+
+    #[test]
+    fn limits_skip_pages_or_the_file_with_a_message() {
+        let f = Path::new("caps.pdf");
+        let bytes = pdf(
+            &["Alpha page one.", "Beta page two.", "Gamma page three."],
+            1 << 20,
+        );
+        let all = read(f, &bytes, &ReadOptions::default()).unwrap();
+        assert_eq!(all.document.sections.len(), 3);
+
+        let two = ReadOptions {
+            max_pdf_pages: 2,
+            ..ReadOptions::default()
+        };
+        let r = read(f, &bytes, &two).unwrap();
+        assert_eq!(r.document.sections.len(), 2);
+        assert!(!r.document.text.contains("Gamma"));
+        assert!(
+            r.notices.iter().any(|n| n.page == Some(3)
+                && n.message == "pages 3–3 skipped: over the limit of 2 pages per PDF"),
+            "{:?}",
+            r.notices
+        );
+
+        let text = ReadOptions {
+            max_text_bytes: 20,
+            ..ReadOptions::default()
+        };
+        let r = read(f, &bytes, &text).unwrap();
+        assert_eq!(r.document.sections.len(), 1);
+        assert!(
+            r.notices
+                .iter()
+                .any(|n| n.message.starts_with("pages 2–3 skipped: the text")),
+            "{:?}",
+            r.notices
+        );
+
+        let small = ReadOptions {
+            max_decompressed_bytes: 512 << 10,
+            ..ReadOptions::default()
+        };
+        let err = read(f, &bytes, &small).unwrap_err();
+        assert_eq!(err.reason(), "decompression-limit");
+        assert!(err.to_string().starts_with("caps.pdf: "), "{err}");
+    }
+
     #[test]
     fn garbage_is_a_bad_pdf_not_a_panic() {
-        let err = read(Path::new("x.pdf"), b"%PDF-1.4 garbage").unwrap_err();
+        let err = read(
+            Path::new("x.pdf"),
+            b"%PDF-1.4 garbage",
+            &ReadOptions::default(),
+        )
+        .unwrap_err();
         assert_eq!(err.reason(), "bad-pdf");
         assert!(err.to_string().starts_with("x.pdf: "));
     }

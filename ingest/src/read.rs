@@ -6,17 +6,30 @@ use crate::document::{DocKind, Document, Section};
 use crate::error::{Error, Result};
 use crate::{html, markdown, pdf};
 
-/// Limits for reading one file.
+/// Limits for reading one file, which protect a laptop from a hostile or broken file. A file
+/// over a limit is skipped with a message naming it; a PDF's pages past a limit are skipped with
+/// a notice.
 #[derive(Clone, Debug)]
 pub struct ReadOptions {
-    /// Files larger than this are skipped with a message (default 64 MiB).
+    /// Files larger than this are skipped, from their size on disk, unread (default 64 MiB).
     pub max_bytes: u64,
+    /// Pages read per PDF; later pages are skipped with a notice (default 2,000).
+    pub max_pdf_pages: u32,
+    /// Text kept per file once read and decoded: a text file with more is skipped, a PDF's
+    /// pages past it are skipped with a notice (default 64 MiB).
+    pub max_text_bytes: usize,
+    /// What a PDF's compressed streams (Flate) may expand to, all together; a PDF over it is
+    /// skipped before its text is extracted (default 512 MiB).
+    pub max_decompressed_bytes: u64,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
         ReadOptions {
             max_bytes: 64 << 20,
+            max_pdf_pages: 2000,
+            max_text_bytes: 64 << 20,
+            max_decompressed_bytes: 512 << 20,
         }
     }
 }
@@ -202,16 +215,30 @@ pub fn read_file(path: &Path, options: &ReadOptions) -> Result<Read> {
         });
     }
     let bytes = std::fs::read(path).map_err(io)?;
-    read_bytes(path, &bytes)
+    read_bytes_with(path, &bytes, options)
 }
 
-/// Reads a file's bytes; `path` decides the type and names the file in messages.
+/// Reads a file's bytes with the default limits; `path` decides the type and names the file in
+/// messages.
 pub fn read_bytes(path: &Path, bytes: &[u8]) -> Result<Read> {
+    read_bytes_with(path, bytes, &ReadOptions::default())
+}
+
+/// Reads a file's bytes under `options`' limits (but for `max_bytes`, which [`read_file`]
+/// checks before reading).
+pub fn read_bytes_with(path: &Path, bytes: &[u8], options: &ReadOptions) -> Result<Read> {
     let kind = kind_of(path);
     if kind == Some(DocKind::Pdf) {
-        return pdf::read(path, bytes);
+        return pdf::read(path, bytes, options);
     }
     let (text, mut notices) = decode(path, bytes, kind.is_none())?;
+    if text.len() > options.max_text_bytes {
+        return Err(Error::TooMuchText {
+            path: path.to_owned(),
+            size: text.len(),
+            limit: options.max_text_bytes,
+        });
+    }
     let kind = kind.unwrap_or(DocKind::Text);
     if text.trim().is_empty() {
         return Err(Error::NoText {
@@ -333,6 +360,21 @@ fn windows_1252(b: u8) -> char {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_over_the_limit_skips_the_file() {
+        let o = ReadOptions {
+            max_text_bytes: 8,
+            ..ReadOptions::default()
+        };
+        assert!(read_bytes_with(Path::new("a.md"), b"# short", &o).is_ok());
+        let err = read_bytes_with(Path::new("a.md"), b"# longer text", &o).unwrap_err();
+        assert_eq!(err.reason(), "too-much-text");
+        assert_eq!(
+            err.to_string(),
+            "a.md: 13 bytes of text is over the 8-byte limit of text per file"
+        );
+    }
 
     #[test]
     fn latin1_text_is_read_with_a_notice_naming_the_line() {
