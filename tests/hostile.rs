@@ -10,6 +10,127 @@ fn write(path: &Path, bytes: impl AsRef<[u8]>) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// A PDF of these objects (numbered from 1; object 1 is the catalog) with an exact xref table.
+fn pdf(objects: &[Vec<u8>], trailer_extra: &str) -> Vec<u8> {
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend(format!("{} 0 obj\n", i + 1).bytes());
+        out.extend(o);
+        out.extend(b"\nendobj\n");
+    }
+    let xref = out.len();
+    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).bytes());
+    for off in offsets {
+        out.extend(format!("{off:010} 00000 n \n").bytes());
+    }
+    out.extend(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R {trailer_extra} >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .bytes(),
+    );
+    out
+}
+
+/// A stream object: its dictionary entries, then its bytes.
+fn stream(dict: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut o = format!("<< {dict} /Length {} >>\nstream\n", bytes.len()).into_bytes();
+    o.extend(bytes);
+    o.extend(b"\nendstream");
+    o
+}
+
+/// The hostile PDFs: a page tree that is its own kid, a stream claiming a huge length, an
+/// encrypted file, a page that is only an image, and a stream inflating to 100 MiB.
+fn hostile_pdfs(dir: &Path) {
+    let catalog = b"<< /Type /Catalog /Pages 2 0 R >>".to_vec();
+    let font = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_vec();
+    let page = |contents: u32, resources: &str| {
+        format!("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> {resources} >> /Contents {contents} 0 R >>").into_bytes()
+    };
+    let text = stream("", b"BT /F1 12 Tf 72 720 Td (Hostile text) Tj ET");
+    write(
+        &dir.join("ref-loop.pdf"),
+        pdf(
+            &[
+                catalog.clone(),
+                b"<< /Type /Pages /Kids [2 0 R 4 0 R] /Count 2 >>".to_vec(),
+                font.clone(),
+                page(5, ""),
+                text.clone(),
+            ],
+            "",
+        ),
+    );
+    let huge = pdf(
+        &[
+            catalog.clone(),
+            b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>".to_vec(),
+            font.clone(),
+            page(5, ""),
+            b"<< /Length 99999999999 >>\nstream\nBT /F1 12 Tf 72 720 Td (Huge) Tj ET\nendstream"
+                .to_vec(),
+        ],
+        "",
+    );
+    write(&dir.join("huge-length.pdf"), huge);
+    write(
+        &dir.join("encrypted.pdf"),
+        pdf(
+            &[
+                catalog.clone(),
+                b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>".to_vec(),
+                font.clone(),
+                page(5, ""),
+                text.clone(),
+                format!(
+                    "<< /Filter /Standard /V 1 /R 2 /O <{}> /U <{}> /P -44 >>",
+                    "7a".repeat(32),
+                    "c3".repeat(32)
+                )
+                .into_bytes(),
+            ],
+            "/Encrypt 6 0 R /ID [<0123456789abcdef0123456789abcdef> <0123456789abcdef0123456789abcdef>]",
+        ),
+    );
+    let image = stream(
+        "/Type /XObject /Subtype /Image /Width 2 /Height 2 /ColorSpace /DeviceGray /BitsPerComponent 8",
+        &[0, 255, 255, 0],
+    );
+    write(
+        &dir.join("image-only.pdf"),
+        pdf(
+            &[
+                catalog.clone(),
+                b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>".to_vec(),
+                font.clone(),
+                page(5, "/XObject << /Im1 6 0 R >>"),
+                stream("", b"q 100 0 0 100 72 600 cm /Im1 Do Q"),
+                image,
+            ],
+            "",
+        ),
+    );
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut z, &vec![0u8; 100 << 20]).unwrap();
+    write(
+        &dir.join("bomb.pdf"),
+        pdf(
+            &[
+                catalog,
+                b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>".to_vec(),
+                font,
+                page(5, ""),
+                stream("/Filter /FlateDecode", &z.finish().unwrap()),
+            ],
+            "",
+        ),
+    );
+}
+
 /// Builds the folder of hostile files, with two good ones.
 fn hostile_folder(dir: &Path) {
     std::fs::create_dir_all(dir.join("sub")).unwrap();
@@ -123,7 +244,11 @@ fn hostile_files_are_skipped_by_name_and_the_rest_is_added_within_a_gigabyte() {
     let docs = tmp.path().join("docs");
     hostile_folder(&docs);
     let kb = tmp.path().join("kb");
-    let (code, out, err, peak_kib) = run_measured(&["add", docs.to_str().unwrap()], &kb);
+    hostile_pdfs(&docs);
+    let (code, out, err, peak_kib) = run_measured(
+        &["add", docs.to_str().unwrap(), "--max-decompressed", "64"],
+        &kb,
+    );
     let all = format!("{out}{err}");
     assert_eq!(code, 0, "{all}");
     for (file, why) in [
@@ -137,6 +262,11 @@ fn hostile_files_are_skipped_by_name_and_the_rest_is_added_within_a_gigabyte() {
         ("docs/outside.txt", "symbolic link, not followed"),
         ("docs/sub/up", "symbolic link, not followed"),
         ("docs/latin1.md", "read as Windows-1252"),
+        ("docs/encrypted.pdf", "encrypted PDF"),
+        ("docs/ref-loop.pdf", "no text"),
+        ("docs/huge-length.pdf", "no text on any of its 1 pages"),
+        ("docs/image-only.pdf", "no text on any of its 1 pages"),
+        ("docs/bomb.pdf", "expand to more than 67108864 bytes"),
     ] {
         assert!(
             all.lines().any(|l| l.contains(file) && l.contains(why)),
