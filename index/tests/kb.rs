@@ -527,3 +527,69 @@ fn term_weights_are_rarer_for_words_fewer_chunks_hold() {
     assert!(w("nowher") > w("zebra"), "{weights:?}");
     assert!(w("zebra") > 0.0 && w("river") > 0.0);
 }
+
+/// Readers query while a writer commits in a loop (adding and changing files, a commit every 4
+/// chunks): every snapshot a reader opens is whole — each hit's chunk is there, each chunk's
+/// document lists it, and the documents' chunk counts add up to the status — and no query fails.
+#[test]
+fn readers_see_whole_commits_while_a_writer_commits_in_a_loop() {
+    use std::sync::atomic::AtomicBool;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("seed.md"),
+        "# Seed\n\nZebras graze in the savanna.\n",
+    )
+    .unwrap();
+    let kb = tmp.path().join("kb");
+    let e = Fake::new("aaaa");
+    add(&kb, &e, std::slice::from_ref(&docs));
+
+    let done = AtomicBool::new(false);
+    let snapshots = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for round in 0..25 {
+                let mut text = String::new();
+                for i in 0..30 {
+                    let _ = write!(text, "Round {round} line {i} zebras lions acacia. ");
+                }
+                std::fs::write(docs.join(format!("r{}.txt", round % 7)), &text).unwrap();
+                add(&kb, &e, std::slice::from_ref(&docs));
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+        for _ in 0..2 {
+            s.spawn(|| {
+                let q = e.embed(&["zebras lions acacia"]).unwrap().remove(0);
+                while !done.load(Ordering::SeqCst) {
+                    let reader = Reader::open(&kb).expect("a reader opens during commits");
+                    let status = reader.status().unwrap();
+                    let documents = reader.documents().unwrap();
+                    let listed: usize = documents.iter().map(|d| d.chunks.len()).sum();
+                    assert_eq!(
+                        listed as u64, status.chunks as u64,
+                        "documents and chunks agree"
+                    );
+                    let hits = reader.bm25("zebras lions", 10).unwrap();
+                    let dense = reader.dense(&q, 10).unwrap();
+                    for (id, _) in hits.iter().chain(&dense) {
+                        let chunk = reader
+                            .chunk(*id)
+                            .unwrap()
+                            .unwrap_or_else(|| panic!("hit {id:?} has no chunk: a torn read"));
+                        let doc = reader.document(&chunk.doc).unwrap().expect("its document");
+                        assert!(doc.chunks.contains(&id.0), "{} lists its chunk", chunk.doc);
+                    }
+                    snapshots.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    assert!(
+        snapshots.load(Ordering::SeqCst) > 10,
+        "readers ran during the commits"
+    );
+}
