@@ -1141,7 +1141,10 @@ fn run_other(cli: Cli) -> Result<()> {
         Command::Pack(cmd) => run_pack(cmd),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "cairn", &mut io::stdout());
+            // Into a buffer first: clap_complete panics when its writer fails (`| head`).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "cairn", &mut script);
+            io::stdout().write_all(&script)?;
             Ok(())
         }
         Command::Man => {

@@ -196,6 +196,19 @@ fn completions_and_the_man_page_are_generated_from_the_command_line() {
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with(".ie") || out.contains(".TH cairn"), "{out}");
     assert!(out.contains("knowledge base"), "{out}");
+
+    // Into a pipe that closes at once (`| head -1`): no panic.
+    for args in [&["completions", "bash"][..], &["man"][..]] {
+        let mut child = cairn(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
 }
 
 #[test]
