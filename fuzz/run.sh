@@ -23,6 +23,15 @@ seed() {
       printf '\x08\x02\x04# Pumps\n\nPrime the pump.\n\n## Seals\n\n- every 400 hours\n- check\n\n```rust\nfn main() {}\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n' > "$d/seed.md" ;;
     read_text)
       printf 'plain text\r\nline two\n' > "$d/utf8"; printf '\xff\xfeh\x00i\x00' > "$d/utf16"; printf 'caf\xe9\n' > "$d/latin1" ;;
+    pack)
+      # A real pack of one small page, when the project's binary and models are there.
+      if [ -x ../target/debug/cairn ] && [ ! -e "$d/seed.cairnpack" ]; then
+        local tmp; tmp=$(mktemp -d)
+        mkdir -p "$tmp/docs" && printf '# Pumps\n\nPrime the pump with glycol.\n' > "$tmp/docs/p.md"
+        ../target/debug/cairn --kb "$tmp/kb" add "$tmp/docs" -q >/dev/null 2>&1 &&
+          ../target/debug/cairn --kb "$tmp/kb" pack build --from-kb "$tmp/kb" -o "$d/seed.cairnpack" --name seed >/dev/null 2>&1 || true
+        rm -rf "$tmp"
+      fi ;;
     batch_line)
       printf '{"id": 1, "question": "Why?", "k": 3, "mode": "bm25", "temperature": 0.5}' > "$d/obj"; printf 'What is a crate?' > "$d/plain" ;;
     *) ;;
@@ -33,8 +42,10 @@ run() {
   local t=$1
   seed "$t"
   mkdir -p "artifacts/$t" logs
+  local max_len=65536
+  [ "$t" = pack ] && max_len=262144 # a real pack of one page is 108 KiB
   cargo +nightly fuzz run -O "$t" "corpus/$t" -- -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 \
-    -timeout=20 -max_len=65536 -artifact_prefix="artifacts/$t/" > "logs/$t.log" 2>&1 || true
+    -timeout=20 -max_len="$max_len" -artifact_prefix="artifacts/$t/" > "logs/$t.log" 2>&1 || true
   echo "$t: $(grep -E '^(Done|==[0-9]+==|SUMMARY)' "logs/$t.log" | tail -1)"
 }
 
