@@ -7,7 +7,9 @@ use cairn_engine::AskOptions;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(line) = std::str::from_utf8(data) else { return };
+    let Ok(line) = std::str::from_utf8(data) else {
+        return;
+    };
     let item = parse_line(7, line, &AskOptions::default());
     assert_eq!(item.line, 7);
     match item.parsed {

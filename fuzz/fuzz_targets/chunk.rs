@@ -15,7 +15,9 @@ fuzz_target!(|data: &[u8]| {
         overlap_tokens: usize::from(*b % 32),
         min_section_tokens: usize::from(*c % 32),
     };
-    let Ok(read) = cairn_ingest::read_bytes(Path::new("f.md"), rest) else { return };
+    let Ok(read) = cairn_ingest::read_bytes(Path::new("f.md"), rest) else {
+        return;
+    };
     let doc = &read.document;
     for chunk in chunk_document(doc, &WordCounter, &options) {
         let r = chunk.range.clone();

@@ -7,8 +7,13 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     // GgufFile reads from a path; one file per fuzzing process, on tmpfs where there is one.
-    let dir = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm".into() } else { std::env::temp_dir() };
-    let path = std::path::PathBuf::from(dir).join(format!("cairn-fuzz-{}.gguf", std::process::id()));
+    let dir = if std::path::Path::new("/dev/shm").is_dir() {
+        "/dev/shm".into()
+    } else {
+        std::env::temp_dir()
+    };
+    let path =
+        std::path::PathBuf::from(dir).join(format!("cairn-fuzz-{}.gguf", std::process::id()));
     std::fs::write(&path, data).unwrap();
     if let Ok(file) = GgufFile::open(&path) {
         let _ = file.config();

@@ -5,8 +5,13 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let dir = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm".into() } else { std::env::temp_dir() };
-    let path = std::path::PathBuf::from(dir).join(format!("cairn-fuzz-{}.cairnpack", std::process::id()));
+    let dir = if std::path::Path::new("/dev/shm").is_dir() {
+        "/dev/shm".into()
+    } else {
+        std::env::temp_dir()
+    };
+    let path =
+        std::path::PathBuf::from(dir).join(format!("cairn-fuzz-{}.cairnpack", std::process::id()));
     std::fs::write(&path, data).unwrap();
     let name = path.display().to_string();
     match cairn_pack::read_manifest(&path) {

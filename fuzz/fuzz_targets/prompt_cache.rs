@@ -7,6 +7,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Some((tokens, floats)) = parse(data) {
-        assert_eq!(data.len(), 8 + 8 + tokens.len() * 4 + 8 + floats.len() * 4 + 32);
+        assert_eq!(
+            data.len(),
+            8 + 8 + tokens.len() * 4 + 8 + floats.len() * 4 + 32
+        );
     }
 });
