@@ -32,6 +32,8 @@ seed() {
           ../target/debug/cairn --kb "$tmp/kb" pack build --from-kb "$tmp/kb" -o "$d/seed.cairnpack" --name seed >/dev/null 2>&1 || true
         rm -rf "$tmp"
       fi ;;
+    prompt_cache)
+      printf 'CAIRNKV1\x02\0\0\0\0\0\0\0\x01\0\0\0\x02\0\0\0\x01\0\0\0\0\0\0\0\0\0\x80\x3f' > "$d/seed" ;;
     batch_line)
       printf '{"id": 1, "question": "Why?", "k": 3, "mode": "bm25", "temperature": 0.5}' > "$d/obj"; printf 'What is a crate?' > "$d/plain" ;;
     *) ;;
