@@ -334,10 +334,6 @@ impl Reader {
             .txn
             .open_table(SKIPPED)
             .map_err(|e| self.serr()(e.into()))?;
-        let sources_t = self
-            .txn
-            .open_table(SOURCES)
-            .map_err(|e| self.serr()(e.into()))?;
         let mut skipped = Vec::new();
         for row in skipped_t.iter().map_err(|e| self.serr()(e.into()))? {
             let (k, v) = row.map_err(|e| self.serr()(e.into()))?;
@@ -346,11 +342,7 @@ impl Reader {
                 from_json(&self.store_path, v.value())?,
             ));
         }
-        let mut sources = Vec::new();
-        for row in sources_t.iter().map_err(|e| self.serr()(e.into()))? {
-            let (_, v) = row.map_err(|e| self.serr()(e.into()))?;
-            sources.push(from_json(&self.store_path, v.value())?);
-        }
+        let sources = self.sources()?;
         Ok(Status {
             manifest: self.manifest.clone(),
             documents: docs.len().map_err(|e| self.serr()(e.into()))?,

@@ -643,16 +643,21 @@ impl ServerHandler for Server {
     }
 }
 
+/// The server's runtime: two workers, as the machine cairn is built for has two cores.
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 /// Serves MCP on stdin and stdout until the client closes them.
 ///
 /// # Errors
 /// If the runtime cannot start or the connection fails.
 pub fn serve_stdio(server: Server) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = runtime()?;
     runtime.block_on(async move {
         let service = server
             .serve(rmcp::transport::stdio())
@@ -692,11 +697,7 @@ pub fn serve_http(
              (use 127.0.0.1 or [::1])"
         ));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = runtime()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
