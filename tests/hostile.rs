@@ -185,7 +185,10 @@ fn hostile_folder(dir: &Path) {
     );
     #[cfg(unix)]
     {
-        use std::os::unix::fs::symlink;
+        use std::os::unix::fs::{symlink, PermissionsExt};
+        write(&dir.join("secret.md"), "# Secret\n\nNo one may read this.\n");
+        std::fs::set_permissions(dir.join("secret.md"), std::fs::Permissions::from_mode(0))
+            .unwrap();
         symlink("loop2", dir.join("loop1")).unwrap();
         symlink("loop1", dir.join("loop2")).unwrap();
         symlink("..", dir.join("sub/up")).unwrap();
@@ -193,9 +196,23 @@ fn hostile_folder(dir: &Path) {
     }
 }
 
+/// A command for `program` that file permissions apply to: as root (which reads any file), it
+/// runs through util-linux's `setpriv` without the two capabilities that override them.
+fn without_dac_override(program: &str) -> Command {
+    use std::os::unix::fs::MetadataExt;
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--bounding-set", "-dac_override,-dac_read_search", program]);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
 /// Runs the binary, sampling its peak resident memory (`VmHWM`) until it exits.
 fn run_measured(args: &[&str], kb: &Path) -> (i32, String, String, u64) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+    let mut child = without_dac_override(env!("CARGO_BIN_EXE_cairn"))
         .args(args)
         .env("CAIRN_KB", kb)
         .stdout(Stdio::piped())
@@ -267,6 +284,7 @@ fn hostile_files_are_skipped_by_name_and_the_rest_is_added_within_a_gigabyte() {
         ("docs/huge-length.pdf", "no text on any of its 1 pages"),
         ("docs/image-only.pdf", "no text on any of its 1 pages"),
         ("docs/bomb.pdf", "expand to more than 67108864 bytes"),
+        ("docs/secret.md", "Permission denied"),
     ] {
         assert!(
             all.lines().any(|l| l.contains(file) && l.contains(why)),
@@ -302,4 +320,72 @@ fn hostile_files_are_skipped_by_name_and_the_rest_is_added_within_a_gigabyte() {
         "{koalas:?}"
     );
     assert!(search("alpha beta gamma").contains("docs/oneline.md"));
+}
+
+#[test]
+fn files_that_vanish_or_grow_while_being_added_are_named_and_the_rest_is_added() {
+    use std::io::{BufRead, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    // Files are read in name order: the empty first one's message says the walk is over.
+    write(&docs.join("a-empty.md"), b"");
+    for i in 0..120 {
+        write(
+            &docs.join(format!("b-{i:03}.md")),
+            format!("# Note {i}\n\nOtter number {i} floats on its back while eating clams.\n"),
+        );
+    }
+    write(&docs.join("zzz-gone.md"), "# Gone\n\nThis file is removed.\n");
+    // Bytes that are not text: read whole, the file would be skipped as binary.
+    write(&docs.join("zzz-growing.md"), vec![0u8; 8 << 20]);
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["add", docs.to_str().unwrap(), "--commit-every", "8"])
+        .env("CAIRN_KB", tmp.path().join("kb"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut err = String::new();
+    while stderr.read_line(&mut err).unwrap() > 0 && !err.contains("a-empty.md") {}
+    assert!(err.contains("a-empty.md"), "{err}");
+    // The walk has listed both files; now one goes, and the other grows until the run ends.
+    std::fs::remove_file(docs.join("zzz-gone.md")).unwrap();
+    let grower = std::thread::spawn({
+        let (path, stop) = (docs.join("zzz-growing.md"), stop.clone());
+        move || {
+            let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                f.write_all(&[0u8; 4096]).unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    });
+    std::io::Read::read_to_string(&mut stderr, &mut err).unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    let status = child.wait().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    grower.join().unwrap();
+    assert!(status.success(), "{out}{err}");
+    let all = format!("{out}{err}");
+    for (file, why) in [
+        ("docs/zzz-gone.md", "removed while being added"),
+        ("docs/zzz-growing.md", "changed while being read, 3 times"),
+    ] {
+        assert!(
+            all.lines().any(|l| l.contains(file) && l.contains(why)),
+            "no line names {file} with {why:?}:\n{all}"
+        );
+    }
+    assert!(out.contains("120 added"), "{out}");
+    let search = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["search", "otter number 119 clams", "-k", "1"])
+        .env("CAIRN_KB", tmp.path().join("kb"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&search.stdout).contains("docs/b-119.md"));
 }

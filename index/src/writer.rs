@@ -160,6 +160,49 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     }
 }
 
+/// How many times a file that changes while it is read is read again before it is skipped.
+const READ_TRIES: u32 = 3;
+
+enum Unsteady {
+    Io(std::io::Error),
+    Changing,
+}
+
+/// Reads a file whose stamp (size and modification time) is the same before and after the
+/// read, so that the bytes are one version of it and not a mix of two writes; the stamp goes
+/// with them. A file over `max_bytes` is not read (`None`). A file that is replaced by a rename
+/// while it is read is no problem: the open handle keeps the version it opened.
+fn read_steady(
+    file: &Path,
+    max_bytes: u64,
+) -> std::result::Result<(std::fs::Metadata, Option<Vec<u8>>), Unsteady> {
+    use std::io::Read as _;
+    for attempt in 0..READ_TRIES {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(50 << attempt));
+        }
+        let mut f = std::fs::File::open(file).map_err(Unsteady::Io)?;
+        let before = f.metadata().map_err(Unsteady::Io)?;
+        if before.len() > max_bytes {
+            return Ok((before, None));
+        }
+        // One byte more than the stamp says, to see a file that grew.
+        let mut bytes = Vec::with_capacity(usize::try_from(before.len()).unwrap_or(0));
+        (&mut f)
+            .take(before.len() + 1)
+            .read_to_end(&mut bytes)
+            .map_err(Unsteady::Io)?;
+        let after = f.metadata().map_err(Unsteady::Io)?;
+        if bytes.len() as u64 == before.len()
+            && after.len() == before.len()
+            && mtime_ns(&after) == mtime_ns(&before)
+        {
+            return Ok((after, Some(bytes)));
+        }
+    }
+    Err(Unsteady::Changing)
+}
+
 fn mtime_ns(meta: &std::fs::Metadata) -> u128 {
     meta.modified()
         .ok()
@@ -571,9 +614,33 @@ impl Writer {
                     message,
                 }
             };
+        let existing = self.read_doc(key)?;
         let meta = match std::fs::metadata(file) {
             Ok(m) => m,
             Err(e) => {
+                let (reason, message) = if e.kind() == std::io::ErrorKind::NotFound {
+                    // Listed by the walk, gone before it could be read: it was removed, so
+                    // its old version must not go on answering either.
+                    if existing.is_some() {
+                        self.plan_removal(key, pending)?;
+                        report.removed += 1;
+                    }
+                    ("vanished", format!("{}: removed while being added", file.display()))
+                } else {
+                    ("unreadable", format!("{}: {e}", file.display()))
+                };
+                return Ok(skip(reason, message, pending, report));
+            }
+        };
+        if let Some(old) = &existing {
+            if old.size == meta.len() && old.mtime_ns == mtime_ns(&meta) {
+                report.unchanged += 1;
+                return Ok(FileOutcome::Unchanged);
+            }
+        }
+        let (meta, bytes) = match read_steady(file, options.read.max_bytes) {
+            Ok(read) => read,
+            Err(Unsteady::Io(e)) => {
                 return Ok(skip(
                     "unreadable",
                     format!("{}: {e}", file.display()),
@@ -581,30 +648,21 @@ impl Writer {
                     report,
                 ))
             }
+            Err(Unsteady::Changing) => {
+                // Whatever is stored stays: it was a whole version of the file, and the next
+                // `add` sees the new stamp and reads the file again.
+                return Ok(skip(
+                    "changing",
+                    format!(
+                        "{}: changed while being read, {READ_TRIES} times; run `add` again once it is written",
+                        file.display()
+                    ),
+                    pending,
+                    report,
+                ));
+            }
         };
-        let existing = self.read_doc(key)?;
         let mtime = mtime_ns(&meta);
-        if let Some(old) = &existing {
-            if old.size == meta.len() && old.mtime_ns == mtime {
-                report.unchanged += 1;
-                return Ok(FileOutcome::Unchanged);
-            }
-        }
-        let bytes = if meta.len() > options.read.max_bytes {
-            None
-        } else {
-            match std::fs::read(file) {
-                Ok(b) => Some(b),
-                Err(e) => {
-                    return Ok(skip(
-                        "unreadable",
-                        format!("{}: {e}", file.display()),
-                        pending,
-                        report,
-                    ))
-                }
-            }
-        };
         let sha = bytes.as_deref().map(content_hash);
         if let (Some(old), Some(sha)) = (&existing, &sha) {
             if old.sha256 == *sha {
