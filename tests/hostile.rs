@@ -186,9 +186,15 @@ fn hostile_folder(dir: &Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{symlink, PermissionsExt};
-        write(&dir.join("secret.md"), "# Secret\n\nNo one may read this.\n");
-        std::fs::set_permissions(dir.join("secret.md"), std::fs::Permissions::from_mode(0))
-            .unwrap();
+        write(
+            &dir.join("secret.md"),
+            "# Secret\n\nNo one may read this.\n",
+        );
+        std::fs::set_permissions(
+            dir.join("secret.md"),
+            std::fs::Permissions::from_mode(0o000),
+        )
+        .unwrap();
         symlink("loop2", dir.join("loop1")).unwrap();
         symlink("loop1", dir.join("loop2")).unwrap();
         symlink("..", dir.join("sub/up")).unwrap();
@@ -336,7 +342,10 @@ fn files_that_vanish_or_grow_while_being_added_are_named_and_the_rest_is_added()
             format!("# Note {i}\n\nOtter number {i} floats on its back while eating clams.\n"),
         );
     }
-    write(&docs.join("zzz-gone.md"), "# Gone\n\nThis file is removed.\n");
+    write(
+        &docs.join("zzz-gone.md"),
+        "# Gone\n\nThis file is removed.\n",
+    );
     // Bytes that are not text: read whole, the file would be skipped as binary.
     write(&docs.join("zzz-growing.md"), vec![0u8; 8 << 20]);
 

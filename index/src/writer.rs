@@ -625,7 +625,10 @@ impl Writer {
                         self.plan_removal(key, pending)?;
                         report.removed += 1;
                     }
-                    ("vanished", format!("{}: removed while being added", file.display()))
+                    (
+                        "vanished",
+                        format!("{}: removed while being added", file.display()),
+                    )
                 } else {
                     ("unreadable", format!("{}: {e}", file.display()))
                 };
