@@ -171,3 +171,140 @@ fn many_kills_across_a_real_ingest_lose_nothing_committed() {
         "most kills must land mid-ingest, and many after commits, to mean anything"
     );
 }
+
+/// A tmpfs of `mib` MiB mounted for the test's life (needs root, as CI has; set
+/// `CAIRN_TEST_NO_MOUNT=1` to skip where mounting is not allowed).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, mib: u32) -> Option<Self> {
+        if std::env::var_os("CAIRN_TEST_NO_MOUNT").is_some() {
+            eprintln!("skipped: CAIRN_TEST_NO_MOUNT is set");
+            return None;
+        }
+        std::fs::create_dir_all(at).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(at)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mounting a tmpfs failed (the full-disk test needs root; CAIRN_TEST_NO_MOUNT=1 skips it): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(Self(at.to_owned()))
+    }
+
+    /// Fills the file system but for `leave` bytes.
+    fn fill(&self, leave: u64) {
+        let free = fs4::available_space(&self.0).unwrap();
+        let f = std::fs::File::create(self.0.join("filler")).unwrap();
+        // tmpfs allocates on write, not on set_len: write it.
+        let mut w = std::io::BufWriter::new(f);
+        let block = vec![0u8; 1 << 16];
+        let mut left = free.saturating_sub(leave);
+        while left > 0 {
+            let n = left.min(block.len() as u64) as usize;
+            if std::io::Write::write_all(&mut w, &block[..n]).is_err() {
+                break;
+            }
+            left -= n as u64;
+        }
+        let _ = std::io::Write::flush(&mut w);
+    }
+
+    fn unfill(&self) {
+        std::fs::remove_file(self.0.join("filler")).unwrap();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_the_writer_with_a_message_and_keeps_the_last_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(disk) = Tmpfs::mount(&tmp.path().join("disk"), 64) else {
+        return;
+    };
+    let kb = disk.0.join("kb");
+    let files = corpus();
+    let (first, rest) = files.split_at(4);
+    let add = |files: &[String], extra: &[&str]| {
+        let mut a: Vec<&str> = vec!["add"];
+        a.extend(files.iter().map(String::as_str));
+        a.extend(extra);
+        cairn(&kb, &a)
+    };
+    let (code, _, err) = add(first, &[]);
+    assert_eq!(code, 0, "{err}");
+    let before = status(&kb).unwrap();
+
+    // Full before a commit: the writer stops with a message, nothing of the store is lost.
+    disk.fill(150_000);
+    let (code, out, err) = add(rest, &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("not enough space for the knowledge base")
+            && err.contains("its last commit is intact")
+            && err.contains("hint: free some space"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let after = status(&kb).expect("the knowledge base opens on a full disk");
+    assert_eq!(after["chunks"], before["chunks"]);
+    assert_eq!(after["documents"], before["documents"]);
+    let (code, out, err) = cairn(&kb, &["search", "installing rustup", "-k", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ch01-01-installation.md"), "{out}");
+
+    // A writer killed after some commits, then the disk fills: the store still opens (its
+    // repair fits in the space it has), with every commit.
+    disk.unfill();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("add")
+        .args(rest)
+        .args(["--quiet", "--commit-every", "4"])
+        .env("CAIRN_KB", &kb)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = before["chunks"].as_u64().unwrap();
+    let started = Instant::now();
+    let mut committed = base;
+    while committed < base + 20 && started.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(200));
+        committed = status(&kb).unwrap()["chunks"].as_u64().unwrap();
+    }
+    assert!(committed > base, "no commit within two minutes");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    disk.fill(0);
+    let s = status(&kb).expect("the knowledge base opens after a kill, on a full disk");
+    let committed = s["chunks"].as_u64().unwrap();
+    assert!(committed > base, "{s}");
+    let (code, out, err) = cairn(&kb, &["search", "installing rustup", "-k", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ch01-01-installation.md"), "{out}");
+    let (code, _, err) = add(rest, &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not enough space"), "{err}");
+
+    // With space again, the ingest finishes without embedding committed chunks again.
+    disk.unfill();
+    let (code, out, err) = add(rest, &["--json"]);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let total = status(&kb).unwrap()["chunks"].as_u64().unwrap();
+    let embedded = report["chunks_embedded"].as_u64().unwrap();
+    assert!(
+        embedded + committed <= total + 4,
+        "{embedded} embedded + {committed} committed > {total}"
+    );
+    eprintln!("full disk: {base} chunks kept; killed at {committed}; resumed, embedding {embedded} of {total}");
+}

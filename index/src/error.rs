@@ -69,6 +69,17 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// The file system holding the knowledge base is (nearly) full. Nothing after the last
+    /// commit was written; the knowledge base keeps that commit.
+    #[error("{}", disk_full_message(path, *available, *needed))]
+    DiskFull {
+        /// The knowledge base.
+        path: PathBuf,
+        /// Bytes free on its file system.
+        available: u64,
+        /// About what the write would have needed, when it was checked before writing.
+        needed: Option<u64>,
+    },
     /// The run was cancelled by the caller.
     #[error("cancelled")]
     Cancelled,
@@ -76,3 +87,31 @@ pub enum Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1u32 << 20))
+}
+
+fn disk_full_message(path: &std::path::Path, available: u64, needed: Option<u64>) -> String {
+    let what = match needed {
+        Some(n) => format!(
+            "{} free, and the next commit needs about {}: stopped before writing it",
+            mib(available),
+            mib(n)
+        ),
+        None => format!(
+            "the disk is full ({} free): the write was abandoned",
+            mib(available)
+        ),
+    };
+    format!(
+        "not enough space for the knowledge base at {}: {what}; its last commit is intact\nhint: free some space and run `cairn add` again (committed files are not read again)",
+        path.display()
+    )
+}
+
+/// Whether an error's text is the operating system's "no space left on device" (ENOSPC,
+/// `os error 28`), as redb and tantivy pass it on.
+pub(crate) fn says_disk_full(message: &str) -> bool {
+    message.contains("os error 28") || message.contains("No space left on device")
+}

@@ -229,7 +229,13 @@ pub(crate) fn open_read_only(dir: &Path, path: &Path) -> Result<redb::ReadOnlyDa
                 .open(&lock_path)
                 .map_err(|_| interrupted())?;
             if lock.try_lock().is_ok() {
-                drop(open_writable(path).map_err(|_| interrupted())?);
+                drop(open_writable(path).map_err(|e| match e {
+                    Error::Store { message, .. } if crate::error::says_disk_full(&message) => Error::Store {
+                        path: path.to_owned(),
+                        message: "the last write was cut short and the store needs a repair before it can be read, which needs a little free space, and the disk is full\nhint: free some space and try again; the last commit is intact".into(),
+                    },
+                    _ => interrupted(),
+                })?);
                 drop(lock);
             }
             open().map_err(|e| store_err(path)(e.into()))

@@ -458,6 +458,8 @@ impl Writer {
         options: &AddOptions<'_>,
         progress: &mut dyn AddProgress,
     ) -> Result<AddReport> {
+        // A disk that is already full is said before anything is read or embedded.
+        self.ensure_space(0)?;
         let mut report = AddReport::default();
         let mut pending = Pending::default();
         let mut plan: Vec<(PathBuf, String)> = Vec::new();
@@ -819,8 +821,59 @@ impl Writer {
     }
 
     /// Commits pending changes: BM25 first, then the store (the commit point).
-    #[allow(clippy::needless_pass_by_value)] // a batch is committed once and dropped
     fn commit(&mut self, pending: Pending) -> Result<u64> {
+        // What this commit writes, about: each chunk's text in BM25 and the store, its vector,
+        // and redb's copy-on-write pages, with room for the store to grow a region.
+        let bytes: u64 = pending
+            .chunks
+            .iter()
+            .map(|(_, c)| c.text.len() as u64 + 256)
+            .sum::<u64>()
+            + (pending.vectors.len() * self.manifest.embedder.dim * 4) as u64;
+        self.ensure_space(4 * bytes)?;
+        self.commit_unchecked(pending)
+            .map_err(|e| self.disk_full_or(e))
+    }
+
+    /// Fails with [`Error::DiskFull`], before anything is written, unless the knowledge base's
+    /// file system has room for `bytes` more, plus a reserve (16 MiB and a sixteenth of the
+    /// store, which redb may grow by at once).
+    fn ensure_space(&self, bytes: u64) -> Result<()> {
+        let store = std::fs::metadata(self.store_path()).map_or(0, |m| m.len());
+        let needed = bytes + (16 << 20) + store / 16;
+        match fs4::available_space(&self.dir) {
+            Ok(available) if available < needed => Err(Error::DiskFull {
+                path: self.dir.clone(),
+                available,
+                needed: Some(needed),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// A write that failed because the disk filled up anyway (another process wrote first)
+    /// says so; other errors pass.
+    fn disk_full_or(&self, e: Error) -> Error {
+        let full = match &e {
+            Error::Store { message, .. } | Error::Bm25 { message, .. } => {
+                crate::error::says_disk_full(message)
+            }
+            Error::Io { source, .. } => source.raw_os_error() == Some(28),
+            _ => false,
+        };
+        if full {
+            Error::DiskFull {
+                path: self.dir.clone(),
+                available: fs4::available_space(&self.dir).unwrap_or(0),
+                needed: None,
+            }
+        } else {
+            e
+        }
+    }
+
+    #[allow(clippy::needless_pass_by_value)] // a batch is committed once and dropped
+    fn commit_unchecked(&mut self, pending: Pending) -> Result<u64> {
         let path = self.store_path();
         let serr = store_err(&path);
         let generation = self.manifest.generation + 1;
@@ -1008,6 +1061,21 @@ impl Writer {
     /// # Panics
     /// Never in practice: an incremental update is only chosen when a graph exists.
     pub fn update_graph(&mut self) -> Result<()> {
+        // The graph is written beside the old one before it replaces it: room for two.
+        let graph = std::fs::read_dir(self.dir.join(VECTORS_DIR))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0u64);
+        self.ensure_space(2 * graph)?;
+        self.update_graph_unchecked()
+            .map_err(|e| self.disk_full_or(e))
+    }
+
+    fn update_graph_unchecked(&mut self) -> Result<()> {
         let path = self.store_path();
         let serr = store_err(&path);
         let txn = self.db.begin_read().map_err(|e| serr(e.into()))?;
