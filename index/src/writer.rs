@@ -1062,14 +1062,12 @@ impl Writer {
     /// Never in practice: an incremental update is only chosen when a graph exists.
     pub fn update_graph(&mut self) -> Result<()> {
         // The graph is written beside the old one before it replaces it: room for two.
-        let graph = std::fs::read_dir(self.dir.join(VECTORS_DIR))
-            .map(|d| {
-                d.flatten()
-                    .filter_map(|e| e.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0u64);
+        let graph: u64 = std::fs::read_dir(self.dir.join(VECTORS_DIR)).map_or(0, |d| {
+            d.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        });
         self.ensure_space(2 * graph)?;
         self.update_graph_unchecked()
             .map_err(|e| self.disk_full_or(e))
