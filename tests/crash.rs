@@ -308,3 +308,263 @@ fn a_full_disk_stops_the_writer_with_a_message_and_keeps_the_last_commit() {
     );
     eprintln!("full disk: {base} chunks kept; killed at {committed}; resumed, embedding {embedded} of {total}");
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Runs `cairn ARGS` and SIGKILLs it after `delay`; whether it was still running.
+fn kill_after(args: &[&str], env: &[(&str, &Path)], delay: Duration) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    child.args(args).stdout(Stdio::null()).stderr(Stdio::null());
+    for (k, v) in env {
+        child.env(k, v);
+    }
+    let mut child = child.spawn().unwrap();
+    std::thread::sleep(delay);
+    let running = child.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    running
+}
+
+/// How long `cairn ARGS` takes when left alone.
+fn timed(args: &[&str], env: &[(&str, &Path)]) -> Duration {
+    let t = Instant::now();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.elapsed()
+}
+
+/// Names in `dir` that are not hidden.
+fn visible(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn kills_during_remove_pack_build_and_pack_install_leave_the_old_or_the_new_never_half() {
+    let rounds: u64 = std::env::var("CAIRN_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        seed ^= seed >> 12;
+        seed ^= seed << 25;
+        seed ^= seed >> 27;
+        seed.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    // A delay spread over a clean run's length, past the first fifth (start-up).
+    let mut delay = |clean: Duration| {
+        let us = clean.as_micros() as u64;
+        Duration::from_micros(us / 5 + next() % us.max(1))
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::create_dir_all(docs.join("ch03")).unwrap();
+    let mut removed_docs = 0;
+    for f in &corpus()[..9] {
+        let f = Path::new(f);
+        let name = f.file_name().unwrap();
+        if name.to_string_lossy().starts_with("ch03") {
+            removed_docs += 1;
+            std::fs::copy(f, docs.join("ch03").join(name)).unwrap();
+        } else {
+            std::fs::copy(f, docs.join(name)).unwrap();
+        }
+    }
+    let kb = tmp.path().join("kb");
+    let (code, _, err) = cairn(&kb, &["add", docs.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let whole = status(&kb).unwrap();
+    let all_docs = whole["documents"].as_u64().unwrap();
+    assert!(removed_docs > 1);
+    let mut report = Vec::new();
+
+    // remove: the documents are all there or all gone, and the store is consistent.
+    let scratch = tmp.path().join("scratch");
+    copy_dir(&kb, &scratch);
+    let clean = timed(&["remove", "docs/ch03"], &[("CAIRN_KB", &scratch)]);
+    let mut mid = 0;
+    for round in 0..rounds {
+        let _ = std::fs::remove_dir_all(&scratch);
+        copy_dir(&kb, &scratch);
+        let d = delay(clean);
+        mid += u64::from(kill_after(
+            &["remove", "docs/ch03"],
+            &[("CAIRN_KB", &scratch)],
+            d,
+        ));
+        let s = status(&scratch).expect("the knowledge base opens after a killed remove");
+        let n = s["documents"].as_u64().unwrap();
+        assert!(
+            n == all_docs || n == all_docs - removed_docs,
+            "round {round}, killed after {d:?}: {n} documents, not {all_docs} or {}",
+            all_docs - removed_docs
+        );
+        let listed: u64 = s["document_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["chunks"].as_u64().unwrap())
+            .sum();
+        assert_eq!(listed, s["chunks"].as_u64().unwrap(), "round {round}");
+        let (code, _, err) = cairn(&scratch, &["remove", "docs/ch03"]);
+        if n == all_docs {
+            assert_eq!(code, 0, "{err}");
+        } else {
+            // It had committed: there is nothing left to remove, and it says so.
+            assert!(err.contains("not in the knowledge base"), "{err}");
+        }
+        let s = status(&scratch).unwrap();
+        assert_eq!(s["documents"].as_u64().unwrap(), all_docs - removed_docs);
+        assert_eq!(s["bm25_in_sync"], true);
+        let (code, out, err) = cairn(&scratch, &["search", "guessing game", "--json"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(!out.contains("ch03"), "{out}");
+    }
+    report.push(format!(
+        "remove: {rounds} kills ({mid} mid-run) in a {clean:?} run"
+    ));
+
+    // pack build: the pack is whole and verifies, or it is not there.
+    let out_dir = tmp.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let pack = out_dir.join("docs.cairnpack");
+    let build = [
+        "pack",
+        "build",
+        "--from-kb",
+        kb.to_str().unwrap(),
+        "-o",
+        pack.to_str().unwrap(),
+        "--name",
+        "docs",
+    ];
+    let clean = timed(&build, &[]);
+    std::fs::remove_file(&pack).unwrap();
+    let mut mid = 0;
+    for round in 0..rounds {
+        let d = delay(clean);
+        mid += u64::from(kill_after(&build, &[], d));
+        match visible(&out_dir).as_slice() {
+            [] => {}
+            [one] if one == "docs.cairnpack" => {
+                let (code, _, err) = cairn(
+                    &kb,
+                    &["pack", "verify", pack.to_str().unwrap(), "--allow-unsigned"],
+                );
+                assert!(
+                    code == 0,
+                    "round {round}: a pack under its name fails verification: {err}"
+                );
+                std::fs::remove_file(&pack).unwrap();
+            }
+            other => panic!("round {round}: {other:?} in the output folder"),
+        }
+    }
+    // The next build finishes and sweeps what killed builds left aside.
+    let (code, _, err) = cairn(&kb, &build);
+    assert_eq!(code, 0, "{err}");
+    let hidden: Vec<_> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "left behind: {hidden:?}");
+    report.push(format!(
+        "pack build: {rounds} kills ({mid} mid-run) in a {clean:?} run"
+    ));
+
+    // pack install over an installed version: one of the two is installed, whole.
+    let packs = tmp.path().join("packs");
+    let env = [
+        ("CAIRN_PACKS_DIR", packs.as_path()),
+        ("CAIRN_KB", kb.as_path()),
+    ];
+    let install = [
+        "pack",
+        "install",
+        pack.to_str().unwrap(),
+        "--allow-unsigned",
+    ];
+    let clean = timed(&install, &env);
+    let mut mid = 0;
+    let doctor_packs = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        c.args(["doctor", "--json"]);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["check"].as_str().unwrap().starts_with("pack"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    for round in 0..rounds {
+        let d = delay(clean);
+        mid += u64::from(kill_after(&install, &env, d));
+        assert_eq!(visible(&packs), ["docs"], "round {round}");
+        let checks = doctor_packs();
+        assert!(
+            checks.len() == 1 && checks[0]["ok"] == true,
+            "round {round}, killed after {d:?}: {checks:?}"
+        );
+    }
+    // A removal killed midway leaves no half pack under its name either.
+    let remove = ["pack", "remove", "docs"];
+    let clean = timed(&remove, &env);
+    let d = delay(clean);
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    c.args(install).envs(env.iter().map(|(k, v)| (*k, *v)));
+    assert!(c.output().unwrap().status.success());
+    kill_after(&remove, &env, d);
+    let left = visible(&packs);
+    assert!(left.is_empty() || left == ["docs"], "{left:?}");
+    if left == ["docs"] {
+        assert_eq!(doctor_packs()[0]["ok"], true);
+    }
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    c.args(install).envs(env.iter().map(|(k, v)| (*k, *v)));
+    assert!(c.output().unwrap().status.success());
+    let hidden: Vec<_> = std::fs::read_dir(&packs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "left behind: {hidden:?}");
+    report.push(format!(
+        "pack install: {rounds} kills ({mid} mid-run) in a {clean:?} run"
+    ));
+    eprintln!("{}", report.join("; "));
+}

@@ -107,9 +107,18 @@ impl Bm25 {
     }
 
     pub fn writer(&self) -> Result<IndexWriter> {
-        self.index
+        let writer = self
+            .index
             .writer_with_num_threads(1, 64 << 20)
-            .map_err(err(&self.path))
+            .map_err(err(&self.path))?;
+        // A writer killed in the middle of a commit leaves files no commit names (a segment's
+        // `.del` file with the next opstamp, say); the next commit would need those names
+        // again and fail with "FileAlreadyExists". They go first.
+        writer
+            .garbage_collect_files()
+            .wait()
+            .map_err(err(&self.path))?;
+        Ok(writer)
     }
 
     /// A writer for a canonical copy: one thread and no merges until [`Bm25::merge_into_one_segment`].

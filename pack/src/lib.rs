@@ -283,8 +283,9 @@ pub fn build(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    sweep_stale(out_dir);
     let work = tempfile::Builder::new()
-        .prefix(".cairnpack-")
+        .prefix(&format!(".cairnpack-{}-", std::process::id()))
         .tempdir_in(out_dir)
         .map_err(io_at(out_dir))?;
     let kb = work.path().join("kb");
@@ -360,7 +361,7 @@ pub fn write(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
-        .prefix(".cairnpack-")
+        .prefix(&format!(".cairnpack-{}-", std::process::id()))
         .tempfile_in(dir)
         .map_err(io_at(dir))?;
     {
@@ -569,8 +570,9 @@ pub fn install(pack: &Path, dir: &Path, max_member: u64) -> Result<(Manifest, Pa
         }
     }
     fs::create_dir_all(dir).map_err(io_at(dir))?;
+    sweep_stale(dir);
     let work = tempfile::Builder::new()
-        .prefix(".install-")
+        .prefix(&format!(".install-{}-", std::process::id()))
         .tempdir_in(dir)
         .map_err(io_at(dir))?;
     let mut f = File::open(pack).map_err(io_at(pack))?;
@@ -611,15 +613,78 @@ pub fn install(pack: &Path, dir: &Path, max_member: u64) -> Result<(Manifest, Pa
     let pack_json = work.path().join("pack.json");
     fs::write(&pack_json, json).map_err(io_at(&pack_json))?;
     let target = dir.join(&manifest.about.name);
-    let old = dir.join(format!(".old-{}", manifest.about.name));
-    if target.exists() {
-        let _ = fs::remove_dir_all(&old);
-        fs::rename(&target, &old).map_err(io_at(&target))?;
-    }
     let work = work.keep();
-    fs::rename(&work, &target).map_err(io_at(&target))?;
-    let _ = fs::remove_dir_all(&old);
+    if target.exists() {
+        // One atomic step swaps the new pack in: there is never a moment without one.
+        replace_dir(&work, &target)?;
+        // `work` now holds the old pack; a kill here leaves only a hidden leftover.
+        let _ = fs::remove_dir_all(&work);
+    } else {
+        fs::rename(&work, &target).map_err(io_at(&target))?;
+    }
     Ok((manifest, target))
+}
+
+/// Puts the directory `new` at `target`, which exists, in one step, leaving the old one at
+/// `new`'s path.
+#[cfg(target_os = "linux")]
+fn replace_dir(new: &Path, target: &Path) -> Result<()> {
+    rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        new,
+        rustix::fs::CWD,
+        target,
+        rustix::fs::RenameFlags::EXCHANGE,
+    )
+    .map_err(|e| Error::Io {
+        path: target.to_owned(),
+        source: e.into(),
+    })
+}
+
+/// Puts the directory `new` at `target`, which exists, leaving the old one at `new`'s path:
+/// two renames where the system has no exchange, with a short moment between them.
+#[cfg(not(target_os = "linux"))]
+fn replace_dir(new: &Path, target: &Path) -> Result<()> {
+    let aside = new.with_extension("old");
+    fs::rename(target, &aside).map_err(io_at(target))?;
+    fs::rename(new, target).map_err(io_at(target))?;
+    fs::rename(&aside, new).map_err(io_at(new))
+}
+
+/// The hidden working names in a packs folder or beside a pack being built: `.install-PID-…`,
+/// `.removing-PID-…`, `.cairnpack-PID-…`.
+const WORK_PREFIXES: [&str; 3] = [".install-", ".removing-", ".cairnpack-"];
+
+/// Removes what runs that were killed left under their working names in `dir` (hidden, never
+/// read as packs): entries whose process is gone. Only where `/proc` tells which processes run.
+fn sweep_stale(dir: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = WORK_PREFIXES
+            .iter()
+            .find_map(|p| name.strip_prefix(p))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let path = entry.path();
+        let _ = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+    }
 }
 
 /// Checks an installed pack in place: every member its manifest names is there with the size
@@ -672,7 +737,12 @@ pub fn remove(dir: &Path, name: &str) -> Result<bool> {
     if !target.join("pack.json").is_file() {
         return Ok(false);
     }
-    fs::remove_dir_all(&target).map_err(io_at(&target))?;
+    sweep_stale(dir);
+    // Out of sight in one step first, so that a kill midway never leaves half a pack under
+    // its name.
+    let gone = dir.join(format!(".removing-{}-{name}", std::process::id()));
+    fs::rename(&target, &gone).map_err(io_at(&target))?;
+    fs::remove_dir_all(&gone).map_err(io_at(&gone))?;
     Ok(true)
 }
 
