@@ -249,3 +249,105 @@ fn a_model_that_cannot_load_is_reported_in_the_app_which_keeps_running() {
     s.keys(&["C-c", "C-c"]);
     assert_eq!(s.exit_status(), "0");
 }
+
+#[test]
+fn the_app_answers_and_searches_while_a_writer_commits_in_a_loop() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("pumps.md"),
+        "# Orvane pump\n\nThe Orvane pump must be primed with 3 litres of glycol before its first start.\n",
+    )
+    .unwrap();
+    let rewrite = |round: usize| {
+        for f in 0..4 {
+            let body: String = (0..20)
+                .map(|s| format!("Bulletin {f} of round {round}, sentence {s}: the ferry timetable changes on tuesdays.\n\n"))
+                .collect();
+            std::fs::write(
+                docs.join(format!("bulletin-{f}.md")),
+                format!("# Bulletin {f}\n\n{body}"),
+            )
+            .unwrap();
+        }
+    };
+    rewrite(0);
+    let kb = tmp.path().join("kb");
+    let add = |kb: &Path, docs: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args([
+                "--kb",
+                kb.to_str().unwrap(),
+                "add",
+                docs.to_str().unwrap(),
+                "-q",
+                "--commit-every",
+                "4",
+            ])
+            .output()
+            .unwrap()
+    };
+    assert!(add(&kb, &docs).status.success());
+    let s = Session::start(&kb, 100, 30);
+    ready(&s);
+    let stop = Arc::new(AtomicBool::new(false));
+    let rounds = Arc::new(AtomicUsize::new(0));
+    let writer = std::thread::spawn({
+        let (kb, docs, stop, rounds) = (kb.clone(), docs.clone(), stop.clone(), rounds.clone());
+        move || {
+            let mut round = 1;
+            while !stop.load(Ordering::Relaxed) {
+                for f in 0..4 {
+                    let body: String = (0..20)
+                        .map(|s| format!("Bulletin {f} of round {round}, sentence {s}: the ferry timetable changes on tuesdays.\n\n"))
+                        .collect();
+                    std::fs::write(
+                        docs.join(format!("bulletin-{f}.md")),
+                        format!("# Bulletin {f}\n\n{body}"),
+                    )
+                    .unwrap();
+                }
+                let out = add(&kb, &docs);
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                rounds.fetch_add(1, Ordering::Relaxed);
+                round += 1;
+            }
+        }
+    });
+    s.type_text("How much glycol primes the Orvane pump?");
+    s.keys(&["Enter"]);
+    let screen = s.wait("an answer", 90, |t| {
+        t.contains("tiny · first token") || t.contains("Not found")
+    });
+    assert!(!screen.to_lowercase().contains("error"), "{screen}");
+    s.keys(&["C-t"]);
+    // Each search after a writer round sees that round's files (the app follows commits), and
+    // none shows an error; between them, the writer keeps committing.
+    for i in 0..3 {
+        let seen = rounds.load(Ordering::Relaxed);
+        while rounds.load(Ordering::Relaxed) == seen {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        s.type_text(&format!("ferry timetable {i}"));
+        s.keys(&["Enter"]);
+        let screen = s.wait("search results of a later round", 30, |t| {
+            t.contains("Search results (")
+                && (seen + 1..seen + 30).any(|r| t.contains(&format!("of round {r},")))
+        });
+        assert!(
+            !screen.to_lowercase().contains("error"),
+            "search {i}: {screen}"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    s.keys(&["C-c", "C-c"]);
+    assert_eq!(s.exit_status(), "0");
+}

@@ -35,6 +35,14 @@ pub struct Reader {
     /// Chunks deleted since the graph was built (still in it).
     tombstones: HashSet<u64>,
     graph_error: Option<String>,
+    /// The store file's size and modification time when this snapshot was taken.
+    stamp: Option<(u64, std::time::SystemTime)>,
+}
+
+/// The store file's size and modification time: a commit changes them.
+fn store_stamp(dir: &Path) -> Option<(u64, std::time::SystemTime)> {
+    let m = std::fs::metadata(store::store_path(dir)).ok()?;
+    Some((m.len(), m.modified().ok()?))
 }
 
 /// A graph as a reader holds it: mapped in place (`NAME.hnsw.flat`), or, for a knowledge base
@@ -133,6 +141,9 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
 impl Reader {
     /// Opens the knowledge base at `dir` read-only.
     pub fn open(dir: &Path) -> Result<Self> {
+        // Taken first: a commit landing during the open makes the snapshot look stale, never
+        // the reverse.
+        let stamp = store_stamp(dir);
         let (store_path, txn, manifest) = snapshot(dir)?;
         let bm25 = Bm25::open(&dir.join(BM25_DIR))?;
         let searcher_handle = bm25.reader()?;
@@ -152,6 +163,7 @@ impl Reader {
             }
         }
         Ok(Reader {
+            stamp,
             tombstones,
             dir: dir.to_owned(),
             store_path,
@@ -166,7 +178,14 @@ impl Reader {
         })
     }
 
-    /// The manifest of the snapshot.
+    /// Whether a writer has committed since this snapshot was taken (the store file's size or
+    /// time changed): a long-lived reader reopens to see the new commit.
+    #[must_use]
+    pub fn changed_on_disk(&self) -> bool {
+        self.stamp.is_none() || store_stamp(&self.dir) != self.stamp
+    }
+
+    /// The manifest of this snapshot.
     #[must_use]
     pub fn manifest(&self) -> &Manifest {
         &self.manifest

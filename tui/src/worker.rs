@@ -402,6 +402,24 @@ impl Worker {
         }
     }
 
+    /// Takes a new snapshot of the knowledge base when another process (a `cairn add` in
+    /// another terminal) has committed since the last one, so that questions see its files.
+    /// The snapshot in use stays if the new one cannot be opened.
+    fn follow_commits(&mut self) {
+        let stale = self.retrieval().is_some_and(|(r, _)| r.changed_on_disk());
+        if !stale {
+            return;
+        }
+        if let Ok(reader) = Reader::open(&self.kb) {
+            self.report_opened(&reader);
+            if let Some(engine) = &mut self.engine {
+                engine.retrieval.reader = reader;
+            } else {
+                self.reader = Some(reader);
+            }
+        }
+    }
+
     /// Fails a question that waited for a model that will not come (or for a knowledge base
     /// that is not there).
     fn fail_waiting(&mut self) {
@@ -499,6 +517,9 @@ impl Worker {
     }
 
     fn handle(&mut self, request: Request) {
+        if matches!(request, Request::Search { .. } | Request::Ask { .. }) {
+            self.follow_commits();
+        }
         match request {
             Request::Search { id, query, options } => {
                 if self.current.load(Ordering::SeqCst) != id {
