@@ -56,15 +56,16 @@ fn setup(dir: &Path) -> (PathBuf, PathBuf) {
 /// The writer's files in round `round`: every sentence names its round, so a chunk from one
 /// round beside the document of another would show.
 fn rewrite(churn: &Path, round: usize) {
+    use std::fmt::Write as _;
     for f in 0..6 {
-        let body: String = (0..30)
-            .map(|s| format!("Bulletin {f} of round {round}, sentence {s}: the ferry timetable changes on tuesdays.\n\n"))
-            .collect();
-        std::fs::write(
-            churn.join(format!("bulletin-{f}.md")),
-            format!("# Bulletin {f}\n\n{body}"),
-        )
-        .unwrap();
+        let mut text = format!("# Bulletin {f}\n\n");
+        for s in 0..30 {
+            let _ = write!(
+                text,
+                "Bulletin {f} of round {round}, sentence {s}: the ferry timetable changes on tuesdays.\n\n"
+            );
+        }
+        std::fs::write(churn.join(format!("bulletin-{f}.md")), text).unwrap();
     }
 }
 

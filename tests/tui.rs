@@ -250,6 +250,21 @@ fn a_model_that_cannot_load_is_reported_in_the_app_which_keeps_running() {
     assert_eq!(s.exit_status(), "0");
 }
 
+/// Four files whose every sentence names `round`.
+fn bulletins(docs: &Path, round: usize) {
+    use std::fmt::Write as _;
+    for f in 0..4 {
+        let mut text = format!("# Bulletin {f}\n\n");
+        for s in 0..20 {
+            let _ = write!(
+                text,
+                "Bulletin {f} of round {round}, sentence {s}: the ferry timetable changes on tuesdays.\n\n"
+            );
+        }
+        std::fs::write(docs.join(format!("bulletin-{f}.md")), text).unwrap();
+    }
+}
+
 #[test]
 fn the_app_answers_and_searches_while_a_writer_commits_in_a_loop() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -262,19 +277,7 @@ fn the_app_answers_and_searches_while_a_writer_commits_in_a_loop() {
         "# Orvane pump\n\nThe Orvane pump must be primed with 3 litres of glycol before its first start.\n",
     )
     .unwrap();
-    let rewrite = |round: usize| {
-        for f in 0..4 {
-            let body: String = (0..20)
-                .map(|s| format!("Bulletin {f} of round {round}, sentence {s}: the ferry timetable changes on tuesdays.\n\n"))
-                .collect();
-            std::fs::write(
-                docs.join(format!("bulletin-{f}.md")),
-                format!("# Bulletin {f}\n\n{body}"),
-            )
-            .unwrap();
-        }
-    };
-    rewrite(0);
+    bulletins(&docs, 0);
     let kb = tmp.path().join("kb");
     let add = |kb: &Path, docs: &Path| {
         Command::new(env!("CARGO_BIN_EXE_cairn"))
@@ -300,16 +303,7 @@ fn the_app_answers_and_searches_while_a_writer_commits_in_a_loop() {
         move || {
             let mut round = 1;
             while !stop.load(Ordering::Relaxed) {
-                for f in 0..4 {
-                    let body: String = (0..20)
-                        .map(|s| format!("Bulletin {f} of round {round}, sentence {s}: the ferry timetable changes on tuesdays.\n\n"))
-                        .collect();
-                    std::fs::write(
-                        docs.join(format!("bulletin-{f}.md")),
-                        format!("# Bulletin {f}\n\n{body}"),
-                    )
-                    .unwrap();
-                }
+                bulletins(&docs, round);
                 let out = add(&kb, &docs);
                 assert!(
                     out.status.success(),
