@@ -185,6 +185,12 @@ impl Reader {
         self.stamp.is_none() || store_stamp(&self.dir) != self.stamp
     }
 
+    /// The knowledge base's directory.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The manifest of this snapshot.
     #[must_use]
     pub fn manifest(&self) -> &Manifest {

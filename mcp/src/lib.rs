@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use cairn_engine::{AnswerSink, AnswerStream, AskOptions, Context, Engine, Hit, Mode, Retrieval};
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -199,7 +199,8 @@ pub struct StatusResult {
 /// The server: the engine, split so that searches need no lock and answers take the model.
 #[derive(Clone)]
 pub struct Server {
-    retrieval: Arc<Retrieval>,
+    /// Swapped for a new snapshot when a writer commits (see [`Server::follow_commits`]).
+    retrieval: Arc<RwLock<Retrieval>>,
     generator: Arc<Mutex<cairn_generator::Generator>>,
     model: String,
     options: AskOptions,
@@ -269,7 +270,7 @@ impl Server {
             generator,
         } = engine;
         Server {
-            retrieval: Arc::new(retrieval),
+            retrieval: Arc::new(RwLock::new(retrieval)),
             generator: Arc::new(Mutex::new(generator)),
             model: model.to_owned(),
             options,
@@ -277,16 +278,20 @@ impl Server {
         }
     }
 
+    /// The engine's retrieval half, after taking a new snapshot of the knowledge base if another
+    /// process (a `cairn add`) has committed since the last one.
+    fn retrieval(&self) -> RwLockReadGuard<'_, Retrieval> {
+        follow_commits(&self.retrieval);
+        self.retrieval
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The reader behind a label (`None`: the primary snapshot).
-    fn reader(&self, label: Option<&str>) -> Option<&cairn_engine::Reader> {
+    fn reader<'a>(r: &'a Retrieval, label: Option<&str>) -> Option<&'a cairn_engine::Reader> {
         match label {
-            l if l == self.retrieval.label.as_deref() => Some(&self.retrieval.reader),
-            Some(l) => self
-                .retrieval
-                .packs
-                .iter()
-                .find(|p| p.label == l)
-                .map(|p| &p.reader),
+            l if l == r.label.as_deref() => Some(&r.reader),
+            Some(l) => r.packs.iter().find(|p| p.label == l).map(|p| &p.reader),
             None => None,
         }
     }
@@ -314,6 +319,10 @@ impl Server {
         .search_options();
         let retrieval = self.retrieval.clone();
         let hits = tokio::task::spawn_blocking(move || -> Result<Vec<Hit>, ErrorData> {
+            follow_commits(&retrieval);
+            let retrieval = retrieval
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let mut shelves = retrieval.shelves();
             if let Some(names) = &args.packs {
                 shelves.retain(|s| {
@@ -377,7 +386,11 @@ impl Server {
             let (retrieval, generator, stop) =
                 (self.retrieval.clone(), self.generator.clone(), stop.clone());
             tokio::task::spawn_blocking(move || {
-                let retrieved = retrieval.retrieve(&question, &options)?;
+                follow_commits(&retrieval);
+                let retrieved = retrieval
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .retrieve(&question, &options)?;
                 let mut generator = generator
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -482,8 +495,8 @@ impl Server {
         Parameters(args): Parameters<GetArgs>,
     ) -> Result<Json<GetResult>, ErrorData> {
         let (label, key) = split_label(&args.doc);
-        let reader = self
-            .reader(label)
+        let r = self.retrieval();
+        let reader = Self::reader(&r, label)
             .ok_or_else(|| invalid(format!("no source {label:?} is searched here")))?;
         let lines = document_text(reader, key).map_err(invalid)?;
         let last = lines.keys().next_back().copied().unwrap_or(0);
@@ -508,7 +521,7 @@ impl Server {
         description = "What this server searches (the knowledge base and packs, with their document and chunk counts) and which models it uses."
     )]
     async fn status(&self) -> Result<Json<StatusResult>, ErrorData> {
-        let r = &self.retrieval;
+        let r = self.retrieval();
         let mut sources = Vec::new();
         let primary = r.reader.status().map_err(error)?;
         sources.push(StatusSource {
@@ -592,7 +605,7 @@ impl ServerHandler for Server {
             .and_then(|r| r.cursor)
             .map_or(Ok(0), |c| c.parse())
             .map_err(|_| invalid("bad cursor"))?;
-        let r = &self.retrieval;
+        let r = self.retrieval();
         let mut all = Vec::new();
         let mut shelves = vec![(r.label.as_deref(), &r.reader)];
         shelves.extend(r.packs.iter().map(|p| (Some(p.label.as_str()), &p.reader)));
@@ -629,12 +642,12 @@ impl ServerHandler for Server {
         } else {
             return Err(invalid(format!("not a cairn document: {uri}")));
         };
-        let label = match (label, &self.retrieval.label) {
+        let r = self.retrieval();
+        let label = match (label, &r.label) {
             (None, Some(_)) => return Err(invalid("the knowledge base is not searched here")),
             (l, _) => l,
         };
-        let reader = self
-            .reader(label.as_deref())
+        let reader = Self::reader(&r, label.as_deref())
             .ok_or_else(|| invalid(format!("no source for {uri}")))?;
         let lines = document_text(reader, &key).map_err(invalid)?;
         let last = lines.keys().next_back().copied().unwrap_or(0);
@@ -752,5 +765,26 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = interrupt.await;
+    }
+}
+
+/// Takes a new snapshot of the knowledge base into `retrieval` when a writer has committed since
+/// the one it holds (a pack standing in for the knowledge base does not change). The old
+/// snapshot stays if the new one cannot be opened.
+fn follow_commits(retrieval: &RwLock<Retrieval>) {
+    let dir = {
+        let r = retrieval
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if r.label.is_some() || !r.reader.changed_on_disk() {
+            return;
+        }
+        r.reader.dir().to_owned()
+    };
+    if let Ok(reader) = cairn_engine::Reader::open(&dir) {
+        retrieval
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .reader = reader;
     }
 }

@@ -224,3 +224,49 @@ async fn a_cancelled_answer_stops_the_model_and_the_next_one_is_answered() {
     );
     client.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_sees_what_a_writer_commits_after_it_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = knowledge_base(dir.path());
+    let client = connect(&kb).await;
+    let before = call(&client, "status", json!({})).await;
+    assert_eq!(before["sources"][0]["documents"], 2, "{before}");
+
+    // Another writer (as a `cairn add` in another terminal would) commits a new file.
+    let more = dir.path().join("more");
+    std::fs::create_dir_all(&more).unwrap();
+    std::fs::write(
+        more.join("ferry.md"),
+        "# Ferry\n\nThe Vardø ferry leaves at 07:40 on weekdays.\n",
+    )
+    .unwrap();
+    let embedder = MiniLm::load().unwrap();
+    let mut w = Writer::open(&kb, &embedder.id(), &cairn_engine::chunk_options()).unwrap();
+    let cancel = || false;
+    w.add(
+        &[more],
+        &AddOptions {
+            embedder: &embedder,
+            read: ReadOptions::default(),
+            commit_every: 64,
+            batch: 16,
+            cancel: &cancel,
+        },
+        &mut NoProgress,
+    )
+    .unwrap();
+    drop(w);
+
+    let after = call(&client, "status", json!({})).await;
+    assert_eq!(after["sources"][0]["documents"], 3, "{after}");
+    let found = call(
+        &client,
+        "search",
+        json!({"query": "Vardø ferry weekdays", "k": 1}),
+    )
+    .await;
+    assert_eq!(found["hits"][0]["doc"], "more/ferry.md", "{found}");
+    let got = call(&client, "get", json!({"doc": "more/ferry.md"})).await;
+    assert!(got["text"].as_str().unwrap().contains("07:40"), "{got}");
+}
