@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use cairn_engine::catalog as models;
-use cairn_engine::{answer as engine, text::human_size};
+use cairn_engine::{answer as engine, text::human_size, text::sanitize};
 use cairn_generator::{GenerateOptions, Generator, LoadOptions, Message};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -729,7 +729,20 @@ fn main() -> ExitCode {
     let (mut cli, matches) = match parsed {
         Ok(parsed) => parsed,
         Err(e) => {
-            let _ = e.print();
+            // clap quotes what it was given: an argument that would drive the terminal is
+            // shown without its control characters (and without clap's colours).
+            let hostile =
+                std::env::args_os().any(|a| sanitize(&a.to_string_lossy()) != a.to_string_lossy());
+            if hostile {
+                let text = sanitize(&e.render().to_string());
+                if e.use_stderr() {
+                    eprint!("{text}");
+                } else {
+                    print!("{text}");
+                }
+            } else {
+                let _ = e.print();
+            }
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
         }
     };
@@ -737,7 +750,7 @@ fn main() -> ExitCode {
     let config = match settings::load() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", sanitize(&e));
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -771,7 +784,7 @@ fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", sanitize(&format!("{e:#}")));
             let usage = e.chain().any(|c| c.downcast_ref::<UsageError>().is_some());
             ExitCode::from(if usage { EXIT_USAGE } else { EXIT_ERROR })
         }
@@ -809,7 +822,7 @@ fn tui(kb: Option<&std::path::Path>, a: &TuiArgs, start: std::time::Instant) -> 
     let kb = match kb::kb_dir(kb) {
         Ok(kb) => kb,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", sanitize(&format!("{e:#}")));
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -829,7 +842,7 @@ fn tui(kb: Option<&std::path::Path>, a: &TuiArgs, start: std::time::Instant) -> 
                 bm25_only_mismatched: a.bm25_only_mismatched,
             },
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", sanitize(&format!("{e:#}")));
                 return ExitCode::from(EXIT_USAGE);
             }
         },
@@ -838,7 +851,10 @@ fn tui(kb: Option<&std::path::Path>, a: &TuiArgs, start: std::time::Instant) -> 
     match cairn_tui::run(options, start) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: the terminal app failed: {e}");
+            eprintln!(
+                "error: the terminal app failed: {}",
+                sanitize(&e.to_string())
+            );
             ExitCode::from(EXIT_ERROR)
         }
     }
