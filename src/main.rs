@@ -101,34 +101,8 @@ enum Command {
         /// Delete the knowledge base's contents first (after changing the embedding model).
         #[arg(long)]
         rebuild: bool,
-        /// Skip files larger than this many MiB (from their size on disk, unread).
-        #[arg(
-            long,
-            env = "CAIRN_MAX_FILE_SIZE",
-            default_value_t = 64,
-            value_name = "MIB"
-        )]
-        max_file_size: u64,
-        /// Read at most this many pages of a PDF; later pages are skipped with a message.
-        #[arg(
-            long,
-            env = "CAIRN_MAX_PDF_PAGES",
-            default_value_t = 2000,
-            value_name = "N"
-        )]
-        max_pdf_pages: u32,
-        /// Keep at most this many MiB of text per file: a text file with more is skipped, a
-        /// PDF's later pages are.
-        #[arg(long, env = "CAIRN_MAX_TEXT", default_value_t = 64, value_name = "MIB")]
-        max_text: u64,
-        /// Skip a PDF whose compressed streams expand to more than this many MiB.
-        #[arg(
-            long,
-            env = "CAIRN_MAX_DECOMPRESSED",
-            default_value_t = 512,
-            value_name = "MIB"
-        )]
-        max_decompressed: u64,
+        #[command(flatten)]
+        limits: LimitArgs,
         /// Print the summary as one JSON object.
         #[arg(long)]
         json: bool,
@@ -380,6 +354,67 @@ struct TuiArgs {
     /// Search a pack embedded with another model by keywords only, instead of leaving it out.
     #[arg(long)]
     bm25_only_mismatched: bool,
+    /// The limits per file of `/add`, as `cairn add` takes them.
+    #[command(flatten, next_help_heading = "Limits per file of /add")]
+    limits: LimitArgs,
+}
+
+/// What one file may cost when it is added (`cairn add`, and `/add` in the terminal app).
+#[derive(Args, Clone, Debug)]
+#[allow(clippy::struct_field_names)] // the flags' names
+struct LimitArgs {
+    /// Skip files larger than this many MiB (from their size on disk, unread).
+    #[arg(
+        long,
+        env = "CAIRN_MAX_FILE_SIZE",
+        default_value_t = 64,
+        value_name = "MIB"
+    )]
+    pub max_file_size: u64,
+    /// Read at most this many pages of a PDF; later pages are skipped with a message.
+    #[arg(
+        long,
+        env = "CAIRN_MAX_PDF_PAGES",
+        default_value_t = 2000,
+        value_name = "N"
+    )]
+    pub max_pdf_pages: u32,
+    /// Keep at most this many MiB of text per file: a text file with more is skipped, a
+    /// PDF's later pages are.
+    #[arg(long, env = "CAIRN_MAX_TEXT", default_value_t = 64, value_name = "MIB")]
+    pub max_text: u64,
+    /// Skip a PDF whose compressed streams expand to more than this many MiB.
+    #[arg(
+        long,
+        env = "CAIRN_MAX_DECOMPRESSED",
+        default_value_t = 512,
+        value_name = "MIB"
+    )]
+    pub max_decompressed: u64,
+}
+
+impl Default for LimitArgs {
+    fn default() -> Self {
+        let d = cairn_ingest::ReadOptions::default();
+        LimitArgs {
+            max_file_size: d.max_bytes >> 20,
+            max_pdf_pages: d.max_pdf_pages,
+            max_text: (d.max_text_bytes >> 20) as u64,
+            max_decompressed: d.max_decompressed_bytes >> 20,
+        }
+    }
+}
+
+impl LimitArgs {
+    fn read_options(&self) -> cairn_ingest::ReadOptions {
+        cairn_ingest::ReadOptions {
+            max_bytes: self.max_file_size.saturating_mul(1 << 20),
+            max_pdf_pages: self.max_pdf_pages,
+            max_text_bytes: usize::try_from(self.max_text.saturating_mul(1 << 20))
+                .unwrap_or(usize::MAX),
+            max_decompressed_bytes: self.max_decompressed.saturating_mul(1 << 20),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -847,6 +882,7 @@ fn tui(kb: Option<&std::path::Path>, a: &TuiArgs, start: std::time::Instant) -> 
             }
         },
         color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        read: a.limits.read_options(),
     };
     match cairn_tui::run(options, start) {
         Ok(()) => ExitCode::SUCCESS,
@@ -1032,23 +1068,14 @@ fn run_other(cli: Cli) -> Result<()> {
         Command::Add {
             ref paths,
             rebuild,
-            max_file_size,
-            max_pdf_pages,
-            max_text,
-            max_decompressed,
+            ref limits,
             json,
             quiet,
             commit_every,
         } => {
             let settings = kb::AddSettings {
                 rebuild,
-                read: cairn_ingest::ReadOptions {
-                    max_bytes: max_file_size.saturating_mul(1 << 20),
-                    max_pdf_pages,
-                    max_text_bytes: usize::try_from(max_text.saturating_mul(1 << 20))
-                        .unwrap_or(usize::MAX),
-                    max_decompressed_bytes: max_decompressed.saturating_mul(1 << 20),
-                },
+                read: limits.read_options(),
                 json,
                 quiet,
                 commit_every,

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use clap::parser::ValueSource;
 use clap::ArgMatches;
 
-use crate::{AskArgs, Cli, Command, McpArgs, ModeArg, SearchArgs, TuiArgs};
+use crate::{AskArgs, Cli, Command, LimitArgs, McpArgs, ModeArg, SearchArgs, TuiArgs};
 
 /// The environment variable that names the config file.
 pub const CONFIG_ENV: &str = "CAIRN_CONFIG";
@@ -266,44 +266,7 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches, config: &Config) -> Vec<Entry>
         Some(Command::Search(a)) => search(&mut r, a, c),
         Some(Command::Tui(a)) => tui(&mut r, a, c),
         Some(Command::Mcp(a)) => mcp(&mut r, a, c),
-        Some(Command::Add {
-            max_file_size,
-            max_pdf_pages,
-            max_text,
-            max_decompressed,
-            ..
-        }) => {
-            let l = &c.limits;
-            let show = |v: &u64| v.to_string();
-            r.pick(
-                "limits.max_file_size",
-                "max_file_size",
-                max_file_size,
-                l.max_file_size.as_ref(),
-                show,
-            );
-            r.pick(
-                "limits.max_pdf_pages",
-                "max_pdf_pages",
-                max_pdf_pages,
-                l.max_pdf_pages.as_ref(),
-                ToString::to_string,
-            );
-            r.pick(
-                "limits.max_text",
-                "max_text",
-                max_text,
-                l.max_text.as_ref(),
-                show,
-            );
-            r.pick(
-                "limits.max_decompressed",
-                "max_decompressed",
-                max_decompressed,
-                l.max_decompressed.as_ref(),
-                show,
-            );
-        }
+        Some(Command::Add { limits, .. }) => limits_of(&mut r, limits, c),
         Some(Command::Config(_)) => {
             // `config show` reports what `ask` would use.
             let mut a = AskArgs::defaults();
@@ -372,7 +335,41 @@ fn search(r: &mut Resolver, a: &mut SearchArgs, c: &ConfigFile) {
     r.packs(&mut a.packs.packs, c);
 }
 
+fn limits_of(r: &mut Resolver, l: &mut LimitArgs, c: &ConfigFile) {
+    let f = &c.limits;
+    let show = |v: &u64| v.to_string();
+    r.pick(
+        "limits.max_file_size",
+        "max_file_size",
+        &mut l.max_file_size,
+        f.max_file_size.as_ref(),
+        show,
+    );
+    r.pick(
+        "limits.max_pdf_pages",
+        "max_pdf_pages",
+        &mut l.max_pdf_pages,
+        f.max_pdf_pages.as_ref(),
+        ToString::to_string,
+    );
+    r.pick(
+        "limits.max_text",
+        "max_text",
+        &mut l.max_text,
+        f.max_text.as_ref(),
+        show,
+    );
+    r.pick(
+        "limits.max_decompressed",
+        "max_decompressed",
+        &mut l.max_decompressed,
+        f.max_decompressed.as_ref(),
+        show,
+    );
+}
+
 fn tui(r: &mut Resolver, a: &mut TuiArgs, c: &ConfigFile) {
+    limits_of(r, &mut a.limits, c);
     r.model(&mut a.model, c);
     r.mode(&mut a.mode, c);
     r.packs(&mut a.packs, c);

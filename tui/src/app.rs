@@ -248,6 +248,8 @@ pub struct Options {
     pub color: bool,
     /// The installed packs searched with the knowledge base.
     pub packs: crate::worker::PackChoice,
+    /// The limits per file of `/add` (`cairn add`'s, from its flags, environment and config).
+    pub read: cairn_engine::ReadOptions,
 }
 
 /// All of the app's state.

@@ -110,10 +110,11 @@ pub fn run(options: Options, start: Instant) -> io::Result<()> {
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
     let mut trace = Trace::new();
     let (tx, rx) = mpsc::channel::<Event>();
-    let (kb, model, packs) = (
+    let (kb, model, packs, read) = (
         options.kb.clone(),
         options.model.clone(),
         options.packs.clone(),
+        options.read.clone(),
     );
     let mut app = App::new(options);
     let size = terminal.size()?;
@@ -127,7 +128,7 @@ pub fn run(options: Options, start: Instant) -> io::Result<()> {
 
     let paused = Arc::new(AtomicBool::new(false));
     spawn_input(tx.clone(), Arc::clone(&paused));
-    let worker = worker::spawn(kb, model, packs, tx.clone());
+    let worker = worker::spawn(kb, model, packs, read, tx.clone());
     let tick = Duration::from_millis(250);
     // At most one frame per 16 ms: a burst of tokens is drawn once.
     let frame = Duration::from_millis(16);

@@ -179,6 +179,7 @@ pub fn spawn<E: From<Msg> + Send + 'static>(
     kb: PathBuf,
     model: String,
     packs: PackChoice,
+    read: cairn_engine::ReadOptions,
     report: Sender<E>,
 ) -> Handle {
     let (tx, rx) = mpsc::channel();
@@ -195,6 +196,7 @@ pub fn spawn<E: From<Msg> + Send + 'static>(
         .spawn(move || {
             let mut w = Worker {
                 kb,
+                read,
                 report: Box::new(report),
                 current,
                 reader: None,
@@ -216,6 +218,8 @@ pub fn spawn<E: From<Msg> + Send + 'static>(
 /// What the worker thread holds.
 struct Worker {
     kb: PathBuf,
+    /// The limits per file of an add.
+    read: cairn_engine::ReadOptions,
     report: Box<dyn Fn(Msg) + Send>,
     current: Arc<AtomicU64>,
     reader: Option<Reader>,
@@ -618,7 +622,7 @@ impl Worker {
                 paths,
                 &AddOptions {
                     embedder,
-                    read: cairn_engine::ReadOptions::default(),
+                    read: self.read.clone(),
                     commit_every: 512,
                     batch: if embedder.backend() == "onnxruntime" {
                         256

@@ -25,6 +25,7 @@ fn app(w: u16, h: u16) -> App {
         history: None,
         color: false,
         packs: cairn_tui::worker::PackChoice::default(),
+        read: cairn_engine::ReadOptions::default(),
     });
     app.update(Event::Resize(w, h));
     app
