@@ -299,7 +299,31 @@ pub fn qa(s: &QaSettings) -> Result<()> {
         let weights = engine.retrieval.reader.term_weights(&q.question)?;
         let row = if s.retrieval_only {
             let r = engine.retrieval.retrieve(&q.question, &s.options)?;
-            Row::retrieval(q, answerable, &r.hits, &r.context, &weights)
+            let mut row = Row::retrieval(q, answerable, &r.hits, &r.context, &weights);
+            let best: HashSet<String> = r
+                .context
+                .sources
+                .first()
+                .map(|s| {
+                    cairn_retriever::terms::terms(&s.text())
+                        .into_iter()
+                        .collect()
+                })
+                .unwrap_or_default();
+            row.words = q
+                .question
+                .split(|c: char| !c.is_alphanumeric() && c != '_')
+                .map(str::to_lowercase)
+                .filter(|w| !w.is_empty() && !cairn_retriever::terms::is_stopword(w))
+                .map(|w| {
+                    let id = engine.retrieval.embedder.word_id(&w);
+                    let held = cairn_retriever::terms::terms(&w)
+                        .first()
+                        .is_some_and(|t| best.contains(t));
+                    (w, id, held)
+                })
+                .collect();
+            row
         } else if s.oracle && answerable {
             let r = engine
                 .retrieval
@@ -361,6 +385,9 @@ struct Row {
     term_coverage: f32,
     /// The question's index terms: each with its weight and whether some hit holds it.
     terms: Vec<(String, f32, bool)>,
+    /// The question's words with their rank in general English (the embedder's vocabulary id
+    /// of the whole word, `None` when it has none) and whether the best source holds them.
+    words: Vec<(String, Option<u32>, bool)>,
     ttft_ms: f64,
     total_ms: f64,
     context_tokens: usize,
@@ -414,6 +441,7 @@ impl Row {
                     .map(|(t, w)| (t.clone(), *w, held.contains(t)))
                     .collect()
             },
+            words: Vec::new(),
             term_coverage: cairn_retriever::terms::weighted_coverage(
                 weights,
                 hits.iter().map(|h| h.chunk.text.as_str()),
@@ -485,6 +513,7 @@ impl Row {
             "self_check": self.self_check,
             "missing_names": self.missing_names,
             "term_coverage": self.term_coverage,
+            "words": self.words,
             "terms": self.terms,
             "best_dense": self.best_dense,
             "coverage": self.coverage,
@@ -543,6 +572,7 @@ fn report(s: &QaSettings, rows: &[Row], chunks: u64, index_secs: f64, model: &st
         "min_quote_coverage": s.options.min_quote_coverage,
         "min_relative_score": s.options.min_relative_score,
         "min_named_coverage": s.options.min_named_coverage,
+        "min_rare_coverage": s.options.min_rare_coverage,
         "retrieval_only": s.retrieval_only,
         "exact_match": mean(ans.iter().map(|r| r.em)),
         "f1": mean(ans.iter().map(|r| r.f1)),

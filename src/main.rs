@@ -452,8 +452,9 @@ struct AskArgs {
     #[arg(required_unless_present = "batch")]
     question: Option<String>,
     /// Answer every line of FILE (`-` for stdin): JSON objects `{"id", "question", "k", "mode",
-    /// "max_tokens", "budget", "seed", "temperature", "min_named_coverage", "min_relative_score", "free"}` or plain questions; one JSON object per
-    /// line out, in input order (schema/answer.schema.json).
+    /// "max_tokens", "budget", "seed", "temperature", "min_named_coverage",
+    /// "min_rare_coverage", "min_relative_score", "free"}` or plain questions; one JSON object
+    /// per line out, in input order (schema/answer.schema.json).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["question", "json", "show_context", "quote"])]
     batch: Option<String>,
     /// The model: default, fast, tiny, or a path to a GGUF file.
@@ -488,6 +489,11 @@ struct AskArgs {
     /// words one passage must still hold for the model to be asked.
     #[arg(long, default_value_t = engine::MIN_NAMED_COVERAGE)]
     min_named_coverage: f32,
+    /// The model is not asked when the best passage holds less than this share of the
+    /// question's words weighted by rarity — both in the knowledge base and in general English
+    /// (0 turns this check off).
+    #[arg(long, default_value_t = engine::MIN_RARE_COVERAGE)]
+    min_rare_coverage: f32,
     /// Passages after the best one are given to the model only if their retrieval score is
     /// at least this share of the best one's (0 gives all k).
     #[arg(long, default_value_t = cairn_retriever::context::MIN_RELATIVE_SCORE)]
@@ -538,6 +544,7 @@ impl AskArgs {
             min_relevance: self.min_relevance,
             min_coverage: self.min_coverage,
             min_named_coverage: self.min_named_coverage,
+            min_rare_coverage: self.min_rare_coverage,
             free: self.free,
             min_relative_score: self.min_relative_score,
             self_check: self.self_check,
@@ -641,6 +648,9 @@ enum EvalCommand {
         /// none.
         #[arg(long, default_value_t = engine::MIN_NAMED_COVERAGE)]
         min_named_coverage: f32,
+        /// Least share of the question's rare words in the best passage.
+        #[arg(long, default_value_t = engine::MIN_RARE_COVERAGE)]
+        min_rare_coverage: f32,
         /// Least score, as a share of the best passage's, of the other passages given.
         #[arg(long, default_value_t = cairn_retriever::context::MIN_RELATIVE_SCORE)]
         min_relative_score: f32,
@@ -1139,6 +1149,7 @@ fn run_other(cli: Cli) -> Result<()> {
             min_coverage,
             free,
             min_named_coverage,
+            min_rare_coverage,
             min_relative_score,
             stop_bias,
             min_start_logprob,
@@ -1165,6 +1176,7 @@ fn run_other(cli: Cli) -> Result<()> {
                 min_relevance,
                 min_coverage,
                 min_named_coverage,
+                min_rare_coverage,
                 min_relative_score,
                 stop_bias,
                 min_start_logprob,

@@ -17,6 +17,7 @@
 //! min_relevance = 0.30
 //! min_coverage = 0.25
 //! min_named_coverage = 0.4
+//! min_rare_coverage = 0.5
 //! min_relative_score = 0.8
 //!
 //! [limits]               # per file read by `cairn add` (see `cairn add --help`)
@@ -72,6 +73,7 @@ struct GatesFile {
     min_relevance: Option<f32>,
     min_coverage: Option<f32>,
     min_named_coverage: Option<f32>,
+    min_rare_coverage: Option<f32>,
     min_relative_score: Option<f32>,
 }
 
@@ -322,6 +324,11 @@ fn ask(r: &mut Resolver, a: &mut AskArgs, c: &ConfigFile, g: &GatesFile) {
         "gates.min_named_coverage",
         &mut a.min_named_coverage,
         g.min_named_coverage.as_ref(),
+    );
+    r.gate(
+        "gates.min_rare_coverage",
+        &mut a.min_rare_coverage,
+        g.min_rare_coverage.as_ref(),
     );
     r.gate(
         "gates.min_relative_score",

@@ -39,6 +39,18 @@ pub const MIN_RELEVANCE: f32 = 0.30;
 /// leaving most of the 5% false-abstention budget to the other checks.
 pub const MIN_COVERAGE: f32 = 0.25;
 
+/// The default [`AskOptions::min_rare_coverage`]. Calibrated on the calibration halves of
+/// XQuAD (even articles) and of the documentation set (`eval/docs-qa`, even pages) together,
+/// `eval qa --retrieval-only --dump` (BENCHMARKS.md): of the questions the other checks let
+/// through, it withheld 8 of 16 unanswerable documentation questions and none of the 58
+/// answerable ones, and 5 of 116 answerable XQuAD questions (0.5 and 0.5 for the two shares;
+/// searched over 0.45–0.6 each).
+pub const MIN_RARE_COVERAGE: f32 = 0.5;
+
+/// Words at least this common in general English (their rank in the embedder's vocabulary) weigh
+/// nothing in [`RareWords`]' English-weighted share; rarer ones weigh the log of how much rarer.
+const COMMON_RANK: f32 = 1000.0;
+
 /// Per-question settings.
 #[derive(Clone, Debug)]
 pub struct AskOptions {
@@ -72,6 +84,11 @@ pub struct AskOptions {
     /// Passages after the best are given to the model only if their score is at least this
     /// share of the best one's.
     pub min_relative_score: f32,
+    /// The model is not asked when both shares of the question's words that the best passage
+    /// holds — weighted by their rarity in the knowledge base (BM25's IDF) and by their rarity
+    /// in general English — are under this. It catches a question about something the
+    /// knowledge base leaves out, whose common words a neighbouring page shares.
+    pub min_rare_coverage: f32,
     /// Added to the end-of-answer logit wherever a quoted span may end (above zero: shorter
     /// quotes).
     pub stop_bias: f32,
@@ -124,6 +141,7 @@ impl Default for AskOptions {
             min_coverage: MIN_COVERAGE,
             min_named_coverage: MIN_NAMED_COVERAGE,
             min_relative_score: cairn_retriever::context::MIN_RELATIVE_SCORE,
+            min_rare_coverage: MIN_RARE_COVERAGE,
             stop_bias: STOP_BIAS,
             min_start_logprob: MIN_START_LOGPROB,
             min_quote_coverage: MIN_QUOTE_COVERAGE,
@@ -269,11 +287,78 @@ pub struct Gates {
     pub min_named_coverage: f32,
     /// Passages after the best are kept at this share of the best one's score.
     pub min_relative_score: f32,
+    /// How much of the question's rare words the best passage holds (`None`: not measured).
+    pub rare: Option<RareWords>,
+    /// Their floor ([`AskOptions::min_rare_coverage`]).
+    pub min_rare_coverage: f32,
+}
+
+/// The shares of a question's words that the passages hold, weighted by rarity.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RareWords {
+    /// Weighted by each term's inverse document frequency in the knowledge base, in the
+    /// passage that holds the most.
+    pub in_index: f32,
+    /// Weighted by each word's rarity in general English, in the first source.
+    pub in_english: f32,
+}
+
+impl RareWords {
+    /// Measures the passages of `hits` and `context` for `question`; `word_rank` is a word's
+    /// rank in general English, if known (the embedder's vocabulary id).
+    pub fn measure(
+        reader: &Reader,
+        word_rank: &dyn Fn(&str) -> Option<u32>,
+        question: &str,
+        hits: &[Hit],
+        context: &Context,
+    ) -> Result<Self> {
+        let weights = reader.term_weights(question)?;
+        let in_index = cairn_retriever::terms::weighted_coverage(
+            &weights,
+            hits.iter().map(|h| h.chunk.text.as_str()),
+            Reader::analyse,
+        );
+        let first: std::collections::HashSet<String> = context
+            .sources
+            .first()
+            .map(|s| {
+                cairn_retriever::terms::terms(&s.text())
+                    .into_iter()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (mut held, mut total) = (0.0f32, 0.0f32);
+        for w in question
+            .split(|c: char| !c.is_alphanumeric() && c != '_')
+            .map(str::to_lowercase)
+            .filter(|w| !w.is_empty() && !cairn_retriever::terms::is_stopword(w))
+        {
+            // WordPiece vocabularies start their whole words at 1996 ("the"), roughly by
+            // frequency; a word without an entry of its own is rarer than all of them.
+            #[allow(clippy::cast_precision_loss)] // ranks are below 2^24
+            let rank = word_rank(&w)
+                .filter(|&id| id >= 1996)
+                .map_or(30_000.0, |id| (id - 1995) as f32);
+            let weight = (rank / COMMON_RANK).ln().max(0.0);
+            total += weight;
+            if cairn_retriever::terms::terms(&w)
+                .first()
+                .is_some_and(|t| first.contains(t))
+            {
+                held += weight;
+            }
+        }
+        Ok(RareWords {
+            in_index,
+            in_english: if total > 0.0 { held / total } else { 1.0 },
+        })
+    }
 }
 
 impl Gates {
     /// Measures `hits` for `question`.
-    pub fn measure(question: &str, hits: &[Hit], o: &AskOptions) -> Self {
+    pub fn measure(question: &str, hits: &[Hit], rare: Option<RareWords>, o: &AskOptions) -> Self {
         let best = hits
             .iter()
             .filter_map(|h| h.fused.dense.map(|d| d.score))
@@ -293,7 +378,18 @@ impl Gates {
             missing_names,
             min_named_coverage: o.min_named_coverage,
             min_relative_score: o.min_relative_score,
+            rare,
+            min_rare_coverage: o.min_rare_coverage,
         }
+    }
+
+    /// Whether the best passage holds enough of the question's rare words (or it was not
+    /// measured).
+    #[must_use]
+    pub fn rare_words_held(&self) -> bool {
+        self.rare.is_none_or(|r| {
+            r.in_index >= self.min_rare_coverage || r.in_english >= self.min_rare_coverage
+        })
     }
 
     /// Whether the relevance check passed (or did not apply).
@@ -308,6 +404,7 @@ impl Gates {
         self.relevant()
             && self.coverage >= self.min_coverage
             && (self.missing_names.is_empty() || self.coverage >= self.min_named_coverage)
+            && self.rare_words_held()
     }
 }
 
@@ -523,6 +620,8 @@ pub struct Retrieved {
     pub retrieve_ms: f64,
     /// Time spent assembling the context.
     pub assemble_ms: f64,
+    /// How much of the question's rare words the passages hold.
+    pub rare: Option<RareWords>,
 }
 
 /// Receives the answer as it is generated.
@@ -682,9 +781,10 @@ pub fn answer(
         context,
         retrieve_ms,
         assemble_ms,
+        rare,
     } = retrieved;
     let before = retrieve_ms + assemble_ms;
-    let gates = Gates::measure(question, &hits, o);
+    let gates = Gates::measure(question, &hits, rare, o);
     sink.context(&context);
     sink.retrieved(&hits, &gates);
     let mut timings = Timings {
@@ -890,11 +990,19 @@ impl Retrieval {
                 min_relative_score: o.min_relative_score,
             },
         );
+        let rare = RareWords::measure(
+            &self.reader,
+            &|w| self.embedder.word_id(w),
+            question,
+            &hits,
+            &context,
+        )?;
         Ok(Retrieved {
             hits,
             context,
             retrieve_ms,
             assemble_ms: ms(t1.elapsed()),
+            rare: Some(rare),
         })
     }
 }

@@ -120,6 +120,7 @@ pub fn parse_line(line_no: usize, line: &str, base: &AskOptions) -> BatchLine {
         o.min_relevance = field(&obj, "min_relevance", o.min_relevance)?;
         o.min_coverage = field(&obj, "min_coverage", o.min_coverage)?;
         o.min_named_coverage = field(&obj, "min_named_coverage", o.min_named_coverage)?;
+        o.min_rare_coverage = field(&obj, "min_rare_coverage", o.min_rare_coverage)?;
         o.min_relative_score = field(&obj, "min_relative_score", o.min_relative_score)?;
         o.free = field(&obj, "free", o.free)?;
         Ok((question, o))

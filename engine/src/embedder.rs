@@ -65,6 +65,12 @@ impl MiniLm {
         })
     }
 
+    /// The vocabulary id of `word` as one whole token (see [`BertEmbedder::token_id`]).
+    #[must_use]
+    pub fn word_id(&self, word: &str) -> Option<u32> {
+        self.inner.token_id(word)
+    }
+
     /// Which engine runs the encoder: `"built-in"` or `"onnxruntime"`.
     pub fn backend(&self) -> &'static str {
         self.inner.backend()

@@ -153,6 +153,14 @@ fn cerr(e: candle_core::Error) -> Error {
 }
 
 impl BertEmbedder {
+    /// The vocabulary id of `token` as one whole token, if the tokenizer has it. WordPiece
+    /// vocabularies list whole words roughly by their frequency in the text they were made
+    /// from, so the id is a rough rank of the word in general English.
+    #[must_use]
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.tokenizer.token_to_id(token)
+    }
+
     /// Loads `model.safetensors`, `tokenizer.json` and `config.json` from `dir`, to run on
     /// cairn's built-in encoder.
     pub fn load(dir: &Path) -> Result<Self> {

@@ -488,6 +488,15 @@ fn gates_text(g: &cairn_engine::Gates) -> String {
             mark(g.coverage >= g.min_named_coverage)
         ));
     }
+    if let Some(r) = g.rare {
+        parts.push(format!(
+            "rare words held {:.0}% / {:.0}% (index / English), one ≥ {:.0}% {}",
+            r.in_index * 100.0,
+            r.in_english * 100.0,
+            g.min_rare_coverage * 100.0,
+            mark(g.rare_words_held())
+        ));
+    }
     format!("gates: {}", parts.join(" · "))
 }
 

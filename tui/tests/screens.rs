@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use cairn_engine::{
     ground, Abstain, Answer, ChunkId, ChunkRecord, Context, Excerpt, Fused, Gates, Hit, LegHit,
-    Mode, Source, Timings,
+    Mode, RareWords, Source, Timings,
 };
 use cairn_tui::app::{AskMode, Effect, Focus, TurnState};
 use cairn_tui::worker::{Ingest, Msg, Request};
@@ -173,6 +173,11 @@ fn gates(relevance: f32, coverage: f32) -> Gates {
         missing_names: Vec::new(),
         min_named_coverage: 0.4,
         min_relative_score: 0.8,
+        rare: Some(RareWords {
+            in_index: 0.8,
+            in_english: 0.6,
+        }),
+        min_rare_coverage: 0.5,
     }
 }
 
