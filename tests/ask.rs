@@ -71,18 +71,23 @@ fn passages_that_mention_none_of_what_was_asked_are_not_sent_to_the_model() {
     let (code, v) = ask_json_with(q, &["--min-relevance", "0", "--min-coverage", "0"]);
     assert_eq!(code, 3, "{v:#}");
     assert_eq!(v["abstain_reason"], "retrieval", "{v:#}");
-    // All three turned off, the question reaches the model (whatever it makes of it).
-    let (_, v) = ask_json_with(
-        q,
-        &[
-            "--min-relevance",
-            "0",
-            "--min-coverage",
-            "0",
-            "--min-named-coverage",
-            "0",
-        ],
-    );
+    // The rare-words check alone (the passages hold none of "country", "1998", "FIFA", "cup")
+    // still withholds it.
+    let three_off = [
+        "--min-relevance",
+        "0",
+        "--min-coverage",
+        "0",
+        "--min-named-coverage",
+        "0",
+    ];
+    let (code, v) = ask_json_with(q, &three_off);
+    assert_eq!(code, 3, "{v:#}");
+    assert_eq!(v["abstain_reason"], "retrieval", "{v:#}");
+    // All four turned off, the question reaches the model (whatever it makes of it).
+    let mut all_off = three_off.to_vec();
+    all_off.extend(["--min-rare-coverage", "0"]);
+    let (_, v) = ask_json_with(q, &all_off);
     assert_ne!(v["abstain_reason"], "retrieval", "{v:#}");
     // An answerable question passes the check.
     let (code, v) = ask_json("How many litres of glycol prime the Orvane pump?");

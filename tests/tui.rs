@@ -127,8 +127,11 @@ impl Session {
     fn exit_status(&self) -> String {
         let end = Instant::now() + Duration::from_secs(10);
         while Instant::now() < end {
-            if let (Some(code), Some(_)) = (self.file("exit"), self.file("after")) {
-                return code.trim().to_owned();
+            // The shell creates each file before it writes into it: wait for the text.
+            if let (Some(code), Some(after)) = (self.file("exit"), self.file("after")) {
+                if !after.is_empty() && !code.trim().is_empty() {
+                    return code.trim().to_owned();
+                }
             }
             std::thread::sleep(Duration::from_millis(100));
         }
