@@ -300,29 +300,11 @@ pub fn qa(s: &QaSettings) -> Result<()> {
         let row = if s.retrieval_only {
             let r = engine.retrieval.retrieve(&q.question, &s.options)?;
             let mut row = Row::retrieval(q, answerable, &r.hits, &r.context, &weights);
-            let best: HashSet<String> = r
-                .context
-                .sources
-                .first()
-                .map(|s| {
-                    cairn_retriever::terms::terms(&s.text())
-                        .into_iter()
-                        .collect()
-                })
-                .unwrap_or_default();
-            row.words = q
-                .question
-                .split(|c: char| !c.is_alphanumeric() && c != '_')
-                .map(str::to_lowercase)
-                .filter(|w| !w.is_empty() && !cairn_retriever::terms::is_stopword(w))
-                .map(|w| {
-                    let id = engine.retrieval.embedder.word_id(&w);
-                    let held = cairn_retriever::terms::terms(&w)
-                        .first()
-                        .is_some_and(|t| best.contains(t));
-                    (w, id, held)
-                })
-                .collect();
+            row.words = cairn_engine::question_words(
+                &|w| engine.retrieval.embedder.word_id(w),
+                &q.question,
+                &r.context,
+            );
             row
         } else if s.oracle && answerable {
             let r = engine

@@ -319,33 +319,17 @@ impl RareWords {
             hits.iter().map(|h| h.chunk.text.as_str()),
             Reader::analyse,
         );
-        let first: std::collections::HashSet<String> = context
-            .sources
-            .first()
-            .map(|s| {
-                cairn_retriever::terms::terms(&s.text())
-                    .into_iter()
-                    .collect()
-            })
-            .unwrap_or_default();
         let (mut held, mut total) = (0.0f32, 0.0f32);
-        for w in question
-            .split(|c: char| !c.is_alphanumeric() && c != '_')
-            .map(str::to_lowercase)
-            .filter(|w| !w.is_empty() && !cairn_retriever::terms::is_stopword(w))
-        {
+        for (_, id, is_held) in question_words(word_rank, question, context) {
             // WordPiece vocabularies start their whole words at 1996 ("the"), roughly by
             // frequency; a word without an entry of its own is rarer than all of them.
             #[allow(clippy::cast_precision_loss)] // ranks are below 2^24
-            let rank = word_rank(&w)
+            let rank = id
                 .filter(|&id| id >= 1996)
                 .map_or(30_000.0, |id| (id - 1995) as f32);
             let weight = (rank / COMMON_RANK).ln().max(0.0);
             total += weight;
-            if cairn_retriever::terms::terms(&w)
-                .first()
-                .is_some_and(|t| first.contains(t))
-            {
+            if is_held {
                 held += weight;
             }
         }
@@ -354,6 +338,36 @@ impl RareWords {
             in_english: if total > 0.0 { held / total } else { 1.0 },
         })
     }
+}
+
+/// The question's content words, each with its vocabulary id from `word_rank` and whether
+/// the context's first source holds it (as [`RareWords`] weighs them).
+pub fn question_words(
+    word_rank: &dyn Fn(&str) -> Option<u32>,
+    question: &str,
+    context: &Context,
+) -> Vec<(String, Option<u32>, bool)> {
+    let first: std::collections::HashSet<String> = context
+        .sources
+        .first()
+        .map(|s| {
+            cairn_retriever::terms::terms(&s.text())
+                .into_iter()
+                .collect()
+        })
+        .unwrap_or_default();
+    question
+        .split(|c: char| !c.is_alphanumeric() && c != '_')
+        .map(str::to_lowercase)
+        .filter(|w| !w.is_empty() && !cairn_retriever::terms::is_stopword(w))
+        .map(|w| {
+            let id = word_rank(&w);
+            let held = cairn_retriever::terms::terms(&w)
+                .first()
+                .is_some_and(|t| first.contains(t));
+            (w, id, held)
+        })
+        .collect()
 }
 
 impl Gates {

@@ -22,8 +22,8 @@ pub mod stream;
 pub mod text;
 
 pub use answer::{
-    answer, marker, sampling, shelves, Abstain, Answer, AnswerSink, AskOptions, Engine, Gates,
-    LoadedModel, PackReader, Quiet, RareWords, Retrieval, Retrieved, Timings,
+    answer, marker, question_words, sampling, shelves, Abstain, Answer, AnswerSink, AskOptions,
+    Engine, Gates, LoadedModel, PackReader, Quiet, RareWords, Retrieval, Retrieved, Timings,
     ANSWER_SCHEMA_VERSION, MIN_COVERAGE, MIN_NAMED_COVERAGE, MIN_QUOTE_COVERAGE, MIN_RARE_COVERAGE,
     MIN_RELEVANCE, MIN_START_LOGPROB, STOP_BIAS, UNSURE_START,
 };

@@ -23,11 +23,17 @@ fn knowledge_base(dir: &std::path::Path) -> std::path::PathBuf {
     )
     .unwrap();
     let kb = dir.join("kb");
+    add(&kb, docs);
+    kb
+}
+
+/// Adds a folder to the knowledge base at `kb` (creating it), as `cairn add` would.
+fn add(kb: &std::path::Path, folder: std::path::PathBuf) {
     let embedder = MiniLm::load().unwrap();
-    let mut w = Writer::open(&kb, &embedder.id(), &cairn_engine::chunk_options()).unwrap();
+    let mut w = Writer::open(kb, &embedder.id(), &cairn_engine::chunk_options()).unwrap();
     let cancel = || false;
     w.add(
-        &[docs],
+        &[folder],
         &AddOptions {
             embedder: &embedder,
             read: ReadOptions::default(),
@@ -38,7 +44,6 @@ fn knowledge_base(dir: &std::path::Path) -> std::path::PathBuf {
         &mut NoProgress,
     )
     .unwrap();
-    kb
 }
 
 async fn connect(kb: &std::path::Path) -> RunningService<RoleClient, ()> {
@@ -241,22 +246,7 @@ async fn the_server_sees_what_a_writer_commits_after_it_started() {
         "# Ferry\n\nThe Vardø ferry leaves at 07:40 on weekdays.\n",
     )
     .unwrap();
-    let embedder = MiniLm::load().unwrap();
-    let mut w = Writer::open(&kb, &embedder.id(), &cairn_engine::chunk_options()).unwrap();
-    let cancel = || false;
-    w.add(
-        &[more],
-        &AddOptions {
-            embedder: &embedder,
-            read: ReadOptions::default(),
-            commit_every: 64,
-            batch: 16,
-            cancel: &cancel,
-        },
-        &mut NoProgress,
-    )
-    .unwrap();
-    drop(w);
+    add(&kb, more);
 
     let after = call(&client, "status", json!({})).await;
     assert_eq!(after["sources"][0]["documents"], 3, "{after}");
