@@ -320,7 +320,13 @@ pub fn qa(s: &QaSettings) -> Result<()> {
             Row::answered(q, answerable, &a, &weights)
         } else {
             let a = engine.ask(&q.question, &s.options, &mut Quiet)?;
-            Row::answered(q, answerable, &a, &weights)
+            let mut row = Row::answered(q, answerable, &a, &weights);
+            row.words = cairn_engine::question_words(
+                &|w| engine.retrieval.embedder.word_id(w),
+                &q.question,
+                &a.context,
+            );
+            row
         };
         if let Some(d) = &mut dump {
             writeln!(d, "{}", row.json(q))?;
@@ -356,6 +362,8 @@ struct Row {
     quote_coverage: Option<f32>,
     /// The self-check's yes − no margin, when it ran.
     self_check: Option<f32>,
+    /// For a quoted answer: log P(refusal), log P(best quote start) at the first token.
+    start: Option<(f32, f32)>,
     /// Names in the question that no retrieved passage contains.
     missing_names: Vec<String>,
     /// Each source's fused score and best cosine, in order.
@@ -401,6 +409,7 @@ impl Row {
             logprobs: Vec::new(),
             quote_coverage: None,
             self_check: None,
+            start: None,
             missing_names: cairn_retriever::terms::missing_names(
                 &q.question,
                 hits.iter().map(|h| h.chunk.text.as_str()),
@@ -447,6 +456,7 @@ impl Row {
         row.logprobs.clone_from(&a.logprobs);
         row.quote_coverage = a.quote_coverage;
         row.self_check = a.self_check;
+        row.start = a.start.map(|c| (c.reply, c.other));
         row.answer.clone_from(&a.answer);
         row.ttft_ms = a.timings.ttft_ms;
         row.total_ms = a.timings.total_ms;
@@ -493,6 +503,7 @@ impl Row {
             "logprobs": self.logprobs,
             "quote_coverage": self.quote_coverage,
             "self_check": self.self_check,
+            "start": self.start.map(|(r, o)| serde_json::json!({"reply": finite(r), "other": finite(o)})),
             "missing_names": self.missing_names,
             "term_coverage": self.term_coverage,
             "words": self.words,
@@ -503,6 +514,11 @@ impl Row {
             "ttft_ms": self.ttft_ms,
         })
     }
+}
+
+/// JSON has no infinities: `None` stands for minus infinity.
+fn finite(x: f32) -> Option<f32> {
+    x.is_finite().then_some(x)
 }
 
 fn mean(xs: impl Iterator<Item = f64>) -> f64 {
@@ -552,6 +568,7 @@ fn report(s: &QaSettings, rows: &[Row], chunks: u64, index_secs: f64, model: &st
         "stop_bias": s.options.stop_bias,
         "min_start_logprob": s.options.min_start_logprob,
         "min_quote_coverage": s.options.min_quote_coverage,
+        "refusal_bias": s.options.refusal_bias,
         "min_relative_score": s.options.min_relative_score,
         "min_named_coverage": s.options.min_named_coverage,
         "min_rare_coverage": s.options.min_rare_coverage,

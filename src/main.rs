@@ -663,6 +663,10 @@ enum EvalCommand {
         /// Least share of the question's words around an unsure quote.
         #[arg(long, default_value_t = engine::MIN_QUOTE_COVERAGE)]
         min_quote_coverage: f32,
+        /// Added to the refusal's logit at a quoted answer's first token (below zero: the model
+        /// refuses less readily).
+        #[arg(long, default_value_t = engine::REFUSAL_BIAS, allow_hyphen_values = true)]
+        refusal_bias: f32,
         /// Let the model word its answers freely instead of quoting the sources.
         #[arg(long)]
         free: bool,
@@ -1154,6 +1158,7 @@ fn run_other(cli: Cli) -> Result<()> {
             stop_bias,
             min_start_logprob,
             min_quote_coverage,
+            refusal_bias,
             self_check,
             oracle,
             retrieval_only,
@@ -1181,6 +1186,7 @@ fn run_other(cli: Cli) -> Result<()> {
                 stop_bias,
                 min_start_logprob,
                 min_quote_coverage,
+                refusal_bias,
                 free,
                 self_check,
                 ..engine::AskOptions::default()

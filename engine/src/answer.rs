@@ -98,6 +98,9 @@ pub struct AskOptions {
     /// A quoted answer the model was unsure how to begin is withheld when the sentences around
     /// it hold less than this share of the question's content words.
     pub min_quote_coverage: f32,
+    /// Added to the logits of the refusal's first tokens where a quoted answer begins (below
+    /// zero: the model must lean further towards the refusal to give it).
+    pub refusal_bias: f32,
     /// Let the model word the answer itself instead of quoting a span of the sources.
     pub free: bool,
     /// Ask the model again, after its answer, whether the sources state it as the answer to
@@ -145,6 +148,7 @@ impl Default for AskOptions {
             stop_bias: STOP_BIAS,
             min_start_logprob: MIN_START_LOGPROB,
             min_quote_coverage: MIN_QUOTE_COVERAGE,
+            refusal_bias: REFUSAL_BIAS,
             free: false,
             self_check: None,
         }
@@ -172,6 +176,13 @@ pub const MIN_START_LOGPROB: f32 = -4.0;
 /// withheld the most unanswerable questions while all abstentions, the gates' included, stayed
 /// under 4.5% of the answerable ones.
 pub const MIN_QUOTE_COVERAGE: f32 = 0.15;
+
+/// The default [`AskOptions::refusal_bias`]: the model refuses only when the refusal leads
+/// the likeliest quote by more than 0.75 logits. Chosen with `cairn eval qa` on the
+/// calibration halves of both domains (BENCHMARKS.md): the largest round step that turned
+/// none of their unanswerable questions into answers; it answered 2 more of XQuAD's 81
+/// answerable ones.
+pub const REFUSAL_BIAS: f32 = -0.75;
 
 /// A quote whose first token had a log-probability below this (p ≈ 22%) counts as one the
 /// model was unsure how to begin.
@@ -263,6 +274,9 @@ pub struct Answer {
     /// With [`AskOptions::self_check`]: the model's "yes" logit minus its "no" logit when asked
     /// whether the sources give its answer.
     pub self_check: Option<f32>,
+    /// For a quoted answer: how the model weighed beginning the refusal against beginning a
+    /// quote, at its first token.
+    pub start: Option<cairn_generator::StartChoice>,
     /// The retrieval checks the question went through.
     pub gates: Gates,
     /// Where the time went.
@@ -819,6 +833,7 @@ pub fn answer(
             logprobs: Vec::new(),
             quote_coverage: None,
             self_check: None,
+            start: None,
             timings,
         });
     }
@@ -835,6 +850,7 @@ pub fn answer(
         Quote::new(excerpts.map(|e| e.text.as_str()), [REFUSAL])
             .with_stop_bias(o.stop_bias)
             .with_start_floor(o.min_start_logprob)
+            .with_reply_bias(o.refusal_bias)
     });
     let g = generator.generate_constrained(
         &prompt,
@@ -906,6 +922,7 @@ pub fn answer(
         logprobs: g.logprobs,
         quote_coverage,
         self_check,
+        start: g.start,
         timings,
     })
 }

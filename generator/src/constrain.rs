@@ -26,8 +26,19 @@ pub trait Constraint {
     fn start_floor(&self) -> Option<f32> {
         None
     }
+    /// While nothing has been written: added to the logits of the tokens that begin a fixed
+    /// reply (below zero: the model must lean further towards the reply to give it).
+    fn reply_bias(&self) -> f32 {
+        0.0
+    }
     /// Whether `piece` begins one of the fixed replies (only asked while nothing is written).
     fn begins_reply(&self, piece: &[u8]) -> bool {
+        let _ = piece;
+        false
+    }
+    /// Whether `piece` begins one of the fixed replies and nothing else (only asked while
+    /// nothing is written): "N" may begin "NOT FOUND" and a quote of "NFC" alike.
+    fn begins_only_reply(&self, piece: &[u8]) -> bool {
         let _ = piece;
         false
     }
@@ -50,6 +61,7 @@ pub struct Quote {
     live: Vec<(usize, usize)>,
     stop_bias: f32,
     start_floor: Option<f32>,
+    reply_bias: f32,
 }
 
 /// Letters, digits and every byte of a non-ASCII character count as word characters.
@@ -105,6 +117,7 @@ impl Quote {
             live,
             stop_bias: 0.0,
             start_floor: None,
+            reply_bias: 0.0,
         }
     }
 
@@ -113,6 +126,14 @@ impl Quote {
     #[must_use]
     pub fn with_start_floor(mut self, floor: f32) -> Self {
         self.start_floor = Some(floor);
+        self
+    }
+
+    /// Adds `bias` to the logits of the tokens that would begin a fixed reply (the refusal)
+    /// rather than a span, at the first token only.
+    #[must_use]
+    pub fn with_reply_bias(mut self, bias: f32) -> Self {
+        self.reply_bias = bias;
         self
     }
 
@@ -197,6 +218,14 @@ impl Constraint for Quote {
         self.start_floor.filter(|_| self.out.is_empty())
     }
 
+    fn reply_bias(&self) -> f32 {
+        if self.out.is_empty() {
+            self.reply_bias
+        } else {
+            0.0
+        }
+    }
+
     fn begins_reply(&self, piece: &[u8]) -> bool {
         let ext = self.extension(piece);
         !ext.is_empty()
@@ -204,6 +233,22 @@ impl Constraint for Quote {
                 .live
                 .iter()
                 .any(|&l| l.0 >= self.spans && self.matches(l, &ext))
+    }
+
+    fn begins_only_reply(&self, piece: &[u8]) -> bool {
+        let ext = self.extension(piece);
+        let (mut reply, mut span) = (false, false);
+        for &l in &self.live {
+            if self.matches(l, &ext) {
+                if l.0 >= self.spans {
+                    reply = true;
+                } else {
+                    span = true;
+                    break;
+                }
+            }
+        }
+        !ext.is_empty() && reply && !span
     }
 }
 
@@ -262,6 +307,18 @@ mod tests {
         assert!(!q.begins_reply(b"Nothing"));
         assert!(step(&mut q, "Nothing"));
         assert_eq!(q.start_floor(), None);
+    }
+
+    #[test]
+    fn the_reply_bias_applies_to_the_first_token_of_a_reply_alone() {
+        let mut q = Quote::new(["NFC is the form used."], ["NOT FOUND"]).with_reply_bias(-2.0);
+        assert_eq!(q.reply_bias(), -2.0);
+        assert!(q.begins_only_reply(b"NOT"));
+        // "N" begins the refusal and a quote of "NFC" alike: not the refusal alone.
+        assert!(q.begins_reply(b"N") && !q.begins_only_reply(b"N"));
+        assert!(!q.begins_only_reply(b"NFC"));
+        assert!(step(&mut q, "NFC"));
+        assert_eq!(q.reply_bias(), 0.0);
     }
 
     #[test]

@@ -94,6 +94,8 @@ pub struct Generation {
     pub logprobs: Vec<f32>,
     /// The generated text.
     pub text: String,
+    /// With a constraint: how the model weighed the ways to begin, before the constraint chose.
+    pub start: Option<StartChoice>,
     /// Why it ended.
     pub finish: FinishReason,
     /// Prompt length in tokens.
@@ -106,6 +108,17 @@ pub struct Generation {
     pub time_to_first_token: Duration,
     /// Time spent producing tokens after the first.
     pub decode: Duration,
+}
+
+/// The model's own weighing of its first token under a [`Constraint`] with fixed replies.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct StartChoice {
+    /// Log of the probability the model gave, together, to the tokens that begin a fixed reply
+    /// and nothing else (for a quote: the refusal); minus infinity when no token does.
+    pub reply: f32,
+    /// Log-probability of the likeliest token that may begin anything else (a quote, perhaps
+    /// also a reply); minus infinity when none may.
+    pub other: f32,
 }
 
 impl Generation {
@@ -287,6 +300,7 @@ impl Generator {
         let mut logits = logits.to_vec1::<f32>()?;
         let mut time_to_first_token = None;
         let mut decode_start = Instant::now();
+        let start_choice = constraint.as_deref().map(|c| self.start_choice(&logits, c));
         let finish = loop {
             if tokens.len() >= options.max_tokens {
                 break FinishReason::Length;
@@ -336,6 +350,7 @@ impl Generator {
             tokens,
             logprobs,
             text,
+            start: start_choice,
             finish,
             prompt_tokens: prompt.len(),
             reused_tokens: reused,
@@ -343,6 +358,53 @@ impl Generator {
             time_to_first_token: time_to_first_token.unwrap_or(prefill),
             decode: decode_start.elapsed(),
         })
+    }
+
+    /// How the unconstrained `logits` of the first token split between the fixed replies of
+    /// `constraint` and everything else it allows. The best few hundred tokens are weighed,
+    /// as in [`Self::restrict`]; the rest of the vocabulary only when none of them may begin
+    /// anything but a reply.
+    fn start_choice(&self, logits: &[f32], constraint: &dyn Constraint) -> StartChoice {
+        const FIRST: usize = 256;
+        let lse = log_sum_exp(logits);
+        let stops = self.tokenizer.stop_ids();
+        let usable = |id: u32| !stops.contains(&id) && !self.tokenizer.is_control(id);
+        let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+        let n = FIRST.min(order.len());
+        if n < order.len() {
+            order.select_nth_unstable_by(n, |&a, &b| {
+                logits[b as usize].total_cmp(&logits[a as usize])
+            });
+        }
+        let (mut reply, mut other) = (Vec::new(), f32::NEG_INFINITY);
+        for &id in order[..n].iter().filter(|&&id| usable(id)) {
+            let piece = self.tokenizer.token_bytes(id);
+            if constraint.begins_only_reply(piece) {
+                reply.push(logits[id as usize]);
+            } else if constraint.allows(piece) {
+                other = other.max(logits[id as usize]);
+            }
+        }
+        if other == f32::NEG_INFINITY {
+            for &id in order[n..].iter().filter(|&&id| usable(id)) {
+                let piece = self.tokenizer.token_bytes(id);
+                if logits[id as usize] > other
+                    && !constraint.begins_only_reply(piece)
+                    && constraint.allows(piece)
+                {
+                    other = logits[id as usize];
+                }
+            }
+        }
+        let reply = if reply.is_empty() {
+            f32::NEG_INFINITY
+        } else {
+            log_sum_exp(&reply) - lse
+        };
+        StartChoice {
+            reply,
+            other: other - lse,
+        }
     }
 
     /// Sets the logits of every token `constraint` does not allow to minus infinity. Returns
@@ -390,6 +452,14 @@ impl Generator {
                     .map(|id| (id, logits[id as usize]))
                     .filter(sure)
                     .collect();
+            }
+        }
+        let bias = constraint.reply_bias();
+        if bias != 0.0 {
+            for (id, l) in &mut keep {
+                if constraint.begins_only_reply(self.tokenizer.token_bytes(*id)) {
+                    *l += bias;
+                }
             }
         }
         // Stop tokens are weighed wherever the text may end, however unlikely.

@@ -1,6 +1,13 @@
 //! The KV cache, preallocated for the whole context window, and single-token attention on it.
+//!
+//! Keys and values are kept in f16, as llama.cpp keeps them: the attention rounds them to f16
+//! before they are stored (so that near-ties break as llama.cpp's do), so the half-width cache
+//! loses nothing, and a token's attention reads half the bytes. They are widened to f32 a tile
+//! at a time, in a buffer that stays in the first-level cache.
 
 use candle_core::{Device, Tensor};
+use half::f16;
+use half::slice::HalfFloatSliceExt;
 
 use crate::error::Result;
 use crate::parallel::fill_chunks;
@@ -10,8 +17,8 @@ pub(crate) struct KvCache {
     n_kv: usize,
     n_ctx: usize,
     head_dim: usize,
-    keys: Vec<f32>,
-    values: Vec<f32>,
+    keys: Vec<f16>,
+    values: Vec<f16>,
 }
 
 impl KvCache {
@@ -21,8 +28,8 @@ impl KvCache {
             n_kv,
             n_ctx,
             head_dim,
-            keys: vec![0.0; len],
-            values: vec![0.0; len],
+            keys: vec![f16::ZERO; len],
+            values: vec![f16::ZERO; len],
         }
     }
 
@@ -35,20 +42,31 @@ impl KvCache {
             for h in 0..self.n_kv {
                 let from = &data[h * seq * hd..(h + 1) * seq * hd];
                 let at = (h * self.n_ctx + pos) * hd;
-                dst[at..at + seq * hd].copy_from_slice(from);
+                dst[at..at + seq * hd].convert_from_f32_slice(from);
             }
         }
         Ok(())
     }
 
-    fn gather(&self, data: &[f32], total: usize) -> Result<Tensor> {
+    fn gather(&self, data: &[f16], total: usize) -> Result<Tensor> {
+        let mut out = Vec::with_capacity(self.n_kv * total * self.head_dim);
+        self.widen(data, total, &mut out);
+        Ok(Tensor::from_vec(
+            out,
+            (self.n_kv, total, self.head_dim),
+            &Device::Cpu,
+        )?)
+    }
+
+    /// Appends positions `0..total` of every KV head of `data`, in f32, to `out`.
+    fn widen(&self, data: &[f16], total: usize, out: &mut Vec<f32>) {
         let hd = self.head_dim;
-        let mut out = Vec::with_capacity(self.n_kv * total * hd);
         for h in 0..self.n_kv {
             let at = h * self.n_ctx * hd;
-            out.extend_from_slice(&data[at..at + total * hd]);
+            let from = out.len();
+            out.resize(from + total * hd, 0.0);
+            data[at..at + total * hd].convert_to_f32_slice(&mut out[from..]);
         }
-        Ok(Tensor::from_vec(out, (self.n_kv, total, hd), &Device::Cpu)?)
     }
 
     /// Keys of positions `0..total` as (`n_kv`, total, `head_dim`).
@@ -63,12 +81,8 @@ impl KvCache {
 
     /// Keys then values of positions `0..total`, appended to `out` (for saving a prefix).
     pub(crate) fn export(&self, total: usize, out: &mut Vec<f32>) {
-        let hd = self.head_dim;
         for data in [&self.keys, &self.values] {
-            for h in 0..self.n_kv {
-                let at = h * self.n_ctx * hd;
-                out.extend_from_slice(&data[at..at + total * hd]);
-            }
+            self.widen(data, total, out);
         }
     }
 
@@ -88,7 +102,7 @@ impl KvCache {
             for h in 0..self.n_kv {
                 let at = h * self.n_ctx * hd;
                 dst[at..at + total * hd]
-                    .copy_from_slice(&src[h * total * hd..(h + 1) * total * hd]);
+                    .convert_from_f32_slice(&src[h * total * hd..(h + 1) * total * hd]);
             }
         }
     }
@@ -110,9 +124,12 @@ impl KvCache {
             let keys = &self.keys[base..base + total * hd];
             let values = &self.values[base..base + total * hd];
             let queries = &q[kv * n_rep * hd..(kv + 1) * n_rep * hd];
+            let mut wide = vec![0f32; TILE * hd];
             for (tile, key_tile) in keys.chunks(TILE * hd).enumerate() {
                 let at = tile * TILE;
                 let n = key_tile.len() / hd;
+                key_tile.convert_to_f32_slice(&mut wide[..key_tile.len()]);
+                let key_tile = &wide[..key_tile.len()];
                 for (r, qh) in queries.chunks_exact(hd).enumerate() {
                     let row = &mut scores[r * total + at..r * total + at + n];
                     scores_into(qh, key_tile, hd, row);
@@ -123,6 +140,8 @@ impl KvCache {
             }
             for (tile, value_tile) in values.chunks(TILE * hd).enumerate() {
                 let at = tile * TILE;
+                value_tile.convert_to_f32_slice(&mut wide[..value_tile.len()]);
+                let value_tile = &wide[..value_tile.len()];
                 for (r, acc_r) in acc.chunks_exact_mut(hd).enumerate() {
                     let probs = &scores[r * total + at..];
                     match hd {
@@ -298,6 +317,35 @@ mod tests {
         for (hd, total) in [(8, 11), (64, 150), (128, 70)] {
             check_attention(hd, total);
         }
+    }
+
+    #[test]
+    fn the_half_width_cache_keeps_what_attention_stores() {
+        // Attention rounds keys and values to f16 before storing them: those come back exactly,
+        // through the tensors and through export and import (the prompt cache on disk).
+        let (n_kv, n_ctx, hd, total) = (2, 40, 8, 30);
+        let rounded = |seed: f32| -> Vec<f32> {
+            (0..n_kv * total * hd)
+                .map(|i| f16::from_f32((i as f32 * 0.61 + seed).sin() * 9.0).to_f32())
+                .collect()
+        };
+        let (k, v) = (rounded(0.2), rounded(0.9));
+        let tensor = |x: &[f32]| Tensor::from_vec(x.to_vec(), (n_kv, total, hd), &Device::Cpu);
+        let mut cache = KvCache::new(n_kv, n_ctx, hd);
+        cache
+            .write(&tensor(&k).unwrap(), &tensor(&v).unwrap(), 0)
+            .unwrap();
+        let flat = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(flat(cache.keys(total).unwrap()), k);
+        assert_eq!(flat(cache.values(total).unwrap()), v);
+        let mut saved = Vec::new();
+        cache.export(total, &mut saved);
+        assert_eq!(saved.len(), cache.exported_len(total));
+        assert_eq!(saved, [k.clone(), v.clone()].concat());
+        let mut other = KvCache::new(n_kv, n_ctx, hd);
+        other.import(total, &saved);
+        assert_eq!(flat(other.keys(total).unwrap()), k);
+        assert_eq!(flat(other.values(total).unwrap()), v);
     }
 
     fn check_attention(hd: usize, total: usize) {

@@ -33,7 +33,8 @@ pub use constrain::{Constraint, Quote};
 pub use embed::BertEmbedder;
 pub use error::{Error, Result};
 pub use generate::{
-    Collect, FinishReason, GenerateOptions, Generation, Generator, LoadOptions, TokenSink,
+    Collect, FinishReason, GenerateOptions, Generation, Generator, LoadOptions, StartChoice,
+    TokenSink,
 };
 pub use gguf::{Arch, GgufFile, ModelConfig};
 pub use sampling::{Sampler, Sampling};

@@ -285,3 +285,62 @@ fn after_priming_only_the_primed_prefix_is_reused() {
         .unwrap();
     assert!(unpinned.reused_tokens >= prefix.len() + 3);
 }
+
+#[test]
+fn a_quote_records_how_the_model_weighed_refusing_and_the_bias_moves_it() {
+    use cairn_generator::{Message, Quote};
+    let mut generator = Generator::load(
+        &model_path("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let source = "The Orvane pump is primed with 3 litres of glycol before its first start.";
+    let prompt = generator
+        .chat_tokens(&[
+            Message::system(
+                "Answer with a short exact quote from the source, or reply NOT FOUND when the \
+                 source does not answer.",
+            ),
+            Message::user(&format!(
+                "Source: {source}\n\nQuestion: How much glycol primes the Orvane pump?"
+            )),
+        ])
+        .unwrap();
+    let options = GenerateOptions {
+        max_tokens: 16,
+        ..GenerateOptions::default()
+    };
+    let mut run = |bias: f32| {
+        let mut quote = Quote::new([source], ["NOT FOUND"]).with_reply_bias(bias);
+        let g = generator
+            .generate_constrained(&prompt, &options, Some(&mut quote), &mut Collect::default())
+            .unwrap();
+        (
+            quote.text(),
+            g.start.expect("a constrained generation records its start"),
+        )
+    };
+    let (text, start) = run(0.0);
+    assert!(text.contains('3'), "{text:?}");
+    // Two disjoint sets of tokens: their probabilities sum to at most one.
+    assert!(
+        start.other.is_finite() && start.other > start.reply,
+        "{start:?}"
+    );
+    assert!(
+        start.reply.exp() + start.other.exp() <= 1.0 + 1e-4,
+        "{start:?}"
+    );
+    // A bias past the gap between the two turns the same model to the refusal, and it does
+    // not change what is recorded (the model's own distribution; the second run reuses the
+    // prompt's cache, whose last token runs on the one-token kernels: equal within rounding).
+    let gap = start.other - start.reply;
+    let (text, again) = run(gap + 1.0);
+    assert_eq!(text, "NOT FOUND");
+    assert!(
+        (again.reply - start.reply).abs() < 0.05 && (again.other - start.other).abs() < 0.05,
+        "{again:?} against {start:?}"
+    );
+    let (text, _) = run(gap - 1.0);
+    assert!(text.contains('3'), "{text:?}");
+}

@@ -203,6 +203,7 @@ fn answer(
         logprobs: Vec::new(),
         quote_coverage: None,
         self_check: None,
+        start: None,
         gates: g,
         timings: Timings {
             ttft_ms: 812.0,
