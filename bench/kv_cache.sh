@@ -5,7 +5,7 @@
 #   bench/kv_cache.sh OLD_BIN NEW_BIN [MODEL_ID] [THREADS]
 #
 # Prompts: the first BYTES of a Rust Book chapter from ../shared/eval (read in place), for
-# each size in SIZES (default: about 1,500 and 3,700 tokens), 128 greedy tokens, --ctx 4096.
+# each size in SIZES (default: about 1,500 and 3,800 tokens), 128 greedy tokens, --ctx 4096.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 old=$1
@@ -17,7 +17,7 @@ src=../shared/eval/markdown/rust-book/src/ch08-02-strings.md
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; threads: $threads; model: $model_id" >&2
-for bytes in ${SIZES:-6000 15000}; do
+for bytes in ${SIZES:-6000 14500}; do
   { echo "Read the following text, then summarize it in detail."; echo; head -c "$bytes" "$src"; } > "$dir/prompt"
   for run in $(seq "$runs"); do
     for engine in old new; do
