@@ -312,13 +312,13 @@ mod tests {
     #[test]
     fn the_reply_bias_applies_to_the_first_token_of_a_reply_alone() {
         let mut q = Quote::new(["NFC is the form used."], ["NOT FOUND"]).with_reply_bias(-2.0);
-        assert_eq!(q.reply_bias(), -2.0);
+        assert_eq!(q.reply_bias().to_bits(), (-2.0f32).to_bits());
         assert!(q.begins_only_reply(b"NOT"));
         // "N" begins the refusal and a quote of "NFC" alike: not the refusal alone.
         assert!(q.begins_reply(b"N") && !q.begins_only_reply(b"N"));
         assert!(!q.begins_only_reply(b"NFC"));
         assert!(step(&mut q, "NFC"));
-        assert_eq!(q.reply_bias(), 0.0);
+        assert_eq!(q.reply_bias().to_bits(), 0f32.to_bits());
     }
 
     #[test]

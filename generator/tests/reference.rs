@@ -301,7 +301,7 @@ fn a_quote_records_how_the_model_weighed_refusing_and_the_bias_moves_it() {
                 "Answer with a short exact quote from the source, or reply NOT FOUND when the \
                  source does not answer.",
             ),
-            Message::user(&format!(
+            Message::user(format!(
                 "Source: {source}\n\nQuestion: How much glycol primes the Orvane pump?"
             )),
         ])
