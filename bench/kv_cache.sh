@@ -23,8 +23,13 @@ for bytes in ${SIZES:-6000 14500}; do
     for engine in old new; do
       bin=$old
       [ "$engine" = new ] && bin=$new
-      RAYON_NUM_THREADS=$threads "$bin" models run "$model_id" --prompt-file "$dir/prompt" \
-          --max-tokens 128 --ignore-eos --json 2>/dev/null | tail -n 1 | sed "s/^/$bytes $engine /" | tee -a "$dir/results"
+      if ! RAYON_NUM_THREADS=$threads "$bin" models run "$model_id" --prompt-file "$dir/prompt" \
+          --max-tokens 128 --ignore-eos --json > "$dir/out" 2> "$dir/err"; then
+        echo "$engine ($bin) failed on the $bytes-byte prompt:" >&2
+        cat "$dir/err" >&2
+        exit 1
+      fi
+      tail -n 1 "$dir/out" | sed "s/^/$bytes $engine /" | tee -a "$dir/results"
     done
   done
 done
