@@ -297,15 +297,10 @@ pub fn qa(s: &QaSettings) -> Result<()> {
         let q = &qas[qi];
         let answerable = q.answerable;
         let weights = engine.retrieval.reader.term_weights(&q.question)?;
-        let row = if s.retrieval_only {
+        let (mut row, context) = if s.retrieval_only {
             let r = engine.retrieval.retrieve(&q.question, &s.options)?;
-            let mut row = Row::retrieval(q, answerable, &r.hits, &r.context, &weights);
-            row.words = cairn_engine::question_words(
-                &|w| engine.retrieval.embedder.word_id(w),
-                &q.question,
-                &r.context,
-            );
-            row
+            let row = Row::retrieval(q, answerable, &r.hits, &r.context, &weights);
+            (row, r.context)
         } else if s.oracle && answerable {
             let r = engine
                 .retrieval
@@ -317,17 +312,16 @@ pub fn qa(s: &QaSettings) -> Result<()> {
                 &s.options,
                 &mut Quiet,
             )?;
-            Row::answered(q, answerable, &a, &weights)
+            (Row::answered(q, answerable, &a, &weights), a.context)
         } else {
             let a = engine.ask(&q.question, &s.options, &mut Quiet)?;
-            let mut row = Row::answered(q, answerable, &a, &weights);
-            row.words = cairn_engine::question_words(
-                &|w| engine.retrieval.embedder.word_id(w),
-                &q.question,
-                &a.context,
-            );
-            row
+            (Row::answered(q, answerable, &a, &weights), a.context)
         };
+        row.words = cairn_engine::question_words(
+            &|w| engine.retrieval.embedder.word_id(w),
+            &q.question,
+            &context,
+        );
         if let Some(d) = &mut dump {
             writeln!(d, "{}", row.json(q))?;
         }

@@ -27,7 +27,8 @@ pub trait Constraint {
         None
     }
     /// While nothing has been written: added to the logits of the tokens that begin a fixed
-    /// reply (below zero: the model must lean further towards the reply to give it).
+    /// reply and nothing else (below zero: the model must lean further towards the reply to
+    /// give it).
     fn reply_bias(&self) -> f32 {
         0.0
     }

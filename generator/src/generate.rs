@@ -142,6 +142,22 @@ fn log_sum_exp(xs: &[f32]) -> f32 {
     max + sum.ln()
 }
 
+/// Every token id, the [`FIRST`] likeliest first (in no particular order), and how many
+/// those are: a constraint is tried on them before the rest of the vocabulary.
+fn best_first(logits: &[f32]) -> (Vec<u32>, usize) {
+    let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+    let n = FIRST.min(order.len());
+    if n < order.len() {
+        order.select_nth_unstable_by(n, |&a, &b| {
+            logits[b as usize].total_cmp(&logits[a as usize])
+        });
+    }
+    (order, n)
+}
+
+/// How many of the likeliest tokens a constraint is tried on first.
+const FIRST: usize = 256;
+
 /// A loaded model: weights, tokenizer, chat template and KV cache.
 pub struct Generator {
     name: String,
@@ -365,17 +381,10 @@ impl Generator {
     /// as in [`Self::restrict`]; the rest of the vocabulary only when none of them may begin
     /// anything but a reply.
     fn start_choice(&self, logits: &[f32], constraint: &dyn Constraint) -> StartChoice {
-        const FIRST: usize = 256;
         let lse = log_sum_exp(logits);
         let stops = self.tokenizer.stop_ids();
         let usable = |id: u32| !stops.contains(&id) && !self.tokenizer.is_control(id);
-        let mut order: Vec<u32> = (0..logits.len() as u32).collect();
-        let n = FIRST.min(order.len());
-        if n < order.len() {
-            order.select_nth_unstable_by(n, |&a, &b| {
-                logits[b as usize].total_cmp(&logits[a as usize])
-            });
-        }
+        let (order, n) = best_first(logits);
         let (mut reply, mut other) = (Vec::new(), f32::NEG_INFINITY);
         for &id in order[..n].iter().filter(|&&id| usable(id)) {
             let piece = self.tokenizer.token_bytes(id);
@@ -413,20 +422,13 @@ impl Generator {
     /// The best few hundred tokens are tried first; only when none of them is allowed is the
     /// whole vocabulary searched.
     fn restrict(&self, logits: &mut [f32], lse: f32, constraint: &dyn Constraint) -> bool {
-        const FIRST: usize = 256;
         let stops = self.tokenizer.stop_ids();
         let allowed = |id: u32| {
             !stops.contains(&id)
                 && !self.tokenizer.is_control(id)
                 && constraint.allows(self.tokenizer.token_bytes(id))
         };
-        let mut order: Vec<u32> = (0..logits.len() as u32).collect();
-        let n = FIRST.min(order.len());
-        if n < order.len() {
-            order.select_nth_unstable_by(n, |&a, &b| {
-                logits[b as usize].total_cmp(&logits[a as usize])
-            });
-        }
+        let (order, n) = best_first(logits);
         let mut keep: Vec<(u32, f32)> = order[..n]
             .iter()
             .filter(|&&id| allowed(id))

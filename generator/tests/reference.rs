@@ -49,6 +49,10 @@ fn model_path(file: &str) -> PathBuf {
     path
 }
 
+fn load(model_file: &str) -> Generator {
+    Generator::load(&model_path(model_file), &LoadOptions::default()).unwrap()
+}
+
 fn fixture(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -67,7 +71,7 @@ fn ids(v: &Value) -> Vec<u32> {
 /// Checks tokenizer, teacher-forced top-1 and greedy generation against one fixture.
 fn check_against_llama_cpp(model_file: &str, fixture_file: &str) {
     let fx = fixture(fixture_file);
-    let mut generator = Generator::load(&model_path(model_file), &LoadOptions::default()).unwrap();
+    let mut generator = load(model_file);
 
     for case in fx["tokenizer_cases"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
@@ -187,11 +191,7 @@ fn llama_tiny_model_agrees_with_llama_cpp() {
 
 #[test]
 fn a_sink_can_stop_generation_between_tokens() {
-    let mut generator = Generator::load(
-        &model_path("smollm2-135m-instruct-q4_1.gguf"),
-        &LoadOptions::default(),
-    )
-    .unwrap();
+    let mut generator = load("smollm2-135m-instruct-q4_1.gguf");
     let mut pieces = 0;
     let mut sink = |_: &str| {
         pieces += 1;
@@ -233,11 +233,7 @@ fn a_sink_can_stop_generation_between_tokens() {
 
 #[test]
 fn after_priming_only_the_primed_prefix_is_reused() {
-    let mut generator = Generator::load(
-        &model_path("smollm2-135m-instruct-q4_1.gguf"),
-        &LoadOptions::default(),
-    )
-    .unwrap();
+    let mut generator = load("smollm2-135m-instruct-q4_1.gguf");
     let options = GenerateOptions {
         max_tokens: 24,
         ignore_stop_tokens: true,
@@ -289,11 +285,7 @@ fn after_priming_only_the_primed_prefix_is_reused() {
 #[test]
 fn a_quote_records_how_the_model_weighed_refusing_and_the_bias_moves_it() {
     use cairn_generator::{Message, Quote};
-    let mut generator = Generator::load(
-        &model_path("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
-        &LoadOptions::default(),
-    )
-    .unwrap();
+    let mut generator = load("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
     let source = "The Orvane pump is primed with 3 litres of glycol before its first start.";
     let prompt = generator
         .chat_tokens(&[
