@@ -1,11 +1,13 @@
-//! Throughput of the k-quant integer product against the f32 path it replaces, on the shapes
-//! of Qwen2.5-1.5B's layers.
+//! Throughput of the integer products against the f32 path they replace: the k-quants on the
+//! shapes of Qwen2.5-1.5B's layers, the 32-weight block types on Qwen2.5-0.5B's.
 //!
 //! ```sh
 //! cargo run -p cairn-generator --example kquant_gemm -- [ROWS]
 //! ```
 use std::time::Instant;
 
+use cairn_generator::block_strips;
+use cairn_generator::kernels::BlockType;
 use cairn_generator::kquants::{self, KType};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
@@ -26,41 +28,84 @@ fn main() {
         ("down", 1536, 8960),
     ] {
         for (ty, dtype) in [(KType::Q4K, GgmlDType::Q4K), (KType::Q6K, GgmlDType::Q6K)] {
-            let w: Vec<f32> = (0..n_out * k)
-                .map(|i| ((i * 7919) % 1000) as f32 / 5000.0 - 0.1)
-                .collect();
-            let w = Tensor::from_vec(w, (n_out, k), &Device::Cpu).unwrap();
-            let q = QTensor::quantize(&w, dtype).unwrap();
-            let data = q.data().unwrap().to_vec();
-            let x: Vec<f32> = (0..rows * k)
-                .map(|i| ((i * 31) % 200) as f32 / 100.0 - 1.0)
-                .collect();
+            let (q, data) = weights(n_out, k, dtype);
+            let x = activations(rows, k);
             let xt = Tensor::from_vec(x.clone(), (rows, k), &Device::Cpu).unwrap();
             let mut out = vec![0f32; rows * n_out];
-            let flops = 2.0 * (rows * n_out * k) as f64;
-            let mut ours = Vec::new();
-            let mut f32s = Vec::new();
-            // Best of five: on a shared machine the fastest run is the one least disturbed.
-            for _ in 0..5 {
-                let t = Instant::now();
-                kquants::matmul(ty, &data, n_out, k, &x, &mut out);
-                ours.push(t.elapsed().as_secs_f64());
-                let t = Instant::now();
-                let y = xt
-                    .matmul(&q.dequantize(&Device::Cpu).unwrap().t().unwrap())
-                    .unwrap();
-                std::hint::black_box(y);
-                f32s.push(t.elapsed().as_secs_f64());
-            }
-            ours.sort_by(f64::total_cmp);
-            f32s.sort_by(f64::total_cmp);
-            println!(
-                "{name:8} {ty:?}: integer {:7.1} ms = {:6.1} GOP/s | dequantized f32 {:7.1} ms = {:6.1} GFLOP/s",
-                ours[0] * 1e3,
-                flops / ours[0] / 1e9,
-                f32s[0] * 1e3,
-                flops / f32s[0] / 1e9
+            let (ours, f32s) = best_of_five(
+                || kquants::matmul(ty, &data, n_out, k, &x, &mut out),
+                || dequantized(&xt, &q),
             );
+            report(name, &format!("{ty:?}"), rows * n_out * k, ours, f32s);
         }
     }
+    // The 0.5B's Q5_0 projections (and Q4_0, the other width of value), on strips.
+    println!("32-weight blocks on strips: {}", block_strips::FAST);
+    for (name, n_out, k) in [("q/o", 896, 896), ("gate/up", 4864, 896)] {
+        for (ty, dtype) in [
+            (BlockType::Q5_0, GgmlDType::Q5_0),
+            (BlockType::Q4_0, GgmlDType::Q4_0),
+        ] {
+            let (q, data) = weights(n_out, k, dtype);
+            let x = activations(rows, k);
+            let xt = Tensor::from_vec(x.clone(), (rows, k), &Device::Cpu).unwrap();
+            let mut out = vec![0f32; rows * n_out];
+            let (ours, f32s) = best_of_five(
+                || block_strips::matmul(ty, &data, n_out, k, &x, &mut out),
+                || dequantized(&xt, &q),
+            );
+            report(name, &format!("{ty:?}"), rows * n_out * k, ours, f32s);
+        }
+    }
+}
+
+/// A deterministic weight matrix quantized to `dtype`, and its raw blocks.
+fn weights(n_out: usize, k: usize, dtype: GgmlDType) -> (QTensor, Vec<u8>) {
+    let w: Vec<f32> = (0..n_out * k)
+        .map(|i| ((i * 7919) % 1000) as f32 / 5000.0 - 0.1)
+        .collect();
+    let w = Tensor::from_vec(w, (n_out, k), &Device::Cpu).unwrap();
+    let q = QTensor::quantize(&w, dtype).unwrap();
+    let data = q.data().unwrap().to_vec();
+    (q, data)
+}
+
+fn activations(rows: usize, k: usize) -> Vec<f32> {
+    (0..rows * k)
+        .map(|i| ((i * 31) % 200) as f32 / 100.0 - 1.0)
+        .collect()
+}
+
+/// The f32 path: the weight dequantized whole, then candle's matrix product.
+fn dequantized(xt: &Tensor, q: &QTensor) {
+    let y = xt
+        .matmul(&q.dequantize(&Device::Cpu).unwrap().t().unwrap())
+        .unwrap();
+    std::hint::black_box(y);
+}
+
+/// The fastest of five alternating runs of each (on a shared machine the fastest run is the
+/// one least disturbed), in seconds.
+fn best_of_five(mut ours: impl FnMut(), mut f32s: impl FnMut()) -> (f64, f64) {
+    let (mut a, mut b) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..5 {
+        let t = Instant::now();
+        ours();
+        a = a.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        f32s();
+        b = b.min(t.elapsed().as_secs_f64());
+    }
+    (a, b)
+}
+
+fn report(name: &str, ty: &str, macs: usize, ours: f64, f32s: f64) {
+    let ops = 2.0 * macs as f64;
+    println!(
+        "{name:8} {ty:5}: integer {:7.1} ms = {:6.1} GOP/s | dequantized f32 {:7.1} ms = {:6.1} GFLOP/s",
+        ours * 1e3,
+        ops / ours / 1e9,
+        f32s * 1e3,
+        ops / f32s / 1e9
+    );
 }

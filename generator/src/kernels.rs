@@ -79,24 +79,37 @@ fn read_f16(bytes: &[u8], at: usize) -> f32 {
 /// Quantizes `x` (a multiple of 32 long) into `out`.
 pub fn quantize_q8(x: &[f32], out: &mut Vec<Q8Block>) {
     out.clear();
-    for chunk in x.chunks_exact(BLOCK) {
-        let amax = chunk.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let d = amax / 127.0;
-        // 1/d, not 127/amax: the two differ in the last bit, which moves values that sit on a
-        // rounding boundary; llama.cpp's tokens agree with ours only with this form.
-        let id = if d == 0.0 { 0.0 } else { 1.0 / d };
-        let mut qs = [0i8; BLOCK];
-        let mut sum = 0i32;
-        for (q, v) in qs.iter_mut().zip(chunk) {
-            *q = (v * id).round_ties_even() as i8;
-            sum += i32::from(*q);
-        }
-        out.push(Q8Block {
-            qs,
-            d: f16_round(d),
-            s: f16_round(d * sum as f32),
-            sum,
-        });
+    out.extend(x.chunks_exact(BLOCK).map(quantize_block));
+}
+
+/// Quantizes `x` into `out`, one block per 32 values.
+///
+/// # Panics
+/// If `x` is not `32 · out.len()` long.
+pub(crate) fn quantize_q8_into(x: &[f32], out: &mut [Q8Block]) {
+    assert_eq!(x.len(), out.len() * BLOCK, "one block per 32 values");
+    for (o, chunk) in out.iter_mut().zip(x.chunks_exact(BLOCK)) {
+        *o = quantize_block(chunk);
+    }
+}
+
+fn quantize_block(chunk: &[f32]) -> Q8Block {
+    let amax = chunk.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    // 1/d, not 127/amax: the two differ in the last bit, which moves values that sit on a
+    // rounding boundary; llama.cpp's tokens agree with ours only with this form.
+    let id = if d == 0.0 { 0.0 } else { 1.0 / d };
+    let mut qs = [0i8; BLOCK];
+    let mut sum = 0i32;
+    for (q, v) in qs.iter_mut().zip(chunk) {
+        *q = (v * id).round_ties_even() as i8;
+        sum += i32::from(*q);
+    }
+    Q8Block {
+        qs,
+        d: f16_round(d),
+        s: f16_round(d * sum as f32),
+        sum,
     }
 }
 
@@ -158,7 +171,7 @@ pub fn dot4(ty: BlockType, row: &[u8], ys: [&[Q8Block]; 4]) -> [f32; 4] {
 
 /// The 32 unsigned weight values of one block (nibble, plus the fifth bit for Q5 types; for
 /// Q8_0 the signed value plus 128, which [`block_params`] takes off again as the offset).
-fn unpack(ty: BlockType, block: &[u8]) -> [u8; BLOCK] {
+pub(crate) fn unpack(ty: BlockType, block: &[u8]) -> [u8; BLOCK] {
     if ty == BlockType::Q8_0 {
         let mut x = [0u8; BLOCK];
         for (v, b) in x.iter_mut().zip(&block[2..2 + BLOCK]) {
@@ -193,7 +206,7 @@ fn unpack(ty: BlockType, block: &[u8]) -> [u8; BLOCK] {
 }
 
 /// Scale, minimum (for Q4_1/Q5_1) and offset (for Q4_0/Q5_0) of a block.
-fn block_params(ty: BlockType, block: &[u8]) -> (f32, Option<f32>, i32) {
+pub(crate) fn block_params(ty: BlockType, block: &[u8]) -> (f32, Option<f32>, i32) {
     match ty {
         BlockType::Q4_0 => (read_f16(block, 0), None, 8),
         BlockType::Q5_0 => (read_f16(block, 0), None, 16),

@@ -6,10 +6,12 @@
 //!
 //! The design decision to know: the forward pass ([`model`]) is cairn's own, on candle's tensors
 //! and quantized kernels, because the generic candle models grow their KV cache by copying on
-//! every token. Here the cache is preallocated and written in place, prompts run as f32 matrix
-//! products on weights dequantized on the fly, and single tokens run as quantized dot products.
+//! every token. Here the cache is preallocated and written in place, prompts run as integer products
+//! on weights re-laid in strips (or f32 products on weights dequantized on the fly, where no
+//! integer kernel exists), and single tokens run as quantized dot products.
 //! The KV cache of a prompt prefix shared with the previous call is reused.
 
+pub mod block_strips;
 pub mod chat;
 pub mod constrain;
 pub mod embed;

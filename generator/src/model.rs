@@ -2,7 +2,8 @@
 //!
 //! Written for a small CPU: the KV cache is preallocated for the whole context window and
 //! written in place; grouped-query attention folds the query heads that share a KV head into one
-//! matrix product instead of copying keys and values per head; prompts (many rows) run as f32
+//! matrix product instead of copying keys and values per head; prompts (many rows) run as integer
+//! products on strips ([`crate::kquants`], [`crate::block_strips`]) or, for other types, as f32
 //! matrix products on weights dequantized on the fly, which is compute-bound and fast, while
 //! decoding (one row) runs quantized dot products, which is memory-bound and fast.
 
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
+use crate::block_strips;
 use crate::error::{Error, Result};
 use crate::gguf::{Arch, GgufFile, ModelConfig};
 use crate::kernels::{self, BlockType};
@@ -192,7 +194,16 @@ impl Linear {
                 return self.forward_quantized(*ty, q, &acts, rows);
             }
             Weight::Own { q, ty, mins } => {
-                if rows >= DEQUANT_MIN_ROWS {
+                if rows >= block_strips::MIN_ROWS
+                    && block_strips::FAST
+                    && block_strips::supported(*ty)
+                {
+                    let (n_out, k) = q.shape().dims2()?;
+                    let xs = x.flatten_all()?.to_vec1::<f32>()?;
+                    let mut out = vec![0f32; rows * n_out];
+                    block_strips::matmul(*ty, &q.data()?, n_out, k, &xs, &mut out);
+                    Tensor::from_vec(out, (rows, n_out), &Device::Cpu)?
+                } else if rows >= DEQUANT_MIN_ROWS {
                     own_dequantized_product(x, q, mins.as_ref())?
                 } else {
                     let (n_out, k) = q.shape().dims2()?;
