@@ -53,6 +53,12 @@ impl<W: Write> Printer<W> {
         }
     }
 
+    /// The engine's decision on the finished answer (before [`Printer::finish`]): a quote is
+    /// shown as the engine checked and cited it.
+    pub fn settle(&mut self, answer: &Answer) {
+        self.stream.settle(answer);
+    }
+
     /// Ends the answer: the last sentence's marker, or nothing more when the engine withheld
     /// the answer (nothing of it was shown).
     pub fn finish(&mut self, withheld: bool) {

@@ -1037,6 +1037,7 @@ fn run_ask(kb: &std::path::Path, a: &AskArgs, color: style::ColorArg) -> Result<
         if let Some(e) = printer.error.take() {
             return Err(e.into());
         }
+        printer.settle(&answer);
         printer.finish(answer.abstained.is_some());
         answer
     };

@@ -886,7 +886,10 @@ pub fn answer(
         let any = claims
             .iter()
             .any(|c| c.supported && !c.citations.is_empty());
-        (claims, (!any).then_some(Abstain::Unsupported))
+        match literal_quote(o.free, question, &answer, &context) {
+            Some(claim) if !any => (vec![claim], None),
+            _ => (claims, (!any).then_some(Abstain::Unsupported)),
+        }
     };
     // The model's own second opinion, on the context already in its cache: a few tokens.
     let (mut abstained, mut self_check) = (abstained, None);
@@ -1087,6 +1090,25 @@ pub fn marker(claim: &Claim) -> String {
     }
 }
 
+/// A quoted answer with no words to ground — an operator, a sigil, a number (`?`, `..=`,
+/// `one`) — is cited where the quote was taken from: the constraint made it verbatim, and the
+/// place whose surroundings share most of the question's words is where the model read it.
+/// `None` for free answers and for quotes of mere function words (`It`), which stay
+/// unsupported.
+fn literal_quote(free: bool, question: &str, answer: &str, context: &Context) -> Option<Claim> {
+    if free || !cairn_retriever::terms::is_literal(answer) {
+        return None;
+    }
+    let (citation, _) = cairn_retriever::ground::locate_quote(question, answer, context)?;
+    Some(Claim {
+        text: answer.to_owned(),
+        range: (0, answer.len()),
+        citations: vec![citation],
+        supported: true,
+        quotes: Vec::new(),
+    })
+}
+
 /// The sentences of a source's excerpts that touch the given lines, whitespace collapsed.
 #[must_use]
 pub fn cited_sentences(s: &cairn_retriever::Source, lines: &[(u32, u32)]) -> Vec<String> {
@@ -1101,4 +1123,99 @@ pub fn cited_sentences(s: &cairn_retriever::Source, lines: &[(u32, u32)]) -> Vec
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_retriever::{Excerpt, Source};
+
+    use super::*;
+    use crate::AnswerStream;
+
+    fn context() -> Context {
+        let source = |number: usize, text: &str, first: u32| Source {
+            number,
+            doc: format!("d{number}.md"),
+            heading: Vec::new(),
+            page: None,
+            lines: (first, first + 2),
+            chunks: Vec::new(),
+            rank: number,
+            score: 1.0,
+            bm25: None,
+            dense: None,
+            excerpts: vec![Excerpt {
+                text: text.into(),
+                lines: (first, first + 2),
+            }],
+            whole: true,
+        };
+        Context {
+            sources: vec![
+                source(1, "Is it done? It is. Nobody knows.", 1),
+                source(
+                    2,
+                    "Errors are common.\nThe ? operator propagates errors.\nIt returns.",
+                    20,
+                ),
+            ],
+            tokens: 0,
+        }
+    }
+
+    #[test]
+    fn a_quoted_operator_is_cited_where_it_was_quoted_from() {
+        let ctx = context();
+        let q = "Which operator propagates errors?";
+        let claim = literal_quote(false, q, "?", &ctx).expect("a literal quote");
+        assert!(claim.supported);
+        assert_eq!(claim.citations.len(), 1);
+        assert_eq!(
+            (claim.citations[0].source, claim.citations[0].lines),
+            (2, (21, 21))
+        );
+        // Free answers are grounded by their words only; a quote of function words says
+        // nothing that can be checked.
+        assert!(literal_quote(true, q, "?", &ctx).is_none());
+        assert!(literal_quote(false, q, "It", &ctx).is_none());
+        assert!(
+            literal_quote(false, q, "..=", &ctx).is_none(),
+            "in no source"
+        );
+
+        // The stream shows the quote as the engine settled it, marker after a lone stop.
+        let answer = Answer {
+            question: q.into(),
+            answer: "?".into(),
+            abstained: None,
+            claims: vec![claim],
+            context: ctx.clone(),
+            hits: Vec::new(),
+            logprobs: Vec::new(),
+            quote_coverage: None,
+            self_check: None,
+            start: None,
+            gates: Gates::default(),
+            timings: Timings::default(),
+        };
+        let mut stream = AnswerStream::quoted();
+        stream.set_context(&ctx);
+        stream.push("?");
+        assert_eq!(stream.shown(false), "");
+        assert_eq!(
+            stream.shown(true),
+            "",
+            "grounded by words alone, `?` is unsupported"
+        );
+        stream.settle(&answer);
+        assert_eq!(stream.shown(true), "? [2]");
+        let mut withheld = AnswerStream::quoted();
+        withheld.push("?");
+        withheld.settle(&Answer {
+            abstained: Some(Abstain::Unsupported),
+            claims: Vec::new(),
+            ..answer
+        });
+        assert_eq!(withheld.shown(true), "");
+    }
 }

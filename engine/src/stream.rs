@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use cairn_retriever::ground::{ground_one, is_refusal, strip_markers};
 use cairn_retriever::{Claim, Context};
 
-use crate::answer::marker;
+use crate::answer::{marker, Answer};
 use crate::text::sanitize;
 
 /// The answer so far and the claims checked for its finished sentences.
@@ -28,6 +28,8 @@ pub struct AnswerStream {
     quoted: bool,
     /// The engine withheld the answer: nothing is shown.
     withheld: bool,
+    /// A quote as the engine checked it: its text and claims, shown instead of the stream.
+    settled: Option<(String, Vec<Claim>)>,
 }
 
 impl AnswerStream {
@@ -50,6 +52,18 @@ impl AnswerStream {
     /// The engine withheld the answer: from now on nothing is shown.
     pub fn withhold(&mut self) {
         self.withheld = true;
+    }
+
+    /// The engine's decision on the finished answer: withheld, or — for a quote — the claims
+    /// it was checked into, which are then what is shown (the engine may cite a quote that has
+    /// no words to match, such as an operator, where it was quoted from).
+    pub fn settle(&mut self, answer: &Answer) {
+        if answer.abstained.is_some() {
+            self.withheld = true;
+        }
+        if self.quoted {
+            self.settled = Some((answer.answer.clone(), answer.claims.clone()));
+        }
     }
 
     /// The sources the answer is checked against (before any token).
@@ -96,6 +110,20 @@ impl AnswerStream {
         if self.withheld || (self.quoted && !finished) {
             return String::new();
         }
+        if let Some((text, claims)) = &self.settled {
+            let mut shown = String::new();
+            let mut at = 0;
+            for c in claims {
+                if c.range.0 < at || c.range.1 > text.len() {
+                    continue;
+                }
+                shown.push_str(&text[at..c.range.0]);
+                push_marked(&mut shown, &c.text, &marker(c));
+                at = c.range.1;
+            }
+            shown.push_str(&text[at..]);
+            return sanitize(&shown);
+        }
         let full = sanitize(&self.full);
         let trimmed = full.trim_start();
         if !finished && "NOT FOUND".starts_with(&trimmed.to_uppercase()) {
@@ -125,16 +153,7 @@ impl AnswerStream {
             let clean = strip_markers(sentence);
             let (m, ok) = self.marker(&clean);
             supported |= ok;
-            if let Some(stripped) = clean.strip_suffix(['.', '!', '?']) {
-                // "…points [1]." reads better than "…points. [1]"; keep the stop after.
-                let stop = &clean[stripped.len()..];
-                shown.push_str(stripped);
-                shown.push_str(&m);
-                shown.push_str(stop);
-            } else {
-                shown.push_str(&clean);
-                shown.push_str(&m);
-            }
+            push_marked(&mut shown, &clean, &m);
             at = r.end;
         }
         // An answer no sentence of which is supported is withheld: show nothing of it yet.
@@ -142,5 +161,20 @@ impl AnswerStream {
             return String::new();
         }
         sanitize(&shown)
+    }
+}
+/// Appends a sentence with its marker: "…points [1]." reads better than "…points. [1]", so
+/// the marker goes before a final stop — unless the stop is all there is (a quoted `?`).
+fn push_marked(shown: &mut String, sentence: &str, marker: &str) {
+    match sentence.strip_suffix(['.', '!', '?']) {
+        Some(stripped) if !stripped.trim().is_empty() => {
+            shown.push_str(stripped);
+            shown.push_str(marker);
+            shown.push_str(&sentence[stripped.len()..]);
+        }
+        _ => {
+            shown.push_str(sentence);
+            shown.push_str(marker);
+        }
     }
 }

@@ -300,34 +300,58 @@ pub fn ground_one(sentence: &str, context: &Context) -> Claim {
 /// `None` when the answer occurs in no source.
 #[must_use]
 pub fn quote_coverage(question: &str, answer: &str, context: &Context) -> Option<f32> {
+    locate_quote(question, answer, context).map(|(_, share)| share)
+}
+
+/// For an answer quoted from the sources, the place it was most likely quoted from: of every
+/// sentence (or run of sentences) that holds it, the one whose surroundings — the sentence and
+/// its two neighbours — share the largest part of the question's content words, the
+/// better-ranked source on a tie. Returns that place as a citation (of support 1: the quote
+/// is there verbatim) and that share. `None` when the answer occurs in no source.
+#[must_use]
+pub fn locate_quote(question: &str, answer: &str, context: &Context) -> Option<(Citation, f32)> {
     let needle = squash(answer);
     if needle.is_empty() {
         return None;
     }
-    let mut best: Option<f32> = None;
-    for excerpt in context.sources.iter().flat_map(|s| &s.excerpts) {
-        let text = &excerpt.text;
-        if !squash(text).contains(&needle) {
-            continue;
-        }
-        let sentences: Vec<String> = cairn_ingest::sentence_ranges(text)
-            .into_iter()
-            .map(|r| squash(&text[r]))
-            .collect();
-        // The sentences the quote lies in: one that holds it, else the run it spans.
-        let mut places: Vec<Range<usize>> = (0..sentences.len())
-            .filter(|&i| sentences[i].contains(&needle))
-            .map(|i| i..i + 1)
-            .collect();
-        if places.is_empty() {
-            places.push(0..sentences.len());
-        }
-        for place in places {
-            let around = sentences
-                [place.start.saturating_sub(1)..(place.end + 1).min(sentences.len())]
-                .join(" ");
-            let c = coverage(question, [around.as_str()]);
-            best = Some(best.map_or(c, |b| b.max(c)));
+    let mut best: Option<(Citation, f32)> = None;
+    for source in &context.sources {
+        for excerpt in &source.excerpts {
+            let text = &excerpt.text;
+            if !squash(text).contains(&needle) {
+                continue;
+            }
+            let ranges = cairn_ingest::sentence_ranges(text);
+            let sentences: Vec<String> = ranges.iter().map(|r| squash(&text[r.clone()])).collect();
+            // The sentences the quote lies in: one that holds it, else the run it spans.
+            let mut places: Vec<Range<usize>> = (0..sentences.len())
+                .filter(|&i| sentences[i].contains(&needle))
+                .map(|i| i..i + 1)
+                .collect();
+            if places.is_empty() {
+                places.push(0..sentences.len());
+            }
+            let line = |at: usize| {
+                excerpt.lines.0 + text[..at].bytes().filter(|&b| b == b'\n').count() as u32
+            };
+            for place in places {
+                let around = sentences
+                    [place.start.saturating_sub(1)..(place.end + 1).min(sentences.len())]
+                    .join(" ");
+                let share = coverage(question, [around.as_str()]);
+                if best.as_ref().is_none_or(|(_, b)| share > *b) {
+                    let lines = match (ranges.get(place.start), place.end.checked_sub(1)) {
+                        (Some(first), Some(last)) => (line(first.start), line(ranges[last].end)),
+                        _ => excerpt.lines,
+                    };
+                    let citation = Citation {
+                        source: source.number,
+                        lines,
+                        support: 1.0,
+                    };
+                    best = Some((citation, share));
+                }
+            }
         }
     }
     best
@@ -367,6 +391,24 @@ mod tests {
         // Neither is anywhere near "June".
         assert_eq!(quote_coverage(q, "June", &ctx), Some(0.0));
         assert_eq!(quote_coverage(q, "Paris", &ctx), None);
+    }
+
+    #[test]
+    fn a_quote_is_located_where_its_surroundings_match_the_question() {
+        // `?` occurs in both sources; the second speaks of what was asked.
+        let ctx = context(&[
+            ("Is it done? Nobody knows.", (1, 1)),
+            (
+                "Errors are common.\nThe ? operator propagates errors to the caller.\nIt returns early.",
+                (10, 12),
+            ),
+        ]);
+        let (citation, share) =
+            locate_quote("Which operator propagates errors?", "?", &ctx).unwrap();
+        assert_eq!((citation.source, citation.lines), (2, (11, 11)));
+        assert!((citation.support - 1.0).abs() < 1e-6, "verbatim");
+        assert!(share > 0.9, "{share}");
+        assert!(locate_quote("Which operator?", "..=", &ctx).is_none());
     }
     use crate::context::Source;
 

@@ -211,6 +211,23 @@ pub fn is_number(term: &str) -> bool {
     term.bytes().any(|b| b.is_ascii_digit())
 }
 
+/// Whether a text with no content words still states something checkable: a symbol or
+/// a number (`?`, `..=`, `#!`), or a number word the stop list drops (`one`). Technical
+/// documentation answers in operators and sigils; a quote of those is an answer, where a quote
+/// of only function words (`It`, `Some`) is not. Backticks and quotation marks around the text
+/// are formatting, not symbols.
+#[must_use]
+pub fn is_literal(text: &str) -> bool {
+    let t = text
+        .trim()
+        .trim_matches(|c: char| c == '`' || c == '"' || c == '“' || c == '”' || c.is_whitespace());
+    if t.is_empty() || !terms(t).is_empty() {
+        return false;
+    }
+    t.chars().any(|c| !c.is_alphabetic() && !c.is_whitespace())
+        || NUMBER_WORDS.contains(&t.to_lowercase().as_str())
+}
+
 /// The largest share, by weight, of `weights`' terms that one of `texts` contains, a text's
 /// terms being what `analyse` gives (the index's own analysis, so that the two meet). With
 /// inverse document frequencies as weights, a question whose rarest words no passage holds
@@ -242,6 +259,17 @@ pub fn weighted_coverage<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn symbols_and_numbers_without_words_are_literal_answers() {
+        for literal in ["?", "`..=`", "#!", "`'_`", "one", " One "] {
+            assert!(is_literal(literal), "{literal:?}");
+        }
+        // Function words say nothing checkable; content words are grounded as words.
+        for not in ["It", "`Some`", "", "``", "the pump", "3 litres", "r#ident"] {
+            assert!(!is_literal(not), "{not:?}");
+        }
+    }
 
     #[test]
     fn names_the_passages_do_not_mention_are_missing() {

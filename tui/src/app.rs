@@ -917,6 +917,9 @@ impl App {
                         t.stream.set_context(&answer.context);
                         t.context = Some(answer.context.clone());
                     }
+                    if t.state == TurnState::Done {
+                        t.stream.settle(&answer);
+                    }
                     t.shown = if answer.abstained.is_some() && t.state == TurnState::Done {
                         String::new()
                     } else {
