@@ -373,6 +373,8 @@ struct Row {
     /// of the whole word, `None` when it has none) and whether the best source holds them.
     words: Vec<(String, Option<u32>, bool)>,
     ttft_ms: f64,
+    /// The self-check's time, when it ran.
+    check_ms: f64,
     total_ms: f64,
     context_tokens: usize,
     answer: String,
@@ -433,6 +435,7 @@ impl Row {
                 Reader::analyse,
             ),
             ttft_ms: 0.0,
+            check_ms: 0.0,
             total_ms: 0.0,
             context_tokens: context.tokens,
             answer: String::new(),
@@ -453,6 +456,7 @@ impl Row {
         row.start = a.start.map(|c| (c.reply, c.other));
         row.answer.clone_from(&a.answer);
         row.ttft_ms = a.timings.ttft_ms;
+        row.check_ms = a.timings.check_ms;
         row.total_ms = a.timings.total_ms;
         if a.abstained.is_none() {
             row.em = best(&q.answers, |g| exact(&a.answer, g));
@@ -506,6 +510,7 @@ impl Row {
             "coverage": self.coverage,
             "context_tokens": self.context_tokens,
             "ttft_ms": self.ttft_ms,
+            "check_ms": self.check_ms,
         })
     }
 }
@@ -541,6 +546,11 @@ fn report(s: &QaSettings, rows: &[Row], chunks: u64, index_secs: f64, model: &st
         .filter(|r| r.ttft_ms > 0.0)
         .map(|r| r.ttft_ms)
         .collect();
+    let mut check: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.check_ms > 0.0)
+        .map(|r| r.check_ms)
+        .collect();
     let mut total: Vec<f64> = rows.iter().map(|r| r.total_ms).collect();
     total.sort_by(f64::total_cmp);
     let by_reason = |why: Abstain| rows.iter().filter(|r| r.abstained == Some(why)).count();
@@ -558,7 +568,7 @@ fn report(s: &QaSettings, rows: &[Row], chunks: u64, index_secs: f64, model: &st
         "min_relevance": s.options.min_relevance,
         "min_coverage": s.options.min_coverage,
         "free": s.options.free,
-        "self_check_margin": s.options.self_check,
+        "self_check_margin": s.options.self_check.margin(model, s.options.free),
         "stop_bias": s.options.stop_bias,
         "min_start_logprob": s.options.min_start_logprob,
         "min_quote_coverage": s.options.min_quote_coverage,
@@ -586,6 +596,9 @@ fn report(s: &QaSettings, rows: &[Row], chunks: u64, index_secs: f64, model: &st
         "cited_answers": cited.len(),
         "ttft_ms_p50": if ttft.is_empty() { 0.0 } else { percentile(&mut ttft, 0.5) },
         "ttft_ms_p95": if ttft.is_empty() { 0.0 } else { percentile(&mut ttft, 0.95) },
+        "self_checks": check.len(),
+        "check_ms_p50": if check.is_empty() { 0.0 } else { percentile(&mut check, 0.5) },
+        "check_ms_p95": if check.is_empty() { 0.0 } else { percentile(&mut check, 0.95) },
         "total_ms_mean": mean(total.iter().copied()),
         "context_tokens_mean": mean(rows.iter().map(|r| r.context_tokens as f64)),
     });
@@ -660,6 +673,15 @@ fn report(s: &QaSettings, rows: &[Row], chunks: u64, index_secs: f64, model: &st
             v["ttft_ms_p95"].as_f64().unwrap_or(0.0) / 1e3,
             v["total_ms_mean"].as_f64().unwrap_or(0.0) / 1e3
         )?;
+        if !check.is_empty() {
+            writeln!(
+                out,
+                "self-check                      {} answers, p50 {:.2} s, p95 {:.2} s",
+                check.len(),
+                v["check_ms_p50"].as_f64().unwrap_or(0.0) / 1e3,
+                v["check_ms_p95"].as_f64().unwrap_or(0.0) / 1e3
+            )?;
+        }
     }
     Ok(())
 }

@@ -174,7 +174,11 @@ fn the_self_check_scores_the_answer_and_can_withhold_it() {
     let (code, v) = ask_json_with(q, &["--self-check", "1000"]);
     assert_eq!(code, 3, "{v:#}");
     assert_eq!(v["abstain_reason"], "self_check", "{v:#}");
-    // Without the option it does not run.
-    let (_, v) = ask_json(q);
+    // By default the margin calibrated for the default model applies, and the answer stands.
+    let (code, v) = ask_json(q);
+    assert_eq!(code, 0, "{v:#}");
+    assert!(v["self_check"].as_f64().is_some(), "{v:#}");
+    // `off` skips it.
+    let (_, v) = ask_json_with(q, &["--self-check", "off"]);
     assert!(v["self_check"].is_null(), "{v:#}");
 }

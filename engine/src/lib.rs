@@ -22,10 +22,11 @@ pub mod stream;
 pub mod text;
 
 pub use answer::{
-    answer, marker, question_words, sampling, shelves, Abstain, Answer, AnswerSink, AskOptions,
-    Engine, Gates, LoadedModel, PackReader, Quiet, RareWords, Retrieval, Retrieved, Timings,
-    ANSWER_SCHEMA_VERSION, MIN_COVERAGE, MIN_NAMED_COVERAGE, MIN_QUOTE_COVERAGE, MIN_RARE_COVERAGE,
-    MIN_RELEVANCE, MIN_START_LOGPROB, REFUSAL_BIAS, STOP_BIAS, UNSURE_START,
+    answer, calibrated_self_check, marker, question_words, sampling, shelves, Abstain, Answer,
+    AnswerSink, AskOptions, Engine, Gates, LoadedModel, PackReader, Quiet, RareWords, Retrieval,
+    Retrieved, SelfCheck, Timings, ANSWER_SCHEMA_VERSION, MIN_COVERAGE, MIN_NAMED_COVERAGE,
+    MIN_QUOTE_COVERAGE, MIN_RARE_COVERAGE, MIN_RELEVANCE, MIN_START_LOGPROB, REFUSAL_BIAS,
+    SELF_CHECK, STOP_BIAS, UNSURE_START,
 };
 pub use document::{document_lines, lines_match_file, DocumentLines};
 pub use embedder::{check_embedder, chunk_options, open_for_search, MiniLm};
