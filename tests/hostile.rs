@@ -346,8 +346,28 @@ fn files_that_vanish_or_grow_while_being_added_are_named_and_the_rest_is_added()
         &docs.join("zzz-gone.md"),
         "# Gone\n\nThis file is removed.\n",
     );
-    // Bytes that are not text: read whole, the file would be skipped as binary.
-    write(&docs.join("zzz-growing.md"), vec![0u8; 8 << 20]);
+    // Bytes that are not text: read whole, the file would be skipped as binary. It is large
+    // (under the 64 MiB read limit), so that each read of it takes long enough to be sure to
+    // see the grower below change it, however loaded the machine.
+    const BASE: u64 = 56 << 20;
+    write(&docs.join("zzz-growing.md"), vec![0u8; BASE as usize]);
+    // It grows from before the run starts until the run ends, without pause (a sleeping grower
+    // can miss a whole read on a loaded machine), and starts over at its first size before it
+    // passes 60 MiB: each step changes its size, so every read sees a stamp that moved.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let grower = std::thread::spawn({
+        let (path, stop) = (docs.join("zzz-growing.md"), stop.clone());
+        move || {
+            let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if f.metadata().unwrap().len() >= BASE + (4 << 20) {
+                    f.set_len(BASE).unwrap();
+                }
+                f.write_all(&[0u8; 4096]).unwrap();
+                std::thread::yield_now();
+            }
+        }
+    });
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
         .args(["add", docs.to_str().unwrap(), "--commit-every", "8"])
@@ -356,23 +376,12 @@ fn files_that_vanish_or_grow_while_being_added_are_named_and_the_rest_is_added()
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut err = String::new();
     while stderr.read_line(&mut err).unwrap() > 0 && !err.contains("a-empty.md") {}
     assert!(err.contains("a-empty.md"), "{err}");
-    // The walk has listed both files; now one goes, and the other grows until the run ends.
+    // The walk has listed the files; now one goes.
     std::fs::remove_file(docs.join("zzz-gone.md")).unwrap();
-    let grower = std::thread::spawn({
-        let (path, stop) = (docs.join("zzz-growing.md"), stop.clone());
-        move || {
-            let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                f.write_all(&[0u8; 4096]).unwrap();
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-    });
     std::io::Read::read_to_string(&mut stderr, &mut err).unwrap();
     let mut out = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
