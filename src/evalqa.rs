@@ -373,7 +373,7 @@ struct Row {
     /// of the whole word, `None` when it has none) and whether the best source holds them.
     words: Vec<(String, Option<u32>, bool)>,
     ttft_ms: f64,
-    /// The self-check's time, when it ran.
+    /// The self-check's time beyond the prompt's pass, when it ran.
     check_ms: f64,
     total_ms: f64,
     context_tokens: usize,
@@ -676,7 +676,7 @@ fn report(s: &QaSettings, rows: &[Row], chunks: u64, index_secs: f64, model: &st
         if !check.is_empty() {
             writeln!(
                 out,
-                "self-check                      {} answers, p50 {:.2} s, p95 {:.2} s",
+                "self-check                      {} answers; beyond the prompt's pass p50 {:.2} s, p95 {:.2} s",
                 check.len(),
                 v["check_ms_p50"].as_f64().unwrap_or(0.0) / 1e3,
                 v["check_ms_p95"].as_f64().unwrap_or(0.0) / 1e3

@@ -349,8 +349,11 @@ fn files_that_vanish_or_grow_while_being_added_are_named_and_the_rest_is_added()
     // Bytes that are not text: read whole, the file would be skipped as binary. It is large
     // (under the 64 MiB read limit), so that each read of it takes long enough to be sure to
     // see the grower below change it, however loaded the machine.
-    const BASE: u64 = 56 << 20;
-    write(&docs.join("zzz-growing.md"), vec![0u8; BASE as usize]);
+    let base: u64 = 56 << 20;
+    write(
+        &docs.join("zzz-growing.md"),
+        vec![0u8; usize::try_from(base).unwrap()],
+    );
     // It grows from before the run starts until the run ends, without pause (a sleeping grower
     // can miss a whole read on a loaded machine), and starts over at its first size before it
     // passes 60 MiB: each step changes its size, so every read sees a stamp that moved.
@@ -360,8 +363,8 @@ fn files_that_vanish_or_grow_while_being_added_are_named_and_the_rest_is_added()
         move || {
             let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                if f.metadata().unwrap().len() >= BASE + (4 << 20) {
-                    f.set_len(BASE).unwrap();
+                if f.metadata().unwrap().len() >= base + (4 << 20) {
+                    f.set_len(base).unwrap();
                 }
                 f.write_all(&[0u8; 4096]).unwrap();
                 std::thread::yield_now();

@@ -277,7 +277,9 @@ pub struct Timings {
     pub prefill_ms: f64,
     /// Writing the answer.
     pub decode_ms: f64,
-    /// The self-check ([`AskOptions::self_check`]), when it ran.
+    /// The self-check ([`AskOptions::self_check`]), when it ran: what it took beyond the
+    /// prompt's pass, in which its question is scored alongside (its rows' share of that pass
+    /// is in `prefill_ms`).
     pub check_ms: f64,
     /// The whole question.
     pub total_ms: f64,
@@ -892,12 +894,33 @@ pub fn answer(
             .with_start_floor(o.min_start_logprob)
             .with_reply_bias(o.refusal_bias)
     });
-    let g = generator.generate_constrained(
-        &prompt,
-        &options,
-        quote.as_mut().map(|q| q as &mut dyn Constraint),
-        &mut forward,
-    )?;
+    // The self-check's question rides along in the prompt's own pass (a branch after the
+    // question), so it costs its rows' share of the prompt's products, not a pass of its own.
+    let least = o.self_check.margin(generator.name(), o.free);
+    let check_start = Instant::now();
+    let probe = match least {
+        Some(_) => Some(generator.chat_tokens(&check_messages(question, &context))?),
+        None => None,
+    };
+    let mut check_time = check_start.elapsed();
+    let constraint = quote.as_mut().map(|q| q as &mut dyn Constraint);
+    let generation_start = Instant::now();
+    let (g, probe_logits) = match &probe {
+        Some(probe) => {
+            let (g, logits) =
+                generator.generate_probed(&prompt, probe, &options, constraint, &mut forward)?;
+            // Whatever the call took beyond the generation: the probe's own pass, when it
+            // could not ride along.
+            check_time += generation_start
+                .elapsed()
+                .saturating_sub(g.prefill + g.decode);
+            (g, Some(logits))
+        }
+        None => (
+            generator.generate_constrained(&prompt, &options, constraint, &mut forward)?,
+            None,
+        ),
+    };
     // A quote is shown as matched: whitespace runs of the source collapsed to one space.
     let text = quote.as_ref().map_or(g.text, Quote::text);
     let answer = strip_markers(&sanitize(&text));
@@ -931,20 +954,12 @@ pub fn answer(
             _ => (claims, (!any).then_some(Abstain::Unsupported)),
         }
     };
-    // The model's own second opinion, on the context already in its cache: a few tokens.
+    // The model's own second opinion, scored on the same sources and question.
     let (mut abstained, mut self_check) = (abstained, None);
-    let least = o.self_check.margin(generator.name(), o.free);
-    if let (None, Some(least)) = (abstained, least) {
-        let check_start = Instant::now();
-        let mut m = messages(question, &context);
-        if let Some(turn) = m.last_mut() {
-            turn.content.push_str("\n\n");
-            turn.content.push_str(SELF_CHECK);
-        }
-        let tokens = generator.chat_tokens(&m)?;
-        let logits = generator.follow_up_logits(&tokens)?;
-        let margin = yes_no_margin(generator, &logits)?;
-        timings.check_ms = ms(check_start.elapsed());
+    if let (None, Some(least), Some(logits)) = (abstained, least, &probe_logits) {
+        let margin_start = Instant::now();
+        let margin = yes_no_margin(generator, logits)?;
+        timings.check_ms = ms(check_time + margin_start.elapsed());
         self_check = Some(margin);
         if margin < least {
             abstained = Some(Abstain::SelfCheck);
@@ -1104,6 +1119,16 @@ fn ms(d: Duration) -> f64 {
 
 /// The chat for a question: fixed instructions first (their KV cache is reused), then the
 /// sources and the question.
+/// [`messages`] with the self-check's question after the question ([`SELF_CHECK`]).
+fn check_messages(question: &str, context: &Context) -> Vec<Message> {
+    let mut m = messages(question, context);
+    if let Some(turn) = m.last_mut() {
+        turn.content.push_str("\n\n");
+        turn.content.push_str(SELF_CHECK);
+    }
+    m
+}
+
 fn messages(question: &str, context: &Context) -> Vec<Message> {
     let mut m = vec![Message::system(SYSTEM_PROMPT)];
     for (user, assistant) in EXAMPLES {

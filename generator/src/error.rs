@@ -61,6 +61,16 @@ pub enum Error {
         /// The vocabulary size.
         vocab: usize,
     },
+    /// A branch was asked to start outside the tokens being run with it (a caller's mistake).
+    #[error("a branch from position {fork} cannot run with {tokens} tokens from position {pos}")]
+    BadFork {
+        /// Where the tokens start.
+        pos: usize,
+        /// How many tokens there are.
+        tokens: usize,
+        /// Where the branch was to start.
+        fork: usize,
+    },
     /// A saved KV cache does not fit the loaded model.
     #[error("saved prompt cache: {0}")]
     BadCache(String),

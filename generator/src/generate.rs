@@ -8,7 +8,7 @@ use crate::chat::{ChatTemplate, Message};
 use crate::constrain::Constraint;
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, ModelConfig};
-use crate::model::{argmax_rows, Transformer};
+use crate::model::{argmax_rows, Transformer, PREFILL_CHUNK};
 use crate::sampling::{Sampler, Sampling};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 
@@ -284,9 +284,51 @@ impl Generator {
         &mut self,
         prompt: &[u32],
         options: &GenerateOptions,
-        mut constraint: Option<&mut dyn Constraint>,
+        constraint: Option<&mut dyn Constraint>,
         sink: &mut dyn TokenSink,
     ) -> Result<Generation> {
+        Ok(self
+            .generate_inner(prompt, None, options, constraint, sink)?
+            .0)
+    }
+
+    /// [`Self::generate_constrained`], scoring `probe` as well: another continuation of the
+    /// prompt's start (a follow-up question where the prompt's tail would be, sharing all that
+    /// comes before it). Returns the generation and the next-token logits after `probe`.
+    ///
+    /// Where `probe` branches off within the part of the prompt that is computed afresh, it
+    /// runs in the same pass as the prompt ([`Transformer::forward_fork`]), for little more
+    /// than its rows' share of the prompt's products; otherwise it runs after the generation,
+    /// on the cache of what it shares with the prompt ([`Self::follow_up_logits`]).
+    pub fn generate_probed(
+        &mut self,
+        prompt: &[u32],
+        probe: &[u32],
+        options: &GenerateOptions,
+        constraint: Option<&mut dyn Constraint>,
+        sink: &mut dyn TokenSink,
+    ) -> Result<(Generation, Vec<f32>)> {
+        if probe.is_empty() {
+            return Err(Error::EmptyPrompt);
+        }
+        let (g, logits) = self.generate_inner(prompt, Some(probe), options, constraint, sink)?;
+        let logits = match logits {
+            Some(l) => l,
+            None => self.follow_up_logits(probe)?,
+        };
+        Ok((g, logits))
+    }
+
+    /// Generation, with `probe` run in the prompt's pass where it can be (its logits then
+    /// come back; `None` when it could not).
+    fn generate_inner(
+        &mut self,
+        prompt: &[u32],
+        probe: Option<&[u32]>,
+        options: &GenerateOptions,
+        mut constraint: Option<&mut dyn Constraint>,
+        sink: &mut dyn TokenSink,
+    ) -> Result<(Generation, Option<Vec<f32>>)> {
         let start = Instant::now();
         if prompt.is_empty() {
             return Err(Error::EmptyPrompt);
@@ -304,7 +346,23 @@ impl Generator {
             .min(prompt.len() - 1)
             .min(self.pinned.unwrap_or(usize::MAX));
         self.cached.truncate(reused);
-        let logits = self.model.forward(&prompt[reused..], reused, false)?;
+        // The probe branches off where it stops sharing the prompt; it rides along when that
+        // is within the part computed now, and both fit in the window.
+        let fork = probe.map(|p| (common_prefix(prompt, p), p));
+        let (logits, probe_logits) = match fork {
+            Some((at, p))
+                if at >= reused
+                    && at < p.len()
+                    && prompt.len() + (p.len() - at) <= window
+                    && prompt.len() - reused + (p.len() - at) <= PREFILL_CHUNK =>
+            {
+                let (main, side) =
+                    self.model
+                        .forward_fork(&prompt[reused..], reused, at, &p[at..])?;
+                (main, Some(side.to_vec1::<f32>()?))
+            }
+            _ => (self.model.forward(&prompt[reused..], reused, false)?, None),
+        };
         self.cached.extend_from_slice(&prompt[reused..]);
         let prefill = start.elapsed();
 
@@ -362,7 +420,7 @@ impl Generator {
             // Generation is over either way; a sink that asks to stop here changes nothing.
             let _ = sink.token(&rest);
         }
-        Ok(Generation {
+        let g = Generation {
             tokens,
             logprobs,
             text,
@@ -373,7 +431,8 @@ impl Generator {
             prefill,
             time_to_first_token: time_to_first_token.unwrap_or(prefill),
             decode: decode_start.elapsed(),
-        })
+        };
+        Ok((g, probe_logits))
     }
 
     /// How the unconstrained `logits` of the first token split between the fixed replies of

@@ -31,7 +31,7 @@ use crate::softmax::CausalSoftmax;
 const DEQUANT_MIN_ROWS: usize = 8;
 
 /// Prompts longer than this are processed in chunks, bounding the activations.
-const PREFILL_CHUNK: usize = 4096;
+pub(crate) const PREFILL_CHUNK: usize = 4096;
 
 /// Query rows per attention step of a prompt.
 const ATTENTION_CHUNK: usize = 256;
@@ -460,17 +460,92 @@ impl Transformer {
         self.output.forward(&h)
     }
 
+    /// Runs `tokens` from position `pos` and, in the same pass, `branch`: another continuation
+    /// of the positions before `fork` (`pos <= fork <= pos + tokens.len()`), such as a question
+    /// put where the prompt's tail would be. Every linear layer multiplies the rows of both at
+    /// once, so a short branch costs little more than its share of one large product; the
+    /// branch's rows see the positions before `fork` and each other, never the rows of `tokens`
+    /// past `fork`. Returns the next-token logits after `tokens` and after `branch` (each
+    /// `vocab`). The cache then holds `tokens` at `pos..`; the branch's keys and values sit in
+    /// the slots after them, which the next call overwrites.
+    ///
+    /// # Errors
+    /// If either is empty, `fork` is out of that range, or the two do not fit in one chunk of
+    /// the window.
+    pub fn forward_fork(
+        &mut self,
+        tokens: &[u32],
+        pos: usize,
+        fork: usize,
+        branch: &[u32],
+    ) -> Result<(Tensor, Tensor)> {
+        if tokens.is_empty() || branch.is_empty() {
+            return Err(Error::EmptyPrompt);
+        }
+        let rows = tokens.len() + branch.len();
+        if !(pos..=pos + tokens.len()).contains(&fork) || rows > PREFILL_CHUNK {
+            return Err(Error::BadFork {
+                pos,
+                tokens: tokens.len(),
+                fork,
+            });
+        }
+        if pos + rows > self.n_ctx {
+            return Err(Error::ContextOverflow {
+                prompt_tokens: pos + rows,
+                max_tokens: 0,
+                window: self.n_ctx,
+            });
+        }
+        if let Some(&id) = tokens
+            .iter()
+            .chain(branch)
+            .find(|&&t| t as usize >= self.cfg.vocab_size)
+        {
+            return Err(Error::BadToken {
+                id,
+                vocab: self.cfg.vocab_size,
+            });
+        }
+        let all: Vec<u32> = tokens.iter().chain(branch).copied().collect();
+        let hidden = self.forward_rows(&all, pos, Some((fork, branch.len())))?;
+        let last = |row: usize| -> Result<Tensor> {
+            Ok(self.logits(&hidden.narrow(0, row, 1)?)?.squeeze(0)?)
+        };
+        Ok((last(tokens.len() - 1)?, last(rows - 1)?))
+    }
+
     /// Runs one chunk through every layer; returns the final hidden states (rows, `n_embd`).
     fn forward_chunk(&mut self, tokens: &[u32], pos: usize) -> Result<Tensor> {
+        self.forward_rows(tokens, pos, None)
+    }
+
+    /// [`Self::forward_chunk`], where the last `b` rows of `tokens` may be a branch from
+    /// position `fork` (`branch = Some((fork, b))`): see [`Self::forward_fork`].
+    fn forward_rows(
+        &mut self,
+        tokens: &[u32],
+        pos: usize,
+        branch: Option<(usize, usize)>,
+    ) -> Result<Tensor> {
         let seq = tokens.len();
         let ids = Tensor::new(tokens, &Device::Cpu)?;
         let mut x = self.embed.embedding(&ids)?;
-        let cos = self.cos.narrow(0, pos, seq)?;
-        let sin = self.sin.narrow(0, pos, seq)?;
+        let (cos, sin) = match branch {
+            None => (self.cos.narrow(0, pos, seq)?, self.sin.narrow(0, pos, seq)?),
+            Some((fork, b)) => {
+                // The branch's rows take the positions that follow the fork.
+                let a = seq - b;
+                let at = |t: &Tensor| -> candle_core::Result<Tensor> {
+                    Tensor::cat(&[t.narrow(0, pos, a)?, t.narrow(0, fork, b)?], 0)
+                };
+                (at(&self.cos)?, at(&self.sin)?)
+            }
+        };
         let cfg = &self.cfg;
         for layer in &mut self.layers {
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, cfg.rms_eps)?;
-            let attn = attention(cfg, layer, &h, pos, &cos, &sin)?;
+            let attn = attention(cfg, layer, &h, pos, branch, &cos, &sin)?;
             x = (x + attn)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, cfg.rms_eps)?;
             let [gate, up] = Linear::forward_all([&layer.gate, &layer.up], &h)?;
@@ -481,11 +556,15 @@ impl Transformer {
     }
 }
 
+/// Self-attention of rows `x` whose keys and values go to the cache from `pos` on; the last
+/// `b` rows may be a branch from position `fork` (`branch = Some((fork, b))`), which attends
+/// to the positions before `fork` and to itself only.
 fn attention(
     cfg: &ModelConfig,
     layer: &mut Layer,
     x: &Tensor,
     pos: usize,
+    branch: Option<(usize, usize)>,
     cos: &Tensor,
     sin: &Tensor,
 ) -> Result<Tensor> {
@@ -515,30 +594,54 @@ fn attention(
     let to_f16 = |t: Tensor| t.to_dtype(DType::F16)?.to_dtype(DType::F32);
     let (q, k, v) = (to_f16(q)?, to_f16(k)?, to_f16(v)?);
     layer.cache.write(&k.squeeze(0)?, &v.squeeze(0)?, pos)?;
-    let total = pos + seq;
     let scale = 1.0 / (hd as f64).sqrt();
 
-    if seq == 1 {
+    if seq == 1 && branch.is_none() {
         // One token: attend straight over the cache, no copies.
         let q = (q * scale)?.flatten_all()?.to_vec1::<f32>()?;
-        let out = layer.cache.attend_one(&q, n_head, total);
+        let out = layer.cache.attend_one(&q, n_head, pos + 1);
         let out = Tensor::from_vec(out, (1, n_head * hd), &Device::Cpu)?;
         return layer.o.forward(&out);
     }
 
-    let (keys, values) = if pos == 0 {
-        (k.squeeze(0)?, v.squeeze(0)?)
-    } else {
-        (layer.cache.keys(total)?, layer.cache.values(total)?)
-    };
-    // Queries go in chunks: a chunk only needs the keys up to its own last position (causal),
-    // which halves the work of a long prompt and bounds the score matrix. Within a chunk, the
-    // n_rep query heads that share a KV head become one (n_rep · chunk)-row matrix.
+    let b = branch.map_or(0, |(_, b)| b);
+    let a = seq - b;
+    // The n_rep query heads that share a KV head become one (n_rep · rows)-row matrix.
     let q = (q.squeeze(0)?.reshape((n_kv, n_rep, seq, hd))? * scale)?;
+    let (k, v) = (k.squeeze(0)?, v.squeeze(0)?);
+    let mut outs = Vec::with_capacity(2);
+    if a > 0 {
+        let (keys, values) = if pos == 0 {
+            (k.narrow(1, 0, a)?, v.narrow(1, 0, a)?)
+        } else {
+            (layer.cache.keys(pos + a)?, layer.cache.values(pos + a)?)
+        };
+        outs.push(causal_attention(&q.narrow(2, 0, a)?, &keys, &values, pos)?);
+    }
+    if let Some((fork, b)) = branch {
+        // The positions before the fork, then the branch's own rows.
+        let keys = Tensor::cat(&[layer.cache.keys(fork)?, k.narrow(1, a, b)?], 1)?;
+        let values = Tensor::cat(&[layer.cache.values(fork)?, v.narrow(1, a, b)?], 1)?;
+        outs.push(causal_attention(&q.narrow(2, a, b)?, &keys, &values, fork)?);
+    }
+    let out = Tensor::cat(&outs, 2)?
+        .reshape((n_head, seq, hd))?
+        .transpose(0, 1)?
+        .reshape((seq, n_head * hd))?;
+    layer.o.forward(&out)
+}
+
+/// Causal attention of queries `q` (`n_kv`, `n_rep`, rows, `head_dim`; already scaled) at
+/// positions `first..` over `keys` and `values` (`n_kv`, first + rows at least, `head_dim`):
+/// each query sees the keys up to its own position. Returns (`n_kv`, `n_rep`, rows, `head_dim`).
+fn causal_attention(q: &Tensor, keys: &Tensor, values: &Tensor, first: usize) -> Result<Tensor> {
+    let (n_kv, n_rep, seq, hd) = q.dims4()?;
+    // Queries go in chunks: a chunk only needs the keys up to its own last position, which
+    // halves the work of a long prompt and bounds the score matrix.
     let mut outs = Vec::with_capacity(seq.div_ceil(ATTENTION_CHUNK));
     for start in (0..seq).step_by(ATTENTION_CHUNK) {
         let rows = ATTENTION_CHUNK.min(seq - start);
-        let visible = pos + start + rows;
+        let visible = first + start + rows;
         let qc = q
             .narrow(2, start, rows)?
             .contiguous()?
@@ -546,16 +649,12 @@ fn attention(
         let scores = qc.matmul(&keys.narrow(1, 0, visible)?.t()?)?;
         let probs = scores.apply_op1_no_bwd(&CausalSoftmax {
             rows,
-            first: pos + start,
+            first: first + start,
         })?;
         let out = probs.matmul(&values.narrow(1, 0, visible)?)?;
         outs.push(out.reshape((n_kv, n_rep, rows, hd))?);
     }
-    let out = Tensor::cat(&outs, 2)?
-        .reshape((n_head, seq, hd))?
-        .transpose(0, 1)?
-        .reshape((seq, n_head * hd))?;
-    layer.o.forward(&out)
+    Ok(Tensor::cat(&outs, 2)?)
 }
 
 /// Index of the largest logit (the lowest index among ties, as llama.cpp's greedy sampler).

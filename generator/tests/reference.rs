@@ -338,3 +338,146 @@ fn a_quote_records_how_the_model_weighed_refusing_and_the_bias_moves_it() {
     let (text, _) = run(gap - 1.0);
     assert!(text.contains('3'), "{text:?}");
 }
+
+/// Largest difference between two logit vectors.
+fn max_gap(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// A branch run in the prompt's pass sees what it would see alone, the prompt is left as if
+/// the branch had never run, and the cache continues the prompt, on both architectures.
+fn check_fork(model_file: &str) {
+    use cairn_generator::model::{argmax, Transformer};
+    use cairn_generator::GgufFile;
+    let mut file = GgufFile::open(&model_path(model_file)).unwrap();
+    let cfg = file.config().unwrap();
+    let tokenizer = cairn_generator::Tokenizer::from_gguf(&file).unwrap();
+    let mut model = Transformer::load(&mut file, &cfg, 512).unwrap();
+    let encode = |s: &str| tokenizer.encode(s).unwrap();
+    let head = encode(
+        "The Orvane pump is primed with 3 litres of glycol before its first start. \
+         Its filter is changed every 400 hours, and its seals every 2,000 hours of running.",
+    );
+    // The prompt goes on past the fork point, and the branch is long enough for the
+    // prompt path's many-row products (16 rows and more).
+    let tail = encode(" Question: how often is the filter changed? Answer:");
+    let branch = encode(
+        " Question: is the pump primed with water, or with something else entirely? \
+         Reply yes or no. Answer:",
+    );
+    let seq = |a: &[u32], b: &[u32]| -> Vec<u32> { a.iter().chain(b).copied().collect() };
+    let alone = |model: &mut Transformer, tokens: &[u32]| -> Vec<f32> {
+        model.forward(tokens, 0, false).unwrap().to_vec1().unwrap()
+    };
+    let prompt_ref = alone(&mut model, &seq(&head, &tail));
+    let next = argmax(&prompt_ref);
+    // The token after the prompt, decoded as generation decodes it (one row on the cache).
+    let after_ref: Vec<f32> = model
+        .forward(&[next], head.len() + tail.len(), false)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let branch_ref = alone(&mut model, &seq(&head, &branch));
+
+    // From the fork on; then with part of the head in the same pass, before the fork.
+    for cached in [head.len(), head.len() / 2] {
+        model.forward(&head[..cached], 0, false).unwrap();
+        let rows = seq(&head[cached..], &tail);
+        let (main, side) = model
+            .forward_fork(&rows, cached, head.len(), &branch)
+            .unwrap();
+        let (main, side): (Vec<f32>, Vec<f32>) = (main.to_vec1().unwrap(), side.to_vec1().unwrap());
+        assert_eq!(
+            argmax(&main),
+            argmax(&prompt_ref),
+            "{model_file}, {cached} cached"
+        );
+        assert_eq!(
+            argmax(&side),
+            argmax(&branch_ref),
+            "{model_file}, {cached} cached"
+        );
+        assert!(
+            max_gap(&main, &prompt_ref) < 0.3,
+            "{}",
+            max_gap(&main, &prompt_ref)
+        );
+        assert!(
+            max_gap(&side, &branch_ref) < 0.3,
+            "{}",
+            max_gap(&side, &branch_ref)
+        );
+        // The next token continues the prompt, not the branch written after it.
+        let after: Vec<f32> = model
+            .forward(&[next], head.len() + tail.len(), false)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(
+            argmax(&after),
+            argmax(&after_ref),
+            "{model_file}, {cached} cached"
+        );
+        assert!(
+            max_gap(&after, &after_ref) < 0.3,
+            "{model_file}: {}",
+            max_gap(&after, &after_ref)
+        );
+    }
+    // A branch that starts outside the tokens it runs with is refused.
+    assert!(model
+        .forward_fork(&tail, head.len(), head.len() - 1, &branch)
+        .is_err());
+}
+
+#[test]
+fn a_branch_run_in_the_prompts_pass_scores_as_it_would_alone() {
+    check_fork("smollm2-135m-instruct-q4_1.gguf");
+    check_fork("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+}
+
+#[test]
+fn a_probed_generation_writes_what_a_plain_one_does_and_scores_the_probe_either_way() {
+    use cairn_generator::Message;
+    let mut generator = load("smollm2-135m-instruct-q4_1.gguf");
+    let options = GenerateOptions {
+        max_tokens: 12,
+        ignore_stop_tokens: true,
+        ..GenerateOptions::default()
+    };
+    let source = "The Orvane pump is primed with 3 litres of glycol before its first start.";
+    let turn = |extra: &str| {
+        generator
+            .chat_tokens(&[Message::user(format!(
+                "{source}\n\nQuestion: What is the pump primed with?{extra}"
+            ))])
+            .unwrap()
+    };
+    let (prompt, probe) = (
+        turn(""),
+        turn("\n\nIs the answer stated above? Reply Yes or No."),
+    );
+    let plain = generator
+        .generate(&prompt, &options, &mut Collect::default())
+        .unwrap();
+    generator.reset();
+    let probe_ref = generator.next_token_logits(&probe).unwrap();
+
+    // In the prompt's pass (nothing cached), then after it (the whole prompt cached, so the
+    // probe branches off before what is computed afresh).
+    for _ in 0..2 {
+        let (g, logits) = generator
+            .generate_probed(&prompt, &probe, &options, None, &mut Collect::default())
+            .unwrap();
+        assert_eq!(g.tokens, plain.tokens);
+        assert!(
+            max_gap(&logits, &probe_ref) < 0.3,
+            "{}",
+            max_gap(&logits, &probe_ref)
+        );
+    }
+}
