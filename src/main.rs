@@ -337,7 +337,7 @@ struct McpArgs {
     packs: PackArgs,
 }
 
-#[derive(Args, Default)]
+#[derive(Args)]
 struct TuiArgs {
     /// The model: default, fast, tiny, or a path to a GGUF file.
     #[arg(long, default_value = "default")]
@@ -581,9 +581,9 @@ impl From<ModeArg> for cairn_retriever::Mode {
 #[derive(Clone, Copy, Debug, Default, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum ModeArg {
-    #[default]
     Bm25,
     Dense,
+    #[default]
     Hybrid,
 }
 
@@ -868,11 +868,13 @@ impl std::fmt::Display for UsageError {
 impl std::error::Error for UsageError {}
 
 impl TuiArgs {
+    /// What `cairn tui` with no flags means, for `cairn` alone: clap's own defaults, so that
+    /// the two open the same app (a derived `Default` would not know them: it once started the
+    /// bare app in keyword-only retrieval).
     fn default_args() -> Self {
-        TuiArgs {
-            model: "default".into(),
-            ..TuiArgs::default()
-        }
+        let command = TuiArgs::augment_args(clap::Command::new("tui"));
+        TuiArgs::from_arg_matches(&command.get_matches_from(["tui"]))
+            .expect("the flags of `cairn tui` all have defaults")
     }
 }
 
@@ -1468,4 +1470,26 @@ fn run_model(args: &RunArgs) -> Result<()> {
         g.finish
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cairn_alone_opens_the_app_as_cairn_tui_does() {
+        let bare = TuiArgs::default_args();
+        let Some(Command::Tui(tui)) = Cli::try_parse_from(["cairn", "tui"]).unwrap().command else {
+            panic!("`cairn tui` parses as the app");
+        };
+        assert_eq!(bare.model, tui.model);
+        assert_eq!(
+            cairn_retriever::Mode::from(bare.mode),
+            cairn_retriever::Mode::Hybrid
+        );
+        assert_eq!(
+            cairn_retriever::Mode::from(bare.mode),
+            cairn_retriever::Mode::from(tui.mode)
+        );
+    }
 }
