@@ -348,6 +348,13 @@ fn max_gap(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// The same top token, and every logit within 0.3.
+fn assert_close(got: &[f32], want: &[f32], what: &str) {
+    use cairn_generator::model::argmax;
+    assert_eq!(argmax(got), argmax(want), "{what}");
+    assert!(max_gap(got, want) < 0.3, "{what}: {}", max_gap(got, want));
+}
+
 /// A branch run in the prompt's pass sees what it would see alone, the prompt is left as if
 /// the branch had never run, and the cache continues the prompt, on both architectures.
 fn check_fork(model_file: &str) {
@@ -391,42 +398,16 @@ fn check_fork(model_file: &str) {
             .forward_fork(&rows, cached, head.len(), &branch)
             .unwrap();
         let (main, side): (Vec<f32>, Vec<f32>) = (main.to_vec1().unwrap(), side.to_vec1().unwrap());
-        assert_eq!(
-            argmax(&main),
-            argmax(&prompt_ref),
-            "{model_file}, {cached} cached"
-        );
-        assert_eq!(
-            argmax(&side),
-            argmax(&branch_ref),
-            "{model_file}, {cached} cached"
-        );
-        assert!(
-            max_gap(&main, &prompt_ref) < 0.3,
-            "{}",
-            max_gap(&main, &prompt_ref)
-        );
-        assert!(
-            max_gap(&side, &branch_ref) < 0.3,
-            "{}",
-            max_gap(&side, &branch_ref)
-        );
+        let what = format!("{model_file}, {cached} cached");
+        assert_close(&main, &prompt_ref, &what);
+        assert_close(&side, &branch_ref, &what);
         // The next token continues the prompt, not the branch written after it.
         let after: Vec<f32> = model
             .forward(&[next], head.len() + tail.len(), false)
             .unwrap()
             .to_vec1()
             .unwrap();
-        assert_eq!(
-            argmax(&after),
-            argmax(&after_ref),
-            "{model_file}, {cached} cached"
-        );
-        assert!(
-            max_gap(&after, &after_ref) < 0.3,
-            "{model_file}: {}",
-            max_gap(&after, &after_ref)
-        );
+        assert_close(&after, &after_ref, &what);
     }
     // A branch that starts outside the tokens it runs with is refused.
     assert!(model
