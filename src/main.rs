@@ -979,7 +979,14 @@ fn run(cli: Cli) -> Result<Outcome> {
             .into());
         }
         let kb = kb::kb_dir(cli.kb.as_deref())?;
-        let engine = pack::open_sources(&kb, &a.packs.selection())?.into_engine(&a.model)?;
+        let sources = pack::open_sources(&kb, &a.packs.selection())?;
+        // With --no-kb, or no knowledge base and packs installed, the packs alone are served.
+        let serving = if sources.label.is_some() {
+            "the installed packs".to_owned()
+        } else {
+            kb.display().to_string()
+        };
+        let engine = sources.into_engine(&a.model)?;
         let options = engine::AskOptions {
             k: a.k,
             mode: a.mode.into(),
@@ -989,18 +996,13 @@ fn run(cli: Cli) -> Result<Outcome> {
         let served = if let Some(addr) = a.http {
             cairn_mcp::serve_http(server, addr, |bound| {
                 eprintln!(
-                    "cairn mcp: serving {} with {} at http://{bound}{}",
-                    kb.display(),
+                    "cairn mcp: serving {serving} with {} at http://{bound}{}",
                     a.model,
                     cairn_mcp::HTTP_PATH
                 );
             })
         } else {
-            eprintln!(
-                "cairn mcp: serving {} with {} on stdio",
-                kb.display(),
-                a.model
-            );
+            eprintln!("cairn mcp: serving {serving} with {} on stdio", a.model);
             cairn_mcp::serve_stdio(server)
         };
         served.map_err(anyhow::Error::msg)?;

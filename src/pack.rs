@@ -446,7 +446,8 @@ pub fn choose_installed(names: &[String]) -> Result<Vec<(String, PathBuf)>> {
         .collect())
 }
 
-/// Opens the knowledge base (unless `--no-kb`) and the selected installed packs.
+/// Opens the knowledge base (unless `--no-kb`, or there is none and packs are installed) and
+/// the selected installed packs.
 pub fn open_sources(kb: &Path, sel: &Selection) -> Result<Sources> {
     open_sources_with(kb, sel, crate::kb::load_embedder()?)
 }
@@ -469,7 +470,17 @@ pub fn open_sources_with(
         }
         packs.push(p);
     }
-    if sel.no_kb {
+    // Someone who installed a pack and never added files of their own has no knowledge base:
+    // the packs are what there is to search (`cairn ask` works on a fresh install + a pack).
+    let kb_reader = if sel.no_kb {
+        None
+    } else {
+        match cairn_index::Reader::open(kb) {
+            Err(cairn_index::Error::NotFound(_)) if !packs.is_empty() => None,
+            opened => Some(opened?),
+        }
+    };
+    let Some(reader) = kb_reader else {
         if packs.is_empty() {
             bail!("--no-kb leaves nothing to search: no pack is installed or selected\nhint: `cairn pack install FILE`");
         }
@@ -481,8 +492,7 @@ pub fn open_sources_with(
             packs,
             embedder,
         });
-    }
-    let reader = cairn_index::Reader::open(kb)?;
+    };
     cairn_engine::check_embedder(&reader, &embedder)?;
     Ok(Sources {
         reader,

@@ -120,6 +120,24 @@ fn build_sign_verify_install_and_search_a_pack() {
         "{out}"
     );
     assert!(out.contains("signature:   signed by trusted key "), "{out}");
+    // Someone who installs a pack before adding any file of their own has no knowledge base:
+    // the pack alone is searched and answers, as with --no-kb.
+    assert!(!Path::new(&e.path("kb")).exists());
+    let out = e.ok(&["search", "how much glycol to prime the pump", "-k", "1"]);
+    assert!(out.contains("[pack:orvane@1.2.0] docs/pumps.md"), "{out}");
+    let (code, out, err) = e.cairn(&[
+        "ask",
+        "How much glycol is needed to prime the Orvane pump?",
+        "--model",
+        "tiny",
+        "--json",
+    ]);
+    assert!(code == 0 || code == 3, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        v["sources"][0]["doc"], "[pack:orvane@1.2.0] docs/pumps.md",
+        "{v:#}"
+    );
     // Asked beside the user's own knowledge base (only the garden), the answer cites the pack.
     let garden = e.path("garden");
     std::fs::create_dir_all(&garden).unwrap();

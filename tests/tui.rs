@@ -48,6 +48,11 @@ impl Session {
     }
 
     fn start_with(kb: &Path, width: u16, height: u16, model: &str) -> Session {
+        Self::start_env(kb, width, height, model, "")
+    }
+
+    /// `env`: `NAME='value' ` assignments put before the command.
+    fn start_env(kb: &Path, width: u16, height: u16, model: &str, env: &str) -> Session {
         let dir = tempfile::tempdir().unwrap();
         let socket = format!(
             "cairn-test-{}-{}",
@@ -56,7 +61,7 @@ impl Session {
         );
         let d = dir.path().display();
         let script = format!(
-            "stty -a > {d}/before; XDG_DATA_HOME={d}/data '{bin}' --kb '{kb}' tui --model '{model}'; \
+            "stty -a > {d}/before; XDG_DATA_HOME={d}/data {env}'{bin}' --kb '{kb}' tui --model '{model}'; \
              echo $? > {d}/exit; stty -a > {d}/after; sleep 60",
             bin = env!("CARGO_BIN_EXE_cairn"),
             kb = kb.display(),
@@ -249,6 +254,75 @@ fn a_model_that_cannot_load_is_reported_in_the_app_which_keeps_running() {
     s.type_text("build-override");
     s.keys(&["Enter"]);
     s.wait("search results", 30, |t| t.contains("Search results (10)"));
+    s.keys(&["C-c", "C-c"]);
+    assert_eq!(s.exit_status(), "0");
+}
+
+#[test]
+fn with_no_knowledge_base_the_installed_packs_answer_until_files_are_added() {
+    let tmp = tempfile::tempdir().unwrap();
+    let packs = tmp.path().join("packs");
+    let cairn = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(args)
+            .env("CAIRN_PACKS_DIR", &packs)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let file = tmp.path().join("cargo.cairnpack");
+    let file = file.to_str().unwrap();
+    let from = kb().to_str().unwrap();
+    cairn(&[
+        "pack",
+        "build",
+        "--from-kb",
+        from,
+        "-o",
+        file,
+        "--name",
+        "cargo",
+        "-q",
+    ]);
+    cairn(&["pack", "install", file, "--allow-unsigned"]);
+    let own = tmp.path().join("kb");
+    let env = format!("CAIRN_PACKS_DIR='{}' ", packs.display());
+    let s = Session::start_env(&own, 100, 30, "tiny", &env);
+    let screen = s.wait("the pack standing in for the knowledge base", 60, |t| {
+        t.contains("empty + 1 pack · ") && t.contains("│ tiny │")
+    });
+    assert!(screen.contains("No knowledge base of your own"), "{screen}");
+    s.type_text("Where does cargo build --release put the resulting binary?");
+    s.keys(&["Enter"]);
+    let screen = s.wait("the answer from the pack", 60, |t| {
+        t.contains("target/release") && t.contains("tiny · first token")
+    });
+    assert!(screen.contains("[pack:cargo@0.1.0]"), "{screen}");
+    // Adding files makes the knowledge base; the pack is searched beside it.
+    let notes = tmp.path().join("notes");
+    std::fs::create_dir_all(&notes).unwrap();
+    std::fs::write(
+        notes.join("team.md"),
+        "# Team notes\n\nOur staging server is called heron-7.\n",
+    )
+    .unwrap();
+    s.type_text(&format!("/add {}", notes.display()));
+    s.keys(&["Enter"]);
+    s.wait("the knowledge base and the pack", 60, |t| {
+        t.contains("1 docs · 1 chunks + 1 pack")
+    });
+    s.keys(&["C-t"]);
+    s.type_text("staging server heron-7");
+    s.keys(&["Enter"]);
+    let screen = s.wait("search results from both", 30, |t| {
+        t.contains("Search results (")
+    });
+    assert!(screen.contains("notes/team.md"), "{screen}");
+    assert!(screen.contains("[pack:cargo@0.1.0]"), "{screen}");
     s.keys(&["C-c", "C-c"]);
     assert_eq!(s.exit_status(), "0");
 }

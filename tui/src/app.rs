@@ -97,6 +97,13 @@ pub enum KbState {
         /// Chunks.
         chunks: u64,
     },
+    /// Not made yet, but packs are installed: questions search them.
+    PacksOnly {
+        /// Documents in the packs.
+        documents: u64,
+        /// Chunks in the packs.
+        chunks: u64,
+    },
     /// Could not be opened.
     Failed(String),
 }
@@ -857,12 +864,17 @@ impl App {
     fn worker(&mut self, m: Msg) {
         match m {
             Msg::Opened {
+                own,
                 documents,
                 chunks,
                 sources,
                 packs,
             } => {
-                self.kb_state = KbState::Ready { documents, chunks };
+                self.kb_state = if own {
+                    KbState::Ready { documents, chunks }
+                } else {
+                    KbState::PacksOnly { documents, chunks }
+                };
                 self.sources = sources;
                 self.packs = packs;
             }

@@ -524,6 +524,17 @@ fn welcome(app: &App, t: &Theme, w: usize) -> Vec<Line<'static>> {
             ));
             text.push((format!("{e}\n"), Style::default()));
         }
+        KbState::PacksOnly { documents, chunks } => {
+            let packs = app.packs.join(", ");
+            text.push((
+                format!("No knowledge base of your own at {kb} yet: questions search the installed {} — {packs} ({documents} documents, {chunks} passages).\n\n",
+                    if app.packs.len() == 1 { "pack" } else { "packs" }),
+                Style::default(),
+            ));
+            text.push(("Ask a question below: the answer quotes the documents and cites document, page and lines for every sentence. To add your own documents, type ".into(), t.dim()));
+            text.push(("/add ~/notes".into(), t.fg(Color::Cyan)));
+            text.push((" and press Enter.".into(), t.dim()));
+        }
         KbState::Opening => text.push((format!("Opening {kb}…"), t.dim())),
         KbState::Ready { documents, chunks } => {
             text.push((
@@ -823,6 +834,16 @@ fn draw_status(app: &App, f: &mut Frame, area: Rect) {
             )
         }
         KbState::Missing => format!("{} · empty", short_path(&app.kb)),
+        KbState::PacksOnly { documents, chunks } => {
+            let packs = match app.packs.len() {
+                1 => "1 pack".to_owned(),
+                n => format!("{n} packs"),
+            };
+            format!(
+                "{} · empty + {packs} · {documents} docs · {chunks} chunks",
+                short_path(&app.kb)
+            )
+        }
         KbState::Opening => "opening…".to_owned(),
         KbState::Failed(_) => "knowledge base: error".to_owned(),
     };

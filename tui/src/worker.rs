@@ -45,8 +45,11 @@ pub enum Request {
 /// What the worker reports.
 #[derive(Debug)]
 pub enum Msg {
-    /// The knowledge base is open and searchable.
+    /// The knowledge base is open and searchable (or, while there is none, the installed packs).
     Opened {
+        /// Whether this is the user's own knowledge base; `false`: there is none yet, and the
+        /// counts are the packs'.
+        own: bool,
         /// Documents in it.
         documents: u64,
         /// Chunks in it.
@@ -203,6 +206,7 @@ pub fn spawn<E: From<Msg> + Send + 'static>(
                 embedder: None,
                 pack_choice: packs,
                 packs: Vec::new(),
+                primary_pack: None,
                 engine: None,
                 model: None,
                 waiting: None,
@@ -228,6 +232,9 @@ struct Worker {
     pack_choice: PackChoice,
     /// The open packs, while no engine holds them.
     packs: Vec<PackReader>,
+    /// While there is no knowledge base, the pack whose snapshot stands in for it (the primary
+    /// reader): its label, and whether it is searched by keywords only.
+    primary_pack: Option<(String, bool)>,
     engine: Option<Engine>,
     /// A loaded model waiting for a knowledge base.
     model: Option<LoadedModel>,
@@ -359,13 +366,23 @@ impl Worker {
         match Engine::new(reader, embedder, model) {
             Ok(mut engine) => {
                 engine.retrieval.packs = std::mem::take(&mut self.packs);
+                if let Some((label, bm25_only)) = &self.primary_pack {
+                    engine.retrieval.label = Some(label.clone());
+                    engine.retrieval.bm25_only = *bm25_only;
+                }
                 self.engine = Some(engine);
             }
             Err(e) => {
                 self.model_error = Some(e.to_string());
                 (self.report)(Msg::ModelFailed(e.to_string()));
-                self.reader = Reader::open(&reopen).ok();
                 self.embedder = MiniLm::load().ok();
+                if self.primary_pack.take().is_some() {
+                    // The packs were consumed with the engine; open them again.
+                    self.packs.clear();
+                    self.open();
+                } else {
+                    self.reader = Reader::open(&reopen).ok();
+                }
             }
         }
     }
@@ -382,8 +399,24 @@ impl Worker {
             }
         }
         if !cairn_engine_has_kb(&self.kb) {
-            (self.report)(Msg::NoKnowledgeBase);
+            if self.pack_choice.packs.is_empty() {
+                (self.report)(Msg::NoKnowledgeBase);
+            } else if self.primary_pack.is_none() {
+                self.open_packs_alone();
+            }
             return;
+        }
+        if self.primary_pack.take().is_some() {
+            // The knowledge base exists now: it becomes the primary snapshot, and the pack that
+            // stood in for it goes back among the packs (all are opened again below).
+            if let Some(engine) = &mut self.engine {
+                engine.retrieval.packs.clear();
+                engine.retrieval.label = None;
+                engine.retrieval.bm25_only = false;
+            } else {
+                self.packs.clear();
+                self.reader = None;
+            }
         }
         match Reader::open(&self.kb) {
             Ok(reader) => {
@@ -408,8 +441,15 @@ impl Worker {
 
     /// Takes a new snapshot of the knowledge base when another process (a `cairn add` in
     /// another terminal) has committed since the last one, so that questions see its files.
-    /// The snapshot in use stays if the new one cannot be opened.
+    /// The snapshot in use stays if the new one cannot be opened. While a pack stands in for
+    /// a knowledge base that did not exist, one created since is opened.
     fn follow_commits(&mut self) {
+        if self.primary_pack.is_some() {
+            if cairn_engine_has_kb(&self.kb) {
+                self.open();
+            }
+            return;
+        }
         let stale = self.retrieval().is_some_and(|(r, _)| r.changed_on_disk());
         if !stale {
             return;
@@ -443,6 +483,32 @@ impl Worker {
             "there is no knowledge base to answer from\nhint: type /add PATH to add a folder".into()
         } else {
             "the model is not loaded\nhint: m loads one".into()
+        }
+    }
+
+    /// With no knowledge base yet, searches the installed packs alone: the first stands in for
+    /// the knowledge base until files are added.
+    fn open_packs_alone(&mut self) {
+        self.open_packs();
+        let packs = match &mut self.engine {
+            Some(engine) => &mut engine.retrieval.packs,
+            None => &mut self.packs,
+        };
+        if packs.is_empty() {
+            // Each pack that could not be opened has been reported.
+            (self.report)(Msg::NoKnowledgeBase);
+            return;
+        }
+        let first = packs.remove(0);
+        self.primary_pack = Some((first.label.clone(), first.bm25_only));
+        self.report_opened(&first.reader);
+        if let Some(engine) = &mut self.engine {
+            engine.retrieval.reader = first.reader;
+            engine.retrieval.label = Some(first.label);
+            engine.retrieval.bm25_only = first.bm25_only;
+        } else {
+            self.reader = Some(first.reader);
+            self.assemble();
         }
     }
 
@@ -483,32 +549,54 @@ impl Worker {
         }
     }
 
-    fn pack_labels(&self) -> Vec<String> {
-        let packs = self
-            .engine
+    fn open_pack_readers(&self) -> &[PackReader] {
+        self.engine
             .as_ref()
-            .map_or(&self.packs, |e| &e.retrieval.packs);
-        packs
-            .iter()
-            .map(|p| {
-                if p.bm25_only {
-                    format!("{} (keywords only)", p.label)
-                } else {
-                    p.label.clone()
-                }
-            })
+            .map_or(&self.packs, |e| &e.retrieval.packs)
+    }
+
+    /// The labels of the packs searched, the one standing in for the knowledge base first.
+    fn pack_labels(&self) -> Vec<String> {
+        let label = |name: &str, bm25_only: bool| {
+            if bm25_only {
+                format!("{name} (keywords only)")
+            } else {
+                name.to_owned()
+            }
+        };
+        let primary = self.primary_pack.iter().map(|(l, b)| label(l, *b));
+        primary
+            .chain(
+                self.open_pack_readers()
+                    .iter()
+                    .map(|p| label(&p.label, p.bm25_only)),
+            )
             .collect()
     }
 
+    /// Reports what `reader` (the primary snapshot) holds; while a pack stands in for the
+    /// knowledge base, what all the packs hold.
     fn report_opened(&self, reader: &Reader) {
-        let (documents, chunks, sources) = reader
+        let (mut documents, mut chunks, sources) = reader
             .status()
             .map(|s| (s.documents, s.chunks, s.sources))
             .unwrap_or_default();
+        let own = self.primary_pack.is_none();
+        if !own {
+            for s in self
+                .open_pack_readers()
+                .iter()
+                .filter_map(|p| p.reader.status().ok())
+            {
+                documents += s.documents;
+                chunks += s.chunks;
+            }
+        }
         (self.report)(Msg::Opened {
+            own,
             documents,
             chunks,
-            sources,
+            sources: if own { sources } else { Vec::new() },
             packs: self.pack_labels(),
         });
     }
@@ -536,11 +624,12 @@ impl Worker {
                     });
                     return;
                 };
-                let packs = self
-                    .engine
+                let (label, bm25_only) = self
+                    .primary_pack
                     .as_ref()
-                    .map_or(&self.packs, |e| &e.retrieval.packs);
-                let shelves = cairn_engine::shelves(reader, None, false, packs);
+                    .map_or((None, false), |(l, b)| (Some(l.as_str()), *b));
+                let shelves =
+                    cairn_engine::shelves(reader, label, bm25_only, self.open_pack_readers());
                 let t0 = Instant::now();
                 match search_shelves(&shelves, embedder, &query, &options) {
                     Ok(hits) => (self.report)(Msg::Found {

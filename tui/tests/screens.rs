@@ -66,6 +66,7 @@ fn type_text(app: &mut App, text: &str) {
 
 fn opened(app: &mut App, root: &Path) {
     app.update(Event::Worker(Msg::Opened {
+        own: true,
         documents: 2,
         chunks: 5,
         sources: vec![cairn_engine::KbSource {
@@ -307,6 +308,25 @@ fn no_knowledge_base_says_how_to_make_one_and_adds_a_folder() {
     let s = screen(&a);
     assert!(s.contains("adding 12/40 files · 96 embedded"), "{s}");
     snap!("ingest_progress", a);
+}
+
+#[test]
+fn with_no_knowledge_base_the_installed_packs_are_searched() {
+    let mut a = app(100, 30);
+    a.update(Event::Worker(Msg::Opened {
+        own: false,
+        documents: 22,
+        chunks: 300,
+        sources: Vec::new(),
+        packs: vec!["pack:cargo-book@1.95.0".into()],
+    }));
+    let s = screen(&a);
+    assert!(
+        s.contains("empty + 1 pack · 22 docs · 300 chunks"),
+        "the status bar:\n{s}"
+    );
+    assert!(s.contains("No knowledge base of your own"), "{s}");
+    snap!("packs_only", a);
 }
 
 #[test]
