@@ -211,7 +211,20 @@ fn open_id(kb: &Path) -> Result<EmbedderId> {
 
 /// `cairn status`.
 pub fn status(kb: &Path, json: bool, documents: bool, paint: Paint) -> Result<()> {
-    let reader = Reader::open(kb)?;
+    let reader = match Reader::open(kb) {
+        Err(e @ cairn_index::Error::NotFound(_)) => {
+            let packs = crate::pack::packs_dir()
+                .and_then(|d| Ok(cairn_pack::installed(&d)?.len()))
+                .unwrap_or(0);
+            if packs == 0 {
+                return Err(e.into());
+            }
+            anyhow::bail!(
+                "{e}\nnote: until then, questions search the installed packs alone (`cairn pack list`)"
+            );
+        }
+        r => r?,
+    };
     let s = reader.status()?;
     let m = &s.manifest;
     let mut out = std::io::stdout().lock();

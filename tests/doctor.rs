@@ -91,7 +91,17 @@ fn doctor_reports_what_is_well_and_what_is_not() {
         "{out}"
     );
 
-    // No knowledge base where it is looked for.
+    // No knowledge base where it is looked for, but a pack installed: that is a setup that
+    // works (the pack is searched alone), not a problem.
+    let (_, out) = cairn(dir, "elsewhere", &["doctor"]);
+    assert!(
+        out.contains("ok      knowledge base: none yet at")
+            && out.contains("the installed packs are searched alone"),
+        "{out}"
+    );
+    // No knowledge base and no pack: nothing to search.
+    let (code, out) = cairn(dir, "kb", &["pack", "remove", "orvane"]);
+    assert_eq!(code, 0, "{out}");
     let (code, out) = cairn(dir, "elsewhere", &["doctor"]);
     assert_eq!(code, 1, "{out}");
     assert!(

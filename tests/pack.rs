@@ -138,6 +138,18 @@ fn build_sign_verify_install_and_search_a_pack() {
         v["sources"][0]["doc"], "[pack:orvane@1.2.0] docs/pumps.md",
         "{v:#}"
     );
+    let (code, _, err) = e.cairn(&["status"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("questions search the installed packs alone"),
+        "{err}"
+    );
+    let (_, out, _) = e.cairn(&["doctor"]);
+    assert!(
+        out.contains("ok      knowledge base: none yet at ")
+            && out.contains("the installed packs are searched alone"),
+        "{out}"
+    );
     // Asked beside the user's own knowledge base (only the garden), the answer cites the pack.
     let garden = e.path("garden");
     std::fs::create_dir_all(&garden).unwrap();
