@@ -197,7 +197,7 @@ pub fn check(pack: &Path, trusted: &[PublicKey], require_trusted: bool) -> Resul
     }
     if require_trusted {
         return Err(sig_error(format!(
-            "{}: signed by key {signer}, which is not trusted\nhint: `cairn pack verify --trust KEY.pub` with the maker's public key, or add it to the trusted keys",
+            "{}: signed by key {signer}, which is not trusted\nhint: `cairn pack verify --trust KEY.pub` checks it with the maker's public key; `cairn pack trust KEY.pub` trusts that key for installs",
             pack.display()
         )));
     }
