@@ -114,10 +114,7 @@ fn models(deep: bool, out: &mut Vec<Finding>) {
 fn knowledge_base(kb: &Path, out: &mut Vec<Finding>) {
     let name = "knowledge base";
     if !kb.join(cairn_index::STORE_FILE).exists() {
-        let packs = crate::pack::packs_dir()
-            .and_then(|d| Ok(cairn_pack::installed(&d)?.len()))
-            .unwrap_or(0);
-        if packs > 0 {
+        if crate::pack::installed_count() > 0 {
             // Installed packs are searched alone until there is a knowledge base.
             out.push(ok(
                 name,

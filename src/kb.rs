@@ -213,10 +213,7 @@ fn open_id(kb: &Path) -> Result<EmbedderId> {
 pub fn status(kb: &Path, json: bool, documents: bool, paint: Paint) -> Result<()> {
     let reader = match Reader::open(kb) {
         Err(e @ cairn_index::Error::NotFound(_)) => {
-            let packs = crate::pack::packs_dir()
-                .and_then(|d| Ok(cairn_pack::installed(&d)?.len()))
-                .unwrap_or(0);
-            if packs == 0 {
+            if crate::pack::installed_count() == 0 {
                 return Err(e.into());
             }
             anyhow::bail!(

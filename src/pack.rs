@@ -18,6 +18,13 @@ pub fn packs_dir() -> Result<PathBuf> {
     Ok(data.join("cairn").join("packs"))
 }
 
+/// How many packs are installed (0 when the packs directory cannot be read).
+pub fn installed_count() -> usize {
+    packs_dir()
+        .and_then(|d| Ok(cairn_pack::installed(&d)?.len()))
+        .unwrap_or(0)
+}
+
 /// Where trusted public keys live: `CAIRN_TRUST_DIR`, else `<user config dir>/cairn/trusted`.
 pub fn trust_dir() -> Result<PathBuf> {
     if let Some(d) = std::env::var_os("CAIRN_TRUST_DIR") {

@@ -46,6 +46,18 @@ impl Env {
         )
     }
 
+    /// `cairn ask` the pump question with the tiny model, and `extra` flags.
+    fn ask_glycol(&self, extra: &[&str]) -> (i32, String, String) {
+        let mut args = vec![
+            "ask",
+            "How much glycol is needed to prime the Orvane pump?",
+            "--model",
+            "tiny",
+        ];
+        args.extend_from_slice(extra);
+        self.cairn(&args)
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let (code, out, err) = self.cairn(args);
         assert_eq!(code, 0, "cairn {args:?}: {out}{err}");
@@ -125,13 +137,7 @@ fn build_sign_verify_install_and_search_a_pack() {
     assert!(!Path::new(&e.path("kb")).exists());
     let out = e.ok(&["search", "how much glycol to prime the pump", "-k", "1"]);
     assert!(out.contains("[pack:orvane@1.2.0] docs/pumps.md"), "{out}");
-    let (code, out, err) = e.cairn(&[
-        "ask",
-        "How much glycol is needed to prime the Orvane pump?",
-        "--model",
-        "tiny",
-        "--json",
-    ]);
+    let (code, out, err) = e.ask_glycol(&["--json"]);
     assert!(code == 0 || code == 3, "{out}{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(
@@ -159,13 +165,7 @@ fn build_sign_verify_install_and_search_a_pack() {
     )
     .unwrap();
     e.ok(&["add", &garden, "-q"]);
-    let (code, out, err) = e.cairn(&[
-        "ask",
-        "How much glycol is needed to prime the Orvane pump?",
-        "--model",
-        "tiny",
-        "--json",
-    ]);
+    let (code, out, err) = e.ask_glycol(&["--json"]);
     assert_eq!(code, 0, "{out}{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     let cited = v["sentences"][0]["citations"][0]["source"]
