@@ -786,6 +786,8 @@ struct RunArgs {
 
 fn main() -> ExitCode {
     let start = std::time::Instant::now();
+    // Before any thread starts: ONNX Runtime, loaded later for embeddings, must send nothing.
+    cairn_generator::embed::keep_runtime_offline();
     let parsed = Cli::command()
         .try_get_matches()
         .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));

@@ -616,3 +616,80 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Every file under `dir`, relative to it.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn nothing_but_cairn_writes_in_the_home_directory() {
+    // ONNX Runtime (1.29 and later) keeps a device id and a queue of telemetry events to upload
+    // under ~/.cache/Microsoft unless it is told not to before it loads. With HOME and the cache
+    // directory pointed at an empty folder, a session that embeds and answers leaves only
+    // cairn's own files there.
+    let (code, models, err) = run(&mut cairn(&["models", "path"]));
+    assert_eq!(code, 0, "{err}");
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("kiln.md"),
+        "# Kiln\n\nThe Harwick kiln is fired to 1,240 degrees for stoneware.\n",
+    )
+    .unwrap();
+    let kb = tmp.path().join("kb");
+    let session = |args: &[&str]| {
+        let mut cmd = kb_cmd(&kb, args);
+        cmd.env("HOME", &home)
+            .env("XDG_CACHE_HOME", home.join(".cache"))
+            .env("XDG_DATA_HOME", home.join(".local/share"))
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("CAIRN_MODELS_DIR", models.trim())
+            .env_remove("ORT_DISABLE_TELEMETRY");
+        // ONNX Runtime also stays quiet under CI; the test must see what a user's shell sees.
+        for var in [
+            "CI",
+            "TF_BUILD",
+            "GITHUB_ACTIONS",
+            "GITLAB_CI",
+            "BUILD_ID",
+            "JENKINS_URL",
+        ] {
+            cmd.env_remove(var);
+        }
+        let (code, out, err) = run(&mut cmd);
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+    };
+    session(&["add", docs.to_str().unwrap(), "-q"]);
+    session(&["search", "kiln temperature"]);
+    session(&[
+        "ask",
+        "How hot is the Harwick kiln fired?",
+        "--model",
+        "tiny",
+    ]);
+    let foreign: Vec<String> = files_under(&home)
+        .into_iter()
+        .filter(|f| !f.starts_with(".cache/cairn/"))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "files written outside cairn's own directories: {foreign:?}"
+    );
+}

@@ -101,9 +101,28 @@ impl Runtime {
     }
 }
 
+/// The environment variable with which ONNX Runtime (1.29 and later, on Linux and macOS) collects
+/// and uploads nothing. Without it, creating an environment writes a device id and a queue of
+/// "ProcessInfo" events (program name, OS, CPU, memory) under `~/.cache/Microsoft/DeveloperTools`,
+/// which its 1DS client uploads when the machine is online. `DisableTelemetryEvents`, the API call
+/// ([`ort::environment::EnvironmentBuilder::with_telemetry`]), comes too late: the runtime logs
+/// that event while the environment is being created.
+pub const RUNTIME_TELEMETRY_OFF: &str = "ORT_DISABLE_TELEMETRY";
+
+/// Tells ONNX Runtime, before it is loaded, to collect and send nothing
+/// ([`RUNTIME_TELEMETRY_OFF`]). The encoder calls it itself before loading the runtime; a
+/// program calls it first thing in `main`, while it has one thread, because changing the
+/// environment races with other threads reading it.
+pub fn keep_runtime_offline() {
+    if std::env::var_os(RUNTIME_TELEMETRY_OFF).is_none_or(|v| v != "1") {
+        std::env::set_var(RUNTIME_TELEMETRY_OFF, "1");
+    }
+}
+
 /// The process's ONNX Runtime environment, loaded from `runtime` by the first caller (ONNX
 /// Runtime allows one per process; every encoder shares it). Loading the library is checked
-/// (version, symbols) and fails as an error, not a panic.
+/// (version, symbols) and fails as an error, not a panic. Telemetry is off before the library
+/// loads ([`keep_runtime_offline`]) and again on the environment.
 fn environment(runtime: &Path) -> Result<ort::environment::Environment> {
     static ENVIRONMENT: Mutex<Option<(PathBuf, ort::environment::Environment)>> = Mutex::new(None);
     let mut slot = ENVIRONMENT.lock().unwrap_or_else(PoisonError::into_inner);
@@ -120,9 +139,11 @@ fn environment(runtime: &Path) -> Result<ort::environment::Environment> {
             ))
         };
     }
+    keep_runtime_offline();
     let environment = ort::init_from(runtime)
         .map_err(|e| runtime_error(runtime, &e))?
         .with_name("cairn")
+        .with_telemetry(false)
         .build()
         .map_err(|e| runtime_error(runtime, &e))?;
     *slot = Some((runtime.to_owned(), environment.clone()));
