@@ -144,7 +144,7 @@ pub fn ask(engine: &mut Engine, input: &str, base: &AskOptions, model: &str) -> 
                 }
                 (Ok((q, _)), Some(Err(e))) => {
                     tally.failed += 1;
-                    let e = LineError::new("failed", format!("{e:#}"));
+                    let e = LineError::new("failed", crate::error_chain(&e));
                     error_json(
                         item.line,
                         &item.id,
@@ -168,7 +168,7 @@ pub fn ask(engine: &mut Engine, input: &str, base: &AskOptions, model: &str) -> 
                     }
                     Err(e) => {
                         tally.failed += 1;
-                        let e = LineError::new("failed", format!("{e:#}"));
+                        let e = LineError::new("failed", crate::error_chain(&e));
                         error_json(
                             item.line,
                             &item.id,
@@ -227,7 +227,7 @@ pub fn search(
                 }
                 Err(e) => {
                     tally.failed += 1;
-                    let e = LineError::new("failed", format!("{e:#}"));
+                    let e = LineError::new("failed", crate::error_chain(&*e));
                     error_json(
                         item.line,
                         &item.id,

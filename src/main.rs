@@ -849,11 +849,26 @@ fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {}", sanitize(&format!("{e:#}")));
+            eprintln!("error: {}", sanitize(&error_chain(&*e)));
             let usage = e.chain().any(|c| c.downcast_ref::<UsageError>().is_some());
             ExitCode::from(if usage { EXIT_USAGE } else { EXIT_ERROR })
         }
     }
+}
+
+/// An error and its causes as one line, `what: why: why`. A cause whose text the messages
+/// before it already hold is left out: some errors (the engine's load errors, for one) name
+/// their cause in their own message as well as chaining it.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    for cause in std::iter::successors(e.source(), |c| c.source()) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 /// A mistake in what was asked (a path that does not exist), reported with exit status 2 after
@@ -889,7 +904,7 @@ fn tui(kb: Option<&std::path::Path>, a: &TuiArgs, start: std::time::Instant) -> 
     let kb = match kb::kb_dir(kb) {
         Ok(kb) => kb,
         Err(e) => {
-            eprintln!("error: {}", sanitize(&format!("{e:#}")));
+            eprintln!("error: {}", sanitize(&error_chain(&*e)));
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -909,7 +924,7 @@ fn tui(kb: Option<&std::path::Path>, a: &TuiArgs, start: std::time::Instant) -> 
                 bm25_only_mismatched: a.bm25_only_mismatched,
             },
             Err(e) => {
-                eprintln!("error: {}", sanitize(&format!("{e:#}")));
+                eprintln!("error: {}", sanitize(&error_chain(&*e)));
                 return ExitCode::from(EXIT_USAGE);
             }
         },

@@ -121,6 +121,52 @@ fn a_model_that_fails_its_hash_is_never_loaded() {
 }
 
 #[test]
+fn a_gguf_file_cut_short_is_refused_naming_the_file_and_tensor() {
+    // The weights are used where they lie in the mapped file, so a tensor that runs past the
+    // end must be caught before anything reads it.
+    let (code, tiny, err) = run(&mut cairn(&["models", "path", "tiny"]));
+    assert_eq!(code, 0, "{err}");
+    let whole = std::fs::read(tiny.trim()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.gguf");
+    std::fs::write(&cut, &whole[..whole.len() * 3 / 4]).unwrap();
+    let (code, out, err) = run(&mut cairn(&[
+        "models",
+        "run",
+        cut.to_str().unwrap(),
+        "--prompt",
+        "hi",
+    ]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(cut.to_str().unwrap()), "{err}");
+    assert!(err.contains("tensor `blk."), "{err}");
+    assert!(err.contains("(truncated?)"), "{err}");
+    assert!(out.is_empty(), "nothing generated: {out}");
+    // Through the engine, whose load error also chains its cause: said once.
+    let kb = dir.path().join("kb");
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("a.md"),
+        "# Kilns\n\nThe kiln is fired to 1,240 degrees.\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&mut kb_cmd(&kb, &["add", docs.to_str().unwrap(), "-q"]));
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(&mut kb_cmd(
+        &kb,
+        &[
+            "ask",
+            "How hot is the kiln fired?",
+            "--model",
+            cut.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(err.matches("(truncated?)").count(), 1, "{err}");
+}
+
+#[test]
 fn a_missing_model_names_the_command_that_installs_it() {
     let dir = tempfile::tempdir().unwrap();
     let (code, _, err) =

@@ -176,7 +176,7 @@ impl Generator {
     /// Loads a GGUF model file.
     pub fn load(path: &Path, options: &LoadOptions) -> Result<Self> {
         let start = Instant::now();
-        let mut file = GgufFile::open(path)?;
+        let file = GgufFile::open(path)?;
         let cfg = file.config()?;
         let tokenizer = Tokenizer::from_gguf(&file)?;
         let token_text = |id: Option<u32>| {
@@ -189,7 +189,7 @@ impl Generator {
             &token_text(tokenizer.eos_id()),
         )?;
         let n_ctx = options.n_ctx.clamp(16, cfg.train_ctx.max(16));
-        let mut model = Transformer::load(&mut file, &cfg, n_ctx)?;
+        let mut model = Transformer::load(&file, &cfg, n_ctx)?;
         // One token through every layer: candle repacks some weight types and starts its
         // worker threads on first use, which would otherwise land on the first question.
         let warm_up = tokenizer.bos_id().or(tokenizer.eos_id()).unwrap_or(0);

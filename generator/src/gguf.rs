@@ -2,10 +2,13 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::{ggml_file, GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use memmap2::Mmap;
 
 use crate::error::{Error, Result};
 
@@ -56,21 +59,102 @@ pub struct ModelConfig {
     pub vocab_size: usize,
 }
 
-/// A GGUF file opened for reading: its metadata and tensor directory.
+/// A GGUF file opened for reading: its metadata and tensor directory, and the file mapped into
+/// memory.
+///
+/// The weights of the block types cairn multiplies with its own kernels are used where they lie
+/// in the mapping ([`RawTensor`]), so loading a model neither reads it into fresh memory (which
+/// the kernel must first zero) nor copies it; the pages are shared with the page cache and with
+/// every other process that has the same model open. The file must not be rewritten while it is
+/// open: `cairn models pull` writes a new file and renames it over the old one, which leaves the
+/// mapped file intact.
 pub struct GgufFile {
     pub(crate) path: PathBuf,
     pub(crate) content: Content,
-    pub(crate) reader: BufReader<File>,
+    map: Arc<Mmap>,
+}
+
+/// A tensor's bytes where they lie in a mapped GGUF file, with its type and shape.
+#[derive(Clone)]
+pub(crate) struct RawTensor {
+    map: Arc<Mmap>,
+    start: usize,
+    len: usize,
+    pub(crate) dtype: GgmlDType,
+    /// Row-major dimensions, outermost first (`[n_out, k]` for a matrix).
+    dims: Vec<usize>,
+}
+
+impl RawTensor {
+    /// The tensor's blocks, as stored.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.map[self.start..self.start + self.len]
+    }
+
+    /// (rows, columns) of a matrix.
+    pub(crate) fn dims2(&self) -> Result<(usize, usize)> {
+        match self.dims[..] {
+            [rows, cols] => Ok((rows, cols)),
+            _ => Err(Error::Candle(candle_core::Error::Msg(format!(
+                "expected a matrix, found a tensor of shape {:?}",
+                self.dims
+            )))),
+        }
+    }
+
+    /// A copy as candle's quantized tensor (for the types candle multiplies, and vectors).
+    pub(crate) fn to_qtensor(&self) -> Result<QTensor> {
+        Ok(ggml_file::qtensor_from_ggml(
+            self.dtype,
+            self.bytes(),
+            self.dims.clone(),
+            &Device::Cpu,
+        )?)
+    }
+
+    /// The rows `ids` of a matrix, dequantized to f32: (`ids.len()`, columns). Each row is
+    /// dequantized by candle, exactly as its quantized embedding lookup does.
+    pub(crate) fn rows(&self, ids: &[u32]) -> Result<Tensor> {
+        let (n_rows, cols) = self.dims2()?;
+        let row_bytes = self.len / n_rows.max(1);
+        let mut out = Vec::with_capacity(ids.len() * cols);
+        for &id in ids {
+            let id = id as usize;
+            if id >= n_rows {
+                return Err(Error::Candle(candle_core::Error::Msg(format!(
+                    "row {id} is out of range for {n_rows} rows"
+                ))));
+            }
+            let bytes = &self.bytes()[id * row_bytes..(id + 1) * row_bytes];
+            let row = ggml_file::qtensor_from_ggml(self.dtype, bytes, vec![cols], &Device::Cpu)?
+                .dequantize(&Device::Cpu)?;
+            out.extend(row.to_vec1::<f32>()?);
+        }
+        Ok(Tensor::from_vec(out, (ids.len(), cols), &Device::Cpu)?)
+    }
 }
 
 impl GgufFile {
-    /// Opens `path` and reads its header and metadata (tensors are read later, on demand).
+    /// Opens `path`, maps it and reads its header and metadata (tensors are used later, where
+    /// they lie).
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|source| Error::Io {
+        let io = |source| Error::Io {
             path: path.to_owned(),
             source,
-        })?;
-        let mut reader = BufReader::new(file);
+        };
+        let file = File::open(path).map_err(io)?;
+        // SAFETY: the mapping is read-only and the model files are never written in place
+        // (see the type's documentation); a file truncated under a running process is the one
+        // case this cannot guard against, as for any program that maps its inputs.
+        #[allow(unsafe_code)]
+        let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        #[cfg(unix)]
+        {
+            // Start reading the whole file in the background: every weight is used by the
+            // first forward pass. Only a hint, so a refusal changes nothing.
+            let _ = map.advise(memmap2::Advice::WillNeed);
+        }
+        let mut reader = std::io::Cursor::new(&map[..]);
         let content = Content::read(&mut reader).map_err(|e| Error::Format {
             path: path.to_owned(),
             reason: format!(
@@ -81,7 +165,7 @@ impl GgufFile {
         Ok(Self {
             path: path.to_owned(),
             content,
-            reader,
+            map: Arc::new(map),
         })
     }
 
@@ -235,14 +319,49 @@ impl GgufFile {
         )
     }
 
-    pub(crate) fn tensor(&mut self, name: &str) -> Result<candle_core::quantized::QTensor> {
-        let path = self.path.clone();
-        self.content
-            .tensor(&mut self.reader, name, &candle_core::Device::Cpu)
-            .map_err(|e| Error::Format {
-                path,
-                reason: format!("tensor `{name}`: {e}"),
-            })
+    /// The tensor `name` where it lies in the file. Fails, naming the file, when the tensor is
+    /// missing, its shape does not divide into blocks or its bytes run past the end.
+    pub(crate) fn raw(&self, name: &str) -> Result<RawTensor> {
+        let bad = |reason: String| Error::Format {
+            path: self.path.clone(),
+            reason: format!("tensor `{name}`: {reason}"),
+        };
+        let info = self
+            .content
+            .tensor_infos
+            .get(name)
+            .ok_or_else(|| bad("missing".into()))?;
+        let elems = info.shape.elem_count();
+        let block = info.ggml_dtype.block_size();
+        if !elems.is_multiple_of(block) {
+            return Err(bad(format!(
+                "{elems} values do not divide into blocks of {block}"
+            )));
+        }
+        let len = elems / block * info.ggml_dtype.type_size();
+        let start = self.content.tensor_data_offset.saturating_add(info.offset);
+        let end = start.saturating_add(len as u64);
+        if end > self.map.len() as u64 {
+            return Err(bad(format!(
+                "needs bytes {start}..{end}, but the file has {} (truncated?)",
+                self.map.len()
+            )));
+        }
+        Ok(RawTensor {
+            map: Arc::clone(&self.map),
+            start: start as usize,
+            len,
+            dtype: info.ggml_dtype,
+            dims: info.shape.dims().to_vec(),
+        })
+    }
+
+    /// A copy of the tensor `name` as candle's quantized tensor.
+    pub(crate) fn tensor(&self, name: &str) -> Result<QTensor> {
+        self.raw(name)?.to_qtensor().map_err(|e| Error::Format {
+            path: self.path.clone(),
+            reason: format!("tensor `{name}`: {e}"),
+        })
     }
 
     pub(crate) fn has_tensor(&self, name: &str) -> bool {

@@ -14,7 +14,7 @@ use candle_core::{DType, Device, Module, Tensor};
 
 use crate::block_strips;
 use crate::error::{Error, Result};
-use crate::gguf::{Arch, GgufFile, ModelConfig};
+use crate::gguf::{Arch, GgufFile, ModelConfig, RawTensor};
 use crate::kernels::{self, BlockType};
 use crate::kquants::{self, KType};
 use crate::kv_cache::KvCache;
@@ -45,15 +45,17 @@ struct Linear {
 enum Weight {
     /// Quantized, in a block type with one of candle's SIMD dot products.
     Quantized { q: Arc<QTensor>, mm: QMatMul },
-    /// Quantized, in a block type with one of our own kernels ([`crate::kernels`]).
+    /// Quantized, in a block type with one of our own kernels ([`crate::kernels`]), used where
+    /// it lies in the mapped file.
     Own {
-        q: QTensor,
+        q: RawTensor,
         ty: BlockType,
         /// Per-block minima (`n_out × k/32`) of types that have one, for the prompt path.
         mins: Option<Tensor>,
     },
-    /// A k-quant (Q4_K, Q6_K) multiplied by the integer kernel of [`crate::kquants`].
-    KQuant { q: QTensor, ty: KType },
+    /// A k-quant (Q4_K, Q6_K) multiplied by the integer kernel of [`crate::kquants`], used
+    /// where it lies in the mapped file.
+    KQuant { q: RawTensor, ty: KType },
     /// Stored as f32 (files that keep some matrices unquantized).
     Dense(Tensor),
 }
@@ -104,13 +106,13 @@ fn dequantized_product(x: &Tensor, q: &QTensor) -> Result<Tensor> {
 }
 
 /// The f16 minimum of every block, for Q4_1/Q5_1 (`None` for types without one).
-fn block_minima(q: &QTensor, ty: BlockType) -> Result<Option<Tensor>> {
+fn block_minima(q: &RawTensor, ty: BlockType) -> Result<Option<Tensor>> {
     if !matches!(ty, BlockType::Q4_1 | BlockType::Q5_1) {
         return Ok(None);
     }
-    let (n_out, k) = q.shape().dims2()?;
-    let data = q.data()?;
-    let mins: Vec<f32> = data
+    let (n_out, k) = q.dims2()?;
+    let mins: Vec<f32> = q
+        .bytes()
         .chunks_exact(ty.block_bytes())
         .map(|b| half::f16::from_bits(u16::from_le_bytes([b[2], b[3]])).to_f32())
         .collect();
@@ -127,7 +129,7 @@ fn block_minima(q: &QTensor, ty: BlockType) -> Result<Option<Tensor>> {
 /// Activations are rounded exactly as [`kernels::quantize_q8`] rounds them. For types with a
 /// block minimum, llama.cpp multiplies the minimum by an f16-rounded block sum of the
 /// activations; the difference from the exact sum is added back as a small second product.
-fn own_dequantized_product(x: &Tensor, q: &QTensor, mins: Option<&Tensor>) -> Result<Tensor> {
+fn own_dequantized_product(x: &Tensor, q: &RawTensor, mins: Option<&Tensor>) -> Result<Tensor> {
     let (rows, k) = x.dims2()?;
     let xs = x.flatten_all()?.to_vec1::<f32>()?;
     let mut rounded = Vec::with_capacity(rows * k);
@@ -141,7 +143,7 @@ fn own_dequantized_product(x: &Tensor, q: &QTensor, mins: Option<&Tensor>) -> Re
         }
     }
     let xq = Tensor::from_vec(rounded, (rows, k), &Device::Cpu)?;
-    let w = q.dequantize(&Device::Cpu)?;
+    let w = q.to_qtensor()?.dequantize(&Device::Cpu)?;
     let y = xq.matmul(&w.t()?)?;
     Ok(match mins {
         Some(mins) => {
@@ -153,10 +155,10 @@ fn own_dequantized_product(x: &Tensor, q: &QTensor, mins: Option<&Tensor>) -> Re
 }
 
 impl Linear {
-    fn from_qtensor(q: QTensor, bias: Option<Tensor>) -> Result<Self> {
-        let weight = match q.dtype() {
+    fn from_raw(q: RawTensor, bias: Option<Tensor>) -> Result<Self> {
+        let weight = match q.dtype {
             GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
-                Weight::Dense(q.dequantize(&Device::Cpu)?)
+                Weight::Dense(q.to_qtensor()?.dequantize(&Device::Cpu)?)
             }
             dtype => {
                 if let Some(ty) = own_kernel(dtype) {
@@ -165,7 +167,7 @@ impl Linear {
                 } else if let Some(ty) = kquant_kernel(dtype) {
                     Weight::KQuant { q, ty }
                 } else {
-                    let q = Arc::new(q);
+                    let q = Arc::new(q.to_qtensor()?);
                     Weight::Quantized {
                         mm: QMatMul::from_arc(q.clone())?,
                         q,
@@ -189,7 +191,7 @@ impl Linear {
                 }
             }
             Weight::KQuant { q, ty } => {
-                let k = q.shape().dims2()?.1;
+                let k = q.dims2()?.1;
                 let acts = kquants::quantize_rows(&x.flatten_all()?.to_vec1::<f32>()?, k);
                 return self.forward_quantized(*ty, q, &acts, rows);
             }
@@ -198,18 +200,18 @@ impl Linear {
                     && block_strips::FAST
                     && block_strips::supported(*ty)
                 {
-                    let (n_out, k) = q.shape().dims2()?;
+                    let (n_out, k) = q.dims2()?;
                     let xs = x.flatten_all()?.to_vec1::<f32>()?;
                     let mut out = vec![0f32; rows * n_out];
-                    block_strips::matmul(*ty, &q.data()?, n_out, k, &xs, &mut out);
+                    block_strips::matmul(*ty, q.bytes(), n_out, k, &xs, &mut out);
                     Tensor::from_vec(out, (rows, n_out), &Device::Cpu)?
                 } else if rows >= DEQUANT_MIN_ROWS {
                     own_dequantized_product(x, q, mins.as_ref())?
                 } else {
-                    let (n_out, k) = q.shape().dims2()?;
+                    let (n_out, k) = q.dims2()?;
                     let xs = x.flatten_all()?.to_vec1::<f32>()?;
                     let mut out = vec![0f32; rows * n_out];
-                    kernels::matmul(*ty, &q.data()?, n_out, k, &xs, &mut out);
+                    kernels::matmul(*ty, q.bytes(), n_out, k, &xs, &mut out);
                     Tensor::from_vec(out, (rows, n_out), &Device::Cpu)?
                 }
             }
@@ -224,13 +226,13 @@ impl Linear {
     fn forward_quantized(
         &self,
         ty: KType,
-        q: &QTensor,
+        q: &RawTensor,
         acts: &[kquants::Q8KBlock],
         rows: usize,
     ) -> Result<Tensor> {
-        let (n_out, k) = q.shape().dims2()?;
+        let (n_out, k) = q.dims2()?;
         let mut out = vec![0f32; rows * n_out];
-        kquants::matmul_quantized(ty, &q.data()?, n_out, k, acts, &mut out);
+        kquants::matmul_quantized(ty, q.bytes(), n_out, k, acts, &mut out);
         let y = Tensor::from_vec(out, (rows, n_out), &Device::Cpu)?;
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(b)?,
@@ -286,7 +288,8 @@ struct Layer {
 pub struct Transformer {
     cfg: ModelConfig,
     n_ctx: usize,
-    embed: QTensor,
+    /// The token embedding table, rows looked up where they lie in the file.
+    embed: RawTensor,
     layers: Vec<Layer>,
     norm: Tensor,
     output: Linear,
@@ -294,24 +297,24 @@ pub struct Transformer {
     sin: Tensor,
 }
 
-fn load_linear(file: &mut GgufFile, prefix: &str, with_bias: bool) -> Result<Linear> {
-    let q = file.tensor(&format!("{prefix}.weight"))?;
+fn load_linear(file: &GgufFile, prefix: &str, with_bias: bool) -> Result<Linear> {
+    let q = file.raw(&format!("{prefix}.weight"))?;
     let bias_name = format!("{prefix}.bias");
     let bias = if with_bias && file.has_tensor(&bias_name) {
         Some(file.tensor(&bias_name)?.dequantize(&Device::Cpu)?)
     } else {
         None
     };
-    Linear::from_qtensor(q, bias)
+    Linear::from_raw(q, bias)
 }
 
-fn load_vector(file: &mut GgufFile, name: &str) -> Result<Tensor> {
+fn load_vector(file: &GgufFile, name: &str) -> Result<Tensor> {
     Ok(file.tensor(name)?.dequantize(&Device::Cpu)?)
 }
 
 impl Transformer {
     /// Loads the weights of `file` and allocates a KV cache for `n_ctx` tokens.
-    pub fn load(file: &mut GgufFile, cfg: &ModelConfig, n_ctx: usize) -> Result<Self> {
+    pub fn load(file: &GgufFile, cfg: &ModelConfig, n_ctx: usize) -> Result<Self> {
         let with_bias = cfg.arch == Arch::Qwen2;
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
@@ -329,14 +332,14 @@ impl Transformer {
                 cache: KvCache::new(cfg.n_head_kv, n_ctx, cfg.head_dim),
             });
         }
-        let embed = file.tensor("token_embd.weight")?;
+        let embed = file.raw("token_embd.weight")?;
         // Tied embeddings: small models reuse the input table as the output projection.
         let output_name = if file.has_tensor("output.weight") {
             "output.weight"
         } else {
             "token_embd.weight"
         };
-        let output = Linear::from_qtensor(file.tensor(output_name)?, None)?;
+        let output = Linear::from_raw(file.raw(output_name)?, None)?;
         let norm = load_vector(file, "output_norm.weight")?;
 
         let half = cfg.head_dim / 2;
@@ -418,6 +421,7 @@ impl Transformer {
     }
 
     /// The KV cache of positions `0..total`, every layer's keys then values.
+    #[must_use]
     pub fn export_cache(&self, total: usize) -> Vec<f32> {
         let total = total.min(self.n_ctx);
         let mut out = Vec::with_capacity(
@@ -529,8 +533,7 @@ impl Transformer {
         branch: Option<(usize, usize)>,
     ) -> Result<Tensor> {
         let seq = tokens.len();
-        let ids = Tensor::new(tokens, &Device::Cpu)?;
-        let mut x = self.embed.embedding(&ids)?;
+        let mut x = self.embed.rows(tokens)?;
         let (cos, sin) = match branch {
             None => (self.cos.narrow(0, pos, seq)?, self.sin.narrow(0, pos, seq)?),
             Some((fork, b)) => {

@@ -360,10 +360,10 @@ fn assert_close(got: &[f32], want: &[f32], what: &str) {
 fn check_fork(model_file: &str) {
     use cairn_generator::model::{argmax, Transformer};
     use cairn_generator::GgufFile;
-    let mut file = GgufFile::open(&model_path(model_file)).unwrap();
+    let file = GgufFile::open(&model_path(model_file)).unwrap();
     let cfg = file.config().unwrap();
     let tokenizer = cairn_generator::Tokenizer::from_gguf(&file).unwrap();
-    let mut model = Transformer::load(&mut file, &cfg, 512).unwrap();
+    let mut model = Transformer::load(&file, &cfg, 512).unwrap();
     let encode = |s: &str| tokenizer.encode(s).unwrap();
     let head = encode(
         "The Orvane pump is primed with 3 litres of glycol before its first start. \
