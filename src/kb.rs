@@ -133,7 +133,7 @@ pub fn add(kb: &Path, paths: &[PathBuf], settings: &AddSettings) -> Result<()> {
             "skipped": skipped,
             "chunks_written": report.chunks_written,
             "chunks_embedded": report.chunks_embedded,
-            "embedding_engine": embedder.backend(),
+            "embedding_engine": embedder.engine_used(),
             "commits": report.commits,
             "generation": writer.manifest().generation,
             "seconds": secs,
@@ -150,7 +150,7 @@ pub fn add(kb: &Path, paths: &[PathBuf], settings: &AddSettings) -> Result<()> {
             report.skipped.len(),
             report.chunks_written,
             report.chunks_embedded,
-            embedder.backend()
+            embedder.engine_used()
         )?;
         if !report.skipped.is_empty() {
             let mut reasons: Vec<(&str, usize)> = Vec::new();

@@ -71,9 +71,14 @@ impl MiniLm {
         self.inner.token_id(word)
     }
 
-    /// Which engine runs the encoder: `"built-in"` or `"onnxruntime"`.
+    /// Which engine runs large jobs: `"built-in"` or `"onnxruntime"`.
     pub fn backend(&self) -> &'static str {
         self.inner.backend()
+    }
+
+    /// Which engine has embedded so far (see [`BertEmbedder::engine_used`]).
+    pub fn engine_used(&self) -> &'static str {
+        self.inner.engine_used()
     }
 
     /// Why the preferred runtime was not used, when it was not.

@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(lib) => {
             let threads = std::env::var("EMBED_THREADS").map_or(Ok(2), |t| t.parse())?;
             BertEmbedder::load_with_runtime(dir.as_ref(), lib.as_ref(), threads)?
+                .with_runtime_min_tokens(0)
         }
         None => BertEmbedder::load(dir.as_ref())?,
     };

@@ -37,7 +37,10 @@ fn onnx_runtime_and_the_built_in_encoder_give_the_same_vectors() {
     let dir = installed("all-minilm-l6-v2");
     let lib = installed("onnxruntime-1.32.0/libonnxruntime.so");
     let built_in = BertEmbedder::load(&dir).unwrap();
-    let runtime = BertEmbedder::load_with_runtime(&dir, &lib, 2).unwrap();
+    // Every call on ONNX Runtime, however small: this test compares the two engines.
+    let runtime = BertEmbedder::load_with_runtime(&dir, &lib, 2)
+        .unwrap()
+        .with_runtime_min_tokens(0);
     assert_eq!(built_in.backend(), "built-in");
     assert_eq!(runtime.backend(), "onnxruntime");
 
@@ -72,9 +75,35 @@ fn onnx_runtime_and_the_built_in_encoder_give_the_same_vectors() {
 
     // A second encoder in the same process shares the runtime (ONNX Runtime allows one
     // environment per process) and gives the same vectors.
-    let second = BertEmbedder::load_with_runtime(&dir, &lib, 1).unwrap();
+    let second = BertEmbedder::load_with_runtime(&dir, &lib, 1)
+        .unwrap()
+        .with_runtime_min_tokens(0);
     let again = second.embed(&texts[3..4]).unwrap();
     assert!(cosine(&again[0], &b[3]) > 0.99999);
+}
+
+#[test]
+fn a_short_call_runs_built_in_until_a_large_one_makes_the_runtime_session() {
+    let dir = installed("all-minilm-l6-v2");
+    let lib = installed("onnxruntime-1.32.0/libonnxruntime.so");
+    let reference = BertEmbedder::load(&dir).unwrap();
+    let e = BertEmbedder::load_with_runtime(&dir, &lib, 2).unwrap();
+    assert_eq!(e.backend(), "onnxruntime");
+    let query = ["Where is the spare key kept?"];
+    let v = e.embed(&query).unwrap();
+    assert_eq!(e.engine_used(), "built-in", "a query does not wait for the session");
+    assert!(cosine(&v[0], &reference.embed(&query).unwrap()[0]) > 0.99999);
+
+    // A batch of chunks, more than RUNTIME_MIN_TOKENS tokens, makes the session and runs on it.
+    let chunk = "The pump's seals are checked every spring before the first watering. ".repeat(20);
+    let chunks = vec![chunk.as_str(); 12];
+    let vs = e.embed(&chunks).unwrap();
+    assert_eq!(e.engine_used(), "onnxruntime");
+    assert!(cosine(&vs[0], &reference.embed(&chunks[..1]).unwrap()[0]) > 0.99999);
+    // From then on, queries too: the session exists, and it gives the same vector.
+    let again = e.embed(&query).unwrap();
+    assert_eq!(e.engine_used(), "onnxruntime");
+    assert!(cosine(&again[0], &v[0]) > 0.99999);
 }
 
 #[test]
