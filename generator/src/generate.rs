@@ -8,7 +8,7 @@ use crate::chat::{ChatTemplate, Message};
 use crate::constrain::Constraint;
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, ModelConfig};
-use crate::model::{argmax_rows, Transformer, PREFILL_CHUNK};
+use crate::model::{argmax_rows, Transformer, PREFILL_CHUNK, SAME_ROWS_FROM};
 use crate::sampling::{Sampler, Sampling};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 
@@ -167,10 +167,20 @@ pub struct Generator {
     /// The tokens whose keys and values are in the cache, in order from position 0.
     cached: Vec<u32>,
     /// The length of the prefix put in place by [`Generator::prime`] or
-    /// [`Generator::restore`]: later prompts reuse at most this much of the cache.
+    /// [`Generator::restore`]: later prompts reuse this much of the cache, and beyond it only
+    /// what [`exact`](Self::exact) allows.
     pinned: Option<usize>,
+    /// The length of the cache's prefix that was computed in passes of at least
+    /// [`SAME_ROWS_FROM`] rows (or primed, or restored): a prompt that shares it, with as many
+    /// rows left to compute, gets exactly what one pass over the whole prompt would give.
+    exact: usize,
     load_time: Duration,
 }
+
+/// Tokens per pass of [`Generator::read_ahead`]: between passes it checks whether to stop, so
+/// this bounds how long a question asked meanwhile waits (about 1.9 s for the 1.5B on two AVX2
+/// cores), while each pass rebuilds the weights' strips once (about 0.2 s there).
+pub const READ_AHEAD_PIECE: usize = 128;
 
 impl Generator {
     /// Loads a GGUF model file.
@@ -201,6 +211,7 @@ impl Generator {
             template,
             cached: Vec::new(),
             pinned: None,
+            exact: 0,
             load_time: start.elapsed(),
         })
     }
@@ -342,10 +353,20 @@ impl Generator {
             });
         }
         // At least the last prompt token is run again, to get the logits that follow it.
-        let reused = common_prefix(&self.cached, prompt)
-            .min(prompt.len() - 1)
-            .min(self.pinned.unwrap_or(usize::MAX));
+        let shared = common_prefix(&self.cached, prompt).min(prompt.len() - 1);
+        let reused = match self.pinned {
+            None => shared,
+            // Beyond the primed prefix, only a part computed in passes of SAME_ROWS_FROM rows or
+            // more, and only when as many rows are left: then the answer is the one a single
+            // pass gives, whatever came before it.
+            Some(pinned) => shared.min(pinned).max(
+                shared
+                    .min(self.exact)
+                    .min(prompt.len().saturating_sub(SAME_ROWS_FROM)),
+            ),
+        };
         self.cached.truncate(reused);
+        self.exact = self.exact.min(reused);
         // The probe branches off where it stops sharing the prompt; it rides along when that
         // is within the part computed now, and both fit in the window.
         let fork = probe.map(|p| (common_prefix(prompt, p), p));
@@ -364,6 +385,9 @@ impl Generator {
             _ => (self.model.forward(&prompt[reused..], reused, false)?, None),
         };
         self.cached.extend_from_slice(&prompt[reused..]);
+        if prompt.len() - reused >= SAME_ROWS_FROM {
+            self.exact = prompt.len();
+        }
         let prefill = start.elapsed();
 
         let mut sampler = Sampler::new(options.sampling);
@@ -547,6 +571,7 @@ impl Generator {
         }
         let reused = common_prefix(&self.cached, tokens).min(tokens.len() - 1);
         self.cached.truncate(reused);
+        self.exact = self.exact.min(reused);
         let logits = self.model.forward(&tokens[reused..], reused, false)?;
         self.cached.extend_from_slice(&tokens[reused..]);
         Ok(logits.to_vec1::<f32>()?)
@@ -568,6 +593,7 @@ impl Generator {
     /// Runs all of `tokens` from position 0, leaving them in the cache.
     fn teacher_force(&mut self, tokens: &[u32], all_logits: bool) -> Result<candle_core::Tensor> {
         self.cached.clear();
+        self.exact = 0;
         let logits = self.model.forward(tokens, 0, all_logits)?;
         self.cached.extend_from_slice(tokens);
         Ok(logits)
@@ -587,7 +613,41 @@ impl Generator {
             self.cached.extend_from_slice(&prefix[reused..]);
         }
         self.pinned = Some(prefix.len());
+        self.exact = prefix.len();
         Ok(())
+    }
+
+    /// Computes `tokens` into the cache ahead of a prompt that will start with them (the
+    /// instructions and sources of a question still being written), so that the prompt, when
+    /// it comes, computes only the rest. What the cache already holds reusably is not computed
+    /// again. Runs in passes of [`READ_AHEAD_PIECE`] tokens and returns early, keeping what is
+    /// done, when `stop` says so between passes. No pass is shorter than [`SAME_ROWS_FROM`]
+    /// rows (a shorter remainder is left for the prompt), so the prompt's answer is exactly
+    /// the one it gets without reading ahead. Returns how many of `tokens` the cache now holds
+    /// reusably.
+    pub fn read_ahead(&mut self, tokens: &[u32], stop: &dyn Fn() -> bool) -> Result<usize> {
+        if tokens.len() > self.model.n_ctx() {
+            return Err(Error::ContextOverflow {
+                prompt_tokens: tokens.len(),
+                max_tokens: 0,
+                window: self.model.n_ctx(),
+            });
+        }
+        let reusable = self.exact.max(self.pinned.unwrap_or(0));
+        let mut done = common_prefix(&self.cached, tokens).min(reusable);
+        while tokens.len() - done >= SAME_ROWS_FROM && !stop() {
+            let mut end = (done + READ_AHEAD_PIECE).min(tokens.len());
+            if tokens.len() - end < SAME_ROWS_FROM {
+                end = tokens.len();
+            }
+            self.cached.truncate(done);
+            self.exact = self.exact.min(done);
+            self.model.forward(&tokens[done..end], done, false)?;
+            self.cached.extend_from_slice(&tokens[done..end]);
+            self.exact = end;
+            done = end;
+        }
+        Ok(done)
     }
 
     /// The tokens in the KV cache and the cache itself, to save with [`Self::restore`].
@@ -603,6 +663,7 @@ impl Generator {
         self.model.import_cache(tokens.len(), kv)?;
         self.cached = tokens.to_vec();
         self.pinned = Some(tokens.len());
+        self.exact = tokens.len();
         Ok(())
     }
 
@@ -610,6 +671,7 @@ impl Generator {
     pub fn reset(&mut self) {
         self.cached.clear();
         self.pinned = None;
+        self.exact = 0;
     }
 }
 

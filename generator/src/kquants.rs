@@ -172,7 +172,7 @@ pub const STRIP: usize = 16;
 const STRIP_ROWS: usize = 8;
 /// From this many activation rows on, products run on strips (rebuilding a strip costs about
 /// what multiplying it with a dozen rows does).
-const STRIP_MIN_ROWS: usize = 16;
+pub(crate) const STRIP_MIN_ROWS: usize = 16;
 
 /// One superblock of [`STRIP`] output features, interleaved for `vpdpbusd`: each 64-byte row
 /// of `values` holds four consecutive weights of every feature, so one instruction multiplies

@@ -36,7 +36,7 @@ pub use embed::BertEmbedder;
 pub use error::{Error, Result};
 pub use generate::{
     Collect, FinishReason, GenerateOptions, Generation, Generator, LoadOptions, StartChoice,
-    TokenSink,
+    TokenSink, READ_AHEAD_PIECE,
 };
 pub use gguf::{Arch, GgufFile, ModelConfig};
 pub use sampling::{Sampler, Sampling};

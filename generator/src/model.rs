@@ -30,6 +30,23 @@ use crate::softmax::CausalSoftmax;
 /// fixture, starts early. Moving this threshold is open work (see BENCHMARKS.md).
 const DEQUANT_MIN_ROWS: usize = 8;
 
+/// From this many rows on, every linear layer takes its prompt path, whose result for a row does
+/// not depend on the other rows of the pass: the integer strips work row by row on activations
+/// quantized per row, and the f32 path's products sum each row in the same order. So a prompt
+/// run in pieces of at least this many rows leaves exactly the cache, and gives exactly the
+/// logits, that it does in one pass. Fewer rows take the decode kernels, which round
+/// differently (measured: logits up to 0.4 apart; `tests/reference.rs` checks both).
+pub const SAME_ROWS_FROM: usize = {
+    let mut n = DEQUANT_MIN_ROWS;
+    if block_strips::MIN_ROWS > n {
+        n = block_strips::MIN_ROWS;
+    }
+    if kquants::STRIP_MIN_ROWS > n {
+        n = kquants::STRIP_MIN_ROWS;
+    }
+    n
+};
+
 /// Prompts longer than this are processed in chunks, bounding the activations.
 pub(crate) const PREFILL_CHUNK: usize = 4096;
 

@@ -91,7 +91,11 @@ fn a_short_call_runs_built_in_until_a_large_one_makes_the_runtime_session() {
     assert_eq!(e.backend(), "onnxruntime");
     let query = ["Where is the spare key kept?"];
     let v = e.embed(&query).unwrap();
-    assert_eq!(e.engine_used(), "built-in", "a query does not wait for the session");
+    assert_eq!(
+        e.engine_used(),
+        "built-in",
+        "a query does not wait for the session"
+    );
     assert!(cosine(&v[0], &reference.embed(&query).unwrap()[0]) > 0.99999);
 
     // A batch of chunks, more than RUNTIME_MIN_TOKENS tokens, makes the session and runs on it.

@@ -282,6 +282,81 @@ fn after_priming_only_the_primed_prefix_is_reused() {
     assert!(unpinned.reused_tokens >= prefix.len() + 3);
 }
 
+/// Reads `prompt` ahead up to `ahead` tokens (after priming `primed`), then generates; returns
+/// the generation and what the read-ahead reported.
+fn read_ahead_then_generate(
+    generator: &mut Generator,
+    primed: &[u32],
+    prompt: &[u32],
+    ahead: usize,
+    stop_after: usize,
+) -> (cairn_generator::Generation, usize) {
+    let options = GenerateOptions {
+        max_tokens: 8,
+        ignore_stop_tokens: true,
+        ..GenerateOptions::default()
+    };
+    generator.reset();
+    generator.prime(primed).unwrap();
+    let passes = std::cell::Cell::new(0);
+    let stop = || {
+        passes.set(passes.get() + 1);
+        passes.get() > stop_after
+    };
+    let done = generator.read_ahead(&prompt[..ahead], &stop).unwrap();
+    let g = generator
+        .generate(prompt, &options, &mut Collect::default())
+        .unwrap();
+    (g, done)
+}
+
+fn check_read_ahead(model_file: &str) {
+    use cairn_generator::model::SAME_ROWS_FROM;
+    use cairn_generator::READ_AHEAD_PIECE;
+    let mut generator = load(model_file);
+    let text = "Before its first start, the Orvane pump must be primed with 3 litres of glycol. \
+                Its seals are replaced every 400 running hours; a red lamp means the level is low. "
+        .repeat(10);
+    let prompt = generator.tokenizer().encode(&text).unwrap()[..330].to_vec();
+    let primed = &prompt[..40];
+    // Alone: the primed prefix reused, the rest in one pass.
+    let (alone, _) = read_ahead_then_generate(&mut generator, primed, &prompt, 40, 0);
+    assert_eq!(alone.reused_tokens, 40);
+    // Read ahead to 300 in passes of READ_AHEAD_PIECE: the prompt computes only its last 30
+    // tokens, and every token and its log-probability are those of the one pass.
+    let (ahead, done) = read_ahead_then_generate(&mut generator, primed, &prompt, 300, usize::MAX);
+    assert_eq!(done, 300);
+    assert_eq!(ahead.reused_tokens, 300, "{model_file}");
+    assert_eq!(ahead.tokens, alone.tokens, "{model_file}");
+    assert_eq!(ahead.logprobs, alone.logprobs, "{model_file}: bit for bit");
+    // Stopped after one pass: what was done is reused, and the answer is the same.
+    let (stopped, done) = read_ahead_then_generate(&mut generator, primed, &prompt, 300, 1);
+    assert_eq!(done, 40 + READ_AHEAD_PIECE);
+    assert_eq!(stopped.reused_tokens, done);
+    assert_eq!(stopped.logprobs, alone.logprobs, "{model_file}");
+    // Read ahead to within a few tokens of the end: the prompt still computes SAME_ROWS_FROM
+    // rows (fewer would take the decode kernels, which round differently).
+    let (close, done) = read_ahead_then_generate(&mut generator, primed, &prompt, 326, usize::MAX);
+    assert_eq!(done, 326);
+    assert_eq!(close.reused_tokens, 330 - SAME_ROWS_FROM);
+    assert_eq!(close.logprobs, alone.logprobs, "{model_file}");
+}
+
+#[test]
+fn reading_a_prompt_ahead_gives_exactly_the_answer_of_one_pass_tiny() {
+    check_read_ahead("smollm2-135m-instruct-q4_1.gguf");
+}
+
+#[test]
+fn reading_a_prompt_ahead_gives_exactly_the_answer_of_one_pass_fast() {
+    check_read_ahead("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+}
+
+#[test]
+fn reading_a_prompt_ahead_gives_exactly_the_answer_of_one_pass_default() {
+    check_read_ahead("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
+}
+
 #[test]
 fn a_quote_records_how_the_model_weighed_refusing_and_the_bias_moves_it() {
     use cairn_generator::{Message, Quote};
