@@ -835,6 +835,35 @@ impl Engine {
         let retrieved = self.retrieval.retrieve(question, o)?;
         answer(&mut self.generator, question, retrieved, o, sink)
     }
+
+    /// Reads ahead for a question still being written (`draft`): retrieves its sources as
+    /// [`Self::ask`] would and, when its checks pass, computes the prompt up to where the
+    /// question begins into the model's cache ([`Generator::read_ahead`]), stopping between
+    /// passes when `stop` says so. A question asked next whose sources come out the same then
+    /// computes little more than itself, and its answer is exactly the one it gets without
+    /// this. Returns how many prompt tokens are ready (0 when the draft has no sources or fails
+    /// the checks, which the question would most likely fail too).
+    pub fn read_ahead(
+        &mut self,
+        draft: &str,
+        o: &AskOptions,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<usize> {
+        let draft = draft.trim();
+        if draft.is_empty() || stop() {
+            return Ok(0);
+        }
+        let retrieved = self.retrieval.retrieve(draft, o)?;
+        let gates = Gates::measure(draft, &retrieved.hits, retrieved.rare, o);
+        if retrieved.context.sources.is_empty() || !gates.passed() {
+            return Ok(0);
+        }
+        // The prompt's tokens up to where the question's own begin: what two questions share.
+        let render = |q: &str| self.generator.chat_tokens(&messages(q, &retrieved.context));
+        let (a, b) = (render("a")?, render("b")?);
+        let shared = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+        Ok(self.generator.read_ahead(&a[..shared], stop)?)
+    }
 }
 
 /// Answers a question from its retrieved context with `generator`.

@@ -53,6 +53,11 @@ pub(crate) const PREFILL_CHUNK: usize = 4096;
 /// Query rows per attention step of a prompt.
 const ATTENTION_CHUNK: usize = 256;
 
+/// Keys per product of attention weights and values: no more than gemm sums in one block
+/// (it splits only sums longer than 512), so a block's sum is one sequence of multiply-adds
+/// whatever the number of query rows or keys around it.
+const KEY_BLOCK: usize = 512;
+
 /// A weight matrix with an optional bias.
 struct Linear {
     weight: Weight,
@@ -671,7 +676,23 @@ fn causal_attention(q: &Tensor, keys: &Tensor, values: &Tensor, first: usize) ->
             rows,
             first: first + start,
         })?;
-        let out = probs.matmul(&values.narrow(1, 0, visible)?)?;
+        // The weighted sum of values runs in blocks of keys at fixed positions, so that each
+        // query's sum is grouped the same however many keys its chunk sees: gemm splits a
+        // longer sum into blocks sized from its length, which would make a prompt's numbers
+        // depend on how it was cut into passes (see `SAME_ROWS_FROM`).
+        let mut out: Option<Tensor> = None;
+        for from in (0..visible).step_by(KEY_BLOCK) {
+            let width = KEY_BLOCK.min(visible - from);
+            let part = probs
+                .narrow(2, from, width)?
+                .contiguous()?
+                .matmul(&values.narrow(1, from, width)?.contiguous()?)?;
+            out = Some(match out {
+                None => part,
+                Some(sum) => (sum + part)?,
+            });
+        }
+        let out = out.expect("a chunk sees at least one key");
         outs.push(out.reshape((n_kv, n_rep, rows, hd))?);
     }
     Ok(Tensor::cat(&outs, 2)?)

@@ -314,31 +314,35 @@ fn check_read_ahead(model_file: &str) {
     use cairn_generator::model::SAME_ROWS_FROM;
     use cairn_generator::READ_AHEAD_PIECE;
     let mut generator = load(model_file);
+    // Longer than 512 tokens, so that attention sums over more keys than gemm sums in one
+    // block.
     let text = "Before its first start, the Orvane pump must be primed with 3 litres of glycol. \
                 Its seals are replaced every 400 running hours; a red lamp means the level is low. "
-        .repeat(10);
-    let prompt = generator.tokenizer().encode(&text).unwrap()[..330].to_vec();
+        .repeat(25);
+    let n = 630;
+    let prompt = generator.tokenizer().encode(&text).unwrap()[..n].to_vec();
     let primed = &prompt[..40];
     // Alone: the primed prefix reused, the rest in one pass.
     let (alone, _) = read_ahead_then_generate(&mut generator, primed, &prompt, 40, 0);
     assert_eq!(alone.reused_tokens, 40);
-    // Read ahead to 300 in passes of READ_AHEAD_PIECE: the prompt computes only its last 30
+    // Read ahead to 600 in passes of READ_AHEAD_PIECE: the prompt computes only its last 30
     // tokens, and every token and its log-probability are those of the one pass.
-    let (ahead, done) = read_ahead_then_generate(&mut generator, primed, &prompt, 300, usize::MAX);
-    assert_eq!(done, 300);
-    assert_eq!(ahead.reused_tokens, 300, "{model_file}");
+    let (ahead, done) = read_ahead_then_generate(&mut generator, primed, &prompt, 600, usize::MAX);
+    assert_eq!(done, 600);
+    assert_eq!(ahead.reused_tokens, 600, "{model_file}");
     assert_eq!(ahead.tokens, alone.tokens, "{model_file}");
     assert_eq!(ahead.logprobs, alone.logprobs, "{model_file}: bit for bit");
     // Stopped after one pass: what was done is reused, and the answer is the same.
-    let (stopped, done) = read_ahead_then_generate(&mut generator, primed, &prompt, 300, 1);
+    let (stopped, done) = read_ahead_then_generate(&mut generator, primed, &prompt, 600, 1);
     assert_eq!(done, 40 + READ_AHEAD_PIECE);
     assert_eq!(stopped.reused_tokens, done);
     assert_eq!(stopped.logprobs, alone.logprobs, "{model_file}");
     // Read ahead to within a few tokens of the end: the prompt still computes SAME_ROWS_FROM
     // rows (fewer would take the decode kernels, which round differently).
-    let (close, done) = read_ahead_then_generate(&mut generator, primed, &prompt, 326, usize::MAX);
-    assert_eq!(done, 326);
-    assert_eq!(close.reused_tokens, 330 - SAME_ROWS_FROM);
+    let (close, done) =
+        read_ahead_then_generate(&mut generator, primed, &prompt, n - 4, usize::MAX);
+    assert_eq!(done, n - 4);
+    assert_eq!(close.reused_tokens, n - SAME_ROWS_FROM);
     assert_eq!(close.logprobs, alone.logprobs, "{model_file}");
 }
 
