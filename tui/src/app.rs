@@ -119,6 +119,11 @@ pub enum ModelState {
     Failed(String),
 }
 
+/// How long the question box must stay unchanged before its question is read ahead: long
+/// enough that a read-ahead is not started on every word, short enough to land in the pause
+/// before Enter.
+pub const READ_AHEAD_PAUSE: Duration = Duration::from_millis(600);
+
 /// Where a turn stands.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TurnState {
@@ -316,6 +321,10 @@ pub struct App {
     pub color: bool,
     /// Ticks seen (spinner).
     pub ticks: u64,
+    /// The question box's text at the last tick, and since when it has been so.
+    draft: (String, Instant),
+    /// The last draft a read-ahead was asked for.
+    read_ahead: String,
     next_id: u64,
     effects: Vec<Effect>,
 }
@@ -352,6 +361,8 @@ impl App {
             size: Rect::new(0, 0, 80, 24),
             color: o.color,
             ticks: 0,
+            draft: (String::new(), Instant::now()),
+            read_ahead: String::new(),
             next_id: 0,
             effects: Vec::new(),
         };
@@ -407,7 +418,10 @@ impl App {
                 }
             }
             Event::Resize(w, h) => self.size = Rect::new(0, 0, w, h),
-            Event::Tick => self.ticks += 1,
+            Event::Tick => {
+                self.ticks += 1;
+                self.read_ahead_if_paused(Instant::now());
+            }
             Event::Worker(m) => self.worker(m),
             Event::Document(result) => {
                 if let Some(doc) = &mut self.doc {
@@ -747,6 +761,46 @@ impl App {
         true
     }
 
+    /// While a question is being written and the typing pauses, asks the worker to read its
+    /// sources ahead ([`Request::ReadAhead`]), so that the answer comes sooner when it is sent.
+    /// Only when the model is ready and nothing else runs; once per draft.
+    fn read_ahead_if_paused(&mut self, now: Instant) {
+        let text = self.input_text().trim().to_owned();
+        if text != self.draft.0 {
+            self.draft = (text, now);
+            return;
+        }
+        let idle = self.running().is_none()
+            && self.ingest.is_none()
+            && matches!(self.model_state, ModelState::Ready(_))
+            && matches!(
+                self.kb_state,
+                KbState::Ready { .. } | KbState::PacksOnly { .. }
+            );
+        if self.ask_mode != AskMode::Ask
+            || !idle
+            || now.duration_since(self.draft.1) < READ_AHEAD_PAUSE
+            || text == self.read_ahead
+            || text.starts_with('/')
+            || text.split_whitespace().count() < 3
+        {
+            return;
+        }
+        self.read_ahead.clone_from(&text);
+        self.effects.push(Effect::Send(Request::ReadAhead {
+            draft: text,
+            options: self.ask_options(),
+        }));
+    }
+
+    /// The settings questions are asked with.
+    fn ask_options(&self) -> AskOptions {
+        AskOptions {
+            mode: self.mode,
+            ..AskOptions::default()
+        }
+    }
+
     fn submit(&mut self) {
         let text = self.input_text().trim().to_owned();
         if text.is_empty() {
@@ -791,10 +845,7 @@ impl App {
             AskMode::Ask => Request::Ask {
                 id,
                 question: question.clone(),
-                options: AskOptions {
-                    mode: self.mode,
-                    ..AskOptions::default()
-                },
+                options: self.ask_options(),
             },
             AskMode::Search => Request::Search {
                 id,

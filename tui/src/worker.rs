@@ -36,6 +36,15 @@ pub enum Request {
         /// Its settings.
         options: SearchOptions,
     },
+    /// Read ahead for a question still being written: its sources' part of the prompt is
+    /// computed into the model's cache, so that asking it soon after answers sooner (exactly
+    /// the same answer). Any later request stops it between passes.
+    ReadAhead {
+        /// The question box's text.
+        draft: String,
+        /// The settings the question will be asked with.
+        options: AskOptions,
+    },
     /// Load another model.
     LoadModel(String),
     /// Add files or folders to the knowledge base.
@@ -202,6 +211,7 @@ pub fn spawn<E: From<Msg> + Send + 'static>(
                 read,
                 report: Box::new(report),
                 current,
+                arrivals: Arc::new(AtomicU64::new(0)),
                 reader: None,
                 embedder: None,
                 pack_choice: packs,
@@ -226,6 +236,8 @@ struct Worker {
     read: cairn_engine::ReadOptions,
     report: Box<dyn Fn(Msg) + Send>,
     current: Arc<AtomicU64>,
+    /// Requests relayed from the app so far ([`Inner::App`]).
+    arrivals: Arc<AtomicU64>,
     reader: Option<Reader>,
     embedder: Option<MiniLm>,
     /// Which installed packs to search beside the knowledge base.
@@ -247,7 +259,8 @@ struct Worker {
 
 /// Internal: a model loaded on the loader thread, passed back as a request.
 enum Inner {
-    App(Request),
+    /// A request from the app, and its number in the order they came.
+    App(Request, u64),
     Loaded(String, Result<Box<LoadedModel>, String>, f64),
 }
 
@@ -259,11 +272,15 @@ impl Worker {
         self.open();
         // Requests from the app are relayed into the one queue the loader also reports to.
         let relay = itx.clone();
+        let arrivals = Arc::clone(&self.arrivals);
         std::thread::Builder::new()
             .name("cairn-relay".into())
             .spawn(move || {
                 while let Ok(r) = rx.recv() {
-                    if relay.send(Inner::App(r)).is_err() {
+                    // Counted as it comes, while the worker may be busy: a read-ahead stops when
+                    // anything came after it.
+                    let n = arrivals.fetch_add(1, Ordering::SeqCst) + 1;
+                    if relay.send(Inner::App(r, n)).is_err() {
                         break;
                     }
                 }
@@ -271,8 +288,14 @@ impl Worker {
             .expect("a thread can be started");
         while let Ok(item) = irx.recv() {
             match item {
-                Inner::App(Request::LoadModel(m)) => self.start_loading(&itx, m),
-                Inner::App(r) => {
+                Inner::App(Request::LoadModel(m), _) => self.start_loading(&itx, m),
+                Inner::App(Request::ReadAhead { draft, options }, n) => {
+                    // A failed read-ahead costs only the time it saves: nothing is reported.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.read_ahead(&draft, &options, n);
+                    }));
+                }
+                Inner::App(r, _) => {
                     let id = match &r {
                         Request::Ask { id, .. } | Request::Search { id, .. } => Some(*id),
                         _ => None,
@@ -608,6 +631,19 @@ impl Worker {
         Some((self.reader.as_ref()?, self.embedder.as_ref()?))
     }
 
+    /// Reads ahead for `draft` (request number `n`) unless something came after it.
+    fn read_ahead(&mut self, draft: &str, options: &AskOptions, n: u64) {
+        let arrivals = Arc::clone(&self.arrivals);
+        let stop = move || arrivals.load(Ordering::SeqCst) != n;
+        if stop() || self.engine.is_none() {
+            return;
+        }
+        self.follow_commits();
+        if let Some(engine) = &mut self.engine {
+            let _ = engine.read_ahead(draft, options, &stop);
+        }
+    }
+
     fn handle(&mut self, request: Request) {
         if matches!(request, Request::Search { .. } | Request::Ask { .. }) {
             self.follow_commits();
@@ -681,7 +717,9 @@ impl Worker {
                 }
             }
             Request::Add(paths) => self.add(&paths),
-            Request::LoadModel(_) => unreachable!("handled by the loop"),
+            Request::LoadModel(_) | Request::ReadAhead { .. } => {
+                unreachable!("handled by the loop")
+            }
         }
     }
 

@@ -730,3 +730,60 @@ fn a_model_that_fails_to_load_is_shown_with_its_hint_and_search_goes_on() {
         [Effect::Send(Request::Search { .. })]
     ));
 }
+
+fn read_aheads(app: &mut App) -> Vec<String> {
+    app.take_effects()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Send(Request::ReadAhead { draft, .. }) => Some(draft),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_question_is_read_ahead_once_when_the_typing_pauses() {
+    let pause = cairn_tui::app::READ_AHEAD_PAUSE + std::time::Duration::from_millis(50);
+    let mut a = app(100, 30);
+    opened(&mut a, Path::new("/tmp/pump"));
+    // Not while the model loads.
+    type_text(&mut a, "How much glycol does the pump need");
+    a.update(Event::Tick);
+    std::thread::sleep(pause);
+    a.update(Event::Tick);
+    assert!(read_aheads(&mut a).is_empty(), "the model is not ready");
+    ready(&mut a);
+    a.update(Event::Tick);
+    assert_eq!(read_aheads(&mut a), ["How much glycol does the pump need"]);
+    // Once per draft; typing again waits for the next pause.
+    a.update(Event::Tick);
+    assert!(read_aheads(&mut a).is_empty());
+    type_text(&mut a, " before its first start?");
+    a.update(Event::Tick);
+    assert!(read_aheads(&mut a).is_empty(), "the text just changed");
+    std::thread::sleep(pause);
+    a.update(Event::Tick);
+    assert_eq!(
+        read_aheads(&mut a),
+        ["How much glycol does the pump need before its first start?"]
+    );
+    // Commands, short drafts and searches are not read ahead.
+    for text in ["/add ~/notes and more", "glycol level"] {
+        key(&mut a, KeyCode::Esc);
+        while !a.input_text().is_empty() {
+            key(&mut a, KeyCode::Backspace);
+        }
+        type_text(&mut a, text);
+        a.update(Event::Tick);
+        std::thread::sleep(pause);
+        a.update(Event::Tick);
+        assert!(read_aheads(&mut a).is_empty(), "{text}");
+    }
+    ctrl(&mut a, 't');
+    assert_eq!(a.ask_mode, AskMode::Search);
+    type_text(&mut a, " in the tank");
+    a.update(Event::Tick);
+    std::thread::sleep(pause);
+    a.update(Event::Tick);
+    assert!(read_aheads(&mut a).is_empty(), "search mode");
+}
