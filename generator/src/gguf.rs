@@ -63,7 +63,7 @@ pub struct ModelConfig {
 /// memory.
 ///
 /// The weights of the block types cairn multiplies with its own kernels are used where they lie
-/// in the mapping ([`RawTensor`]), so loading a model neither reads it into fresh memory (which
+/// in the mapping, so loading a model neither reads it into fresh memory (which
 /// the kernel must first zero) nor copies it; the pages are shared with the page cache and with
 /// every other process that has the same model open. The file must not be rewritten while it is
 /// open: `cairn models pull` writes a new file and renames it over the old one, which leaves the

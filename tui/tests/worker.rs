@@ -76,7 +76,10 @@ fn a_question_read_ahead_is_answered_from_the_sources_already_read() {
         answered(&rx, id)
     };
     // Another question first: the cache then holds other sources.
-    let other = ask(1, "How many hours of direct sun do tomato plants need a day?");
+    let other = ask(
+        1,
+        "How many hours of direct sun do tomato plants need a day?",
+    );
     let primed = other.timings.reused_tokens;
 
     let question = "How many litres of glycol must the Orvane pump be primed with?";
