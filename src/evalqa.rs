@@ -297,6 +297,9 @@ pub fn qa(s: &QaSettings) -> Result<()> {
         let q = &qas[qi];
         let answerable = q.answerable;
         let weights = engine.retrieval.reader.term_weights(&q.question)?;
+        // Each question is timed as a lone `ask`: nothing the previous one left in the cache
+        // (the same paragraph's sources, often) is reused.
+        engine.generator.forget_beyond_prefix();
         let (mut row, context) = if s.retrieval_only {
             let r = engine.retrieval.retrieve(&q.question, &s.options)?;
             let row = Row::retrieval(q, answerable, &r.hits, &r.context, &weights);

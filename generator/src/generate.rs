@@ -667,6 +667,14 @@ impl Generator {
         Ok(())
     }
 
+    /// Forgets what the cache holds beyond the primed prefix, so that the next prompt is timed
+    /// as the first after priming would be (evaluations time every question as a lone `ask`).
+    pub fn forget_beyond_prefix(&mut self) {
+        let keep = self.pinned.unwrap_or(0).min(self.cached.len());
+        self.cached.truncate(keep);
+        self.exact = self.exact.min(keep);
+    }
+
     /// Forgets the KV cache and any primed prefix (the next call computes its whole prompt).
     pub fn reset(&mut self) {
         self.cached.clear();

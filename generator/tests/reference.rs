@@ -352,6 +352,30 @@ fn reading_a_prompt_ahead_gives_exactly_the_answer_of_one_pass_tiny() {
 }
 
 #[test]
+fn forgetting_beyond_the_prefix_leaves_only_the_primed_prefix_to_reuse() {
+    let mut generator = load("smollm2-135m-instruct-q4_1.gguf");
+    let text =
+        "The Orvane pump is primed with 3 litres of glycol before its first start. ".repeat(8);
+    let prompt = generator.tokenizer().encode(&text).unwrap();
+    let options = GenerateOptions {
+        max_tokens: 2,
+        ..GenerateOptions::default()
+    };
+    generator.prime(&prompt[..20]).unwrap();
+    let never = || false;
+    assert_eq!(
+        generator.read_ahead(&prompt[..60], &never).unwrap(),
+        60,
+        "read ahead"
+    );
+    generator.forget_beyond_prefix();
+    let g = generator
+        .generate(&prompt, &options, &mut Collect::default())
+        .unwrap();
+    assert_eq!(g.reused_tokens, 20);
+}
+
+#[test]
 fn reading_a_prompt_ahead_gives_exactly_the_answer_of_one_pass_fast() {
     check_read_ahead("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
 }
