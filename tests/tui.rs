@@ -318,8 +318,9 @@ fn with_no_knowledge_base_the_installed_packs_answer_until_files_are_added() {
     s.keys(&["C-t"]);
     s.type_text("staging server heron-7");
     s.keys(&["Enter"]);
-    let screen = s.wait("search results from both", 30, |t| {
-        t.contains("Search results (")
+    // The pane's title shows as soon as the search is sent; wait for its hits.
+    let screen = s.wait("search results from both", 60, |t| {
+        t.contains("Search results (") && !t.contains("retrieving…")
     });
     assert!(screen.contains("notes/team.md"), "{screen}");
     assert!(screen.contains("[pack:cargo@0.1.0]"), "{screen}");
