@@ -768,12 +768,9 @@ impl Engine {
             m.last_mut().expect("a user turn").content = text.into();
             self.generator.chat_tokens(&m)
         };
-        let (a, b) = (render("a")?, render("b")?);
-        Ok(a.iter()
-            .zip(&b)
-            .take_while(|(x, y)| x == y)
-            .map(|(x, _)| *x)
-            .collect())
+        let (mut a, b) = (render("a")?, render("b")?);
+        a.truncate(shared_len(&a, &b));
+        Ok(a)
     }
 
     /// Puts the fixed prefix's KV cache in place: read from the prompt cache when an earlier
@@ -861,8 +858,7 @@ impl Engine {
         // The prompt's tokens up to where the question's own begin: what two questions share.
         let render = |q: &str| self.generator.chat_tokens(&messages(q, &retrieved.context));
         let (a, b) = (render("a")?, render("b")?);
-        let shared = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
-        Ok(self.generator.read_ahead(&a[..shared], stop)?)
+        Ok(self.generator.read_ahead(&a[..shared_len(&a, &b)], stop)?)
     }
 }
 
@@ -1126,6 +1122,12 @@ impl Retrieval {
             rare: Some(rare),
         })
     }
+}
+
+/// How many tokens two prompts share from the start (rendered with two stand-in questions:
+/// the part every question shares).
+fn shared_len(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// Greedy at temperature 0, else seeded nucleus sampling.

@@ -2,11 +2,13 @@
 //! with another embedding model refused unless it is to be searched by keywords only. Uses the
 //! real embedder (the tests' models are fetched first).
 
+mod common;
+
 use std::path::Path;
 
 use cairn_engine::{MiniLm, PackReader, SearchOptions};
-use cairn_index::{AddOptions, Embedder, EmbedderId, NoProgress, TokenCounter, Writer};
-use cairn_ingest::{ReadOptions, WordCounter};
+use cairn_index::{Embedder, EmbedderId, TokenCounter};
+use cairn_ingest::WordCounter;
 
 /// Any other embedding model: a hashed bag of words.
 struct Other;
@@ -39,20 +41,7 @@ fn kb(dir: &Path, name: &str, text: &str, embedder: &dyn Embedder) -> std::path:
     std::fs::create_dir_all(&docs).unwrap();
     std::fs::write(docs.join(format!("{name}.md")), text).unwrap();
     let kb = dir.join(name);
-    let mut w = Writer::open(&kb, &embedder.id(), &cairn_engine::chunk_options()).unwrap();
-    let cancel = || false;
-    w.add(
-        &[docs],
-        &AddOptions {
-            embedder,
-            read: ReadOptions::default(),
-            commit_every: 64,
-            batch: 16,
-            cancel: &cancel,
-        },
-        &mut NoProgress,
-    )
-    .unwrap();
+    common::add_folder(&docs, &kb, embedder);
     kb
 }
 

@@ -2,9 +2,9 @@
 //! model's cache when the question comes, and the answer is exactly the one without it. Uses
 //! the real embedder and the tiny model (fetched before the tests).
 
+mod common;
+
 use cairn_engine::{AskOptions, Engine, MiniLm, Quiet};
-use cairn_index::{AddOptions, Embedder, NoProgress, Writer};
-use cairn_ingest::ReadOptions;
 
 fn knowledge_base(dir: &std::path::Path) -> std::path::PathBuf {
     let docs = dir.join("docs");
@@ -26,22 +26,8 @@ fn knowledge_base(dir: &std::path::Path) -> std::path::PathBuf {
         "# Garden\n\nTomato plants need six hours of direct sun a day and deep watering twice a week.\n",
     )
     .unwrap();
-    let embedder = MiniLm::load().unwrap();
     let kb = dir.join("kb");
-    let mut w = Writer::open(&kb, &embedder.id(), &cairn_engine::chunk_options()).unwrap();
-    let cancel = || false;
-    w.add(
-        &[docs],
-        &AddOptions {
-            embedder: &embedder,
-            read: ReadOptions::default(),
-            commit_every: 64,
-            batch: 16,
-            cancel: &cancel,
-        },
-        &mut NoProgress,
-    )
-    .unwrap();
+    common::add_folder(&docs, &kb, &MiniLm::load().unwrap());
     kb
 }
 
