@@ -170,10 +170,14 @@ fn the_self_check_scores_the_answer_and_can_withhold_it() {
         "the model doubts a quote of its own source: {v:#}"
     );
     assert!(v["timings"]["check_ms"].as_f64().unwrap() > 0.0, "{v:#}");
-    // A bar no answer clears: withheld, with its reason, exit 3.
+    // A bar no answer clears: withheld, with its reason, exit 3. The check is scored in the
+    // prompt's pass, so the answer is never written: no token, the same margin.
     let (code, v) = ask_json_with(q, &["--self-check", "1000"]);
     assert_eq!(code, 3, "{v:#}");
     assert_eq!(v["abstain_reason"], "self_check", "{v:#}");
+    assert_eq!(v["answer"], "", "{v:#}");
+    assert_eq!(v["timings"]["answer_tokens"], 0, "{v:#}");
+    assert_eq!(v["self_check"].as_f64(), Some(margin), "{v:#}");
     // By default the margin calibrated for the default model applies, and the answer stands.
     let (code, v) = ask_json(q);
     assert_eq!(code, 0, "{v:#}");

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cairn_generator::{
-    Constraint, GenerateOptions, Generator, LoadOptions, Message, Quote, Sampling,
+    Constraint, FinishReason, GenerateOptions, Generator, LoadOptions, Message, Quote, Sampling,
 };
 use cairn_index::Reader;
 use cairn_retriever::context::{user_prompt, EXAMPLES, REFUSAL, SYSTEM_PROMPT};
@@ -927,13 +927,29 @@ pub fn answer(
         Some(_) => Some(generator.chat_tokens(&check_messages(question, &context))?),
         None => None,
     };
+    let yes_no = match least {
+        Some(_) => Some(YesNo::of(generator)?),
+        None => None,
+    };
     let mut check_time = check_start.elapsed();
     let constraint = quote.as_mut().map(|q| q as &mut dyn Constraint);
     let generation_start = Instant::now();
+    // When the check is scored in the prompt's pass, an answer it would withhold is not
+    // written at all: the abstention comes as soon as the first token would have.
+    let mut proceed = |logits: &[f32]| match (&yes_no, least) {
+        (Some(yes_no), Some(least)) => yes_no.margin(logits) >= least,
+        _ => true,
+    };
     let (g, probe_logits) = match &probe {
         Some(probe) => {
-            let (g, logits) =
-                generator.generate_probed(&prompt, probe, &options, constraint, &mut forward)?;
+            let (g, logits) = generator.generate_probed(
+                &prompt,
+                probe,
+                &options,
+                constraint,
+                &mut forward,
+                &mut proceed,
+            )?;
             // Whatever the call took beyond the generation: the probe's own pass, when it
             // could not ride along.
             check_time += generation_start
@@ -947,6 +963,7 @@ pub fn answer(
         ),
     };
     // A quote is shown as matched: whitespace runs of the source collapsed to one space.
+    let withheld = g.finish == FinishReason::Withheld;
     let text = quote.as_ref().map_or(g.text, Quote::text);
     let answer = strip_markers(&sanitize(&text));
     // A quoted answer is a refusal only when it is the refusal itself: a source may well
@@ -965,7 +982,9 @@ pub fn answer(
     // was asked, was most likely taken from the wrong passage.
     let misplaced = quote_coverage.is_some_and(|c| c < o.min_quote_coverage)
         && g.logprobs.first().is_some_and(|&l| l < UNSURE_START);
-    let (claims, abstained) = if refused {
+    let (claims, abstained) = if withheld {
+        (Vec::new(), Some(Abstain::SelfCheck))
+    } else if refused {
         (Vec::new(), Some(Abstain::Model))
     } else if misplaced {
         (ground(&answer, &context), Some(Abstain::Unsupported))
@@ -981,13 +1000,15 @@ pub fn answer(
     };
     // The model's own second opinion, scored on the same sources and question.
     let (mut abstained, mut self_check) = (abstained, None);
-    if let (None, Some(least), Some(logits)) = (abstained, least, &probe_logits) {
-        let margin_start = Instant::now();
-        let margin = yes_no_margin(generator, logits)?;
-        timings.check_ms = ms(check_time + margin_start.elapsed());
-        self_check = Some(margin);
-        if margin < least {
-            abstained = Some(Abstain::SelfCheck);
+    if let (Some(least), Some(yes_no), Some(logits)) = (least, &yes_no, &probe_logits) {
+        if abstained.is_none() || withheld {
+            let margin_start = Instant::now();
+            let margin = yes_no.margin(logits);
+            timings.check_ms = ms(check_time + margin_start.elapsed());
+            self_check = Some(margin);
+            if margin < least {
+                abstained = Some(Abstain::SelfCheck);
+            }
         }
     }
     timings.ttft_ms = before + ms(before_generation + g.time_to_first_token);
@@ -1013,38 +1034,47 @@ pub fn answer(
     })
 }
 
-/// `log Σ exp(yes tokens) − log Σ exp(no tokens)` of the next-token logits: "Yes"/"yes" against
-/// "No"/"no", each the first token of the word.
-fn yes_no_margin(generator: &Generator, logits: &[f32]) -> Result<f32> {
-    let first = |word: &str| -> Result<Option<usize>> {
-        Ok(generator
-            .tokenizer()
-            .encode(word)?
-            .first()
-            .map(|&id| id as usize)
-            .filter(|&id| id < logits.len()))
-    };
-    let lse = |words: &[&str]| -> Result<f32> {
-        let mut ids = Vec::new();
-        for w in words {
-            if let Some(id) = first(w)? {
-                if !ids.contains(&id) {
-                    ids.push(id);
+/// The first tokens of the words a "Yes" or a "No" reply begins with.
+struct YesNo {
+    yes: Vec<usize>,
+    no: Vec<usize>,
+}
+
+impl YesNo {
+    fn of(generator: &Generator) -> Result<Self> {
+        let ids = |words: &[&str]| -> Result<Vec<usize>> {
+            let mut ids = Vec::new();
+            for w in words {
+                if let Some(&id) = generator.tokenizer().encode(w)?.first() {
+                    if !ids.contains(&(id as usize)) {
+                        ids.push(id as usize);
+                    }
                 }
             }
-        }
-        let max = ids
-            .iter()
-            .map(|&i| logits[i])
-            .fold(f32::NEG_INFINITY, f32::max);
-        Ok(max
-            + ids
+            Ok(ids)
+        };
+        Ok(YesNo {
+            yes: ids(&["Yes", "yes", " Yes", " yes"])?,
+            no: ids(&["No", "no", " No", " no"])?,
+        })
+    }
+
+    /// `log Σ exp(yes tokens) − log Σ exp(no tokens)` of the next-token `logits`.
+    fn margin(&self, logits: &[f32]) -> f32 {
+        let lse = |ids: &[usize]| {
+            let ids: Vec<usize> = ids.iter().copied().filter(|&i| i < logits.len()).collect();
+            let max = ids
+                .iter()
+                .map(|&i| logits[i])
+                .fold(f32::NEG_INFINITY, f32::max);
+            max + ids
                 .iter()
                 .map(|&i| (logits[i] - max).exp())
                 .sum::<f32>()
-                .ln())
-    };
-    Ok(lse(&["Yes", "yes", " Yes", " yes"])? - lse(&["No", "no", " No", " no"])?)
+                .ln()
+        };
+        lse(&self.yes) - lse(&self.no)
+    }
 }
 
 impl Retrieval {

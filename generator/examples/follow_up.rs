@@ -61,7 +61,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let after = ms(t.elapsed());
             generator.reset();
             let t = Instant::now();
-            generator.generate_probed(&prompt, &probe, &options, None, &mut Collect::default())?;
+            generator.generate_probed(
+                &prompt,
+                &probe,
+                &options,
+                None,
+                &mut Collect::default(),
+                &mut |_| true,
+            )?;
             let within = ms(t.elapsed());
             runs[0].push(alone);
             runs[1].push(after - alone);

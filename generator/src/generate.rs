@@ -72,6 +72,10 @@ impl Default for GenerateOptions {
     }
 }
 
+/// Told the probe's logits before the first token: whether the generation goes on
+/// ([`Generator::generate_probed`]).
+pub type Proceed<'a> = dyn FnMut(&[f32]) -> bool + 'a;
+
 /// Why generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -82,6 +86,9 @@ pub enum FinishReason {
     Length,
     /// The sink asked to stop.
     Cancelled,
+    /// The probe's logits, from the prompt's own pass, stopped it before the first token
+    /// ([`Generator::generate_probed`]).
+    Withheld,
 }
 
 /// What one generation did, and how fast.
@@ -311,6 +318,11 @@ impl Generator {
     /// runs in the same pass as the prompt ([`Transformer::forward_fork`]), for little more
     /// than its rows' share of the prompt's products; otherwise it runs after the generation,
     /// on the cache of what it shares with the prompt ([`Self::follow_up_logits`]).
+    ///
+    /// When the probe rides along, `proceed` sees its logits before the first token is chosen,
+    /// and returning false ends the generation there, with nothing generated
+    /// ([`FinishReason::Withheld`]): an answer the probe's verdict would withhold is never
+    /// written. Otherwise the generation runs whole and `proceed` is not called.
     pub fn generate_probed(
         &mut self,
         prompt: &[u32],
@@ -318,11 +330,13 @@ impl Generator {
         options: &GenerateOptions,
         constraint: Option<&mut dyn Constraint>,
         sink: &mut dyn TokenSink,
+        proceed: &mut Proceed<'_>,
     ) -> Result<(Generation, Vec<f32>)> {
         if probe.is_empty() {
             return Err(Error::EmptyPrompt);
         }
-        let (g, logits) = self.generate_inner(prompt, Some(probe), options, constraint, sink)?;
+        let (g, logits) =
+            self.generate_inner(prompt, Some((probe, proceed)), options, constraint, sink)?;
         let logits = match logits {
             Some(l) => l,
             None => self.follow_up_logits(probe)?,
@@ -331,11 +345,11 @@ impl Generator {
     }
 
     /// Generation, with `probe` run in the prompt's pass where it can be (its logits then
-    /// come back; `None` when it could not).
+    /// come back, after its `proceed` saw them; `None` when it could not).
     fn generate_inner(
         &mut self,
         prompt: &[u32],
-        probe: Option<&[u32]>,
+        probe: Option<(&[u32], &mut Proceed<'_>)>,
         options: &GenerateOptions,
         mut constraint: Option<&mut dyn Constraint>,
         sink: &mut dyn TokenSink,
@@ -369,9 +383,9 @@ impl Generator {
         self.exact = self.exact.min(reused);
         // The probe branches off where it stops sharing the prompt; it rides along when that
         // is within the part computed now, and both fit in the window.
-        let fork = probe.map(|p| (common_prefix(prompt, p), p));
-        let (logits, probe_logits) = match fork {
-            Some((at, p))
+        let fork = probe.map(|(p, proceed)| (common_prefix(prompt, p), p, proceed));
+        let (logits, probe_logits, proceed) = match fork {
+            Some((at, p, proceed))
                 if at >= reused
                     && at < p.len()
                     && prompt.len() + (p.len() - at) <= window
@@ -380,9 +394,13 @@ impl Generator {
                 let (main, side) =
                     self.model
                         .forward_fork(&prompt[reused..], reused, at, &p[at..])?;
-                (main, Some(side.to_vec1::<f32>()?))
+                (main, Some(side.to_vec1::<f32>()?), Some(proceed))
             }
-            _ => (self.model.forward(&prompt[reused..], reused, false)?, None),
+            _ => (
+                self.model.forward(&prompt[reused..], reused, false)?,
+                None,
+                None,
+            ),
         };
         self.cached.extend_from_slice(&prompt[reused..]);
         if prompt.len() - reused >= SAME_ROWS_FROM {
@@ -399,7 +417,14 @@ impl Generator {
         let mut time_to_first_token = None;
         let mut decode_start = Instant::now();
         let start_choice = constraint.as_deref().map(|c| self.start_choice(&logits, c));
+        let withheld = match (proceed, &probe_logits) {
+            (Some(proceed), Some(l)) => !proceed(l),
+            _ => false,
+        };
         let finish = loop {
+            if withheld {
+                break FinishReason::Withheld;
+            }
             if tokens.len() >= options.max_tokens {
                 break FinishReason::Length;
             }

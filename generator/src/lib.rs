@@ -35,8 +35,8 @@ pub use constrain::{Constraint, Quote};
 pub use embed::BertEmbedder;
 pub use error::{Error, Result};
 pub use generate::{
-    Collect, FinishReason, GenerateOptions, Generation, Generator, LoadOptions, StartChoice,
-    TokenSink, READ_AHEAD_PIECE,
+    Collect, FinishReason, GenerateOptions, Generation, Generator, LoadOptions, Proceed,
+    StartChoice, TokenSink, READ_AHEAD_PIECE,
 };
 pub use gguf::{Arch, GgufFile, ModelConfig};
 pub use sampling::{Sampler, Sampling};

@@ -555,7 +555,14 @@ fn a_probed_generation_writes_what_a_plain_one_does_and_scores_the_probe_either_
     // probe branches off before what is computed afresh).
     for _ in 0..2 {
         let (g, logits) = generator
-            .generate_probed(&prompt, &probe, &options, None, &mut Collect::default())
+            .generate_probed(
+                &prompt,
+                &probe,
+                &options,
+                None,
+                &mut Collect::default(),
+                &mut |_| true,
+            )
             .unwrap();
         assert_eq!(g.tokens, plain.tokens);
         assert!(
@@ -564,4 +571,79 @@ fn a_probed_generation_writes_what_a_plain_one_does_and_scores_the_probe_either_
             max_gap(&logits, &probe_ref)
         );
     }
+}
+
+#[test]
+fn a_probe_that_rides_along_can_stop_the_answer_before_its_first_token() {
+    use cairn_generator::{FinishReason, Message};
+    let mut generator = load("smollm2-135m-instruct-q4_1.gguf");
+    let options = GenerateOptions {
+        max_tokens: 12,
+        ignore_stop_tokens: true,
+        ..GenerateOptions::default()
+    };
+    let turn = |extra: &str| {
+        generator
+            .chat_tokens(&[Message::user(format!(
+                "The Orvane pump is primed with 3 litres of glycol.\n\nQuestion: What is the pump primed with?{extra}"
+            ))])
+            .unwrap()
+    };
+    let (prompt, probe) = (
+        turn(""),
+        turn("\n\nIs the answer stated above? Reply Yes or No."),
+    );
+    let plain = generator
+        .generate(&prompt, &options, &mut Collect::default())
+        .unwrap();
+    generator.reset();
+
+    // Refused: nothing is generated or streamed, and `proceed` saw the logits returned.
+    let mut seen = Vec::new();
+    let mut sink = Collect::default();
+    let (g, logits) = generator
+        .generate_probed(&prompt, &probe, &options, None, &mut sink, &mut |l| {
+            seen = l.to_vec();
+            false
+        })
+        .unwrap();
+    assert_eq!(g.finish, FinishReason::Withheld);
+    assert!(g.tokens.is_empty() && g.text.is_empty() && sink.0.is_empty());
+    assert_eq!(seen, logits);
+
+    // The prompt stays cached, so the probe can no longer ride along: `proceed` is not
+    // asked, and the answer is written whole. (Its last prompt token is run again alone,
+    // which may round differently from the pass: the answer's start is compared.)
+    let mut asked = false;
+    let (g, _) = generator
+        .generate_probed(
+            &prompt,
+            &probe,
+            &options,
+            None,
+            &mut Collect::default(),
+            &mut |_| {
+                asked = true;
+                false
+            },
+        )
+        .unwrap();
+    assert!(!asked);
+    assert_eq!(g.finish, FinishReason::Length);
+    assert_eq!(g.tokens[..4], plain.tokens[..4]);
+
+    // Allowed, from nothing cached: the plain answer.
+    generator.reset();
+    let (g, _) = generator
+        .generate_probed(
+            &prompt,
+            &probe,
+            &options,
+            None,
+            &mut Collect::default(),
+            &mut |_| true,
+        )
+        .unwrap();
+    assert_eq!(g.finish, FinishReason::Length);
+    assert_eq!(g.tokens, plain.tokens);
 }
