@@ -15,6 +15,7 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use crate::bm25::Bm25;
 use crate::error::{Error, Result};
+use crate::flat::FlatGraph;
 use crate::store::{
     self, from_json, store_err, to_json, DocRecord, GraphState, Source, CHUNKS, DOCUMENTS, HASHES,
     MANIFEST, SKIPPED, SOURCES, TOMBSTONES, VECTORS,
@@ -143,9 +144,13 @@ pub fn write_canonical(src: &Path, dst: &Path, options: &CanonicalOptions) -> Re
     bm25.merge_into_one_segment(indexer)?;
 
     // Vectors, and the graph over them: the source's mapped graph copied, or a new one fed
-    // from the same pass that copies the vectors.
+    // every live vector in id order. The copy's store keeps only the vectors its graph lacks
+    // (none, or those newer than a copied graph), so that a pack carries each vector once.
+    // A source that is itself such a copy gives the vectors its graph holds from there.
     let src_vectors = txn.open_table(VECTORS).map_err(|e| serr(e.into()))?;
-    let live = src_vectors.len().map_err(|e| serr(e.into()))? as usize;
+    let held = graph_held(src, &manifest, &txn)?;
+    let live = src_vectors.len().map_err(|e| serr(e.into()))? as usize
+        + held.as_ref().map_or(0, |(_, nodes)| nodes.len());
     let graph_dir = dst.join(VECTORS_DIR);
     let copied = match (&manifest.graph, options.deterministic_graph) {
         (Some(g), false) => {
@@ -167,16 +172,46 @@ pub fn write_canonical(src: &Path, dst: &Path, options: &CanonicalOptions) -> Re
     };
     let tombstones_kept = copied.is_some();
     let graph = (copied.is_none() && live >= GRAPH_MIN_POINTS).then(|| Graph::new(live));
+    // The ids a graph of the copy holds: up to the copied graph's last, or all.
+    let in_graph = |id: u64| match (&copied, &graph) {
+        (Some(g), _) => id <= g.max_id,
+        (None, Some(_)) => true,
+        (None, None) => false,
+    };
+    if held.is_some() && copied.is_none() && graph.is_none() {
+        // Unreachable in practice (a copy with a graph has enough points for one), but a
+        // store without its vectors must not be written.
+        return Err(Error::Corrupt {
+            path: src_store.clone(),
+            message: "a pack's copy with too few vectors for a graph".into(),
+        });
+    }
     let mut max_id = 0;
     {
         let mut t = w.open_table(VECTORS).map_err(|e| derr(e.into()))?;
         let mut batch = Vec::with_capacity(1024);
-        for row in src_vectors.iter().map_err(|e| serr(e.into()))? {
+        // A copied graph holds all that the source's graph does: those need no copy.
+        let from_graph = held
+            .iter()
+            .filter(|_| copied.is_none())
+            .flat_map(|(flat, nodes)| {
+                nodes
+                    .iter()
+                    .map(|&(id, node)| Ok((id, flat.node_vector(node))))
+            });
+        let from_store = src_vectors.iter().map_err(|e| serr(e.into()))?.map(|row| {
             let (k, v) = row.map_err(|e| serr(e.into()))?;
-            t.insert(k.value(), v.value()).map_err(|e| derr(e.into()))?;
+            Ok((k.value(), store::bytes_vector(v.value())))
+        });
+        for item in from_graph.chain(from_store) {
+            let (id, v): (u64, Vec<f32>) = item?;
+            if !in_graph(id) {
+                t.insert(id, store::vector_bytes(&v).as_slice())
+                    .map_err(|e| derr(e.into()))?;
+            }
             if let Some(graph) = &graph {
-                max_id = k.value();
-                batch.push((k.value(), store::bytes_vector(v.value())));
+                max_id = id;
+                batch.push((id, v));
                 if batch.len() == 1024 {
                     graph.insert_in(&batch, options.deterministic_graph);
                     batch.clear();
@@ -197,6 +232,11 @@ pub fn write_canonical(src: &Path, dst: &Path, options: &CanonicalOptions) -> Re
             })
         }
         None => copied,
+    };
+    manifest.format_version = if manifest.graph.is_some() {
+        store::GRAPH_VECTORS_FORMAT_VERSION
+    } else {
+        store::FORMAT_VERSION
     };
     {
         // Deleted chunks still in a copied graph stay marked; a new graph has none.
@@ -242,4 +282,44 @@ fn copy_str_table(
             .map_err(|e| store_err(dst)(e.into()))?;
     }
     Ok(())
+}
+
+/// A source's mapped graph, and its live nodes as (chunk id, node), by id.
+type Held = (FlatGraph, Vec<(u64, usize)>);
+
+/// For a source that keeps its vectors in its graph ([`store::GRAPH_VECTORS_FORMAT_VERSION`]):
+/// the mapped graph, and its live nodes as (chunk id, node), by id.
+fn graph_held(
+    src: &Path,
+    manifest: &store::Manifest,
+    txn: &redb::ReadTransaction,
+) -> Result<Option<Held>> {
+    let Some(g) = manifest
+        .graph
+        .as_ref()
+        .filter(|_| manifest.format_version == store::GRAPH_VECTORS_FORMAT_VERSION)
+    else {
+        return Ok(None);
+    };
+    let src_store = store::store_path(src);
+    let serr = store_err(&src_store);
+    let flat = FlatGraph::open(
+        &src.join(VECTORS_DIR)
+            .join(format!("{}.hnsw.flat", g.basename)),
+    )?;
+    let mut dead = std::collections::HashSet::new();
+    if let Ok(table) = txn.open_table(TOMBSTONES) {
+        for row in table.iter().map_err(|e| serr(e.into()))? {
+            let (k, _) = row.map_err(|e| serr(e.into()))?;
+            dead.insert(k.value());
+        }
+    }
+    let mut nodes: Vec<(u64, usize)> = flat
+        .ids()
+        .enumerate()
+        .filter(|&(_, id)| id <= g.max_id && !dead.contains(&id))
+        .map(|(node, id)| (id, node))
+        .collect();
+    nodes.sort_unstable();
+    Ok(Some((flat, nodes)))
 }

@@ -32,6 +32,12 @@ pub enum Error {
         /// The version this build reads and writes.
         expected: u32,
     },
+    /// The knowledge base is a pack's canonical copy, whose vectors are in its graph only.
+    #[error("the knowledge base at {} is a pack's copy (its vectors are kept in its graph only), which cairn does not write to\nhint: add the documents to a knowledge base of your own, or install the pack and search it beside yours", path.display())]
+    ReadOnlyCopy {
+        /// The knowledge base.
+        path: PathBuf,
+    },
     /// The vectors in the knowledge base come from another embedding model.
     #[error("the knowledge base at {} was embedded with {found}, not {expected}; vectors from different models cannot be mixed — rebuild it with `cairn add --rebuild`", path.display())]
     EmbedderMismatch {

@@ -113,6 +113,8 @@ pub(crate) struct FlatGraph {
     vectors_at: usize,
     /// Per level: (offsets start, neighbours start), in bytes.
     levels: Vec<(usize, usize)>,
+    /// Chunk id → node, made on the first [`FlatGraph::vector_of`] (searches never need it).
+    nodes: std::sync::OnceLock<HashMap<u64, u32>>,
 }
 
 impl FlatGraph {
@@ -186,7 +188,31 @@ impl FlatGraph {
             ids_at,
             vectors_at,
             levels,
+            nodes: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The chunk id of every node, in node order.
+    pub fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..self.n).map(|node| self.id(node))
+    }
+
+    /// The vector of `node`.
+    pub fn node_vector(&self, node: usize) -> Vec<f32> {
+        let at = self.vectors_at + 4 * self.dim * node;
+        self.map[at..at + 4 * self.dim]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect()
+    }
+
+    /// The vector of chunk `id`, if it is in the graph (dead or alive).
+    pub fn vector_of(&self, id: u64) -> Option<Vec<f32>> {
+        let nodes = self.nodes.get_or_init(|| {
+            let ids: Vec<u64> = self.ids().collect();
+            index_of(&ids)
+        });
+        nodes.get(&id).map(|&node| self.node_vector(node as usize))
     }
 
     fn id(&self, node: usize) -> u64 {

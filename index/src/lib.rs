@@ -34,7 +34,7 @@ pub use error::{Error, Result};
 pub use reader::{read_manifest, Reader, Status};
 pub use store::{
     file_of, ChunkRecord, DocRecord, EmbedderId, GraphState, Manifest, SkipRecord, Source,
-    FORMAT_VERSION, STORE_FILE,
+    FORMAT_VERSION, GRAPH_VECTORS_FORMAT_VERSION, STORE_FILE,
 };
 pub use vectors::GRAPH_MIN_POINTS;
 pub use writer::{

@@ -151,6 +151,11 @@ impl Reader {
         let (graph, graph_max_id, graph_error) = match &manifest.graph {
             Some(g) => match OpenGraph::open(&dir.join(VECTORS_DIR), &g.basename) {
                 Ok(graph) => (Some(graph), g.max_id, None),
+                // A pack's copy keeps its vectors in the graph only: without it no scan could
+                // stand in.
+                Err(e) if manifest.format_version == store::GRAPH_VECTORS_FORMAT_VERSION => {
+                    return Err(e)
+                }
                 Err(e) => (None, 0, Some(e.to_string())),
             },
             None => (None, 0, None),
@@ -293,15 +298,22 @@ impl Reader {
         }
     }
 
-    /// A chunk's vector (unit length), as stored.
+    /// A chunk's vector (unit length), as stored: in the store, or, in a pack's copy
+    /// ([`crate::GRAPH_VECTORS_FORMAT_VERSION`]), in its graph.
     pub fn vector(&self, id: ChunkId) -> Result<Option<Vec<f32>>> {
         let vectors = self
             .txn
             .open_table(VECTORS)
             .map_err(|e| self.serr()(e.into()))?;
-        match vectors.get(id.0).map_err(|e| self.serr()(e.into()))? {
-            Some(v) => Ok(Some(store::bytes_vector(v.value()))),
-            None => Ok(None),
+        if let Some(v) = vectors.get(id.0).map_err(|e| self.serr()(e.into()))? {
+            return Ok(Some(store::bytes_vector(v.value())));
+        }
+        let in_graph = self.manifest.format_version == store::GRAPH_VECTORS_FORMAT_VERSION
+            && id.0 <= self.graph_max_id
+            && !self.tombstones.contains(&id.0);
+        match &self.graph {
+            Some(OpenGraph::Flat(g)) if in_graph => Ok(g.vector_of(id.0)),
+            _ => Ok(None),
         }
     }
 

@@ -21,8 +21,13 @@ pub(crate) const SKIPPED: TableDefinition<&str, &str> = TableDefinition::new("sk
 /// Chunks deleted since the vector graph was built: still in the graph, skipped by searches.
 pub(crate) const TOMBSTONES: TableDefinition<u64, ()> = TableDefinition::new("graph_tombstones");
 
-/// The on-disk format version this build reads and writes.
+/// The on-disk format version of a working knowledge base, which this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
+/// The format of a canonical copy (what a pack holds) whose vectors are kept once, in its
+/// mapped graph: its store holds only the vectors the graph lacks. This build reads it as it
+/// reads [`FORMAT_VERSION`], and never writes to it ([`Error::ReadOnlyCopy`]); earlier builds
+/// refuse it, rather than find no vectors in the store.
+pub const GRAPH_VECTORS_FORMAT_VERSION: u32 = 2;
 
 /// Identifies the embedding model whose vectors a knowledge base holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,7 +198,7 @@ pub(crate) fn read_manifest(path: &Path, txn: &redb::ReadTransaction) -> Result<
     };
     let raw: serde_json::Value = from_json(path, v.value())?;
     let version = raw["format_version"].as_u64().unwrap_or(0) as u32;
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != GRAPH_VECTORS_FORMAT_VERSION {
         return Err(Error::FormatVersion {
             path: path.to_owned(),
             found: version,

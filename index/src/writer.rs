@@ -217,6 +217,17 @@ impl Writer {
     /// checks the format version and that `embedder` is the model the stored vectors came from,
     /// and repairs BM25 if the last run was interrupted between its two commits.
     pub fn open(dir: &Path, embedder: &EmbedderId, chunking: &ChunkOptions) -> Result<Self> {
+        // A pack's copy is refused before anything is opened for writing: its files are
+        // checked against the pack's hashes.
+        if store::store_path(dir).is_file() {
+            if let Ok(m) = crate::reader::read_manifest(dir) {
+                if m.format_version == store::GRAPH_VECTORS_FORMAT_VERSION {
+                    return Err(Error::ReadOnlyCopy {
+                        path: dir.to_owned(),
+                    });
+                }
+            }
+        }
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let lock = take_lock(dir)?;
 

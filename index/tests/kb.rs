@@ -341,7 +341,7 @@ fn another_format_version_fails_with_a_rebuild_hint() {
                 .value()
                 .to_owned();
             let mut m: serde_json::Value = serde_json::from_str(&raw).unwrap();
-            m["format_version"] = serde_json::json!(cairn_index::FORMAT_VERSION + 1);
+            m["format_version"] = serde_json::json!(cairn_index::GRAPH_VECTORS_FORMAT_VERSION + 1);
             t.insert("manifest", m.to_string().as_str()).unwrap();
         }
         txn.commit().unwrap();
@@ -497,6 +497,49 @@ fn canonical_copies_of_the_same_documents_are_byte_identical() {
     assert_eq!(
         Reader::open(&fast).unwrap().dense(&q, 10).unwrap(),
         src.dense(&q, 10).unwrap()
+    );
+
+    // Each vector is kept once: in the copy's graph, not in its store as well. Every chunk's
+    // vector is still there, as the source holds it.
+    let store_bytes = |dir: &Path| std::fs::metadata(dir.join("meta.redb")).unwrap().len();
+    let vector_bytes = status.chunks * 4 * e.id().dim as u64;
+    for dir in [&copies[0], &fast] {
+        let copy = Reader::open(dir).unwrap();
+        assert_eq!(
+            copy.manifest().format_version,
+            cairn_index::GRAPH_VECTORS_FORMAT_VERSION
+        );
+        assert!(
+            store_bytes(dir) + vector_bytes / 2 < store_bytes(&kbs[0]),
+            "store {} bytes, the source's {}, vectors {vector_bytes}",
+            store_bytes(dir),
+            store_bytes(&kbs[0])
+        );
+        for doc in src.documents().unwrap() {
+            for &id in &doc.chunks {
+                let id = cairn_index::ChunkId(id);
+                assert_eq!(copy.vector(id).unwrap(), src.vector(id).unwrap(), "{id:?}");
+            }
+        }
+        // Nothing writes to it.
+        let err = Writer::open(dir, &e.id(), &options).err().expect("refused");
+        assert!(matches!(err, Error::ReadOnlyCopy { .. }), "{err}");
+    }
+    // A copy of such a copy (a pack made from an installed pack) takes the vectors from its
+    // graph, and is the same copy again.
+    let again = tmp.path().join("again");
+    cairn_index::write_canonical(
+        &copies[0],
+        &again,
+        &cairn_index::CanonicalOptions {
+            committed_at: 0,
+            deterministic_graph: true,
+        },
+    )
+    .unwrap();
+    assert!(
+        tree(&again) == tree(&copies[0]),
+        "a copy of the copy differs"
     );
 }
 
