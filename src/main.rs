@@ -1430,8 +1430,8 @@ fn run_model(args: &RunArgs) -> Result<()> {
         (None, None) => anyhow::bail!("give --prompt TEXT or --prompt-file FILE"),
     };
     let path = models::model_path(&args.model)?;
-    let mut generator = Generator::load(&path, &LoadOptions { n_ctx: args.ctx })
-        .with_context(|| format!("loading {}", path.display()))?;
+    let mut generator =
+        Generator::load(&path, &LoadOptions { n_ctx: args.ctx }).context("loading the model")?;
     eprintln!(
         "loaded {} in {:.2} s ({} layers, context {} tokens)",
         generator.name(),

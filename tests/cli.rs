@@ -141,6 +141,11 @@ fn a_gguf_file_cut_short_is_refused_naming_the_file_and_tensor() {
     assert!(err.contains(cut.to_str().unwrap()), "{err}");
     assert!(err.contains("tensor `blk."), "{err}");
     assert!(err.contains("(truncated?)"), "{err}");
+    assert_eq!(
+        err.matches(cut.to_str().unwrap()).count(),
+        1,
+        "named once: {err}"
+    );
     assert!(out.is_empty(), "nothing generated: {out}");
     // Through the engine, whose load error also chains its cause: said once.
     let kb = dir.path().join("kb");
