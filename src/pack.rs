@@ -468,7 +468,25 @@ pub fn open_sources_with(
     let chosen = choose_installed(&sel.names)?;
     let mut packs = Vec::new();
     for (label, dir) in chosen {
-        let p = cairn_engine::PackReader::open(label, &dir, &embedder, sel.bm25_only_mismatched)?;
+        let p = match cairn_engine::PackReader::open(
+            label.clone(),
+            &dir,
+            &embedder,
+            sel.bm25_only_mismatched,
+        ) {
+            Ok(p) => p,
+            // A damaged pack that was not asked for by name costs only its own hits: the
+            // question goes on with the rest, and says so.
+            Err(e @ cairn_engine::Error::Index(_)) if sel.names.is_empty() => {
+                eprintln!(
+                    "warning: {label} is left out: {}
+hint: `cairn doctor` checks the installed packs; reinstall this one",
+                    crate::error_chain(&e)
+                );
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         if p.bm25_only {
             eprintln!(
                 "warning: {} was embedded with another model; it is searched by keywords only",

@@ -224,6 +224,37 @@ fn build_sign_verify_install_and_search_a_pack() {
 }
 
 #[test]
+fn a_damaged_installed_pack_is_left_out_with_a_warning_unless_it_was_asked_for() {
+    let e = Env::new();
+    let docs = e.path("docs");
+    e.ok(&["pack", "build", &docs, "-o", "orvane.cairnpack", "-q"]);
+    e.ok(&["pack", "install", "orvane.cairnpack", "--allow-unsigned"]);
+    // Someone's own knowledge base, and the pack's store overwritten behind cairn's back.
+    let own = e.dir.path().join("own");
+    std::fs::create_dir_all(&own).unwrap();
+    std::fs::write(
+        own.join("kiln.md"),
+        "# Kilns\n\nThe kiln is fired to 1,240 degrees.\n",
+    )
+    .unwrap();
+    e.ok(&["add", own.to_str().unwrap(), "-q"]);
+    let store = e.dir.path().join("packs/orvane/meta.redb");
+    std::fs::write(&store, vec![0x5a; 8192]).unwrap();
+
+    let (code, out, err) = e.cairn(&["search", "How hot is the kiln fired?", "-k", "3"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("kiln.md"), "the own documents answer: {out}");
+    assert!(
+        err.contains("pack:orvane@") && err.contains("is left out") && err.contains("meta.redb"),
+        "{err}"
+    );
+    // Asked for by name, it is an error that names the file.
+    let (code, out, err) = e.cairn(&["search", "kiln", "--pack", "orvane"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("meta.redb"), "{err}");
+}
+
+#[test]
 fn reproducible_packs_of_the_same_documents_are_byte_identical_and_unsigned_ones_need_consent() {
     let e = Env::new();
     e.ok(&["add", &e.path("docs"), "-q"]);
