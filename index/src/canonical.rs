@@ -172,20 +172,14 @@ pub fn write_canonical(src: &Path, dst: &Path, options: &CanonicalOptions) -> Re
     };
     let tombstones_kept = copied.is_some();
     let graph = (copied.is_none() && live >= GRAPH_MIN_POINTS).then(|| Graph::new(live));
-    // The ids a graph of the copy holds: up to the copied graph's last, or all.
+    // The ids a graph of the copy holds: up to the copied graph's last, or all; with no graph
+    // (too few live vectors, even when the source kept them in its graph), none, and the
+    // store keeps every vector.
     let in_graph = |id: u64| match (&copied, &graph) {
         (Some(g), _) => id <= g.max_id,
         (None, Some(_)) => true,
         (None, None) => false,
     };
-    if held.is_some() && copied.is_none() && graph.is_none() {
-        // Unreachable in practice (a copy with a graph has enough points for one), but a
-        // store without its vectors must not be written.
-        return Err(Error::Corrupt {
-            path: src_store.clone(),
-            message: "a pack's copy with too few vectors for a graph".into(),
-        });
-    }
     let mut max_id = 0;
     {
         let mut t = w.open_table(VECTORS).map_err(|e| derr(e.into()))?;
