@@ -936,8 +936,13 @@ pub fn answer(
     let generation_start = Instant::now();
     // When the check is scored in the prompt's pass, an answer it would withhold is not
     // written at all: the abstention comes as soon as the first token would have.
+    let mut early_margin = None;
     let mut proceed = |logits: &[f32]| match (&yes_no, least) {
-        (Some(yes_no), Some(least)) => yes_no.margin(logits) >= least,
+        (Some(yes_no), Some(least)) => {
+            let margin = yes_no.margin(logits);
+            early_margin = Some(margin);
+            margin >= least
+        }
         _ => true,
     };
     let (g, probe_logits) = match &probe {
@@ -1003,7 +1008,8 @@ pub fn answer(
     if let (Some(least), Some(yes_no), Some(logits)) = (least, &yes_no, &probe_logits) {
         if abstained.is_none() || withheld {
             let margin_start = Instant::now();
-            let margin = yes_no.margin(logits);
+            // Scored already when the check rode along in the prompt's pass.
+            let margin = early_margin.unwrap_or_else(|| yes_no.margin(logits));
             timings.check_ms = ms(check_time + margin_start.elapsed());
             self_check = Some(margin);
             if margin < least {

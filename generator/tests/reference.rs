@@ -524,26 +524,37 @@ fn a_branch_run_in_the_prompts_pass_scores_as_it_would_alone() {
     check_fork("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
 }
 
-#[test]
-fn a_probed_generation_writes_what_a_plain_one_does_and_scores_the_probe_either_way() {
-    use cairn_generator::Message;
-    let mut generator = load("smollm2-135m-instruct-q4_1.gguf");
-    let options = GenerateOptions {
+/// Twelve greedy tokens, stop tokens ignored.
+fn twelve_tokens() -> GenerateOptions {
+    GenerateOptions {
         max_tokens: 12,
         ignore_stop_tokens: true,
         ..GenerateOptions::default()
-    };
-    let source = "The Orvane pump is primed with 3 litres of glycol before its first start.";
+    }
+}
+
+/// The pump question on `source` as a prompt, and as a probe asking whether it is answered.
+fn pump_question(generator: &cairn_generator::Generator, source: &str) -> (Vec<u32>, Vec<u32>) {
     let turn = |extra: &str| {
         generator
-            .chat_tokens(&[Message::user(format!(
+            .chat_tokens(&[cairn_generator::Message::user(format!(
                 "{source}\n\nQuestion: What is the pump primed with?{extra}"
             ))])
             .unwrap()
     };
-    let (prompt, probe) = (
+    (
         turn(""),
         turn("\n\nIs the answer stated above? Reply Yes or No."),
+    )
+}
+
+#[test]
+fn a_probed_generation_writes_what_a_plain_one_does_and_scores_the_probe_either_way() {
+    let mut generator = load("smollm2-135m-instruct-q4_1.gguf");
+    let options = twelve_tokens();
+    let (prompt, probe) = pump_question(
+        &generator,
+        "The Orvane pump is primed with 3 litres of glycol before its first start.",
     );
     let plain = generator
         .generate(&prompt, &options, &mut Collect::default())
@@ -575,23 +586,12 @@ fn a_probed_generation_writes_what_a_plain_one_does_and_scores_the_probe_either_
 
 #[test]
 fn a_probe_that_rides_along_can_stop_the_answer_before_its_first_token() {
-    use cairn_generator::{FinishReason, Message};
+    use cairn_generator::FinishReason;
     let mut generator = load("smollm2-135m-instruct-q4_1.gguf");
-    let options = GenerateOptions {
-        max_tokens: 12,
-        ignore_stop_tokens: true,
-        ..GenerateOptions::default()
-    };
-    let turn = |extra: &str| {
-        generator
-            .chat_tokens(&[Message::user(format!(
-                "The Orvane pump is primed with 3 litres of glycol.\n\nQuestion: What is the pump primed with?{extra}"
-            ))])
-            .unwrap()
-    };
-    let (prompt, probe) = (
-        turn(""),
-        turn("\n\nIs the answer stated above? Reply Yes or No."),
+    let options = twelve_tokens();
+    let (prompt, probe) = pump_question(
+        &generator,
+        "The Orvane pump is primed with 3 litres of glycol.",
     );
     let plain = generator
         .generate(&prompt, &options, &mut Collect::default())
