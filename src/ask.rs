@@ -160,6 +160,14 @@ pub fn print_sources(
                 paint.marker(&format!("[{}]", s.number)),
                 at(&s.doc, s.page, span, &s.heading)
             )?;
+            for e in &s.also {
+                writeln!(
+                    out,
+                    "      {} {}",
+                    paint.score("also in"),
+                    at(&e.doc, e.page, e.lines, &[])
+                )?;
+            }
             if quote {
                 for text in cairn_engine::answer::cited_sentences(s, &lines) {
                     writeln!(out, "      > {}", sanitize(&text))?;
@@ -200,6 +208,7 @@ mod tests {
                     lines: (3, 3),
                 }],
                 whole: true,
+                also: vec![],
             }],
             tokens: 10,
         }

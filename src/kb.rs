@@ -329,6 +329,7 @@ pub struct SearchSettings {
     pub mode: Mode,
     pub fusion: Fusion,
     pub dense_weight: f32,
+    pub fold_duplicates: Option<f32>,
     pub json: bool,
     pub paint: Paint,
 }
@@ -346,6 +347,12 @@ pub fn hit_json(hit: &Hit) -> serde_json::Value {
         "bm25": hit.fused.bm25,
         "dense": hit.fused.dense,
         "text": c.text,
+        "also": hit.also.iter().map(|e| serde_json::json!({
+            "chunk_id": e.chunk_id,
+            "doc": e.doc,
+            "page": e.page,
+            "lines": [e.lines.0, e.lines.1],
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -368,6 +375,7 @@ pub fn search(kb: &Path, query: &str, settings: &SearchSettings) -> Result<()> {
         fusion: settings.fusion,
         dense_weight: settings.dense_weight,
         k: settings.k,
+        fold_duplicates: settings.fold_duplicates,
         ..cairn_engine::AskOptions::default()
     }
     .search_options();
@@ -419,6 +427,19 @@ pub fn search(kb: &Path, query: &str, settings: &SearchSettings) -> Result<()> {
             paint.score(&scores)
         )?;
         writeln!(out, "   {}", snippet(&c.text, 240))?;
+        for e in &h.also {
+            writeln!(
+                out,
+                "   {} {}",
+                paint.score("also in"),
+                paint.link(
+                    &location(&e.doc, e.page, e.lines, &[]),
+                    cairn_engine::file_of(&files, &e.doc).as_deref(),
+                    e.page,
+                    e.lines.0
+                )
+            )?;
+        }
     }
     Ok(())
 }

@@ -438,6 +438,10 @@ struct SearchArgs {
     /// Weight of the dense leg in hybrid mode, 0–1 (0.4 scored best on SciFact; BENCHMARKS.md).
     #[arg(long, default_value_t = 0.4)]
     weight: f32,
+    /// Show every copy of a passage: by default a hit whose text is mostly already shown (the
+    /// same passage in another file) is folded into the one above it, listed under "also in".
+    #[arg(long)]
+    keep_duplicates: bool,
     /// One JSON object with every hit's document, section, page, lines and scores.
     #[arg(long)]
     json: bool,
@@ -466,6 +470,11 @@ struct AskArgs {
     /// Tokens of source text given to the model (less is faster; BENCHMARKS.md has the trade-off).
     #[arg(long, default_value_t = cairn_retriever::context::DEFAULT_BUDGET)]
     budget: usize,
+    /// Give the model every copy of a passage: by default a passage whose text is mostly
+    /// already among the sources (the same text in another file) is left out, and the source
+    /// that holds it lists where else it is.
+    #[arg(long)]
+    keep_duplicates: bool,
     /// Which retrieval legs to run.
     #[arg(long, value_enum, default_value_t = ModeArg::Hybrid)]
     mode: ModeArg,
@@ -549,9 +558,15 @@ impl AskArgs {
             free: self.free,
             min_relative_score: self.min_relative_score,
             self_check: self.self_check.unwrap_or_default(),
+            fold_duplicates: fold_duplicates(self.keep_duplicates),
             ..engine::AskOptions::default()
         }
     }
+}
+
+/// `--keep-duplicates` as a search option.
+fn fold_duplicates(keep: bool) -> Option<f32> {
+    (!keep).then_some(cairn_retriever::duplicates::DEFAULT_THRESHOLD)
 }
 
 /// `--self-check`: a margin in logits, `auto` or `off`.
@@ -1160,6 +1175,7 @@ fn run_other(cli: Cli) -> Result<()> {
                 mode: a.mode.into(),
                 fusion: a.fusion.into(),
                 dense_weight: a.weight,
+                fold_duplicates: fold_duplicates(a.keep_duplicates),
                 json: a.json,
                 paint: style::Paint::stdout(cli.color),
             };

@@ -744,3 +744,101 @@ fn nothing_but_cairn_writes_in_the_home_directory() {
         "files written outside cairn's own directories: {foreign:?}"
     );
 }
+
+#[test]
+fn search_folds_a_passage_copied_into_another_file_and_says_where() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir_all(docs.join("print")).unwrap();
+    let prose = "To create a vector and then add elements to it, we can use the push method. \
+        As with any variable, if we want to be able to change its value, we need to make it \
+        mutable using the mut keyword. The numbers we place inside are all of type i32, and \
+        Rust infers this from the data, so we do not need the annotation.";
+    std::fs::write(
+        docs.join("vectors.md"),
+        format!("# Vectors\n\n## Updating a Vector\n\n{prose}\n"),
+    )
+    .unwrap();
+    // The printed edition: other headings, other line breaks, other markup, same sentences.
+    let printed = prose.replace(". ", ".\n").replace("push", "`push`");
+    std::fs::write(
+        docs.join("print/chapter08.md"),
+        format!("# Common Collections\n\nSome front matter first.\n\n### Updating a Vector\n\n{printed}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("maps.md"),
+        "# Hash Maps\n\nA hash map stores keys with values; insert adds a pair to the map.\n",
+    )
+    .unwrap();
+    let kb = tmp.path().join("kb");
+    let (code, out, err) =
+        run(kb_cmd(&kb, &["add", docs.to_str().unwrap()]).current_dir(tmp.path()));
+    assert_eq!(code, 0, "{out}{err}");
+
+    let query = "which method adds elements to a vector";
+    let search = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["search", query, "--json", "-k", "3"];
+        args.extend_from_slice(extra);
+        let (code, out, err) = run(&mut kb_cmd(&kb, &args));
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let docs_of = |v: &serde_json::Value| -> Vec<String> {
+        v["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["doc"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let folded = search(&[]);
+    let kept = search(&["--keep-duplicates"]);
+    // Without folding both copies take a place; with it the second is listed under the first
+    // and the next distinct passage moves up.
+    let copies = |d: &[String]| {
+        d.iter()
+            .filter(|d| d.ends_with("vectors.md") || d.ends_with("chapter08.md"))
+            .count()
+    };
+    assert_eq!(copies(&docs_of(&kept)), 2, "{kept}");
+    assert_eq!(copies(&docs_of(&folded)), 1, "{folded}");
+    assert!(
+        docs_of(&folded).contains(&"docs/maps.md".to_owned()),
+        "{folded}"
+    );
+    let first = &folded["hits"][0];
+    let also = first["also"].as_array().unwrap();
+    assert_eq!(also.len(), 1, "{folded}");
+    let other = if first["doc"] == "docs/vectors.md" {
+        "docs/print/chapter08.md"
+    } else {
+        "docs/vectors.md"
+    };
+    assert_eq!(also[0]["doc"], other, "{folded}");
+    assert!(kept["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h["also"] == serde_json::json!([])));
+    // Ranks stay 1, 2, … over the hits shown.
+    let ranks: Vec<u64> = folded["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["rank"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ranks, (1..=ranks.len() as u64).collect::<Vec<_>>());
+
+    // The text output says where else the passage is.
+    let (code, out, err) = run(&mut kb_cmd(
+        &kb,
+        &["search", query, "-k", "3", "--color", "never"],
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.trim_start().starts_with("also in ") && l.contains(other)),
+        "{out}"
+    );
+}

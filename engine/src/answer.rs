@@ -62,6 +62,10 @@ pub struct AskOptions {
     pub fusion: Fusion,
     /// Weight of the dense leg in hybrid mode.
     pub dense_weight: f32,
+    /// Fold a passage into an earlier one when at least this share of its text is already
+    /// there (the same text in another file); `None` keeps every passage
+    /// ([`SearchOptions::fold_duplicates`]).
+    pub fold_duplicates: Option<f32>,
     /// Context budget in tokens.
     pub budget: usize,
     /// Most tokens in the answer.
@@ -164,6 +168,7 @@ impl AskOptions {
             dense_weight: self.dense_weight,
             k: self.k,
             candidates: 100.max(self.k),
+            fold_duplicates: self.fold_duplicates,
         }
     }
 }
@@ -175,6 +180,7 @@ impl Default for AskOptions {
             mode: Mode::Hybrid,
             fusion: Fusion::Score,
             dense_weight: 0.4,
+            fold_duplicates: Some(cairn_retriever::duplicates::DEFAULT_THRESHOLD),
             budget: cairn_retriever::context::DEFAULT_BUDGET,
             max_tokens: 200,
             temperature: 0.0,
@@ -528,6 +534,11 @@ impl Answer {
                     "dense": s.dense,
                     "excerpts": s.excerpts.iter().map(|e| serde_json::json!({
                         "text": e.text,
+                        "lines": [e.lines.0, e.lines.1],
+                    })).collect::<Vec<_>>(),
+                    "also": s.also.iter().map(|e| serde_json::json!({
+                        "doc": e.doc,
+                        "page": e.page,
                         "lines": [e.lines.0, e.lines.1],
                     })).collect::<Vec<_>>(),
                 })
@@ -1284,6 +1295,7 @@ mod tests {
                 lines: (first, first + 2),
             }],
             whole: true,
+            also: Vec::new(),
         };
         Context {
             sources: vec![

@@ -120,3 +120,74 @@ fn packs_join_one_ranking_and_a_mismatched_one_is_refused_or_keyword_only() {
     assert_eq!(hits[0].chunk.doc, "[pack:other@1.0.0] other-docs/other.md");
     assert!(hits[0].fused.dense.is_none(), "keywords only");
 }
+
+#[test]
+fn the_same_text_in_a_pack_and_the_knowledge_base_is_one_hit_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let minilm = MiniLm::load().unwrap();
+    let text = "The Orvane pump must be primed with 3 litres of glycol before its first start, \
+        and again after every winter in which it stood dry for more than a month.";
+    let mine = kb(
+        dir.path(),
+        "mine",
+        &format!("# Notes\n\n{text}\n\n## Garden\n\nTomatoes need six hours of sun.\n"),
+        &minilm,
+    );
+    // The pack's copy of the manual: its own heading and line breaks.
+    let pumps = kb(
+        dir.path(),
+        "pumps",
+        &format!("# Pump manual\n\n{}\n", text.replace(", and", ",\nand")),
+        &minilm,
+    );
+    let reader = cairn_index::Reader::open(&mine).unwrap();
+    let pack = PackReader::open("pack:pumps@1.0.0".into(), &pumps, &minilm, false).unwrap();
+    let shelves = [
+        cairn_engine::Shelf {
+            label: None,
+            reader: &reader,
+            bm25_only: false,
+        },
+        cairn_engine::Shelf {
+            label: Some(pack.label.clone()),
+            reader: &pack.reader,
+            bm25_only: false,
+        },
+    ];
+    let search = |fold: Option<f32>| {
+        cairn_engine::search_shelves(
+            &shelves,
+            &minilm,
+            "how much glycol primes the Orvane pump",
+            &SearchOptions {
+                k: 3,
+                fold_duplicates: fold,
+                ..SearchOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let kept = search(None);
+    let docs: Vec<&str> = kept.iter().map(|h| h.chunk.doc.as_str()).collect();
+    assert!(
+        docs.contains(&"[pack:pumps@1.0.0] pumps-docs/pumps.md"),
+        "{docs:?}"
+    );
+    assert!(docs.contains(&"mine-docs/mine.md"), "{docs:?}");
+    assert!(kept.iter().all(|h| h.also.is_empty()));
+
+    let folded = search(Some(0.5));
+    let glycol: Vec<_> = folded
+        .iter()
+        .filter(|h| h.chunk.text.contains("glycol"))
+        .collect();
+    assert_eq!(glycol.len(), 1, "{folded:?}");
+    let other = if glycol[0].chunk.doc.starts_with("[pack:") {
+        "mine-docs/mine.md"
+    } else {
+        "[pack:pumps@1.0.0] pumps-docs/pumps.md"
+    };
+    assert_eq!(glycol[0].also.len(), 1);
+    assert_eq!(glycol[0].also[0].doc, other);
+    assert_eq!(glycol[0].rank, 1);
+}

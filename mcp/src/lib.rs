@@ -74,6 +74,30 @@ pub struct SearchHit {
     pub dense: Option<f32>,
     /// The passage.
     pub text: String,
+    /// Other places holding mostly the same text (the same passage in another file), folded
+    /// into this hit instead of taking places of their own.
+    pub also: Vec<Place>,
+}
+
+/// A place in a document.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Place {
+    /// The document key.
+    pub doc: String,
+    /// The PDF page, if any.
+    pub page: Option<u32>,
+    /// First and last line.
+    pub lines: [u32; 2],
+}
+
+impl From<&cairn_engine::Elsewhere> for Place {
+    fn from(e: &cairn_engine::Elsewhere) -> Self {
+        Place {
+            doc: e.doc.clone(),
+            page: e.page,
+            lines: [e.lines.0, e.lines.1],
+        }
+    }
 }
 
 /// What `search` returns.
@@ -128,6 +152,8 @@ pub struct AskSource {
     pub page: Option<u32>,
     /// First and last line.
     pub lines: [u32; 2],
+    /// Other places holding mostly the same text, left out of the model's context.
+    pub also: Vec<Place>,
 }
 
 /// What `ask` returns.
@@ -358,6 +384,7 @@ impl Server {
                     bm25: h.fused.bm25.map(|l| l.score),
                     dense: h.fused.dense.map(|l| l.score),
                     text: h.chunk.text,
+                    also: h.also.iter().map(Place::from).collect(),
                 })
                 .collect(),
         }))
@@ -481,6 +508,7 @@ impl Server {
                     section: s.heading.clone(),
                     page: s.page,
                     lines: [s.lines.0, s.lines.1],
+                    also: s.also.iter().map(Place::from).collect(),
                 })
                 .collect(),
         }))

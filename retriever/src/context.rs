@@ -18,7 +18,7 @@ use std::ops::Range;
 use cairn_index::ChunkId;
 
 use crate::terms::terms;
-use crate::Hit;
+use crate::{Elsewhere, Hit};
 
 /// How much context to assemble.
 #[derive(Clone, Copy, Debug)]
@@ -88,6 +88,9 @@ pub struct Source {
     pub excerpts: Vec<Excerpt>,
     /// Whether the whole passage was included.
     pub whole: bool,
+    /// Chunks elsewhere holding mostly the same text, folded into this passage's hits by the
+    /// search ([`crate::Hit::also`]) and so not given to the model again.
+    pub also: Vec<Elsewhere>,
 }
 
 impl Source {
@@ -134,6 +137,7 @@ struct Passage {
     score: f32,
     bm25: Option<f32>,
     dense: Option<f32>,
+    also: Vec<Elsewhere>,
 }
 
 fn max_opt(a: Option<f32>, b: Option<f32>) -> Option<f32> {
@@ -159,6 +163,7 @@ impl Passage {
             score: h.fused.score,
             bm25: h.fused.bm25.map(|l| l.score),
             dense: h.fused.dense.map(|l| l.score),
+            also: h.also.clone(),
         }
     }
 
@@ -203,6 +208,7 @@ impl Passage {
         self.score = self.score.max(next.score);
         self.bm25 = max_opt(self.bm25, next.bm25);
         self.dense = max_opt(self.dense, next.dense);
+        self.also.extend(next.also);
     }
 }
 
@@ -422,6 +428,7 @@ pub fn assemble(
             dense: p.dense,
             excerpts,
             whole,
+            also: p.also,
         });
     }
     Context {
@@ -557,6 +564,7 @@ mod tests {
                 lines,
                 range,
             },
+            also: Vec::new(),
         }
     }
 

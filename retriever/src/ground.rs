@@ -382,6 +382,7 @@ mod tests {
                     lines: (1, 3),
                 }],
                 whole: true,
+                also: Vec::new(),
             }],
             tokens: 0,
         };
@@ -433,6 +434,7 @@ mod tests {
                         lines: *lines,
                     }],
                     whole: true,
+                    also: vec![],
                 })
                 .collect(),
             tokens: 0,

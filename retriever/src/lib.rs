@@ -11,6 +11,7 @@
 //! fusion ranks the union; a chunk missing from one leg gets that leg's minimum, not a guess.
 
 pub mod context;
+pub mod duplicates;
 mod fusion;
 pub mod ground;
 pub mod metrics;
@@ -20,6 +21,7 @@ pub mod terms;
 use cairn_index::{ChunkId, ChunkRecord, Embedder, Reader};
 
 pub use context::{assemble, Context, ContextOptions, Excerpt, Source};
+pub use duplicates::Elsewhere;
 pub use fusion::{fuse, Fused, Fusion, LegHit};
 pub use ground::{ground, Citation, Claim};
 pub use shelves::{search_shelves, search_shelves_with, Shelf};
@@ -52,6 +54,10 @@ pub struct SearchOptions {
     pub k: usize,
     /// Candidates fetched from each leg before fusion.
     pub candidates: usize,
+    /// Fold a hit into an earlier one when at least this share of its text is already shown
+    /// (the same passage in another file: [`duplicates`]); the earlier hit lists it in
+    /// [`Hit::also`] and the next candidate takes its place. `None` keeps every hit.
+    pub fold_duplicates: Option<f32>,
 }
 
 impl Default for SearchOptions {
@@ -65,6 +71,7 @@ impl Default for SearchOptions {
             dense_weight: 0.4,
             k: 10,
             candidates: 100,
+            fold_duplicates: Some(duplicates::DEFAULT_THRESHOLD),
         }
     }
 }
@@ -94,6 +101,47 @@ pub struct Hit {
     /// The chunk.
     #[serde(skip)]
     pub chunk: ChunkRecord,
+    /// Near-duplicates of this chunk found further down and folded into it, best first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<Elsewhere>,
+}
+
+/// Takes fused results best first until `k` hits are kept, fetching each one's chunk with
+/// `fetch` (which may adjust the result, and returns `None` for a chunk that is gone), and
+/// folding near-duplicates into the hit above them that shares most of their text.
+pub(crate) fn collect_hits(
+    fused: Vec<Fused>,
+    options: &SearchOptions,
+    mut fetch: impl FnMut(&mut Fused) -> Result<Option<ChunkRecord>>,
+) -> Result<Vec<Hit>> {
+    let mut hits: Vec<Hit> = Vec::with_capacity(options.k);
+    let mut seen = duplicates::Seen::new();
+    for mut f in fused {
+        if hits.len() == options.k {
+            break;
+        }
+        let Some(chunk) = fetch(&mut f)? else {
+            continue;
+        };
+        if let Some(share) = options.fold_duplicates {
+            if let Some(i) = seen.check(&chunk, share) {
+                hits[i].also.push(Elsewhere {
+                    chunk_id: f.id,
+                    doc: chunk.doc,
+                    page: chunk.page,
+                    lines: chunk.lines,
+                });
+                continue;
+            }
+        }
+        hits.push(Hit {
+            rank: hits.len() + 1,
+            fused: f,
+            chunk,
+            also: Vec::new(),
+        });
+    }
+    Ok(hits)
 }
 
 /// Searches one knowledge-base snapshot with one query embedder.
@@ -160,16 +208,6 @@ impl<'a> Retriever<'a> {
             Mode::Dense => fuse(&[], dense, options.fusion, 1.0),
             Mode::Hybrid => fuse(bm25, dense, options.fusion, options.dense_weight),
         };
-        let mut hits = Vec::with_capacity(options.k);
-        for f in fused.into_iter().take(options.k) {
-            if let Some(chunk) = self.reader.chunk(f.id)? {
-                hits.push(Hit {
-                    rank: hits.len() + 1,
-                    fused: f,
-                    chunk,
-                });
-            }
-        }
-        Ok(hits)
+        collect_hits(fused, options, |f| Ok(self.reader.chunk(f.id)?))
     }
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use cairn_index::{ChunkId, Embedder, Reader};
 
-use crate::{fuse, Error, Hit, Mode, Result, Retriever, SearchOptions};
+use crate::{collect_hits, fuse, Error, Hit, Mode, Result, Retriever, SearchOptions};
 
 /// One source to search.
 pub struct Shelf<'a> {
@@ -93,11 +93,10 @@ pub fn search_shelves_with(
         Mode::Dense => fuse(&[], &dense, options.fusion, 1.0),
         Mode::Hybrid => fuse(&bm25, &dense, options.fusion, options.dense_weight),
     };
-    let mut hits = Vec::with_capacity(options.k);
-    for mut f in fused.into_iter().take(options.k) {
+    collect_hits(fused, options, |f| {
         let shelf = &shelves[(f.id.0 >> SHIFT) as usize];
         let Some(mut chunk) = shelf.reader.chunk(ChunkId(f.id.0 & MASK))? else {
-            continue;
+            return Ok(None);
         };
         if let (Some(leg), Some(&raw)) = (f.bm25.as_mut(), raw_bm25.get(&f.id)) {
             leg.score = raw;
@@ -105,11 +104,6 @@ pub fn search_shelves_with(
         if let Some(label) = &shelf.label {
             chunk.doc = format!("[{label}] {}", chunk.doc);
         }
-        hits.push(Hit {
-            rank: hits.len() + 1,
-            fused: f,
-            chunk,
-        });
-    }
-    Ok(hits)
+        Ok(Some(chunk))
+    })
 }

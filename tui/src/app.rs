@@ -199,6 +199,8 @@ pub struct SourceRow {
     pub gate: String,
     /// Lines the answer cites.
     pub cited: Vec<(u32, u32)>,
+    /// Other places holding mostly the same text, folded into this row by the search.
+    pub also: Vec<cairn_engine::Elsewhere>,
 }
 
 impl SourceRow {
@@ -1291,6 +1293,7 @@ pub fn source_rows(t: &Turn) -> Vec<SourceRow> {
                     fused: (h.rank, h.fused.score),
                     gate: "search result (no gates: the model is not asked)".into(),
                     cited: Vec::new(),
+                    also: h.also.clone(),
                 }
             })
             .collect();
@@ -1343,6 +1346,7 @@ pub fn source_rows(t: &Turn) -> Vec<SourceRow> {
                     .as_ref()
                     .map(|a| a.cited_lines(s.number))
                     .unwrap_or_default(),
+                also: s.also.clone(),
             }
         })
         .collect()

@@ -652,6 +652,12 @@ fn source_list(
         for l in wrap(&[(format!("gate: {}", r.gate), t.dim())], width, 4) {
             out.push((Some(i), l));
         }
+        for e in &r.also {
+            let place = location(&e.doc, e.page, e.lines, &[]);
+            for l in wrap(&[(format!("also in {place}"), t.dim())], width, 4) {
+                out.push((Some(i), l));
+            }
+        }
     }
     out
 }

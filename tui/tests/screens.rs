@@ -113,6 +113,7 @@ fn hit(
             lines,
             range: (0, text.len()),
         },
+        also: Vec::new(),
     }
 }
 
@@ -157,6 +158,7 @@ fn retrieval() -> (Context, Vec<Hit>) {
             lines: h.chunk.lines,
         }],
         whole,
+        also: Vec::new(),
     };
     let context = Context {
         sources: vec![source(1, &hits[0], true), source(2, &hits[1], true)],
@@ -566,6 +568,39 @@ fn search_mode_lists_hits_without_the_model() {
 }
 
 #[test]
+fn a_hit_found_in_another_file_too_says_where() {
+    let mut a = app(100, 30);
+    opened(&mut a, Path::new("/nowhere"));
+    ctrl(&mut a, 't');
+    type_text(&mut a, "glycol");
+    key(&mut a, KeyCode::Enter);
+    let effects = a.take_effects();
+    let Some(Effect::Send(Request::Search { id, .. })) = effects.first() else {
+        panic!("{effects:?}")
+    };
+    let (_, mut hits) = retrieval();
+    hits[0].also.push(cairn_engine::Elsewhere {
+        chunk_id: ChunkId(9),
+        doc: "print/pump-manual.md".into(),
+        page: None,
+        lines: (40, 42),
+    });
+    a.update(Event::Worker(Msg::Found {
+        id: *id,
+        hits,
+        ms: 4.0,
+    }));
+    let s = screen(&a);
+    let first = s.find("[1]").expect("the first hit is listed");
+    let second = s.find("[2]").expect("the second hit is listed");
+    let at = s.find("also in print/pump-manual.md L40–42");
+    assert!(
+        at.is_some_and(|at| first < at && at < second),
+        "the copy belongs under the first hit:\n{s}"
+    );
+}
+
+#[test]
 fn small_and_narrow_terminals_stack_the_panes() {
     let a = answered(80, 24);
     snap!("answer_80x24", a);
@@ -613,6 +648,7 @@ fn escape_sequences_from_documents_never_reach_the_terminal() {
                 lines: (1, 1),
             }],
             whole: true,
+            also: Vec::new(),
         }],
         tokens: 30,
     };
