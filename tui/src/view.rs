@@ -375,6 +375,10 @@ pub fn conversation_lines(app: &App, width: u16) -> Vec<Line<'static>> {
                         2,
                     ));
                     lines.extend(wrap(&[(snippet(&c.text, 160), t.dim())], w, 5));
+                    for e in &h.also {
+                        let place = location(&e.doc, e.page, e.lines, &[]);
+                        lines.extend(wrap(&[(format!("also in {place}"), t.dim())], w, 5));
+                    }
                 }
             }
             (state, AskMode::Ask) => {
