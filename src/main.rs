@@ -1046,6 +1046,7 @@ fn run(cli: Cli) -> Result<Outcome> {
         mode,
         fusion,
         weight,
+        keep_duplicates,
         ref packs,
         ..
     })) = cli.command
@@ -1057,6 +1058,7 @@ fn run(cli: Cli) -> Result<Outcome> {
             mode: mode.into(),
             fusion: fusion.into(),
             dense_weight: weight,
+            fold_duplicates: fold_duplicates(keep_duplicates),
             ..engine::AskOptions::default()
         };
         return batch::search(&sources.shelves(), &sources.embedder, input, &base)

@@ -830,6 +830,55 @@ fn search_folds_a_passage_copied_into_another_file_and_says_where() {
         .collect();
     assert_eq!(ranks, (1..=ranks.len() as u64).collect::<Vec<_>>());
 
+    // A batch of queries folds the same way, and keeps every copy when asked.
+    let queries = tmp.path().join("queries.txt");
+    std::fs::write(&queries, format!("{query}\n")).unwrap();
+    for (extra, copies_wanted) in [(None, 1), (Some("--keep-duplicates"), 2)] {
+        let mut args = vec!["search", "--batch", queries.to_str().unwrap(), "-k", "3"];
+        args.extend(extra);
+        let (code, out, err) = run(&mut kb_cmd(&kb, &args));
+        assert_eq!(code, 0, "{err}");
+        let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(copies(&docs_of(&line)), copies_wanted, "{extra:?}: {line}");
+    }
+
+    // An answer's sources carry the copies too, and the model reads the passage once.
+    let ask = |extra: Option<&str>| -> serde_json::Value {
+        let mut args = vec![
+            "ask",
+            "Which method adds elements to a vector?",
+            "--json",
+            "--model",
+            "tiny",
+        ];
+        args.extend(extra);
+        let (code, out, err) = run(&mut kb_cmd(&kb, &args));
+        assert!(code == 0 || code == 3, "{out}{err}");
+        serde_json::from_str(out.trim()).unwrap()
+    };
+    let folded = ask(None);
+    let sources = folded["sources"].as_array().unwrap();
+    assert_eq!(
+        copies(
+            &sources
+                .iter()
+                .map(|s| s["doc"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        ),
+        1,
+        "{folded}"
+    );
+    assert_eq!(sources[0]["also"][0]["doc"], other, "{folded}");
+    let kept = ask(Some("--keep-duplicates"));
+    assert!(
+        kept["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["also"] == serde_json::json!([])),
+        "{kept}"
+    );
+
     // The text output says where else the passage is.
     let (code, out, err) = run(&mut kb_cmd(
         &kb,
