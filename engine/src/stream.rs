@@ -164,10 +164,11 @@ impl AnswerStream {
     }
 }
 /// Appends a sentence with its marker: "…points [1]." reads better than "…points. [1]", so
-/// the marker goes before a final stop — unless the stop is all there is (a quoted `?`).
+/// the marker goes before a final stop — unless the stop is all there is (a quoted `?`), or is
+/// code: a `!` or `?` right after a name or a call (`vec!`, `read()?`) belongs to it.
 fn push_marked(shown: &mut String, sentence: &str, marker: &str) {
     match sentence.strip_suffix(['.', '!', '?']) {
-        Some(stripped) if !stripped.trim().is_empty() => {
+        Some(stripped) if !stripped.trim().is_empty() && !ends_code(sentence) => {
             shown.push_str(stripped);
             shown.push_str(marker);
             shown.push_str(&sentence[stripped.len()..]);
@@ -176,5 +177,45 @@ fn push_marked(shown: &mut String, sentence: &str, marker: &str) {
             shown.push_str(sentence);
             shown.push_str(marker);
         }
+    }
+}
+
+/// Whether a sentence's final `!` or `?` is part of code: a `!` right after a word character
+/// (a macro's name), or either right after a closing bracket (Rust's `?` operator after a call).
+/// A `!` ending prose ("It works!") then keeps its marker after it, which reads well enough.
+fn ends_code(sentence: &str) -> bool {
+    let mut end = sentence.chars().rev();
+    match (end.next(), end.next()) {
+        (Some('!'), Some(c)) => c.is_alphanumeric() || matches!(c, '_' | ')' | ']' | '>'),
+        (Some('?'), Some(c)) => matches!(c, ')' | ']' | '>'),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_marked;
+
+    fn marked(sentence: &str) -> String {
+        let mut s = String::new();
+        push_marked(&mut s, sentence, " [1]");
+        s
+    }
+
+    #[test]
+    fn the_marker_goes_before_a_sentence_stop_but_not_into_code() {
+        assert_eq!(
+            marked("The pump needs glycol."),
+            "The pump needs glycol [1]."
+        );
+        assert_eq!(marked("Does it?"), "Does it [1]?");
+        assert_eq!(marked("It works!"), "It works! [1]");
+        // A macro's name, the `?` operator after a call, a generic's closing bracket.
+        assert_eq!(marked("vec!"), "vec! [1]");
+        assert_eq!(marked("Use println!"), "Use println! [1]");
+        assert_eq!(marked("file.read()?"), "file.read()? [1]");
+        assert_eq!(marked("Option<T>?"), "Option<T>? [1]");
+        // A stop alone is the answer itself.
+        assert_eq!(marked("?"), "? [1]");
     }
 }
