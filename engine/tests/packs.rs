@@ -45,6 +45,25 @@ fn kb(dir: &Path, name: &str, text: &str, embedder: &dyn Embedder) -> std::path:
     kb
 }
 
+/// The user's own knowledge base and one installed pack, searched together.
+fn beside<'a>(
+    reader: &'a cairn_index::Reader,
+    pack: &'a PackReader,
+) -> [cairn_engine::Shelf<'a>; 2] {
+    [
+        cairn_engine::Shelf {
+            label: None,
+            reader,
+            bm25_only: false,
+        },
+        cairn_engine::Shelf {
+            label: Some(pack.label.clone()),
+            reader: &pack.reader,
+            bm25_only: false,
+        },
+    ]
+}
+
 #[test]
 fn packs_join_one_ranking_and_a_mismatched_one_is_refused_or_keyword_only() {
     let dir = tempfile::tempdir().unwrap();
@@ -71,18 +90,7 @@ fn packs_join_one_ranking_and_a_mismatched_one_is_refused_or_keyword_only() {
     let reader = cairn_index::Reader::open(&mine).unwrap();
     let pack = PackReader::open("pack:pumps@1.0.0".into(), &pumps, &minilm, false).unwrap();
     assert!(!pack.bm25_only);
-    let shelves = vec![
-        cairn_engine::Shelf {
-            label: None,
-            reader: &reader,
-            bm25_only: false,
-        },
-        cairn_engine::Shelf {
-            label: Some(pack.label.clone()),
-            reader: &pack.reader,
-            bm25_only: false,
-        },
-    ];
+    let shelves = beside(&reader, &pack);
     let hits = cairn_engine::search_shelves(
         &shelves,
         &minilm,
@@ -142,18 +150,7 @@ fn the_same_text_in_a_pack_and_the_knowledge_base_is_one_hit_naming_both() {
     );
     let reader = cairn_index::Reader::open(&mine).unwrap();
     let pack = PackReader::open("pack:pumps@1.0.0".into(), &pumps, &minilm, false).unwrap();
-    let shelves = [
-        cairn_engine::Shelf {
-            label: None,
-            reader: &reader,
-            bm25_only: false,
-        },
-        cairn_engine::Shelf {
-            label: Some(pack.label.clone()),
-            reader: &pack.reader,
-            bm25_only: false,
-        },
-    ];
+    let shelves = beside(&reader, &pack);
     let search = |fold: Option<f32>| {
         cairn_engine::search_shelves(
             &shelves,

@@ -64,11 +64,18 @@ fn fnv(words: &[String]) -> u64 {
     h
 }
 
-/// The passages kept so far, to test later ones against.
+/// The passages kept so far, to test later ones against: where each is, and its shingles.
 #[derive(Default)]
 pub struct Seen {
-    kept: Vec<(ChunkRecord, HashSet<u64>)>,
+    kept: Vec<(Place, HashSet<u64>)>,
     all: HashSet<u64>,
+}
+
+/// Where a kept chunk is: what [`neighbours`] compares.
+struct Place {
+    doc: String,
+    page: Option<u32>,
+    lines: (u32, u32),
 }
 
 impl Seen {
@@ -102,14 +109,19 @@ impl Seen {
             }
         }
         self.all.extend(own.iter().copied());
-        self.kept.push((chunk.clone(), own));
+        let place = Place {
+            doc: chunk.doc.clone(),
+            page: chunk.page,
+            lines: chunk.lines,
+        };
+        self.kept.push((place, own));
         None
     }
 }
 
-/// Two chunks of one document whose lines (on one page) overlap: neighbours the chunker cut with
-/// a shared edge, not copies.
-fn neighbours(a: &ChunkRecord, b: &ChunkRecord) -> bool {
+/// A kept chunk and a later one of one document whose lines (on one page) overlap: neighbours the
+/// chunker cut with a shared edge, not copies.
+fn neighbours(a: &Place, b: &ChunkRecord) -> bool {
     a.doc == b.doc && a.page == b.page && a.lines.0 <= b.lines.1 && b.lines.0 <= a.lines.1
 }
 
