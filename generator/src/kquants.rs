@@ -187,6 +187,12 @@ pub struct Strip {
     scales: [[f32; STRIP]; GROUPS],
     /// Each feature's offset in each group.
     offsets: [[f32; STRIP]; GROUPS],
+    /// The integer scale of each feature in each group, twice (lanes `2f`, `2f + 1`): the
+    /// two 16-bit pair sums `vpmaddubsw` gives a feature are widened by `vpmaddwd` with them,
+    /// so a superblock's groups add up in integers, as in llama.cpp, and are scaled once.
+    iscales: [[i16; 2 * STRIP]; GROUPS],
+    /// Each feature's superblock factor.
+    d: [f32; STRIP],
 }
 
 impl Strip {
@@ -195,6 +201,8 @@ impl Strip {
         values: [[0; 64]; QK / 4],
         scales: [[0.0; STRIP]; GROUPS],
         offsets: [[0.0; STRIP]; GROUPS],
+        iscales: [[0; 2 * STRIP]; GROUPS],
+        d: [0.0; STRIP],
     };
 }
 
@@ -225,9 +233,12 @@ pub fn build_strip(ty: KType, blocks: &[&[u8]], out: &mut Strip) {
             row[4 * f..4 * f + 4].copy_from_slice(&u.values[4 * k4..4 * k4 + 4]);
         }
         for g in 0..ng {
-            out.scales[g][f] = u.d * f32::from(u.scales[g * per_group]);
+            let scale = u.scales[g * per_group];
+            out.scales[g][f] = u.d * f32::from(scale);
             out.offsets[g][f] = u.offsets[g * per_group];
+            out.iscales[g][2 * f..2 * f + 2].fill(scale);
         }
+        out.d[f] = u.d;
     }
 }
 
@@ -803,6 +814,33 @@ fn matvec(
     });
 }
 
+/// Activation rows per [`strip_tile`] call: on AVX2 two of its tiles of three (eight would end
+/// in a tile of two, which multiplies fewer rows per weight read), elsewhere [`STRIP_ROWS`].
+const ROW_STEP: usize = if cfg!(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    not(all(
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vnni"
+    ))
+)) {
+    6
+} else {
+    STRIP_ROWS
+};
+
+/// Whether each strip meets every row before the next strip is read (on AVX2, where reading
+/// the strips again for every few rows measured 20–30% slower: BENCHMARKS.md), or each few
+/// rows meet every strip (AVX-512, as measured there).
+const STRIPS_OUTER: bool = !cfg!(all(
+    target_arch = "x86_64",
+    target_feature = "avx512f",
+    target_feature = "avx512bw",
+    target_feature = "avx512vnni"
+));
+
 /// The many-row product on strips: panels of whole strips, each rebuilt a few superblocks at
 /// a time and multiplied with every row.
 fn matmul_strips(
@@ -844,25 +882,36 @@ fn matmul_strips(
                         build_strip(ty, &blocks[..features.len()], &mut scratch[s * kc + j]);
                     }
                 }
-                for r0 in (0..rows).step_by(STRIP_ROWS) {
-                    let rn = STRIP_ROWS.min(rows - r0);
+                let mut one = |s: usize, r0: usize| {
+                    let rn = ROW_STEP.min(rows - r0);
                     let mut xs: [&[Q8KBlock]; STRIP_ROWS] = [&[]; STRIP_ROWS];
                     for (i, r) in (r0..r0 + rn).enumerate() {
                         xs[i] = &acts[r * per_row + first..r * per_row + first + kc];
                     }
-                    for s in 0..n_strips {
-                        strip_tile(ty, &scratch[s * kc..(s + 1) * kc], &xs[..rn], &mut sums);
-                        let cols = s * STRIP..block.width.min((s + 1) * STRIP);
-                        for (r, row) in (r0..r0 + rn).enumerate() {
-                            let dst = &mut block.row_mut(row)[cols.clone()];
-                            let src = &sums[r][..dst.len()];
-                            if first == 0 {
-                                dst.copy_from_slice(src);
-                            } else {
-                                for (d, v) in dst.iter_mut().zip(src) {
-                                    *d += v;
-                                }
+                    strip_tile(ty, &scratch[s * kc..(s + 1) * kc], &xs[..rn], &mut sums);
+                    let cols = s * STRIP..block.width.min((s + 1) * STRIP);
+                    for (r, row) in (r0..r0 + rn).enumerate() {
+                        let dst = &mut block.row_mut(row)[cols.clone()];
+                        let src = &sums[r][..dst.len()];
+                        if first == 0 {
+                            dst.copy_from_slice(src);
+                        } else {
+                            for (d, v) in dst.iter_mut().zip(src) {
+                                *d += v;
                             }
+                        }
+                    }
+                };
+                if STRIPS_OUTER {
+                    for s in 0..n_strips {
+                        for r0 in (0..rows).step_by(ROW_STEP) {
+                            one(s, r0);
+                        }
+                    }
+                } else {
+                    for r0 in (0..rows).step_by(ROW_STEP) {
+                        for s in 0..n_strips {
+                            one(s, r0);
                         }
                     }
                 }
@@ -1161,10 +1210,10 @@ mod avx2 {
         __m128i, __m256, __m256i, _mm256_add_epi16, _mm256_add_epi32, _mm256_and_si256,
         _mm256_broadcastsi128_si256, _mm256_cvtepi32_ps, _mm256_cvtepi8_epi16,
         _mm256_cvtepu8_epi32, _mm256_fmadd_ps, _mm256_fnmadd_ps, _mm256_madd_epi16,
-        _mm256_maddubs_epi16, _mm256_mul_ps, _mm256_or_si256, _mm256_set1_epi16, _mm256_set1_epi32,
-        _mm256_set1_epi8, _mm256_set1_ps, _mm256_setzero_ps, _mm256_setzero_si256,
-        _mm256_shuffle_epi8, _mm256_slli_epi16, _mm256_slli_epi32, _mm256_srli_epi16,
-        _mm256_sub_epi32, _mm_cvtepu8_epi16, _mm_set_epi64x,
+        _mm256_maddubs_epi16, _mm256_mul_ps, _mm256_or_si256, _mm256_set1_epi32, _mm256_set1_epi8,
+        _mm256_set1_ps, _mm256_setzero_ps, _mm256_setzero_si256, _mm256_shuffle_epi8,
+        _mm256_slli_epi16, _mm256_slli_epi32, _mm256_srli_epi16, _mm256_sub_epi32,
+        _mm_cvtepu8_epi16, _mm_set_epi64x,
     };
 
     use super::{Q8KBlock, Strip, Unpacked};
@@ -1275,8 +1324,10 @@ mod avx2 {
     /// superblock. Each 64-byte strip row is two vectors of 8 features × 4 weights; without
     /// `vpdpbusd`, `vpmaddubsw` with four broadcast activations gives each feature two 16-bit
     /// pair sums, which are added in 16 bits for as many rows as cannot overflow (4-bit
-    /// weights: 8 rows, 8 · 2 · 15 · 127 < 2¹⁵; 6-bit: 2) before one `vpmaddwd` widens them.
-    /// That is about half the multiplier work of the unpacked tile per product.
+    /// weights: 8 rows, 8 · 2 · 15 · 128 < 2¹⁵; 6-bit: 2) before one `vpmaddwd` widens them,
+    /// multiplying by the group's integer scale. A superblock's groups add up in 32 bits (Q6_K,
+    /// the larger: under 2²⁴ per group, 16 groups) and are scaled to f32 once. That is about
+    /// half the multiplier work of the unpacked tile per product.
     #[allow(clippy::needless_range_loop)] // indices over several arrays at once
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn strip_tile<const RN: usize, const NG: usize>(
@@ -1286,7 +1337,6 @@ mod avx2 {
     ) {
         let run = if NG == 8 { 8 } else { 2 };
         let per_group = 64 / NG;
-        let ones = _mm256_set1_epi16(1);
         let zero = _mm256_setzero_ps();
         let mut facc = [[zero; 2]; RN];
         for (sb, s) in strips.iter().enumerate() {
@@ -1298,9 +1348,9 @@ mod avx2 {
             for r in 1..RN {
                 q4[r] = bytemuck::cast_ref(&xs[r].qs);
             }
-            let mut block = [[zero; 2]; RN];
+            let mut acc = [[_mm256_setzero_si256(); 2]; RN];
             for g in 0..NG {
-                let mut acc = [[_mm256_setzero_si256(); 2]; RN];
+                let iscale: [__m256i; 2] = bytemuck::cast(s.iscales[g]);
                 for k0 in (g * per_group..(g + 1) * per_group).step_by(run) {
                     let mut pairs = [[_mm256_setzero_si256(); 2]; RN];
                     for k4 in k0..k0 + run {
@@ -1315,23 +1365,18 @@ mod avx2 {
                     }
                     for r in 0..RN {
                         for h in 0..2 {
-                            let wide = _mm256_madd_epi16(pairs[r][h], ones);
-                            acc[r][h] = _mm256_add_epi32(acc[r][h], wide);
+                            let scaled = _mm256_madd_epi16(pairs[r][h], iscale[h]);
+                            acc[r][h] = _mm256_add_epi32(acc[r][h], scaled);
                         }
                     }
                 }
-                let scale: [__m256; 2] = bytemuck::cast(s.scales[g]);
-                for r in 0..RN {
-                    for h in 0..2 {
-                        let sum = _mm256_cvtepi32_ps(acc[r][h]);
-                        block[r][h] = _mm256_fmadd_ps(sum, scale[h], block[r][h]);
-                    }
-                }
             }
+            let d: [__m256; 2] = bytemuck::cast(s.d);
             for r in 0..RN {
-                let d = _mm256_set1_ps(xs[r].d);
+                let xd = _mm256_set1_ps(xs[r].d);
                 for h in 0..2 {
-                    facc[r][h] = _mm256_fmadd_ps(block[r][h], d, facc[r][h]);
+                    let sum = _mm256_cvtepi32_ps(acc[r][h]);
+                    facc[r][h] = _mm256_fmadd_ps(sum, _mm256_mul_ps(d[h], xd), facc[r][h]);
                 }
             }
             for g in 0..NG {
@@ -1562,10 +1607,11 @@ mod tests {
     fn kernels_agree_with_both_references_and_with_f32_math() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(8);
         for ty in [KType::Q4K, KType::Q6K] {
-            // 1 row: straight from the packed blocks; 7 rows: the unpacked path; 19: strips, in tiles of 8, 8 and 3. 37 output
-            // features: two whole strips and a partial one. 10 superblocks: a step of 8 and
-            // one of 2.
-            for rows in [1, 7, 19] {
+            // 1 row: straight from the packed blocks; 7 rows: the unpacked path; 19 and 20:
+            // strips, in tiles that end with one row and with two (AVX2: 3 + 3 + … + 1 or 2;
+            // AVX-512: 8 + 8 + 3 or 4). 37 output features: two whole strips and a partial
+            // one. 10 superblocks: a step of 8 and one of 2.
+            for rows in [1, 7, 19, 20] {
                 check_matmul(ty, 37, 10 * QK, rows, &mut rng);
             }
         }
@@ -1610,6 +1656,46 @@ mod tests {
                         "{ty:?} r{r} f{f}: {got} vs {packed}"
                     );
                     assert!((plain - packed).abs() <= tol, "{ty:?}: {plain} vs {packed}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_largest_weights_scales_and_activations_do_not_overflow_the_integer_sums() {
+        // Every weight, scale and minimum at its largest (Q4_K: nibbles 15, 6-bit scales 63;
+        // Q6_K: values 63, scales −128, the largest magnitude), against activations that
+        // quantize to 127 and to −127: the 16-bit pair sums and the integer-scaled group sums are at
+        // their bounds, on every path (1 row, the unpacked tile, strips).
+        let (n_out, k) = (17, 2 * QK);
+        for ty in [KType::Q4K, KType::Q6K] {
+            let mut block = vec![0xFFu8; ty.block_bytes()];
+            let one = half::f16::from_f32(1.0).to_le_bytes();
+            match ty {
+                KType::Q4K => {
+                    block[..2].copy_from_slice(&one);
+                    block[2..4].copy_from_slice(&one);
+                }
+                KType::Q6K => {
+                    block[192..208].fill(0x80);
+                    block[208..210].copy_from_slice(&one);
+                }
+            }
+            let data = block.repeat(n_out * k / QK);
+            let row_bytes = k / QK * ty.block_bytes();
+            for (rows, sign) in [(1, 1.0), (7, -1.0), (19, 1.0), (19, -1.0)] {
+                let x = vec![sign; rows * k];
+                let mut out = vec![0f32; rows * n_out];
+                matmul(ty, &data, n_out, k, &x, &mut out);
+                let acts = quantize_rows(&x[..k], k);
+                assert_eq!(acts[0].qs[0].unsigned_abs(), 127);
+                let expect = dot_packed(ty, &data[..row_bytes], &acts);
+                for (i, got) in out.iter().enumerate() {
+                    let tol = 1e-4 * expect.abs();
+                    assert!(
+                        (got - expect).abs() <= tol,
+                        "{ty:?}, {rows} rows, output {i}: {got} vs {expect}"
+                    );
                 }
             }
         }
