@@ -246,17 +246,7 @@ pub fn matmul(ty: BlockType, weights: &[u8], n_out: usize, k: usize, x: &[f32], 
                     for s in 0..n_strips {
                         strip_tile(ty, &scratch[s * kc..(s + 1) * kc], &xs[..rn], &mut sums);
                         let cols = s * STRIP..block.width.min((s + 1) * STRIP);
-                        for (r, row) in (r0..r0 + rn).enumerate() {
-                            let dst = &mut block.row_mut(row)[cols.clone()];
-                            let src = &sums[r][..dst.len()];
-                            if first == 0 {
-                                dst.copy_from_slice(src);
-                            } else {
-                                for (d, v) in dst.iter_mut().zip(src) {
-                                    *d += v;
-                                }
-                            }
-                        }
+                        block.put_tile(r0, cols, &sums[..rn], first > 0);
                     }
                 }
             }

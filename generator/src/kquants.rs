@@ -816,30 +816,12 @@ fn matvec(
 
 /// Activation rows per [`strip_tile`] call: on AVX2 two of its tiles of three (eight would end
 /// in a tile of two, which multiplies fewer rows per weight read), elsewhere [`STRIP_ROWS`].
-const ROW_STEP: usize = if cfg!(all(
-    target_arch = "x86_64",
-    target_feature = "avx2",
-    target_feature = "fma",
-    not(all(
-        target_feature = "avx512f",
-        target_feature = "avx512bw",
-        target_feature = "avx512vnni"
-    ))
-)) {
-    6
-} else {
-    STRIP_ROWS
-};
+const ROW_STEP: usize = if FAST && !FAST_512 { 6 } else { STRIP_ROWS };
 
 /// Whether each strip meets every row before the next strip is read (on AVX2, where reading
 /// the strips again for every few rows measured 20–30% slower: BENCHMARKS.md), or each few
 /// rows meet every strip (AVX-512, as measured there).
-const STRIPS_OUTER: bool = !cfg!(all(
-    target_arch = "x86_64",
-    target_feature = "avx512f",
-    target_feature = "avx512bw",
-    target_feature = "avx512vnni"
-));
+const STRIPS_OUTER: bool = !FAST_512;
 
 /// The many-row product on strips: panels of whole strips, each rebuilt a few superblocks at
 /// a time and multiplied with every row.
@@ -890,17 +872,7 @@ fn matmul_strips(
                     }
                     strip_tile(ty, &scratch[s * kc..(s + 1) * kc], &xs[..rn], &mut sums);
                     let cols = s * STRIP..block.width.min((s + 1) * STRIP);
-                    for (r, row) in (r0..r0 + rn).enumerate() {
-                        let dst = &mut block.row_mut(row)[cols.clone()];
-                        let src = &sums[r][..dst.len()];
-                        if first == 0 {
-                            dst.copy_from_slice(src);
-                        } else {
-                            for (d, v) in dst.iter_mut().zip(src) {
-                                *d += v;
-                            }
-                        }
-                    }
+                    block.put_tile(r0, cols, &sums[..rn], first > 0);
                 };
                 if STRIPS_OUTER {
                     for s in 0..n_strips {

@@ -50,6 +50,29 @@ impl ColumnBlock<'_> {
             std::slice::from_raw_parts_mut(self.base.add(r * self.stride + self.start), self.width)
         }
     }
+
+    /// Writes `sums[i]` to row `first_row + i`, columns `cols` of the block (a tile of a
+    /// product), or adds it to what is there when `add` (a later step along the shared
+    /// dimension).
+    pub fn put_tile(
+        &mut self,
+        first_row: usize,
+        cols: std::ops::Range<usize>,
+        sums: &[[f32; 16]],
+        add: bool,
+    ) {
+        for (i, sum) in sums.iter().enumerate() {
+            let dst = &mut self.row_mut(first_row + i)[cols.clone()];
+            let src = &sum[..dst.len()];
+            if add {
+                for (d, v) in dst.iter_mut().zip(src) {
+                    *d += v;
+                }
+            } else {
+                dst.copy_from_slice(src);
+            }
+        }
+    }
 }
 
 /// The matrix's address, shared with the pool's threads; only [`ColumnBlock`] writes through it.
