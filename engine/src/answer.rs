@@ -12,10 +12,12 @@ use cairn_generator::{
     Constraint, FinishReason, GenerateOptions, Generator, LoadOptions, Message, Quote, Sampling,
 };
 use cairn_index::Reader;
-use cairn_retriever::context::{user_prompt, EXAMPLES, REFUSAL, SYSTEM_PROMPT};
+use cairn_retriever::context::{
+    assemble_following, user_prompt, EXAMPLES, FOLLOWING_CHUNKS, REFUSAL, SYSTEM_PROMPT,
+};
 use cairn_retriever::ground::{is_refusal, strip_markers};
 use cairn_retriever::{
-    assemble, ground, search_shelves, Claim, Context, ContextOptions, Fusion, Hit, Mode,
+    following, ground, search_shelves, Claim, Context, ContextOptions, Fusion, Hit, Mode,
     SearchOptions, Shelf,
 };
 
@@ -1144,16 +1146,30 @@ impl Retrieval {
                 self.window
             )));
         }
-        let context = assemble(
+        // The text after a best passage that ends with a lead-in, from the shelf it came from;
+        // the first store error is reported after assembling.
+        let shelves = self.shelves();
+        let failed = std::cell::RefCell::new(None);
+        let follow = |id| {
+            following(&shelves, id, FOLLOWING_CHUNKS).unwrap_or_else(|e| {
+                failed.borrow_mut().get_or_insert(e);
+                Vec::new()
+            })
+        };
+        let context = assemble_following(
             question,
             &hits,
             &count,
+            &follow,
             &ContextOptions {
                 budget: o.budget.min(room),
                 max_passages: o.k,
                 min_relative_score: o.min_relative_score,
             },
         );
+        if let Some(e) = failed.into_inner() {
+            return Err(e.into());
+        }
         let rare = RareWords::measure(
             &self.reader,
             &|w| self.embedder.word_id(w),

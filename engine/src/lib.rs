@@ -40,6 +40,6 @@ pub use cairn_index::{
 };
 pub use cairn_ingest::ReadOptions;
 pub use cairn_retriever::{
-    ground, search_shelves, search_shelves_with, Citation, Claim, Context, Elsewhere, Excerpt,
-    Fused, Fusion, Hit, LegHit, Mode, Retriever, SearchOptions, Shelf, Source,
+    following, ground, search_shelves, search_shelves_with, Citation, Claim, Context, Elsewhere,
+    Excerpt, Fused, Fusion, Hit, LegHit, Mode, Retriever, SearchOptions, Shelf, Source,
 };

@@ -188,3 +188,67 @@ fn the_same_text_in_a_pack_and_the_knowledge_base_is_one_hit_naming_both() {
     assert_eq!(glycol[0].also[0].doc, other);
     assert_eq!(glycol[0].rank, 1);
 }
+
+#[test]
+fn the_chunks_after_a_hit_come_from_its_own_shelf_in_text_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let minilm = MiniLm::load().unwrap();
+    let para = |i: usize| {
+        format!("Step {i} of the pump manual. Check the seal number {i} before priming.\n\n")
+    };
+    let long: String = (1..=200).map(para).collect();
+    let mine = kb(
+        dir.path(),
+        "mine",
+        "# Garden\n\nTomatoes need sun.\n",
+        &minilm,
+    );
+    let pumps = kb(dir.path(), "pumps", &format!("# Pumps\n\n{long}"), &minilm);
+    let reader = cairn_index::Reader::open(&mine).unwrap();
+    let pack = PackReader::open("pack:pumps@1.0.0".into(), &pumps, &minilm, false).unwrap();
+    let shelves = beside(&reader, &pack);
+    let hits = cairn_engine::search_shelves(
+        &shelves,
+        &minilm,
+        "seal number 7",
+        &SearchOptions {
+            mode: cairn_engine::Mode::Bm25,
+            k: 1,
+            ..SearchOptions::default()
+        },
+    )
+    .unwrap();
+    let hit = &hits[0];
+    assert!(hit.chunk.text.contains("seal number 7 "), "{hit:?}");
+    let next = cairn_engine::following(&shelves, hit.fused.id, 2).unwrap();
+    assert_eq!(next.len(), 2);
+    let mut end = hit.chunk.range.1;
+    for (id, chunk) in &next {
+        assert_eq!(chunk.doc, hit.chunk.doc, "labelled as the hit");
+        assert!(
+            chunk.range.0 < end + 4 && chunk.range.1 > end,
+            "{chunk:?} after {end}"
+        );
+        end = chunk.range.1;
+        // Numbered as the search numbers that shelf's hits: the chunk can be followed on.
+        assert_eq!(id.0 >> 48, hit.fused.id.0 >> 48);
+    }
+    let last = cairn_engine::following(&shelves, next[1].0, 1).unwrap();
+    assert!(last[0].1.range.1 > end);
+    // The user's own one-chunk document has nothing after it.
+    let own = cairn_engine::search_shelves(
+        &shelves,
+        &minilm,
+        "tomatoes",
+        &SearchOptions {
+            mode: cairn_engine::Mode::Bm25,
+            k: 1,
+            ..SearchOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(own[0].chunk.doc, "mine-docs/mine.md");
+    assert!(cairn_engine::following(&shelves, own[0].fused.id, 2)
+        .unwrap()
+        .is_empty());
+}

@@ -5,17 +5,22 @@
 //! 1. Hits from the same document that overlap (chunk overlap) or touch (neighbouring chunks of
 //!    one section and page) are merged into one passage, so no text is sent twice.
 //! 2. The best-ranked passage goes in whole when it fits in three quarters of the budget: the
-//!    answer is most often there, and its surroundings help the model read it.
+//!    answer is most often there, and its surroundings help the model read it. When it ends by
+//!    announcing what follows ("…the following tenets:" or a list's first marker, where a chunk
+//!    was cut), the text that follows it in the document comes after it, sentence by sentence,
+//!    within the same three quarters: that is where the answer is.
 //! 3. The rest of the budget goes to single sentences from the other passages, best first by
 //!    the IDF-weighted question words they contain, discounted by their passage's rank.
-//! 4. Sources are numbered in rank order; inside a source the chosen sentences keep document
+//! 4. Passages that are mostly a table of contents (titles with dot leaders and page numbers) are
+//!    left out while anything else was found: they name every topic and answer none.
+//! 5. Sources are numbered in rank order; inside a source the chosen sentences keep document
 //!    order, and each excerpt knows its own lines, so a citation can point at them exactly.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::ops::Range;
 
-use cairn_index::ChunkId;
+use cairn_index::{ChunkId, ChunkRecord};
 
 use crate::terms::terms;
 use crate::{Elsewhere, Hit};
@@ -133,6 +138,8 @@ struct Passage {
     text: String,
     lines: (u32, u32),
     chunks: Vec<ChunkId>,
+    /// The chunk the passage ends with (the one whose text continues it).
+    last: ChunkId,
     rank: usize,
     score: f32,
     bm25: Option<f32>,
@@ -159,11 +166,32 @@ impl Passage {
             text: c.text.clone(),
             lines: c.lines,
             chunks: vec![h.fused.id],
+            last: h.fused.id,
             rank: h.rank,
             score: h.fused.score,
             bm25: h.fused.bm25.map(|l| l.score),
             dense: h.fused.dense.map(|l| l.score),
             also: h.also.clone(),
+        }
+    }
+
+    /// The chunk `c` (`id`) that follows a passage in its document, ranked and scored as the
+    /// passage it continues.
+    fn following(id: ChunkId, c: &ChunkRecord, of: &Passage) -> Self {
+        Passage {
+            doc: of.doc.clone(),
+            heading: c.heading.clone(),
+            page: c.page,
+            range: c.range.0..c.range.1,
+            text: c.text.clone(),
+            lines: c.lines,
+            chunks: vec![id],
+            last: id,
+            rank: of.rank,
+            score: of.score,
+            bm25: None,
+            dense: None,
+            also: Vec::new(),
         }
     }
 
@@ -187,6 +215,7 @@ impl Passage {
                     self.text.push_str(rest);
                 }
                 self.range.end = next.range.end;
+                self.last = next.last;
             }
         } else {
             // Neighbours: keep the line count right so excerpt lines stay exact.
@@ -198,6 +227,7 @@ impl Passage {
             }
             self.text.push_str(&next.text);
             self.range.end = next.range.end;
+            self.last = next.last;
         }
         self.lines.1 = self.lines.1.max(next.lines.1);
         self.chunks.extend(next.chunks);
@@ -235,6 +265,69 @@ fn line_at(text: &str, first: u32, at: usize) -> u32 {
     first + text[..at].bytes().filter(|&b| b == b'\n').count() as u32
 }
 
+/// How many chunks after the best passage [`assemble_following`] asks for when it ends with a
+/// lead-in: chunks are a few hundred tokens at most, and the continuation gets what is left of
+/// three quarters of the budget.
+pub const FOLLOWING_CHUNKS: usize = 2;
+
+/// Whether `text` ends by announcing what follows it: a colon ("…the following tenets:"), or a
+/// list's marker left alone on the last line ("1.", "a)", "•"), where a chunk was cut just
+/// after a list began.
+#[must_use]
+pub fn ends_with_lead_in(text: &str) -> bool {
+    let text = text.trim_end();
+    text.ends_with(':')
+        || text
+            .lines()
+            .last()
+            .is_some_and(|l| is_list_marker(l.trim()))
+}
+
+/// A list item's marker alone: a bullet, or up to three digits or one letter, closed by `.`
+/// or `)` (optionally opened by `(`).
+fn is_list_marker(s: &str) -> bool {
+    if matches!(s, "•" | "◦" | "▪" | "‣" | "-" | "*" | "–") {
+        return true;
+    }
+    let Some(body) = s.strip_suffix('.').or_else(|| s.strip_suffix(')')) else {
+        return false;
+    };
+    let body = body.strip_prefix('(').unwrap_or(body);
+    (1..=3).contains(&body.len()) && body.bytes().all(|b| b.is_ascii_digit())
+        || (body.len() == 1 && body.bytes().all(|b| b.is_ascii_alphabetic()))
+}
+
+/// Whether a passage is mostly a table of contents: at least half of its lines (and at least
+/// two) are titles led by dots to a page number ("2.1 Tenets …… 6").
+#[must_use]
+pub fn is_contents(text: &str) -> bool {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let entries = lines.iter().filter(|l| is_contents_entry(l)).count();
+    entries >= 2 && 2 * entries >= lines.len()
+}
+
+/// "Title ....... 12": a run of at least four dots (spaced or not, or ellipses) and then only
+/// a page number, in digits or roman numerals.
+fn is_contents_entry(line: &str) -> bool {
+    let page = line.trim_end_matches(|c: char| c.is_ascii_digit() || matches!(c, 'i' | 'v' | 'x'));
+    if page.len() == line.len() {
+        return false;
+    }
+    let leader = page.trim_end();
+    let dots = leader
+        .chars()
+        .rev()
+        .take_while(|&c| matches!(c, '.' | '…' | ' ' | '·'))
+        .filter(|&c| c != ' ')
+        .map(|c| if c == '…' { 3 } else { 1 })
+        .sum::<usize>();
+    dots >= 4
+}
+
 /// Chooses the sources for `question` from `hits` (best first) within `options.budget` tokens,
 /// counting tokens with `count`.
 pub fn assemble(
@@ -243,7 +336,23 @@ pub fn assemble(
     count: &dyn Fn(&str) -> usize,
     options: &ContextOptions,
 ) -> Context {
+    assemble_following(question, hits, count, &|_| Vec::new(), options)
+}
+
+/// [`assemble`], with `following(chunk)` giving the chunks that follow `chunk` in its document
+/// (at most [`FOLLOWING_CHUNKS`], in order): asked for when the best passage ends with a
+/// lead-in ([`ends_with_lead_in`]), so that what it announces comes with it.
+pub fn assemble_following(
+    question: &str,
+    hits: &[Hit],
+    count: &dyn Fn(&str) -> usize,
+    following: &dyn Fn(ChunkId) -> Vec<(ChunkId, ChunkRecord)>,
+    options: &ContextOptions,
+) -> Context {
     let mut passages = passages(hits, options.max_passages);
+    if passages.iter().any(|p| !is_contents(&p.text)) {
+        passages.retain(|p| !is_contents(&p.text));
+    }
     let Some(top) = passages.first().map(|p| p.score) else {
         return Context::default();
     };
@@ -253,6 +362,25 @@ pub fn assemble(
         seen += 1;
         seen == 1 || p.score >= floor
     });
+    let header = |p: &Passage, n: usize| count(&source_header(n, &p.doc, &p.heading, p.page)) + 2;
+    let whole_cost = header(&passages[0], 1) + count(&passages[0].text);
+    let fits_whole = whole_cost * 4 <= options.budget * 3;
+    // The best passage announces what follows: bring the text that follows it into it, and
+    // remember where its own text ended.
+    let mut lead_end = None;
+    if fits_whole && ends_with_lead_in(&passages[0].text) {
+        let end = passages[0].text.len();
+        for (id, chunk) in following(passages[0].last) {
+            let next = Passage::following(id, &chunk, &passages[0]);
+            if !passages[0].joins(&next) {
+                break;
+            }
+            passages[0].absorb(next);
+        }
+        if passages[0].text.len() > end {
+            lead_end = Some(end);
+        }
+    }
     // Sentences of every passage, and their question-word scores (IDF over these sentences).
     let sentences: Vec<Vec<Range<usize>>> = passages
         .iter()
@@ -282,12 +410,29 @@ pub fn assemble(
     }
     let idf = |t: &str| (1.0 + n_sent / (1.0 + df.get(t).copied().unwrap_or(0) as f32)).ln();
 
-    let header = |p: &Passage, n: usize| count(&source_header(n, &p.doc, &p.heading, p.page)) + 2;
     let mut left = options.budget;
     // chosen[i] = sentence indices of passage i, or None for the whole passage.
     let mut chosen: Vec<Option<Vec<usize>>> = vec![Some(Vec::new()); passages.len()];
-    let whole_cost = header(&passages[0], 1) + count(&passages[0].text);
-    if whole_cost * 4 <= options.budget * 3 {
+    if let Some(end) = lead_end {
+        // Its own sentences, then those that follow, in order, while three quarters of the
+        // budget hold them.
+        let mut list = Vec::new();
+        let mut cost = whole_cost;
+        for (si, r) in sentences[0].iter().enumerate() {
+            if r.start < end {
+                list.push(si);
+                continue;
+            }
+            let more = count(&passages[0].text[r.clone()]) + 1;
+            if (cost + more) * 4 > options.budget * 3 {
+                break;
+            }
+            list.push(si);
+            cost += more;
+        }
+        chosen[0] = Some(list);
+        left -= cost;
+    } else if fits_whole {
         chosen[0] = None;
         left -= whole_cost;
     }
@@ -310,6 +455,9 @@ pub fn assemble(
         let Some(list) = &mut chosen[pi] else {
             continue;
         };
+        if list.contains(&si) {
+            continue;
+        }
         let mut cost = count(&passages[pi].text[sentences[pi][si].clone()]) + 1;
         if list.is_empty() {
             cost += header(&passages[pi], pi + 1);
@@ -317,6 +465,21 @@ pub fn assemble(
         if cost <= left {
             list.push(si);
             left -= cost;
+            // A sentence that announces what follows ("…the following steps:") brings the
+            // sentences after it, in order, while a quarter of the budget stays free.
+            if ends_with_lead_in(&passages[pi].text[sentences[pi][si].clone()]) {
+                for (n, r) in sentences[pi].iter().enumerate().skip(si + 1) {
+                    if list.contains(&n) {
+                        continue;
+                    }
+                    let more = count(&passages[pi].text[r.clone()]) + 1;
+                    if more + options.budget / 4 > left {
+                        break;
+                    }
+                    list.push(n);
+                    left -= more;
+                }
+            }
         }
     }
     // Room left: the neighbours of chosen sentences (a definition's next line, an example
@@ -671,5 +834,112 @@ mod tests {
         let prompt = user_prompt("What are the rules?", &ctx);
         assert_eq!(prompt.matches("</source>").count(), 1);
         assert!(prompt.ends_with("Question: What are the rules?"));
+    }
+
+    #[test]
+    fn lead_ins_and_contents_are_recognised() {
+        assert!(ends_with_lead_in("Install it as follows:\n"));
+        assert!(ends_with_lead_in("with the following basic tenets:\n\n1."));
+        assert!(ends_with_lead_in("the steps are\n(a)"));
+        assert!(ends_with_lead_in("options are\n•"));
+        assert!(!ends_with_lead_in("It opened in 1932."));
+        assert!(!ends_with_lead_in("See page\n4"));
+        assert!(!ends_with_lead_in("Version 10.1."));
+        assert!(is_contents(
+            "4\n\n2.1  Tenets of Zero Trust ........ 6\n\n2.2  A View . . . . . . 8"
+        ));
+        assert!(is_contents("Preface ………… xi\nIntroduction ……… 1"));
+        assert!(!is_contents(
+            "Tenets of Zero Trust ........ 6\nThe tenets follow. They are 7."
+        ));
+        assert!(!is_contents("Wait.... what? It ended at 12"));
+    }
+
+    /// A passage cut after "…the following tenets:\n\n1." and the chunk that follows it.
+    fn cut_list() -> (String, Hit, ChunkRecord) {
+        let doc = "The framework has tenets. The following tenets apply:\n\n1.  All data \
+                   sources are resources.\n\n2.  All communication is secured.\n\nEnd.";
+        let cut = doc.find("1.").unwrap() + 2;
+        let top = hit(1, "z.md", (0, cut), (1, 3), &doc[..cut]);
+        let next = ChunkRecord {
+            doc: "z.md".into(),
+            hash: String::new(),
+            text: doc[cut - 2..].into(),
+            heading: vec!["Guide".into()],
+            page: None,
+            lines: (3, 7),
+            range: (cut - 2, doc.len()),
+        };
+        (doc.to_owned(), top, next)
+    }
+
+    #[test]
+    fn a_best_passage_that_announces_a_list_brings_the_list() {
+        let (doc, top, next) = cut_list();
+        let asked = std::cell::Cell::new(None);
+        let follow = |id: ChunkId| {
+            asked.set(Some(id));
+            vec![(ChunkId(99), next.clone())]
+        };
+        let o = ContextOptions::default();
+        let ctx = assemble_following(
+            "what are the tenets",
+            std::slice::from_ref(&top),
+            &words,
+            &follow,
+            &o,
+        );
+        assert_eq!(
+            asked.get(),
+            Some(top.fused.id),
+            "asked for what follows the passage"
+        );
+        let text = ctx.sources[0].text();
+        assert!(text.contains("All data sources are resources."), "{text}");
+        assert!(text.contains("All communication is secured."), "{text}");
+        assert_eq!(ctx.sources[0].lines, (1, 7));
+        assert_eq!(ctx.sources[0].chunks, [top.fused.id, ChunkId(99)]);
+        assert!(doc.starts_with(ctx.sources[0].excerpts[0].text.as_str()));
+        // Without a way to read on, the passage is as it was.
+        let alone = assemble("what are the tenets", &[top], &words, &o);
+        assert!(alone.sources[0].text().ends_with("apply:\n\n1."));
+        // The continuation stays within three quarters of the budget.
+        let tight = ContextOptions { budget: 30, ..o };
+        let (_, top, _) = cut_list();
+        let ctx = assemble_following("what are the tenets", &[top], &words, &follow, &tight);
+        assert!(ctx.tokens <= 30 * 3 / 4, "{} tokens", ctx.tokens);
+        assert!(ctx.sources[0].text().contains("All data sources"));
+        assert!(!ctx.sources[0].text().contains("communication"));
+    }
+
+    #[test]
+    fn a_chosen_sentence_that_announces_a_list_brings_its_items() {
+        let filler = "Nothing about it here. ".repeat(30);
+        let text =
+            format!("{filler}\n\nThe pump has these parts:\n\nA seal.\n\nA rotor.\n\n{filler}");
+        let top = hit(1, "p.md", (0, text.len()), (1, 9), &text);
+        let ctx = assemble(
+            "which parts does the pump have",
+            &[top],
+            &words,
+            &ContextOptions::default(),
+        );
+        let got = ctx.sources[0].text();
+        assert!(got.contains("these parts:\n\nA seal.\n\nA rotor."), "{got}");
+    }
+
+    #[test]
+    fn a_table_of_contents_gives_way_to_text() {
+        let toc = "Contents\n1 Pumps ........ 3\n2 Seals ........ 7";
+        let a = hit(1, "m.pdf", (0, toc.len()), (1, 3), toc);
+        let body = "Pumps are primed with glycol.";
+        let b = hit(2, "m.pdf", (900, 900 + body.len()), (40, 40), body);
+        let ctx = assemble("pumps", &[a.clone(), b], &words, &ContextOptions::default());
+        assert_eq!(ctx.sources.len(), 1);
+        assert_eq!(ctx.sources[0].text(), body);
+        assert_eq!(ctx.sources[0].number, 1);
+        // Alone, it is still what there is.
+        let ctx = assemble("pumps", &[a], &words, &ContextOptions::default());
+        assert_eq!(ctx.sources[0].text(), toc);
     }
 }

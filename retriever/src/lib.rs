@@ -24,7 +24,7 @@ pub use context::{assemble, Context, ContextOptions, Excerpt, Source};
 pub use duplicates::Elsewhere;
 pub use fusion::{fuse, Fused, Fusion, LegHit};
 pub use ground::{ground, Citation, Claim};
-pub use shelves::{search_shelves, search_shelves_with, Shelf};
+pub use shelves::{following, search_shelves, search_shelves_with, Shelf};
 
 /// A best-first list of chunks with one leg's scores.
 pub type Ranked = Vec<(ChunkId, f32)>;

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use cairn_index::{ChunkId, Embedder, Reader};
+use cairn_index::{ChunkId, ChunkRecord, Embedder, Reader};
 
 use crate::{collect_hits, fuse, Error, Hit, Mode, Result, Retriever, SearchOptions};
 
@@ -106,4 +106,38 @@ pub fn search_shelves_with(
         }
         Ok(Some(chunk))
     })
+}
+
+/// The chunks that follow chunk `id` (numbered as [`search_shelves`] numbers its hits) in its
+/// document, at most `n`, in text order, numbered and labelled as its hits would be.
+pub fn following(
+    shelves: &[Shelf<'_>],
+    id: ChunkId,
+    n: usize,
+) -> Result<Vec<(ChunkId, ChunkRecord)>> {
+    let i = (id.0 >> SHIFT) as usize;
+    let Some(shelf) = shelves.get(i) else {
+        return Ok(Vec::new());
+    };
+    let raw = id.0 & MASK;
+    let Some(chunk) = shelf.reader.chunk(ChunkId(raw))? else {
+        return Ok(Vec::new());
+    };
+    let Some(doc) = shelf.reader.document(&chunk.doc)? else {
+        return Ok(Vec::new());
+    };
+    let Some(at) = doc.chunks.iter().position(|&c| c == raw) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for &next in doc.chunks[at + 1..].iter().take(n) {
+        let Some(mut c) = shelf.reader.chunk(ChunkId(next))? else {
+            break;
+        };
+        if let Some(label) = &shelf.label {
+            c.doc = format!("[{label}] {}", c.doc);
+        }
+        out.push((ChunkId(((i as u64) << SHIFT) | next), c));
+    }
+    Ok(out)
 }
