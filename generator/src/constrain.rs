@@ -49,8 +49,11 @@ pub trait Constraint {
 /// exactly one of the fixed replies.
 ///
 /// Whitespace is compared loosely: any run of whitespace in a text matches any run in the
-/// output, and leading whitespace of the output is ignored. Everything else is compared
-/// byte for byte, case included, so the output is the text as written.
+/// output, and leading whitespace of the output is ignored. The first letter of a span may
+/// differ in case (a model capitalizes the word it begins its answer with, or lowercases a
+/// sentence's first word as it quotes it); [`Quote::text`] gives it as the source has it.
+/// Everything else is compared byte for byte, case included, so the answer is the text as
+/// written.
 #[derive(Clone, Debug)]
 pub struct Quote {
     /// Normalized texts; the fixed replies come after the first `spans` of them.
@@ -145,10 +148,16 @@ impl Quote {
         self
     }
 
-    /// The output so far, with whitespace normalized.
+    /// The output so far, with whitespace normalized and its first letter as the source it
+    /// matches has it.
     #[must_use]
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.out).into_owned()
+        let mut out = self.out.clone();
+        let span = self.live.iter().find(|l| l.0 < self.spans);
+        if let (Some(first), Some(&(i, p))) = (out.first_mut(), span) {
+            *first = self.texts[i][p];
+        }
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     /// The bytes `piece` adds to the normalized output.
@@ -172,7 +181,17 @@ impl Quote {
     fn matches(&self, (i, p): (usize, usize), ext: &[u8]) -> bool {
         let t = &self.texts[i];
         let at = p + self.out.len();
-        t.len() >= at + ext.len() && &t[at..at + ext.len()] == ext
+        if t.len() < at + ext.len() {
+            return false;
+        }
+        let src = &t[at..at + ext.len()];
+        match (src.split_first(), ext.split_first()) {
+            // A span's first letter, in either case (not a fixed reply's).
+            (Some((a, src)), Some((b, ext))) if self.out.is_empty() && i < self.spans => {
+                a.eq_ignore_ascii_case(b) && src == ext
+            }
+            _ => src == ext,
+        }
     }
 }
 
@@ -288,11 +307,22 @@ mod tests {
     }
 
     #[test]
-    fn case_and_words_are_exact() {
+    fn case_and_words_are_exact_but_for_the_first_letter() {
         let q = Quote::new(["It has six lanes."], []);
         assert!(q.allows(b"six"));
-        assert!(!q.allows(b"Six"));
+        assert!(!q.allows(b"sIx"));
         assert!(!q.allows(b"6"));
+        let mut q = Quote::new(["It has six lanes."], ["NOT FOUND"]);
+        assert!(step(&mut q, "Six"), "an answer may begin with a capital");
+        assert!(!q.allows(b" Lanes"), "only the first letter");
+        assert!(step(&mut q, " lanes"));
+        assert_eq!(q.text(), "six lanes", "as the source has it");
+        let mut q = Quote::new(["All data sources are resources."], []);
+        assert!(step(&mut q, "all data"));
+        assert_eq!(q.text(), "All data");
+        // Fixed replies are exact.
+        let q = Quote::new(["Nothing here."], ["NOT FOUND"]);
+        assert!(!q.allows(b"not FOUND"));
         let mut q = Quote::new(["bitstrings are strings"], []);
         assert!(step(&mut q, "bitstring"));
         assert!(!q.may_stop(), "a span ends where a word ends");
