@@ -154,8 +154,10 @@ impl Quote {
     #[must_use]
     pub fn text(&self) -> String {
         let mut out = self.out.clone();
-        let span = self.live.iter().find(|l| l.0 < self.spans);
-        if let (Some(first), Some(&(i, p))) = (out.first_mut(), span) {
+        // A span as written, else one whose capital was lowercased.
+        let spans = || self.live.iter().filter(|l| l.0 < self.spans);
+        let exact = spans().find(|&&(i, p)| Some(&self.texts[i][p]) == out.first());
+        if let (Some(first), Some(&(i, p))) = (out.first_mut(), exact.or_else(|| spans().next())) {
             *first = self.texts[i][p];
         }
         String::from_utf8_lossy(&out).into_owned()
@@ -325,6 +327,13 @@ mod tests {
         assert!(!q.allows(b" Sources"), "only the first letter");
         assert!(step(&mut q, " sources"));
         assert_eq!(q.text(), "All data sources", "as the source has it");
+        // Written as one place has it, it stays so, whatever the other places.
+        let mut q = Quote::new(["Const items.", "The const keyword."], []);
+        assert!(step(&mut q, "const"));
+        assert_eq!(q.text(), "const");
+        let mut q = Quote::new(["Const items."], []);
+        assert!(step(&mut q, "const"));
+        assert_eq!(q.text(), "Const");
         // Fixed replies are exact.
         let q = Quote::new(["Nothing here."], ["NOT FOUND"]);
         assert!(!q.allows(b"not FOUND"));
