@@ -1132,7 +1132,9 @@ impl Retrieval {
     ) -> Result<Retrieved> {
         let t0 = Instant::now();
         let options = o.search_options();
-        let mut hits = self.search(question, &options)?;
+        // One set of shelves for the search and for reading on after its best passage.
+        let shelves = self.shelves();
+        let mut hits = search_shelves(&shelves, &self.embedder, question, &options)?;
         hits.retain(|h| keep(h));
         let retrieve_ms = ms(t0.elapsed());
         let t1 = Instant::now();
@@ -1148,7 +1150,6 @@ impl Retrieval {
         }
         // The text after a best passage that ends with a lead-in, from the shelf it came from;
         // the first store error is reported after assembling.
-        let shelves = self.shelves();
         let failed = std::cell::RefCell::new(None);
         let follow = |id| {
             following(&shelves, id, FOLLOWING_CHUNKS).unwrap_or_else(|e| {

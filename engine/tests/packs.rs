@@ -207,18 +207,17 @@ fn the_chunks_after_a_hit_come_from_its_own_shelf_in_text_order() {
     let reader = cairn_index::Reader::open(&mine).unwrap();
     let pack = PackReader::open("pack:pumps@1.0.0".into(), &pumps, &minilm, false).unwrap();
     let shelves = beside(&reader, &pack);
-    let hits = cairn_engine::search_shelves(
-        &shelves,
-        &minilm,
-        "seal number 7",
-        &SearchOptions {
+    // The best keyword hit for a query, over both shelves.
+    let best = |query: &str| {
+        let options = SearchOptions {
             mode: cairn_engine::Mode::Bm25,
             k: 1,
             ..SearchOptions::default()
-        },
-    )
-    .unwrap();
-    let hit = &hits[0];
+        };
+        let mut hits = cairn_engine::search_shelves(&shelves, &minilm, query, &options).unwrap();
+        hits.remove(0)
+    };
+    let hit = &best("seal number 7");
     assert!(hit.chunk.text.contains("seal number 7 "), "{hit:?}");
     let next = cairn_engine::following(&shelves, hit.fused.id, 2).unwrap();
     assert_eq!(next.len(), 2);
@@ -236,19 +235,9 @@ fn the_chunks_after_a_hit_come_from_its_own_shelf_in_text_order() {
     let last = cairn_engine::following(&shelves, next[1].0, 1).unwrap();
     assert!(last[0].1.range.1 > end);
     // The user's own one-chunk document has nothing after it.
-    let own = cairn_engine::search_shelves(
-        &shelves,
-        &minilm,
-        "tomatoes",
-        &SearchOptions {
-            mode: cairn_engine::Mode::Bm25,
-            k: 1,
-            ..SearchOptions::default()
-        },
-    )
-    .unwrap();
-    assert_eq!(own[0].chunk.doc, "mine-docs/mine.md");
-    assert!(cairn_engine::following(&shelves, own[0].fused.id, 2)
+    let own = best("tomatoes");
+    assert_eq!(own.chunk.doc, "mine-docs/mine.md");
+    assert!(cairn_engine::following(&shelves, own.fused.id, 2)
         .unwrap()
         .is_empty());
 }

@@ -157,7 +157,17 @@ fn max_opt(a: Option<f32>, b: Option<f32>) -> Option<f32> {
 
 impl Passage {
     fn from_hit(h: &Hit) -> Self {
-        let c = &h.chunk;
+        Passage {
+            bm25: h.fused.bm25.map(|l| l.score),
+            dense: h.fused.dense.map(|l| l.score),
+            also: h.also.clone(),
+            ..Passage::of_chunk(h.fused.id, &h.chunk, h.rank, h.fused.score)
+        }
+    }
+
+    /// Chunk `c` (`id`) alone, ranked and scored as given, with no leg scores: also the chunk
+    /// that follows a passage in its document, ranked and scored as the passage it continues.
+    fn of_chunk(id: ChunkId, c: &ChunkRecord, rank: usize, score: f32) -> Self {
         Passage {
             doc: c.doc.clone(),
             heading: c.heading.clone(),
@@ -165,30 +175,10 @@ impl Passage {
             range: c.range.0..c.range.1,
             text: c.text.clone(),
             lines: c.lines,
-            chunks: vec![h.fused.id],
-            last: h.fused.id,
-            rank: h.rank,
-            score: h.fused.score,
-            bm25: h.fused.bm25.map(|l| l.score),
-            dense: h.fused.dense.map(|l| l.score),
-            also: h.also.clone(),
-        }
-    }
-
-    /// The chunk `c` (`id`) that follows a passage in its document, ranked and scored as the
-    /// passage it continues.
-    fn following(id: ChunkId, c: &ChunkRecord, of: &Passage) -> Self {
-        Passage {
-            doc: of.doc.clone(),
-            heading: c.heading.clone(),
-            page: c.page,
-            range: c.range.0..c.range.1,
-            text: c.text.clone(),
-            lines: c.lines,
             chunks: vec![id],
             last: id,
-            rank: of.rank,
-            score: of.score,
+            rank,
+            score,
             bm25: None,
             dense: None,
             also: Vec::new(),
@@ -371,7 +361,7 @@ pub fn assemble_following(
     if fits_whole && ends_with_lead_in(&passages[0].text) {
         let end = passages[0].text.len();
         for (id, chunk) in following(passages[0].last) {
-            let next = Passage::following(id, &chunk, &passages[0]);
+            let next = Passage::of_chunk(id, &chunk, passages[0].rank, passages[0].score);
             if !passages[0].joins(&next) {
                 break;
             }
@@ -413,25 +403,28 @@ pub fn assemble_following(
     let mut left = options.budget;
     // chosen[i] = sentence indices of passage i, or None for the whole passage.
     let mut chosen: Vec<Option<Vec<usize>>> = vec![Some(Vec::new()); passages.len()];
-    if let Some(end) = lead_end {
-        // Its own sentences, then those that follow, in order, while three quarters of the
-        // budget hold them.
-        let mut list = Vec::new();
-        let mut cost = whole_cost;
-        for (si, r) in sentences[0].iter().enumerate() {
-            if r.start < end {
-                list.push(si);
+    // Sentences `from..` of passage `pi`, in order, into `list` while three quarters of the
+    // budget hold them: what a lead-in announces.
+    let read_on = |pi: usize, from: usize, list: &mut Vec<usize>, left: &mut usize| {
+        for (n, r) in sentences[pi].iter().enumerate().skip(from) {
+            if list.contains(&n) {
                 continue;
             }
-            let more = count(&passages[0].text[r.clone()]) + 1;
-            if (cost + more) * 4 > options.budget * 3 {
+            let more = count(&passages[pi].text[r.clone()]) + 1;
+            if (options.budget - *left + more) * 4 > options.budget * 3 {
                 break;
             }
-            list.push(si);
-            cost += more;
+            list.push(n);
+            *left -= more;
         }
+    };
+    if let Some(end) = lead_end {
+        // Its own sentences, then those that follow.
+        let own = sentences[0].iter().take_while(|r| r.start < end).count();
+        let mut list: Vec<usize> = (0..own).collect();
+        left -= whole_cost;
+        read_on(0, own, &mut list, &mut left);
         chosen[0] = Some(list);
-        left -= cost;
     } else if fits_whole {
         chosen[0] = None;
         left -= whole_cost;
@@ -466,19 +459,9 @@ pub fn assemble_following(
             list.push(si);
             left -= cost;
             // A sentence that announces what follows ("…the following steps:") brings the
-            // sentences after it, in order, while a quarter of the budget stays free.
+            // sentences after it.
             if ends_with_lead_in(&passages[pi].text[sentences[pi][si].clone()]) {
-                for (n, r) in sentences[pi].iter().enumerate().skip(si + 1) {
-                    if list.contains(&n) {
-                        continue;
-                    }
-                    let more = count(&passages[pi].text[r.clone()]) + 1;
-                    if more + options.budget / 4 > left {
-                        break;
-                    }
-                    list.push(n);
-                    left -= more;
-                }
+                read_on(pi, si + 1, list, &mut left);
             }
         }
     }
