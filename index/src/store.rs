@@ -125,6 +125,23 @@ pub struct DocRecord {
     pub chunks: Vec<u64>,
     /// Notices from reading (pages without text…).
     pub notices: Vec<String>,
+    /// The version of the reader it was read with ([`cairn_ingest::DocKind::reader_version`]);
+    /// absent, as in records from before versions, for 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reader: u32,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` passes a reference
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+impl DocRecord {
+    /// Whether it was read by the current reader of its kind (else `add` reads it again).
+    #[must_use]
+    pub fn read_by_current_reader(&self) -> bool {
+        self.reader == self.kind.reader_version()
+    }
 }
 
 /// One chunk with its text and where it came from.
@@ -275,4 +292,36 @@ pub const STORE_FILE: &str = "meta.redb";
 
 pub(crate) fn store_path(dir: &Path) -> PathBuf {
     dir.join(STORE_FILE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_from_before_reader_versions_is_read_again_only_where_its_reader_changed() {
+        let old = |kind: &str| {
+            format!(
+                r#"{{"key":"s/a","kind":"{kind}","title":"A","size":1,"mtime_ns":2,"sha256":"x","chunks":[3],"notices":[]}}"#
+            )
+        };
+        let pdf: DocRecord = serde_json::from_str(&old("pdf")).unwrap();
+        assert_eq!(pdf.reader, 0);
+        assert!(!pdf.read_by_current_reader());
+        let md: DocRecord = serde_json::from_str(&old("markdown")).unwrap();
+        assert!(md.read_by_current_reader());
+        // A version-0 record is written as before, so a canonical copy (and a pack's
+        // signature over it) does not change for documents whose reader did not.
+        assert_eq!(to_json(&md), old("markdown"));
+        let new = DocRecord {
+            reader: cairn_ingest::DocKind::Pdf.reader_version(),
+            ..pdf
+        };
+        assert!(new.read_by_current_reader());
+        assert!(
+            to_json(&new).ends_with(r#""reader":1}"#),
+            "{}",
+            to_json(&new)
+        );
+    }
 }

@@ -649,7 +649,10 @@ impl Writer {
             }
         };
         if let Some(old) = &existing {
-            if old.size == meta.len() && old.mtime_ns == mtime_ns(&meta) {
+            if old.size == meta.len()
+                && old.mtime_ns == mtime_ns(&meta)
+                && old.read_by_current_reader()
+            {
                 report.unchanged += 1;
                 return Ok(FileOutcome::Unchanged);
             }
@@ -681,7 +684,7 @@ impl Writer {
         let mtime = mtime_ns(&meta);
         let sha = bytes.as_deref().map(content_hash);
         if let (Some(old), Some(sha)) = (&existing, &sha) {
-            if old.sha256 == *sha {
+            if old.sha256 == *sha && old.read_by_current_reader() {
                 // Same bytes, new mtime (a touch, a checkout): remember the new stamp only.
                 let mut doc = old.clone();
                 doc.mtime_ns = mtime;
@@ -762,6 +765,7 @@ impl Writer {
             sha256: sha.unwrap_or_default(),
             chunks: ids,
             notices: read.notices.iter().map(|n| n.message.clone()).collect(),
+            reader: read.document.kind.reader_version(),
         });
         pending.unskipped.push(key.to_owned());
         report.chunks_written += chunks.len();

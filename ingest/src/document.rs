@@ -30,6 +30,17 @@ impl DocKind {
             DocKind::Code => "code",
         }
     }
+
+    /// Which version of the reader of this kind a document was read with. It goes up when
+    /// reading changes what a file of the kind yields (PDFs: 1 cuts running heads and feet),
+    /// so that `add` reads such files again, unchanged as they are.
+    #[must_use]
+    pub fn reader_version(self) -> u32 {
+        match self {
+            DocKind::Pdf => 1,
+            DocKind::Text | DocKind::Markdown | DocKind::Html | DocKind::Code => 0,
+        }
+    }
 }
 
 /// A run of a document's text under one heading path (and, for PDFs, on one page).

@@ -3,6 +3,7 @@
 //! pdf-extract is known to panic on some files; every call into it runs under `catch_unwind`,
 //! so one bad page costs that page and one bad file costs that file, never the run.
 
+use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
@@ -125,6 +126,7 @@ pub(crate) fn read(path: &Path, bytes: &[u8], options: &ReadOptions) -> Result<R
             ),
         });
     }
+    let mut pages: Vec<(u32, String)> = Vec::new();
     for page in 1..=read_pages {
         let result = catch_unwind(AssertUnwindSafe(|| {
             let mut s = String::new();
@@ -158,6 +160,13 @@ pub(crate) fn read(path: &Path, bytes: &[u8], options: &ReadOptions) -> Result<R
             });
             continue;
         }
+        pages.push((page, page_text));
+    }
+    let texts: Vec<&str> = pages.iter().map(|(_, t)| t.as_str()).collect();
+    let bodies = running_lines(&texts);
+    for ((page, whole), body) in pages.iter().zip(bodies) {
+        let page = *page;
+        let page_text = &whole[body.clone()];
         if text.len() + page_text.len() + 2 > options.max_text_bytes {
             notices.push(Notice {
                 page: Some(page),
@@ -172,12 +181,13 @@ pub(crate) fn read(path: &Path, bytes: &[u8], options: &ReadOptions) -> Result<R
             text.push_str("\n\n");
         }
         let start = text.len();
-        text.push_str(&page_text);
+        text.push_str(page_text);
         sections.push(Section {
             range: start..text.len(),
             heading: Vec::new(),
             page: Some(page),
-            first_line: 1,
+            // The running head cut off above is not counted out of the page's lines.
+            first_line: 1 + whole[..body.start].matches('\n').count() as u32,
         });
     }
     if sections.is_empty() {
@@ -190,6 +200,124 @@ pub(crate) fn read(path: &Path, bytes: &[u8], options: &ReadOptions) -> Result<R
         document: Document::new(DocKind::Pdf, title, text, sections),
         notices,
     })
+}
+
+/// Lines at a page's top or foot looked at for running heads and feet.
+const RUNNING_LINES: usize = 3;
+
+/// A line is running (a page head or foot repeated through the document, such as "NIST SP
+/// 800-207 ZERO TRUST ARCHITECTURE" or "12 This publication is available free of charge…")
+/// when, numbers aside, it stands among the first (or last) [`RUNNING_LINES`] lines of at least
+/// half the pages, and of at least 3.
+const RUNNING_SHARE: f64 = 0.5;
+
+/// A line as compared for running heads and feet: spaces collapsed, and page numbers — digits,
+/// and roman numerals standing alone (front matter) — made alike.
+fn running_key(line: &str) -> String {
+    let mut key = Vec::new();
+    for word in line.split_whitespace() {
+        let roman = word.len() <= 7
+            && word.chars().all(|c| {
+                matches!(
+                    c.to_ascii_lowercase(),
+                    'i' | 'v' | 'x' | 'l' | 'c' | 'd' | 'm'
+                )
+            });
+        if roman {
+            key.push("#".to_owned());
+            continue;
+        }
+        let mut w = String::with_capacity(word.len());
+        for c in word.chars() {
+            if c.is_ascii_digit() {
+                if !w.ends_with('#') {
+                    w.push('#');
+                }
+            } else {
+                w.push(c);
+            }
+        }
+        key.push(w);
+    }
+    key.join(" ")
+}
+
+/// A page's non-blank line: its byte range (without the line break) and [`running_key`].
+type Line = (std::ops::Range<usize>, String);
+
+/// The keys found among the first (or, `from_foot`, the last) [`RUNNING_LINES`] lines of at
+/// least `least` pages.
+fn running_keys(pages: &[Vec<Line>], least: usize, from_foot: bool) -> HashSet<String> {
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for page in pages {
+        let end: Vec<&Line> = if from_foot {
+            page.iter().rev().take(RUNNING_LINES).collect()
+        } else {
+            page.iter().take(RUNNING_LINES).collect()
+        };
+        let keys: HashSet<&str> = end.iter().map(|l| l.1.as_str()).collect();
+        for k in keys {
+            *count.entry(k).or_default() += 1;
+        }
+    }
+    count
+        .into_iter()
+        .filter(|&(_, n)| n >= least)
+        .map(|(k, _)| k.to_owned())
+        .collect()
+}
+
+/// The part of each page left once the running heads and feet are cut off: the byte range of
+/// its text after the unbroken run of running lines at its top and before the one at its
+/// foot. They say nothing about the page and, repeated on every chunk that starts or ends a
+/// page, they crowd the words that do out of searches and out of the model's context. A page
+/// that is nothing else is kept whole. Documents of fewer than 4 pages are left as they are.
+fn running_lines(pages: &[&str]) -> Vec<std::ops::Range<usize>> {
+    let whole: Vec<_> = pages.iter().map(|p| 0..p.len()).collect();
+    if pages.len() < 4 {
+        return whole;
+    }
+    // (byte range, key) of each non-blank line, in order.
+    let lines: Vec<Vec<Line>> = pages
+        .iter()
+        .map(|p| {
+            let mut out = Vec::new();
+            let mut at = 0;
+            for line in p.split_inclusive('\n') {
+                let range = at..at + line.trim_end_matches('\n').len();
+                at += line.len();
+                if !line.trim().is_empty() {
+                    out.push((range, running_key(line)));
+                }
+            }
+            out
+        })
+        .collect();
+    let least = ((pages.len() as f64 * RUNNING_SHARE).ceil() as usize).max(3);
+    let heads = running_keys(&lines, least, false);
+    let feet = running_keys(&lines, least, true);
+    lines
+        .iter()
+        .zip(whole)
+        .map(|(page, whole)| {
+            let top = page
+                .iter()
+                .take(RUNNING_LINES)
+                .take_while(|l| heads.contains(&l.1))
+                .count();
+            let foot = page[top..]
+                .iter()
+                .rev()
+                .take(RUNNING_LINES)
+                .take_while(|l| feet.contains(&l.1))
+                .count();
+            let kept = &page[top..page.len() - foot];
+            match (kept.first(), kept.last()) {
+                (Some(first), Some(last)) => first.0.start..last.0.end,
+                _ => whole,
+            }
+        })
+        .collect()
 }
 
 fn pdf_title(pdf: &Pdf) -> Option<String> {
@@ -212,6 +340,74 @@ fn pdf_title(pdf: &Pdf) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn running_heads_and_feet_are_cut_and_the_rest_kept() {
+        let words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"];
+        let pages: Vec<String> = (1..=6)
+            .map(|n| {
+                let w = words[n - 1];
+                let body = if n == 3 {
+                    "Chapter two begins\nACME REPORT".to_owned()
+                } else {
+                    format!("The {w} page.\nMore on {w}.")
+                };
+                format!("ACME REPORT\n{n} Available from https://example.org/r-{n}\n\n{body}\n\nPage {n} of 6")
+            })
+            .collect();
+        let texts: Vec<&str> = pages.iter().map(String::as_str).collect();
+        let kept: Vec<&str> = running_lines(&texts)
+            .into_iter()
+            .zip(&texts)
+            .map(|(r, t)| &t[r])
+            .collect();
+        assert_eq!(kept[0], "The alpha page.\nMore on alpha.");
+        // A running line inside the body (here at its end, before the foot) stays where it is
+        // not part of the unbroken run at the page's top.
+        assert_eq!(kept[2], "Chapter two begins\nACME REPORT");
+        assert_eq!(kept[5], "The zeta page.\nMore on zeta.");
+
+        // Roman page numbers are page numbers too.
+        assert_eq!(
+            running_key("iv Available from  x-12"),
+            running_key("12 Available from x-3")
+        );
+        assert_ne!(
+            running_key("Available from x"),
+            running_key("Available to x")
+        );
+    }
+
+    #[test]
+    fn lines_on_few_pages_and_short_documents_are_left_alone() {
+        // On 2 of 6 pages only: a heading that happens to repeat, not a running head.
+        let words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"];
+        let pages: Vec<String> = (1..=6)
+            .map(|n| {
+                let w = words[n - 1];
+                let head = if n <= 2 {
+                    "Overview".to_owned()
+                } else {
+                    format!("Part {w}")
+                };
+                format!("{head}\nOn {w} alone.")
+            })
+            .collect();
+        let texts: Vec<&str> = pages.iter().map(String::as_str).collect();
+        for (r, t) in running_lines(&texts).into_iter().zip(&texts) {
+            assert_eq!(&t[r], *t);
+        }
+        // Three pages: too few to tell a running head from a heading.
+        let short = ["HEAD\nOne.", "HEAD\nTwo.", "HEAD\nThree."];
+        for (r, t) in running_lines(&short).into_iter().zip(&short) {
+            assert_eq!(&t[r], *t);
+        }
+        // A page of nothing but running lines is kept whole.
+        let bare = ["HEAD\nA.", "HEAD\nB.", "HEAD\nC.", "HEAD"];
+        let r = running_lines(&bare);
+        assert_eq!(&bare[0][r[0].clone()], "A.");
+        assert_eq!(&bare[3][r[3].clone()], "HEAD");
+    }
 
     #[test]
     fn tidy_expands_ligatures_and_squeezes_blank_lines() {
