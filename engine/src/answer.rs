@@ -16,6 +16,7 @@ use cairn_retriever::context::{
     assemble_following, user_prompt, EXAMPLES, FOLLOWING_CHUNKS, REFUSAL, SYSTEM_PROMPT,
 };
 use cairn_retriever::ground::{is_refusal, strip_markers};
+use cairn_retriever::terms::{restatement, Restatement};
 use cairn_retriever::{
     following, ground, search_shelves, Claim, Context, ContextOptions, Fusion, Hit, Mode,
     SearchOptions, Shelf,
@@ -246,7 +247,9 @@ pub enum Abstain {
     /// enough probability.
     Model,
     /// No sentence of the model's answer is supported by the sources, or the answer is a quote
-    /// the model was unsure of from a place that speaks of little of the question.
+    /// the model was unsure of from a place that speaks of little of the question, or, asked
+    /// what something is, a quote that names it and then goes on to something else
+    /// ([`cairn_retriever::terms::Restatement`]).
     Unsupported,
     /// Asked whether the sources state the answer to the question, the model's "Yes" did not
     /// lead its "No" by the margin ([`AskOptions::self_check`]).
@@ -927,7 +930,11 @@ pub fn answer(
     let mut forward = |piece: &str| sink.token(piece);
     let mut quote = (!o.free).then(|| {
         let excerpts = context.sources.iter().flat_map(|s| &s.excerpts);
+        // "What is a closure?" is not answered by "a closure", nor "What is a policy
+        // enforcement point?" by "PEP": such a quote must go on to say what the thing is.
+        let asked = question.to_owned();
         Quote::new(excerpts.map(|e| e.text.as_str()), [REFUSAL])
+            .with_unfinished(move |out| restatement(&asked, out) == Restatement::Whole)
             .with_stop_bias(o.stop_bias)
             .with_start_floor(o.min_start_logprob)
             .with_reply_bias(o.refusal_bias)
@@ -1000,11 +1007,19 @@ pub fn answer(
     // was asked, was most likely taken from the wrong passage.
     let misplaced = quote_coverage.is_some_and(|c| c < o.min_quote_coverage)
         && g.logprobs.first().is_some_and(|&l| l < UNSURE_START);
+    // Asked what something is, a quote that names it and goes on to something else (or, out
+    // of tokens, names it only) says nothing of what it is.
+    let restated = !o.free
+        && !refused
+        && matches!(
+            restatement(question, &answer),
+            Restatement::Whole | Restatement::Aside
+        );
     let (claims, abstained) = if withheld {
         (Vec::new(), Some(Abstain::SelfCheck))
     } else if refused {
         (Vec::new(), Some(Abstain::Model))
-    } else if misplaced {
+    } else if misplaced || restated {
         (ground(&answer, &context), Some(Abstain::Unsupported))
     } else {
         let claims = ground(&answer, &context);

@@ -57,6 +57,8 @@ pub trait Constraint {
 /// written.
 #[derive(Clone, Debug)]
 pub struct Quote {
+    /// Output that may not be the whole answer, though a longer one may begin with it.
+    unfinished: Option<Unfinished>,
     /// Normalized texts; the fixed replies come after the first `spans` of them.
     texts: Vec<Vec<u8>>,
     spans: usize,
@@ -67,6 +69,16 @@ pub struct Quote {
     stop_bias: f32,
     start_floor: Option<f32>,
     reply_bias: f32,
+}
+
+/// A test of the output so far: `true` when it may not end there ([`Quote::with_unfinished`]).
+#[derive(Clone)]
+struct Unfinished(std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for Unfinished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Unfinished(..)")
+    }
 }
 
 /// Letters, digits and every byte of a non-ASCII character count as word characters.
@@ -116,6 +128,7 @@ impl Quote {
             }
         }
         Quote {
+            unfinished: None,
             texts: all,
             spans,
             out: Vec::new(),
@@ -139,6 +152,19 @@ impl Quote {
     #[must_use]
     pub fn with_reply_bias(mut self, bias: f32) -> Self {
         self.reply_bias = bias;
+        self
+    }
+
+    /// A span may not end where `unfinished` says of the output so far (whitespace
+    /// normalized, case as written) that it is not yet an answer, such as a quote that only
+    /// names what the question asks about; it may go on, or another span may be chosen. The
+    /// fixed replies are not asked about.
+    #[must_use]
+    pub fn with_unfinished(
+        mut self,
+        unfinished: impl Fn(&str) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.unfinished = Some(Unfinished(std::sync::Arc::new(unfinished)));
         self
     }
 
@@ -210,13 +236,17 @@ impl Constraint for Quote {
         if self.out.is_empty() || self.out.last() == Some(&b' ') {
             return false;
         }
+        let unfinished = self
+            .unfinished
+            .as_ref()
+            .is_some_and(|u| (u.0)(&String::from_utf8_lossy(&self.out)));
         self.live.iter().any(|&(i, p)| {
             let t = &self.texts[i];
             let end = p + self.out.len();
             if i >= self.spans {
                 end == t.len()
             } else {
-                end == t.len() || !is_word(t[end])
+                !unfinished && (end == t.len() || !is_word(t[end]))
             }
         })
     }
@@ -285,6 +315,26 @@ mod tests {
             q.advance(piece.as_bytes());
         }
         ok
+    }
+
+    #[test]
+    fn an_unfinished_span_goes_on_or_gives_way() {
+        let source = "A closure is a function that captures its scope. Call a closure twice.";
+        let mut q = Quote::new([source], ["NOT FOUND"])
+            .with_unfinished(|out: &str| out.eq_ignore_ascii_case("a closure"));
+        assert!(step(&mut q, "a"));
+        assert!(step(&mut q, " closure"));
+        assert!(!q.may_stop(), "only the subject again");
+        assert!(step(&mut q, " is"));
+        assert!(step(&mut q, " a"));
+        assert!(step(&mut q, " function"));
+        assert!(q.may_stop());
+        assert_eq!(q.text(), "A closure is a function");
+        // The fixed reply is never held back.
+        let mut r = Quote::new([source], ["NOT FOUND"]).with_unfinished(|_| true);
+        assert!(step(&mut r, "NOT"));
+        assert!(step(&mut r, " FOUND"));
+        assert!(r.may_stop());
     }
 
     #[test]

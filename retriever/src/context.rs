@@ -625,12 +625,14 @@ macro_rules! example_sources {
          years of construction. It was designed by Ada Kessler and carries four lanes of traffic.\n\
          </source>\n<source id=\"2\" title=\"Velmora Bridge > Maintenance\">\nThe deck is \
          repainted every twelve years; traffic moves to the east lanes while crews work on the west \
-         side.\n</source>\n\nQuestion: "
+         side. The _strain monitor_ (SMU) is a set of sensors that measures how far the deck bends \
+         under load.\n</source>\n\nQuestion: "
     };
 }
 
 /// Worked examples shown to the model before every question, as earlier turns of the chat:
-/// short factual answers, an answer that needs a sentence, and a refusal. They follow
+/// short factual answers, an answer that needs a sentence, a definition (what a thing is, not
+/// its name or its abbreviation again), and a refusal. They follow
 /// [`SYSTEM_PROMPT`] and never change, so their KV cache is computed once per loaded model. The
 /// facts are invented, so the model cannot answer them from memory.
 pub const EXAMPLES: &[(&str, &str)] = &[
@@ -651,6 +653,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
             "What happens to traffic during repainting?"
         ),
         "Traffic moves to the east lanes while crews work on the west side.",
+    ),
+    (
+        concat!(example_sources!(), "What is the strain monitor?"),
+        "a set of sensors that measures how far the deck bends under load",
     ),
     (
         concat!(

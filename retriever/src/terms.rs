@@ -228,6 +228,134 @@ pub fn is_literal(text: &str) -> bool {
         || NUMBER_WORDS.contains(&t.to_lowercase().as_str())
 }
 
+/// What a question asking what something is (`What is a smart pointer?`, `What are
+/// closures?`, `What does MIR stand for?`, `What does PEP mean?`) asks about, lowercase and
+/// without its article: `None` for any other question. Kept to short subjects (at most six
+/// words), which is how such questions are asked.
+#[must_use]
+pub fn defined_subject(question: &str) -> Option<String> {
+    let q = question.trim().trim_end_matches('?').trim().to_lowercase();
+    let words: Vec<&str> = q.split_whitespace().collect();
+    let subject: &[&str] = match words.as_slice() {
+        ["what" | "who", "is" | "are" | "was" | "were", rest @ ..] => rest,
+        ["what", "does" | "do", rest @ .., "stand", "for"] => rest,
+        ["what", "does" | "do", rest @ .., "mean"] => rest,
+        _ => return None,
+    };
+    let subject = match subject {
+        ["a" | "an" | "the", rest @ ..] => rest,
+        s => s,
+    };
+    (1..=6).contains(&subject.len()).then(|| subject.join(" "))
+}
+
+/// How an answer to a question asking what something is ([`defined_subject`]) begins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restatement {
+    /// It does not begin with the subject (or the question is not of that kind).
+    No,
+    /// It is the subject again and nothing else (its article, markup, case, a plural `s` and
+    /// an abbreviation in brackets aside), or the subject's initials (`PEP` for "policy
+    /// enforcement point"): it names the thing asked about instead of saying what it is.
+    Whole,
+    /// The subject, then what it is: `is`, `are`, `means`, `refers to`…, or a colon, dash or
+    /// comma.
+    Defines,
+    /// The subject, then something else ("a closure that moves captured values…"): a quote
+    /// from a place that mentions the thing, not one that says what it is.
+    Aside,
+}
+
+/// Words that, right after the subject, begin saying what it is.
+const DEFINING: &[&str] = &[
+    "is",
+    "are",
+    "was",
+    "were",
+    "means",
+    "mean",
+    "refers",
+    "refer",
+    "denotes",
+    "describes",
+    "represents",
+    "stands",
+];
+
+/// Words (letters, digits, `-`, `'`) and punctuation marks of `s`, lowercase; markup (`_`,
+/// backticks, `*`, quotation marks) and whitespace dropped.
+fn word_tokens(s: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut word = String::new();
+    for c in s.to_lowercase().chars() {
+        if c.is_alphanumeric() || c == '-' || c == '\'' {
+            word.push(c);
+            continue;
+        }
+        if !word.is_empty() {
+            out.push(std::mem::take(&mut word));
+        }
+        if !c.is_whitespace() && !matches!(c, '_' | '`' | '*' | '"' | '“' | '”') {
+            out.push(c.to_string());
+        }
+    }
+    if !word.is_empty() {
+        out.push(word);
+    }
+    out
+}
+
+/// A word without a plural `s` (kept on words of three letters or fewer: `is`, `was`).
+fn singular(w: &str) -> &str {
+    w.strip_suffix('s').filter(|r| r.len() > 2).unwrap_or(w)
+}
+
+/// How `answer` begins, for a question asking what something is ([`Restatement`]).
+#[must_use]
+pub fn restatement(question: &str, answer: &str) -> Restatement {
+    let Some(subject) = defined_subject(question) else {
+        return Restatement::No;
+    };
+    let subject = word_tokens(&subject);
+    let answer = word_tokens(answer);
+    let mut rest: &[String] = match answer.first().map(String::as_str) {
+        Some("a" | "an" | "the") => &answer[1..],
+        _ => &answer,
+    };
+    let initials: String = subject
+        .iter()
+        .flat_map(|w| w.split('-'))
+        .filter_map(|w| w.chars().next())
+        .collect();
+    let named = rest.len() >= subject.len()
+        && rest
+            .iter()
+            .zip(&subject)
+            .all(|(a, s)| singular(a) == singular(s));
+    if named {
+        rest = &rest[subject.len()..];
+    } else if initials.chars().count() >= 2 && rest.first().is_some_and(|w| singular(w) == initials)
+    {
+        rest = &rest[1..];
+    } else {
+        return Restatement::No;
+    }
+    // An abbreviation in brackets: "trust algorithm (TA)".
+    if rest.first().is_some_and(|t| t == "(") {
+        rest = match rest.iter().position(|t| t == ")") {
+            Some(close) => &rest[close + 1..],
+            None => &[],
+        };
+    }
+    match rest.first().map(String::as_str) {
+        None => Restatement::Whole,
+        Some("." | ";") if rest.len() == 1 => Restatement::Whole,
+        Some(":" | "—" | "–" | "-" | ",") => Restatement::Defines,
+        Some(w) if DEFINING.contains(&w) => Restatement::Defines,
+        _ => Restatement::Aside,
+    }
+}
+
 /// The largest share, by weight, of `weights`' terms that one of `texts` contains, a text's
 /// terms being what `analyse` gives (the index's own analysis, so that the two meet). With
 /// inverse document frequencies as weights, a question whose rarest words no passage holds
@@ -259,6 +387,81 @@ pub fn weighted_coverage<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quote_that_names_what_was_asked_about_does_not_say_what_it_is() {
+        assert_eq!(
+            defined_subject("What is a smart pointer?").as_deref(),
+            Some("smart pointer")
+        );
+        assert_eq!(
+            defined_subject("What does MIR stand for?").as_deref(),
+            Some("mir")
+        );
+        assert_eq!(defined_subject("Which keyword creates a loop?"), None);
+        assert_eq!(
+            defined_subject("What is the name of the struct whose drop method prints a message?"),
+            None,
+            "a long subject is a question about something else"
+        );
+
+        use Restatement::{Aside, Defines, Whole};
+        let r = restatement;
+        assert_eq!(r("What is a closure?", "a closure"), Whole);
+        assert_eq!(r("What are closures?", "_Closures_"), Whole);
+        assert_eq!(
+            r("What is the trust algorithm?", "trust algorithm (TA)"),
+            Whole
+        );
+        assert_eq!(r("What is a policy enforcement point?", "PEP"), Whole);
+        assert_eq!(r("What does SSDF stand for?", "SSDF"), Whole);
+        assert_eq!(
+            r("What is micro-segmentation?", "micro-segmentation."),
+            Whole
+        );
+        assert_eq!(
+            r(
+                "What is the trust algorithm?",
+                "The trust algorithm (TA) is the process used by the policy engine"
+            ),
+            Defines
+        );
+        assert_eq!(
+            r(
+                "What is a policy enforcement point?",
+                "Policy enforcement point (PEP): This system is responsible for enabling"
+            ),
+            Defines
+        );
+        assert_eq!(
+            r(
+                "What is a closure?",
+                "A closure that moves captured values out of its body"
+            ),
+            Aside
+        );
+        assert_eq!(
+            r("What does SSDF stand for?", "SSDF does not prescribe how"),
+            Aside
+        );
+        assert_eq!(
+            r("What is a closure?", "an anonymous function"),
+            Restatement::No
+        );
+        assert_eq!(
+            r("What does MIR stand for?", "mid-level IR"),
+            Restatement::No
+        );
+        assert_eq!(
+            r("What is HIR?", "High-Level Intermediate Representation"),
+            Restatement::No
+        );
+        // Only for questions asking what something is: a keyword may well share its name.
+        assert_eq!(
+            r("Which keyword creates an infinite loop?", "loop"),
+            Restatement::No
+        );
+    }
 
     #[test]
     fn symbols_and_numbers_without_words_are_literal_answers() {
