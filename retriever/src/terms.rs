@@ -237,9 +237,9 @@ pub fn defined_subject(question: &str) -> Option<String> {
     let q = question.trim().trim_end_matches('?').trim().to_lowercase();
     let words: Vec<&str> = q.split_whitespace().collect();
     let subject: &[&str] = match words.as_slice() {
-        ["what" | "who", "is" | "are" | "was" | "were", rest @ ..] => rest,
-        ["what", "does" | "do", rest @ .., "stand", "for"] => rest,
-        ["what", "does" | "do", rest @ .., "mean"] => rest,
+        ["what" | "who", "is" | "are" | "was" | "were", rest @ ..]
+        | ["what", "does" | "do", rest @ .., "stand", "for"]
+        | ["what", "does" | "do", rest @ .., "mean"] => rest,
         _ => return None,
     };
     let subject = match subject {
@@ -390,6 +390,7 @@ mod tests {
 
     #[test]
     fn a_quote_that_names_what_was_asked_about_does_not_say_what_it_is() {
+        use Restatement::{Aside, Defines, Whole};
         assert_eq!(
             defined_subject("What is a smart pointer?").as_deref(),
             Some("smart pointer")
@@ -405,7 +406,6 @@ mod tests {
             "a long subject is a question about something else"
         );
 
-        use Restatement::{Aside, Defines, Whole};
         let r = restatement;
         assert_eq!(r("What is a closure?", "a closure"), Whole);
         assert_eq!(r("What are closures?", "_Closures_"), Whole);
