@@ -13,7 +13,8 @@ use cairn_generator::{
 };
 use cairn_index::Reader;
 use cairn_retriever::context::{
-    assemble_following, user_prompt, EXAMPLES, FOLLOWING_CHUNKS, REFUSAL, SYSTEM_PROMPT,
+    assemble_following, user_prompt, DEFINITION_EXAMPLE, EXAMPLES, FOLLOWING_CHUNKS, REFUSAL,
+    SYSTEM_PROMPT,
 };
 use cairn_retriever::ground::{is_refusal, strip_markers};
 use cairn_retriever::terms::{restatement, Restatement};
@@ -871,9 +872,14 @@ impl Engine {
         if retrieved.context.sources.is_empty() || !gates.passed() {
             return Ok(0);
         }
-        // The prompt's tokens up to where the question's own begin: what two questions share.
+        // The prompt's tokens up to where the question's own begin: what two questions of the
+        // draft's kind share (one asking what something is brings one more worked example).
         let render = |q: &str| self.generator.chat_tokens(&messages(q, &retrieved.context));
-        let (a, b) = (render("a")?, render("b")?);
+        let (a, b) = if cairn_retriever::terms::defined_subject(draft).is_some() {
+            (render("What is a?")?, render("What is b?")?)
+        } else {
+            (render("a")?, render("b")?)
+        };
         Ok(self.generator.read_ahead(&a[..shared_len(&a, &b)], stop)?)
     }
 }
@@ -1245,6 +1251,11 @@ fn messages(question: &str, context: &Context) -> Vec<Message> {
         m.push(Message::user(*user));
         m.push(Message::assistant(*assistant));
     }
+    // Only for a question asking what something is: every other prompt stays as it was.
+    if cairn_retriever::terms::defined_subject(question).is_some() {
+        m.push(Message::user(DEFINITION_EXAMPLE.0));
+        m.push(Message::assistant(DEFINITION_EXAMPLE.1));
+    }
     m.push(Message::user(user_prompt(question, context)));
     m
 }
@@ -1396,6 +1407,27 @@ mod tests {
             ..answer
         });
         assert_eq!(withheld.shown(true), "");
+    }
+
+    #[test]
+    fn only_a_question_asking_what_something_is_gets_the_definition_example() {
+        let plain = messages("Which keyword creates an infinite loop?", &context());
+        let defining = messages("What is a closure?", &context());
+        assert_eq!(defining.len(), plain.len() + 2);
+        let same = |a: &Message, b: &Message| a.role == b.role && a.content == b.content;
+        // Everything before the question's own turn is the cached prefix, unchanged.
+        assert!(plain[..plain.len() - 1]
+            .iter()
+            .zip(&defining)
+            .all(|(a, b)| same(a, b)));
+        let example = &defining[(plain.len() - 1)..=plain.len()];
+        assert_eq!(example[0].content, DEFINITION_EXAMPLE.0);
+        assert_eq!(example[1].content, DEFINITION_EXAMPLE.1);
+        assert!(defining
+            .last()
+            .unwrap()
+            .content
+            .ends_with("Question: What is a closure?"));
     }
 
     #[test]

@@ -625,14 +625,12 @@ macro_rules! example_sources {
          years of construction. It was designed by Ada Kessler and carries four lanes of traffic.\n\
          </source>\n<source id=\"2\" title=\"Velmora Bridge > Maintenance\">\nThe deck is \
          repainted every twelve years; traffic moves to the east lanes while crews work on the west \
-         side. The _strain monitor_ (SMU) is a set of sensors that measures how far the deck bends \
-         under load.\n</source>\n\nQuestion: "
+         side.\n</source>\n\nQuestion: "
     };
 }
 
 /// Worked examples shown to the model before every question, as earlier turns of the chat:
-/// short factual answers, an answer that needs a sentence, a definition (what a thing is, not
-/// its name or its abbreviation again), and a refusal. They follow
+/// short factual answers, an answer that needs a sentence, and a refusal. They follow
 /// [`SYSTEM_PROMPT`] and never change, so their KV cache is computed once per loaded model. The
 /// facts are invented, so the model cannot answer them from memory.
 pub const EXAMPLES: &[(&str, &str)] = &[
@@ -655,10 +653,6 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "Traffic moves to the east lanes while crews work on the west side.",
     ),
     (
-        concat!(example_sources!(), "What is the strain monitor?"),
-        "a set of sensors that measures how far the deck bends under load",
-    ),
-    (
         concat!(
             example_sources!(),
             "How much is the toll on the Velmora Bridge?"
@@ -673,6 +667,18 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "1932",
     ),
 ];
+
+/// One more worked example, given only with a question asking what something is
+/// ([`crate::terms::defined_subject`]): its answer says what the thing is, not its name or its
+/// abbreviation again. Given to those questions only, after [`EXAMPLES`], so that the cached
+/// prefix and every other question's prompt stay as they were (with it among [`EXAMPLES`], the
+/// answers to other questions moved and the benchmarks lost 1–6 F1 points: BENCHMARKS.md).
+pub const DEFINITION_EXAMPLE: (&str, &str) = (
+    "<source id=\"1\" title=\"Velmora Bridge > Sensors\">\nThe _strain monitor_ (SMU) is a set \
+     of sensors that measures how far the deck bends under load.\n</source>\n\nQuestion: What \
+     is the strain monitor?",
+    "a set of sensors that measures how far the deck bends under load",
+);
 
 /// The user message: the sources, then the question.
 #[must_use]
