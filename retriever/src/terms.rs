@@ -231,7 +231,8 @@ pub fn is_literal(text: &str) -> bool {
 /// What a question asking what something is (`What is a smart pointer?`, `What are
 /// closures?`, `What does MIR stand for?`, `What does PEP mean?`) asks about, lowercase and
 /// without its article: `None` for any other question. Kept to short subjects (at most six
-/// words), which is how such questions are asked.
+/// words), which is how such questions are asked; not "What is X called?", which asks for a
+/// name.
 #[must_use]
 pub fn defined_subject(question: &str) -> Option<String> {
     let q = question.trim().trim_end_matches('?').trim().to_lowercase();
@@ -243,6 +244,8 @@ pub fn defined_subject(question: &str) -> Option<String> {
         _ => return None,
     };
     let subject = match subject {
+        // "What is X called?" asks for a name, not what X is.
+        [.., "called" | "named"] | [.., "known", "as"] => return None,
         ["a" | "an" | "the", rest @ ..] => rest,
         s => s,
     };
@@ -400,6 +403,11 @@ mod tests {
             Some("mir")
         );
         assert_eq!(defined_subject("Which keyword creates a loop?"), None);
+        assert_eq!(
+            defined_subject("What is the action of creating a reference called?"),
+            None,
+            "a question for a name"
+        );
         assert_eq!(
             defined_subject("What is the name of the struct whose drop method prints a message?"),
             None,
