@@ -238,7 +238,7 @@ pub fn defined_subject(question: &str) -> Option<String> {
     let q = question.trim().trim_end_matches('?').trim().to_lowercase();
     let words: Vec<&str> = q.split_whitespace().collect();
     let subject: &[&str] = match words.as_slice() {
-        ["what" | "who", "is" | "are" | "was" | "were", rest @ ..]
+        ["what", "is" | "are" | "was" | "were", rest @ ..]
         | ["what", "does" | "do", rest @ .., "stand", "for"]
         | ["what", "does" | "do", rest @ .., "mean"] => rest,
         _ => return None,
@@ -403,6 +403,11 @@ mod tests {
             Some("mir")
         );
         assert_eq!(defined_subject("Which keyword creates a loop?"), None);
+        assert_eq!(
+            defined_subject("Who is the chair of the IPCC?"),
+            None,
+            "a name"
+        );
         assert_eq!(
             defined_subject("What is the action of creating a reference called?"),
             None,
