@@ -491,9 +491,13 @@ impl Gates {
 }
 
 impl Answer {
-    /// The numbers of the sources some sentence cites, ascending.
+    /// The numbers of the sources some sentence cites, ascending; none for an answer that
+    /// was withheld, which is not shown and so cites nothing.
     #[must_use]
     pub fn cited_sources(&self) -> Vec<usize> {
+        if self.abstained.is_some() {
+            return Vec::new();
+        }
         let mut v: Vec<usize> = self
             .claims
             .iter()
@@ -504,9 +508,13 @@ impl Answer {
         v
     }
 
-    /// The line ranges of source `number` that the answer's sentences cite, sorted.
+    /// The line ranges of source `number` that the answer's sentences cite, sorted; none for
+    /// an answer that was withheld.
     #[must_use]
     pub fn cited_lines(&self, number: usize) -> Vec<(u32, u32)> {
+        if self.abstained.is_some() {
+            return Vec::new();
+        }
         let mut lines: Vec<(u32, u32)> = self
             .claims
             .iter()
@@ -1399,6 +1407,14 @@ mod tests {
         );
         stream.settle(&answer);
         assert_eq!(stream.shown(true), "? [2]");
+        assert_eq!(answer.cited_sources(), vec![2]);
+        // A withheld answer is not shown, so it cites nothing, whatever it was grounded to.
+        let unshown = Answer {
+            abstained: Some(Abstain::Unsupported),
+            ..answer.clone()
+        };
+        assert!(unshown.cited_sources().is_empty());
+        assert!(unshown.cited_lines(2).is_empty());
         let mut withheld = AnswerStream::quoted();
         withheld.push("?");
         withheld.settle(&Answer {
