@@ -341,26 +341,36 @@ fn pdf_title(pdf: &Pdf) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// Six pages made by `page(number, a word of its own)`.
+    fn six_pages(page: impl Fn(usize, &str) -> String) -> Vec<String> {
+        ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
+            .iter()
+            .enumerate()
+            .map(|(i, w)| page(i + 1, w))
+            .collect()
+    }
+
+    /// What [`running_lines`] keeps of each page.
+    fn kept(pages: &[String]) -> Vec<&str> {
+        let texts: Vec<&str> = pages.iter().map(String::as_str).collect();
+        running_lines(&texts)
+            .into_iter()
+            .zip(texts)
+            .map(|(r, t)| &t[r])
+            .collect()
+    }
+
     #[test]
     fn running_heads_and_feet_are_cut_and_the_rest_kept() {
-        let words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"];
-        let pages: Vec<String> = (1..=6)
-            .map(|n| {
-                let w = words[n - 1];
-                let body = if n == 3 {
-                    "Chapter two begins\nACME REPORT".to_owned()
-                } else {
-                    format!("The {w} page.\nMore on {w}.")
-                };
-                format!("ACME REPORT\n{n} Available from https://example.org/r-{n}\n\n{body}\n\nPage {n} of 6")
-            })
-            .collect();
-        let texts: Vec<&str> = pages.iter().map(String::as_str).collect();
-        let kept: Vec<&str> = running_lines(&texts)
-            .into_iter()
-            .zip(&texts)
-            .map(|(r, t)| &t[r])
-            .collect();
+        let pages = six_pages(|n, w| {
+            let body = if n == 3 {
+                "Chapter two begins\nACME REPORT".to_owned()
+            } else {
+                format!("The {w} page.\nMore on {w}.")
+            };
+            format!("ACME REPORT\n{n} Available from https://example.org/r-{n}\n\n{body}\n\nPage {n} of 6")
+        });
+        let kept = kept(&pages);
         assert_eq!(kept[0], "The alpha page.\nMore on alpha.");
         // A running line inside the body (here at its end, before the foot) stays where it is
         // not part of the unbroken run at the page's top.
@@ -381,22 +391,15 @@ mod tests {
     #[test]
     fn lines_on_few_pages_and_short_documents_are_left_alone() {
         // On 2 of 6 pages only: a heading that happens to repeat, not a running head.
-        let words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"];
-        let pages: Vec<String> = (1..=6)
-            .map(|n| {
-                let w = words[n - 1];
-                let head = if n <= 2 {
-                    "Overview".to_owned()
-                } else {
-                    format!("Part {w}")
-                };
-                format!("{head}\nOn {w} alone.")
-            })
-            .collect();
-        let texts: Vec<&str> = pages.iter().map(String::as_str).collect();
-        for (r, t) in running_lines(&texts).into_iter().zip(&texts) {
-            assert_eq!(&t[r], *t);
-        }
+        let pages = six_pages(|n, w| {
+            let head = if n <= 2 {
+                "Overview".to_owned()
+            } else {
+                format!("Part {w}")
+            };
+            format!("{head}\nOn {w} alone.")
+        });
+        assert_eq!(kept(&pages), pages);
         // Three pages: too few to tell a running head from a heading.
         let short = ["HEAD\nOne.", "HEAD\nTwo.", "HEAD\nThree."];
         for (r, t) in running_lines(&short).into_iter().zip(&short) {
