@@ -346,6 +346,7 @@ pub fn hit_json(hit: &Hit) -> serde_json::Value {
         "score": hit.fused.score,
         "bm25": hit.fused.bm25,
         "dense": hit.fused.dense,
+        "defines": hit.fused.defines,
         "text": c.text,
         "also": hit.also.iter().map(|e| serde_json::json!({
             "chunk_id": e.chunk_id,
@@ -403,11 +404,14 @@ pub fn search(kb: &Path, query: &str, settings: &SearchSettings) -> Result<()> {
     let paint = settings.paint;
     for h in &hits {
         let c = &h.chunk;
-        let legs = [("bm25", h.fused.bm25), ("dense", h.fused.dense)]
+        let mut legs = [("bm25", h.fused.bm25), ("dense", h.fused.dense)]
             .iter()
             .filter_map(|(name, l)| l.map(|l| format!("{name} #{} {:.3}", l.rank, l.score)))
-            .collect::<Vec<_>>()
-            .join(" · ");
+            .collect::<Vec<_>>();
+        if h.fused.defines {
+            legs.push("says what it is".to_owned());
+        }
+        let legs = legs.join(" · ");
         let scores = format!(
             "[{:.3}{}{}]",
             h.fused.score,

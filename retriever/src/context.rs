@@ -712,6 +712,7 @@ mod tests {
                     score: 10.0 / rank as f32,
                 }),
                 dense: None,
+                defines: false,
             },
             chunk: ChunkRecord {
                 doc: doc.into(),

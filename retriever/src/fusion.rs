@@ -24,6 +24,10 @@ pub struct Fused {
     pub bm25: Option<LegHit>,
     /// Its place in the dense list, if it was there.
     pub dense: Option<LegHit>,
+    /// It says what the question asks about ([`crate::terms::defines`]), and its score holds
+    /// the bonus that earns.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub defines: bool,
 }
 
 /// How to combine the two legs.
@@ -58,6 +62,7 @@ pub fn fuse(
                 score: 0.0,
                 bm25: None,
                 dense: None,
+                defines: false,
             })
             .bm25 = Some(LegHit { rank: i + 1, score });
     }
@@ -69,6 +74,7 @@ pub fn fuse(
                 score: 0.0,
                 bm25: None,
                 dense: None,
+                defines: false,
             })
             .dense = Some(LegHit { rank: i + 1, score });
     }

@@ -18,6 +18,8 @@ pub mod metrics;
 mod shelves;
 pub mod terms;
 
+use std::collections::HashMap;
+
 use cairn_index::{ChunkId, ChunkRecord, Embedder, Reader};
 
 pub use context::{assemble, Context, ContextOptions, Excerpt, Source};
@@ -106,21 +108,58 @@ pub struct Hit {
     pub also: Vec<Elsewhere>,
 }
 
+/// How many of the best fused candidates are read to find the passages that say what a
+/// question asks about ([`terms::defines`]).
+const DEFINITION_POOL: usize = 20;
+
+/// What a passage that says what the question asks about gains, as a share of the best fused
+/// score: chosen on the calibration half of `eval/definitions` (BENCHMARKS.md). A term set
+/// off or named where it is introduced earns more than a sentence that merely begins with it.
+fn definition_bonus(how: terms::Introduction) -> f32 {
+    match how {
+        terms::Introduction::Marked => 0.6,
+        terms::Introduction::Begins => 0.2,
+    }
+}
+
 /// Takes fused results best first until `k` hits are kept, fetching each one's chunk with
 /// `fetch` (which may adjust the result, and returns `None` for a chunk that is gone), and
 /// folding near-duplicates into the hit above them that shares most of their text.
 pub(crate) fn collect_hits(
-    fused: Vec<Fused>,
+    query: &str,
+    mut fused: Vec<Fused>,
     options: &SearchOptions,
     mut fetch: impl FnMut(&mut Fused) -> Result<Option<ChunkRecord>>,
 ) -> Result<Vec<Hit>> {
+    let mut fetched: HashMap<ChunkId, Option<ChunkRecord>> = HashMap::new();
+    // Asked what something is, the passages that say what it is rise among the best.
+    if let (Some(subject), Some(top)) = (terms::defined_subject(query), fused.first()) {
+        let best = top.score;
+        let pool = fused.len().min(DEFINITION_POOL.max(options.k));
+        for f in &mut fused[..pool] {
+            let chunk = fetch(f)?;
+            if let Some(how) = chunk
+                .as_ref()
+                .and_then(|c| terms::introduction(&subject, &c.text))
+            {
+                f.score += definition_bonus(how) * best;
+                f.defines = true;
+            }
+            fetched.insert(f.id, chunk);
+        }
+        fused[..pool].sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+    }
     let mut hits: Vec<Hit> = Vec::with_capacity(options.k);
     let mut seen = duplicates::Seen::new();
     for mut f in fused {
         if hits.len() == options.k {
             break;
         }
-        let Some(chunk) = fetch(&mut f)? else {
+        let chunk = match fetched.remove(&f.id) {
+            Some(chunk) => chunk,
+            None => fetch(&mut f)?,
+        };
+        let Some(chunk) = chunk else {
             continue;
         };
         if let Some(share) = options.fold_duplicates {
@@ -193,12 +232,13 @@ impl<'a> Retriever<'a> {
     /// Runs a search.
     pub fn search(&self, query: &str, options: &SearchOptions) -> Result<Vec<Hit>> {
         let (bm25, dense) = self.legs(query, None, options)?;
-        self.hits(&bm25, &dense, options)
+        self.hits(query, &bm25, &dense, options)
     }
 
-    /// Fuses two legs' lists into hits with their chunks.
+    /// Fuses two legs' lists for `query` into hits with their chunks.
     pub fn hits(
         &self,
+        query: &str,
         bm25: &[(ChunkId, f32)],
         dense: &[(ChunkId, f32)],
         options: &SearchOptions,
@@ -208,6 +248,67 @@ impl<'a> Retriever<'a> {
             Mode::Dense => fuse(&[], dense, options.fusion, 1.0),
             Mode::Hybrid => fuse(bm25, dense, options.fusion, options.dense_weight),
         };
-        collect_hits(fused, options, |f| Ok(self.reader.chunk(f.id)?))
+        collect_hits(query, fused, options, |f| Ok(self.reader.chunk(f.id)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fused(id: u64, score: f32) -> Fused {
+        Fused {
+            id: ChunkId(id),
+            score,
+            bm25: None,
+            dense: None,
+            defines: false,
+        }
+    }
+
+    fn chunk(text: &str) -> ChunkRecord {
+        ChunkRecord {
+            doc: "closures.md".into(),
+            hash: String::new(),
+            text: text.into(),
+            heading: Vec::new(),
+            page: None,
+            lines: (1, 1),
+            range: (0, text.len()),
+        }
+    }
+
+    fn ranked(query: &str) -> Vec<(u64, bool)> {
+        let texts = [
+            "### Moving Captured Values Out of Closures\n\nOnce a closure has captured a value",
+            "Closures can capture values from their environment in three ways",
+            "## Closures\n\nRust’s _closures_ are anonymous functions you can save in a variable",
+        ];
+        let list = vec![fused(0, 1.0), fused(1, 0.8), fused(2, 0.5)];
+        let options = SearchOptions {
+            k: 3,
+            fold_duplicates: None,
+            ..SearchOptions::default()
+        };
+        let hits = collect_hits(query, list, &options, |f| {
+            Ok(Some(chunk(texts[f.id.0 as usize])))
+        })
+        .unwrap();
+        hits.iter()
+            .map(|h| (h.fused.id.0, h.fused.defines))
+            .collect()
+    }
+
+    #[test]
+    fn asked_what_something_is_the_passage_that_says_it_rises() {
+        assert_eq!(
+            ranked("What is a closure?"),
+            [(2, true), (0, false), (1, false)]
+        );
+        assert_eq!(
+            ranked("How do closures capture values?"),
+            [(0, false), (1, false), (2, false)],
+            "only a question asking what something is"
+        );
     }
 }

@@ -54,7 +54,7 @@ pub fn search_shelves_with(
                 return r.search(query, options);
             }
             let (bm25, dense) = r.legs(query, vector, options)?;
-            return r.hits(&bm25, &dense, options);
+            return r.hits(query, &bm25, &dense, options);
         }
     }
     if shelves.len() >= 1 << 16 {
@@ -93,7 +93,7 @@ pub fn search_shelves_with(
         Mode::Dense => fuse(&[], &dense, options.fusion, 1.0),
         Mode::Hybrid => fuse(&bm25, &dense, options.fusion, options.dense_weight),
     };
-    collect_hits(fused, options, |f| {
+    collect_hits(query, fused, options, |f| {
         let shelf = &shelves[(f.id.0 >> SHIFT) as usize];
         let Some(mut chunk) = shelf.reader.chunk(ChunkId(f.id.0 & MASK))? else {
             return Ok(None);

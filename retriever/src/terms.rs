@@ -359,6 +359,177 @@ pub fn restatement(question: &str, answer: &str) -> Restatement {
     }
 }
 
+/// Whether the words right before `tokens[at]` introduce what follows by name ("…are called
+/// associated functions", "a pattern known as interior mutability", "referred to as"), with
+/// nothing but spaces and markup between.
+fn naming(text: &str, tokens: &[(String, std::ops::Range<usize>)], at: usize) -> bool {
+    let word = |i: usize| tokens[i].0.as_str();
+    let named = match word(at - 1) {
+        "called" | "named" | "termed" => true,
+        "as" => at >= 2 && matches!(word(at - 2), "known" | "to"),
+        _ => false,
+    };
+    let between = &text[tokens[at - 1].1.end..tokens[at].1.start];
+    named
+        && between
+            .chars()
+            .all(|c| c.is_whitespace() || matches!(c, '_' | '*'))
+}
+
+/// Whether a name ends where `rest` begins: at the end, at punctuation or markup, or before a
+/// function word ("…called associated functions because…"), not before more of a longer name
+/// ("called the *closure parameters*").
+fn ends_phrase(rest: &str) -> bool {
+    let rest = rest.trim_start_matches(['_', '*', '`']).trim_start();
+    let next: String = rest
+        .chars()
+        .take_while(|c| c.is_alphanumeric())
+        .collect::<String>()
+        .to_lowercase();
+    next.is_empty() || is_stopword(&next) || matches!(next.as_str(), "because" | "since")
+}
+
+/// How a passage introduces a term ([`introduction`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Introduction {
+    /// A sentence (or a line) begins with it and says what it is: "A channel is…", "Rust's
+    /// closures are…", "Policy enforcement point (PEP): …". Such a sentence may also only say
+    /// something of it ("Closures are typically short").
+    Begins,
+    /// Set off as it is introduced (`_closures_`, `*trait object*`, `**Supertraits**`), or
+    /// named by the sentence that says what it is ("…are called associated functions", "This
+    /// set is called the prelude", "known as"): how documents mark the place a term is
+    /// defined.
+    Marked,
+}
+
+/// Whether and how `text` says what `subject` (as [`defined_subject`] gives it) is
+/// ([`Introduction`]), the clearest way if it does in more than one place. Plurals aside. A
+/// passage that only mentions the term ("Moving Captured Values Out of Closures") gives `None`.
+#[must_use]
+pub fn introduction(subject: &str, text: &str) -> Option<Introduction> {
+    let subject: Vec<String> = word_tokens(subject)
+        .into_iter()
+        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .collect();
+    if subject.is_empty() {
+        return None;
+    }
+    let tokens = spanned_words(text);
+    let n = subject.len();
+    (0..tokens.len().saturating_sub(n - 1))
+        .filter(|&at| {
+            tokens[at..at + n]
+                .iter()
+                .zip(&subject)
+                .all(|((w, _), s)| same_word(w, s))
+        })
+        .filter_map(|at| introduced(text, &tokens, at, at + n))
+        .max()
+}
+
+/// Whether `text` says what `subject` is, in any way ([`introduction`]).
+#[must_use]
+pub fn defines(subject: &str, text: &str) -> bool {
+    introduction(subject, text).is_some()
+}
+
+/// Whether two lowercase words are one, plurals aside (`box`/`boxes`, `library`/`libraries`).
+fn same_word(a: &str, b: &str) -> bool {
+    let stem = |w: &str| -> String {
+        if let Some(r) = w.strip_suffix("ies").filter(|r| r.len() > 2) {
+            format!("{r}y")
+        } else if let Some(r) = w
+            .strip_suffix("es")
+            .filter(|r| r.ends_with(['x', 's', 'z']) || r.ends_with("ch") || r.ends_with("sh"))
+        {
+            r.to_owned()
+        } else {
+            singular(w).to_owned()
+        }
+    };
+    a == b || stem(a) == stem(b)
+}
+
+/// How the subject at `tokens[from..to]` of `text` is introduced there, if it is.
+fn introduced(
+    text: &str,
+    tokens: &[(String, std::ops::Range<usize>)],
+    from: usize,
+    to: usize,
+) -> Option<Introduction> {
+    let (start, end) = (tokens[from].1.start, tokens[to - 1].1.end);
+    // Set off by emphasis on both sides, the opening mark not inside a word (`snake_case_name`).
+    let before = text[..start].chars().next_back();
+    let after = text[end..].chars().next();
+    let mark = |c: Option<char>| matches!(c, Some('_' | '*'));
+    if mark(before) && mark(after) {
+        let outside = text[..start]
+            .trim_end_matches(['_', '*'])
+            .chars()
+            .next_back();
+        if !outside.is_some_and(char::is_alphanumeric) {
+            return Some(Introduction::Marked);
+        }
+    }
+    // An article or one possessive word may stand before it.
+    let mut first = from;
+    if first > 0 {
+        let w = tokens[first - 1].0.as_str();
+        if matches!(w, "a" | "an" | "the") || w.ends_with("'s") || w.ends_with("’s") {
+            first -= 1;
+        }
+    }
+    if first > 0 && naming(text, tokens, first) && ends_phrase(&text[end..]) {
+        return Some(Introduction::Marked);
+    }
+    // The start of a sentence or a line (a list's bullet and markup aside), with a capital
+    // letter…
+    let head = &text[..tokens[first].1.start];
+    let gap = head.trim_end_matches([' ', '\t', '_', '*', '"', '“', '•', '-', '+']);
+    let starts = gap.is_empty() || gap.ends_with(['.', '!', '?', ':', '\n', '#', '>']);
+    let capital = text[tokens[first].1.start..]
+        .trim_start_matches(['_', '*'])
+        .starts_with(char::is_uppercase);
+    if !(starts && capital) {
+        return None;
+    }
+    // …then what it is, after an abbreviation in brackets if one is given.
+    let mut rest = text[end..].trim_start_matches(['_', '*']).trim_start();
+    if rest.starts_with('(') {
+        rest = rest.find(')').map_or("", |i| rest[i + 1..].trim_start());
+    }
+    if rest.starts_with([':', '—', '–']) {
+        return Some(Introduction::Begins);
+    }
+    let next: String = rest
+        .chars()
+        .take_while(|c| c.is_alphabetic())
+        .collect::<String>()
+        .to_lowercase();
+    DEFINING
+        .contains(&next.as_str())
+        .then_some(Introduction::Begins)
+}
+
+/// The words of `s` (letters, digits, `-`, `'`, `’`), lowercase, with their byte ranges.
+fn spanned_words(s: &str) -> Vec<(String, std::ops::Range<usize>)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    let is_word = |c: char| c.is_alphanumeric() || matches!(c, '-' | '\'' | '’');
+    for (i, c) in s.char_indices().chain(std::iter::once((s.len(), ' '))) {
+        match (is_word(c), start) {
+            (true, None) => start = Some(i),
+            (false, Some(b)) => {
+                out.push((s[b..i].to_lowercase(), b..i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// The largest share, by weight, of `weights`' terms that one of `texts` contains, a text's
 /// terms being what `analyse` gives (the index's own analysis, so that the two meet). With
 /// inverse document frequencies as weights, a question whose rarest words no passage holds
@@ -558,5 +729,74 @@ mod tests {
         let c = weighted_coverage(&weights, ["data races are undefined"], split);
         assert!((c - 0.25).abs() < 1e-6, "{c}");
         assert!(weighted_coverage(&[], texts, split).abs() < f32::EPSILON);
+    }
+
+    #[test]
+    fn a_passage_that_introduces_a_term_defines_it_and_one_that_mentions_it_does_not() {
+        let d = defines;
+        // Set off as it is introduced.
+        assert!(d(
+            "box",
+            "The simplest is a box. _Boxes_ allow you to store data"
+        ));
+        assert!(d("trait object", "A *trait object* is an opaque value"));
+        assert!(d(
+            "supertrait",
+            "**Supertraits** are traits that are required"
+        ));
+        // Named by the sentence that says what it is.
+        assert!(d(
+            "associated function",
+            "are called associated functions because"
+        ));
+        assert!(d("prelude", "This set is called the prelude, and"));
+        // Beginning a sentence or a line that says what it is.
+        assert!(d(
+            "closure",
+            "## Closures\n\nRust’s closures are anonymous functions"
+        ));
+        assert!(d(
+            "channel",
+            "concurrency. A channel is a general programming concept"
+        ));
+        assert!(d("mutex", "Mutex is an abbreviation for mutual exclusion"));
+        assert!(d(
+            "policy enforcement point",
+            "• Policy enforcement point (PEP): This system is responsible"
+        ));
+        assert!(d("crate", "* Crates: A tree of modules"));
+
+        // Mentions.
+        assert!(!d(
+            "closure",
+            "### Moving Captured Values Out of Closures\n\nOnce a closure has"
+        ));
+        assert!(
+            !d("closure", "Once a closure is defined"),
+            "no capital: mid-sentence"
+        );
+        assert!(!d("closure", "the way closures are typed"));
+        assert!(
+            !d("case", "written in snake_case_ form"),
+            "a mark inside a word"
+        );
+        assert!(
+            !d("closure", "Closures capture values"),
+            "a sentence not saying what it is"
+        );
+        assert!(!d("", "A closure is"));
+        assert!(
+            !d("closure", "called the *closure parameters* each"),
+            "a longer name"
+        );
+        assert!(
+            !d("closure", "can be called. A closure that moves"),
+            "another sentence"
+        );
+        assert!(!d("closure", "characteristics as a closure. It captures"));
+        assert!(d(
+            "interior mutability",
+            "a pattern known as interior mutability."
+        ));
     }
 }

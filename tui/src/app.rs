@@ -195,6 +195,8 @@ pub struct SourceRow {
     pub dense: Option<(usize, f32)>,
     /// The fused score and rank.
     pub fused: (usize, f32),
+    /// Asked what something is, this passage says what it is (and ranks higher for it).
+    pub defines: bool,
     /// Which gate it passed, in words.
     pub gate: String,
     /// Lines the answer cites.
@@ -1291,6 +1293,7 @@ pub fn source_rows(t: &Turn) -> Vec<SourceRow> {
                     bm25: h.fused.bm25.map(|l| (l.rank, l.score)),
                     dense: h.fused.dense.map(|l| (l.rank, l.score)),
                     fused: (h.rank, h.fused.score),
+                    defines: h.fused.defines,
                     gate: "search result (no gates: the model is not asked)".into(),
                     cited: Vec::new(),
                     also: h.also.clone(),
@@ -1340,6 +1343,7 @@ pub fn source_rows(t: &Turn) -> Vec<SourceRow> {
                 bm25: hit.and_then(|h| h.fused.bm25.map(|l| (l.rank, l.score))),
                 dense: hit.and_then(|h| h.fused.dense.map(|l| (l.rank, l.score))),
                 fused: (s.rank, s.score),
+                defines: hit.is_some_and(|h| h.fused.defines),
                 gate,
                 cited: t
                     .answer

@@ -623,12 +623,15 @@ fn why_text(r: &SourceRow) -> String {
         Some((rank, s)) => format!("{name} #{rank} {}", fmt(s)),
         None => format!("{name} –"),
     };
-    let text = [
+    let mut text = vec![
         leg("BM25", r.bm25, &|s| format!("{s:.2}")),
         leg("dense", r.dense, &|s| format!("cos {s:.3}")),
         format!("fused #{} {:.3}", r.fused.0, r.fused.1),
-    ]
-    .map(|l| l.replace(' ', "\u{a0}"));
+    ];
+    if r.defines {
+        text.push("says what it is".into());
+    }
+    let text: Vec<String> = text.iter().map(|l| l.replace(' ', "\u{a0}")).collect();
     text.join(" · ")
 }
 

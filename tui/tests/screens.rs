@@ -103,6 +103,7 @@ fn hit(
             score,
             bm25: bm25.map(|(rank, score)| LegHit { rank, score }),
             dense: dense.map(|(rank, score)| LegHit { rank, score }),
+            defines: false,
         },
         chunk: ChunkRecord {
             doc: doc.into(),
@@ -565,6 +566,37 @@ fn search_mode_lists_hits_without_the_model() {
         ms: 4.0,
     }));
     snap!("search_mode", a);
+}
+
+#[test]
+fn a_hit_that_says_what_was_asked_about_is_marked() {
+    let mut a = app(100, 30);
+    opened(&mut a, Path::new("/nowhere"));
+    ctrl(&mut a, 't');
+    type_text(&mut a, "What is glycol?");
+    key(&mut a, KeyCode::Enter);
+    let effects = a.take_effects();
+    let Some(Effect::Send(Request::Search { id, .. })) = effects.first() else {
+        panic!("{effects:?}")
+    };
+    let (_, mut hits) = retrieval();
+    hits[1].fused.defines = true;
+    a.update(Event::Worker(Msg::Found {
+        id: *id,
+        hits,
+        ms: 4.0,
+    }));
+    let s = screen(&a);
+    let rows: Vec<&str> = s.lines().collect();
+    let marked: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i].contains("says what it is"))
+        .collect();
+    let second = rows.iter().position(|r| r.contains("fused #2")).unwrap();
+    // On the second hit's line of legs (or the line it wraps onto), and nowhere else.
+    assert!(
+        matches!(marked[..], [i] if i == second || i == second + 1),
+        "{s}"
+    );
 }
 
 #[test]

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""Where `cairn search` ranks the passage that answers each question of eval/pdf-qa.
+"""Where `cairn search` ranks the passage that answers each question of a question set.
 
-usage: python3 bench/pdf_retrieval.py CAIRN KB [KB...] [--k 10] [--mode hybrid]
-                                      [--known-items PDF...]
+usage: python3 bench/passage_rank.py CAIRN KB [KB...] [--k 10] [--mode hybrid]
+                                     [--questions FILE] [--split NAME] [--known-items PDF...]
 
-A hit answers when it is from the question's document and page and holds its phrase
-(whitespace and case aside). Prints recall@1/3/8 and MRR@k per knowledge base, and each
-question's rank in every one of them.
+A hit answers when it is from the question's document (and page, for a PDF) and holds its
+phrase (whitespace, case and Markdown's `_`, `*`, backticks and brackets aside). A question
+either has one `doc`, `page` and `phrase`, or a list `gold` of `doc`/`phrase` places, any of
+which answers. Prints recall@1/3/8 and MRR@k per knowledge base, and each question's rank in
+every one of them.
 
-The questions are eval/pdf-qa/questions.jsonl (written for this benchmark), or, with
+The questions are eval/pdf-qa/questions.jsonl by default (eval/definitions/questions.jsonl is
+the other set), or, with
 --known-items, made on the fly from the PDFs as `cairn extract` reads them: each numbered
 section heading in the body (not the contents' dotted lines) searched for as it is, and each
 "Term (ABBR):" definition asked as "What is term?", the answer being the page that holds it.
@@ -25,7 +28,22 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def norm(s):
+    s = re.sub(r"[_*`\[\]]", "", s.replace("\u2019", "'"))
     return re.sub(r"\s+", " ", s).strip().lower()
+
+
+def same_doc(gold, doc):
+    """A PDF's name within the hit's key, or a Markdown page by its path (`rust-book/src/x.md`
+    is the key `src/x.md`, or `src-2/x.md` when two folders named src were added)."""
+    return gold in doc or gold.endswith("/" + doc.split("/", 1)[-1])
+
+
+def answers(q, h):
+    golds = q.get("gold") or [{"doc": q["doc"], "page": q.get("page"), "phrase": q["phrase"]}]
+    return any(
+        same_doc(g["doc"], h["doc"]) and h.get("page") == g.get("page") and norm(g["phrase"]) in norm(h["text"])
+        for g in golds
+    )
 
 
 def rank(cairn, kb, q, k, mode):
@@ -36,7 +54,7 @@ def rank(cairn, kb, q, k, mode):
     d = json.loads(out)
     hits = d["hits"] if isinstance(d, dict) else d
     for i, h in enumerate(hits, 1):
-        if q["doc"] in h["doc"] and h.get("page") == q["page"] and norm(q["phrase"]) in norm(h["text"]):
+        if answers(q, h):
             return i
     return None
 
@@ -71,12 +89,14 @@ def main():
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--mode", default="hybrid")
     ap.add_argument("--questions", default=str(ROOT / "eval/pdf-qa/questions.jsonl"))
+    ap.add_argument("--split", help="only the questions of this split")
     ap.add_argument("--known-items", nargs="+", metavar="PDF")
     a = ap.parse_args()
     if a.known_items:
         qs = known_items(a.cairn, a.known_items)
     else:
         qs = [json.loads(l) for l in open(a.questions) if l.strip()]
+        qs = [q for q in qs if not a.split or q.get("split") == a.split]
     ranks = {kb: [rank(a.cairn, kb, q, a.k, a.mode) for q in qs] for kb in a.kbs}
     for q, i in zip(qs, range(len(qs))):
         cells = " ".join(f"{str(ranks[kb][i] or '-'):>3}" for kb in a.kbs)
