@@ -112,9 +112,14 @@ pub struct Hit {
 /// question asks about ([`terms::defines`]).
 const DEFINITION_POOL: usize = 20;
 
+/// What a passage that opens the section titled with the term asked about gains, as a share of
+/// the best fused score, on top of [`definition_bonus`].
+const TITLED: f32 = 0.4;
+
 /// What a passage that says what the question asks about gains, as a share of the best fused
-/// score: chosen on the calibration half of `eval/definitions` (BENCHMARKS.md). A term set
-/// off or named where it is introduced earns more than a sentence that merely begins with it.
+/// score: a term set off or named where it is introduced more than a sentence that merely begins
+/// with it. These and [`TITLED`] were chosen on the calibration half of `eval/definitions`
+/// (BENCHMARKS.md).
 fn definition_bonus(how: terms::Introduction) -> f32 {
     match how {
         terms::Introduction::Marked => 0.6,
@@ -138,12 +143,14 @@ pub(crate) fn collect_hits(
         let pool = fused.len().min(DEFINITION_POOL.max(options.k));
         for f in &mut fused[..pool] {
             let chunk = fetch(f)?;
-            if let Some(how) = chunk
-                .as_ref()
-                .and_then(|c| terms::introduction(&subject, &c.text))
-            {
-                f.score += definition_bonus(how) * best;
-                f.defines = true;
+            if let Some(c) = &chunk {
+                let how = terms::introduction(&subject, &c.text);
+                let titled = terms::titled(&subject, &c.heading, &c.text);
+                let bonus = how.map_or(0.0, definition_bonus) + if titled { TITLED } else { 0.0 };
+                if how.is_some() || titled {
+                    f.score += bonus * best;
+                    f.defines = true;
+                }
             }
             fetched.insert(f.id, chunk);
         }

@@ -428,6 +428,38 @@ pub fn introduction(subject: &str, text: &str) -> Option<Introduction> {
         .max()
 }
 
+/// Whether a passage opens a section titled with `subject` itself (as [`defined_subject`] gives
+/// it): its last heading is the subject (an article, case, markup and plurals aside), and its
+/// text begins with that heading, as the section's first passage does ("## Closures" and what
+/// follows, for "What are closures?").
+#[must_use]
+pub fn titled(subject: &str, heading: &[String], text: &str) -> bool {
+    let words = |s: &str| -> Vec<String> {
+        let w: Vec<String> = word_tokens(s)
+            .into_iter()
+            .filter(|w| w.chars().any(char::is_alphanumeric))
+            .collect();
+        match w.first().map(String::as_str) {
+            Some("a" | "an" | "the") => w[1..].to_vec(),
+            _ => w,
+        }
+    };
+    let Some(title) = heading.last() else {
+        return false;
+    };
+    let (subject, title_words) = (words(subject), words(title));
+    let same = !subject.is_empty()
+        && subject.len() == title_words.len()
+        && subject
+            .iter()
+            .zip(&title_words)
+            .all(|(a, b)| same_word(a, b));
+    let opens = text
+        .trim_start_matches(|c: char| c == '#' || c.is_whitespace())
+        .starts_with(title.trim());
+    same && opens
+}
+
 /// Whether `text` says what `subject` is, in any way ([`introduction`]).
 #[must_use]
 pub fn defines(subject: &str, text: &str) -> bool {
