@@ -261,8 +261,8 @@ pub enum Restatement {
     /// an abbreviation in brackets aside), or the subject's initials (`PEP` for "policy
     /// enforcement point"): it names the thing asked about instead of saying what it is.
     Whole,
-    /// The subject, then what it is: `is`, `are`, `means`, `refers to`…, or a colon, dash or
-    /// comma.
+    /// The subject, then what it is: `is`, `are`, `means`, `refers to`…, a colon or a dash, or
+    /// a comma and an apposition ("Closures, a function-like construct…", "…, which is…").
     Defines,
     /// The subject, then something else ("a closure that moves captured values…"): a quote
     /// from a place that mentions the thing, not one that says what it is.
@@ -284,6 +284,9 @@ const DEFINING: &[&str] = &[
     "represents",
     "stands",
 ];
+
+/// Words that, after the subject and a comma, begin saying what it is.
+const APPOSITIVE: &[&str] = &["a", "an", "the", "which", "also", "or", "short", "one"];
 
 /// Words (letters, digits, `-`, `'`) and punctuation marks of `s`, lowercase; markup (`_`,
 /// backticks, `*`, quotation marks) and whitespace dropped.
@@ -353,7 +356,13 @@ pub fn restatement(question: &str, answer: &str) -> Restatement {
     match rest.first().map(String::as_str) {
         None => Restatement::Whole,
         Some("." | ";") if rest.len() == 1 => Restatement::Whole,
-        Some(":" | "—" | "–" | "-" | ",") => Restatement::Defines,
+        Some(":" | "—" | "–" | "-") => Restatement::Defines,
+        // "Closures, a function-like construct…" says what they are; "raw pointers, immutable
+        // means…" (from "With raw pointers, …") goes on to something else.
+        Some(",") => match rest.get(1).map(String::as_str) {
+            Some(w) if APPOSITIVE.contains(&w) => Restatement::Defines,
+            _ => Restatement::Aside,
+        },
         Some(w) if DEFINING.contains(&w) => Restatement::Defines,
         _ => Restatement::Aside,
     }
@@ -658,6 +667,20 @@ mod tests {
         );
         assert_eq!(
             r("What does SSDF stand for?", "SSDF does not prescribe how"),
+            Aside
+        );
+        assert_eq!(
+            r(
+                "What are closures?",
+                "_Closures_, a function-like construct"
+            ),
+            Defines
+        );
+        assert_eq!(
+            r(
+                "What are raw pointers?",
+                "raw pointers, _immutable_ means that the pointer can’t be"
+            ),
             Aside
         );
         assert_eq!(
