@@ -229,16 +229,21 @@ pub fn is_literal(text: &str) -> bool {
 }
 
 /// What a question asking what something is (`What is a smart pointer?`, `What are
-/// closures?`, `What does MIR stand for?`, `What does PEP mean?`) asks about, lowercase and
-/// without its article: `None` for any other question. Kept to short subjects (at most six
-/// words), which is how such questions are asked; not "What is X called?", which asks for a
-/// name.
+/// closures?`, `What's a slice?`, `What does MIR stand for?`, `What does PEP mean?`, `Define
+/// shadowing`) asks about, lowercase and without its article: `None` for any other question.
+/// Kept to short subjects (at most six words), which is how such questions are asked; not
+/// "What is X called?", which asks for a name.
 #[must_use]
 pub fn defined_subject(question: &str) -> Option<String> {
     let q = question.trim().trim_end_matches('?').trim().to_lowercase();
-    let words: Vec<&str> = q.split_whitespace().collect();
+    let mut words: Vec<&str> = q.split_whitespace().collect();
+    // "What's a closure?" as typed.
+    if let Some("what's" | "what’s" | "whats") = words.first().copied() {
+        words.splice(0..1, ["what", "is"]);
+    }
     let subject: &[&str] = match words.as_slice() {
-        ["what", "is" | "are" | "was" | "were", rest @ ..]
+        ["define", rest @ ..]
+        | ["what", "is" | "are" | "was" | "were", rest @ ..]
         | ["what", "does" | "do", rest @ .., "stand", "for"]
         | ["what", "does" | "do", rest @ .., "mean"] => rest,
         _ => return None,
@@ -613,6 +618,14 @@ mod tests {
         assert_eq!(
             defined_subject("What does MIR stand for?").as_deref(),
             Some("mir")
+        );
+        assert_eq!(
+            defined_subject("What’s a string slice?").as_deref(),
+            Some("string slice")
+        );
+        assert_eq!(
+            defined_subject("define shadowing").as_deref(),
+            Some("shadowing")
         );
         assert_eq!(defined_subject("Which keyword creates a loop?"), None);
         assert_eq!(
