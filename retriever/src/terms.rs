@@ -867,4 +867,27 @@ mod tests {
             "a pattern known as interior mutability."
         ));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn reading_for_an_introduction_never_fails(
+            subject in "[a-zA-Z’'_* -]{0,12}",
+            text in "[a-zA-Z’'_*#:().,\n é漢-]{0,80}",
+            heading in "[a-zA-Z# ]{0,12}",
+        ) {
+            // Any text, any subject: an answer, never a panic on a character boundary; and a
+            // passage introduces only a term it holds.
+            let words: Vec<String> = word_tokens(&subject)
+                .into_iter()
+                .filter(|w| w.chars().any(char::is_alphanumeric))
+                .collect();
+            let held = words.first().is_some_and(|first| {
+                spanned_words(&text).iter().any(|(w, _)| same_word(w, first))
+            });
+            if introduction(&subject, &text).is_some() {
+                proptest::prop_assert!(held);
+            }
+            let _ = titled(&subject, &[heading], &text);
+        }
+    }
 }
