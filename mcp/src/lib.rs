@@ -66,12 +66,17 @@ pub struct SearchHit {
     pub page: Option<u32>,
     /// First and last line of the passage.
     pub lines: [u32; 2],
-    /// The fused score (1 for the best hit).
+    /// The fused score (about 1 for the best hit; more for a passage that says what the
+    /// question asks about, which earns a bonus: see `defines`).
     pub score: f32,
     /// The BM25 score, when the keyword search found it.
     pub bm25: Option<f32>,
     /// The cosine similarity, when the vector search found it.
     pub dense: Option<f32>,
+    /// Asked what something is ("What is a closure?"), this passage says what it is (it sets
+    /// the term off, names it, begins a sentence saying what it is, or opens the section
+    /// titled with it), and ranks higher for it.
+    pub defines: bool,
     /// The passage.
     pub text: String,
     /// Other places holding mostly the same text (the same passage in another file), folded
@@ -383,6 +388,7 @@ impl Server {
                     score: h.fused.score,
                     bm25: h.fused.bm25.map(|l| l.score),
                     dense: h.fused.dense.map(|l| l.score),
+                    defines: h.fused.defines,
                     text: h.chunk.text,
                     also: h.also.iter().map(Place::from).collect(),
                 })

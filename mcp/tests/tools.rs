@@ -95,6 +95,10 @@ async fn every_tool_and_the_resources_answer() {
     assert_eq!(hit["section"], json!(["Orvane pump maintenance"]));
     assert!(hit["text"].as_str().unwrap().contains("3 litres of glycol"));
     assert!(hit["bm25"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        hit["defines"], false,
+        "not a question asking what something is"
+    );
     let bm25_only = call(
         &client,
         "search",
