@@ -109,7 +109,9 @@ pub struct Hit {
 }
 
 /// How many of the best fused candidates are read to find the passages that say what a
-/// question asks about ([`terms::defines`]).
+/// question asks about ([`terms::introduction`], [`terms::titled`]). Raised, such a passage
+/// also raises the bar other passages must clear to join the context (`min_relative_score` of
+/// the best), so fewer neighbours come with it.
 const DEFINITION_POOL: usize = 20;
 
 /// What a passage that opens the section titled with the term asked about gains, as a share of
