@@ -229,6 +229,26 @@ fn sent(app: &mut App) -> u64 {
         .expect("a question was sent")
 }
 
+/// Switches to search mode, searches for `query` and gives the worker's `hits` back.
+fn search(app: &mut App, query: &str, hits: Vec<Hit>) {
+    ctrl(app, 't');
+    type_text(app, query);
+    key(app, KeyCode::Enter);
+    let effects = app.take_effects();
+    let Some(Effect::Send(Request::Search {
+        id, query: sent, ..
+    })) = effects.first()
+    else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(sent, query);
+    app.update(Event::Worker(Msg::Found {
+        id: *id,
+        hits,
+        ms: 4.0,
+    }));
+}
+
 /// Asks `question` and streams `pieces` as the scripted model's answer.
 fn ask(app: &mut App, question: &str, pieces: &[&str]) -> u64 {
     type_text(app, question);
@@ -550,21 +570,9 @@ fn help_is_drawn_from_the_keymap() {
 fn search_mode_lists_hits_without_the_model() {
     let mut a = app(100, 30);
     opened(&mut a, Path::new("/nowhere"));
-    ctrl(&mut a, 't');
-    assert_eq!(a.ask_mode, AskMode::Search);
-    type_text(&mut a, "glycol");
-    key(&mut a, KeyCode::Enter);
-    let effects = a.take_effects();
-    let Some(Effect::Send(Request::Search { id, query, .. })) = effects.first() else {
-        panic!("{effects:?}")
-    };
-    assert_eq!(query, "glycol");
     let (_, hits) = retrieval();
-    a.update(Event::Worker(Msg::Found {
-        id: *id,
-        hits,
-        ms: 4.0,
-    }));
+    search(&mut a, "glycol", hits);
+    assert_eq!(a.ask_mode, AskMode::Search);
     snap!("search_mode", a);
 }
 
@@ -572,20 +580,9 @@ fn search_mode_lists_hits_without_the_model() {
 fn a_hit_that_says_what_was_asked_about_is_marked() {
     let mut a = app(100, 30);
     opened(&mut a, Path::new("/nowhere"));
-    ctrl(&mut a, 't');
-    type_text(&mut a, "What is glycol?");
-    key(&mut a, KeyCode::Enter);
-    let effects = a.take_effects();
-    let Some(Effect::Send(Request::Search { id, .. })) = effects.first() else {
-        panic!("{effects:?}")
-    };
     let (_, mut hits) = retrieval();
     hits[1].fused.defines = true;
-    a.update(Event::Worker(Msg::Found {
-        id: *id,
-        hits,
-        ms: 4.0,
-    }));
+    search(&mut a, "What is glycol?", hits);
     let s = screen(&a);
     let rows: Vec<&str> = s.lines().collect();
     let marked: Vec<usize> = (0..rows.len())
@@ -603,13 +600,6 @@ fn a_hit_that_says_what_was_asked_about_is_marked() {
 fn a_hit_found_in_another_file_too_says_where() {
     let mut a = app(100, 30);
     opened(&mut a, Path::new("/nowhere"));
-    ctrl(&mut a, 't');
-    type_text(&mut a, "glycol");
-    key(&mut a, KeyCode::Enter);
-    let effects = a.take_effects();
-    let Some(Effect::Send(Request::Search { id, .. })) = effects.first() else {
-        panic!("{effects:?}")
-    };
     let (_, mut hits) = retrieval();
     hits[0].also.push(cairn_engine::Elsewhere {
         chunk_id: ChunkId(9),
@@ -617,11 +607,7 @@ fn a_hit_found_in_another_file_too_says_where() {
         page: None,
         lines: (40, 42),
     });
-    a.update(Event::Worker(Msg::Found {
-        id: *id,
-        hits,
-        ms: 4.0,
-    }));
+    search(&mut a, "glycol", hits);
     let s = screen(&a);
     // Under the first hit in both panes, and nowhere else.
     let rows: Vec<&str> = s.lines().collect();
