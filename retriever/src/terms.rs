@@ -878,6 +878,39 @@ mod tests {
         }
     }
 
+    #[test]
+    fn only_the_opening_of_the_section_titled_with_the_term_is_titled() {
+        let heading = |h: &[&str]| h.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let closures = heading(&["Closures"]);
+        assert!(titled(
+            "closure",
+            &closures,
+            "## Closures\n\nRust’s closures are"
+        ));
+        assert!(titled(
+            "the borrow checker",
+            &heading(&["MIR", "The Borrow Checker"]),
+            "### The Borrow Checker\n\nIt checks"
+        ));
+        assert!(
+            !titled(
+                "closure",
+                &closures,
+                "You can create the closure in one place"
+            ),
+            "not the section's opening"
+        );
+        assert!(
+            !titled(
+                "closure",
+                &heading(&["Closures", "Moving Captured Values Out of Closures"]),
+                "### Moving Captured Values Out of Closures"
+            ),
+            "a title that mentions the term"
+        );
+        assert!(!titled("closure", &[], "## Closures"), "no heading");
+    }
+
     proptest::proptest! {
         #[test]
         fn reading_for_an_introduction_never_fails(
