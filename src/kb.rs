@@ -409,7 +409,7 @@ pub fn search(kb: &Path, query: &str, settings: &SearchSettings) -> Result<()> {
             .filter_map(|(name, l)| l.map(|l| format!("{name} #{} {:.3}", l.rank, l.score)))
             .collect::<Vec<_>>();
         if h.fused.defines {
-            legs.push("says what it is".to_owned());
+            legs.push(cairn_engine::text::raised_because(query).to_owned());
         }
         let legs = legs.join(" · ");
         let scores = format!(

@@ -13,8 +13,8 @@ use cairn_generator::{
 };
 use cairn_index::Reader;
 use cairn_retriever::context::{
-    assemble_following, user_prompt, DEFINITION_EXAMPLE, EXAMPLES, FOLLOWING_CHUNKS, REFUSAL,
-    SYSTEM_PROMPT,
+    assemble_following, user_prompt, DEFINITION_EXAMPLE, EXAMPLES, FOLLOWING_CHUNKS,
+    PURPOSE_EXAMPLE, REFUSAL, SYSTEM_PROMPT,
 };
 use cairn_retriever::ground::{is_refusal, strip_markers};
 use cairn_retriever::terms::{restatement, Restatement};
@@ -881,12 +881,17 @@ impl Engine {
             return Ok(0);
         }
         // The prompt's tokens up to where the question's own begin: what two questions of the
-        // draft's kind share (one asking what something is brings one more worked example).
+        // draft's kind share (one asking what something is or does brings one more worked
+        // example).
         let render = |q: &str| self.generator.chat_tokens(&messages(q, &retrieved.context));
-        let (a, b) = if cairn_retriever::terms::defined_subject(draft).is_some() {
-            (render("What is a?")?, render("What is b?")?)
-        } else {
-            (render("a")?, render("b")?)
+        let (a, b) = match cairn_retriever::terms::subject(draft).map(|s| s.asks) {
+            Some(cairn_retriever::terms::Asks::Is) => {
+                (render("What is a?")?, render("What is b?")?)
+            }
+            Some(cairn_retriever::terms::Asks::Does) => {
+                (render("What does a do?")?, render("What does b do?")?)
+            }
+            None => (render("a")?, render("b")?),
         };
         Ok(self.generator.read_ahead(&a[..shared_len(&a, &b)], stop)?)
     }
@@ -1259,13 +1264,24 @@ fn messages(question: &str, context: &Context) -> Vec<Message> {
         m.push(Message::user(*user));
         m.push(Message::assistant(*assistant));
     }
-    // Only for a question asking what something is: every other prompt stays as it was.
-    if cairn_retriever::terms::defined_subject(question).is_some() {
-        m.push(Message::user(DEFINITION_EXAMPLE.0));
-        m.push(Message::assistant(DEFINITION_EXAMPLE.1));
+    // Only for a question asking what something is or does: every other prompt stays as it
+    // was.
+    if let Some(example) = kind_example(question) {
+        m.push(Message::user(example.0));
+        m.push(Message::assistant(example.1));
     }
     m.push(Message::user(user_prompt(question, context)));
     m
+}
+
+/// The worked example a question of its kind gets after [`EXAMPLES`]: [`DEFINITION_EXAMPLE`]
+/// asked what something is, [`PURPOSE_EXAMPLE`] asked what it does; none for other questions.
+fn kind_example(question: &str) -> Option<(&'static str, &'static str)> {
+    use cairn_retriever::terms::{subject, Asks};
+    subject(question).map(|s| match s.asks {
+        Asks::Is => DEFINITION_EXAMPLE,
+        Asks::Does => PURPOSE_EXAMPLE,
+    })
 }
 
 /// ` [1]`, ` [1,2]` or ` [?]` for a claim.
@@ -1426,7 +1442,7 @@ mod tests {
     }
 
     #[test]
-    fn only_a_question_asking_what_something_is_gets_the_definition_example() {
+    fn only_a_question_asking_what_something_is_or_does_gets_its_kind_of_example() {
         let plain = messages("Which keyword creates an infinite loop?", &context());
         let defining = messages("What is a closure?", &context());
         assert_eq!(defining.len(), plain.len() + 2);
@@ -1444,6 +1460,10 @@ mod tests {
             .unwrap()
             .content
             .ends_with("Question: What is a closure?"));
+        let purpose = messages("What does the move keyword do?", &context());
+        assert_eq!(purpose.len(), plain.len() + 2);
+        assert_eq!(purpose[plain.len() - 1].content, PURPOSE_EXAMPLE.0);
+        assert_eq!(purpose[plain.len()].content, PURPOSE_EXAMPLE.1);
     }
 
     #[test]

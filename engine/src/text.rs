@@ -66,6 +66,16 @@ pub fn one_line(name: &str) -> String {
     out
 }
 
+/// Why a passage was raised for `question` (its `defines` flag), as users read it: "says what
+/// it is" for "What is a closure?", "says what it does" for "What does the move keyword do?".
+#[must_use]
+pub fn raised_because(question: &str) -> &'static str {
+    match cairn_retriever::terms::subject(question).map(|s| s.asks) {
+        Some(cairn_retriever::terms::Asks::Does) => "says what it does",
+        _ => "says what it is",
+    }
+}
+
 /// Where a passage came from, as users read it: `path p.3 L5–7 — Heading > Sub`.
 #[must_use]
 pub fn location(doc: &str, page: Option<u32>, lines: (u32, u32), heading: &[String]) -> String {

@@ -73,9 +73,9 @@ pub struct SearchHit {
     pub bm25: Option<f32>,
     /// The cosine similarity, when the vector search found it.
     pub dense: Option<f32>,
-    /// Asked what something is ("What is a closure?"), this passage says what it is (it sets
-    /// the term off, names it, begins a sentence saying what it is, or opens the section
-    /// titled with it), and ranks higher for it.
+    /// Asked what something is ("What is a closure?") or does ("What does the move keyword
+    /// do?"), this passage says so (it sets the term off, names it, begins a sentence saying
+    /// what it is or does, or opens the section titled with it), and ranks higher for it.
     pub defines: bool,
     /// The passage.
     pub text: String,

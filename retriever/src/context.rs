@@ -680,6 +680,17 @@ pub const DEFINITION_EXAMPLE: (&str, &str) = (
     "a set of sensors that measures how far the deck bends under load",
 );
 
+/// The worked example given only with a question asking what something does or is for
+/// ([`crate::terms::subject`] with [`crate::terms::Asks::Does`]), where [`DEFINITION_EXAMPLE`]
+/// goes for the others: its answer says what the thing does, not its name.
+pub const PURPOSE_EXAMPLE: (&str, &str) = (
+    "<source id=\"1\" title=\"Velmora Bridge > Traffic\">\nThe load gate counts the vehicles \
+     that cross the bridge and closes a lane when more than forty trucks are on the deck.\n\
+     </source>\n\nQuestion: What does the load gate do?",
+    "counts the vehicles that cross the bridge and closes a lane when more than forty trucks are \
+     on the deck",
+);
+
 /// The user message: the sources, then the question.
 #[must_use]
 pub fn user_prompt(question: &str, context: &Context) -> String {

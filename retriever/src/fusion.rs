@@ -24,9 +24,9 @@ pub struct Fused {
     pub bm25: Option<LegHit>,
     /// Its place in the dense list, if it was there.
     pub dense: Option<LegHit>,
-    /// Asked what something is, it says what that is ([`crate::terms::introduction`]) or
-    /// opens the section titled with it ([`crate::terms::titled`]), and its score holds the
-    /// bonus that earns.
+    /// Asked what something is or does ([`crate::terms::subject`]), it says so
+    /// ([`crate::terms::introduction`]) or opens the section titled with it
+    /// ([`crate::terms::titled`]), and its score holds the bonus that earns.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub defines: bool,
 }

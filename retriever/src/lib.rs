@@ -119,13 +119,16 @@ const DEFINITION_POOL: usize = 20;
 const TITLED: f32 = 0.4;
 
 /// What a passage that says what the question asks about gains, as a share of the best fused
-/// score: a term set off or named where it is introduced more than a sentence that merely begins
-/// with it. These and [`TITLED`] were chosen on the calibration half of `eval/definitions`
-/// (BENCHMARKS.md).
-fn definition_bonus(how: terms::Introduction) -> f32 {
-    match how {
-        terms::Introduction::Marked => 0.6,
-        terms::Introduction::Begins => 0.2,
+/// score. Asked what a term is, a term set off or named where it is introduced gains more than
+/// a sentence that merely begins with it; asked what it does, a sentence that begins with it and
+/// goes on with a verb ("The `inline` attribute suggests…") is how such a thing is described,
+/// and gains almost as much. These and [`TITLED`] were chosen on the calibration halves of
+/// `eval/definitions` and `eval/purposes` (BENCHMARKS.md).
+fn definition_bonus(how: terms::Introduction, asks: terms::Asks) -> f32 {
+    match (how, asks) {
+        (terms::Introduction::Marked, _) => 0.6,
+        (terms::Introduction::Begins, terms::Asks::Is) => 0.2,
+        (terms::Introduction::Begins, terms::Asks::Does) => 0.5,
     }
 }
 
@@ -140,15 +143,16 @@ pub(crate) fn collect_hits(
 ) -> Result<Vec<Hit>> {
     let mut fetched: HashMap<ChunkId, Option<ChunkRecord>> = HashMap::new();
     // Asked what something is, the passages that say what it is rise among the best.
-    if let (Some(subject), Some(top)) = (terms::defined_subject(query), fused.first()) {
+    if let (Some(subject), Some(top)) = (terms::subject(query), fused.first()) {
         let best = top.score;
         let pool = fused.len().min(DEFINITION_POOL.max(options.k));
         for f in &mut fused[..pool] {
             let chunk = fetch(f)?;
             if let Some(c) = &chunk {
-                let how = terms::introduction(&subject, &c.text);
-                let titled = terms::titled(&subject, &c.heading, &c.text);
-                let bonus = how.map_or(0.0, definition_bonus) + if titled { TITLED } else { 0.0 };
+                let how = terms::introduction(&subject.term, subject.asks, &c.text);
+                let titled = terms::titled(&subject.term, &c.heading, &c.text);
+                let bonus = how.map_or(0.0, |how| definition_bonus(how, subject.asks))
+                    + if titled { TITLED } else { 0.0 };
                 if how.is_some() || titled {
                     f.score += bonus * best;
                     f.defines = true;

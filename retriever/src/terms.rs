@@ -228,24 +228,55 @@ pub fn is_literal(text: &str) -> bool {
         || NUMBER_WORDS.contains(&t.to_lowercase().as_str())
 }
 
-/// What a question asking what something is (`What is a smart pointer?`, `What are
-/// closures?`, `What's a slice?`, `What does MIR stand for?`, `What does PEP mean?`, `Define
-/// shadowing`) asks about, lowercase and without its article: `None` for any other question.
-/// Kept to short subjects (at most six words), which is how such questions are asked; not
-/// "What is X called?", which asks for a name.
+/// What a question asks of the term it is about ([`Subject`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Asks {
+    /// What it is: "What is a closure?", "What does MIR stand for?", "Define shadowing".
+    Is,
+    /// What it does or is for: "What does the move keyword do?", "What is pub use used
+    /// for?", "What is the purpose of the Cargo.lock file?".
+    Does,
+}
+
+/// The term a question asks about and what it asks of it ([`subject`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subject {
+    /// The term, lowercase and without its article: "smart pointer", "move keyword".
+    pub term: String,
+    /// What the question asks of it.
+    pub asks: Asks,
+}
+
+/// The term a question asks about, when it asks what the term is (`What is a smart pointer?`,
+/// `What are closures?`, `What's a slice?`, `What does MIR stand for?`, `What does PEP mean?`,
+/// `Define shadowing`) or what it does (`What does the move keyword do?`, `What is pub use used
+/// for?`, `What is the purpose of Cargo.lock?`, `What is the inline attribute for?`): `None` for
+/// any other question. Kept to short subjects (at most six words), which is how such questions
+/// are asked; not "What is X called?", which asks for a name.
 #[must_use]
-pub fn defined_subject(question: &str) -> Option<String> {
+pub fn subject(question: &str) -> Option<Subject> {
     let q = question.trim().trim_end_matches('?').trim().to_lowercase();
     let mut words: Vec<&str> = q.split_whitespace().collect();
     // "What's a closure?" as typed.
     if let Some("what's" | "what’s" | "whats") = words.first().copied() {
         words.splice(0..1, ["what", "is"]);
     }
-    let subject: &[&str] = match words.as_slice() {
+    let (subject, asks): (&[&str], Asks) = match words.as_slice() {
+        ["what", "is" | "are", "the", "purpose" | "point" | "role" | "job", "of", rest @ ..] => {
+            (rest, Asks::Does)
+        }
+        ["what", "is" | "are", rest @ ..] if rest.windows(2).any(|w| w == ["used", "for"]) => {
+            // "What is the keyword used for declaring constants?" asks for a name.
+            (used_for(rest)?, Asks::Does)
+        }
+        ["what", "is" | "are", rest @ ..] if used_for(rest).is_some() => {
+            (used_for(rest).unwrap_or(rest), Asks::Does)
+        }
+        ["what", "does" | "do", rest @ .., "do"] => (rest, Asks::Does),
         ["define", rest @ ..]
         | ["what", "is" | "are" | "was" | "were", rest @ ..]
         | ["what", "does" | "do", rest @ .., "stand", "for"]
-        | ["what", "does" | "do", rest @ .., "mean"] => rest,
+        | ["what", "does" | "do", rest @ .., "mean"] => (rest, Asks::Is),
         _ => return None,
     };
     let subject = match subject {
@@ -254,7 +285,38 @@ pub fn defined_subject(question: &str) -> Option<String> {
         ["a" | "an" | "the", rest @ ..] => rest,
         s => s,
     };
-    (1..=6).contains(&subject.len()).then(|| subject.join(" "))
+    (1..=6).contains(&subject.len()).then(|| Subject {
+        term: subject.join(" "),
+        asks,
+    })
+}
+
+/// The subject of a question asking what something is for, up to "used for" (or a closing
+/// "for": "What is Cargo.lock for?"); the words after "used for" ("… used for in a use
+/// declaration") narrow the question, not the subject. `None` when `rest` does not say "for",
+/// or goes on after "used for" with what the thing is used for.
+fn used_for<'a, 'b>(rest: &'b [&'a str]) -> Option<&'b [&'a str]> {
+    if let Some(at) = rest.windows(2).position(|w| w == ["used", "for"]) {
+        return match rest.get(at + 2) {
+            None | Some(&("in" | "on" | "with" | "within" | "inside" | "by" | "when")) => {
+                Some(&rest[..at])
+            }
+            Some(_) => None,
+        };
+    }
+    match rest {
+        [subject @ .., "for"] if !subject.is_empty() => Some(subject),
+        _ => None,
+    }
+}
+
+/// The term a question asking what something is asks about ([`subject`] with [`Asks::Is`]),
+/// lowercase and without its article: `None` for any other question.
+#[must_use]
+pub fn defined_subject(question: &str) -> Option<String> {
+    subject(question)
+        .filter(|s| s.asks == Asks::Is)
+        .map(|s| s.term)
 }
 
 /// How an answer to a question asking what something is ([`defined_subject`]) begins.
@@ -290,6 +352,32 @@ const DEFINING: &[&str] = &[
     "stands",
 ];
 
+/// The kinds of thing a question about a tool or a language's feature names after it ("the
+/// `inline` attribute", "the `rustfmt` tool"): a passage may name the kind where the question
+/// did not.
+const KINDS: &[&str] = &[
+    "annotation",
+    "attribute",
+    "command",
+    "crate",
+    "flag",
+    "function",
+    "keyword",
+    "macro",
+    "method",
+    "module",
+    "operator",
+    "option",
+    "tool",
+    "trait",
+    "type",
+];
+
+/// Whether a term's last word names its kind ([`KINDS`]): "move keyword".
+fn ends_in_kind(term: &[String]) -> bool {
+    term.last().is_some_and(|w| KINDS.contains(&singular(w)))
+}
+
 /// Words that, after the subject and a comma, begin saying what it is.
 const APPOSITIVE: &[&str] = &["a", "an", "the", "which", "also", "or", "short", "one"];
 
@@ -324,27 +412,49 @@ fn singular(w: &str) -> &str {
 /// How `answer` begins, for a question asking what something is ([`Restatement`]).
 #[must_use]
 pub fn restatement(question: &str, answer: &str) -> Restatement {
-    let Some(subject) = defined_subject(question) else {
+    let Some(Subject { term, asks }) = subject(question) else {
         return Restatement::No;
     };
-    let subject = word_tokens(&subject);
+    let subject = word_tokens(&term);
     let answer = word_tokens(answer);
     let mut rest: &[String] = match answer.first().map(String::as_str) {
         Some("a" | "an" | "the") => &answer[1..],
         _ => &answer,
     };
+    // Some of the term's own words and nothing else: "expansion" for "macro expansion".
+    let mut words = rest
+        .iter()
+        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .peekable();
+    if words.peek().is_some()
+        && words
+            .all(|w| w.chars().count() > 2 && subject.iter().any(|s| singular(s) == singular(w)))
+    {
+        return Restatement::Whole;
+    }
     let initials: String = subject
         .iter()
         .flat_map(|w| w.split('-'))
         .filter_map(|w| w.chars().next())
         .collect();
-    let named = rest.len() >= subject.len()
-        && rest
-            .iter()
-            .zip(&subject)
-            .all(|(a, s)| singular(a) == singular(s));
-    if named {
+    let begins_with = |term: &[String], rest: &[String]| {
+        rest.len() >= term.len()
+            && rest
+                .iter()
+                .zip(term)
+                .all(|(a, s)| singular(a) == singular(s))
+    };
+    // Asked what the `move` keyword does, "move" names it as well.
+    let kindless = match subject.split_last() {
+        Some((_, core)) if asks == Asks::Does && ends_in_kind(&subject) && !core.is_empty() => {
+            Some(core)
+        }
+        _ => None,
+    };
+    if begins_with(&subject, rest) {
         rest = &rest[subject.len()..];
+    } else if let Some(core) = kindless.filter(|core| begins_with(core, rest)) {
+        rest = &rest[core.len()..];
     } else if initials.chars().count() >= 2 && rest.first().is_some_and(|w| singular(w) == initials)
     {
         rest = &rest[1..];
@@ -356,6 +466,18 @@ pub fn restatement(question: &str, answer: &str) -> Restatement {
         rest = match rest.iter().position(|t| t == ")") {
             Some(close) => &rest[close + 1..],
             None => &[],
+        };
+    }
+    if asks == Asks::Does {
+        // What kind of thing it is, when the question did not say: "The `rustfmt` tool".
+        if rest.first().is_some_and(|w| KINDS.contains(&singular(w))) && !ends_in_kind(&subject) {
+            rest = &rest[1..];
+        }
+        // Asked what it does, whatever follows the name says something of it.
+        return match rest {
+            [] => Restatement::Whole,
+            [p] if p == "." || p == ";" => Restatement::Whole,
+            _ => Restatement::Defines,
         };
     }
     match rest.first().map(String::as_str) {
@@ -417,15 +539,23 @@ pub enum Introduction {
     Marked,
 }
 
-/// Whether and how `text` says what `subject` (as [`defined_subject`] gives it) is
-/// ([`Introduction`]), the clearest way if it does in more than one place. Plurals aside. A
-/// passage that only mentions the term ("Moving Captured Values Out of Closures") gives `None`.
+/// Whether and how `text` says what `subject` (a [`Subject`]'s term) is, or, asked what it
+/// does, what it does ([`Introduction`]), the clearest way if it does in more than one place.
+/// Plurals aside. A passage that only mentions the term ("Moving Captured Values Out of
+/// Closures") gives `None`. Asked what it does, a sentence that begins with the term (and its
+/// kind, "The `inline` attribute", when the question did not name it) and goes on with a verb
+/// ("…suggests", "…can", "…lets") `Begins`; a term that is only its kind ("the `?` operator"
+/// has no word but "operator") is never introduced.
 #[must_use]
-pub fn introduction(subject: &str, text: &str) -> Option<Introduction> {
+pub fn introduction(subject: &str, asks: Asks, text: &str) -> Option<Introduction> {
+    let symbol = word_tokens(subject)
+        .iter()
+        .any(|t| !t.chars().any(char::is_alphanumeric));
     let subject = words(subject);
-    if subject.is_empty() {
+    if subject.is_empty() || (symbol && subject.iter().all(|w| KINDS.contains(&singular(w)))) {
         return None;
     }
+    let kind_may_follow = asks == Asks::Does && !ends_in_kind(&subject);
     let tokens = spanned_words(text);
     let n = subject.len();
     (0..tokens.len().saturating_sub(n - 1))
@@ -435,7 +565,17 @@ pub fn introduction(subject: &str, text: &str) -> Option<Introduction> {
                 .zip(&subject)
                 .all(|((w, _), s)| same_word(w, s))
         })
-        .filter_map(|at| introduced(text, &tokens, at, at + n))
+        .filter_map(|at| {
+            let mut to = at + n;
+            if kind_may_follow
+                && tokens
+                    .get(to)
+                    .is_some_and(|(w, _)| KINDS.contains(&singular(w)))
+            {
+                to += 1;
+            }
+            introduced(text, &tokens, at, to, asks)
+        })
         .max()
 }
 
@@ -499,15 +639,20 @@ fn introduced(
     tokens: &[(String, std::ops::Range<usize>)],
     from: usize,
     to: usize,
+    asks: Asks,
 ) -> Option<Introduction> {
     let (start, end) = (tokens[from].1.start, tokens[to - 1].1.end);
     // Set off by emphasis on both sides, the opening mark not inside a word (`snake_case_name`).
-    let before = text[..start].chars().next_back();
-    let after = text[end..].chars().next();
+    // Code marks and a link may stand inside the emphasis: "The *`inline` [attribute]*".
+    let opening = text[..start].trim_end_matches(['`', '[']);
+    let before = opening.chars().next_back();
+    let after = after_link(text[end..].trim_start_matches(['`', ']']))
+        .chars()
+        .next();
     let mark = |c: Option<char>| matches!(c, Some('_' | '*'));
     if mark(before) && mark(after) {
-        let outside = text[..start]
-            .trim_end_matches(['_', '*'])
+        let outside = opening
+            .trim_end_matches(['_', '*', '`'])
             .chars()
             .next_back();
         if !outside.is_some_and(char::is_alphanumeric) {
@@ -526,18 +671,26 @@ fn introduced(
         return Some(Introduction::Marked);
     }
     // The start of a sentence or a line (a list's bullet and markup aside), with a capital
-    // letter…
+    // letter or a name in code ("`cargo check` builds…")…
     let head = &text[..tokens[first].1.start];
-    let gap = head.trim_end_matches([' ', '\t', '_', '*', '"', '“', '•', '-', '+']);
+    let gap = head.trim_end_matches([' ', '\t', '_', '*', '"', '“', '•', '-', '+', '`', '[']);
     let starts = gap.is_empty() || gap.ends_with(['.', '!', '?', ':', '\n', '#', '>']);
-    let capital = text[tokens[first].1.start..]
-        .trim_start_matches(['_', '*'])
-        .starts_with(char::is_uppercase);
+    let capital = head.ends_with('`')
+        || text[tokens[first].1.start..]
+            .trim_start_matches(['_', '*'])
+            .starts_with(char::is_uppercase);
     if !(starts && capital) {
         return None;
     }
     // …then what it is, after an abbreviation in brackets if one is given.
-    let mut rest = text[end..].trim_start_matches(['_', '*']).trim_start();
+    let rest = text[end..].trim_start_matches('`');
+    // "[MIR]: ./mir/index.md" is where a link's target is given, not a definition.
+    if rest.starts_with("]:") {
+        return None;
+    }
+    let mut rest = after_link(rest.trim_start_matches(']'))
+        .trim_start_matches(['_', '*'])
+        .trim_start();
     if rest.starts_with('(') {
         rest = rest.find(')').map_or("", |i| rest[i + 1..].trim_start());
     }
@@ -549,9 +702,31 @@ fn introduced(
         .take_while(|c| c.is_alphabetic())
         .collect::<String>()
         .to_lowercase();
-    DEFINING
-        .contains(&next.as_str())
-        .then_some(Introduction::Begins)
+    let says = DEFINING.contains(&next.as_str()) || (asks == Asks::Does && acts(&next));
+    says.then_some(Introduction::Begins)
+}
+
+/// `rest` after the target of a link that ends where it begins (`[attributes]`, `(url)`), or
+/// `rest` itself.
+fn after_link(rest: &str) -> &str {
+    let close = match rest.chars().next() {
+        Some('[') => ']',
+        Some('(') => ')',
+        _ => return rest,
+    };
+    rest.find(close).map_or(rest, |i| &rest[i + 1..])
+}
+
+/// Whether a word after a sentence's subject begins saying what the subject does: a verb in
+/// the third person ("suggests", "marks", "lets") or "can" and "will"; not "may" and "must",
+/// which begin the rules about where it may be used.
+fn acts(word: &str) -> bool {
+    matches!(word, "can" | "will" | "lets")
+        || (word.len() >= 4
+            && word.ends_with('s')
+            && !word.ends_with("ss")
+            && !word.ends_with("us")
+            && !is_stopword(word))
 }
 
 /// The words of `s` (letters, digits, `-`, `'`, `’`), lowercase, with their byte ranges.
@@ -640,7 +815,58 @@ mod tests {
             "a long subject is a question about something else"
         );
 
+        let does = |term: &str| {
+            Some(Subject {
+                term: term.to_owned(),
+                asks: Asks::Does,
+            })
+        };
+        assert_eq!(
+            subject("What does the move keyword do?"),
+            does("move keyword")
+        );
+        assert_eq!(subject("What is pub use used for?"), does("pub use"));
+        assert_eq!(
+            subject("What is the as keyword used for in a use declaration?"),
+            does("as keyword")
+        );
+        assert_eq!(
+            subject("What is the purpose of the Cargo.lock file?"),
+            does("cargo.lock file")
+        );
+        assert_eq!(subject("What's Cargo.lock for?"), does("cargo.lock"));
+        assert_eq!(
+            subject("What is the keyword used for declaring constants?"),
+            None,
+            "a question for a name"
+        );
+        assert_eq!(defined_subject("What does the move keyword do?"), None);
+        assert_eq!(defined_subject("What is pub use used for?"), None);
+
         let r = restatement;
+        assert_eq!(r("What does the move keyword do?", "move"), Whole);
+        assert_eq!(r("What does macro expansion do?", "expansion."), Whole);
+        assert_eq!(r("What is a trait object?", "`trait`"), Whole);
+        assert_eq!(r("What does rustfmt do?", "The `rustfmt` tool"), Whole);
+        assert_eq!(
+            r(
+                "What does rustfmt do?",
+                "The `rustfmt` tool reformats your code"
+            ),
+            Defines
+        );
+        assert_eq!(
+            r("What does rustfmt do?", "rustfmt, a formatter"),
+            Defines,
+            "asked what it does, whatever follows the name says something of it"
+        );
+        assert_eq!(
+            r(
+                "What does the move keyword do?",
+                "forces the closure to take ownership"
+            ),
+            Restatement::No
+        );
         assert_eq!(r("What is a closure?", "a closure"), Whole);
         assert_eq!(r("What are closures?", "_Closures_"), Whole);
         assert_eq!(
@@ -830,9 +1056,18 @@ mod tests {
                 "• Policy enforcement point (PEP): This system is responsible",
             ),
             ("crate", "* Crates: A tree of modules"),
+            // Set off with code marks and a link inside the emphasis, as the Reference does.
+            (
+                "inline attribute",
+                "r[attributes.codegen.inline.intro]\nThe *`inline` [attribute]* suggests",
+            ),
+            ("trait", "### Trait\n\nA trait is a language item"),
         ];
         for (subject, text) in introduced {
-            assert!(introduction(subject, text).is_some(), "{subject}: {text}");
+            assert!(
+                introduction(subject, Asks::Is, text).is_some(),
+                "{subject}: {text}"
+            );
         }
         let mentioned = [
             (
@@ -874,7 +1109,65 @@ mod tests {
             ),
         ];
         for (subject, text, why) in mentioned {
-            assert!(introduction(subject, text).is_none(), "{why}: {text}");
+            assert!(
+                introduction(subject, Asks::Is, text).is_none(),
+                "{why}: {text}"
+            );
+        }
+        assert_eq!(
+            introduction("mir", Asks::Is, "[MIR]: ./mir/index.md"),
+            None,
+            "a link's target"
+        );
+    }
+
+    #[test]
+    fn asked_what_a_thing_does_a_sentence_beginning_with_it_and_a_verb_introduces_it() {
+        let does = [
+            ("rustfmt", "The `rustfmt` tool reformats your code"),
+            (
+                "cargo install command",
+                "The `cargo install` command allows you",
+            ),
+            ("move keyword", "`move` keyword forces"),
+            ("clippy", "The Clippy tool can catch common mistakes"),
+            (
+                "process::exit",
+                "The `process::exit` function will stop the program",
+            ),
+        ];
+        for (subject, text) in does {
+            assert_eq!(
+                introduction(subject, Asks::Does, text),
+                Some(Introduction::Begins),
+                "{subject}: {text}"
+            );
+        }
+        let not = [
+            (
+                "should_panic attribute",
+                "The `should_panic` attribute may only be applied to functions",
+                "a rule about where it may be used",
+            ),
+            (
+                "? operator",
+                "The `?` operator can be used in functions",
+                "only its kind is left of the term",
+            ),
+            (
+                "rustfmt",
+                "The `rustfmt` tool reformats your code",
+                "asked what it is: a sentence that says what it does is not that",
+            ),
+            ("rustfmt", "Run rustfmt to reformat", "mid-sentence"),
+        ];
+        for (subject, text, why) in not {
+            let asks = if why.starts_with("asked what it is") {
+                Asks::Is
+            } else {
+                Asks::Does
+            };
+            assert_eq!(introduction(subject, asks, text), None, "{why}: {text}");
         }
     }
 
@@ -923,7 +1216,7 @@ mod tests {
             let held = words(&subject).first().is_some_and(|first| {
                 spanned_words(&text).iter().any(|(w, _)| same_word(w, first))
             });
-            if introduction(&subject, &text).is_some() {
+            if introduction(&subject, Asks::Is, &text).is_some() {
                 proptest::prop_assert!(held);
             }
             let _ = titled(&subject, &[heading], &text);

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cairn_engine::text::{location, sanitize, snippet};
+use cairn_engine::text::{location, raised_because, sanitize, snippet};
 use cairn_engine::{
     Abstain, Answer, AnswerStream, AskOptions, Context, Gates, Hit, Mode, SearchOptions,
 };
@@ -195,8 +195,9 @@ pub struct SourceRow {
     pub dense: Option<(usize, f32)>,
     /// The fused score and rank.
     pub fused: (usize, f32),
-    /// Asked what something is, this passage says what it is (and ranks higher for it).
-    pub defines: bool,
+    /// Asked what something is or does, this passage says so (and ranks higher for it): the
+    /// words that tell it ("says what it is").
+    pub defines: Option<&'static str>,
     /// Which gate it passed, in words.
     pub gate: String,
     /// Lines the answer cites.
@@ -1293,7 +1294,7 @@ pub fn source_rows(t: &Turn) -> Vec<SourceRow> {
                     bm25: h.fused.bm25.map(|l| (l.rank, l.score)),
                     dense: h.fused.dense.map(|l| (l.rank, l.score)),
                     fused: (h.rank, h.fused.score),
-                    defines: h.fused.defines,
+                    defines: h.fused.defines.then(|| raised_because(&t.question)),
                     gate: "search result (no gates: the model is not asked)".into(),
                     cited: Vec::new(),
                     also: h.also.clone(),
@@ -1343,7 +1344,9 @@ pub fn source_rows(t: &Turn) -> Vec<SourceRow> {
                 bm25: hit.and_then(|h| h.fused.bm25.map(|l| (l.rank, l.score))),
                 dense: hit.and_then(|h| h.fused.dense.map(|l| (l.rank, l.score))),
                 fused: (s.rank, s.score),
-                defines: hit.is_some_and(|h| h.fused.defines),
+                defines: hit
+                    .is_some_and(|h| h.fused.defines)
+                    .then(|| raised_because(&t.question)),
                 gate,
                 cited: t
                     .answer

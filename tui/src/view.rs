@@ -628,8 +628,8 @@ fn why_text(r: &SourceRow) -> String {
         leg("dense", r.dense, &|s| format!("cos {s:.3}")),
         format!("fused #{} {:.3}", r.fused.0, r.fused.1),
     ];
-    if r.defines {
-        text.push("says what it is".into());
+    if let Some(why) = r.defines {
+        text.push(why.into());
     }
     let text: Vec<String> = text.iter().map(|l| l.replace(' ', "\u{a0}")).collect();
     text.join(" · ")

@@ -578,22 +578,28 @@ fn search_mode_lists_hits_without_the_model() {
 
 #[test]
 fn a_hit_that_says_what_was_asked_about_is_marked() {
-    let mut a = app(100, 30);
-    opened(&mut a, Path::new("/nowhere"));
-    let (_, mut hits) = retrieval();
-    hits[1].fused.defines = true;
-    search(&mut a, "What is glycol?", hits);
-    let s = screen(&a);
-    let rows: Vec<&str> = s.lines().collect();
-    let marked: Vec<usize> = (0..rows.len())
-        .filter(|&i| rows[i].contains("says what it is"))
-        .collect();
-    let second = rows.iter().position(|r| r.contains("fused #2")).unwrap();
-    // On the second hit's line of legs (or the line it wraps onto), and nowhere else.
-    assert!(
-        matches!(marked[..], [i] if i == second || i == second + 1),
-        "{s}"
-    );
+    for (question, why) in [
+        ("What is glycol?", "says what it is"),
+        ("What does glycol do?", "says what it does"),
+    ] {
+        let mut a = app(100, 30);
+        opened(&mut a, Path::new("/nowhere"));
+        let (_, mut hits) = retrieval();
+        hits[1].fused.defines = true;
+        search(&mut a, question, hits);
+        let s = screen(&a);
+        let rows: Vec<&str> = s.lines().collect();
+        let marked: Vec<usize> = (0..rows.len())
+            .filter(|&i| rows[i].contains("says what it"))
+            .collect();
+        let second = rows.iter().position(|r| r.contains("fused #2")).unwrap();
+        // On the second hit's line of legs (or the line it wraps onto), and nowhere else, in
+        // the words of what was asked.
+        assert!(
+            matches!(marked[..], [i] if (i == second || i == second + 1) && rows[i].contains(why)),
+            "{s}"
+        );
+    }
 }
 
 #[test]
