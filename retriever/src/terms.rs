@@ -265,12 +265,9 @@ pub fn subject(question: &str) -> Option<Subject> {
         ["what", "is" | "are", "the", "purpose" | "point" | "role" | "job", "of", rest @ ..] => {
             (rest, Asks::Does)
         }
-        ["what", "is" | "are", rest @ ..] if rest.windows(2).any(|w| w == ["used", "for"]) => {
-            // "What is the keyword used for declaring constants?" asks for a name.
-            (used_for(rest)?, Asks::Does)
-        }
+        // "What is the keyword used for declaring constants?" asks for a name.
         ["what", "is" | "are", rest @ ..] if used_for(rest).is_some() => {
-            (used_for(rest).unwrap_or(rest), Asks::Does)
+            (used_for(rest).flatten()?, Asks::Does)
         }
         ["what", "does" | "do", rest @ .., "do"] => (rest, Asks::Does),
         ["define", rest @ ..]
@@ -293,19 +290,20 @@ pub fn subject(question: &str) -> Option<Subject> {
 
 /// The subject of a question asking what something is for, up to "used for" (or a closing
 /// "for": "What is Cargo.lock for?"); the words after "used for" ("… used for in a use
-/// declaration") narrow the question, not the subject. `None` when `rest` does not say "for",
-/// or goes on after "used for" with what the thing is used for.
-fn used_for<'a, 'b>(rest: &'b [&'a str]) -> Option<&'b [&'a str]> {
+/// declaration") narrow the question, not the subject. `None` when `rest` does not say "for";
+/// `Some(None)` when it goes on after "used for" with what the thing is used for, as a question
+/// for a name does.
+fn used_for<'a, 'b>(rest: &'b [&'a str]) -> Option<Option<&'b [&'a str]>> {
     if let Some(at) = rest.windows(2).position(|w| w == ["used", "for"]) {
-        return match rest.get(at + 2) {
+        return Some(match rest.get(at + 2) {
             None | Some(&("in" | "on" | "with" | "within" | "inside" | "by" | "when")) => {
                 Some(&rest[..at])
             }
             Some(_) => None,
-        };
+        });
     }
     match rest {
-        [subject @ .., "for"] if !subject.is_empty() => Some(subject),
+        [subject @ .., "for"] if !subject.is_empty() => Some(Some(subject)),
         _ => None,
     }
 }
@@ -319,17 +317,20 @@ pub fn defined_subject(question: &str) -> Option<String> {
         .map(|s| s.term)
 }
 
-/// How an answer to a question asking what something is ([`defined_subject`]) begins.
+/// How an answer to a question asking what something is or does ([`subject`]) begins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Restatement {
     /// It does not begin with the subject (or the question is not of that kind).
     No,
     /// It is the subject again and nothing else (its article, markup, case, a plural `s` and
-    /// an abbreviation in brackets aside), or the subject's initials (`PEP` for "policy
+    /// an abbreviation in brackets aside; asked what it does, its kind too: "The `rustfmt`
+    /// tool"), some of the subject's words and nothing else ("move" for "the move keyword",
+    /// "expansion" for "macro expansion"), or the subject's initials (`PEP` for "policy
     /// enforcement point"): it names the thing asked about instead of saying what it is.
     Whole,
     /// The subject, then what it is: `is`, `are`, `means`, `refers to`…, a colon or a dash, or
-    /// a comma and an apposition ("Closures, a function-like construct…", "…, which is…").
+    /// a comma and an apposition ("Closures, a function-like construct…", "…, which is…");
+    /// asked what it does, the subject and anything at all after it.
     Defines,
     /// The subject, then something else ("a closure that moves captured values…"): a quote
     /// from a place that mentions the thing, not one that says what it is.
@@ -409,7 +410,7 @@ fn singular(w: &str) -> &str {
     w.strip_suffix('s').filter(|r| r.len() > 2).unwrap_or(w)
 }
 
-/// How `answer` begins, for a question asking what something is ([`Restatement`]).
+/// How `answer` begins, for a question asking what something is or does ([`Restatement`]).
 #[must_use]
 pub fn restatement(question: &str, answer: &str) -> Restatement {
     let Some(Subject { term, asks }) = subject(question) else {
@@ -444,17 +445,8 @@ pub fn restatement(question: &str, answer: &str) -> Restatement {
                 .zip(term)
                 .all(|(a, s)| singular(a) == singular(s))
     };
-    // Asked what the `move` keyword does, "move" names it as well.
-    let kindless = match subject.split_last() {
-        Some((_, core)) if asks == Asks::Does && ends_in_kind(&subject) && !core.is_empty() => {
-            Some(core)
-        }
-        _ => None,
-    };
     if begins_with(&subject, rest) {
         rest = &rest[subject.len()..];
-    } else if let Some(core) = kindless.filter(|core| begins_with(core, rest)) {
-        rest = &rest[core.len()..];
     } else if initials.chars().count() >= 2 && rest.first().is_some_and(|w| singular(w) == initials)
     {
         rest = &rest[1..];
