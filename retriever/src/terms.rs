@@ -266,8 +266,9 @@ pub fn subject(question: &str) -> Option<Subject> {
             (rest, Asks::Does)
         }
         // "What is the keyword used for declaring constants?" asks for a name.
+        ["what", "is" | "are", rest @ ..] if names_a_use(rest) => return None,
         ["what", "is" | "are", rest @ ..] if used_for(rest).is_some() => {
-            (used_for(rest).flatten()?, Asks::Does)
+            (used_for(rest).unwrap_or(rest), Asks::Does)
         }
         ["what", "does" | "do", rest @ .., "do"] => (rest, Asks::Does),
         ["define", rest @ ..]
@@ -290,22 +291,28 @@ pub fn subject(question: &str) -> Option<Subject> {
 
 /// The subject of a question asking what something is for, up to "used for" (or a closing
 /// "for": "What is Cargo.lock for?"); the words after "used for" ("… used for in a use
-/// declaration") narrow the question, not the subject. `None` when `rest` does not say "for";
-/// `Some(None)` when it goes on after "used for" with what the thing is used for, as a question
-/// for a name does.
-fn used_for<'a, 'b>(rest: &'b [&'a str]) -> Option<Option<&'b [&'a str]>> {
+/// declaration") narrow the question, not the subject. `None` when `rest` does not say "for".
+fn used_for<'a, 'b>(rest: &'b [&'a str]) -> Option<&'b [&'a str]> {
     if let Some(at) = rest.windows(2).position(|w| w == ["used", "for"]) {
-        return Some(match rest.get(at + 2) {
-            None | Some(&("in" | "on" | "with" | "within" | "inside" | "by" | "when")) => {
-                Some(&rest[..at])
-            }
-            Some(_) => None,
-        });
+        return Some(&rest[..at]);
     }
     match rest {
-        [subject @ .., "for"] if !subject.is_empty() => Some(Some(subject)),
+        [subject @ .., "for"] if !subject.is_empty() => Some(subject),
         _ => None,
     }
+}
+
+/// Whether "used for" goes on with what the thing is used for ("the keyword used for declaring
+/// constants"), as a question for a name does, rather than where ("… used for in a use
+/// declaration").
+fn names_a_use(rest: &[&str]) -> bool {
+    rest.windows(3).any(|w| {
+        w[..2] == ["used", "for"]
+            && !matches!(
+                w[2],
+                "in" | "on" | "with" | "within" | "inside" | "by" | "when"
+            )
+    })
 }
 
 /// The term a question asking what something is asks about ([`subject`] with [`Asks::Is`]),
