@@ -381,9 +381,14 @@ const KINDS: &[&str] = &[
     "type",
 ];
 
+/// Whether a word names a kind of thing ([`KINDS`]), plurals aside.
+fn is_kind(word: &str) -> bool {
+    KINDS.contains(&singular(word))
+}
+
 /// Whether a term's last word names its kind ([`KINDS`]): "move keyword".
 fn ends_in_kind(term: &[String]) -> bool {
-    term.last().is_some_and(|w| KINDS.contains(&singular(w)))
+    term.last().is_some_and(|w| is_kind(w))
 }
 
 /// Words that, after the subject and a comma, begin saying what it is.
@@ -430,10 +435,7 @@ pub fn restatement(question: &str, answer: &str) -> Restatement {
         _ => &answer,
     };
     // Some of the term's own words and nothing else: "expansion" for "macro expansion".
-    let mut words = rest
-        .iter()
-        .filter(|w| w.chars().any(char::is_alphanumeric))
-        .peekable();
+    let mut words = words_of(rest).peekable();
     if words.peek().is_some()
         && words
             .all(|w| w.chars().count() > 2 && subject.iter().any(|s| singular(s) == singular(w)))
@@ -469,7 +471,7 @@ pub fn restatement(question: &str, answer: &str) -> Restatement {
     }
     if asks == Asks::Does {
         // What kind of thing it is, when the question did not say: "The `rustfmt` tool".
-        if rest.first().is_some_and(|w| KINDS.contains(&singular(w))) && !ends_in_kind(&subject) {
+        if rest.first().is_some_and(|w| is_kind(w)) && !ends_in_kind(&subject) {
             rest = &rest[1..];
         }
         // Asked what it does, whatever follows the name says something of it.
@@ -547,11 +549,10 @@ pub enum Introduction {
 /// has no word but "operator") is never introduced.
 #[must_use]
 pub fn introduction(subject: &str, asks: Asks, text: &str) -> Option<Introduction> {
-    let symbol = word_tokens(subject)
-        .iter()
-        .any(|t| !t.chars().any(char::is_alphanumeric));
-    let subject = words(subject);
-    if subject.is_empty() || (symbol && subject.iter().all(|w| KINDS.contains(&singular(w)))) {
+    let all = word_tokens(subject);
+    let symbol = all.len() > words_of(&all).count();
+    let subject: Vec<String> = words_of(&all).cloned().collect();
+    if subject.is_empty() || (symbol && subject.iter().all(|w| is_kind(w))) {
         return None;
     }
     let kind_may_follow = asks == Asks::Does && !ends_in_kind(&subject);
@@ -566,11 +567,7 @@ pub fn introduction(subject: &str, asks: Asks, text: &str) -> Option<Introductio
         })
         .filter_map(|at| {
             let mut to = at + n;
-            if kind_may_follow
-                && tokens
-                    .get(to)
-                    .is_some_and(|(w, _)| KINDS.contains(&singular(w)))
-            {
+            if kind_may_follow && tokens.get(to).is_some_and(|(w, _)| is_kind(w)) {
                 to += 1;
             }
             introduced(text, &tokens, at, to, asks)
@@ -609,10 +606,14 @@ pub fn titled(subject: &str, heading: &[String], text: &str) -> bool {
 
 /// The words of `s` as [`word_tokens`] gives them, punctuation marks left out.
 fn words(s: &str) -> Vec<String> {
-    word_tokens(s)
-        .into_iter()
+    words_of(&word_tokens(s)).cloned().collect()
+}
+
+/// The words among `tokens` ([`word_tokens`]), punctuation marks left out.
+fn words_of(tokens: &[String]) -> impl Iterator<Item = &String> {
+    tokens
+        .iter()
         .filter(|w| w.chars().any(char::is_alphanumeric))
-        .collect()
 }
 
 /// Whether two lowercase words are one, plurals aside (`box`/`boxes`, `library`/`libraries`).
