@@ -13,8 +13,8 @@ use cairn_generator::{
 };
 use cairn_index::Reader;
 use cairn_retriever::context::{
-    assemble_following, user_prompt, DEFINITION_EXAMPLE, EXAMPLES, FOLLOWING_CHUNKS,
-    PURPOSE_EXAMPLE, REFUSAL, SYSTEM_PROMPT,
+    assemble_following, user_prompt, DEFINITION_EXAMPLE, DIFFERENCE_EXAMPLE, EXAMPLES,
+    FOLLOWING_CHUNKS, PURPOSE_EXAMPLE, REASON_EXAMPLE, REFUSAL, SYSTEM_PROMPT, WAY_EXAMPLE,
 };
 use cairn_retriever::ground::{is_refusal, strip_markers};
 use cairn_retriever::terms::{restatement, Restatement};
@@ -881,18 +881,10 @@ impl Engine {
             return Ok(0);
         }
         // The prompt's tokens up to where the question's own begin: what two questions of the
-        // draft's kind share (one asking what something is or does brings one more worked
-        // example).
+        // draft's kind share (a question of a kind brings its worked example).
         let render = |q: &str| self.generator.chat_tokens(&messages(q, &retrieved.context));
-        let (a, b) = match cairn_retriever::terms::subject(draft).map(|s| s.asks) {
-            Some(cairn_retriever::terms::Asks::Is) => {
-                (render("What is a?")?, render("What is b?")?)
-            }
-            Some(cairn_retriever::terms::Asks::Does) => {
-                (render("What does a do?")?, render("What does b do?")?)
-            }
-            None => (render("a")?, render("b")?),
-        };
+        let (a, b) = kind_pair(draft);
+        let (a, b) = (render(a)?, render(b)?);
         Ok(self.generator.read_ahead(&a[..shared_len(&a, &b)], stop)?)
     }
 }
@@ -1264,8 +1256,8 @@ fn messages(question: &str, context: &Context) -> Vec<Message> {
         m.push(Message::user(*user));
         m.push(Message::assistant(*assistant));
     }
-    // Only for a question asking what something is or does: every other prompt stays as it
-    // was.
+    // Only for a question of one of those kinds (what, what for, why, how, how they differ):
+    // every other prompt stays as it was.
     if let Some(example) = kind_example(question) {
         m.push(Message::user(example.0));
         m.push(Message::assistant(example.1));
@@ -1275,13 +1267,37 @@ fn messages(question: &str, context: &Context) -> Vec<Message> {
 }
 
 /// The worked example a question of its kind gets after [`EXAMPLES`]: [`DEFINITION_EXAMPLE`]
-/// asked what something is, [`PURPOSE_EXAMPLE`] asked what it does; none for other questions.
+/// asked what something is, [`PURPOSE_EXAMPLE`] what it does, [`REASON_EXAMPLE`] why,
+/// [`WAY_EXAMPLE`] how and [`DIFFERENCE_EXAMPLE`] how two things differ; none for other
+/// questions.
 fn kind_example(question: &str) -> Option<(&'static str, &'static str)> {
-    use cairn_retriever::terms::{subject, Asks};
-    subject(question).map(|s| match s.asks {
-        Asks::Is => DEFINITION_EXAMPLE,
-        Asks::Does => PURPOSE_EXAMPLE,
-    })
+    use cairn_retriever::terms::{explains, subject, Asks, Explains};
+    match subject(question) {
+        Some(s) if s.asks == Asks::Is => Some(DEFINITION_EXAMPLE),
+        Some(_) => Some(PURPOSE_EXAMPLE),
+        None => explains(question).map(|e| match e {
+            Explains::Why => REASON_EXAMPLE,
+            Explains::How => WAY_EXAMPLE,
+            Explains::Difference => DIFFERENCE_EXAMPLE,
+        }),
+    }
+}
+
+/// Two questions of `draft`'s kind ([`kind_example`]) that differ only in their last words.
+fn kind_pair(draft: &str) -> (&'static str, &'static str) {
+    use cairn_retriever::terms::{explains, subject, Asks, Explains};
+    match (subject(draft).map(|s| s.asks), explains(draft)) {
+        // Not "a": "What is a?" asks about nothing once its article is dropped.
+        (Some(Asks::Is), _) => ("What is x?", "What is y?"),
+        (Some(Asks::Does), _) => ("What does x do?", "What does y do?"),
+        (None, Some(Explains::Why)) => ("Why x?", "Why y?"),
+        (None, Some(Explains::How)) => ("How x?", "How y?"),
+        (None, Some(Explains::Difference)) => (
+            "What is the difference between x and z?",
+            "What is the difference between y and z?",
+        ),
+        (None, None) => ("x", "y"),
+    }
 }
 
 /// ` [1]`, ` [1,2]` or ` [?]` for a claim.
@@ -1442,7 +1458,7 @@ mod tests {
     }
 
     #[test]
-    fn only_a_question_asking_what_something_is_or_does_gets_its_kind_of_example() {
+    fn only_a_question_of_a_kind_gets_its_kind_of_example() {
         let plain = messages("Which keyword creates an infinite loop?", &context());
         let defining = messages("What is a closure?", &context());
         assert_eq!(defining.len(), plain.len() + 2);
@@ -1464,6 +1480,42 @@ mod tests {
         assert_eq!(purpose.len(), plain.len() + 2);
         assert_eq!(purpose[plain.len() - 1].content, PURPOSE_EXAMPLE.0);
         assert_eq!(purpose[plain.len()].content, PURPOSE_EXAMPLE.1);
+        for (question, example) in [
+            ("Why are iterator adapters lazy?", REASON_EXAMPLE),
+            ("How does deref coercion work?", WAY_EXAMPLE),
+            (
+                "What is the difference between iter and into_iter?",
+                DIFFERENCE_EXAMPLE,
+            ),
+        ] {
+            let m = messages(question, &context());
+            assert_eq!(m.len(), plain.len() + 2, "{question}");
+            assert_eq!(m[plain.len() - 1].content, example.0, "{question}");
+            assert_eq!(m[plain.len()].content, example.1, "{question}");
+        }
+        // An amount is a fact: no example.
+        assert_eq!(
+            messages("How many lanes are there?", &context()).len(),
+            plain.len()
+        );
+    }
+
+    #[test]
+    fn reading_ahead_renders_a_question_of_the_drafts_kind() {
+        for draft in [
+            "Which keyword creates an infinite loop?",
+            "What is a closure?",
+            "What does the move keyword do?",
+            "Why are iterator adapters lazy?",
+            "How does deref coercion work?",
+            "How is shadowing different from mut?",
+            "How many lanes are there?",
+        ] {
+            let (a, b) = kind_pair(draft);
+            assert_ne!(a, b);
+            assert_eq!(kind_example(a), kind_example(draft), "{draft}");
+            assert_eq!(kind_example(b), kind_example(draft), "{draft}");
+        }
     }
 
     #[test]

@@ -691,6 +691,40 @@ pub const PURPOSE_EXAMPLE: (&str, &str) = (
      on the deck",
 );
 
+/// The worked example given only with a question asking why ([`crate::terms::explains`]):
+/// its answer is the sentence that gives the reason, not the fact the question already states
+/// ("every twelve years") nor the question's own words.
+pub const REASON_EXAMPLE: (&str, &str) = (
+    "<source id=\"1\" title=\"Velmora Bridge > Maintenance\">\nThe deck is repainted every \
+     twelve years. The paint keeps water away from the steel beams, which would otherwise rust \
+     through within a few decades.\n</source>\n\nQuestion: Why is the deck repainted?",
+    "The paint keeps water away from the steel beams, which would otherwise rust through within \
+     a few decades.",
+);
+
+/// The worked example given only with a question asking how something works or is done
+/// ([`crate::terms::explains`]): its answer is the sentence that says how, not the one that
+/// repeats the question.
+pub const WAY_EXAMPLE: (&str, &str) = (
+    "<source id=\"1\" title=\"Velmora Bridge > Weather\">\nThe bridge stays open in high \
+     winds. Screens along both edges of the deck slow the wind, so trucks can cross safely in \
+     gusts of up to 100 km/h.\n</source>\n\nQuestion: How does the bridge stay open in high \
+     winds?",
+    "Screens along both edges of the deck slow the wind, so trucks can cross safely in gusts of \
+     up to 100 km/h.",
+);
+
+/// The worked example given only with a question asking how two things differ
+/// ([`crate::terms::explains`]): its answer says something of both, not their names again.
+pub const DIFFERENCE_EXAMPLE: (&str, &str) = (
+    "<source id=\"1\" title=\"Velmora Bridge > Lanes\">\nThe bridge has an express lane and \
+     a local lane. The express lane has no exits and a limit of 90 km/h, while the local lane \
+     stops at every exit.\n</source>\n\nQuestion: What is the difference between the express \
+     lane and the local lane?",
+    "The express lane has no exits and a limit of 90 km/h, while the local lane stops at every \
+     exit.",
+);
+
 /// The user message: the sources, then the question.
 #[must_use]
 pub fn user_prompt(question: &str, context: &Context) -> String {

@@ -278,8 +278,12 @@ pub fn subject(question: &str) -> Option<Subject> {
         _ => return None,
     };
     let subject = match subject {
-        // "What is X called?" asks for a name, not what X is.
-        [.., "called" | "named"] | [.., "known", "as"] => return None,
+        // "What is X called?" asks for a name, not what X is; "What is the difference
+        // between X and Y?" how they differ ([`explains`]), and "What is the reason for X?" why.
+        [.., "called" | "named"]
+        | [.., "known", "as"]
+        | ["the", "difference" | "differences" | "reason" | "reasons", ..]
+        | ["difference" | "differences" | "reason" | "reasons", ..] => return None,
         ["a" | "an" | "the", rest @ ..] => rest,
         s => s,
     };
@@ -324,6 +328,95 @@ pub fn defined_subject(question: &str) -> Option<String> {
         .map(|s| s.term)
 }
 
+/// What a question asks to have explained ([`explains`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Explains {
+    /// A reason: "Why are variables immutable by default?", "What is the reason for X?".
+    Why,
+    /// A way or a mechanism: "How does deref coercion work?", "How do you run one test?";
+    /// not an amount ("How many…", "How long…").
+    How,
+    /// How two things differ: "What is the difference between iter and into_iter?", "How is
+    /// shadowing different from mut?", "How do inner and outer attributes differ?".
+    Difference,
+}
+
+/// Words after "how" that ask for an amount, not a way.
+const HOW_AMOUNT: &[&str] = &[
+    "big",
+    "deep",
+    "early",
+    "far",
+    "fast",
+    "few",
+    "frequently",
+    "heavy",
+    "high",
+    "large",
+    "late",
+    "long",
+    "many",
+    "much",
+    "often",
+    "old",
+    "short",
+    "small",
+    "soon",
+    "tall",
+    "wide",
+];
+
+/// What a question asks to have explained — a reason, a way or a difference — or `None` for a
+/// question that asks for a fact, a name or an amount. Such questions are answered by a
+/// sentence, not a name, and a quote of the question's own words ("lazy" for "Why are
+/// iterator adapters lazy?") answers none of them ([`restatement`]).
+#[must_use]
+pub fn explains(question: &str) -> Option<Explains> {
+    let q = question.trim().to_lowercase();
+    let words: Vec<&str> = q
+        .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let differs = words.windows(2).any(|w| {
+        matches!(
+            w,
+            ["difference" | "differences", "between"]
+                | ["differ" | "differs" | "different" | "differently", "from"]
+        )
+    }) || matches!(words.last(), Some(&("differ" | "different")));
+    let reason = words.first().is_some_and(|w| w.starts_with("what"))
+        && words.windows(2).any(|w| {
+            matches!(
+                w,
+                ["reason" | "reasons", "for" | "why" | "that"] | ["what", "reason"]
+            )
+        });
+    match words.as_slice() {
+        _ if differs => Some(Explains::Difference),
+        _ if reason => Some(Explains::Why),
+        ["why" | "why's" | "why’s", ..] | ["how", "come", ..] => Some(Explains::Why),
+        ["how", next, ..] if !HOW_AMOUNT.contains(next) => Some(Explains::How),
+        _ => None,
+    }
+}
+
+/// Whether an answer is made of the question's own words and nothing else (function words,
+/// words of one or two letters and punctuation aside): "unit tests and integration tests" for "What is the
+/// difference between unit tests and integration tests?".
+fn echoes(question: &str, answer: &str) -> bool {
+    let asked = word_tokens(question);
+    let answer = word_tokens(answer);
+    let mut words = words_of(&answer)
+        .filter(|w| w.chars().count() > 2 && !is_stopword(w))
+        .peekable();
+    words.peek().is_some()
+        && words.all(|w| {
+            asked
+                .iter()
+                .any(|a| singular(a) == singular(w) || same_word(a, w))
+        })
+}
+
 /// How an answer to a question asking what something is or does ([`subject`]) begins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Restatement {
@@ -334,6 +427,8 @@ pub enum Restatement {
     /// tool"), some of the subject's words and nothing else ("move" for "the move keyword",
     /// "expansion" for "macro expansion"), or the subject's initials (`PEP` for "policy
     /// enforcement point"): it names the thing asked about instead of saying what it is.
+    /// Asked why, how or how two things differ: the question's own words again ("lazy" for
+    /// "Why are iterator adapters lazy?").
     Whole,
     /// The subject, then what it is: `is`, `are`, `means`, `refers to`…, a colon or a dash, or
     /// a comma and an apposition ("Closures, a function-like construct…", "…, which is…");
@@ -422,10 +517,16 @@ fn singular(w: &str) -> &str {
     w.strip_suffix('s').filter(|r| r.len() > 2).unwrap_or(w)
 }
 
-/// How `answer` begins, for a question asking what something is or does ([`Restatement`]).
+/// How `answer` begins, for a question asking what something is or does ([`Restatement`]);
+/// for one asking why, how, or how two things differ ([`explains`]), whether it is only the
+/// question's own words again (`Whole`, else `No`).
 #[must_use]
 pub fn restatement(question: &str, answer: &str) -> Restatement {
     let Some(Subject { term, asks }) = subject(question) else {
+        // Asked for a reason, a way or a difference, the question's own words are no answer.
+        if explains(question).is_some() && echoes(question, answer) {
+            return Restatement::Whole;
+        }
         return Restatement::No;
     };
     let subject = word_tokens(&term);
@@ -1168,6 +1269,98 @@ mod tests {
                 Asks::Does
             };
             assert_eq!(introduction(subject, asks, text), None, "{why}: {text}");
+        }
+    }
+
+    #[test]
+    fn a_question_asking_why_how_or_how_things_differ_asks_for_an_explanation() {
+        let cases = [
+            (
+                "Why are variables immutable by default?",
+                Some(Explains::Why),
+            ),
+            ("why's it slow", Some(Explains::Why)),
+            ("How come the test fails?", Some(Explains::Why)),
+            (
+                "What is the reason for the orphan rule?",
+                Some(Explains::Why),
+            ),
+            ("How does deref coercion work?", Some(Explains::How)),
+            (
+                "How do you run the tests one at a time?",
+                Some(Explains::How),
+            ),
+            (
+                "What is the difference between iter and into_iter?",
+                Some(Explains::Difference),
+            ),
+            (
+                "How is shadowing different from making a variable mutable?",
+                Some(Explains::Difference),
+            ),
+            (
+                "How do inner attributes differ from outer attributes?",
+                Some(Explains::Difference),
+            ),
+            ("How do Rc and Arc differ?", Some(Explains::Difference)),
+            // An amount, a name or a fact.
+            ("How many bytes is a char?", None),
+            ("How long did the build take?", None),
+            ("What is a closure?", None),
+            ("Which keyword declares a constant?", None),
+            ("What happens when different threads share data?", None),
+        ];
+        for (question, kind) in cases {
+            assert_eq!(explains(question), kind, "{question}");
+        }
+        // "What is the difference…" is not asking what "the difference" is.
+        assert_eq!(
+            subject("What is the difference between iter and into_iter?"),
+            None
+        );
+        assert_eq!(subject("What is the reason for the orphan rule?"), None);
+    }
+
+    #[test]
+    fn asked_for_an_explanation_the_questions_own_words_are_no_answer() {
+        let whole = [
+            ("Why are iterator adapters lazy?", "lazy"),
+            ("Why doesn't Rust have null?", "Rust does not have nulls"),
+            (
+                "What is the difference between unit tests and integration tests?",
+                "unit tests and integration tests",
+            ),
+            ("How do libraries get built?", "Libraries are built"),
+        ];
+        for (question, answer) in whole {
+            assert_eq!(
+                restatement(question, answer),
+                Restatement::Whole,
+                "{question} → {answer}"
+            );
+        }
+        let answers = [
+            (
+                "Why are iterator adapters lazy?",
+                "they have no effect until consumed",
+            ),
+            (
+                "How does RefCell<T> enforce the borrowing rules?",
+                "at runtime",
+            ),
+            (
+                "How do you run one test?",
+                "`cargo test` and the test's name",
+            ),
+            // Not an explanation: a name may well be in the question.
+            ("Which attribute marks a test?", "test"),
+        ];
+        for (question, answer) in answers {
+            assert_eq!(
+                restatement(question, answer),
+                Restatement::No,
+                "{question} → {answer}"
+            );
         }
     }
 
