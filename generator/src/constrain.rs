@@ -101,6 +101,30 @@ fn normalize(text: &str) -> Vec<u8> {
     out
 }
 
+/// Gives `span`, found at `text[at..]`, the mark it left out where it begins inside a code
+/// mark (or ends inside one), or begins inside emphasis: only where the span holds the mark's
+/// other half an odd number of times, so `into_iter` and balanced spans stay as they are.
+fn balance(span: &mut Vec<u8>, text: &[u8], at: usize) {
+    let odd = |span: &[u8], mark: u8| span.iter().fold(false, |odd, &b| odd ^ (b == mark));
+    if odd(span, b'`') {
+        if at > 0 && text[at - 1] == b'`' {
+            span.insert(0, b'`');
+        } else if text.get(at + span.len()) == Some(&b'`') {
+            span.push(b'`');
+        }
+    }
+    for mark in [b'_', b'*'] {
+        // Emphasis closes where the mark is not followed by a word character.
+        let closes = span
+            .iter()
+            .enumerate()
+            .any(|(j, &b)| b == mark && span.get(j + 1).is_none_or(|&n| !is_word(n) && n != mark));
+        if odd(span, mark) && closes && at > 0 && text[at - 1] == mark {
+            span.insert(0, mark);
+        }
+    }
+}
+
 impl Quote {
     /// Spans of `texts`, or exactly one of `replies`.
     #[must_use]
@@ -176,15 +200,20 @@ impl Quote {
     }
 
     /// The output so far, with whitespace normalized and its first letter as the source it
-    /// matches has it.
+    /// matches has it. A span that begins or ends inside a code mark or emphasis gets the mark
+    /// it left out, so that it is balanced: "`iter` method" where the model began at "iter",
+    /// "_Inner attributes_ apply" where it began at "Inner".
     #[must_use]
     pub fn text(&self) -> String {
         let mut out = self.out.clone();
         // A span as written, else one whose capital was lowercased.
         let spans = || self.live.iter().filter(|l| l.0 < self.spans);
         let exact = spans().find(|&&(i, p)| Some(&self.texts[i][p]) == out.first());
-        if let (Some(first), Some(&(i, p))) = (out.first_mut(), exact.or_else(|| spans().next())) {
-            *first = self.texts[i][p];
+        if let Some(&(i, p)) = exact.or_else(|| spans().next()) {
+            if let Some(first) = out.first_mut() {
+                *first = self.texts[i][p];
+            }
+            balance(&mut out, &self.texts[i], p);
         }
         String::from_utf8_lossy(&out).into_owned()
     }
@@ -357,6 +386,33 @@ mod tests {
         assert!(step(&mut q, " years."));
         assert!(q.may_stop());
         assert!(!q.allows(b" More"), "past the end of the text");
+    }
+
+    #[test]
+    fn a_span_begun_inside_a_code_mark_or_emphasis_gets_the_mark_back() {
+        let text = |source: &str, pieces: &[&str]| {
+            let mut q = Quote::new([source], []);
+            for piece in pieces {
+                assert!(step(&mut q, piece), "{piece:?} in {source:?}");
+            }
+            q.text()
+        };
+        let source = "The `iter` method produces an iterator. _Inner attributes_ apply within.";
+        assert_eq!(
+            text(source, &["iter", "` method", " produces"]),
+            "`iter` method produces"
+        );
+        assert_eq!(text(source, &["The", " `", "iter"]), "The `iter`");
+        assert_eq!(
+            text(source, &["Inner", " attributes", "_ apply"]),
+            "_Inner attributes_ apply"
+        );
+        // Balanced, or a mark inside a word: as it is.
+        assert_eq!(text(source, &["iter"]), "iter");
+        let source = "Call `into_iter` or *iter* here.";
+        assert_eq!(text(source, &["into", "_iter"]), "into_iter");
+        assert_eq!(text(source, &["into"]), "into");
+        assert_eq!(text(source, &["iter", "* here"]), "*iter* here");
     }
 
     #[test]
