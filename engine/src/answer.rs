@@ -250,7 +250,8 @@ pub enum Abstain {
     /// No sentence of the model's answer is supported by the sources, or the answer is a quote
     /// the model was unsure of from a place that speaks of little of the question, or, asked
     /// what something is, a quote that names it and then goes on to something else
-    /// ([`cairn_retriever::terms::Restatement`]).
+    /// ([`cairn_retriever::terms::Restatement`]), or, asked what something is called, a quote
+    /// of the question's own words ([`cairn_retriever::terms::echoes`]).
     Unsupported,
     /// Asked whether the sources state the answer to the question, the model's "Yes" did not
     /// lead its "No" by the margin ([`AskOptions::self_check`]).
@@ -1026,11 +1027,17 @@ pub fn answer(
             restatement(question, &answer),
             Restatement::Whole | Restatement::Aside
         );
+    // Asked what something is called, the words the question already uses are not its name:
+    // the sources most likely do not give one.
+    let echoed = !o.free
+        && !refused
+        && cairn_retriever::terms::asks_for_name(question)
+        && cairn_retriever::terms::echoes(question, &answer);
     let (claims, abstained) = if withheld {
         (Vec::new(), Some(Abstain::SelfCheck))
     } else if refused {
         (Vec::new(), Some(Abstain::Model))
-    } else if misplaced || restated {
+    } else if misplaced || restated || echoed {
         (ground(&answer, &context), Some(Abstain::Unsupported))
     } else {
         let claims = ground(&answer, &context);

@@ -73,3 +73,40 @@ fn a_question_read_ahead_computes_only_itself_and_answers_the_same() {
         .unwrap();
     assert_eq!(elsewhere, 0);
 }
+
+#[test]
+fn a_question_of_a_kind_with_its_own_example_is_read_ahead_with_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let kb = knowledge_base(tmp.path());
+    let mut engine = Engine::open(&kb, "tiny").unwrap();
+    let o = AskOptions::default();
+    let never = || false;
+    // What it is, why, how: each kind brings a worked example before the question's turn,
+    // and the draft must be read ahead with it.
+    for (question, draft) in [
+        ("What is the Orvane pump?", "What is the Orvane"),
+        (
+            "Why must the Orvane pump be stopped when the amber lamp blinks?",
+            "Why must the Orvane pump be stopped when the amber",
+        ),
+        ("How is the Orvane pump serviced?", "How is the Orvane pump"),
+    ] {
+        let alone = engine.ask(question, &o, &mut Quiet).unwrap();
+        assert!(!alone.context.sources.is_empty(), "{question}: {alone:?}");
+        // Another question, about other sources, leaves only the fixed prefix in the cache.
+        let other = engine
+            .ask("How often do tomato plants need watering?", &o, &mut Quiet)
+            .unwrap();
+        assert!(!other.context.sources.is_empty(), "{other:?}");
+        let ready = engine.read_ahead(draft, &o, &never).unwrap();
+        assert!(ready > 0, "{question}: nothing read ahead");
+        let after = engine.ask(question, &o, &mut Quiet).unwrap();
+        let computed = after.timings.prompt_tokens - after.timings.reused_tokens;
+        assert!(
+            computed < 40,
+            "{question}: {computed} of {} tokens computed after reading ahead",
+            after.timings.prompt_tokens
+        );
+        assert_eq!(after.answer, alone.answer, "{question}");
+    }
+}

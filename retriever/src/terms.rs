@@ -401,9 +401,11 @@ pub fn explains(question: &str) -> Option<Explains> {
 }
 
 /// Whether an answer is made of the question's own words and nothing else (function words,
-/// words of one or two letters and punctuation aside): "unit tests and integration tests" for "What is the
-/// difference between unit tests and integration tests?".
-fn echoes(question: &str, answer: &str) -> bool {
+/// words of one or two letters and punctuation aside): "unit tests and integration tests" for
+/// "What is the difference between unit tests and integration tests?", "future" for "What do
+/// other languages sometimes call a future?".
+#[must_use]
+pub fn echoes(question: &str, answer: &str) -> bool {
     let asked = word_tokens(question);
     let answer = word_tokens(answer);
     let mut words = words_of(&answer)
@@ -515,6 +517,32 @@ fn word_tokens(s: &str) -> Vec<String> {
 /// A word without a plural `s` (kept on words of three letters or fewer: `is`, `was`).
 fn singular(w: &str) -> &str {
     w.strip_suffix('s').filter(|r| r.len() > 2).unwrap_or(w)
+}
+
+/// Whether a question asks what something is called: "What is a set of packages that share
+/// one Cargo.lock called?", "What do other languages call a future?", "What is the term for…",
+/// "What is the name of…". Its answer is a name the question does not already use
+/// ([`echoes`]). Not "Which functions may be called from const contexts?", where "called" is
+/// about calls.
+#[must_use]
+pub fn asks_for_name(question: &str) -> bool {
+    let q = question.trim().trim_end_matches('?').trim().to_lowercase();
+    let words: Vec<&str> = q.split_whitespace().collect();
+    let ends_naming = matches!(
+        words.as_slice(),
+        [.., "called" | "named" | "termed"] | [.., "known", "as"]
+    );
+    let asks_what_they_call = matches!(
+        words.as_slice(),
+        ["what", "do" | "does" | "did" | "would" | "should", ..]
+    ) && words.contains(&"call");
+    let term_for = words.windows(2).any(|w| {
+        matches!(
+            w,
+            ["term" | "name" | "word", "for"] | ["name", "of"] | ["is", "called"]
+        )
+    });
+    ends_naming || asks_what_they_call || term_for
 }
 
 /// How `answer` begins, for a question asking what something is or does ([`Restatement`]);
@@ -1319,6 +1347,34 @@ mod tests {
             None
         );
         assert_eq!(subject("What is the reason for the orphan rule?"), None);
+    }
+
+    #[test]
+    fn a_question_asking_what_something_is_called_asks_for_a_name() {
+        for question in [
+            "What is a set of packages that share the same Cargo.lock called?",
+            "What do other languages sometimes call a future?",
+            "What is the term for code that writes code?",
+            "What is the name of the example struct?",
+            "What is a pattern like this known as?",
+        ] {
+            assert!(asks_for_name(question), "{question}");
+        }
+        for question in [
+            "Which functions may be called from const contexts?",
+            "What does the move keyword do?",
+            "How do you call a method on a trait object?",
+        ] {
+            assert!(!asks_for_name(question), "{question}");
+        }
+        assert!(echoes(
+            "What do other languages sometimes call a future?",
+            "futures"
+        ));
+        assert!(!echoes(
+            "What do other languages sometimes call a future?",
+            "promise"
+        ));
     }
 
     #[test]
