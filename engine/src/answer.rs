@@ -139,7 +139,8 @@ pub enum SelfCheck {
 }
 
 impl SelfCheck {
-    /// The margin that applies to an answer of `model` (its GGUF name), quoted or `free`.
+    /// The margin that applies to an answer of `model` (its GGUF name), quoted or `free`, to
+    /// a question that asks for a fact (for one that asks why or how: [`Self::margin_for`]).
     #[must_use]
     pub fn margin(self, model: &str, free: bool) -> Option<f32> {
         match self {
@@ -147,6 +148,35 @@ impl SelfCheck {
             SelfCheck::Calibrated | SelfCheck::Off => None,
             SelfCheck::Margin(m) => Some(m),
         }
+    }
+
+    /// The margin that applies to an answer of `model` to `question`: calibrated, a question
+    /// asking why, how or how two things differ has its own
+    /// ([`calibrated_explanation_check`]); a margin given applies to every question.
+    #[must_use]
+    pub fn margin_for(self, model: &str, free: bool, question: &str) -> Option<f32> {
+        match self {
+            SelfCheck::Calibrated
+                if !free && cairn_retriever::terms::explains(question).is_some() =>
+            {
+                calibrated_explanation_check(model)
+            }
+            _ => self.margin(model, free),
+        }
+    }
+}
+
+/// The self-check margin calibrated for a model's answers to questions asking why, how, or
+/// how two things differ ([`cairn_retriever::terms::explains`]), or `None` where the model has
+/// none. The model's "Yes" leads further for the sentences such questions are answered with,
+/// right or wrong. The 1.5B's: on the calibration half of `eval/explanations`, asked on its
+/// own knowledge base and on another one that does not hold the answers (BENCHMARKS.md,
+/// session 26), the largest round margin that withheld no more answerable questions than 1.2.
+#[must_use]
+pub fn calibrated_explanation_check(model: &str) -> Option<f32> {
+    match model {
+        "Qwen2.5 Coder 1.5B Instruct GGUF" => Some(1.5),
+        _ => None,
     }
 }
 
@@ -953,7 +983,7 @@ pub fn answer(
     });
     // The self-check's question rides along in the prompt's own pass (a branch after the
     // question), so it costs its rows' share of the prompt's products, not a pass of its own.
-    let least = o.self_check.margin(generator.name(), o.free);
+    let least = o.self_check.margin_for(generator.name(), o.free, question);
     let check_start = Instant::now();
     let probe = match least {
         Some(_) => Some(generator.chat_tokens(&check_messages(question, &context))?),
@@ -1535,5 +1565,18 @@ mod tests {
         assert_eq!(check.margin("SmolLM2 135M Instruct", false), None);
         assert_eq!(SelfCheck::Off.margin(calibrated, false), None);
         assert_eq!(SelfCheck::Margin(-3.0).margin("any", true), Some(-3.0));
+        // Asked why or how, its own margin; a margin given holds for every question.
+        let why = "Why are iterator adapters lazy?";
+        assert_eq!(check.margin_for(calibrated, false, why), Some(1.5));
+        assert_eq!(check.margin_for(calibrated, true, why), None);
+        assert_eq!(
+            check.margin_for(calibrated, false, "Which keyword loops?"),
+            Some(1.2)
+        );
+        assert_eq!(check.margin_for("SmolLM2 135M Instruct", false, why), None);
+        assert_eq!(
+            SelfCheck::Margin(0.5).margin_for(calibrated, false, why),
+            Some(0.5)
+        );
     }
 }
