@@ -157,7 +157,7 @@ impl SelfCheck {
     pub fn margin_for(self, model: &str, free: bool, question: &str) -> Option<f32> {
         match self {
             SelfCheck::Calibrated
-                if !free && cairn_retriever::terms::explains(question).is_some() =>
+                if !free && matches!(Kind::of(question), Some(Kind::Explains(_))) =>
             {
                 calibrated_explanation_check(model)
             }
@@ -1303,38 +1303,69 @@ fn messages(question: &str, context: &Context) -> Vec<Message> {
     m
 }
 
-/// The worked example a question of its kind gets after [`EXAMPLES`]: [`DEFINITION_EXAMPLE`]
-/// asked what something is, [`PURPOSE_EXAMPLE`] what it does, [`REASON_EXAMPLE`] why,
-/// [`WAY_EXAMPLE`] how and [`DIFFERENCE_EXAMPLE`] how two things differ; none for other
-/// questions.
-fn kind_example(question: &str) -> Option<(&'static str, &'static str)> {
-    use cairn_retriever::terms::{explains, subject, Asks, Explains};
-    match subject(question) {
-        Some(s) if s.asks == Asks::Is => Some(DEFINITION_EXAMPLE),
-        Some(_) => Some(PURPOSE_EXAMPLE),
-        None => explains(question).map(|e| match e {
-            Explains::Why => REASON_EXAMPLE,
-            Explains::How => WAY_EXAMPLE,
-            Explains::Difference => DIFFERENCE_EXAMPLE,
-        }),
+/// A kind of question that gets a worked example of its own after [`EXAMPLES`] (and, asked
+/// why or how, its own self-check margin).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// What something is ([`cairn_retriever::terms::Asks::Is`]).
+    Is,
+    /// What something does ([`cairn_retriever::terms::Asks::Does`]).
+    Does,
+    /// Why, how, or how two things differ.
+    Explains(cairn_retriever::terms::Explains),
+}
+
+impl Kind {
+    /// The kind of `question`, if it has one: a subject first, then an explanation.
+    fn of(question: &str) -> Option<Kind> {
+        use cairn_retriever::terms::{explains, subject, Asks};
+        match subject(question).map(|s| s.asks) {
+            Some(Asks::Is) => Some(Kind::Is),
+            Some(Asks::Does) => Some(Kind::Does),
+            None => explains(question).map(Kind::Explains),
+        }
     }
+
+    /// Its worked example: [`DEFINITION_EXAMPLE`] asked what something is,
+    /// [`PURPOSE_EXAMPLE`] what it does, [`REASON_EXAMPLE`] why, [`WAY_EXAMPLE`] how and
+    /// [`DIFFERENCE_EXAMPLE`] how two things differ.
+    fn example(self) -> (&'static str, &'static str) {
+        use cairn_retriever::terms::Explains;
+        match self {
+            Kind::Is => DEFINITION_EXAMPLE,
+            Kind::Does => PURPOSE_EXAMPLE,
+            Kind::Explains(Explains::Why) => REASON_EXAMPLE,
+            Kind::Explains(Explains::How) => WAY_EXAMPLE,
+            Kind::Explains(Explains::Difference) => DIFFERENCE_EXAMPLE,
+        }
+    }
+
+    /// Two questions of this kind that differ only in their last words. Not "a": "What is a?"
+    /// asks about nothing once its article is dropped.
+    fn pair(self) -> (&'static str, &'static str) {
+        use cairn_retriever::terms::Explains;
+        match self {
+            Kind::Is => ("What is x?", "What is y?"),
+            Kind::Does => ("What does x do?", "What does y do?"),
+            Kind::Explains(Explains::Why) => ("Why x?", "Why y?"),
+            Kind::Explains(Explains::How) => ("How x?", "How y?"),
+            Kind::Explains(Explains::Difference) => (
+                "What is the difference between x and z?",
+                "What is the difference between y and z?",
+            ),
+        }
+    }
+}
+
+/// The worked example a question of its kind gets after [`EXAMPLES`] ([`Kind::example`]);
+/// none for other questions.
+fn kind_example(question: &str) -> Option<(&'static str, &'static str)> {
+    Kind::of(question).map(Kind::example)
 }
 
 /// Two questions of `draft`'s kind ([`kind_example`]) that differ only in their last words.
 fn kind_pair(draft: &str) -> (&'static str, &'static str) {
-    use cairn_retriever::terms::{explains, subject, Asks, Explains};
-    match (subject(draft).map(|s| s.asks), explains(draft)) {
-        // Not "a": "What is a?" asks about nothing once its article is dropped.
-        (Some(Asks::Is), _) => ("What is x?", "What is y?"),
-        (Some(Asks::Does), _) => ("What does x do?", "What does y do?"),
-        (None, Some(Explains::Why)) => ("Why x?", "Why y?"),
-        (None, Some(Explains::How)) => ("How x?", "How y?"),
-        (None, Some(Explains::Difference)) => (
-            "What is the difference between x and z?",
-            "What is the difference between y and z?",
-        ),
-        (None, None) => ("x", "y"),
-    }
+    Kind::of(draft).map_or(("x", "y"), Kind::pair)
 }
 
 /// ` [1]`, ` [1,2]` or ` [?]` for a claim.

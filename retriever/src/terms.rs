@@ -280,9 +280,8 @@ pub fn subject(question: &str) -> Option<Subject> {
     let subject = match subject {
         // "What is X called?" asks for a name, not what X is; "What is the difference
         // between X and Y?" how they differ ([`explains`]), and "What is the reason for X?" why.
-        [.., "called" | "named"]
-        | [.., "known", "as"]
-        | ["the", "difference" | "differences" | "reason" | "reasons", ..]
+        s if ends_naming(s) => return None,
+        ["the", "difference" | "differences" | "reason" | "reasons", ..]
         | ["difference" | "differences" | "reason" | "reasons", ..] => return None,
         ["a" | "an" | "the", rest @ ..] => rest,
         s => s,
@@ -519,6 +518,14 @@ fn singular(w: &str) -> &str {
     w.strip_suffix('s').filter(|r| r.len() > 2).unwrap_or(w)
 }
 
+/// Whether words end by asking for a name: "… called", "… named", "… termed", "… known as".
+fn ends_naming(words: &[&str]) -> bool {
+    matches!(
+        words,
+        [.., "called" | "named" | "termed"] | [.., "known", "as"]
+    )
+}
+
 /// Whether a question asks what something is called: "What is a set of packages that share
 /// one Cargo.lock called?", "What do other languages call a future?", "What is the term for…",
 /// "What is the name of…". Its answer is a name the question does not already use
@@ -528,10 +535,7 @@ fn singular(w: &str) -> &str {
 pub fn asks_for_name(question: &str) -> bool {
     let q = question.trim().trim_end_matches('?').trim().to_lowercase();
     let words: Vec<&str> = q.split_whitespace().collect();
-    let ends_naming = matches!(
-        words.as_slice(),
-        [.., "called" | "named" | "termed"] | [.., "known", "as"]
-    );
+    let ends_naming = ends_naming(&words);
     let asks_what_they_call = matches!(
         words.as_slice(),
         ["what", "do" | "does" | "did" | "would" | "should", ..]
