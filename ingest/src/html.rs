@@ -23,6 +23,7 @@ const FURNITURE: &[&str] = &[
     "toolbar",
     "skip-link",
     "help-container",
+    "footer",
 ];
 
 fn is_furniture(el: &scraper::node::Element) -> bool {
@@ -78,6 +79,50 @@ struct Builder {
     pre: usize,
     /// Open heading elements: a heading inside one is not a heading of its own.
     in_heading: usize,
+    /// Open `<dl>` lists, innermost last: the heading in effect where each opened, and whether
+    /// it held named entries (which end with it).
+    lists: Vec<List>,
+}
+
+/// An open `<dl>`.
+struct List {
+    /// The heading in effect where the list opened.
+    outer: Option<(usize, String)>,
+    /// Whether one of its terms became a heading.
+    entries: bool,
+}
+
+/// Whether `el` is a link to a place on its own page that shows only a mark (`¶`, `§`, `#`, an
+/// icon): the permalink that documentation generators put after every heading and entry.
+fn is_self_link(node: ego_tree::NodeRef<'_, Node>, el: &scraper::node::Element) -> bool {
+    if el.name() != "a" || !el.attr("href").is_some_and(|h| h.starts_with('#')) {
+        return false;
+    }
+    let mut marks = 0;
+    for d in node.descendants() {
+        if let Node::Text(t) = d.value() {
+            for c in t.text.chars().filter(|c| !c.is_whitespace()) {
+                if c.is_alphanumeric() {
+                    return false;
+                }
+                marks += 1;
+            }
+        }
+    }
+    marks <= 2
+}
+
+/// The heading a named entry's term gives its section: a signature up to its parameters
+/// (`json.dumps(obj, *, skipkeys=False, …)` → `json.dumps`), at most 100 characters.
+fn entry_heading(term: &str) -> String {
+    let name = match term.find('(') {
+        Some(i) if !term[..i].trim().is_empty() => term[..i].trim_end(),
+        _ => term,
+    };
+    match name.char_indices().nth(100) {
+        Some((i, _)) => format!("{}…", &name[..i]),
+        None => name.to_owned(),
+    }
 }
 
 impl Builder {
@@ -118,30 +163,60 @@ impl Builder {
     fn walk(&mut self, root: ego_tree::NodeRef<'_, Node>, in_main: bool) {
         enum Step<'a> {
             Enter(ego_tree::NodeRef<'a, Node>, bool),
-            /// The end of an element: whether it was `pre`, its heading level, where its text
-            /// started, and whether it is a block.
-            Leave(bool, usize, usize, bool),
+            /// The end of an element.
+            Leave(Leave),
+        }
+        struct Leave {
+            kind: Kind,
+            /// Its heading level (0: not a heading).
+            level: usize,
+            /// Where its text started.
+            start: usize,
+            block: bool,
+        }
+        #[derive(PartialEq)]
+        enum Kind {
+            Pre,
+            /// A named entry's term, whose heading is its name.
+            Entry,
+            /// A `<dl>`.
+            List,
+            Other,
         }
         let mut stack = vec![Step::Enter(root, in_main)];
         while let Some(step) = stack.pop() {
             let (node, in_main) = match step {
                 Step::Enter(node, in_main) => (node, in_main),
-                Step::Leave(pre, level, start, block) => {
-                    if pre {
+                Step::Leave(leave) => {
+                    if leave.kind == Kind::Pre {
                         self.pre -= 1;
                     }
-                    if level > 0 {
+                    if leave.level > 0 {
                         self.in_heading -= 1;
-                        let heading: String = self.text[start..]
+                        let mut heading: String = self.text[leave.start..]
                             .split_whitespace()
                             .collect::<Vec<_>>()
                             .join(" ");
+                        if leave.kind == Kind::Entry {
+                            heading = entry_heading(&heading);
+                        }
                         if !heading.is_empty() {
-                            self.headings.push((start, level, heading));
+                            self.headings.push((leave.start, leave.level, heading));
+                            let entry = leave.kind == Kind::Entry;
+                            if let Some(list) = self.lists.last_mut().filter(|_| entry) {
+                                list.entries = true;
+                            }
                         }
                     }
-                    if block {
+                    if leave.block {
                         self.newline();
+                    }
+                    if leave.kind == Kind::List {
+                        // The text after a list of entries belongs to the heading before it.
+                        let list = self.lists.pop().expect("a list was opened");
+                        if let (true, Some((level, heading))) = (list.entries, list.outer) {
+                            self.headings.push((self.text.len(), level, heading));
+                        }
                     }
                     continue;
                 }
@@ -156,11 +231,16 @@ impl Builder {
                     let role = el.attr("role").unwrap_or("");
                     let hidden =
                         el.attr("hidden").is_some() || el.attr("aria-hidden") == Some("true");
-                    if DROP.contains(&name)
+                    // Footnotes are text of the page, whatever element holds them.
+                    let footnote = el
+                        .attr("class")
+                        .is_some_and(|c| c.split_whitespace().any(|c| c.starts_with("footnote")));
+                    if (DROP.contains(&name) && !(name == "aside" && footnote))
                         || hidden
                         || matches!(role, "navigation" | "banner" | "contentinfo" | "search")
                         || (name == "header" && !in_main)
                         || is_furniture(el)
+                        || is_self_link(node, el)
                     {
                         continue;
                     }
@@ -176,8 +256,21 @@ impl Builder {
                         "h4" => 4,
                         "h5" => 5,
                         "h6" => 6,
+                        // A term with an anchor of its own in a definition list names an entry
+                        // of a reference page (a function, a class, an option, a glossary term):
+                        // it heads a section below the page's headings.
+                        "dt" if el.attr("id").is_some_and(|id| !id.is_empty()) => {
+                            6 + self.lists.len()
+                        }
                         _ => 0,
                     };
+                    if name == "dl" {
+                        let outer = self.headings.last().map(|h| (h.1, h.2.clone()));
+                        self.lists.push(List {
+                            outer,
+                            entries: false,
+                        });
+                    }
                     if level > 0 {
                         self.in_heading += 1;
                     }
@@ -198,7 +291,18 @@ impl Builder {
                     if matches!(name, "td" | "th") && !self.text.ends_with(['\n', ' ']) {
                         self.text.push(' ');
                     }
-                    stack.push(Step::Leave(name == "pre", level, start, block));
+                    let kind = match name {
+                        "pre" => Kind::Pre,
+                        "dt" if level > 0 => Kind::Entry,
+                        "dl" => Kind::List,
+                        _ => Kind::Other,
+                    };
+                    stack.push(Step::Leave(Leave {
+                        kind,
+                        level,
+                        start,
+                        block,
+                    }));
                     in_main
                 }
                 Node::Document | Node::Fragment => in_main,
@@ -279,6 +383,7 @@ pub(crate) fn read(source: &str, file_name: &str) -> Document {
         headings: Vec::new(),
         pre: 0,
         in_heading: 0,
+        lists: Vec::new(),
     };
     if let Some(body) = html
         .select(&scraper::Selector::parse("body").expect("static selector"))
@@ -301,6 +406,20 @@ pub(crate) fn read(source: &str, file_name: &str) -> Document {
         last = start;
     }
     text.extend(b.text[last..].nfkc());
+    // A heading with no text under it before the next (what ending a list of entries leaves
+    // when another heading follows) makes no section.
+    let ends: Vec<usize> = headings
+        .iter()
+        .skip(1)
+        .map(|h| h.0)
+        .chain([text.len()])
+        .collect();
+    let mut ends = ends.into_iter();
+    headings.retain(|h| {
+        !text[h.0..ends.next().expect("one end per heading")]
+            .trim()
+            .is_empty()
+    });
 
     let title = title
         .or_else(|| headings.iter().find(|h| h.1 == 1).map(|h| h.2.clone()))
@@ -373,5 +492,89 @@ c</pre></main><footer>(c) 2024</footer></body></html>"#;
         let paths: Vec<_> = doc.sections.iter().map(|s| s.heading.join(" > ")).collect();
         assert_eq!(paths, ["Big Title", "Big Title > Sub"]);
         assert!(doc.text[doc.sections[1].range.clone()].starts_with("Sub\n"));
+    }
+
+    #[test]
+    fn permalinks_are_dropped_and_named_entries_head_sections() {
+        // The shape Sphinx gives a reference page (Python's documentation among many).
+        let src = r##"<body><div class="body" role="main">
+            <h1>json — JSON<a class="headerlink" href="#module-json">¶</a></h1>
+            <p>Intro text of the module.</p>
+            <h2>Basic Usage<a class="headerlink" href="#basic-usage">¶</a></h2>
+            <dl class="py function"><dt class="sig" id="json.dumps"><span>json.</span><span>dumps</span>(<em>obj</em>, <em>*</em>, <em>indent=None</em>)<a class="headerlink" href="#json.dumps">¶</a></dt>
+            <dd><p>Serialize obj to a JSON formatted str.</p></dd></dl>
+            <dl class="py class"><dt id="json.JSONEncoder"><em>class </em>json.JSONEncoder(<em>*</em>)</dt>
+            <dd><p>Extensible JSON encoder.</p>
+              <dl class="py method"><dt id="json.JSONEncoder.default">default(<em>o</em>)</dt>
+              <dd><p>Implement this method in a subclass.</p></dd></dl>
+              <p>More about the encoder.</p></dd></dl>
+            <p>Text after the entries.</p>
+            <dl><dt>plain term</dt><dd>not an entry</dd></dl>
+            <p>See <a href="#json.dumps">dumps()</a> and <a href="#x">§ 2</a>.</p>
+            <aside class="footnote-list"><aside class="footnote" role="note"><p>A footnote.</p>
+            </aside></aside></div><div class="footer">© Copyright 2024.</div></body>"##;
+        let doc = read(src, "json.html");
+        assert!(!doc.text.contains('¶'), "{:?}", doc.text);
+        assert!(
+            doc.text.contains("json.dumps(obj, *, indent=None)\n"),
+            "{:?}",
+            doc.text
+        );
+        assert!(doc.text.contains("See dumps() and § 2."), "{:?}", doc.text);
+        assert!(doc.text.contains("A footnote."), "{:?}", doc.text);
+        assert!(!doc.text.contains("Copyright"), "{:?}", doc.text);
+        let sections: Vec<_> = doc
+            .sections
+            .iter()
+            .map(|s| {
+                (
+                    s.heading.join(" > "),
+                    doc.text[s.range.clone()]
+                        .trim()
+                        .lines()
+                        .next()
+                        .unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(
+            sections,
+            [
+                ("json — JSON".to_owned(), "json — JSON"),
+                ("json — JSON > Basic Usage".to_owned(), "Basic Usage"),
+                (
+                    "json — JSON > Basic Usage > json.dumps".to_owned(),
+                    "json.dumps(obj, *, indent=None)"
+                ),
+                (
+                    "json — JSON > Basic Usage > class json.JSONEncoder".to_owned(),
+                    "class json.JSONEncoder(*)"
+                ),
+                (
+                    "json — JSON > Basic Usage > class json.JSONEncoder > default".to_owned(),
+                    "default(o)"
+                ),
+                (
+                    "json — JSON > Basic Usage > class json.JSONEncoder".to_owned(),
+                    "More about the encoder."
+                ),
+                (
+                    "json — JSON > Basic Usage".to_owned(),
+                    "Text after the entries."
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_entry_heading_is_the_name_before_the_parameters() {
+        assert_eq!(
+            entry_heading("json.dumps(obj, *, skipkeys=False)"),
+            "json.dumps"
+        );
+        assert_eq!(entry_heading("--indent, --tab"), "--indent, --tab");
+        assert_eq!(entry_heading("(weird)"), "(weird)");
+        let long = "x".repeat(150);
+        assert_eq!(entry_heading(&long).chars().count(), 101);
     }
 }
