@@ -24,6 +24,7 @@ const FURNITURE: &[&str] = &[
     "skip-link",
     "help-container",
     "footer",
+    "tooltip",
 ];
 
 fn is_furniture(el: &scraper::node::Element) -> bool {
@@ -112,12 +113,59 @@ fn is_self_link(node: ego_tree::NodeRef<'_, Node>, el: &scraper::node::Element) 
     marks <= 2
 }
 
-/// The heading a named entry's term gives its section: a signature up to its parameters
-/// (`json.dumps(obj, *, skipkeys=False, …)` → `json.dumps`), at most 100 characters.
-fn entry_heading(term: &str) -> String {
-    let name = match term.find('(') {
-        Some(i) if !term[..i].trim().is_empty() => term[..i].trim_end(),
-        _ => term,
+/// Whether `node` is a list of links and nothing else, at least four of them: a site's menu,
+/// a page's table of contents, "previous / next" — furniture that a page which does not mark
+/// it (`<nav>`, `role`) repeats on every page, where it would match every question naming a
+/// neighbouring page. Only asked outside the page's marked content (`<main>`, `<article>`,
+/// `role="main"`): inside it, such a list is as likely to be content ("one of the following
+/// flags:").
+fn is_link_list(node: ego_tree::NodeRef<'_, Node>, el: &scraper::node::Element) -> bool {
+    if !matches!(el.name(), "ul" | "ol") {
+        return false;
+    }
+    let mut links = 0;
+    for d in node.descendants() {
+        match d.value() {
+            Node::Element(e) if e.name() == "a" => links += 1,
+            Node::Text(t) if !t.text.trim().is_empty() => {
+                let in_link = d
+                    .ancestors()
+                    .take_while(|a| a.id() != node.id())
+                    .any(|a| matches!(a.value(), Node::Element(e) if e.name() == "a"));
+                if !in_link {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    links >= 4
+}
+
+/// The name a heading gives its section: a signature up to its parameters
+/// (`json.dumps(obj, *, skipkeys=False, …)` → `json.dumps`, `pub fn push<T>(&mut self, …)` →
+/// `pub fn push<T>`), at most 100 characters. Prose keeps its brackets ("Examples (advanced)").
+fn section_name(heading: &str) -> String {
+    let call = heading.char_indices().find(|&(i, c)| {
+        c == '('
+            && heading[..i]
+                .chars()
+                .next_back()
+                .is_some_and(|p| p.is_alphanumeric() || p == '_' || p == '>')
+    });
+    // Empty brackets are part of a name when words follow ("The add_argument() method"), but
+    // not before a return type ("pub fn new() -> Vec<T>").
+    let name = match call {
+        Some((i, _)) => {
+            let rest = &heading[i + 1..];
+            let empty = rest.starts_with(')');
+            if empty && !rest[1..].trim_start().starts_with("->") {
+                heading
+            } else {
+                &heading[..i]
+            }
+        }
+        None => heading,
     };
     match name.char_indices().nth(100) {
         Some((i, _)) => format!("{}…", &name[..i]),
@@ -193,13 +241,12 @@ impl Builder {
                     }
                     if leave.level > 0 {
                         self.in_heading -= 1;
-                        let mut heading: String = self.text[leave.start..]
-                            .split_whitespace()
-                            .collect::<Vec<_>>()
-                            .join(" ");
-                        if leave.kind == Kind::Entry {
-                            heading = entry_heading(&heading);
-                        }
+                        let heading = section_name(
+                            &self.text[leave.start..]
+                                .split_whitespace()
+                                .collect::<Vec<_>>()
+                                .join(" "),
+                        );
                         if !heading.is_empty() {
                             self.headings.push((leave.start, leave.level, heading));
                             let entry = leave.kind == Kind::Entry;
@@ -241,10 +288,11 @@ impl Builder {
                         || (name == "header" && !in_main)
                         || is_furniture(el)
                         || is_self_link(node, el)
+                        || (!in_main && is_link_list(node, el))
                     {
                         continue;
                     }
-                    let in_main = in_main || matches!(name, "main" | "article");
+                    let in_main = in_main || matches!(name, "main" | "article") || role == "main";
                     let block = BLOCK.contains(&name);
                     let level = match name {
                         // A heading inside a heading (which only broken markup makes) is
@@ -497,7 +545,13 @@ c</pre></main><footer>(c) 2024</footer></body></html>"#;
     #[test]
     fn permalinks_are_dropped_and_named_entries_head_sections() {
         // The shape Sphinx gives a reference page (Python's documentation among many).
-        let src = r##"<body><div class="body" role="main">
+        let src = r##"<body>
+            <ul><li><a href="csv.html">csv</a></li><li><a href="re.html">re</a>
+            <ul><li><a href="#a">Flags</a></li></ul></li><li><a href="io.html">io</a></li></ul>
+            <ul><li><a href="a.html">one</a></li><li><a href="b.html">two</a></li></ul>
+            <ul><li><a href="c.html">three</a>, the third</li><li><a href="d.html">four</a></li>
+            <li><a href="e.html">five</a></li><li><a href="f.html">six</a></li></ul>
+            <div class="body" role="main">
             <h1>json — JSON<a class="headerlink" href="#module-json">¶</a></h1>
             <p>Intro text of the module.</p>
             <h2>Basic Usage<a class="headerlink" href="#basic-usage">¶</a></h2>
@@ -511,6 +565,8 @@ c</pre></main><footer>(c) 2024</footer></body></html>"#;
             <p>Text after the entries.</p>
             <dl><dt>plain term</dt><dd>not an entry</dd></dl>
             <p>See <a href="#json.dumps">dumps()</a> and <a href="#x">§ 2</a>.</p>
+            <p>One of these flags:</p><ul><li><a href="#F1">F1</a></li><li><a href="#F2">F2</a></li>
+            <li><a href="#F3">F3</a></li><li><a href="#F4">F4</a></li></ul>
             <aside class="footnote-list"><aside class="footnote" role="note"><p>A footnote.</p>
             </aside></aside></div><div class="footer">© Copyright 2024.</div></body>"##;
         let doc = read(src, "json.html");
@@ -522,6 +578,26 @@ c</pre></main><footer>(c) 2024</footer></body></html>"#;
         );
         assert!(doc.text.contains("See dumps() and § 2."), "{:?}", doc.text);
         assert!(doc.text.contains("A footnote."), "{:?}", doc.text);
+        assert!(
+            !doc.text.contains("csv") && !doc.text.contains("Flags"),
+            "{:?}",
+            doc.text
+        );
+        assert!(
+            doc.text.contains("one\ntwo"),
+            "a short list stays: {:?}",
+            doc.text
+        );
+        assert!(
+            doc.text.contains("three, the third\nfour"),
+            "{:?}",
+            doc.text
+        );
+        assert!(
+            doc.text.contains("F1\nF2\nF3\nF4"),
+            "content stays: {:?}",
+            doc.text
+        );
         assert!(!doc.text.contains("Copyright"), "{:?}", doc.text);
         let sections: Vec<_> = doc
             .sections
@@ -540,6 +616,7 @@ c</pre></main><footer>(c) 2024</footer></body></html>"#;
         assert_eq!(
             sections,
             [
+                (String::new(), "one"),
                 ("json — JSON".to_owned(), "json — JSON"),
                 ("json — JSON > Basic Usage".to_owned(), "Basic Usage"),
                 (
@@ -567,14 +644,25 @@ c</pre></main><footer>(c) 2024</footer></body></html>"#;
     }
 
     #[test]
-    fn an_entry_heading_is_the_name_before_the_parameters() {
+    fn a_section_is_named_by_its_signature_up_to_the_parameters() {
         assert_eq!(
-            entry_heading("json.dumps(obj, *, skipkeys=False)"),
+            section_name("json.dumps(obj, *, skipkeys=False)"),
             "json.dumps"
         );
-        assert_eq!(entry_heading("--indent, --tab"), "--indent, --tab");
-        assert_eq!(entry_heading("(weird)"), "(weird)");
+        assert_eq!(
+            section_name("pub fn push<T>(&mut self, value: T)"),
+            "pub fn push<T>"
+        );
+        assert_eq!(section_name("--indent, --tab"), "--indent, --tab");
+        assert_eq!(section_name("pub fn new() -> Vec<T>"), "pub fn new");
+        assert_eq!(
+            section_name("The add_argument() method"),
+            "The add_argument() method"
+        );
+        assert_eq!(section_name("time.monotonic()"), "time.monotonic()");
+        assert_eq!(section_name("(weird)"), "(weird)");
+        assert_eq!(section_name("Examples (advanced)"), "Examples (advanced)");
         let long = "x".repeat(150);
-        assert_eq!(entry_heading(&long).chars().count(), 101);
+        assert_eq!(section_name(&long).chars().count(), 101);
     }
 }
