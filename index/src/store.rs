@@ -308,6 +308,8 @@ mod tests {
         let pdf: DocRecord = serde_json::from_str(&old("pdf")).unwrap();
         assert_eq!(pdf.reader, 0);
         assert!(!pdf.read_by_current_reader());
+        let html: DocRecord = serde_json::from_str(&old("html")).unwrap();
+        assert!(!html.read_by_current_reader());
         let md: DocRecord = serde_json::from_str(&old("markdown")).unwrap();
         assert!(md.read_by_current_reader());
         // A version-0 record is written as before, so a canonical copy (and a pack's
