@@ -74,7 +74,8 @@ impl Default for ChunkOptions {
 pub struct Chunk {
     /// Byte range in [`Document::text`]; starts and ends on non-whitespace.
     pub range: Range<usize>,
-    /// The heading path of the section the chunk ends in.
+    /// The heading path of the section the chunk ends in, or, when it ends in a section that is
+    /// not under the one it starts in, the headings the two share.
     pub heading: Vec<String>,
     /// The page the chunk starts on, for PDFs.
     pub page: Option<u32>,
@@ -355,8 +356,24 @@ fn pack(
         let range = units[a].range.start..units[b - 1].range.end;
         let first = &doc.sections[units[a].section];
         let last = &doc.sections[units[b - 1].section];
+        // A chunk that runs from a section into ones under it is headed by the deepest; one
+        // that runs across sibling sections (glued tiny entries: `Dialect.delimiter`, then
+        // `Dialect.doublequote`) by the headings they share, so that its path names no
+        // section that only part of it is about.
+        let spanned = &doc.sections[units[a].section..=units[b - 1].section];
+        let mut heading = last.heading.clone();
+        for s in spanned {
+            if !heading.starts_with(&s.heading) {
+                let shared = heading
+                    .iter()
+                    .zip(&s.heading)
+                    .take_while(|(x, y)| x == y)
+                    .count();
+                heading.truncate(shared);
+            }
+        }
         chunks.push(Chunk {
-            heading: last.heading.clone(),
+            heading,
             page: first.page,
             lines: (
                 doc.line_of(first, range.start),
@@ -509,7 +526,38 @@ mod tests {
         };
         let chunks = chunk_document(&d, &WordCounter, &opts);
         assert_eq!(chunks.len(), 1, "tiny sections glue");
-        assert_eq!(chunks[0].heading, ["h1"]);
+        assert!(chunks[0].heading.is_empty(), "siblings share no heading");
+    }
+
+    #[test]
+    fn a_glued_chunk_is_headed_by_the_deeper_section_or_by_what_siblings_share() {
+        let text = "Ref\nIntro.\nx.a\nOne two three.\nx.b\nTwo words here.";
+        let cut = |s: &str| text.find(s).unwrap();
+        let section = |range: std::ops::Range<usize>, heading: &[&str]| Section {
+            first_line: text[..range.start].matches('\n').count() as u32 + 1,
+            range,
+            heading: heading.iter().map(|h| (*h).to_owned()).collect(),
+            page: None,
+        };
+        let sections = vec![
+            section(0..cut("x.a"), &["Ref"]),
+            section(cut("x.a")..cut("x.b"), &["Ref", "x.a"]),
+            section(cut("x.b")..text.len(), &["Ref", "x.b"]),
+        ];
+        let d = Document::new(DocKind::Html, "t".into(), text.to_owned(), sections);
+        let opts = |min| ChunkOptions {
+            max_tokens: 100,
+            overlap_tokens: 0,
+            min_section_tokens: min,
+        };
+        // "Ref" glues into "x.a": the chunk is about x.a, under Ref.
+        let chunks = chunk_document(&d, &WordCounter, &opts(3));
+        let headings: Vec<_> = chunks.iter().map(|c| c.heading.join(" > ")).collect();
+        assert_eq!(headings, ["Ref > x.a", "Ref > x.b"]);
+        // "x.a" glues into its sibling "x.b": the chunk is headed by what they share.
+        let chunks = chunk_document(&d, &WordCounter, &opts(7));
+        let headings: Vec<_> = chunks.iter().map(|c| c.heading.join(" > ")).collect();
+        assert_eq!(headings, ["Ref"]);
     }
 
     #[test]

@@ -123,20 +123,24 @@ fn is_link_list(node: ego_tree::NodeRef<'_, Node>, el: &scraper::node::Element) 
     if !matches!(el.name(), "ul" | "ol") {
         return false;
     }
-    let mut links = 0;
-    for d in node.descendants() {
-        match d.value() {
-            Node::Element(e) if e.name() == "a" => links += 1,
-            Node::Text(t) if !t.text.trim().is_empty() => {
-                let in_link = d
-                    .ancestors()
-                    .take_while(|a| a.id() != node.id())
-                    .any(|a| matches!(a.value(), Node::Element(e) if e.name() == "a"));
-                if !in_link {
-                    return false;
+    // One pass over the list, counting the links it is inside: linear in the list's size, so a
+    // hostile page of thousands of nested lists costs no more than reading it.
+    let (mut links, mut open) = (0, 0usize);
+    for edge in node.traverse() {
+        match edge {
+            ego_tree::iter::Edge::Open(d) => match d.value() {
+                Node::Element(e) if e.name() == "a" => {
+                    links += 1;
+                    open += 1;
+                }
+                Node::Text(t) if open == 0 && !t.text.trim().is_empty() => return false,
+                _ => {}
+            },
+            ego_tree::iter::Edge::Close(d) => {
+                if matches!(d.value(), Node::Element(e) if e.name() == "a") {
+                    open -= 1;
                 }
             }
-            _ => {}
         }
     }
     links >= 4
