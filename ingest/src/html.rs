@@ -94,9 +94,21 @@ struct List {
 }
 
 /// Whether `el` is a link to a place on its own page that shows only a mark (`¶`, `§`, `#`, an
-/// icon): the permalink that documentation generators put after every heading and entry.
+/// icon): the permalink that documentation generators put after every heading and entry; or a
+/// `javascript:` link.
 fn is_self_link(node: ego_tree::NodeRef<'_, Node>, el: &scraper::node::Element) -> bool {
-    if el.name() != "a" || !el.attr("href").is_some_and(|h| h.starts_with('#')) {
+    let Some(href) = el.attr("href").filter(|_| el.name() == "a") else {
+        return false;
+    };
+    // A script's button dressed as a link ("[−]", "collapse all docs") is never text.
+    if href
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("javascript:")
+    {
+        return true;
+    }
+    if !href.starts_with('#') {
         return false;
     }
     let mut marks = 0;
@@ -568,7 +580,7 @@ c</pre></main><footer>(c) 2024</footer></body></html>"#;
               <p>More about the encoder.</p></dd></dl>
             <p>Text after the entries.</p>
             <dl><dt>plain term</dt><dd>not an entry</dd></dl>
-            <p>See <a href="#json.dumps">dumps()</a> and <a href="#x">§ 2</a>.</p>
+            <p>See <a href="#json.dumps">dumps()</a> and <a href="#x">§ 2</a>.<a href="javascript:void(0)">[−]</a></p>
             <p>One of these flags:</p><ul><li><a href="#F1">F1</a></li><li><a href="#F2">F2</a></li>
             <li><a href="#F3">F3</a></li><li><a href="#F4">F4</a></li></ul>
             <aside class="footnote-list"><aside class="footnote" role="note"><p>A footnote.</p>
@@ -580,7 +592,11 @@ c</pre></main><footer>(c) 2024</footer></body></html>"#;
             "{:?}",
             doc.text
         );
-        assert!(doc.text.contains("See dumps() and § 2."), "{:?}", doc.text);
+        assert!(
+            doc.text.contains("See dumps() and § 2.\n"),
+            "{:?}",
+            doc.text
+        );
         assert!(doc.text.contains("A footnote."), "{:?}", doc.text);
         assert!(
             !doc.text.contains("csv") && !doc.text.contains("Flags"),
