@@ -86,6 +86,14 @@ pub(crate) fn sections_from_headings(
             .fold(0, |n, &b| n + u32::from(b == b'\n'));
         counted = *start;
         let end = headings.get(i + 1).map_or(text.len(), |h| h.0);
+        if text[*start..end].trim().is_empty() {
+            // A heading with nothing under it, not even itself, makes no section: the one
+            // before keeps its blank lines.
+            if let Some(before) = sections.last_mut() {
+                before.range.end = end;
+            }
+            continue;
+        }
         sections.push(Section {
             range: *start..end,
             heading: stack.iter().map(|(_, h)| (*h).to_owned()).collect(),

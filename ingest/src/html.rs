@@ -27,6 +27,14 @@ const FURNITURE: &[&str] = &[
     "tooltip",
 ];
 
+/// Whether `el` is an `<aside>` holding footnotes, which are text of the page.
+fn is_footnote(el: &scraper::node::Element) -> bool {
+    el.name() == "aside"
+        && el
+            .attr("class")
+            .is_some_and(|c| c.split_whitespace().any(|c| c.starts_with("footnote")))
+}
+
 fn is_furniture(el: &scraper::node::Element) -> bool {
     let id = el.attr("id").unwrap_or("").to_ascii_lowercase();
     let class = el.attr("class").unwrap_or("").to_ascii_lowercase();
@@ -93,10 +101,10 @@ struct List {
     entries: bool,
 }
 
-/// Whether `el` is a link to a place on its own page that shows only a mark (`¶`, `§`, `#`, an
-/// icon): the permalink that documentation generators put after every heading and entry; or a
-/// `javascript:` link.
-fn is_self_link(node: ego_tree::NodeRef<'_, Node>, el: &scraper::node::Element) -> bool {
+/// Whether `el` is a link that is not text: a link to a place on its own page that shows only a
+/// mark (`¶`, `§`, `#`, an icon), the permalink that documentation generators put after every
+/// heading and entry; or a `javascript:` link.
+fn is_furniture_link(node: ego_tree::NodeRef<'_, Node>, el: &scraper::node::Element) -> bool {
     let Some(href) = el.attr("href").filter(|_| el.name() == "a") else {
         return false;
     };
@@ -294,16 +302,12 @@ impl Builder {
                     let role = el.attr("role").unwrap_or("");
                     let hidden =
                         el.attr("hidden").is_some() || el.attr("aria-hidden") == Some("true");
-                    // Footnotes are text of the page, whatever element holds them.
-                    let footnote = el
-                        .attr("class")
-                        .is_some_and(|c| c.split_whitespace().any(|c| c.starts_with("footnote")));
-                    if (DROP.contains(&name) && !(name == "aside" && footnote))
+                    if (DROP.contains(&name) && !is_footnote(el))
                         || hidden
                         || matches!(role, "navigation" | "banner" | "contentinfo" | "search")
                         || (name == "header" && !in_main)
                         || is_furniture(el)
-                        || is_self_link(node, el)
+                        || is_furniture_link(node, el)
                         || (!in_main && is_link_list(node, el))
                     {
                         continue;
@@ -470,20 +474,6 @@ pub(crate) fn read(source: &str, file_name: &str) -> Document {
         last = start;
     }
     text.extend(b.text[last..].nfkc());
-    // A heading with no text under it before the next (what ending a list of entries leaves
-    // when another heading follows) makes no section.
-    let ends: Vec<usize> = headings
-        .iter()
-        .skip(1)
-        .map(|h| h.0)
-        .chain([text.len()])
-        .collect();
-    let mut ends = ends.into_iter();
-    headings.retain(|h| {
-        !text[h.0..ends.next().expect("one end per heading")]
-            .trim()
-            .is_empty()
-    });
 
     let title = title
         .or_else(|| headings.iter().find(|h| h.1 == 1).map(|h| h.2.clone()))
@@ -586,39 +576,23 @@ c</pre></main><footer>(c) 2024</footer></body></html>"#;
             <aside class="footnote-list"><aside class="footnote" role="note"><p>A footnote.</p>
             </aside></aside></div><div class="footer">© Copyright 2024.</div></body>"##;
         let doc = read(src, "json.html");
-        assert!(!doc.text.contains('¶'), "{:?}", doc.text);
-        assert!(
-            doc.text.contains("json.dumps(obj, *, indent=None)\n"),
-            "{:?}",
-            doc.text
-        );
-        assert!(
-            doc.text.contains("See dumps() and § 2.\n"),
-            "{:?}",
-            doc.text
-        );
-        assert!(doc.text.contains("A footnote."), "{:?}", doc.text);
-        assert!(
-            !doc.text.contains("csv") && !doc.text.contains("Flags"),
-            "{:?}",
-            doc.text
-        );
-        assert!(
-            doc.text.contains("one\ntwo"),
-            "a short list stays: {:?}",
-            doc.text
-        );
-        assert!(
-            doc.text.contains("three, the third\nfour"),
-            "{:?}",
-            doc.text
-        );
-        assert!(
-            doc.text.contains("F1\nF2\nF3\nF4"),
-            "content stays: {:?}",
-            doc.text
-        );
-        assert!(!doc.text.contains("Copyright"), "{:?}", doc.text);
+        for kept in [
+            "json.dumps(obj, *, indent=None)\n",
+            "See dumps() and § 2.\n",
+            "A footnote.",
+            "one\ntwo",
+            "three, the third\nfour",
+            "F1\nF2\nF3\nF4",
+        ] {
+            assert!(doc.text.contains(kept), "{kept:?} kept: {:?}", doc.text);
+        }
+        for dropped in ["¶", "csv", "Flags", "Copyright"] {
+            assert!(
+                !doc.text.contains(dropped),
+                "{dropped:?} dropped: {:?}",
+                doc.text
+            );
+        }
         let sections: Vec<_> = doc
             .sections
             .iter()
