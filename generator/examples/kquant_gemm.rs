@@ -48,13 +48,22 @@ fn main() {
             report(name, &format!("{ty:?}"), rows * n_out * k, ours, f32s);
         }
     }
-    // The 0.5B's Q5_0 projections (and Q4_0, the other width of value), on strips.
-    println!("32-weight blocks on strips: {}", block_strips::FAST);
+    // The 0.5B's Q5_0 projections (and Q4_0, the other width of value; Q8_0 where it has
+    // strips), on strips.
+    println!(
+        "32-weight blocks on strips: {} (512-bit VNNI: {})",
+        block_strips::FAST,
+        block_strips::VNNI
+    );
     for (name, n_out, k) in [("q/o", 896, 896), ("gate/up", 4864, 896)] {
         for (ty, dtype) in [
             (BlockType::Q5_0, GgmlDType::Q5_0),
             (BlockType::Q4_0, GgmlDType::Q4_0),
+            (BlockType::Q8_0, GgmlDType::Q8_0),
         ] {
+            if !block_strips::supported(ty) {
+                continue;
+            }
             let (q, data) = weights(n_out, k, dtype);
             let x = activations(rows, k);
             let xt = Tensor::from_vec(x.clone(), (rows, k), &Device::Cpu).unwrap();
