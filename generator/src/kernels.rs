@@ -313,10 +313,14 @@ pub(crate) mod avx2 {
         _mm256_madd_epi16, _mm256_maddubs_epi16, _mm256_or_si256, _mm256_set1_epi16,
         _mm256_set1_epi32, _mm256_set1_epi64x, _mm256_set1_epi8, _mm256_set1_ps, _mm256_set_m128i,
         _mm256_setr_epi8, _mm256_setzero_ps, _mm256_shuffle_epi8, _mm_add_ps, _mm_add_ss,
-        _mm_cvtss_f32, _mm_movehdup_ps, _mm_movehl_ps, _mm_srli_epi16,
+        _mm_cvtss_f32, _mm_movehdup_ps, _mm_movehl_ps, _mm_prefetch, _mm_srli_epi16, _MM_HINT_T0,
     };
 
     use super::{read_f16, BlockType, Q8Block};
+
+    /// How far ahead of the block it multiplies one token's product asks for the memory (as
+    /// `kquants`' one-token kernels).
+    const PREFETCH_AHEAD: usize = 4096;
 
     #[target_feature(enable = "avx2,fma")]
     fn load16(bytes: &[u8]) -> __m128i {
@@ -473,6 +477,8 @@ pub(crate) mod avx2 {
         let mut blocks = row.chunks_exact(BB).zip(y);
         while let Some((b0, y0)) = blocks.next() {
             let b0: &[u8; BB] = b0.try_into().expect("chunks_exact gives BB bytes");
+            // Two blocks (36 to 48 bytes) a step: one line asked for each step.
+            _mm_prefetch::<_MM_HINT_T0>(b0.as_ptr().wrapping_add(PREFETCH_AHEAD).cast());
             let (dd, sums, extra) = block_dot::<BB, QS, QH, MIN>(b0, y0, offset);
             acc0 = _mm256_fmadd_ps(dd, sums, acc0);
             scalar0 += extra;

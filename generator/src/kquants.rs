@@ -1258,6 +1258,18 @@ mod avx2 {
     use super::{Q8KBlock, Strip, Unpacked};
     use crate::kernels::avx2::hsum;
 
+    /// How far ahead of the superblock it multiplies a one-token kernel asks for the memory
+    /// (as the 512-bit kernels).
+    const PREFETCH_AHEAD: usize = 4096;
+
+    /// Asks for the cache line holding `p` (which may lie past the weights: a prefetch never
+    /// faults).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn prefetch(p: *const u8) {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+
     /// Activation rows per call: two accumulators per row and the operands fit the 16
     /// vector registers.
     pub(super) const ROWS: usize = 8;
@@ -1472,6 +1484,9 @@ mod avx2 {
         let nibble = _mm256_set1_epi8(0x0F);
         let mut facc = _mm256_setzero_ps();
         for (block, x) in row.chunks_exact(144).zip(x) {
+            for line in 0..3 {
+                prefetch(block.as_ptr().wrapping_add(PREFETCH_AHEAD + 64 * line));
+            }
             let d = super::read_f16(block, 0) * x.d;
             let dmin = super::read_f16(block, 2);
             let (scales, mins) = super::q4k_scales_mins(&block[4..16]);
