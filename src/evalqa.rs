@@ -296,7 +296,11 @@ pub fn qa(s: &QaSettings) -> Result<()> {
     for (n, &qi) in picked.iter().enumerate() {
         let q = &qas[qi];
         let answerable = q.answerable;
-        let weights = engine.retrieval.reader.term_weights(&q.question)?;
+        // Measured as the gates measure them: a question's form is not what it asks.
+        let weights = engine
+            .retrieval
+            .reader
+            .term_weights(&cairn_retriever::terms::asked(&q.question))?;
         // Each question is timed as a lone `ask`: nothing the previous one left in the cache
         // (the same paragraph's sources, often) is reused.
         engine.generator.forget_beyond_prefix();
@@ -375,6 +379,8 @@ struct Row {
     /// The question's words with their rank in general English (the embedder's vocabulary id
     /// of the whole word, `None` when it has none) and whether the best source holds them.
     words: Vec<(String, Option<u32>, bool)>,
+    /// The sources the answer cites: number, document, heading path and text.
+    cited: Vec<(usize, String, Vec<String>, String)>,
     ttft_ms: f64,
     /// The self-check's time beyond the prompt's pass, when it ran.
     check_ms: f64,
@@ -418,7 +424,7 @@ impl Row {
                 .filter_map(|h| h.fused.dense.map(|d| d.score))
                 .fold(f32::NEG_INFINITY, f32::max),
             coverage: cairn_retriever::terms::coverage(
-                &q.question,
+                &cairn_retriever::terms::asked(&q.question),
                 hits.iter().map(|h| h.chunk.text.as_str()),
             ),
             terms: {
@@ -432,6 +438,7 @@ impl Row {
                     .collect()
             },
             words: Vec::new(),
+            cited: Vec::new(),
             term_coverage: cairn_retriever::terms::weighted_coverage(
                 weights,
                 hits.iter().map(|h| h.chunk.text.as_str()),
@@ -474,6 +481,13 @@ impl Row {
                 .iter()
                 .flat_map(|c| c.citations.iter().map(|x| x.source))
                 .collect();
+            row.cited = a
+                .context
+                .sources
+                .iter()
+                .filter(|s| cited.contains(&s.number))
+                .map(|s| (s.number, s.doc.clone(), s.heading.clone(), s.text()))
+                .collect();
             if !cited.is_empty() {
                 let golds: Vec<String> = q.answers.iter().map(|g| normalize(g)).collect();
                 row.citation_ok = Some(a.context.sources.iter().any(|s| {
@@ -512,6 +526,9 @@ impl Row {
             "best_dense": self.best_dense,
             "coverage": self.coverage,
             "context_tokens": self.context_tokens,
+            "cited": self.cited.iter().map(|(n, doc, heading, text)| serde_json::json!({
+                "number": n, "doc": doc, "heading": heading, "text": text,
+            })).collect::<Vec<_>>(),
             "ttft_ms": self.ttft_ms,
             "check_ms": self.check_ms,
         })

@@ -412,7 +412,7 @@ impl RareWords {
         hits: &[Hit],
         context: &Context,
     ) -> Result<Self> {
-        let weights = reader.term_weights(question)?;
+        let weights = reader.term_weights(&cairn_retriever::terms::asked(question))?;
         let in_index = cairn_retriever::terms::weighted_coverage(
             &weights,
             hits.iter().map(|h| h.chunk.text.as_str()),
@@ -439,7 +439,8 @@ impl RareWords {
     }
 }
 
-/// The question's content words, each with its vocabulary id from `word_rank` and whether
+/// The question's content words (of what it asks: [`cairn_retriever::terms::asked`]), each
+/// with its vocabulary id from `word_rank` and whether
 /// the context's first source holds it (as [`RareWords`] weighs them).
 pub fn question_words(
     word_rank: &dyn Fn(&str) -> Option<u32>,
@@ -455,7 +456,7 @@ pub fn question_words(
                 .collect()
         })
         .unwrap_or_default();
-    question
+    cairn_retriever::terms::asked(question)
         .split(|c: char| !c.is_alphanumeric() && c != '_')
         .map(str::to_lowercase)
         .filter(|w| !w.is_empty() && !cairn_retriever::terms::is_stopword(w))
@@ -477,7 +478,8 @@ impl Gates {
             .filter_map(|h| h.fused.dense.map(|d| d.score))
             .fold(f32::NEG_INFINITY, f32::max);
         let texts = || hits.iter().map(|h| h.chunk.text.as_str());
-        let coverage = cairn_retriever::terms::coverage(question, texts());
+        let coverage =
+            cairn_retriever::terms::coverage(&cairn_retriever::terms::asked(question), texts());
         let missing_names = if coverage < o.min_named_coverage {
             cairn_retriever::terms::missing_names(question, texts())
         } else {

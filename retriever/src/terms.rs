@@ -318,6 +318,19 @@ fn names_a_use(rest: &[&str]) -> bool {
     })
 }
 
+/// The words of `question` that say what it is about, for measuring how much of it a passage
+/// holds: for a question in a form [`subject`] knows ("What does NLL stand for?", "What is
+/// the purpose of the Cargo.lock file?"), its subject ("nll", "cargo.lock file"), since the
+/// form's own words ("stand", "purpose") are not what a passage about it must say; otherwise
+/// the whole question.
+#[must_use]
+pub fn asked(question: &str) -> std::borrow::Cow<'_, str> {
+    match subject(question) {
+        Some(s) => std::borrow::Cow::Owned(s.term),
+        None => std::borrow::Cow::Borrowed(question),
+    }
+}
+
 /// The term a question asking what something is asks about ([`subject`] with [`Asks::Is`]),
 /// lowercase and without its article: `None` for any other question.
 #[must_use]
@@ -1103,6 +1116,22 @@ mod tests {
     fn ordinal_words_meet_their_written_form() {
         assert_eq!(terms("the nineteenth century"), terms("the 19th century"));
         assert_eq!(terms("First and third"), ["1st", "3rd"]);
+    }
+
+    #[test]
+    fn a_question_is_about_its_subject_not_its_form() {
+        assert_eq!(asked("What does NLL stand for?"), "nll");
+        assert_eq!(
+            asked("What is the purpose of the Cargo.lock file?"),
+            "cargo.lock file"
+        );
+        assert_eq!(asked("What does the move keyword do?"), "move keyword");
+        let other = "Which keyword declares a constant?";
+        assert_eq!(asked(other), other);
+        // A passage that spells out the acronym holds all of what was asked.
+        let passage = "Using the MIR enables non-lexical lifetimes (NLL).";
+        assert!(coverage("What does NLL stand for?", [passage]) < 1.0);
+        assert!((coverage(&asked("What does NLL stand for?"), [passage]) - 1.0).abs() < 1e-6);
     }
 
     #[test]
