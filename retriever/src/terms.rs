@@ -319,15 +319,32 @@ fn names_a_use(rest: &[&str]) -> bool {
 }
 
 /// The words of `question` that say what it is about, for measuring how much of it a passage
-/// holds: for a question in a form [`subject`] knows ("What does NLL stand for?", "What is
-/// the purpose of the Cargo.lock file?"), its subject ("nll", "cargo.lock file"), since the
-/// form's own words ("stand", "purpose") are not what a passage about it must say; otherwise
-/// the whole question.
+/// holds: for a question in a form [`subject`] knows that has words of its own ("What does
+/// NLL stand for?", "What is the purpose of the Cargo.lock file?"), its subject ("nll",
+/// "cargo.lock file"), since the form's words ("stand", "purpose") are not what a passage
+/// about it must say; otherwise, a plain "What is X?" among them, the whole question.
 #[must_use]
 pub fn asked(question: &str) -> std::borrow::Cow<'_, str> {
-    match subject(question) {
-        Some(s) => std::borrow::Cow::Owned(s.term),
-        None => std::borrow::Cow::Borrowed(question),
+    const PLAIN: &[&str] = &[
+        "what", "what's", "what’s", "whats", "is", "are", "was", "were", "a", "an", "the",
+    ];
+    let Some(s) = subject(question) else {
+        return std::borrow::Cow::Borrowed(question);
+    };
+    let lower = question.trim().trim_end_matches('?').to_lowercase();
+    let form: Vec<&str> = lower
+        .split_whitespace()
+        .filter(|w| !PLAIN.contains(w))
+        .collect();
+    let term: Vec<&str> = s
+        .term
+        .split_whitespace()
+        .filter(|w| !PLAIN.contains(w))
+        .collect();
+    if form == term {
+        std::borrow::Cow::Borrowed(question)
+    } else {
+        std::borrow::Cow::Owned(s.term)
     }
 }
 
@@ -1126,8 +1143,10 @@ mod tests {
             "cargo.lock file"
         );
         assert_eq!(asked("What does the move keyword do?"), "move keyword");
-        let other = "Which keyword declares a constant?";
-        assert_eq!(asked(other), other);
+        // A plain "What is X?" has no words of its own to leave out.
+        for same in ["Which keyword declares a constant?", "What is a closure?"] {
+            assert_eq!(asked(same), same);
+        }
         // A passage that spells out the acronym holds all of what was asked.
         let passage = "Using the MIR enables non-lexical lifetimes (NLL).";
         assert!(coverage("What does NLL stand for?", [passage]) < 1.0);
