@@ -22,8 +22,8 @@
 //!   every row of the prompt.
 //! - **One token** reads each weight once, straight from the packed blocks ([`dot_row`]):
 //!   nibbles split in registers, `vpmaddubsw` (unsigned weights × signed activations, pairs
-//!   summed to 16 bits, at most 2 · 63 · 127) then `vpdpwssd` by the group scales. Q4_K takes
-//!   two rows a pass, sharing the activations' loads. Both ask for the weights 4 KiB ahead
+//!   summed to 16 bits, at most 2 · 63 · 127) then `vpdpwssd` by the group scales, two
+//!   rows a pass, sharing the activations' loads. Both ask for the weights 4 KiB ahead
 //!   of where they read (`_mm_prefetch`): a token is a stream of memory, and on the Xeon the
 //!   hardware prefetcher alone left the kernels at two thirds of what a plain loop reads.
 //! - **A few rows** unpack each superblock ([`Unpacked`]) and use the same two instructions.
@@ -755,7 +755,7 @@ pub fn dot_row(ty: KType, row: &[u8], x: &[Q8KBlock], ordered: &[[i8; QK]]) -> f
     unsafe {
         match ty {
             KType::Q4K => avx512::dot_rows_q4k::<1>([row], x, ordered)[0],
-            KType::Q6K => avx512::dot_row_q6k(row, x),
+            KType::Q6K => avx512::dot_rows_q6k::<1>([row], x)[0],
         }
     }
     #[cfg(all(
@@ -828,14 +828,25 @@ fn dot_rows2(ty: KType, rows: [&[u8]; 2], x: &[Q8KBlock], ordered: &[[i8; QK]]) 
         target_feature = "avx512bw",
         target_feature = "avx512vnni"
     ))]
-    if ty == KType::Q4K {
+    {
         for r in rows {
             assert_eq!(r.len(), x.len() * ty.block_bytes(), "row and activations");
         }
         #[allow(unsafe_code)]
         // SAFETY: compiled only when the build targets AVX-512 F, BW and VNNI.
-        return unsafe { avx512::dot_rows_q4k::<2>(rows, x, ordered) };
+        unsafe {
+            match ty {
+                KType::Q4K => avx512::dot_rows_q4k::<2>(rows, x, ordered),
+                KType::Q6K => avx512::dot_rows_q6k::<2>(rows, x),
+            }
+        }
     }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vnni"
+    )))]
     [
         dot_row(ty, rows[0], x, ordered),
         dot_row(ty, rows[1], x, ordered),
@@ -1173,12 +1184,14 @@ mod avx512 {
         out
     }
 
-    /// [`super::dot_row`] for Q6_K: each half of 128 values is 64 bytes of low nibbles (values
-    /// 0..64 low, 64..128 high) and 32 bytes of high bit pairs, one pair per value in each of
-    /// the four 32-value quarters; the −32 offset comes out of the integer sum through the
+    /// [`super::dot_row`] for Q6_K, `R` rows at once (sharing the activations' loads, with
+    /// independent sums): each half of 128 values is 64 bytes of low nibbles (values 0..64
+    /// low, 64..128 high) and 32 bytes of high bit pairs, one pair per value in each of the
+    /// four 32-value quarters; the −32 offset comes out of the integer sum through the
     /// activations' group sums.
+    #[allow(clippy::needless_range_loop)] // indices over several arrays at once
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) fn dot_row_q6k(row: &[u8], x: &[Q8KBlock]) -> f32 {
+    pub(super) fn dot_rows_q6k<const R: usize>(rows: [&[u8]; R], x: &[Q8KBlock]) -> [f32; R] {
         let mut index = [_mm512_setzero_si512(); 4];
         for (i, idx) in SCALE_INDEX.iter().enumerate() {
             index[i] = bytemuck::cast(*idx);
@@ -1189,44 +1202,55 @@ mod avx512 {
         // bit pair moves to reach bits 4 and 5.
         let left_lo: __m512i = bytemuck::cast(pair_index(4, 2));
         let right_hi: __m512i = bytemuck::cast(pair_index(0, 2));
-        let mut facc = _mm512_setzero_ps();
-        for (block, x) in row.chunks_exact(210).zip(x) {
-            for line in 0..4 {
-                prefetch(block.as_ptr().wrapping_add(PREFETCH_AHEAD + 64 * line));
-            }
-            let d = super::read_f16(block, 208) * x.d;
-            let sc: [u8; 16] = block[192..208].try_into().expect("16 scales");
-            let sc16 = _mm256_cvtepi8_epi16(bytemuck::cast(sc));
-            let scales = _mm512_castsi256_si512(sc16);
+        let mut facc = [_mm512_setzero_ps(); R];
+        for (sb, x) in x.iter().enumerate() {
             let bsums: __m256i = bytemuck::cast(x.bsums);
-            // 32 · Σ_g scale_g · bsum_g, as eight partial sums.
-            let offset = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums), 5);
-            let mut acc = _mm512_setzero_si512();
+            let mut xlo = [_mm512_setzero_si512(); 2];
+            let mut xhi = [_mm512_setzero_si512(); 2];
             for half in 0..2 {
-                let ql = load_u8(&block[64 * half..]);
-                let qh: [u8; 32] = block[128 + 32 * half..160 + 32 * half]
-                    .try_into()
-                    .expect("32 bytes");
-                let qh = _mm512_broadcast_i64x4(bytemuck::cast(qh));
-                let lo = _mm512_or_si512(
-                    _mm512_and_si512(ql, nibble),
-                    _mm512_and_si512(_mm512_sllv_epi16(qh, left_lo), top),
-                );
-                let hi = _mm512_or_si512(
-                    _mm512_and_si512(_mm512_srli_epi16(ql, 4), nibble),
-                    _mm512_and_si512(_mm512_srlv_epi16(qh, right_hi), top),
-                );
-                let xlo = load_i8(&x.qs[128 * half..]);
-                let xhi = load_i8(&x.qs[128 * half + 64..]);
-                let slo = _mm512_permutexvar_epi16(index[2 * half], scales);
-                let shi = _mm512_permutexvar_epi16(index[2 * half + 1], scales);
-                acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(lo, xlo), slo);
-                acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(hi, xhi), shi);
+                xlo[half] = load_i8(&x.qs[128 * half..]);
+                xhi[half] = load_i8(&x.qs[128 * half + 64..]);
             }
-            let acc = _mm512_sub_epi32(acc, _mm512_zextsi256_si512(offset));
-            facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(d), facc);
+            for r in 0..R {
+                let block = &rows[r][210 * sb..210 * (sb + 1)];
+                for line in 0..4 {
+                    prefetch(block.as_ptr().wrapping_add(PREFETCH_AHEAD + 64 * line));
+                }
+                let d = super::read_f16(block, 208) * x.d;
+                let sc: [u8; 16] = block[192..208].try_into().expect("16 scales");
+                let sc16 = _mm256_cvtepi8_epi16(bytemuck::cast(sc));
+                let scales = _mm512_castsi256_si512(sc16);
+                // 32 · Σ_g scale_g · bsum_g, as eight partial sums.
+                let offset = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums), 5);
+                let mut acc = _mm512_setzero_si512();
+                for half in 0..2 {
+                    let ql = load_u8(&block[64 * half..]);
+                    let qh: [u8; 32] = block[128 + 32 * half..160 + 32 * half]
+                        .try_into()
+                        .expect("32 bytes");
+                    let qh = _mm512_broadcast_i64x4(bytemuck::cast(qh));
+                    let lo = _mm512_or_si512(
+                        _mm512_and_si512(ql, nibble),
+                        _mm512_and_si512(_mm512_sllv_epi16(qh, left_lo), top),
+                    );
+                    let hi = _mm512_or_si512(
+                        _mm512_and_si512(_mm512_srli_epi16(ql, 4), nibble),
+                        _mm512_and_si512(_mm512_srlv_epi16(qh, right_hi), top),
+                    );
+                    let slo = _mm512_permutexvar_epi16(index[2 * half], scales);
+                    let shi = _mm512_permutexvar_epi16(index[2 * half + 1], scales);
+                    acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(lo, xlo[half]), slo);
+                    acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(hi, xhi[half]), shi);
+                }
+                let acc = _mm512_sub_epi32(acc, _mm512_zextsi256_si512(offset));
+                facc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(d), facc[r]);
+            }
         }
-        _mm512_reduce_add_ps(facc)
+        let mut out = [0f32; R];
+        for r in 0..R {
+            out[r] = _mm512_reduce_add_ps(facc[r]);
+        }
+        out
     }
 }
 
