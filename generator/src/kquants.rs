@@ -973,19 +973,6 @@ mod avx512 {
         scale_index(3),
     ];
 
-    /// How far ahead of the superblock it multiplies a one-token kernel asks for the memory
-    /// (`cargo run -p cairn-generator --example kquant_matvec` on the Xeon, 2 threads: 1 KiB
-    /// gave 23 GB/s on Q4_K, 2 KiB 27, 4 and 8 KiB 28–30; without it, 16–18).
-    const PREFETCH_AHEAD: usize = 4096;
-
-    /// Asks for the cache line holding `p` (which may lie past the weights: a prefetch never
-    /// faults).
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    #[inline]
-    fn prefetch(p: *const u8) {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     #[inline]
     fn load_u8(bytes: &[u8]) -> __m512i {
@@ -1148,9 +1135,9 @@ mod avx512 {
             }
             for r in 0..R {
                 let block = &rows[r][144 * sb..144 * (sb + 1)];
-                prefetch(block.as_ptr().wrapping_add(PREFETCH_AHEAD));
-                prefetch(block.as_ptr().wrapping_add(PREFETCH_AHEAD + 64));
-                prefetch(block.as_ptr().wrapping_add(PREFETCH_AHEAD + 128));
+                crate::kernels::prefetch_ahead(block.as_ptr(), 0);
+                crate::kernels::prefetch_ahead(block.as_ptr(), 64);
+                crate::kernels::prefetch_ahead(block.as_ptr(), 128);
                 let d = super::read_f16(block, 0) * x.d;
                 let dmin = super::read_f16(block, 2);
                 let (sc, mins) = super::q4k_scales_mins(&block[4..16]);
@@ -1214,7 +1201,7 @@ mod avx512 {
             for r in 0..R {
                 let block = &rows[r][210 * sb..210 * (sb + 1)];
                 for line in 0..4 {
-                    prefetch(block.as_ptr().wrapping_add(PREFETCH_AHEAD + 64 * line));
+                    crate::kernels::prefetch_ahead(block.as_ptr(), 64 * line);
                 }
                 let d = super::read_f16(block, 208) * x.d;
                 let sc: [u8; 16] = block[192..208].try_into().expect("16 scales");
@@ -1281,18 +1268,6 @@ mod avx2 {
 
     use super::{Q8KBlock, Strip, Unpacked};
     use crate::kernels::avx2::hsum;
-
-    /// How far ahead of the superblock it multiplies a one-token kernel asks for the memory
-    /// (as the 512-bit kernels).
-    const PREFETCH_AHEAD: usize = 4096;
-
-    /// Asks for the cache line holding `p` (which may lie past the weights: a prefetch never
-    /// faults).
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    fn prefetch(p: *const u8) {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
 
     /// Activation rows per call: two accumulators per row and the operands fit the 16
     /// vector registers.
@@ -1509,7 +1484,7 @@ mod avx2 {
         let mut facc = _mm256_setzero_ps();
         for (block, x) in row.chunks_exact(144).zip(x) {
             for line in 0..3 {
-                prefetch(block.as_ptr().wrapping_add(PREFETCH_AHEAD + 64 * line));
+                crate::kernels::prefetch_ahead(block.as_ptr(), 64 * line);
             }
             let d = super::read_f16(block, 0) * x.d;
             let dmin = super::read_f16(block, 2);
@@ -1553,7 +1528,7 @@ mod avx2 {
         let mut facc = _mm256_setzero_ps();
         for (block, x) in row.chunks_exact(210).zip(x) {
             for line in 0..4 {
-                prefetch(block.as_ptr().wrapping_add(PREFETCH_AHEAD + 64 * line));
+                crate::kernels::prefetch_ahead(block.as_ptr(), 64 * line);
             }
             let d = super::read_f16(block, 208) * x.d;
             let sc: [u8; 16] = block[192..208].try_into().expect("16 scales");
