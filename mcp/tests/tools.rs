@@ -173,14 +173,36 @@ async fn every_tool_and_the_resources_answer() {
     client.cancel().await.unwrap();
 }
 
+/// Counts the tokens a request's progress notifications report (one step per token written).
+#[derive(Clone, Default)]
+struct Steps(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Steps {
+    fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl rmcp::ClientHandler for Steps {
+    fn on_progress(
+        &self,
+        params: rmcp::model::ProgressNotificationParam,
+        _: rmcp::service::NotificationContext<RoleClient>,
+    ) -> impl std::future::Future<Output = ()> + Send + '_ {
+        self.0
+            .fetch_max(params.progress as u64, std::sync::atomic::Ordering::SeqCst);
+        std::future::ready(())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_answer_stops_the_model_and_the_next_one_is_answered() {
-    use rmcp::model::{ClientRequest, Request};
+    use rmcp::model::{ClientRequest, NumberOrString, ProgressToken, Request, RequestMetaObject};
     use rmcp::service::PeerRequestOptions;
 
     let dir = tempfile::tempdir().unwrap();
     let kb = knowledge_base(dir.path());
-    // Free wording, no gates and a long limit: an answer that would run for many seconds.
+    // Free wording, no gates and a long limit: an answer that would run for many tokens.
     let engine = Engine::open(&kb, "tiny").unwrap();
     let long = AskOptions {
         free: true,
@@ -195,25 +217,41 @@ async fn a_cancelled_answer_stops_the_model_and_the_next_one_is_answered() {
         let running = server.serve(a).await.unwrap();
         let _ = running.waiting().await;
     });
-    let client = ().serve(b).await.unwrap();
+    let steps = Steps::default();
+    let client = steps.clone().serve(b).await.unwrap();
     let ask = |q: &str| {
         ClientRequest::CallToolRequest(Request::new(
             CallToolRequestParams::new("ask")
                 .with_arguments(json!({ "question": q }).as_object().cloned().unwrap()),
         ))
     };
-    let started = std::time::Instant::now();
+    // Only the long answer asks for progress: its steps count the tokens it has written.
+    let mut options = PeerRequestOptions::no_options();
+    options.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(
+        NumberOrString::String("long".into()),
+    )));
     let handle = client
         .send_cancellable_request(
             ask("Write a very long essay about pumps, glycol, seals and gardens."),
-            PeerRequestOptions::no_options(),
+            options,
         )
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // Counted in tokens, not seconds, so that a busy machine cannot fail it: wait until the
+    // answer is well under way, then cancel it.
+    let waited = std::time::Instant::now();
+    while steps.get() < 20 {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(120),
+            "the long answer wrote {} tokens in two minutes",
+            steps.get()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let at_cancel = steps.get();
     handle.cancel(Some("enough".into())).await.unwrap();
-    // The model is free again: the next question is answered, and sooner than 2,000 tokens
-    // of the first could have been written (the tiny model writes well under 200 a second).
+    // The model is free again: the next question is answered (it waits for the model, so for
+    // the first answer to stop) ...
     let next = client
         .call_tool(
             CallToolRequestParams::new("ask").with_arguments(
@@ -226,10 +264,12 @@ async fn a_cancelled_answer_stops_the_model_and_the_next_one_is_answered() {
         .await
         .unwrap();
     assert_ne!(next.is_error, Some(true), "{next:?}");
+    // ... and the first answer stopped within a few tokens of the cancellation, not at its end
+    // of 2,000 tokens (or wherever the model would have stopped by itself).
+    let at_end = steps.get();
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(10),
-        "the cancelled answer kept the model for {:?}",
-        started.elapsed()
+        at_end <= at_cancel + 16,
+        "cancelled at {at_cancel} tokens, the answer went on to {at_end}"
     );
     client.cancel().await.unwrap();
 }
