@@ -186,3 +186,60 @@ fn the_self_check_scores_the_answer_and_can_withhold_it() {
     let (_, v) = ask_json_with(q, &["--self-check", "off"]);
     assert!(v["self_check"].is_null(), "{v:#}");
 }
+
+#[test]
+fn a_yes_or_no_question_is_answered_yes_or_no_with_the_sentence_that_settles_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("ferry.md"),
+        "# Vardø ferry\n\nThe Vardø ferry does not run on Sundays. Bicycles are carried free of \
+         charge, but dogs are not allowed on board.\n",
+    )
+    .unwrap();
+    let kb = tmp.path().join("kb");
+    let (code, out, err) = cairn(&kb, &["add", docs.to_str().unwrap(), "-q"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let ask = |q: &str| {
+        let (code, out, err) = cairn(&kb, &["ask", q, "--json"]);
+        let v: serde_json::Value =
+            serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+        (code, v)
+    };
+    for (question, reply, evidence) in [
+        (
+            "Does the Vardø ferry run on Sundays?",
+            "no",
+            "does not run on Sundays",
+        ),
+        (
+            "Are bicycles carried free of charge on the ferry?",
+            "yes",
+            "Bicycles are carried free of charge",
+        ),
+    ] {
+        let (code, v) = ask(question);
+        assert_eq!(code, 0, "{v:#}");
+        assert_eq!(v["verdict"]["reply"], reply, "{v:#}");
+        let answer = v["answer"].as_str().unwrap();
+        let lead = if reply == "yes" { "Yes: " } else { "No: " };
+        assert!(answer.starts_with(lead), "{answer}");
+        assert!(answer.contains(evidence), "{answer}");
+        // The quote after the reply is cited, at the line that holds it.
+        let sentence = &v["sentences"][0];
+        assert_eq!(sentence["supported"], true, "{v:#}");
+        assert!(answer[lead.len()..].starts_with(sentence["text"].as_str().unwrap()));
+        assert_eq!(v["sources"][0]["doc"], "docs/ferry.md", "{v:#}");
+    }
+    // The terminal shows the reply before the cited quote.
+    let (code, out, _) = cairn(&kb, &["ask", "Does the Vardø ferry run on Sundays?"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("No: The Vardø ferry does not run on Sundays [1]."),
+        "{out}"
+    );
+    // Any other question has no verdict.
+    let (_, v) = ask("What is not allowed on board the ferry?");
+    assert!(v["verdict"].is_null(), "{v:#}");
+}

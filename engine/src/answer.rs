@@ -14,7 +14,8 @@ use cairn_generator::{
 use cairn_index::Reader;
 use cairn_retriever::context::{
     assemble_following, user_prompt, DEFINITION_EXAMPLE, DIFFERENCE_EXAMPLE, EXAMPLES,
-    FOLLOWING_CHUNKS, PURPOSE_EXAMPLE, REASON_EXAMPLE, REFUSAL, SYSTEM_PROMPT, WAY_EXAMPLE,
+    FOLLOWING_CHUNKS, POLAR_ASK, POLAR_EXAMPLE, PURPOSE_EXAMPLE, REASON_EXAMPLE, REFUSAL,
+    SYSTEM_PROMPT, WAY_EXAMPLE,
 };
 use cairn_retriever::ground::{is_refusal, strip_markers};
 use cairn_retriever::terms::{restatement, Restatement};
@@ -123,6 +124,17 @@ pub struct AskOptions {
 pub const SELF_CHECK: &str =
     "Is the answer to this question stated in the sources? Reply Yes or No.";
 
+/// The self-check put to the model after a yes-or-no question ([`cairn_retriever::terms::polar`])
+/// in place of [`SELF_CHECK`], whose "Yes" or "No" it would take for the question's own: it is
+/// asked to answer the question, or to say it cannot. "Yes" and "No" together against
+/// "Unknown" is the check ([`calibrated_polar_check`]); "Yes" against "No" the reply
+/// ([`Verdict`]).
+pub const POLAR_CHECK: &str = "Going by the sources, answer the question with Yes or No, or \
+reply Unknown if they do not say.";
+
+/// The least words of a quote answering a yes-or-no question (the refusal aside).
+const POLAR_QUOTE_WORDS: usize = 3;
+
 /// Whether to run the self-check ([`AskOptions::self_check`]), and how far "Yes" must lead.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum SelfCheck {
@@ -160,6 +172,9 @@ impl SelfCheck {
                 if !free && matches!(Kind::of(question), Some(Kind::Explains(_))) =>
             {
                 calibrated_explanation_check(model)
+            }
+            SelfCheck::Calibrated if !free && Kind::of(question) == Some(Kind::Polar) => {
+                calibrated_polar_check(model)
             }
             _ => self.margin(model, free),
         }
@@ -334,6 +349,47 @@ pub struct Timings {
     pub answer_tokens: usize,
 }
 
+/// The model's yes or no to a yes-or-no question ([`cairn_retriever::terms::polar`]): its
+/// self-check for such a question ([`POLAR_CHECK`]) asks it to answer the question itself with
+/// "Yes", "No" or "Unknown", in the prompt's pass, before it quotes the sentence that settles
+/// it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Verdict {
+    /// `log P(Yes) − log P(No)` of the check's next token.
+    pub margin: f32,
+    /// The reply the answer begins with: `Some(true)` for "Yes", `Some(false)` for "No";
+    /// `None` when the margin lies between the model's two bounds ([`calibrated_verdict`]),
+    /// or it has none: the quote is then given alone.
+    pub reply: Option<bool>,
+}
+
+/// The bounds on a model's [`Verdict::margin`] (by its GGUF name): at or under the first the
+/// answer is "No", at or over the second "Yes", between them neither; `None` for a model not
+/// calibrated. The 1.5B leans towards "Yes" (a margin near 1 is its undecided point): bounds
+/// chosen on the calibration half of `eval/polar`, the round ones with no wrong verdict and
+/// the fewest answers left without one (BENCHMARKS.md, session 29).
+#[must_use]
+pub fn calibrated_verdict(model: &str) -> Option<(f32, f32)> {
+    match model {
+        "Qwen2.5 Coder 1.5B Instruct GGUF" => Some((1.0, 1.5)),
+        _ => None,
+    }
+}
+
+/// The self-check margin calibrated for a model's answers to yes-or-no questions, on
+/// `log P(Yes or No) − log P(Unknown)` of [`POLAR_CHECK`] (such a question's own "Yes" or
+/// "No" would be taken for the check's: [`SELF_CHECK`] withheld nearly every answer that is
+/// "no"); `None` where the model has none. The 1.5B's: on the calibration half of `eval/polar`
+/// with every retrieval gate off, a round margin under every answerable question's there (the
+/// least was 0.73; BENCHMARKS.md, session 29).
+#[must_use]
+pub fn calibrated_polar_check(model: &str) -> Option<f32> {
+    match model {
+        "Qwen2.5 Coder 1.5B Instruct GGUF" => Some(0.5),
+        _ => None,
+    }
+}
+
 /// One answered (or abstained) question.
 #[derive(Clone, Debug)]
 #[allow(clippy::struct_field_names)] // `answer.answer` is the answer text, as in the JSON
@@ -362,6 +418,9 @@ pub struct Answer {
     /// For a quoted answer: how the model weighed beginning the refusal against beginning a
     /// quote, at its first token.
     pub start: Option<cairn_generator::StartChoice>,
+    /// For a quoted answer to a yes-or-no question: what the model said when asked, after its
+    /// quote, to answer yes or no.
+    pub verdict: Option<Verdict>,
     /// The retrieval checks the question went through.
     pub gates: Gates,
     /// Where the time went.
@@ -616,6 +675,10 @@ impl Answer {
             "abstained": self.abstained.is_some(),
             "abstain_reason": self.abstained,
             "self_check": self.self_check,
+            "verdict": self.verdict.map(|v| serde_json::json!({
+                "reply": v.reply.map(|yes| if yes { "yes" } else { "no" }),
+                "margin": v.margin,
+            })),
             "sentences": sentences,
             "sources": sources,
             "model": model,
@@ -961,6 +1024,7 @@ pub fn answer(
             quote_coverage: None,
             self_check: None,
             start: None,
+            verdict: None,
             timings,
         });
     }
@@ -972,13 +1036,20 @@ pub fn answer(
     };
     let before_generation = start.elapsed();
     let mut forward = |piece: &str| sink.token(piece);
+    let polar = Kind::of(question) == Some(Kind::Polar);
     let mut quote = (!o.free).then(|| {
         let excerpts = context.sources.iter().flat_map(|s| &s.excerpts);
         // "What is a closure?" is not answered by "a closure", nor "What is a policy
         // enforcement point?" by "PEP": such a quote must go on to say what the thing is.
         let asked = question.to_owned();
+        // Asked yes or no, the quote is the evidence: a sentence, or a clause of one, not a
+        // word or two.
+        let least_words = if polar { POLAR_QUOTE_WORDS } else { 0 };
         Quote::new(excerpts.map(|e| e.text.as_str()), [REFUSAL])
-            .with_unfinished(move |out| restatement(&asked, out) == Restatement::Whole)
+            .with_unfinished(move |out| {
+                restatement(&asked, out) == Restatement::Whole
+                    || (out.trim() != REFUSAL && out.split_whitespace().count() < least_words)
+            })
             .with_stop_bias(o.stop_bias)
             .with_start_floor(o.min_start_logprob)
             .with_reply_bias(o.refusal_bias)
@@ -1003,7 +1074,7 @@ pub fn answer(
     let mut early_margin = None;
     let mut proceed = |logits: &[f32]| match (&yes_no, least) {
         (Some(yes_no), Some(least)) => {
-            let margin = yes_no.margin(logits);
+            let margin = yes_no.check(logits, polar);
             early_margin = Some(margin);
             margin >= least
         }
@@ -1065,7 +1136,7 @@ pub fn answer(
         && !refused
         && cairn_retriever::terms::asks_for_name(question)
         && cairn_retriever::terms::echoes(question, &answer);
-    let (claims, abstained) = if withheld {
+    let (mut claims, abstained) = if withheld {
         (Vec::new(), Some(Abstain::SelfCheck))
     } else if refused {
         (Vec::new(), Some(Abstain::Model))
@@ -1087,13 +1158,36 @@ pub fn answer(
         if abstained.is_none() || withheld {
             let margin_start = Instant::now();
             // Scored already when the check rode along in the prompt's pass.
-            let margin = early_margin.unwrap_or_else(|| yes_no.margin(logits));
+            let margin = early_margin.unwrap_or_else(|| yes_no.check(logits, polar));
             timings.check_ms = ms(check_time + margin_start.elapsed());
             self_check = Some(margin);
             if margin < least {
                 abstained = Some(Abstain::SelfCheck);
             }
         }
+    }
+    // Asked yes or no, the quote is the evidence and the check's own "Yes" or "No" the reply.
+    let mut answer = answer;
+    let mut verdict = None;
+    if let (true, None, Some(yes_no), Some(logits)) = (polar, abstained, &yes_no, &probe_logits) {
+        let margin = yes_no.margin(logits);
+        let reply = calibrated_verdict(generator.name()).and_then(|(no, yes)| {
+            if margin >= yes {
+                Some(true)
+            } else if margin <= no {
+                Some(false)
+            } else {
+                None
+            }
+        });
+        if let Some(yes) = reply {
+            let lead = if yes { "Yes: " } else { "No: " };
+            answer.insert_str(0, lead);
+            for c in &mut claims {
+                c.range = (c.range.0 + lead.len(), c.range.1 + lead.len());
+            }
+        }
+        verdict = Some(Verdict { margin, reply });
     }
     timings.ttft_ms = before + ms(before_generation + g.time_to_first_token);
     timings.prefill_ms = ms(g.prefill);
@@ -1114,14 +1208,16 @@ pub fn answer(
         quote_coverage,
         self_check,
         start: g.start,
+        verdict,
         timings,
     })
 }
 
-/// The first tokens of the words a "Yes" or a "No" reply begins with.
+/// The first tokens of the words a "Yes", a "No" or an "Unknown" reply begins with.
 struct YesNo {
     yes: Vec<usize>,
     no: Vec<usize>,
+    unknown: Vec<usize>,
 }
 
 impl YesNo {
@@ -1140,25 +1236,39 @@ impl YesNo {
         Ok(YesNo {
             yes: ids(&["Yes", "yes", " Yes", " yes"])?,
             no: ids(&["No", "no", " No", " no"])?,
+            unknown: ids(&["Unknown", "unknown", " Unknown", " unknown"])?,
         })
+    }
+
+    /// The self-check's margin on the next-token `logits`: [`Self::margin`], or for a
+    /// yes-or-no question ([`POLAR_CHECK`]) how far "Yes" and "No" together lead "Unknown".
+    fn check(&self, logits: &[f32], polar: bool) -> f32 {
+        if polar {
+            let known: Vec<usize> = self.yes.iter().chain(&self.no).copied().collect();
+            log_sum_exp_of(logits, &known) - log_sum_exp_of(logits, &self.unknown)
+        } else {
+            self.margin(logits)
+        }
     }
 
     /// `log Σ exp(yes tokens) − log Σ exp(no tokens)` of the next-token `logits`.
     fn margin(&self, logits: &[f32]) -> f32 {
-        let lse = |ids: &[usize]| {
-            let ids: Vec<usize> = ids.iter().copied().filter(|&i| i < logits.len()).collect();
-            let max = ids
-                .iter()
-                .map(|&i| logits[i])
-                .fold(f32::NEG_INFINITY, f32::max);
-            max + ids
-                .iter()
-                .map(|&i| (logits[i] - max).exp())
-                .sum::<f32>()
-                .ln()
-        };
-        lse(&self.yes) - lse(&self.no)
+        log_sum_exp_of(logits, &self.yes) - log_sum_exp_of(logits, &self.no)
     }
+}
+
+/// `log Σ exp(logits[i])` over the token ids `ids` (those within the vocabulary).
+fn log_sum_exp_of(logits: &[f32], ids: &[usize]) -> f32 {
+    let ids: Vec<usize> = ids.iter().copied().filter(|&i| i < logits.len()).collect();
+    let max = ids
+        .iter()
+        .map(|&i| logits[i])
+        .fold(f32::NEG_INFINITY, f32::max);
+    max + ids
+        .iter()
+        .map(|&i| (logits[i] - max).exp())
+        .sum::<f32>()
+        .ln()
 }
 
 impl Retrieval {
@@ -1284,7 +1394,12 @@ fn check_messages(question: &str, context: &Context) -> Vec<Message> {
     let mut m = messages(question, context);
     if let Some(turn) = m.last_mut() {
         turn.content.push_str("\n\n");
-        turn.content.push_str(SELF_CHECK);
+        turn.content
+            .push_str(if Kind::of(question) == Some(Kind::Polar) {
+                POLAR_CHECK
+            } else {
+                SELF_CHECK
+            });
     }
     m
 }
@@ -1301,7 +1416,14 @@ fn messages(question: &str, context: &Context) -> Vec<Message> {
         m.push(Message::user(example.0));
         m.push(Message::assistant(example.1));
     }
-    m.push(Message::user(user_prompt(question, context)));
+    // Asked yes or no, the model is asked for the sentence that answers: it cannot quote
+    // "yes" from the sources, and said NOT FOUND instead.
+    let asked = if Kind::of(question) == Some(Kind::Polar) {
+        format!("{} {POLAR_ASK}", question.trim())
+    } else {
+        question.to_owned()
+    };
+    m.push(Message::user(user_prompt(&asked, context)));
     m
 }
 
@@ -1315,6 +1437,8 @@ enum Kind {
     Does,
     /// Why, how, or how two things differ.
     Explains(cairn_retriever::terms::Explains),
+    /// Yes or no ([`cairn_retriever::terms::polar`]).
+    Polar,
 }
 
 impl Kind {
@@ -1324,7 +1448,9 @@ impl Kind {
         match subject(question).map(|s| s.asks) {
             Some(Asks::Is) => Some(Kind::Is),
             Some(Asks::Does) => Some(Kind::Does),
-            None => explains(question).map(Kind::Explains),
+            None => explains(question)
+                .map(Kind::Explains)
+                .or_else(|| cairn_retriever::terms::polar(question).then_some(Kind::Polar)),
         }
     }
 
@@ -1339,6 +1465,7 @@ impl Kind {
             Kind::Explains(Explains::Why) => REASON_EXAMPLE,
             Kind::Explains(Explains::How) => WAY_EXAMPLE,
             Kind::Explains(Explains::Difference) => DIFFERENCE_EXAMPLE,
+            Kind::Polar => POLAR_EXAMPLE,
         }
     }
 
@@ -1355,6 +1482,7 @@ impl Kind {
                 "What is the difference between x and z?",
                 "What is the difference between y and z?",
             ),
+            Kind::Polar => ("Is it x?", "Is it y?"),
         }
     }
 }
@@ -1495,6 +1623,7 @@ mod tests {
             quote_coverage: None,
             self_check: None,
             start: None,
+            verdict: None,
             gates: Gates::default(),
             timings: Timings::default(),
         };
@@ -1557,12 +1686,23 @@ mod tests {
                 "What is the difference between iter and into_iter?",
                 DIFFERENCE_EXAMPLE,
             ),
+            ("Is a data race undefined behavior?", POLAR_EXAMPLE),
         ] {
             let m = messages(question, &context());
             assert_eq!(m.len(), plain.len() + 2, "{question}");
             assert_eq!(m[plain.len() - 1].content, example.0, "{question}");
             assert_eq!(m[plain.len()].content, example.1, "{question}");
         }
+        // Asked yes or no, the question and its example's are followed by the same request for
+        // a sentence; no other question is.
+        let polar = messages("Is a data race undefined behavior?", &context());
+        assert!(polar
+            .last()
+            .unwrap()
+            .content
+            .ends_with(&format!("undefined behavior? {POLAR_ASK}")));
+        assert!(POLAR_EXAMPLE.0.ends_with(POLAR_ASK));
+        assert!(!defining.last().unwrap().content.contains(POLAR_ASK));
         // An amount is a fact: no example.
         assert_eq!(
             messages("How many lanes are there?", &context()).len(),
@@ -1580,6 +1720,7 @@ mod tests {
             "How does deref coercion work?",
             "How is shadowing different from mut?",
             "How many lanes are there?",
+            "Is a data race undefined behavior?",
         ] {
             let (a, b) = kind_pair(draft);
             assert_ne!(a, b);
@@ -1607,6 +1748,13 @@ mod tests {
             Some(1.2)
         );
         assert_eq!(check.margin_for("SmolLM2 135M Instruct", false, why), None);
+        // Asked yes or no, the check is another question with a margin of its own.
+        let polar = "Is a data race undefined behavior?";
+        assert_eq!(check.margin_for(calibrated, false, polar), Some(0.5));
+        assert_eq!(
+            check.margin_for("SmolLM2 135M Instruct", false, polar),
+            None
+        );
         assert_eq!(
             SelfCheck::Margin(0.5).margin_for(calibrated, false, why),
             Some(0.5)

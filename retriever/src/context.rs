@@ -725,6 +725,20 @@ pub const DIFFERENCE_EXAMPLE: (&str, &str) = (
      exit.",
 );
 
+/// What a yes-or-no question ([`crate::terms::polar`]) is followed by in the prompt.
+pub const POLAR_ASK: &str = "Quote the sentence that answers it.";
+
+/// The worked example given only with a yes-or-no question ([`crate::terms::polar`]),
+/// followed by [`POLAR_ASK`] as such a question is: its answer quotes the sentence that
+/// settles the question (here, to "no"), where the model said "NOT FOUND" for want of a "yes"
+/// or "no" in the sources. Whether the answer is yes or no is the model's self-check's reply.
+pub const POLAR_EXAMPLE: (&str, &str) = (
+    "<source id=\"1\" title=\"Velmora Bridge > Tolls\">\nCars and trucks pay a toll at the \
+     east gate. Cyclists and pedestrians cross free of charge on the north path.\n</source>\n\n\
+     Question: Do cyclists pay the toll? Quote the sentence that answers it.",
+    "Cyclists and pedestrians cross free of charge on the north path.",
+);
+
 /// The user message: the sources, then the question.
 #[must_use]
 pub fn user_prompt(question: &str, context: &Context) -> String {

@@ -429,6 +429,70 @@ pub fn explains(question: &str) -> Option<Explains> {
     }
 }
 
+/// Verbs a yes-or-no question begins with ([`polar`]).
+const AUXILIARIES: &[&str] = &[
+    "am",
+    "are",
+    "aren't",
+    "can",
+    "can't",
+    "cannot",
+    "could",
+    "couldn't",
+    "did",
+    "didn't",
+    "do",
+    "does",
+    "doesn't",
+    "don't",
+    "had",
+    "has",
+    "hasn't",
+    "have",
+    "haven't",
+    "is",
+    "isn't",
+    "may",
+    "might",
+    "must",
+    "should",
+    "shouldn't",
+    "was",
+    "wasn't",
+    "were",
+    "weren't",
+    "will",
+    "won't",
+    "would",
+    "wouldn't",
+];
+
+/// Whether a question asks to be answered yes or no: it begins with an auxiliary verb ("Is a
+/// data race undefined behavior?", "Can main return a Result?", "Does Rust have exceptions?")
+/// and offers no choice ("Is union a strict keyword or a weak keyword?" is answered by naming
+/// one, so it is not: an "or" among its last five words, or one that begins a second
+/// question).
+#[must_use]
+pub fn polar(question: &str) -> bool {
+    let q = question.trim().to_lowercase().replace('’', "'");
+    let words: Vec<&str> = q
+        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .filter(|w| !w.is_empty())
+        .collect();
+    // A choice offers its last option in the question's last few words ("… or a weak
+    // keyword?"); "or" earlier joins words inside the question ("Is reading from or writing to
+    // a mutable static unsafe?"), and "or not" asks yes or no all the same.
+    // So does an "or" that begins a second question ("… or did they remain black and white?").
+    let choice = words.iter().enumerate().any(|(i, &w)| {
+        let next = words.get(i + 1);
+        (w == "or"
+            && next != Some(&"not")
+            && (words.len() - i <= 5 || next.is_some_and(|n| AUXILIARIES.contains(n))))
+            || w == "whether"
+    });
+    words.len() > 2 && AUXILIARIES.contains(&words[0]) && !choice
+}
+
 /// Whether an answer is made of the question's own words and nothing else (function words,
 /// words of one or two letters and punctuation aside): "unit tests and integration tests" for
 /// "What is the difference between unit tests and integration tests?", "future" for "What do
@@ -941,6 +1005,36 @@ pub fn weighted_coverage<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_question_that_begins_with_an_auxiliary_and_offers_no_choice_is_polar() {
+        for q in [
+            "Is a data race undefined behavior in Rust?",
+            "Can main return a Result?",
+            "Does Rust have exceptions?",
+            "Doesn't the ? operator need a Result?",
+            "Are iterators lazy in Rust?",
+            "Must a match cover every case?",
+            "  was it stable in 2018",
+            "Is reading from or writing to a mutable static variable unsafe?",
+            "Is a data race undefined behavior or not?",
+        ] {
+            assert!(polar(q), "{q}");
+        }
+        for q in [
+            "Is union a strict keyword or a weak keyword?",
+            "Which keyword declares a constant?",
+            "What is a closure?",
+            "How does deref coercion work?",
+            "Is it?",
+            "Dose the pump need glycol?",
+            "Does anyone know whether it compiles?",
+            "Does Rust use a garbage collector or reference counting?",
+            "Were the tapes restored in colour or did they remain black and white?",
+        ] {
+            assert!(!polar(q), "{q}");
+        }
+    }
 
     #[test]
     fn a_quote_that_names_what_was_asked_about_does_not_say_what_it_is() {

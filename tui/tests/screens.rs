@@ -208,6 +208,7 @@ fn answer(
         quote_coverage: None,
         self_check: None,
         start: None,
+        verdict: None,
         gates: g,
         timings: Timings {
             ttft_ms: 812.0,
