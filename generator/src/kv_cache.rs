@@ -1,4 +1,5 @@
-//! The KV cache, preallocated for the whole context window, and single-token attention on it.
+//! The KV cache, grown as positions are written up to the context window, and single-token
+//! attention on it.
 //!
 //! Keys and values are kept in f16, as llama.cpp keeps them: the attention rounds them to f16
 //! before they are stored (so that near-ties break as llama.cpp's do), so the half-width cache
@@ -12,10 +13,18 @@ use half::slice::HalfFloatSliceExt;
 use crate::error::Result;
 use crate::parallel::fill_chunks;
 
-/// Keys and values of one layer, laid out `n_kv × n_ctx × head_dim`, written in place.
+/// Positions a KV cache grows by, at least (it doubles beyond).
+const GROW: usize = 256;
+
+/// Keys and values of one layer, laid out `n_kv × cap × head_dim`, written in place.
 pub(crate) struct KvCache {
     n_kv: usize,
+    /// The most positions it may hold.
     n_ctx: usize,
+    /// The positions each head has room for: grown as they are written, so that a question
+    /// does not pay for the whole window (the 1.5B's 117 MB, zeroed at load, were a quarter
+    /// of a second of a one-question run).
+    cap: usize,
     head_dim: usize,
     keys: Vec<f16>,
     values: Vec<f16>,
@@ -23,25 +32,47 @@ pub(crate) struct KvCache {
 
 impl KvCache {
     pub(crate) fn new(n_kv: usize, n_ctx: usize, head_dim: usize) -> Self {
-        let len = n_kv * n_ctx * head_dim;
         Self {
             n_kv,
             n_ctx,
+            cap: 0,
             head_dim,
-            keys: vec![f16::ZERO; len],
-            values: vec![f16::ZERO; len],
+            keys: Vec::new(),
+            values: Vec::new(),
         }
+    }
+
+    /// Makes room for positions `0..end` (at most the window), keeping what is stored.
+    fn reserve(&mut self, end: usize) {
+        if end <= self.cap {
+            return;
+        }
+        let cap = end
+            .max(2 * self.cap)
+            .next_multiple_of(GROW)
+            .min(self.n_ctx.max(end));
+        let hd = self.head_dim;
+        for data in [&mut self.keys, &mut self.values] {
+            let mut grown = vec![f16::ZERO; self.n_kv * cap * hd];
+            for h in 0..self.n_kv {
+                grown[h * cap * hd..(h * cap + self.cap) * hd]
+                    .copy_from_slice(&data[h * self.cap * hd..(h + 1) * self.cap * hd]);
+            }
+            *data = grown;
+        }
+        self.cap = cap;
     }
 
     /// Stores `k` and `v`, each (`n_kv`, seq, `head_dim`), at positions `pos..pos + seq`.
     pub(crate) fn write(&mut self, k: &Tensor, v: &Tensor, pos: usize) -> Result<()> {
         let seq = k.dim(1)?;
         let hd = self.head_dim;
+        self.reserve(pos + seq);
         for (src, dst) in [(k, &mut self.keys), (v, &mut self.values)] {
             let data = src.flatten_all()?.to_vec1::<f32>()?;
             for h in 0..self.n_kv {
                 let from = &data[h * seq * hd..(h + 1) * seq * hd];
-                let at = (h * self.n_ctx + pos) * hd;
+                let at = (h * self.cap + pos) * hd;
                 dst[at..at + seq * hd].convert_from_f32_slice(from);
             }
         }
@@ -62,7 +93,7 @@ impl KvCache {
     fn widen(&self, data: &[f16], total: usize, out: &mut Vec<f32>) {
         let hd = self.head_dim;
         for h in 0..self.n_kv {
-            let at = h * self.n_ctx * hd;
+            let at = h * self.cap * hd;
             let from = out.len();
             out.resize(from + total * hd, 0.0);
             data[at..at + total * hd].convert_to_f32_slice(&mut out[from..]);
@@ -95,12 +126,13 @@ impl KvCache {
     pub(crate) fn import(&mut self, total: usize, data: &[f32]) {
         let hd = self.head_dim;
         let per = self.n_kv * total * hd;
+        self.reserve(total);
         for (src, dst) in [
             (&data[..per], &mut self.keys),
             (&data[per..], &mut self.values),
         ] {
             for h in 0..self.n_kv {
-                let at = h * self.n_ctx * hd;
+                let at = h * self.cap * hd;
                 dst[at..at + total * hd]
                     .convert_from_f32_slice(&src[h * total * hd..(h + 1) * total * hd]);
             }
@@ -120,7 +152,7 @@ impl KvCache {
         // Each KV head's chunk of the output is its query heads' accumulators, written in place.
         fill_chunks(&mut out, n_rep * hd, |kv, acc| {
             let mut scores = vec![0f32; n_rep * total];
-            let base = kv * self.n_ctx * hd;
+            let base = kv * self.cap * hd;
             let keys = &self.keys[base..base + total * hd];
             let values = &self.values[base..base + total * hd];
             let queries = &q[kv * n_rep * hd..(kv + 1) * n_rep * hd];
@@ -346,6 +378,37 @@ mod tests {
         other.import(total, &saved);
         assert_eq!(flat(other.keys(total).unwrap()), k);
         assert_eq!(flat(other.values(total).unwrap()), v);
+    }
+
+    #[test]
+    fn a_cache_that_grows_keeps_what_it_held() {
+        // Written in three pieces, the second and third past the room it had: each head's
+        // positions come back in order, the window is never exceeded, and rewriting earlier
+        // positions (a new question after a shared prefix) needs no room.
+        let (n_kv, n_ctx, hd) = (2, 1000, 8);
+        let piece = |pos: usize, seq: usize| -> Vec<f32> {
+            (0..n_kv * seq * hd)
+                .map(|i| {
+                    let (h, rest) = (i / (seq * hd), i % (seq * hd));
+                    f16::from_f32((h * 10_000 + pos * hd + rest) as f32 * 0.25).to_f32()
+                })
+                .collect()
+        };
+        let tensor = |x: Vec<f32>, seq| Tensor::from_vec(x, (n_kv, seq, hd), &Device::Cpu);
+        let mut cache = KvCache::new(n_kv, n_ctx, hd);
+        for (pos, seq) in [(0, 10), (10, 300), (310, 690)] {
+            let t = tensor(piece(pos, seq), seq).unwrap();
+            cache.write(&t, &t, pos).unwrap();
+        }
+        assert_eq!(cache.cap, n_ctx);
+        let keys = cache.keys(1000).unwrap();
+        assert_eq!(
+            keys.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            piece(0, 1000)
+        );
+        let t = tensor(piece(0, 5), 5).unwrap();
+        cache.write(&t, &t, 0).unwrap();
+        assert_eq!(cache.cap, n_ctx);
     }
 
     fn check_attention(hd: usize, total: usize) {
