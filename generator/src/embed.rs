@@ -5,11 +5,9 @@
 //! the longest text of a batch wastes about half the work on texts of mixed length; packing
 //! wastes none, so the batch order does not matter for speed.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
 use crate::kv_cache::{exp, softmax_in_place};
@@ -183,10 +181,6 @@ pub struct BertEmbedder {
     ran_built_in: std::sync::atomic::AtomicBool,
 }
 
-fn cerr(e: candle_core::Error) -> Error {
-    Error::Candle(e)
-}
-
 impl BertEmbedder {
     /// The vocabulary id of `token` as one whole token, if the tokenizer has it. WordPiece
     /// vocabularies list whole words roughly by their frequency in the text they were made
@@ -278,6 +272,17 @@ impl BertEmbedder {
 }
 
 /// The tokenizer (truncating), the token counter (not truncating) and the encoder's weights.
+/// `m` (`rows` × `cols`, row-major) transposed: `cols` × `rows`.
+fn transposed(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; m.len()];
+    for (r, row) in m.chunks_exact(cols.max(1)).enumerate().take(rows) {
+        for (c, &x) in row.iter().enumerate() {
+            out[c * rows + r] = x;
+        }
+    }
+    out
+}
+
 fn load_parts(dir: &Path) -> Result<(Tokenizer, Tokenizer, Encoder)> {
     let file = |name: &str| -> PathBuf { dir.join(name) };
     let format = |path: PathBuf, reason: String| Error::Format { path, reason };
@@ -329,29 +334,68 @@ fn load_parts(dir: &Path) -> Result<(Tokenizer, Tokenizer, Encoder)> {
         .map_err(|e| Error::Tokenizer(e.to_string()))?;
 
     let weights_path = file("model.safetensors");
-    let mut w: HashMap<String, Tensor> =
-        candle_core::safetensors::load(&weights_path, &Device::Cpu)
-            .map_err(|e| format(weights_path.clone(), e.to_string()))?;
-    let mut tensor = |name: &str| -> Result<Tensor> {
-        let t = w
-            .remove(name)
-            .or_else(|| w.remove(&format!("bert.{name}")))
-            .ok_or_else(|| format(weights_path.clone(), format!("missing tensor `{name}`")))?;
-        t.to_dtype(DType::F32).map_err(cerr)
+    let io = |source| Error::Io {
+        path: weights_path.clone(),
+        source,
     };
-    let flat = |t: &Tensor| {
-        t.flatten_all()
-            .and_then(|t| t.to_vec1::<f32>())
-            .map_err(cerr)
+    let weights_file = std::fs::File::open(&weights_path).map_err(io)?;
+    // SAFETY: read-only, and model files are never written in place (as `GgufFile::open`).
+    // Mapped, each weight is converted once from where it lies: reading the file and making
+    // tensors of it first cost three copies of its 90 MB, a third of a one-question run.
+    #[allow(unsafe_code)]
+    let map = unsafe { memmap2::Mmap::map(&weights_file) }.map_err(io)?;
+    let st = safetensors::SafeTensors::deserialize(&map)
+        .map_err(|e| format(weights_path.clone(), e.to_string()))?;
+    // A tensor's values in f32, in its stored order, and its shape.
+    let tensor = |name: &str| -> Result<(Vec<f32>, Vec<usize>)> {
+        let view = st
+            .tensor(name)
+            .or_else(|_| st.tensor(&format!("bert.{name}")))
+            .map_err(|_| format(weights_path.clone(), format!("missing tensor `{name}`")))?;
+        let bytes = view.data();
+        let values = match view.dtype() {
+            safetensors::Dtype::F32 => bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            safetensors::Dtype::F16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            safetensors::Dtype::BF16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            other => {
+                return Err(format(
+                    weights_path.clone(),
+                    format!("tensor `{name}` is {other:?}, not f32, f16 or bf16"),
+                ))
+            }
+        };
+        Ok((values, view.shape().to_vec()))
     };
-    // Linear weights are stored [out, in]; keep them transposed ([in, out]).
-    let lin = |t: &Tensor| {
-        t.t()
-            .and_then(|t| t.contiguous())
-            .map_err(cerr)
-            .and_then(|t| flat(&t))
+    let take = |name: &str| tensor(name).map(|(v, _)| v);
+    // Linear weights are stored [out, in] (several stacked: their rows one after the other);
+    // keep them transposed ([in, out]).
+    let lin = |names: &[&str]| -> Result<Vec<f32>> {
+        let mut rows = Vec::new();
+        let mut cols = 0;
+        for name in names {
+            let (v, shape) = tensor(name)?;
+            match shape[..] {
+                [_, c] if cols == 0 || c == cols => cols = c,
+                _ => {
+                    return Err(format(
+                        weights_path.clone(),
+                        format!("tensor `{name}` has shape {shape:?}, not [out, {cols}]"),
+                    ))
+                }
+            }
+            rows.extend(v);
+        }
+        Ok(transposed(&rows, rows.len() / cols.max(1), cols))
     };
-    let mut take = |name: &str| tensor(name).and_then(|t| flat(&t));
     let word = take("embeddings.word_embeddings.weight")?;
     let position = take("embeddings.position_embeddings.weight")?;
     let max_positions = position.len() / hidden;
@@ -362,43 +406,32 @@ fn load_parts(dir: &Path) -> Result<(Tokenizer, Tokenizer, Encoder)> {
     );
     let mut layers = Vec::with_capacity(n_layers);
     for i in 0..n_layers {
-        let p = format!("encoder.layer.{i}");
-        let mut t = |n: &str| tensor(&format!("{p}.{n}"));
-        let qkv = Tensor::cat(
-            &[
-                &t("attention.self.query.weight")?,
-                &t("attention.self.key.weight")?,
-                &t("attention.self.value.weight")?,
-            ],
-            0,
-        )
-        .map_err(cerr)?;
-        let qkv_b = Tensor::cat(
-            &[
-                &t("attention.self.query.bias")?,
-                &t("attention.self.key.bias")?,
-                &t("attention.self.value.bias")?,
-            ],
-            0,
-        )
-        .map_err(cerr)?;
+        let p = |n: &str| format!("encoder.layer.{i}.{n}");
+        let t = |n: &str| take(&p(n));
+        let qkv_b = [
+            t("attention.self.query.bias")?,
+            t("attention.self.key.bias")?,
+            t("attention.self.value.bias")?,
+        ]
+        .concat();
         layers.push(Layer {
-            qkv: lin(&qkv)?,
-            qkv_b: flat(&qkv_b)?,
-            attn_out: lin(&t("attention.output.dense.weight")?)?,
-            attn_out_b: flat(&t("attention.output.dense.bias")?)?,
+            qkv: lin(&[
+                &p("attention.self.query.weight"),
+                &p("attention.self.key.weight"),
+                &p("attention.self.value.weight"),
+            ])?,
+            qkv_b,
+            attn_out: lin(&[&p("attention.output.dense.weight")])?,
+            attn_out_b: t("attention.output.dense.bias")?,
             ln1: (
-                flat(&t("attention.output.LayerNorm.weight")?)?,
-                flat(&t("attention.output.LayerNorm.bias")?)?,
+                t("attention.output.LayerNorm.weight")?,
+                t("attention.output.LayerNorm.bias")?,
             ),
-            up: lin(&t("intermediate.dense.weight")?)?,
-            up_b: flat(&t("intermediate.dense.bias")?)?,
-            down: lin(&t("output.dense.weight")?)?,
-            down_b: flat(&t("output.dense.bias")?)?,
-            ln2: (
-                flat(&t("output.LayerNorm.weight")?)?,
-                flat(&t("output.LayerNorm.bias")?)?,
-            ),
+            up: lin(&[&p("intermediate.dense.weight")])?,
+            up_b: t("intermediate.dense.bias")?,
+            down: lin(&[&p("output.dense.weight")])?,
+            down_b: t("output.dense.bias")?,
+            ln2: (t("output.LayerNorm.weight")?, t("output.LayerNorm.bias")?),
         });
     }
     let encoder = Encoder {
