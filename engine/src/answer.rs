@@ -1028,7 +1028,7 @@ pub fn answer(
             timings,
         });
     }
-    let prompt = generator.chat_tokens(&messages(question, &context))?;
+    let prompt = generator.chat_tokens(&messages_for(question, &context, o.free))?;
     let options = GenerateOptions {
         max_tokens: o.max_tokens,
         sampling: sampling(o.temperature, o.top_p, o.seed),
@@ -1404,21 +1404,30 @@ fn check_messages(question: &str, context: &Context) -> Vec<Message> {
     m
 }
 
+/// The chat for a quoted answer ([`messages_for`]).
 fn messages(question: &str, context: &Context) -> Vec<Message> {
+    messages_for(question, context, false)
+}
+
+/// The chat for a question; `free` for an answer in the model's own words, which says "yes"
+/// or "no" itself, so a yes-or-no question is asked as it was put.
+fn messages_for(question: &str, context: &Context, free: bool) -> Vec<Message> {
     let mut m = vec![Message::system(SYSTEM_PROMPT)];
     for (user, assistant) in EXAMPLES {
         m.push(Message::user(*user));
         m.push(Message::assistant(*assistant));
     }
-    // Only for a question of one of those kinds (what, what for, why, how, how they differ):
-    // every other prompt stays as it was.
-    if let Some(example) = kind_example(question) {
+    let yes_or_no = Kind::of(question) == Some(Kind::Polar);
+    let polar = yes_or_no && !free;
+    // Only for a question of one of those kinds (what, what for, why, how, how they differ,
+    // yes or no): every other prompt stays as it was.
+    if let Some(example) = kind_example(question).filter(|_| polar || !yes_or_no) {
         m.push(Message::user(example.0));
         m.push(Message::assistant(example.1));
     }
     // Asked yes or no, the model is asked for the sentence that answers: it cannot quote
     // "yes" from the sources, and said NOT FOUND instead.
-    let asked = if Kind::of(question) == Some(Kind::Polar) {
+    let asked = if polar {
         format!("{} {POLAR_ASK}", question.trim())
     } else {
         question.to_owned()
@@ -1702,6 +1711,19 @@ mod tests {
             .content
             .ends_with(&format!("undefined behavior? {POLAR_ASK}")));
         assert!(POLAR_EXAMPLE.0.ends_with(POLAR_ASK));
+        // In the model's own words it says yes or no itself: asked as it was put, no example.
+        let free = messages_for("Is a data race undefined behavior?", &context(), true);
+        assert_eq!(free.len(), plain.len());
+        assert!(free
+            .last()
+            .unwrap()
+            .content
+            .ends_with("Question: Is a data race undefined behavior?"));
+        // Other kinds keep their examples either way.
+        assert_eq!(
+            messages_for("What is a closure?", &context(), true).len(),
+            defining.len()
+        );
         assert!(!defining.last().unwrap().content.contains(POLAR_ASK));
         // An amount is a fact: no example.
         assert_eq!(
