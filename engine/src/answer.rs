@@ -173,7 +173,7 @@ impl SelfCheck {
             {
                 calibrated_explanation_check(model)
             }
-            SelfCheck::Calibrated if !free && Kind::of(question) == Some(Kind::Polar) => {
+            SelfCheck::Calibrated if !free && Kind::yes_or_no(question) => {
                 calibrated_polar_check(model)
             }
             _ => self.margin(model, free),
@@ -418,8 +418,8 @@ pub struct Answer {
     /// For a quoted answer: how the model weighed beginning the refusal against beginning a
     /// quote, at its first token.
     pub start: Option<cairn_generator::StartChoice>,
-    /// For a quoted answer to a yes-or-no question: what the model said when asked, after its
-    /// quote, to answer yes or no.
+    /// For a quoted answer to a yes-or-no question: the model's own yes or no, from its
+    /// self-check's pass ([`Verdict`]).
     pub verdict: Option<Verdict>,
     /// The retrieval checks the question went through.
     pub gates: Gates,
@@ -1036,7 +1036,7 @@ pub fn answer(
     };
     let before_generation = start.elapsed();
     let mut forward = |piece: &str| sink.token(piece);
-    let polar = Kind::of(question) == Some(Kind::Polar);
+    let polar = Kind::yes_or_no(question);
     let mut quote = (!o.free).then(|| {
         let excerpts = context.sources.iter().flat_map(|s| &s.excerpts);
         // "What is a closure?" is not answered by "a closure", nor "What is a policy
@@ -1394,12 +1394,11 @@ fn check_messages(question: &str, context: &Context) -> Vec<Message> {
     let mut m = messages(question, context);
     if let Some(turn) = m.last_mut() {
         turn.content.push_str("\n\n");
-        turn.content
-            .push_str(if Kind::of(question) == Some(Kind::Polar) {
-                POLAR_CHECK
-            } else {
-                SELF_CHECK
-            });
+        turn.content.push_str(if Kind::yes_or_no(question) {
+            POLAR_CHECK
+        } else {
+            SELF_CHECK
+        });
     }
     m
 }
@@ -1417,7 +1416,7 @@ fn messages_for(question: &str, context: &Context, free: bool) -> Vec<Message> {
         m.push(Message::user(*user));
         m.push(Message::assistant(*assistant));
     }
-    let yes_or_no = Kind::of(question) == Some(Kind::Polar);
+    let yes_or_no = Kind::yes_or_no(question);
     let polar = yes_or_no && !free;
     // Only for a question of one of those kinds (what, what for, why, how, how they differ,
     // yes or no): every other prompt stays as it was.
@@ -1461,6 +1460,11 @@ impl Kind {
                 .map(Kind::Explains)
                 .or_else(|| cairn_retriever::terms::polar(question).then_some(Kind::Polar)),
         }
+    }
+
+    /// Whether `question` is to be answered yes or no ([`Kind::Polar`]).
+    fn yes_or_no(question: &str) -> bool {
+        Kind::of(question) == Some(Kind::Polar)
     }
 
     /// Its worked example: [`DEFINITION_EXAMPLE`] asked what something is,

@@ -395,17 +395,27 @@ const HOW_AMOUNT: &[&str] = &[
     "wide",
 ];
 
+/// A question lowercased, its typographic apostrophes made plain ("why’s" → "why's"), for
+/// [`question_words_of`].
+fn lowered(question: &str) -> String {
+    question.trim().to_lowercase().replace('’', "'")
+}
+
+/// The words of a [`lowered`] question: letters, digits and apostrophes ("doesn't" is one).
+fn question_words_of(q: &str) -> Vec<&str> {
+    q.split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
 /// What a question asks to have explained — a reason, a way or a difference — or `None` for a
 /// question that asks for a fact, a name or an amount. Such questions are answered by a
 /// sentence, not a name, and a quote of the question's own words ("lazy" for "Why are
 /// iterator adapters lazy?") answers none of them ([`restatement`]).
 #[must_use]
 pub fn explains(question: &str) -> Option<Explains> {
-    let q = question.trim().to_lowercase();
-    let words: Vec<&str> = q
-        .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’'))
-        .filter(|w| !w.is_empty())
-        .collect();
+    let q = lowered(question);
+    let words = question_words_of(&q);
     let differs = words.windows(2).any(|w| {
         matches!(
             w,
@@ -423,7 +433,7 @@ pub fn explains(question: &str) -> Option<Explains> {
     match words.as_slice() {
         _ if differs => Some(Explains::Difference),
         _ if reason => Some(Explains::Why),
-        ["why" | "why's" | "why’s", ..] | ["how", "come", ..] => Some(Explains::Why),
+        ["why" | "why's", ..] | ["how", "come", ..] => Some(Explains::Why),
         ["how", next, ..] if !HOW_AMOUNT.contains(next) => Some(Explains::How),
         _ => None,
     }
@@ -474,11 +484,8 @@ const AUXILIARIES: &[&str] = &[
 /// question).
 #[must_use]
 pub fn polar(question: &str) -> bool {
-    let q = question.trim().to_lowercase().replace('’', "'");
-    let words: Vec<&str> = q
-        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
-        .filter(|w| !w.is_empty())
-        .collect();
+    let q = lowered(question);
+    let words = question_words_of(&q);
     // A choice offers its last option in the question's last few words ("… or a weak
     // keyword?"); "or" earlier joins words inside the question ("Is reading from or writing to
     // a mutable static unsafe?"), and "or not" asks yes or no all the same.
