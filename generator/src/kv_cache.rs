@@ -6,12 +6,13 @@
 //! loses nothing, and a token's attention reads half the bytes. They are widened to f32 a tile
 //! at a time, in a buffer that stays in the first-level cache.
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
 use crate::error::Result;
 use crate::parallel::fill_chunks;
+use crate::sgemm::{sgemm, View};
 
 /// Positions a KV cache grows by, at least (it doubles beyond).
 const GROW: usize = 256;
@@ -79,13 +80,14 @@ impl KvCache {
         Ok(())
     }
 
+    #[cfg(test)]
     fn gather(&self, data: &[f16], total: usize) -> Result<Tensor> {
         let mut out = Vec::with_capacity(self.n_kv * total * self.head_dim);
         self.widen(data, total, &mut out);
         Ok(Tensor::from_vec(
             out,
             (self.n_kv, total, self.head_dim),
-            &Device::Cpu,
+            &candle_core::Device::Cpu,
         )?)
     }
 
@@ -101,11 +103,13 @@ impl KvCache {
     }
 
     /// Keys of positions `0..total` as (`n_kv`, total, `head_dim`).
+    #[cfg(test)]
     pub(crate) fn keys(&self, total: usize) -> Result<Tensor> {
         self.gather(&self.keys, total)
     }
 
     /// Values of positions `0..total` as (`n_kv`, total, `head_dim`).
+    #[cfg(test)]
     pub(crate) fn values(&self, total: usize) -> Result<Tensor> {
         self.gather(&self.values, total)
     }
@@ -191,6 +195,242 @@ impl KvCache {
             }
         });
         out
+    }
+}
+
+/// Query positions per task of a prompt's attention: with the query heads that share a KV
+/// head, 16 positions make a product of about a hundred rows.
+const ROW_BLOCK: usize = 16;
+
+/// Keys per product of attention weights and values: no more than gemm sums in one block (it
+/// splits only sums longer than 512), so a block's sum is one sequence of multiply-adds however
+/// many query rows or keys surround it.
+const KEY_BLOCK: usize = 512;
+
+impl KvCache {
+    /// Attention of the `seq` query positions just written at `pos..pos + seq`.
+    ///
+    /// `q` holds `n_head` heads of `seq` rows of `head_dim` (already scaled); query head `h`
+    /// reads KV head `h / (n_head / n_kv)`, and row `i` sees positions `0..=pos + i`. With
+    /// `branch = Some((fork, b))` the last `b` rows are a branch from position `fork`: branch row
+    /// `j` sees positions `0..fork` and the branch's own rows `0..=j`. Returns the outputs as
+    /// (`seq`, `n_head × head_dim`), the layout of the output projection's input.
+    ///
+    /// Tasks of [`ROW_BLOCK`] positions run on candle's worker pool, each with all KV heads;
+    /// within a task, a KV head's query rows (every position and every head that shares it) are
+    /// one score product, one softmax per row and one product with the values, on buffers the
+    /// worker keeps. A row's numbers depend on its own query and the keys it sees, never on the
+    /// rows around it, so a prompt cut into passes gets the same bits.
+    pub(crate) fn attend_rows(
+        &self,
+        q: &[f32],
+        n_head: usize,
+        seq: usize,
+        pos: usize,
+        branch: Option<(usize, usize)>,
+    ) -> Vec<f32> {
+        let hd = self.head_dim;
+        let width = n_head * hd;
+        let b = branch.map_or(0, |(_, b)| b);
+        let a = seq - b;
+        let mut out = vec![0f32; seq * width];
+        let (main, branch_out) = out.split_at_mut(a * width);
+        let rows = Rows { q, n_head, seq, hd };
+        if a > 0 {
+            let seen = Seen::widened(self, &[(0, pos + a)]);
+            fill_chunks(main, ROW_BLOCK * width, |task, chunk| {
+                let first = task * ROW_BLOCK;
+                rows.attend(&seen, first, pos + first + 1, chunk);
+            });
+        }
+        if let Some((fork, _)) = branch.filter(|&(_, b)| b > 0) {
+            let seen = Seen::widened(self, &[(0, fork), (pos + a, pos + seq)]);
+            fill_chunks(branch_out, ROW_BLOCK * width, |task, chunk| {
+                let first = task * ROW_BLOCK;
+                rows.attend(&seen, a + first, fork + first + 1, chunk);
+            });
+        }
+        out
+    }
+}
+
+/// The keys and values a group of query rows may see, widened to f32: per KV head, the
+/// concatenation of some ranges of cached positions, `len` positions in all. Values are
+/// position by position (`len × head_dim`); keys are transposed a tile at a time (the
+/// positions padded with zeros to `stride`, whole tiles of [`KEY_TILE`]; a tile is
+/// `head_dim × KEY_TILE`, feature by feature), so that a tile of scores is a sum of products of
+/// whole vectors read in order.
+struct Seen {
+    keys_t: Vec<f32>,
+    values: Vec<f32>,
+    len: usize,
+    stride: usize,
+}
+
+impl Seen {
+    fn widened(cache: &KvCache, ranges: &[(usize, usize)]) -> Self {
+        let hd = cache.head_dim;
+        let len: usize = ranges.iter().map(|(from, to)| to - from).sum();
+        let stride = len.next_multiple_of(KEY_TILE);
+        let mut values = vec![0f32; cache.n_kv * len * hd];
+        let mut keys_t = vec![0f32; cache.n_kv * hd * stride];
+        let mut wide = vec![0f32; hd];
+        for h in 0..cache.n_kv {
+            let mut t = 0;
+            for &(from, to) in ranges {
+                let at = (h * cache.cap + from) * hd..(h * cache.cap + to) * hd;
+                let dst = (h * len + t) * hd;
+                cache.values[at.clone()].convert_to_f32_slice(&mut values[dst..dst + at.len()]);
+                for (i, key) in cache.keys[at].chunks_exact(hd).enumerate() {
+                    key.convert_to_f32_slice(&mut wide);
+                    let (tile, lane) = ((t + i) / KEY_TILE, (t + i) % KEY_TILE);
+                    let base = h * hd * stride + tile * hd * KEY_TILE + lane;
+                    for (d, k) in wide.iter().enumerate() {
+                        keys_t[base + d * KEY_TILE] = *k;
+                    }
+                }
+                t += to - from;
+            }
+        }
+        Seen {
+            keys_t,
+            values,
+            len,
+            stride,
+        }
+    }
+}
+
+/// The query rows of a prompt's attention: `n_head` heads of `seq` rows of `hd`.
+struct Rows<'a> {
+    q: &'a [f32],
+    n_head: usize,
+    seq: usize,
+    hd: usize,
+}
+
+thread_local! {
+    /// Each worker's query block, scores and outputs, kept between tasks.
+    static SCRATCH: std::cell::RefCell<[Vec<f32>; 3]> =
+        const { std::cell::RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+}
+
+impl Rows<'_> {
+    /// Attends rows `first..` (as many as `out` holds, `n_head × hd` each), of which the first
+    /// sees `visible` of `seen`'s positions and each next one a position more.
+    fn attend(&self, seen: &Seen, first: usize, visible: usize, out: &mut [f32]) {
+        let hd = self.hd;
+        let width = self.n_head * hd;
+        let positions = out.len() / width;
+        let n_kv = seen.values.len() / (seen.len * hd).max(1);
+        let n_rep = self.n_head / n_kv;
+        // Row i of a KV head's product is position i / n_rep, query head i % n_rep of the group;
+        // the rows are padded to whole tiles with zero queries, whose scores go unread.
+        let rows = positions * n_rep;
+        let padded = rows.next_multiple_of(ROW_TILE);
+        let span = visible + positions - 1;
+        let stride = span.next_multiple_of(KEY_TILE);
+        let mut q_t = vec![[0f32; ROW_TILE]; hd];
+        SCRATCH.with(|scratch| {
+            let [qs, scores, outs] = &mut *scratch.borrow_mut();
+            qs.resize(padded * hd, 0.0);
+            qs[rows * hd..].fill(0.0);
+            outs.resize(rows * hd, 0.0);
+            scores.resize(padded * stride, 0.0);
+            for kv in 0..n_kv {
+                for (i, row) in qs[..rows * hd].chunks_exact_mut(hd).enumerate() {
+                    let head = kv * n_rep + i % n_rep;
+                    let at = (head * self.seq + first + i / n_rep) * hd;
+                    row.copy_from_slice(&self.q[at..at + hd]);
+                }
+                let keys_t = &seen.keys_t[kv * hd * seen.stride..(kv + 1) * hd * seen.stride];
+                let values = &seen.values[kv * seen.len * hd..(kv + 1) * seen.len * hd];
+                for (r, tile_q) in qs.chunks_exact(ROW_TILE * hd).enumerate() {
+                    for (d, qd) in q_t.iter_mut().enumerate() {
+                        for (i, q) in qd.iter_mut().enumerate() {
+                            *q = tile_q[i * hd + d];
+                        }
+                    }
+                    for (tile, keys) in keys_t.chunks_exact(hd * KEY_TILE).enumerate() {
+                        let t = tile * KEY_TILE;
+                        if t >= stride {
+                            break;
+                        }
+                        let tile = score_tile(&q_t, keys);
+                        for (i, row) in tile.iter().enumerate() {
+                            let at = (r * ROW_TILE + i) * stride + t;
+                            scores[at..at + KEY_TILE].copy_from_slice(row);
+                        }
+                    }
+                }
+                for (i, row) in scores[..rows * stride].chunks_exact_mut(stride).enumerate() {
+                    let (seen_row, hidden) = row.split_at_mut(visible + i / n_rep);
+                    softmax_in_place(seen_row);
+                    hidden.fill(0.0);
+                }
+                for from in (0..span).step_by(KEY_BLOCK) {
+                    let keys = KEY_BLOCK.min(span - from);
+                    sgemm(
+                        View::rows(&scores[from..], rows, keys, stride),
+                        View::rows(&values[from * hd..], keys, hd, hd),
+                        outs,
+                        hd,
+                        from > 0,
+                        1,
+                    );
+                }
+                for (i, row) in outs.chunks_exact(hd).enumerate() {
+                    let at = (i / n_rep) * width + (kv * n_rep + i % n_rep) * hd;
+                    out[at..at + hd].copy_from_slice(row);
+                }
+            }
+        });
+    }
+}
+
+/// Query rows per tile of scores.
+const ROW_TILE: usize = 6;
+
+/// Keys per tile of scores. With [`ROW_TILE`] rows: 24 accumulators of 8 lanes where AVX-512
+/// gives 32 vector registers (LLVM keeps to 256-bit vectors on most Intel CPUs), 12 where AVX2
+/// gives 16.
+const KEY_TILE: usize = if cfg!(target_feature = "avx512f") {
+    32
+} else {
+    16
+};
+
+/// The scores of [`ROW_TILE`] queries against a tile of [`KEY_TILE`] keys, transposed (`keys`
+/// holds feature 0 of every key, then feature 1…). The queries come transposed too: `q_t[d]`
+/// holds feature `d` of each.
+///
+/// Each score is one chain of multiply-adds over the features in order, whatever tile it falls
+/// in: the same query and key give the same bits in every pass.
+fn score_tile(q_t: &[[f32; ROW_TILE]], keys: &[f32]) -> [[f32; KEY_TILE]; ROW_TILE] {
+    let mut acc = [[0f32; KEY_TILE]; ROW_TILE];
+    for (qd, keys) in q_t.iter().zip(keys.chunks_exact(KEY_TILE)) {
+        let keys: &[f32; KEY_TILE] = keys.try_into().expect("a feature of a tile of keys");
+        for (acc_r, q) in acc.iter_mut().zip(qd) {
+            for (a, k) in acc_r.iter_mut().zip(keys) {
+                *a = mul_add(*q, *k, *a);
+            }
+        }
+    }
+    acc
+}
+
+/// `a · b + c`, fused where the build targets FMA (one rounding, one instruction) and in two
+/// steps where it does not (`f32::mul_add` would be a library call there). Either way every
+/// caller in one build rounds alike.
+#[inline]
+fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+    #[cfg(target_feature = "fma")]
+    {
+        a.mul_add(b, c)
+    }
+    #[cfg(not(target_feature = "fma"))]
+    {
+        a * b + c
     }
 }
 
@@ -326,6 +566,8 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 #[cfg(test)]
 mod tests {
+    use candle_core::Device;
+
     use super::*;
 
     #[test]
@@ -340,6 +582,136 @@ mod tests {
         assert!(worst < 2e-6, "worst relative error {worst}");
         // Clamped: far below the range gives e^-87, not a denormal or garbage.
         assert!((exp(-1000.0) - (-87f32).exp()).abs() <= f32::EPSILON * (-87f32).exp());
+    }
+
+    /// A cache of `total` positions of made-up keys and values, the queries of `n_head` heads for
+    /// `seq` rows, and the stored (f16-rounded) keys and values read back as f32.
+    fn prompt(
+        n_kv: usize,
+        n_head: usize,
+        hd: usize,
+        total: usize,
+        seq: usize,
+    ) -> (KvCache, Vec<f32>, Vec<f32>, Vec<f32>) {
+        let made_up = |seed: f32, n: usize| -> Vec<f32> {
+            (0..n).map(|i| (i as f32 * 0.37 + seed).sin()).collect()
+        };
+        let mut cache = KvCache::new(n_kv, total, hd);
+        let tensor = |x: Vec<f32>| Tensor::from_vec(x, (n_kv, total, hd), &Device::Cpu).unwrap();
+        let (k, v) = (
+            tensor(made_up(0.1, n_kv * total * hd)),
+            tensor(made_up(0.7, n_kv * total * hd)),
+        );
+        cache.write(&k, &v, 0).unwrap();
+        let stored = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let keys = stored(cache.keys(total).unwrap());
+        let values = stored(cache.values(total).unwrap());
+        // Scaled queries: scores of a few units, so the softmax is neither flat nor one-hot.
+        let q = made_up(1.3, n_head * seq * hd)
+            .iter()
+            .map(|x| x * 0.4)
+            .collect();
+        (cache, q, keys, values)
+    }
+
+    /// Row `row` of head `h`'s attention over the cached `positions`, in f64.
+    #[allow(clippy::too_many_arguments)]
+    fn reference_row(
+        q: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        (n_kv, n_head, hd, total, seq): (usize, usize, usize, usize, usize),
+        h: usize,
+        row: usize,
+        positions: &[usize],
+    ) -> Vec<f64> {
+        let kv = h / (n_head / n_kv);
+        let qr = &q[(h * seq + row) * hd..(h * seq + row + 1) * hd];
+        let at = |t: usize| (kv * total + t) * hd;
+        let scores: Vec<f64> = positions
+            .iter()
+            .map(|&t| {
+                (0..hd)
+                    .map(|d| f64::from(qr[d]) * f64::from(keys[at(t) + d]))
+                    .sum()
+            })
+            .collect();
+        let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+        let sum: f64 = weights.iter().sum();
+        (0..hd)
+            .map(|d| {
+                positions
+                    .iter()
+                    .zip(&weights)
+                    .map(|(&t, w)| w / sum * f64::from(values[at(t) + d]))
+                    .sum()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn prompt_attention_matches_a_row_by_row_reference() {
+        // (hd, positions cached before, rows, branch): several row blocks; a branch from a
+        // fork; more than one key block of values (600 positions).
+        for (hd, pos, seq, branch) in [
+            (64, 20, 25, Some((12, 7))),
+            (128, 0, 37, None),
+            (8, 560, 40, Some((300, 19))),
+        ] {
+            let (n_kv, n_head) = (2, 6);
+            let total = pos + seq;
+            let (cache, q, keys, values) = prompt(n_kv, n_head, hd, total, seq);
+            let fast = cache.attend_rows(&q, n_head, seq, pos, branch);
+            let b = branch.map_or(0, |(_, b)| b);
+            let a = seq - b;
+            for row in 0..seq {
+                let positions: Vec<usize> = match branch {
+                    Some((fork, _)) if row >= a => (0..fork).chain(pos + a..=pos + row).collect(),
+                    _ => (0..=pos + row).collect(),
+                };
+                for h in 0..n_head {
+                    let want = reference_row(
+                        &q,
+                        &keys,
+                        &values,
+                        (n_kv, n_head, hd, total, seq),
+                        h,
+                        row,
+                        &positions,
+                    );
+                    let got = &fast[(row * n_head + h) * hd..(row * n_head + h + 1) * hd];
+                    for (g, w) in got.iter().zip(&want) {
+                        assert!(
+                            (f64::from(*g) - w).abs() < 1e-5,
+                            "hd {hd}, row {row}, head {h}: {g} vs {w}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_prompt_cut_into_passes_attends_to_the_same_bits() {
+        let (n_kv, n_head, hd, total) = (2, 6, 64, 45);
+        let (cache, q, _, _) = prompt(n_kv, n_head, hd, total, total);
+        let whole = cache.attend_rows(&q, n_head, total, 0, None);
+        // The same rows in two passes, 17 then 28: each pass's queries on their own.
+        let part = |from: usize, to: usize| -> Vec<f32> {
+            (0..n_head)
+                .flat_map(|h| q[(h * total + from) * hd..(h * total + to) * hd].to_vec())
+                .collect()
+        };
+        let mut passes = cache.attend_rows(&part(0, 17), n_head, 17, 0, None);
+        passes.extend(cache.attend_rows(&part(17, total), n_head, total - 17, 17, None));
+        assert!(
+            whole
+                .iter()
+                .zip(&passes)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "a row's attention depends on the rows beside it"
+        );
     }
 
     #[test]

@@ -25,7 +25,6 @@ mod onnx;
 mod parallel;
 pub mod sampling;
 mod sgemm;
-mod softmax;
 pub mod tokenizer;
 
 mod generate;

@@ -18,7 +18,6 @@ use crate::gguf::{Arch, GgufFile, ModelConfig, RawTensor};
 use crate::kernels::{self, BlockType};
 use crate::kquants::{self, KType};
 use crate::kv_cache::KvCache;
-use crate::softmax::CausalSoftmax;
 
 /// From this many rows on, a linear layer dequantizes its weight and runs an f32 matrix product.
 ///
@@ -49,14 +48,6 @@ pub const SAME_ROWS_FROM: usize = {
 
 /// Prompts longer than this are processed in chunks, bounding the activations.
 pub(crate) const PREFILL_CHUNK: usize = 4096;
-
-/// Query rows per attention step of a prompt.
-const ATTENTION_CHUNK: usize = 256;
-
-/// Keys per product of attention weights and values: no more than gemm sums in one block
-/// (it splits only sums longer than 512), so a block's sum is one sequence of multiply-adds
-/// whatever the number of query rows or keys around it.
-const KEY_BLOCK: usize = 512;
 
 /// A weight matrix with an optional bias.
 struct Linear {
@@ -595,7 +586,6 @@ fn attention(
 ) -> Result<Tensor> {
     let seq = x.dim(0)?;
     let (n_head, n_kv, hd) = (cfg.n_head, cfg.n_head_kv, cfg.head_dim);
-    let n_rep = n_head / n_kv;
     let heads = |t: Tensor, n: usize| -> candle_core::Result<Tensor> {
         t.reshape((1, seq, n, hd))?.transpose(1, 2)?.contiguous()
     };
@@ -629,73 +619,10 @@ fn attention(
         return layer.o.forward(&out);
     }
 
-    let b = branch.map_or(0, |(_, b)| b);
-    let a = seq - b;
-    // The n_rep query heads that share a KV head become one (n_rep · rows)-row matrix.
-    let q = (q.squeeze(0)?.reshape((n_kv, n_rep, seq, hd))? * scale)?;
-    let (k, v) = (k.squeeze(0)?, v.squeeze(0)?);
-    let mut outs = Vec::with_capacity(2);
-    if a > 0 {
-        let (keys, values) = if pos == 0 {
-            (k.narrow(1, 0, a)?, v.narrow(1, 0, a)?)
-        } else {
-            (layer.cache.keys(pos + a)?, layer.cache.values(pos + a)?)
-        };
-        outs.push(causal_attention(&q.narrow(2, 0, a)?, &keys, &values, pos)?);
-    }
-    if let Some((fork, b)) = branch {
-        // The positions before the fork, then the branch's own rows.
-        let keys = Tensor::cat(&[layer.cache.keys(fork)?, k.narrow(1, a, b)?], 1)?;
-        let values = Tensor::cat(&[layer.cache.values(fork)?, v.narrow(1, a, b)?], 1)?;
-        outs.push(causal_attention(&q.narrow(2, a, b)?, &keys, &values, fork)?);
-    }
-    let out = Tensor::cat(&outs, 2)?
-        .reshape((n_head, seq, hd))?
-        .transpose(0, 1)?
-        .reshape((seq, n_head * hd))?;
+    let q = (q * scale)?.flatten_all()?.to_vec1::<f32>()?;
+    let out = layer.cache.attend_rows(&q, n_head, seq, pos, branch);
+    let out = Tensor::from_vec(out, (seq, n_head * hd), &Device::Cpu)?;
     layer.o.forward(&out)
-}
-
-/// Causal attention of queries `q` (`n_kv`, `n_rep`, rows, `head_dim`; already scaled) at
-/// positions `first..` over `keys` and `values` (`n_kv`, first + rows at least, `head_dim`):
-/// each query sees the keys up to its own position. Returns (`n_kv`, `n_rep`, rows, `head_dim`).
-fn causal_attention(q: &Tensor, keys: &Tensor, values: &Tensor, first: usize) -> Result<Tensor> {
-    let (n_kv, n_rep, seq, hd) = q.dims4()?;
-    // Queries go in chunks: a chunk only needs the keys up to its own last position, which
-    // halves the work of a long prompt and bounds the score matrix.
-    let mut outs = Vec::with_capacity(seq.div_ceil(ATTENTION_CHUNK));
-    for start in (0..seq).step_by(ATTENTION_CHUNK) {
-        let rows = ATTENTION_CHUNK.min(seq - start);
-        let visible = first + start + rows;
-        let qc = q
-            .narrow(2, start, rows)?
-            .contiguous()?
-            .reshape((n_kv, n_rep * rows, hd))?;
-        let scores = qc.matmul(&keys.narrow(1, 0, visible)?.t()?)?;
-        let probs = scores.apply_op1_no_bwd(&CausalSoftmax {
-            rows,
-            first: first + start,
-        })?;
-        // The weighted sum of values runs in blocks of keys at fixed positions, so that each
-        // query's sum is grouped the same however many keys its chunk sees: gemm splits a
-        // longer sum into blocks sized from its length, which would make a prompt's numbers
-        // depend on how it was cut into passes (see `SAME_ROWS_FROM`).
-        let mut out: Option<Tensor> = None;
-        for from in (0..visible).step_by(KEY_BLOCK) {
-            let width = KEY_BLOCK.min(visible - from);
-            let part = probs
-                .narrow(2, from, width)?
-                .contiguous()?
-                .matmul(&values.narrow(1, from, width)?.contiguous()?)?;
-            out = Some(match out {
-                None => part,
-                Some(sum) => (sum + part)?,
-            });
-        }
-        let out = out.expect("a chunk sees at least one key");
-        outs.push(out.reshape((n_kv, n_rep, rows, hd))?);
-    }
-    Ok(Tensor::cat(&outs, 2)?)
 }
 
 /// Index of the largest logit (the lowest index among ties, as llama.cpp's greedy sampler).
