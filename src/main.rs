@@ -20,6 +20,28 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `purge_delay` option: its place in `mi_option_e` (mimalloc.h, v3), which
+/// libmimalloc-sys names the neighbours of but not this one. A test checks its default.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Freed memory goes back to the kernel after this long unused, not mimalloc's 1 s: a prompt's
+/// pass takes seconds, so its later layers found the first layers' buffers returned and the
+/// kernel zeroing fresh pages for them (a third more page faults, and 4–14% of a question's
+/// first-token time on the Xeon, BENCHMARKS.md). Ten seconds keeps them for the whole answer;
+/// an idle TUI or MCP server still gives them back.
+const PURGE_DELAY_MS: std::ffi::c_long = 10_000;
+
+/// Sets [`PURGE_DELAY_MS`]; called first thing, before any other thread exists (mimalloc's
+/// option setters are not thread-safe).
+fn keep_freed_memory_for_reuse() {
+    #[allow(unsafe_code)]
+    // SAFETY: mi_option_set stores a value in mimalloc's option table; no other thread is
+    // running yet, and the option index is checked by a test against mimalloc's default.
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS);
+    }
+}
+
 mod ask;
 mod batch;
 mod doctor;
@@ -801,6 +823,7 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory_for_reuse();
     let start = std::time::Instant::now();
     // Before any thread starts: ONNX Runtime, loaded later for embeddings, must send nothing.
     cairn_generator::embed::keep_runtime_offline();
@@ -1513,6 +1536,23 @@ fn run_model(args: &RunArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_purge_delay_option_is_the_one_set() {
+        // Index 15 must be mimalloc's purge_delay, whose default is 1000 ms (v3); a reordered
+        // enum in a newer mimalloc would make it another option. Unless the environment says
+        // otherwise, the default is what a fresh process holds.
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return;
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: reads mimalloc's option table.
+        let default = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        assert_eq!(
+            default, 1000,
+            "option {MI_OPTION_PURGE_DELAY} is not purge_delay"
+        );
+    }
 
     #[test]
     fn cairn_alone_opens_the_app_as_cairn_tui_does() {

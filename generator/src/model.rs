@@ -18,6 +18,7 @@ use crate::gguf::{Arch, GgufFile, ModelConfig, RawTensor};
 use crate::kernels::{self, BlockType};
 use crate::kquants::{self, KType};
 use crate::kv_cache::KvCache;
+use crate::swiglu::SiluGate;
 
 /// From this many rows on, a linear layer dequantizes its weight and runs an f32 matrix product.
 ///
@@ -565,7 +566,9 @@ impl Transformer {
             x = (x + attn)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, cfg.rms_eps)?;
             let [gate, up] = Linear::forward_all([&layer.gate, &layer.up], &h)?;
-            let ffn = layer.down.forward(&(gate.silu()? * up)?)?;
+            let ffn = layer
+                .down
+                .forward(&gate.apply_op2_no_bwd(&up, &SiluGate)?)?;
             x = (x + ffn)?;
         }
         Ok(x)
