@@ -1,9 +1,9 @@
 //! The transformer forward pass for the llama and qwen2 families.
 //!
-//! Written for a small CPU: the KV cache is preallocated for the whole context window and
-//! written in place; grouped-query attention folds the query heads that share a KV head into one
-//! matrix product instead of copying keys and values per head; prompts (many rows) run as integer
-//! products on strips ([`crate::kquants`], [`crate::block_strips`]) or, for other types, as f32
+//! Written for a small CPU: the KV cache grows as positions are written and is written in place;
+//! grouped-query attention folds the query heads that share a KV head into one product over
+//! the cache instead of copying keys and values per head (`KvCache::attend_rows`); prompts
+//! (many rows) run as integer products on strips ([`crate::kquants`], [`crate::block_strips`]) or, for other types, as f32
 //! matrix products on weights dequantized on the fly, which is compute-bound and fast, while
 //! decoding (one row) runs quantized dot products, which is memory-bound and fast.
 
