@@ -3,9 +3,9 @@
 //! Written for a small CPU: the KV cache grows as positions are written and is written in place;
 //! grouped-query attention folds the query heads that share a KV head into one product over
 //! the cache instead of copying keys and values per head (`KvCache::attend_rows`); prompts
-//! (many rows) run as integer products on strips ([`crate::kquants`], [`crate::block_strips`]) or, for other types, as f32
-//! matrix products on weights dequantized on the fly, which is compute-bound and fast, while
-//! decoding (one row) runs quantized dot products, which is memory-bound and fast.
+//! (many rows) run as integer products on strips ([`crate::kquants`], [`crate::block_strips`])
+//! or, for other types, as f32 matrix products on weights dequantized on the fly, which is
+//! compute-bound and fast, while decoding (one row) runs quantized dot products, which is memory-bound and fast.
 
 use std::sync::Arc;
 
