@@ -5,7 +5,8 @@
 //! the cache instead of copying keys and values per head (`KvCache::attend_rows`); prompts
 //! (many rows) run as integer products on strips ([`crate::kquants`], [`crate::block_strips`])
 //! or, for other types, as f32 matrix products on weights dequantized on the fly, which is
-//! compute-bound and fast, while decoding (one row) runs quantized dot products, which is memory-bound and fast.
+//! compute-bound and fast, while decoding (one row) runs quantized dot products, which is
+//! memory-bound and fast.
 
 use std::sync::Arc;
 
