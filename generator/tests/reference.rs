@@ -221,14 +221,33 @@ fn a_sink_can_stop_generation_between_tokens() {
         .unwrap();
     assert_eq!(again.reused_tokens, prompt.len() - 1);
     assert_eq!(again.tokens.len(), 64);
-    // Reusing the cache gives the same tokens as computing from scratch (the first few: the
-    // two runs take different kernels for the prompt, so a far-off near-tie could differ).
+    // Reusing the cache gives the tokens of computing from scratch, up to a near-tie: the two
+    // runs take different kernels for the last prompt row (decode against prompt kernels,
+    // logits up to 0.4 apart), so where they part, each chose a token about as likely as the
+    // other's choice was in the other run (measured: 1315 at -2.118 against 23324 at -2.148).
     generator.reset();
     let fresh = generator
         .generate(&prompt, &options, &mut Collect::default())
         .unwrap();
     assert_eq!(fresh.reused_tokens, 0);
-    assert_eq!(fresh.tokens[..8], again.tokens[..8]);
+    let parted = fresh
+        .tokens
+        .iter()
+        .zip(&again.tokens)
+        .position(|(a, b)| a != b);
+    if let Some(i) = parted {
+        assert!(
+            i >= 2,
+            "parted at token {i}: {:?} against {:?}",
+            fresh.tokens,
+            again.tokens
+        );
+        let (a, b) = (fresh.logprobs[i], again.logprobs[i]);
+        assert!(
+            (a - b).abs() < 0.1 && a < -0.7 && b < -0.7,
+            "parted at token {i} without a near-tie: log-probabilities {a} and {b}"
+        );
+    }
 }
 
 #[test]
