@@ -6,10 +6,12 @@
 //! loses nothing, and a token's attention reads half the bytes. They are widened to f32 a tile
 //! at a time, in a buffer that stays in the first-level cache.
 
+#[cfg(test)]
 use candle_core::Tensor;
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
+#[cfg(test)]
 use crate::error::Result;
 use crate::parallel::fill_chunks;
 use crate::sgemm::{sgemm, View};
@@ -65,6 +67,7 @@ impl KvCache {
     }
 
     /// Stores `k` and `v`, each (`n_kv`, seq, `head_dim`), at positions `pos..pos + seq`.
+    #[cfg(test)]
     pub(crate) fn write(&mut self, k: &Tensor, v: &Tensor, pos: usize) -> Result<()> {
         let seq = k.dim(1)?;
         let hd = self.head_dim;
@@ -78,6 +81,22 @@ impl KvCache {
             }
         }
         Ok(())
+    }
+
+    /// Stores `seq` rows of keys and values at positions `pos..pos + seq`; each row holds every
+    /// KV head's `head_dim` values in turn (the K and V projections' layout), already rounded to
+    /// f16.
+    pub(crate) fn store(&mut self, keys: &[f32], values: &[f32], seq: usize, pos: usize) {
+        let hd = self.head_dim;
+        self.reserve(pos + seq);
+        for (src, dst) in [(keys, &mut self.keys), (values, &mut self.values)] {
+            for (t, row) in src.chunks_exact(self.n_kv * hd).enumerate() {
+                for (h, head) in row.chunks_exact(hd).enumerate() {
+                    let at = (h * self.cap + pos + t) * hd;
+                    dst[at..at + hd].convert_from_f32_slice(head);
+                }
+            }
+        }
     }
 
     #[cfg(test)]

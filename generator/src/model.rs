@@ -19,6 +19,7 @@ use crate::gguf::{Arch, GgufFile, ModelConfig, RawTensor};
 use crate::kernels::{self, BlockType};
 use crate::kquants::{self, KType};
 use crate::kv_cache::KvCache;
+use crate::parallel::fill_chunks;
 use crate::swiglu::SiluGate;
 
 /// From this many rows on, a linear layer dequantizes its weight and runs an f32 matrix product.
@@ -589,44 +590,119 @@ fn attention(
     sin: &Tensor,
 ) -> Result<Tensor> {
     let seq = x.dim(0)?;
-    let (n_head, n_kv, hd) = (cfg.n_head, cfg.n_head_kv, cfg.head_dim);
-    let heads = |t: Tensor, n: usize| -> candle_core::Result<Tensor> {
-        t.reshape((1, seq, n, hd))?.transpose(1, 2)?.contiguous()
-    };
+    let (n_head, hd) = (cfg.n_head, cfg.head_dim);
     let [q, k, v] = Linear::forward_all([&layer.q, &layer.k, &layer.v], x)?;
-    let q = heads(q, n_head)?;
-    let k = heads(k, n_kv)?;
-    let v = heads(v, n_kv)?;
-    let (q, k) = match cfg.arch {
-        // GGUF conversion permutes llama's Q/K so that adjacent pairs rotate together.
-        Arch::Llama => (
-            candle_nn::rotary_emb::rope_i(&q, cos, sin)?,
-            candle_nn::rotary_emb::rope_i(&k, cos, sin)?,
-        ),
-        Arch::Qwen2 => (
-            candle_nn::rotary_emb::rope(&q, cos, sin)?,
-            candle_nn::rotary_emb::rope(&k, cos, sin)?,
-        ),
-    };
-    // llama.cpp keeps K and V in f16 and rounds Q to f16 for the K·Q product; so do we, to
-    // within rounding, so that near-ties break the same way.
-    let to_f16 = |t: Tensor| t.to_dtype(DType::F16)?.to_dtype(DType::F32);
-    let (q, k, v) = (to_f16(q)?, to_f16(k)?, to_f16(v)?);
-    layer.cache.write(&k.squeeze(0)?, &v.squeeze(0)?, pos)?;
-    let scale = 1.0 / (hd as f64).sqrt();
-
-    if seq == 1 && branch.is_none() {
+    let q = prepare_qkv(cfg, &mut layer.cache, [&q, &k, &v], [cos, sin], pos)?;
+    let out = if seq == 1 && branch.is_none() {
         // One token: attend straight over the cache, no copies.
-        let q = (q * scale)?.flatten_all()?.to_vec1::<f32>()?;
-        let out = layer.cache.attend_one(&q, n_head, pos + 1);
-        let out = Tensor::from_vec(out, (1, n_head * hd), &Device::Cpu)?;
-        return layer.o.forward(&out);
-    }
-
-    let q = (q * scale)?.flatten_all()?.to_vec1::<f32>()?;
-    let out = layer.cache.attend_rows(&q, n_head, seq, pos, branch);
+        layer.cache.attend_one(&q, n_head, pos + 1)
+    } else {
+        layer.cache.attend_rows(&q, n_head, seq, pos, branch)
+    };
     let out = Tensor::from_vec(out, (seq, n_head * hd), &Device::Cpu)?;
     layer.o.forward(&out)
+}
+
+/// The f32 values of a tensor, borrowed if it is contiguous (a copy if not).
+fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(data)) = &*storage else {
+        return Err(Error::Candle(candle_core::Error::Msg(
+            "expected f32 values on the CPU".into(),
+        )));
+    };
+    let (from, to) = layout
+        .contiguous_offsets()
+        .expect("a contiguous tensor has contiguous offsets");
+    Ok(f(&data[from..to]))
+}
+
+/// Q, K and V of a pass (each `rows × heads·head_dim`) as attention wants them, in one walk
+/// over each: RoPE on Q and K with `cos`/`sin` (`rows × head_dim/2`), all three rounded to f16
+/// as llama.cpp's cache keeps them (and as it rounds Q for the K·Q product, so that near-ties
+/// break the same way), K and V stored in the cache at `pos..`, Q scaled by 1/√`head_dim` and
+/// returned as (`n_head`, rows, `head_dim`).
+///
+/// The arithmetic is candle's `rope`/`rope_i`, `to_dtype` and `affine` to the bit, without
+/// their transposes and intermediate tensors (about 17 passes over Q before, session 30).
+fn prepare_qkv(
+    cfg: &ModelConfig,
+    cache: &mut KvCache,
+    [q, k, v]: [&Tensor; 3],
+    [cos, sin]: [&Tensor; 2],
+    pos: usize,
+) -> Result<Vec<f32>> {
+    let (n_head, n_kv, hd) = (cfg.n_head, cfg.n_head_kv, cfg.head_dim);
+    let seq = q.dim(0)?;
+    let half = hd / 2;
+    // candle's `q * scale` is `affine(scale, 0)`: v · (scale as f32) + 0.
+    let scale = (1.0 / (hd as f64).sqrt()) as f32;
+    let cos = cos.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let sin = sin.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let arch = cfg.arch;
+    // One head of one row: rotated into `out`, then rounded to f16 and back.
+    let rotate = |x: &[f32], t: usize, out: &mut [f32]| {
+        let (c, s) = (
+            &cos[t * half..(t + 1) * half],
+            &sin[t * half..(t + 1) * half],
+        );
+        match arch {
+            // GGUF conversion permutes llama's Q/K so that adjacent pairs rotate together.
+            Arch::Llama => {
+                for i in 0..half {
+                    let (a, b) = (x[2 * i], x[2 * i + 1]);
+                    out[2 * i] = a * c[i] - b * s[i];
+                    out[2 * i + 1] = a * s[i] + b * c[i];
+                }
+            }
+            Arch::Qwen2 => {
+                for i in 0..half {
+                    let (a, b) = (x[i], x[i + half]);
+                    out[i] = a * c[i] - b * s[i];
+                    out[i + half] = a * s[i] + b * c[i];
+                }
+            }
+        }
+        round_to_f16(out);
+    };
+    let mut q_out = vec![0f32; n_head * seq * hd];
+    with_values(q, |q| {
+        fill_chunks(&mut q_out, seq * hd, |h, head| {
+            for (t, out) in head.chunks_exact_mut(hd).enumerate() {
+                rotate(&q[(t * n_head + h) * hd..(t * n_head + h + 1) * hd], t, out);
+                for v in out.iter_mut() {
+                    *v = *v * scale + 0.0;
+                }
+            }
+        });
+    })?;
+    let mut keys = vec![0f32; seq * n_kv * hd];
+    with_values(k, |k| {
+        for (t, (row, out)) in k
+            .chunks_exact(n_kv * hd)
+            .zip(keys.chunks_exact_mut(n_kv * hd))
+            .enumerate()
+        {
+            for (x, out) in row.chunks_exact(hd).zip(out.chunks_exact_mut(hd)) {
+                rotate(x, t, out);
+            }
+        }
+    })?;
+    let values = with_values(v, <[f32]>::to_vec)?;
+    cache.store(&keys, &values, seq, pos);
+    Ok(q_out)
+}
+
+/// Rounds each value to the nearest f16 (ties to even), in place.
+fn round_to_f16(x: &mut [f32]) {
+    use half::slice::HalfFloatSliceExt;
+    let mut narrow = [half::f16::ZERO; 256];
+    for piece in x.chunks_mut(256) {
+        let narrow = &mut narrow[..piece.len()];
+        narrow.convert_from_f32_slice(piece);
+        narrow.convert_to_f32_slice(piece);
+    }
 }
 
 /// Index of the largest logit (the lowest index among ties, as llama.cpp's greedy sampler).
@@ -645,4 +721,108 @@ pub fn argmax(logits: &[f32]) -> u32 {
 pub fn argmax_rows(logits: &Tensor) -> Result<Vec<u32>> {
     let rows = logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
     Ok(rows.iter().map(|r| argmax(r)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `prepare_qkv` replaced: candle's RoPE, `to_dtype` round trip and `affine`, with the
+    /// transposes between them.
+    fn candle_chain(
+        cfg: &ModelConfig,
+        x: [&Tensor; 3],
+        cos: &Tensor,
+        sin: &Tensor,
+    ) -> [Vec<f32>; 3] {
+        let seq = x[0].dim(0).unwrap();
+        let hd = cfg.head_dim;
+        let heads = |t: &Tensor, n: usize| {
+            t.reshape((1, seq, n, hd))
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+        };
+        let rope = |t: &Tensor| match cfg.arch {
+            Arch::Llama => candle_nn::rotary_emb::rope_i(t, cos, sin).unwrap(),
+            Arch::Qwen2 => candle_nn::rotary_emb::rope(t, cos, sin).unwrap(),
+        };
+        let to_f16 = |t: Tensor| {
+            t.to_dtype(DType::F16)
+                .unwrap()
+                .to_dtype(DType::F32)
+                .unwrap()
+        };
+        let values = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let q = to_f16(rope(&heads(x[0], cfg.n_head)));
+        let k = to_f16(rope(&heads(x[1], cfg.n_head_kv)));
+        let v = to_f16(heads(x[2], cfg.n_head_kv));
+        let scale = 1.0 / (hd as f64).sqrt();
+        [values((q * scale).unwrap()), values(k), values(v)]
+    }
+
+    #[test]
+    fn q_k_and_v_are_prepared_as_candle_prepared_them_to_the_bit() {
+        for arch in [Arch::Llama, Arch::Qwen2] {
+            let cfg = ModelConfig {
+                arch,
+                n_layer: 1,
+                n_embd: 48,
+                n_ff: 96,
+                n_head: 6,
+                n_head_kv: 2,
+                head_dim: 8,
+                rope_theta: 10_000.0,
+                rms_eps: 1e-6,
+                train_ctx: 64,
+                vocab_size: 10,
+            };
+            let (seq, pos, hd) = (5, 3, cfg.head_dim);
+            let made_up = |seed: f32, n: usize| -> Vec<f32> {
+                (0..n)
+                    .map(|i| (i as f32 * 0.37 + seed).sin() * 3.0)
+                    .collect()
+            };
+            let tensor = |seed, heads: usize| {
+                Tensor::from_vec(
+                    made_up(seed, seq * heads * hd),
+                    (seq, heads * hd),
+                    &Device::Cpu,
+                )
+                .unwrap()
+            };
+            let (q, k, v) = (tensor(0.1, 6), tensor(0.5, 2), tensor(0.9, 2));
+            let angles = |f: fn(f32) -> f32| {
+                let a: Vec<f32> = (0..seq * hd / 2)
+                    .map(|i| f((pos + i / (hd / 2)) as f32 * 0.3 / (1 + i % (hd / 2)) as f32))
+                    .collect();
+                Tensor::from_vec(a, (seq, hd / 2), &Device::Cpu).unwrap()
+            };
+            let (cos, sin) = (angles(f32::cos), angles(f32::sin));
+            let mut cache = KvCache::new(2, 16, hd);
+            let prepared = prepare_qkv(&cfg, &mut cache, [&q, &k, &v], [&cos, &sin], pos).unwrap();
+            let [want_q, want_k, want_v] = candle_chain(&cfg, [&q, &k, &v], &cos, &sin);
+            let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&prepared), bits(&want_q), "{arch:?}: Q");
+            let stored = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let keys = stored(cache.keys(pos + seq).unwrap());
+            let values = stored(cache.values(pos + seq).unwrap());
+            for h in 0..2 {
+                let at = |t: usize| (h * (pos + seq) + pos + t) * hd;
+                for t in 0..seq {
+                    let want = (h * seq + t) * hd;
+                    assert_eq!(
+                        bits(&keys[at(t)..at(t) + hd]),
+                        bits(&want_k[want..want + hd])
+                    );
+                    assert_eq!(
+                        bits(&values[at(t)..at(t) + hd]),
+                        bits(&want_v[want..want + hd])
+                    );
+                }
+            }
+        }
+    }
 }
