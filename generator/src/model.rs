@@ -668,14 +668,22 @@ fn prepare_qkv(
     };
     let mut q_out = vec![0f32; n_head * seq * hd];
     with_values(q, |q| {
-        fill_chunks(&mut q_out, seq * hd, |h, head| {
+        let prepare_head = |h: usize, head: &mut [f32]| {
             for (t, out) in head.chunks_exact_mut(hd).enumerate() {
                 rotate(&q[(t * n_head + h) * hd..(t * n_head + h + 1) * hd], t, out);
                 for v in out.iter_mut() {
                     *v = *v * scale + 0.0;
                 }
             }
-        });
+        };
+        // A token's few heads are not worth waking the pool for.
+        if seq < 16 {
+            for (h, head) in q_out.chunks_exact_mut(seq * hd).enumerate() {
+                prepare_head(h, head);
+            }
+        } else {
+            fill_chunks(&mut q_out, seq * hd, prepare_head);
+        }
     })?;
     let mut keys = vec![0f32; seq * n_kv * hd];
     with_values(k, |k| {
