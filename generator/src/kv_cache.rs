@@ -83,9 +83,8 @@ impl KvCache {
         Ok(())
     }
 
-    /// Stores `seq` rows of keys and values at positions `pos..pos + seq`; each row holds every
-    /// KV head's `head_dim` values in turn (the K and V projections' layout), already rounded to
-    /// f16.
+    /// Stores `seq` rows of keys and values at positions `pos..pos + seq`, rounded to f16; each
+    /// row holds every KV head's `head_dim` values in turn (the K and V projections' layout).
     pub(crate) fn store(&mut self, keys: &[f32], values: &[f32], seq: usize, pos: usize) {
         let hd = self.head_dim;
         self.reserve(pos + seq);
@@ -283,7 +282,6 @@ struct Seen {
     keys_t: Vec<f32>,
     values: Vec<f32>,
     len: usize,
-    stride: usize,
 }
 
 impl Seen {
@@ -315,8 +313,12 @@ impl Seen {
             keys_t,
             values,
             len,
-            stride,
         }
+    }
+
+    /// Positions per KV head in `keys_t`: `len` padded to whole tiles.
+    fn stride(&self) -> usize {
+        self.len.next_multiple_of(KEY_TILE)
     }
 }
 
@@ -362,7 +364,7 @@ impl Rows<'_> {
                     let at = (head * self.seq + first + i / n_rep) * hd;
                     row.copy_from_slice(&self.q[at..at + hd]);
                 }
-                let keys_t = &seen.keys_t[kv * hd * seen.stride..(kv + 1) * hd * seen.stride];
+                let keys_t = &seen.keys_t[kv * hd * seen.stride()..(kv + 1) * hd * seen.stride()];
                 let values = &seen.values[kv * seen.len * hd..(kv + 1) * seen.len * hd];
                 for (r, tile_q) in qs.chunks_exact(ROW_TILE * hd).enumerate() {
                     for (d, qd) in q_t.iter_mut().enumerate() {

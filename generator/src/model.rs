@@ -697,8 +697,7 @@ fn prepare_qkv(
             }
         }
     })?;
-    let values = with_values(v, <[f32]>::to_vec)?;
-    cache.store(&keys, &values, seq, pos);
+    with_values(v, |values| cache.store(&keys, values, seq, pos))?;
     Ok(q_out)
 }
 
