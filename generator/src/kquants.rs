@@ -119,7 +119,34 @@ impl Q8KBlock {
 /// If `x` is not 256 values long.
 pub fn quantize_block(x: &[f32], out: &mut Q8KBlock) {
     let x: &[f32; QK] = x.try_into().expect("a superblock is 256 values");
-    // Written as whole-array passes, which the compiler vectorizes.
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vnni"
+    ))]
+    {
+        #[allow(unsafe_code)]
+        // SAFETY: this branch is compiled only when the build targets AVX-512 F, BW and VNNI,
+        // so every CPU this binary runs on has them.
+        let quantized = unsafe { avx512::quantize_values(x, out) };
+        if quantized {
+            finish_block(out);
+        } else {
+            *out = Q8KBlock::ZERO;
+        }
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vnni"
+    )))]
+    quantize_block_portable(x, out);
+}
+
+/// [`quantize_block`] in plain Rust: the reference for the SIMD version.
+pub fn quantize_block_portable(x: &[f32; QK], out: &mut Q8KBlock) {
     let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
     // The first value of that magnitude, with its sign, as llama.cpp's loop keeps it (exact
     // equality: `amax` is one of the values).
@@ -136,6 +163,11 @@ pub fn quantize_block(x: &[f32], out: &mut Q8KBlock) {
     for (s, group) in out.bsums.iter_mut().zip(out.qs.chunks_exact(16)) {
         *s = group.iter().map(|&q| i16::from(q)).sum();
     }
+    finish_block(out);
+}
+
+/// A quantized block's sums scaled by `d` (its values, `d` and `bsums` set).
+fn finish_block(out: &mut Q8KBlock) {
     for (f, &s) in out.sums.iter_mut().zip(&out.bsums) {
         *f = out.d * f32::from(s);
     }
@@ -226,15 +258,12 @@ pub fn build_strip(ty: KType, blocks: &[&[u8]], out: &mut Strip) {
     assert!(blocks.len() <= STRIP, "at most {STRIP} features per strip");
     let ng = groups(ty);
     let per_group = GROUPS / ng;
-    let mut u = Unpacked::ZERO;
-    for f in 0..STRIP {
-        match blocks.get(f) {
-            Some(block) => unpack(ty, block, &mut u),
-            None => u = Unpacked::ZERO,
-        }
-        for (k4, row) in out.values.iter_mut().enumerate() {
-            row[4 * f..4 * f + 4].copy_from_slice(&u.values[4 * k4..4 * k4 + 4]);
-        }
+    let mut unpacked = [Unpacked::ZERO; STRIP];
+    for (block, u) in blocks.iter().zip(&mut unpacked) {
+        unpack(ty, block, u);
+    }
+    interleave(&unpacked, &mut out.values);
+    for (f, u) in unpacked.iter().enumerate() {
         for g in 0..ng {
             let scale = u.scales[g * per_group];
             out.scales[g][f] = u.d * f32::from(scale);
@@ -242,6 +271,41 @@ pub fn build_strip(ty: KType, blocks: &[&[u8]], out: &mut Strip) {
             out.iscales[g][2 * f..2 * f + 2].fill(scale);
         }
         out.d[f] = u.d;
+    }
+}
+
+/// A strip's values from its features' unpacked superblocks: row `k4` holds weights
+/// `4·k4..4·k4 + 4` of every feature in turn (a 16 × 64 transpose of 4-byte words).
+fn interleave(unpacked: &[Unpacked; STRIP], values: &mut [[u8; 64]; QK / 4]) {
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vnni"
+    ))]
+    {
+        #[allow(unsafe_code)]
+        // SAFETY: this branch is compiled only when the build targets AVX-512 F, BW and VNNI,
+        // so every CPU this binary runs on has them.
+        unsafe {
+            avx512::interleave(unpacked, values);
+        }
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vnni"
+    )))]
+    interleave_portable(unpacked, values);
+}
+
+/// [`interleave`] in plain Rust: the reference for the SIMD version.
+pub fn interleave_portable(unpacked: &[Unpacked; STRIP], values: &mut [[u8; 64]; QK / 4]) {
+    for (f, u) in unpacked.iter().enumerate() {
+        for (k4, row) in values.iter_mut().enumerate() {
+            row[4 * f..4 * f + 4].copy_from_slice(&u.values[4 * k4..4 * k4 + 4]);
+        }
     }
 }
 
@@ -943,13 +1007,18 @@ mod avx512 {
     use std::arch::x86_64::{
         __m256, __m256i, __m512, __m512i, _mm256_cvtepi32_ps, _mm256_cvtepi8_epi16,
         _mm256_cvtepu8_epi32, _mm256_fmadd_ps, _mm256_madd_epi16, _mm256_mul_ps, _mm256_set1_ps,
-        _mm256_setzero_ps, _mm256_slli_epi32, _mm512_and_si512, _mm512_broadcast_i64x4,
-        _mm512_castsi128_si512, _mm512_castsi256_si512, _mm512_cvtepi32_ps, _mm512_dpbusd_epi32,
-        _mm512_dpwssd_epi32, _mm512_fmadd_ps, _mm512_maddubs_epi16, _mm512_mul_ps, _mm512_or_si512,
-        _mm512_permutexvar_epi16, _mm512_reduce_add_ps, _mm512_set1_epi32, _mm512_set1_epi8,
-        _mm512_set1_ps, _mm512_setzero_ps, _mm512_setzero_si512, _mm512_sllv_epi16,
-        _mm512_srli_epi16, _mm512_srlv_epi16, _mm512_sub_epi32, _mm512_zextps256_ps512,
-        _mm512_zextsi256_si512, _mm_cvtepu8_epi16, _mm_set_epi64x,
+        _mm256_setzero_ps, _mm256_slli_epi32, _mm512_abs_ps, _mm512_and_si512,
+        _mm512_broadcast_i64x4, _mm512_castsi128_si512, _mm512_castsi256_si512,
+        _mm512_cmpeq_ps_mask, _mm512_cvtepi32_epi8, _mm512_cvtepi32_ps, _mm512_cvtps_epi32,
+        _mm512_dpbusd_epi32, _mm512_dpwssd_epi32, _mm512_fmadd_ps, _mm512_maddubs_epi16,
+        _mm512_max_ps, _mm512_min_ps, _mm512_mul_ps, _mm512_or_si512, _mm512_permutexvar_epi16,
+        _mm512_reduce_add_epi32, _mm512_reduce_add_ps, _mm512_reduce_max_ps, _mm512_roundscale_ps,
+        _mm512_set1_epi32, _mm512_set1_epi8, _mm512_set1_ps, _mm512_setzero_ps,
+        _mm512_setzero_si512, _mm512_shuffle_i32x4, _mm512_sllv_epi16, _mm512_srli_epi16,
+        _mm512_srlv_epi16, _mm512_sub_epi32, _mm512_unpackhi_epi32, _mm512_unpackhi_epi64,
+        _mm512_unpacklo_epi32, _mm512_unpacklo_epi64, _mm512_zextps256_ps512,
+        _mm512_zextsi256_si512, _mm_cvtepu8_epi16, _mm_set_epi64x, _MM_FROUND_NO_EXC,
+        _MM_FROUND_TO_NEAREST_INT,
     };
 
     use super::{Q8KBlock, Strip, Unpacked, QK};
@@ -1031,6 +1100,95 @@ mod avx512 {
         for r in 0..RN {
             out[r] = _mm512_reduce_add_ps(facc[r]);
         }
+    }
+
+    /// [`super::interleave_portable`]: each 16 words of the 16 features' values a 16 × 16
+    /// transpose (two rounds of unpacks within 128-bit lanes, two of lane shuffles).
+    #[allow(clippy::needless_range_loop)] // indices over several arrays at once
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) fn interleave(unpacked: &[Unpacked; super::STRIP], values: &mut [[u8; 64]; QK / 4]) {
+        for quarter in 0..4 {
+            let mut r = [_mm512_setzero_si512(); 16];
+            for f in 0..16 {
+                r[f] = load_u8(&unpacked[f].values[64 * quarter..]);
+            }
+            // Rows 2i and 2i + 1 interleaved by words, then rows 4i..4i + 4 by pairs of
+            // words: each 128-bit lane of u[4i + j] holds word 4·lane + j of rows 4i..4i + 4.
+            let mut t = [_mm512_setzero_si512(); 16];
+            for i in 0..8 {
+                t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+                t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+            }
+            let mut u = [_mm512_setzero_si512(); 16];
+            for i in 0..4 {
+                u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+                u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+                u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+                u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+            }
+            // Word 4·lane + j of all 16 rows: lane `lane` of u[j], u[4 + j], u[8 + j], u[12 + j].
+            for j in 0..4 {
+                let a_even = _mm512_shuffle_i32x4::<0x88>(u[j], u[4 + j]);
+                let a_odd = _mm512_shuffle_i32x4::<0xdd>(u[j], u[4 + j]);
+                let b_even = _mm512_shuffle_i32x4::<0x88>(u[8 + j], u[12 + j]);
+                let b_odd = _mm512_shuffle_i32x4::<0xdd>(u[8 + j], u[12 + j]);
+                let rows = [
+                    _mm512_shuffle_i32x4::<0x88>(a_even, b_even),
+                    _mm512_shuffle_i32x4::<0x88>(a_odd, b_odd),
+                    _mm512_shuffle_i32x4::<0xdd>(a_even, b_even),
+                    _mm512_shuffle_i32x4::<0xdd>(a_odd, b_odd),
+                ];
+                for (lane, row) in rows.into_iter().enumerate() {
+                    values[16 * quarter + 4 * lane + j] = bytemuck::cast(row);
+                }
+            }
+        }
+    }
+
+    /// [`super::quantize_block_portable`]'s values, `d` and group sums: `false` (and `out`
+    /// untouched) when every value is zero. Sixteen values per vector, one group of 16 each.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) fn quantize_values(x: &[f32; QK], out: &mut Q8KBlock) -> bool {
+        let mut v = [_mm512_setzero_ps(); QK / 16];
+        for (i, c) in v.iter_mut().enumerate() {
+            let a: [f32; 16] = x[16 * i..16 * i + 16].try_into().expect("16 values");
+            *c = bytemuck::cast(a);
+        }
+        let mut m = _mm512_setzero_ps();
+        for c in &v {
+            m = _mm512_max_ps(m, _mm512_abs_ps(*c));
+        }
+        let amax = _mm512_reduce_max_ps(m);
+        if amax.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+            return false;
+        }
+        // The first value of that magnitude, with its sign, as the portable loop finds it.
+        let target = _mm512_set1_ps(amax);
+        let mut max = amax;
+        for (i, c) in v.iter().enumerate() {
+            let hits = _mm512_cmpeq_ps_mask(_mm512_abs_ps(*c), target);
+            if hits != 0 {
+                max = x[16 * i + hits.trailing_zeros() as usize];
+                break;
+            }
+        }
+        let iscale = -127.0 / max;
+        let scale = _mm512_set1_ps(iscale);
+        let cap = _mm512_set1_ps(127.0);
+        for (i, c) in v.iter().enumerate() {
+            let r = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                _mm512_mul_ps(scale, *c),
+            );
+            let q = _mm512_cvtps_epi32(_mm512_min_ps(r, cap));
+            #[allow(clippy::cast_possible_truncation)] // 16 values of at most 127 in magnitude
+            {
+                out.bsums[i] = _mm512_reduce_add_epi32(q) as i16;
+            }
+            let bytes: [i8; 16] = bytemuck::cast(_mm512_cvtepi32_epi8(q));
+            out.qs[16 * i..16 * i + 16].copy_from_slice(&bytes);
+        }
+        out.d = 1.0 / iscale;
+        true
     }
 
     /// `out[r] = Σ strips · x[r]`: 16 features of every strip at once, `NG` scale groups per
@@ -1639,6 +1797,60 @@ mod tests {
                     "{packed:?} {j}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn strips_interleave_as_the_portable_reference_does() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+        let mut unpacked = [Unpacked::ZERO; STRIP];
+        for u in &mut unpacked {
+            u.values.iter_mut().for_each(|v| *v = rng.gen());
+        }
+        let (mut fast, mut portable) = ([[0u8; 64]; QK / 4], [[1u8; 64]; QK / 4]);
+        interleave(&unpacked, &mut fast);
+        interleave_portable(&unpacked, &mut portable);
+        assert_eq!(fast, portable);
+        // And the layout itself: row k4 holds weights 4·k4.. of feature after feature.
+        assert_eq!(fast[5][4 * 3..4 * 3 + 4], unpacked[3].values[20..24]);
+    }
+
+    #[test]
+    fn quantization_matches_the_portable_reference() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+        for case in 0..400 {
+            let mut x: Vec<f32> = (0..QK).map(|_| rng.gen_range(-3.0f32..3.0)).collect();
+            match case % 4 {
+                // The largest magnitude twice, with both signs: the first one sets the sign.
+                1 => {
+                    let at = rng.gen_range(0..QK / 2);
+                    x[at] = -4.0;
+                    x[at + rng.gen_range(1..QK / 2)] = 4.0;
+                }
+                // Values on rounding boundaries: halves of the scale 1 (the largest is -127).
+                2 => {
+                    for v in &mut x {
+                        *v = f32::from(rng.gen_range(-254i16..=254)) / 2.0;
+                    }
+                    x[rng.gen_range(0..QK)] = -127.0;
+                }
+                // Mostly zeros, and one block all zero.
+                3 if case == 3 => x.fill(0.0),
+                3 => x.iter_mut().step_by(3).for_each(|v| *v = 0.0),
+                _ => {}
+            }
+            let (mut fast, mut portable) = (Q8KBlock::ZERO, Q8KBlock::ZERO);
+            fast.d = 9.0; // every field is written, none left from before
+            quantize_block(&x, &mut fast);
+            quantize_block_portable(x.as_slice().try_into().unwrap(), &mut portable);
+            assert_eq!(fast.qs, portable.qs, "case {case}");
+            assert_eq!(fast.bsums, portable.bsums, "case {case}");
+            assert_eq!(fast.d.to_bits(), portable.d.to_bits(), "case {case}");
+            assert_eq!(fast.sums.map(f32::to_bits), portable.sums.map(f32::to_bits));
+            assert_eq!(
+                fast.sums32.map(f32::to_bits),
+                portable.sums32.map(f32::to_bits)
+            );
         }
     }
 

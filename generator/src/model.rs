@@ -208,7 +208,7 @@ impl Linear {
             }
             Weight::KQuant { q, ty } => {
                 let k = q.dims2()?.1;
-                let acts = kquants::quantize_rows(&x.flatten_all()?.to_vec1::<f32>()?, k);
+                let acts = with_values(x, |x| kquants::quantize_rows(x, k))?;
                 return self.forward_quantized(*ty, q, &acts, rows);
             }
             Weight::Own { q, ty, mins } => {
@@ -217,17 +217,19 @@ impl Linear {
                     && block_strips::supported(*ty)
                 {
                     let (n_out, k) = q.dims2()?;
-                    let xs = x.flatten_all()?.to_vec1::<f32>()?;
                     let mut out = vec![0f32; rows * n_out];
-                    block_strips::matmul(*ty, q.bytes(), n_out, k, &xs, &mut out);
+                    with_values(x, |xs| {
+                        block_strips::matmul(*ty, q.bytes(), n_out, k, xs, &mut out);
+                    })?;
                     Tensor::from_vec(out, (rows, n_out), &Device::Cpu)?
                 } else if rows >= DEQUANT_MIN_ROWS {
                     own_dequantized_product(x, q, mins.as_ref())?
                 } else {
                     let (n_out, k) = q.dims2()?;
-                    let xs = x.flatten_all()?.to_vec1::<f32>()?;
                     let mut out = vec![0f32; rows * n_out];
-                    kernels::matmul(*ty, q.bytes(), n_out, k, &xs, &mut out);
+                    with_values(x, |xs| {
+                        kernels::matmul(*ty, q.bytes(), n_out, k, xs, &mut out);
+                    })?;
                     Tensor::from_vec(out, (rows, n_out), &Device::Cpu)?
                 }
             }
@@ -265,10 +267,7 @@ impl Linear {
         let rows = x.dim(0)?;
         let acts = if all_kquant {
             let k = x.dim(1)?;
-            Some(kquants::quantize_rows(
-                &x.flatten_all()?.to_vec1::<f32>()?,
-                k,
-            ))
+            Some(with_values(x, |x| kquants::quantize_rows(x, k))?)
         } else {
             None
         };
