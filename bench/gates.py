@@ -19,7 +19,7 @@ import json
 import math
 import sys
 
-DEFAULTS = dict(rel=0.30, cov=0.25, named=0.4, rare=0.5, margin=1.2)
+DEFAULTS = dict(rel=0.30, cov=0.25, named=0.4, rare=0.5, margin=1.15)
 COMMON_RANK = 1000.0  # engine::answer::COMMON_RANK
 
 
@@ -108,7 +108,7 @@ def main():
         [0, 0.1, 0.2, 0.25],
         [0, 0.3, 0.4, 0.5],
         [0, 0.4, 0.45, 0.5, 0.55, 0.6],
-        [-1000, 1.0, 1.1, 1.2, 1.25, 1.3, 1.4],
+        [-1000, 1.0, 1.1, 1.15, 1.2, 1.25, 1.3, 1.4],
     )
     tried = []
     for rel, cov, named, rare, margin in grid:

@@ -186,7 +186,8 @@ impl SelfCheck {
 /// none. The model's "Yes" leads further for the sentences such questions are answered with,
 /// right or wrong. The 1.5B's: on the calibration half of `eval/explanations`, asked on its
 /// own knowledge base and on another one that does not hold the answers (BENCHMARKS.md,
-/// session 26), the largest round margin that withheld no more answerable questions than 1.2.
+/// session 26), the largest round margin that withheld no more answerable questions than the
+/// general margin (then 1.2) did.
 #[must_use]
 pub fn calibrated_explanation_check(model: &str) -> Option<f32> {
     match model {
@@ -197,12 +198,14 @@ pub fn calibrated_explanation_check(model: &str) -> Option<f32> {
 
 /// The self-check margin calibrated for a model, by its GGUF name (`general.name`), or `None`
 /// for a model not calibrated. The 1.5B's: on the calibration halves of XQuAD and the
-/// documentation set together (BENCHMARKS.md, session 15), the round margin that withheld
-/// most answers to unanswerable questions for at most one right answer per domain.
+/// documentation set together, with the other gates at their defaults, the round margin (a
+/// multiple of 0.05) that withholds at least 90% of the unanswerable questions of both halves
+/// for the fewest answerable ones (BENCHMARKS.md, session 31: the forward pass of session 30
+/// moved the margins by up to ±0.25 from where session 15 set 1.2).
 #[must_use]
 pub fn calibrated_self_check(model: &str) -> Option<f32> {
     match model {
-        "Qwen2.5 Coder 1.5B Instruct GGUF" => Some(1.2),
+        "Qwen2.5 Coder 1.5B Instruct GGUF" => Some(1.15),
         _ => None,
     }
 }
@@ -1759,7 +1762,7 @@ mod tests {
     fn the_self_check_runs_where_a_margin_was_calibrated_or_given() {
         let calibrated = "Qwen2.5 Coder 1.5B Instruct GGUF";
         let check = SelfCheck::default();
-        assert_eq!(check.margin(calibrated, false), Some(1.2));
+        assert_eq!(check.margin(calibrated, false), Some(1.15));
         // A free answer streams as it is written: it cannot be withheld after.
         assert_eq!(check.margin(calibrated, true), None);
         assert_eq!(check.margin("SmolLM2 135M Instruct", false), None);
@@ -1771,7 +1774,7 @@ mod tests {
         assert_eq!(check.margin_for(calibrated, true, why), None);
         assert_eq!(
             check.margin_for(calibrated, false, "Which keyword loops?"),
-            Some(1.2)
+            Some(1.15)
         );
         assert_eq!(check.margin_for("SmolLM2 135M Instruct", false, why), None);
         // Asked yes or no, the check is another question with a margin of its own.
