@@ -300,7 +300,8 @@ fn interleave(unpacked: &[Unpacked; STRIP], values: &mut [[u8; 64]; QK / 4]) {
     interleave_portable(unpacked, values);
 }
 
-/// [`interleave`] in plain Rust: the reference for the SIMD version.
+/// A strip's values interleaved (what `build_strip` does with them) in plain Rust: the
+/// reference for the SIMD version.
 pub fn interleave_portable(unpacked: &[Unpacked; STRIP], values: &mut [[u8; 64]; QK / 4]) {
     for (f, u) in unpacked.iter().enumerate() {
         for (k4, row) in values.iter_mut().enumerate() {
@@ -690,6 +691,38 @@ pub fn quantize_rows(x: &[f32], k: usize) -> Vec<Q8KBlock> {
         for (b, block) in blocks.iter_mut().enumerate() {
             let at = first + b * QK;
             quantize_block(&x[at..at + QK], block);
+        }
+    });
+    out
+}
+
+/// [`quantize_rows`] of `n` values (rows of `k`) that `make(at, block)` writes 256 at a time
+/// (`at`: the index of the block's first value), on the worker pool, never all held at once.
+///
+/// # Panics
+/// If `k` is not a multiple of 256 or `n` of `k`.
+#[must_use]
+pub fn quantize_rows_with(
+    n: usize,
+    k: usize,
+    make: impl Fn(usize, &mut [f32; QK]) + Sync,
+) -> Vec<Q8KBlock> {
+    assert!(
+        k.is_multiple_of(QK) && n.is_multiple_of(k),
+        "{n} values in rows of {k}: not whole superblocks"
+    );
+    let per_row = k / QK;
+    let mut out = vec![Q8KBlock::ZERO; n / QK];
+    if out.is_empty() {
+        return out;
+    }
+    let rows_per_task = 16;
+    crate::parallel::fill_chunks(&mut out, rows_per_task * per_row, |task, blocks| {
+        let first = task * rows_per_task * k;
+        let mut values = [0f32; QK];
+        for (b, block) in blocks.iter_mut().enumerate() {
+            make(first + b * QK, &mut values);
+            quantize_block(&values, block);
         }
     });
     out

@@ -20,7 +20,7 @@ use crate::kernels::{self, BlockType};
 use crate::kquants::{self, KType};
 use crate::kv_cache::KvCache;
 use crate::parallel::fill_chunks;
-use crate::swiglu::SiluGate;
+use crate::swiglu::{self, SiluGate};
 
 /// From this many rows on, a linear layer dequantizes its weight and runs an f32 matrix product.
 ///
@@ -256,6 +256,22 @@ impl Linear {
             Some(b) => y.broadcast_add(b)?,
             None => y,
         })
+    }
+
+    /// The layer over `silu(gate) · up` (the feed-forward's down projection): a k-quant layer
+    /// quantizes the gated values as they are made ([`swiglu::quantized_gated`]), the same
+    /// bits as through the f32 tensor of [`SiluGate`], which other layers still take.
+    fn forward_gated(&self, gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+        if let Weight::KQuant { q, ty } = &self.weight {
+            let (rows, k) = (gate.dim(0)?, q.dims2()?.1);
+            if gate.dims() == up.dims() && gate.dims2()?.1 == k {
+                let acts = with_values(gate, |g| {
+                    with_values(up, |u| swiglu::quantized_gated(g, u, k))
+                })??;
+                return self.forward_quantized(*ty, q, &acts, rows);
+            }
+        }
+        self.forward(&gate.apply_op2_no_bwd(up, &SiluGate)?)
     }
 
     /// Several layers over the same input (Q, K, V; gate and up): when all are k-quants, the
@@ -567,9 +583,7 @@ impl Transformer {
             x = (x + attn)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, cfg.rms_eps)?;
             let [gate, up] = Linear::forward_all([&layer.gate, &layer.up], &h)?;
-            let ffn = layer
-                .down
-                .forward(&gate.apply_op2_no_bwd(&up, &SiluGate)?)?;
+            let ffn = layer.down.forward_gated(&gate, &up)?;
             x = (x + ffn)?;
         }
         Ok(x)

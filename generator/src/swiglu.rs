@@ -4,6 +4,7 @@
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape};
 
+use crate::kquants::{self, Q8KBlock, QK};
 use crate::kv_cache::exp;
 use crate::parallel::fill_chunks;
 
@@ -56,6 +57,20 @@ impl CustomOp2 for SiluGate {
     }
 }
 
+/// `silu(gate) · up` quantized for a k-quant product, as [`kquants::quantize_rows`] would
+/// quantize [`SiluGate`]'s output (rows of `k`), to the bit, without that output: each 256
+/// values are made on the stack and quantized at once (a prompt's gate is tens of MB, which the
+/// tensor in between wrote, zeroed first, and the quantizing read back).
+///
+/// # Panics
+/// If the two differ in length or `k` is not a multiple of 256.
+pub(crate) fn quantized_gated(gate: &[f32], up: &[f32], k: usize) -> Vec<Q8KBlock> {
+    assert_eq!(gate.len(), up.len(), "gate and up differ in length");
+    kquants::quantize_rows_with(gate.len(), k, |at, values| {
+        gated(&gate[at..at + QK], &up[at..at + QK], values);
+    })
+}
+
 /// `out[i] = silu(gate[i]) · up[i]` for as many values as `out` holds.
 fn gated(gate: &[f32], up: &[f32], out: &mut [f32]) {
     for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
@@ -90,6 +105,31 @@ mod tests {
             for (a, b) in fused.iter().zip(&reference) {
                 assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
             }
+        }
+    }
+
+    #[test]
+    fn the_gate_quantized_as_made_is_the_gate_quantized_after() {
+        // Rows of 512 values, more rows than one task takes.
+        let (rows, k) = (37, 512);
+        let values = |seed: f32| -> Vec<f32> {
+            (0..rows * k)
+                .map(|i| (i as f32 * 0.61 + seed).sin() * 9.0)
+                .collect()
+        };
+        let (gate, up) = (values(0.2), values(1.3));
+        let fused = quantized_gated(&gate, &up, k);
+        let g = Tensor::from_vec(gate, (rows, k), &Device::Cpu).unwrap();
+        let u = Tensor::from_vec(up, (rows, k), &Device::Cpu).unwrap();
+        let made = g.apply_op2_no_bwd(&u, &SiluGate).unwrap();
+        let after = kquants::quantize_rows(&made.flatten_all().unwrap().to_vec1().unwrap(), k);
+        assert_eq!(fused.len(), after.len());
+        for (a, b) in fused.iter().zip(&after) {
+            assert_eq!(a.qs, b.qs);
+            assert_eq!(a.d.to_bits(), b.d.to_bits());
+            assert_eq!(a.bsums, b.bsums);
+            assert_eq!(a.sums.map(f32::to_bits), b.sums.map(f32::to_bits));
+            assert_eq!(a.sums32.map(f32::to_bits), b.sums32.map(f32::to_bits));
         }
     }
 
