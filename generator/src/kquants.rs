@@ -675,29 +675,17 @@ thread_local! {
 /// Quantizes every row of `x` (rows of `k`) on the worker pool.
 ///
 /// # Panics
-/// If `k` is not a multiple of 256.
+/// If `k` is not a multiple of 256 or `x` not whole rows.
 #[must_use]
 pub fn quantize_rows(x: &[f32], k: usize) -> Vec<Q8KBlock> {
-    assert_eq!(k % QK, 0, "row length {k} is not a multiple of {QK}");
-    let per_row = k / QK;
-    let mut out = vec![Q8KBlock::ZERO; x.len() / k * per_row];
-    if out.is_empty() {
-        return out;
-    }
-    // A few rows per task: quantizing is cheap next to handing out a task.
-    let rows_per_task = 16;
-    crate::parallel::fill_chunks(&mut out, rows_per_task * per_row, |task, blocks| {
-        let first = task * rows_per_task * k;
-        for (b, block) in blocks.iter_mut().enumerate() {
-            let at = first + b * QK;
-            quantize_block(&x[at..at + QK], block);
-        }
-    });
-    out
+    quantize_rows_with(x.len(), k, |at, block| {
+        quantize_block(&x[at..at + QK], block);
+    })
 }
 
-/// [`quantize_rows`] of `n` values (rows of `k`) that `make(at, block)` writes 256 at a time
-/// (`at`: the index of the block's first value), on the worker pool, never all held at once.
+/// Quantized rows (of `k`) of `n` values, each block of 256 made by `quantize(at, block)`
+/// (`at`: the index of the block's first value) on the worker pool: [`quantize_rows`], or
+/// values quantized as they are computed, never all held at once.
 ///
 /// # Panics
 /// If `k` is not a multiple of 256 or `n` of `k`.
@@ -705,7 +693,7 @@ pub fn quantize_rows(x: &[f32], k: usize) -> Vec<Q8KBlock> {
 pub fn quantize_rows_with(
     n: usize,
     k: usize,
-    make: impl Fn(usize, &mut [f32; QK]) + Sync,
+    quantize: impl Fn(usize, &mut Q8KBlock) + Sync,
 ) -> Vec<Q8KBlock> {
     assert!(
         k.is_multiple_of(QK) && n.is_multiple_of(k),
@@ -716,13 +704,12 @@ pub fn quantize_rows_with(
     if out.is_empty() {
         return out;
     }
+    // A few rows per task: quantizing is cheap next to handing out a task.
     let rows_per_task = 16;
     crate::parallel::fill_chunks(&mut out, rows_per_task * per_row, |task, blocks| {
         let first = task * rows_per_task * k;
-        let mut values = [0f32; QK];
         for (b, block) in blocks.iter_mut().enumerate() {
-            make(first + b * QK, &mut values);
-            quantize_block(&values, block);
+            quantize(first + b * QK, block);
         }
     });
     out

@@ -66,8 +66,10 @@ impl CustomOp2 for SiluGate {
 /// If the two differ in length or `k` is not a multiple of 256.
 pub(crate) fn quantized_gated(gate: &[f32], up: &[f32], k: usize) -> Vec<Q8KBlock> {
     assert_eq!(gate.len(), up.len(), "gate and up differ in length");
-    kquants::quantize_rows_with(gate.len(), k, |at, values| {
-        gated(&gate[at..at + QK], &up[at..at + QK], values);
+    kquants::quantize_rows_with(gate.len(), k, |at, block| {
+        let mut values = [0f32; QK];
+        gated(&gate[at..at + QK], &up[at..at + QK], &mut values);
+        kquants::quantize_block(&values, block);
     })
 }
 
