@@ -240,13 +240,14 @@ pub fn dot_scalar(ty: BlockType, row: &[u8], y: &[Q8Block]) -> f32 {
 /// How far ahead of where it reads a one-token kernel asks for the weights (`cargo run -p
 /// cairn-generator --example kquant_matvec` on the Xeon, 2 threads: 1 KiB gave 23 GB/s on
 /// Q4_K, 2 KiB 27, 4 and 8 KiB 28–30; without it, 16–18).
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
 const PREFETCH_AHEAD: usize = 4096;
 
 /// Asks for the cache line [`PREFETCH_AHEAD`] `+ offset` bytes past `p`, which may lie past the
 /// weights: a prefetch reads nothing and never faults.
-/// Called from the kernels' `#[target_feature]` functions, which all include SSE.
-#[cfg(target_arch = "x86_64")]
+/// Called from the kernels' `#[target_feature]` functions, which all include SSE (built where
+/// those kernels are: AVX2 and up).
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
 #[target_feature(enable = "sse")]
 #[inline]
 pub(crate) fn prefetch_ahead(p: *const u8, offset: usize) {

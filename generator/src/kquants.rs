@@ -66,6 +66,31 @@ pub const FAST: bool = FAST_512
         target_feature = "fma"
     ));
 
+/// `$fast`, a call into module `avx512`, where the build targets AVX-512 F, BW and VNNI, else
+/// `$portable`: the dispatch of a kernel that has only those two forms.
+macro_rules! avx512_or_portable {
+    ($fast:expr, $portable:expr) => {{
+        #[cfg(all(
+            target_arch = "x86_64",
+            target_feature = "avx512f",
+            target_feature = "avx512bw",
+            target_feature = "avx512vnni"
+        ))]
+        #[allow(unsafe_code)]
+        // SAFETY: compiled only when the build targets AVX-512 F, BW and VNNI, so every CPU
+        // this binary runs on has them.
+        let done = unsafe { $fast };
+        #[cfg(not(all(
+            target_arch = "x86_64",
+            target_feature = "avx512f",
+            target_feature = "avx512bw",
+            target_feature = "avx512vnni"
+        )))]
+        let done = $portable;
+        done
+    }};
+}
+
 /// The k-quant types handled here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KType {
@@ -102,6 +127,18 @@ pub struct Q8KBlock {
     pub d: f32,
 }
 
+/// Asserts that two quantized blocks hold the same bits in every field (tests); `what` names
+/// the case.
+#[cfg(test)]
+pub(crate) fn assert_same_bits(a: &Q8KBlock, b: &Q8KBlock, what: &str) {
+    assert_eq!(a.qs, b.qs, "values, {what}");
+    assert_eq!(a.bsums, b.bsums, "group sums, {what}");
+    assert_eq!(a.d.to_bits(), b.d.to_bits(), "scale, {what}");
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&a.sums), bits(&b.sums), "scaled sums, {what}");
+    assert_eq!(bits(&a.sums32), bits(&b.sums32), "sums of 32, {what}");
+}
+
 impl Q8KBlock {
     const ZERO: Q8KBlock = Q8KBlock {
         qs: [0; QK],
@@ -119,30 +156,10 @@ impl Q8KBlock {
 /// If `x` is not 256 values long.
 pub fn quantize_block(x: &[f32], out: &mut Q8KBlock) {
     let x: &[f32; QK] = x.try_into().expect("a superblock is 256 values");
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "avx512f",
-        target_feature = "avx512bw",
-        target_feature = "avx512vnni"
-    ))]
-    {
-        #[allow(unsafe_code)]
-        // SAFETY: this branch is compiled only when the build targets AVX-512 F, BW and VNNI,
-        // so every CPU this binary runs on has them.
-        let quantized = unsafe { avx512::quantize_values(x, out) };
-        if quantized {
-            finish_block(out);
-        } else {
-            *out = Q8KBlock::ZERO;
-        }
-    }
-    #[cfg(not(all(
-        target_arch = "x86_64",
-        target_feature = "avx512f",
-        target_feature = "avx512bw",
-        target_feature = "avx512vnni"
-    )))]
-    quantize_block_portable(x, out);
+    avx512_or_portable!(
+        avx512::quantize_block(x, out),
+        quantize_block_portable(x, out)
+    );
 }
 
 /// [`quantize_block`] in plain Rust: the reference for the SIMD version.
@@ -277,27 +294,10 @@ pub fn build_strip(ty: KType, blocks: &[&[u8]], out: &mut Strip) {
 /// A strip's values from its features' unpacked superblocks: row `k4` holds weights
 /// `4·k4..4·k4 + 4` of every feature in turn (a 16 × 64 transpose of 4-byte words).
 fn interleave(unpacked: &[Unpacked; STRIP], values: &mut [[u8; 64]; QK / 4]) {
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "avx512f",
-        target_feature = "avx512bw",
-        target_feature = "avx512vnni"
-    ))]
-    {
-        #[allow(unsafe_code)]
-        // SAFETY: this branch is compiled only when the build targets AVX-512 F, BW and VNNI,
-        // so every CPU this binary runs on has them.
-        unsafe {
-            avx512::interleave(unpacked, values);
-        }
-    }
-    #[cfg(not(all(
-        target_arch = "x86_64",
-        target_feature = "avx512f",
-        target_feature = "avx512bw",
-        target_feature = "avx512vnni"
-    )))]
-    interleave_portable(unpacked, values);
+    avx512_or_portable!(
+        avx512::interleave(unpacked, values),
+        interleave_portable(unpacked, values)
+    );
 }
 
 /// A strip's values interleaved (what `build_strip` does with them) in plain Rust: the
@@ -1165,10 +1165,9 @@ mod avx512 {
         }
     }
 
-    /// [`super::quantize_block_portable`]'s values, `d` and group sums: `false` (and `out`
-    /// untouched) when every value is zero. Sixteen values per vector, one group of 16 each.
+    /// [`super::quantize_block_portable`], sixteen values per vector (one group of 16 each).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) fn quantize_values(x: &[f32; QK], out: &mut Q8KBlock) -> bool {
+    pub(super) fn quantize_block(x: &[f32; QK], out: &mut Q8KBlock) {
         let mut v = [_mm512_setzero_ps(); QK / 16];
         for (i, c) in v.iter_mut().enumerate() {
             let a: [f32; 16] = x[16 * i..16 * i + 16].try_into().expect("16 values");
@@ -1180,7 +1179,8 @@ mod avx512 {
         }
         let amax = _mm512_reduce_max_ps(m);
         if amax.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
-            return false;
+            *out = Q8KBlock::ZERO;
+            return;
         }
         // The first value of that magnitude, with its sign, as the portable loop finds it.
         let target = _mm512_set1_ps(amax);
@@ -1208,7 +1208,7 @@ mod avx512 {
             out.qs[16 * i..16 * i + 16].copy_from_slice(&bytes);
         }
         out.d = 1.0 / iscale;
-        true
+        super::finish_block(out);
     }
 
     /// `out[r] = Σ strips · x[r]`: 16 features of every strip at once, `NG` scale groups per
@@ -1863,14 +1863,7 @@ mod tests {
             fast.d = 9.0; // every field is written, none left from before
             quantize_block(&x, &mut fast);
             quantize_block_portable(x.as_slice().try_into().unwrap(), &mut portable);
-            assert_eq!(fast.qs, portable.qs, "case {case}");
-            assert_eq!(fast.bsums, portable.bsums, "case {case}");
-            assert_eq!(fast.d.to_bits(), portable.d.to_bits(), "case {case}");
-            assert_eq!(fast.sums.map(f32::to_bits), portable.sums.map(f32::to_bits));
-            assert_eq!(
-                fast.sums32.map(f32::to_bits),
-                portable.sums32.map(f32::to_bits)
-            );
+            assert_same_bits(&fast, &portable, &format!("case {case}"));
         }
     }
 

@@ -126,12 +126,8 @@ mod tests {
         let made = g.apply_op2_no_bwd(&u, &SiluGate).unwrap();
         let after = kquants::quantize_rows(&made.flatten_all().unwrap().to_vec1().unwrap(), k);
         assert_eq!(fused.len(), after.len());
-        for (a, b) in fused.iter().zip(&after) {
-            assert_eq!(a.qs, b.qs);
-            assert_eq!(a.d.to_bits(), b.d.to_bits());
-            assert_eq!(a.bsums, b.bsums);
-            assert_eq!(a.sums.map(f32::to_bits), b.sums.map(f32::to_bits));
-            assert_eq!(a.sums32.map(f32::to_bits), b.sums32.map(f32::to_bits));
+        for (i, (a, b)) in fused.iter().zip(&after).enumerate() {
+            kquants::assert_same_bits(a, b, &format!("block {i}"));
         }
     }
 
