@@ -31,8 +31,7 @@ use std::cell::RefCell;
 
 use crate::kernels::{self, BlockType, Q8Block, BLOCK};
 
-/// Output features per strip.
-pub const STRIP: usize = 16;
+pub use crate::strip_product::STRIP;
 /// From this many activation rows on, a product runs on strips (rebuilding a strip costs about
 /// what multiplying it with a dozen rows does).
 pub const MIN_ROWS: usize = 16;
@@ -236,17 +235,38 @@ fn strip_tile(ty: BlockType, strips: &[Strip], x: &[&[Q8Block]], out: &mut [[f32
     }
 }
 
-/// Activation rows per strip call (the portable path takes any number).
-const TILE_ROWS: usize = 12;
-
 thread_local! {
     /// Each worker's strips, kept between calls.
     static STRIPS: RefCell<Vec<Strip>> = const { RefCell::new(Vec::new()) };
 }
 
+/// The 32-weight block types on strips ([`crate::strip_product`]): 64 blocks (2,048 weights:
+/// the 0.5B's 896-wide rows in one step) rebuilt at a time, tiles of 12 rows, each tile of rows
+/// meeting every strip of the panel.
+impl crate::strip_product::Format for BlockType {
+    type Strip = Strip;
+    type Act = Q8Block;
+    const ZERO: Strip = Strip::ZERO;
+    const STEP: usize = BLOCKS_PER_STEP;
+    const ROWS: usize = 12;
+    const STRIPS_OUTER: bool = false;
+    const SCRATCH: &'static std::thread::LocalKey<RefCell<Vec<Strip>>> = &STRIPS;
+
+    fn block_bytes(self) -> usize {
+        BlockType::block_bytes(self)
+    }
+
+    fn build(self, blocks: &[&[u8]], out: &mut Strip) {
+        build_strip(self, blocks, out);
+    }
+
+    fn tile(self, strips: &[Strip], x: &[&[Q8Block]], out: &mut [[f32; STRIP]]) {
+        strip_tile(self, strips, x, out);
+    }
+}
+
 /// `out = x · Wᵀ` for `x` of `rows × k` and `W` of `n_out × k` in blocks of `ty`, on
-/// strips: panels of whole strips per worker, each rebuilt 64 blocks at a
-/// time and multiplied with every row.
+/// strips (the walk of `strip_product`, shared with the k-quants).
 ///
 /// # Panics
 ///
@@ -255,59 +275,11 @@ thread_local! {
 pub fn matmul(ty: BlockType, weights: &[u8], n_out: usize, k: usize, x: &[f32], out: &mut [f32]) {
     assert!(supported(ty), "{ty:?} has no strips");
     assert_eq!(k % BLOCK, 0, "row length {k} is not a multiple of {BLOCK}");
-    let per_row = k / BLOCK;
-    let bb = ty.block_bytes();
-    let row_bytes = per_row * bb;
-    assert_eq!(weights.len(), n_out * row_bytes, "weight size");
     let rows = x.len() / k;
     assert_eq!(x.len(), rows * k, "activation size");
-    assert_eq!(out.len(), rows * n_out, "output size");
-    if rows == 0 || n_out == 0 {
-        return;
-    }
     let acts = quantize_rows(x, k);
     let threads = candle_core::utils::get_num_threads().max(1);
-    // Several panels per worker, each a whole number of strips, at most 8 (128 features of
-    // 64 blocks: 5 MiB of GGUF blocks read into 640 KiB of strips at most per step).
-    let strips_per_panel = n_out.div_ceil(STRIP).div_ceil(threads * 4).clamp(1, 8);
-    crate::parallel::fill_column_blocks(out, n_out, strips_per_panel * STRIP, |_, block| {
-        STRIPS.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            let step = BLOCKS_PER_STEP.min(per_row);
-            let n_strips = block.width.div_ceil(STRIP);
-            if scratch.len() < n_strips * step {
-                scratch.resize(n_strips * step, Strip::ZERO);
-            }
-            let mut sums = [[0f32; STRIP]; TILE_ROWS];
-            for first in (0..per_row).step_by(step) {
-                let kc = step.min(per_row - first);
-                for s in 0..n_strips {
-                    let features = (block.start + s * STRIP)
-                        ..(block.start + block.width).min(block.start + (s + 1) * STRIP);
-                    for j in 0..kc {
-                        let mut blocks: [&[u8]; STRIP] = [&[]; STRIP];
-                        for (b, f) in features.clone().enumerate() {
-                            let at = f * row_bytes + (first + j) * bb;
-                            blocks[b] = &weights[at..at + bb];
-                        }
-                        build_strip(ty, &blocks[..features.len()], &mut scratch[s * kc + j]);
-                    }
-                }
-                for r0 in (0..rows).step_by(TILE_ROWS) {
-                    let rn = TILE_ROWS.min(rows - r0);
-                    let mut xs: [&[Q8Block]; TILE_ROWS] = [&[]; TILE_ROWS];
-                    for (i, r) in (r0..r0 + rn).enumerate() {
-                        xs[i] = &acts[r * per_row + first..r * per_row + first + kc];
-                    }
-                    for s in 0..n_strips {
-                        strip_tile(ty, &scratch[s * kc..(s + 1) * kc], &xs[..rn], &mut sums);
-                        let cols = s * STRIP..block.width.min((s + 1) * STRIP);
-                        block.put_tile(r0, cols, &sums[..rn], first > 0);
-                    }
-                }
-            }
-        });
-    });
+    crate::strip_product::matmul(ty, weights, n_out, k / BLOCK, &acts, out, threads);
 }
 
 /// Quantizes every row of `x` (rows of `k`) on the worker pool, row after row in one vector.

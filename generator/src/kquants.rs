@@ -218,9 +218,8 @@ impl Unpacked {
     };
 }
 
-/// Output features per strip: one 512-bit vector of 32-bit sums.
-pub const STRIP: usize = 16;
-/// Activation rows per strip kernel call.
+pub use crate::strip_product::STRIP;
+/// Activation rows per strip kernel call on AVX-512 and in portable builds.
 const STRIP_ROWS: usize = 8;
 /// From this many activation rows on, products run on strips (rebuilding a strip costs about
 /// what multiplying it with a dozen rows does).
@@ -364,12 +363,7 @@ macro_rules! by_rows {
 }
 
 /// `out[r] = Σ strips · x[r]` for up to [`STRIP_ROWS`] activation rows.
-fn strip_tile(
-    ty: KType,
-    strips: &[Strip],
-    x: &[&[Q8KBlock]],
-    out: &mut [[f32; STRIP]; STRIP_ROWS],
-) {
+fn strip_tile(ty: KType, strips: &[Strip], x: &[&[Q8KBlock]], out: &mut [[f32; STRIP]]) {
     #[cfg(all(
         target_arch = "x86_64",
         target_feature = "avx512f",
@@ -377,11 +371,7 @@ fn strip_tile(
         target_feature = "avx512vnni"
     ))]
     {
-        fn by_rows<const NG: usize>(
-            strips: &[Strip],
-            x: &[&[Q8KBlock]],
-            out: &mut [[f32; STRIP]; STRIP_ROWS],
-        ) {
+        fn by_rows<const NG: usize>(strips: &[Strip], x: &[&[Q8KBlock]], out: &mut [[f32; STRIP]]) {
             macro_rules! call {
                 ($r:literal) => {{
                     #[allow(unsafe_code)]
@@ -757,7 +747,7 @@ pub fn matmul_quantized(
     }
     let threads = candle_core::utils::get_num_threads().max(1);
     if rows >= STRIP_MIN_ROWS {
-        return matmul_strips(ty, weights, n_out, k, acts, out, threads);
+        return crate::strip_product::matmul(ty, weights, n_out, per_row, acts, out, threads);
     }
     if rows == 1 && FAST {
         return matvec(ty, weights, n_out, acts, out, threads);
@@ -946,73 +936,27 @@ const ROW_STEP: usize = if FAST && !FAST_512 { 6 } else { STRIP_ROWS };
 /// rows meet every strip (AVX-512, as measured there).
 const STRIPS_OUTER: bool = !FAST_512;
 
-/// The many-row product on strips: panels of whole strips, each rebuilt a few superblocks at
-/// a time and multiplied with every row.
-fn matmul_strips(
-    ty: KType,
-    weights: &[u8],
-    n_out: usize,
-    k: usize,
-    acts: &[Q8KBlock],
-    out: &mut [f32],
-    threads: usize,
-) {
-    let per_row = k / QK;
-    let bb = ty.block_bytes();
-    let row_bytes = per_row * bb;
-    let rows = acts.len() / per_row;
-    // Several panels per worker, each a whole number of strips, at most 8 (128 features of 8
-    // superblocks: 384 KiB of strips, which stays in L2).
-    let strips_per_panel = n_out.div_ceil(STRIP).div_ceil(threads * 4).clamp(1, 8);
-    crate::parallel::fill_column_blocks(out, n_out, strips_per_panel * STRIP, |_, block| {
-        STRIPS.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            let step = SUPERBLOCKS_PER_STEP.min(per_row);
-            let n_strips = block.width.div_ceil(STRIP);
-            if scratch.len() < n_strips * step {
-                scratch.resize(n_strips * step, Strip::ZERO);
-            }
-            let mut sums = [[0f32; STRIP]; STRIP_ROWS];
-            for first in (0..per_row).step_by(step) {
-                let kc = step.min(per_row - first);
-                for s in 0..n_strips {
-                    let features = (block.start + s * STRIP)
-                        ..(block.start + block.width).min(block.start + (s + 1) * STRIP);
-                    for j in 0..kc {
-                        let mut blocks: [&[u8]; STRIP] = [&[]; STRIP];
-                        for (b, f) in features.clone().enumerate() {
-                            let at = f * row_bytes + (first + j) * bb;
-                            blocks[b] = &weights[at..at + bb];
-                        }
-                        build_strip(ty, &blocks[..features.len()], &mut scratch[s * kc + j]);
-                    }
-                }
-                let mut one = |s: usize, r0: usize| {
-                    let rn = ROW_STEP.min(rows - r0);
-                    let mut xs: [&[Q8KBlock]; STRIP_ROWS] = [&[]; STRIP_ROWS];
-                    for (i, r) in (r0..r0 + rn).enumerate() {
-                        xs[i] = &acts[r * per_row + first..r * per_row + first + kc];
-                    }
-                    strip_tile(ty, &scratch[s * kc..(s + 1) * kc], &xs[..rn], &mut sums);
-                    let cols = s * STRIP..block.width.min((s + 1) * STRIP);
-                    block.put_tile(r0, cols, &sums[..rn], first > 0);
-                };
-                if STRIPS_OUTER {
-                    for s in 0..n_strips {
-                        for r0 in (0..rows).step_by(ROW_STEP) {
-                            one(s, r0);
-                        }
-                    }
-                } else {
-                    for r0 in (0..rows).step_by(ROW_STEP) {
-                        for s in 0..n_strips {
-                            one(s, r0);
-                        }
-                    }
-                }
-            }
-        });
-    });
+/// The k-quants on strips ([`crate::strip_product`]).
+impl crate::strip_product::Format for KType {
+    type Strip = Strip;
+    type Act = Q8KBlock;
+    const ZERO: Strip = Strip::ZERO;
+    const STEP: usize = SUPERBLOCKS_PER_STEP;
+    const ROWS: usize = ROW_STEP;
+    const STRIPS_OUTER: bool = STRIPS_OUTER;
+    const SCRATCH: &'static std::thread::LocalKey<RefCell<Vec<Strip>>> = &STRIPS;
+
+    fn block_bytes(self) -> usize {
+        KType::block_bytes(self)
+    }
+
+    fn build(self, blocks: &[&[u8]], out: &mut Strip) {
+        build_strip(self, blocks, out);
+    }
+
+    fn tile(self, strips: &[Strip], x: &[&[Q8KBlock]], out: &mut [[f32; STRIP]]) {
+        strip_tile(self, strips, x, out);
+    }
 }
 
 #[cfg(all(
@@ -1218,7 +1162,7 @@ mod avx512 {
     pub(super) fn strip_tile<const RN: usize, const NG: usize>(
         strips: &[Strip],
         x: &[&[Q8KBlock]],
-        out: &mut [[f32; super::STRIP]; super::STRIP_ROWS],
+        out: &mut [[f32; super::STRIP]],
     ) {
         let per_group = 64 / NG;
         let zero = _mm512_setzero_ps();

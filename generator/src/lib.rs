@@ -25,6 +25,7 @@ mod onnx;
 mod parallel;
 pub mod sampling;
 mod sgemm;
+mod strip_product;
 mod swiglu;
 pub mod tokenizer;
 
