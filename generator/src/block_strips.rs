@@ -273,13 +273,30 @@ impl crate::strip_product::Format for BlockType {
 /// If `ty` is not [`supported`], `k` is not a multiple of 32, or the slices do not have the
 /// sizes the dimensions imply.
 pub fn matmul(ty: BlockType, weights: &[u8], n_out: usize, k: usize, x: &[f32], out: &mut [f32]) {
+    let acts = quantize_activations(ty, k, x);
+    let threads = candle_core::utils::get_num_threads().max(1);
+    crate::strip_product::matmul(ty, weights, n_out, k / BLOCK, &acts, out, threads);
+}
+
+/// [`matmul`] into a new vector of `rows × n_out` values, written without being zeroed first.
+///
+/// # Panics
+///
+/// As [`matmul`].
+#[must_use]
+pub fn matmul_vec(ty: BlockType, weights: &[u8], n_out: usize, k: usize, x: &[f32]) -> Vec<f32> {
+    let acts = quantize_activations(ty, k, x);
+    let threads = candle_core::utils::get_num_threads().max(1);
+    crate::strip_product::matmul_new(ty, weights, n_out, k / BLOCK, &acts, threads)
+}
+
+/// The activations of a product, after the checks [`matmul`] promises.
+fn quantize_activations(ty: BlockType, k: usize, x: &[f32]) -> Vec<Q8Block> {
     assert!(supported(ty), "{ty:?} has no strips");
     assert_eq!(k % BLOCK, 0, "row length {k} is not a multiple of {BLOCK}");
     let rows = x.len() / k;
     assert_eq!(x.len(), rows * k, "activation size");
-    let acts = quantize_rows(x, k);
-    let threads = candle_core::utils::get_num_threads().max(1);
-    crate::strip_product::matmul(ty, weights, n_out, k / BLOCK, &acts, out, threads);
+    quantize_rows(x, k)
 }
 
 /// Quantizes every row of `x` (rows of `k`) on the worker pool, row after row in one vector.
@@ -550,6 +567,16 @@ mod tests {
             let x: Vec<f32> = (0..rows * k).map(|_| rng.gen_range(-3.0..3.0)).collect();
             let mut out = vec![f32::NAN; rows * n_out];
             matmul(ty, &weights, n_out, k, &x, &mut out);
+            // Into a new vector, never zeroed: the same bits.
+            let fresh = matmul_vec(ty, &weights, n_out, k, &x);
+            assert_eq!(fresh.len(), out.len());
+            for (i, (a, b)) in fresh.iter().zip(&out).enumerate() {
+                assert_eq!(
+                    a.to_bits(),
+                    b.to_bits(),
+                    "{ty:?}: element {i} of a new vector"
+                );
+            }
             let row_bytes = k / BLOCK * ty.block_bytes();
             let mut acts = Vec::new();
             for r in 0..rows {

@@ -721,6 +721,31 @@ pub fn matmul(ty: KType, weights: &[u8], n_out: usize, k: usize, x: &[f32], out:
     matmul_quantized(ty, weights, n_out, k, &acts, out);
 }
 
+/// [`matmul_quantized`] into a new vector of `rows × n_out` values. A prompt's product (on
+/// strips) writes it without zeroing it first.
+///
+/// # Panics
+///
+/// As [`matmul`].
+#[must_use]
+pub fn matmul_quantized_vec(
+    ty: KType,
+    weights: &[u8],
+    n_out: usize,
+    k: usize,
+    acts: &[Q8KBlock],
+) -> Vec<f32> {
+    assert_eq!(k % QK, 0, "row length {k} is not a multiple of {QK}");
+    let per_row = k / QK;
+    if acts.len() / per_row >= STRIP_MIN_ROWS {
+        let threads = candle_core::utils::get_num_threads().max(1);
+        return crate::strip_product::matmul_new(ty, weights, n_out, per_row, acts, threads);
+    }
+    let mut out = vec![0f32; acts.len() / per_row * n_out];
+    matmul_quantized(ty, weights, n_out, k, acts, &mut out);
+    out
+}
+
 /// [`matmul`] with activations already quantized by [`quantize_rows`] (several products of
 /// the same input quantize it once).
 ///
@@ -1838,6 +1863,31 @@ mod tests {
             // one. 10 superblocks: a step of 8 and one of 2.
             for rows in [1, 7, 19, 20] {
                 check_matmul(ty, 37, 10 * QK, rows, &mut rng);
+            }
+        }
+    }
+
+    /// A new vector, never zeroed, holds the bits a written buffer gets, on every path.
+    #[test]
+    fn a_product_into_a_new_vector_writes_every_element() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        for ty in [KType::Q4K, KType::Q6K] {
+            let (n_out, k) = (37, 10 * QK);
+            let q = weights(ty, n_out, k, &mut rng);
+            let data = q.data().unwrap();
+            for rows in [1, 7, 19, 40] {
+                let acts = quantize_rows(&activations(rows, k, &mut rng), k);
+                let mut want = vec![f32::NAN; rows * n_out];
+                matmul_quantized(ty, &data, n_out, k, &acts, &mut want);
+                let got = matmul_quantized_vec(ty, &data, n_out, k, &acts);
+                assert_eq!(got.len(), want.len());
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        !w.is_nan(),
+                        "{ty:?}, {rows} rows: element {i} never written"
+                    );
+                    assert_eq!(g.to_bits(), w.to_bits(), "{ty:?}, {rows} rows: element {i}");
+                }
             }
         }
     }

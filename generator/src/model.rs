@@ -217,9 +217,8 @@ impl Linear {
                     && block_strips::supported(*ty)
                 {
                     let (n_out, k) = q.dims2()?;
-                    let mut out = vec![0f32; rows * n_out];
-                    with_values(x, |xs| {
-                        block_strips::matmul(*ty, q.bytes(), n_out, k, xs, &mut out);
+                    let out = with_values(x, |xs| {
+                        block_strips::matmul_vec(*ty, q.bytes(), n_out, k, xs)
                     })?;
                     Tensor::from_vec(out, (rows, n_out), &Device::Cpu)?
                 } else if rows >= DEQUANT_MIN_ROWS {
@@ -249,8 +248,7 @@ impl Linear {
         rows: usize,
     ) -> Result<Tensor> {
         let (n_out, k) = q.dims2()?;
-        let mut out = vec![0f32; rows * n_out];
-        kquants::matmul_quantized(ty, q.bytes(), n_out, k, acts, &mut out);
+        let out = kquants::matmul_quantized_vec(ty, q.bytes(), n_out, k, acts);
         let y = Tensor::from_vec(out, (rows, n_out), &Device::Cpu)?;
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(b)?,

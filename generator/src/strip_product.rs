@@ -11,6 +11,8 @@
 use std::cell::RefCell;
 use std::thread::LocalKey;
 
+use crate::parallel::ColumnBlock;
+
 /// Output features per strip: one 512-bit vector of 32-bit sums.
 pub const STRIP: usize = 16;
 /// Activation rows per kernel call, at most.
@@ -58,18 +60,102 @@ pub(crate) fn matmul<F: Format>(
     out: &mut [f32],
     threads: usize,
 ) {
-    let bb = ty.block_bytes();
-    let row_bytes = per_row * bb;
-    assert_eq!(weights.len(), n_out * row_bytes, "weight size");
-    let rows = acts.len() / per_row.max(1);
-    assert_eq!(out.len(), rows * n_out, "output size");
-    if rows == 0 || n_out == 0 {
+    let Some(walk) = Walk::new(ty, weights, n_out, per_row, acts, out.len(), threads) else {
         return;
+    };
+    crate::parallel::fill_column_blocks(out, n_out, walk.panel_width(), |_, b| walk.panel(b));
+}
+
+/// [`matmul`] into a new vector of `rows × n_out` values, never zeroed: each worker's first
+/// step writes every element of its panels (the vector was zeroed on the calling thread
+/// alone, 4% of a question's prompt pass while the other core waited: BENCHMARKS.md).
+///
+/// # Panics
+/// As [`matmul`].
+pub(crate) fn matmul_new<F: Format>(
+    ty: F,
+    weights: &[u8],
+    n_out: usize,
+    per_row: usize,
+    acts: &[F::Act],
+    threads: usize,
+) -> Vec<f32> {
+    let len = acts.len() / per_row.max(1) * n_out;
+    let mut out = Vec::with_capacity(len);
+    if let Some(walk) = Walk::new(ty, weights, n_out, per_row, acts, len, threads) {
+        let width = walk.panel_width();
+        crate::parallel::fill_fresh_column_blocks(
+            &mut out.spare_capacity_mut()[..len],
+            n_out,
+            width,
+            |_, b| walk.panel(b),
+        );
+        // SAFETY: the blocks cover every column of the `len / n_out` rows, and `Walk::panel`
+        // writes every element of its block before it returns (it declares them written
+        // after its first step, which puts every row tile of every strip).
+        #[allow(unsafe_code)]
+        unsafe {
+            out.set_len(len);
+        }
     }
-    // Several panels per worker, each a whole number of strips, at most 8 (128 features of
-    // 2,048 weights each step: a few hundred KiB of strips, which stay in L2).
-    let strips_per_panel = n_out.div_ceil(STRIP).div_ceil(threads * 4).clamp(1, 8);
-    crate::parallel::fill_column_blocks(out, n_out, strips_per_panel * STRIP, |_, block| {
+    out
+}
+
+/// One product's walk over its panels.
+struct Walk<'a, F: Format> {
+    ty: F,
+    weights: &'a [u8],
+    per_row: usize,
+    acts: &'a [F::Act],
+    rows: usize,
+    row_bytes: usize,
+    strips_per_panel: usize,
+}
+
+impl<'a, F: Format> Walk<'a, F> {
+    /// The walk, or `None` when the product is empty.
+    ///
+    /// # Panics
+    /// If the slices do not have the sizes the dimensions imply (`len` is the output's).
+    fn new(
+        ty: F,
+        weights: &'a [u8],
+        n_out: usize,
+        per_row: usize,
+        acts: &'a [F::Act],
+        len: usize,
+        threads: usize,
+    ) -> Option<Self> {
+        let row_bytes = per_row * ty.block_bytes();
+        assert_eq!(weights.len(), n_out * row_bytes, "weight size");
+        let rows = acts.len() / per_row.max(1);
+        assert_eq!(len, rows * n_out, "output size");
+        if rows == 0 || n_out == 0 {
+            return None;
+        }
+        Some(Walk {
+            ty,
+            weights,
+            per_row,
+            acts,
+            rows,
+            row_bytes,
+            // Several panels per worker, each a whole number of strips, at most 8 (128
+            // features of 2,048 weights each step: a few hundred KiB of strips, in L2).
+            strips_per_panel: n_out.div_ceil(STRIP).div_ceil(threads * 4).clamp(1, 8),
+        })
+    }
+
+    /// Output features per panel.
+    fn panel_width(&self) -> usize {
+        self.strips_per_panel * STRIP
+    }
+
+    /// Every element of one panel, in steps of [`Format::STEP`] blocks; the first step writes
+    /// every element, later ones add to them.
+    fn panel(&self, block: &mut ColumnBlock<'_>) {
+        let (ty, per_row, rows) = (self.ty, self.per_row, self.rows);
+        let bb = ty.block_bytes();
         F::SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             let step = F::STEP.min(per_row);
@@ -86,8 +172,8 @@ pub(crate) fn matmul<F: Format>(
                     for j in 0..kc {
                         let mut blocks: [&[u8]; STRIP] = [&[]; STRIP];
                         for (b, f) in features.clone().enumerate() {
-                            let at = f * row_bytes + (first + j) * bb;
-                            blocks[b] = &weights[at..at + bb];
+                            let at = f * self.row_bytes + (first + j) * bb;
+                            blocks[b] = &self.weights[at..at + bb];
                         }
                         ty.build(&blocks[..features.len()], &mut scratch[s * kc + j]);
                     }
@@ -96,7 +182,7 @@ pub(crate) fn matmul<F: Format>(
                     let rn = F::ROWS.min(rows - r0);
                     let mut xs: [&[F::Act]; MAX_ROWS] = [&[]; MAX_ROWS];
                     for (i, r) in (r0..r0 + rn).enumerate() {
-                        xs[i] = &acts[r * per_row + first..r * per_row + first + kc];
+                        xs[i] = &self.acts[r * per_row + first..r * per_row + first + kc];
                     }
                     ty.tile(&scratch[s * kc..(s + 1) * kc], &xs[..rn], &mut sums[..rn]);
                     let cols = s * STRIP..block.width.min((s + 1) * STRIP);
@@ -115,7 +201,16 @@ pub(crate) fn matmul<F: Format>(
                         }
                     }
                 }
+                if first == 0 {
+                    // SAFETY: this first step put a tile at every row tile (`0..rows` in
+                    // steps of `ROWS`) of every strip (`0..n_strips`, which cover the block's
+                    // columns), without `add`.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        block.assume_written();
+                    }
+                }
             }
         });
-    });
+    }
 }
