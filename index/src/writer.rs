@@ -144,6 +144,9 @@ pub struct Writer {
     bm25: Bm25,
     bm25_indexer: tantivy::IndexWriter,
     manifest: Manifest,
+    /// Whether the vector graph is built one vector at a time in id order
+    /// ([`Writer::set_deterministic_graph`]).
+    deterministic_graph: bool,
     _lock: File,
 }
 
@@ -269,6 +272,7 @@ impl Writer {
             bm25,
             bm25_indexer,
             manifest,
+            deterministic_graph: false,
             _lock: lock,
         };
         if existing_generation_mismatch(&w)? {
@@ -1071,6 +1075,15 @@ impl Writer {
         Ok(keys)
     }
 
+    /// Builds the vector graph one vector at a time in id order from now on, instead of on
+    /// every core: slower, but the same documents added the same way give the same graph, so
+    /// the same searches find the same passages (evaluations are repeatable; hnsw_rs draws
+    /// levels from a fixed seed, and parallel insertion links nodes in whatever order the
+    /// threads reach them).
+    pub fn set_deterministic_graph(&mut self, on: bool) {
+        self.deterministic_graph = on;
+    }
+
     /// Brings the persisted vector graph up to date with the committed vectors.
     ///
     /// # Panics
@@ -1129,13 +1142,13 @@ impl Writer {
                 batch.push((k.value(), store::bytes_vector(v.value())));
                 max_id = max_id.max(k.value());
                 if batch.len() == 1024 {
-                    graph.insert(&batch);
+                    graph.insert_in(&batch, self.deterministic_graph);
                     added += batch.len();
                     batch.clear();
                 }
             }
             added += batch.len();
-            graph.insert(&batch);
+            graph.insert_in(&batch, self.deterministic_graph);
             if added == 0 && !rebuild {
                 // A graph saved before the flat layout existed gets it now, once.
                 if let Some(g) = &old {

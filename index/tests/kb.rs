@@ -376,12 +376,9 @@ fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-#[test]
-fn canonical_copies_of_the_same_documents_are_byte_identical() {
-    let tmp = tempfile::tempdir().unwrap();
-    let docs = tmp.path().join("docs");
-    std::fs::create_dir_all(&docs).unwrap();
-    // Enough chunks for a vector graph (above GRAPH_MIN_POINTS).
+/// Documents enough for a vector graph (above `GRAPH_MIN_POINTS`): 220 files of 11 parts.
+fn many_documents(docs: &Path) {
+    std::fs::create_dir_all(docs).unwrap();
     for f in 0..220 {
         let mut text = String::new();
         for p in 0..11 {
@@ -393,6 +390,62 @@ fn canonical_copies_of_the_same_documents_are_byte_identical() {
         }
         std::fs::write(docs.join(format!("f{f:03}.md")), text).unwrap();
     }
+}
+
+#[test]
+fn a_deterministic_graph_is_the_same_graph_every_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    many_documents(&docs);
+    let e = Fake::new("dddd");
+    let never = || false;
+    let graphs: Vec<Vec<(String, Vec<u8>)>> = (0..2)
+        .map(|i| {
+            let kb = tmp.path().join(format!("kb{i}"));
+            let mut w = Writer::open(
+                &kb,
+                &e.id(),
+                &ChunkOptions {
+                    max_tokens: 12,
+                    overlap_tokens: 0,
+                    min_section_tokens: 2,
+                },
+            )
+            .unwrap();
+            w.set_deterministic_graph(true);
+            let opts = AddOptions {
+                embedder: &e,
+                read: ReadOptions::default(),
+                commit_every: 4096,
+                batch: 64,
+                cancel: &never,
+            };
+            w.add(std::slice::from_ref(&docs), &opts, &mut NoProgress)
+                .unwrap();
+            drop(w);
+            tree(&kb.join("vectors"))
+                .into_iter()
+                .filter(|f| f.0.contains(".hnsw."))
+                .collect()
+        })
+        .collect();
+    assert!(
+        graphs[0].iter().any(|f| f.0.ends_with(".hnsw.graph")),
+        "a graph was built: {:?}",
+        graphs[0].iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    assert_eq!(graphs[0].len(), graphs[1].len());
+    for (x, y) in graphs[0].iter().zip(&graphs[1]) {
+        assert_eq!(x.0, y.0);
+        assert!(x.1 == y.1, "{} differs between two builds", x.0);
+    }
+}
+
+#[test]
+fn canonical_copies_of_the_same_documents_are_byte_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    many_documents(&docs);
     let e = Fake::new("cccc");
     let options = ChunkOptions {
         max_tokens: 12,
