@@ -62,8 +62,9 @@ impl Embedder for Fake {
     }
 }
 
-fn add(kb: &Path, e: &Fake, paths: &[PathBuf]) -> cairn_index::AddReport {
-    let mut w = Writer::open(
+/// A writer with small chunks, so that a few sentences make several.
+fn open_writer(kb: &Path, e: &Fake) -> Writer {
+    Writer::open(
         kb,
         &e.id(),
         &ChunkOptions {
@@ -72,7 +73,11 @@ fn add(kb: &Path, e: &Fake, paths: &[PathBuf]) -> cairn_index::AddReport {
             min_section_tokens: 2,
         },
     )
-    .unwrap();
+    .unwrap()
+}
+
+fn add(kb: &Path, e: &Fake, paths: &[PathBuf]) -> cairn_index::AddReport {
+    let mut w = open_writer(kb, e);
     let never = || false;
     let opts = AddOptions {
         embedder: e,
@@ -402,16 +407,7 @@ fn a_deterministic_graph_is_the_same_graph_every_time() {
     let graphs: Vec<Vec<(String, Vec<u8>)>> = (0..2)
         .map(|i| {
             let kb = tmp.path().join(format!("kb{i}"));
-            let mut w = Writer::open(
-                &kb,
-                &e.id(),
-                &ChunkOptions {
-                    max_tokens: 12,
-                    overlap_tokens: 0,
-                    min_section_tokens: 2,
-                },
-            )
-            .unwrap();
+            let mut w = open_writer(&kb, &e);
             w.set_deterministic_graph(true);
             let opts = AddOptions {
                 embedder: &e,
