@@ -77,13 +77,23 @@ fn open_writer(kb: &Path, e: &Fake) -> Writer {
 }
 
 fn add(kb: &Path, e: &Fake, paths: &[PathBuf]) -> cairn_index::AddReport {
-    let mut w = open_writer(kb, e);
+    add_with(&mut open_writer(kb, e), e, paths, 4, 3)
+}
+
+/// Adds `paths` with a commit every `commit_every` chunks and `batch` texts per embedding call.
+fn add_with(
+    w: &mut Writer,
+    e: &Fake,
+    paths: &[PathBuf],
+    commit_every: usize,
+    batch: usize,
+) -> cairn_index::AddReport {
     let never = || false;
     let opts = AddOptions {
         embedder: e,
         read: ReadOptions::default(),
-        commit_every: 4,
-        batch: 3,
+        commit_every,
+        batch,
         cancel: &never,
     };
     w.add(paths, &opts, &mut NoProgress).unwrap()
@@ -403,21 +413,12 @@ fn a_deterministic_graph_is_the_same_graph_every_time() {
     let docs = tmp.path().join("docs");
     many_documents(&docs);
     let e = Fake::new("dddd");
-    let never = || false;
     let graphs: Vec<Vec<(String, Vec<u8>)>> = (0..2)
         .map(|i| {
             let kb = tmp.path().join(format!("kb{i}"));
             let mut w = open_writer(&kb, &e);
             w.set_deterministic_graph(true);
-            let opts = AddOptions {
-                embedder: &e,
-                read: ReadOptions::default(),
-                commit_every: 4096,
-                batch: 64,
-                cancel: &never,
-            };
-            w.add(std::slice::from_ref(&docs), &opts, &mut NoProgress)
-                .unwrap();
+            add_with(&mut w, &e, std::slice::from_ref(&docs), 4096, 64);
             drop(w);
             tree(&kb.join("vectors"))
                 .into_iter()
@@ -448,22 +449,13 @@ fn canonical_copies_of_the_same_documents_are_byte_identical() {
         overlap_tokens: 0,
         min_section_tokens: 2,
     };
-    let never = || false;
     // Two knowledge bases of the same documents with different histories: commits of
     // different sizes, and the second one's files touched in between.
     let mut kbs = Vec::new();
     for (i, commit_every) in [(0, 700), (1, 300)] {
         let kb = tmp.path().join(format!("kb{i}"));
         let mut w = Writer::open(&kb, &e.id(), &options).unwrap();
-        let opts = AddOptions {
-            embedder: &e,
-            read: ReadOptions::default(),
-            commit_every,
-            batch: 64,
-            cancel: &never,
-        };
-        w.add(std::slice::from_ref(&docs), &opts, &mut NoProgress)
-            .unwrap();
+        add_with(&mut w, &e, std::slice::from_ref(&docs), commit_every, 64);
         drop(w);
         std::thread::sleep(std::time::Duration::from_millis(1100));
         for f in 0..5 {
