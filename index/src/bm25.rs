@@ -3,12 +3,15 @@
 //! Text is analysed the way Lucene's English analyser (and so Pyserini) does it: split on
 //! non-alphanumerics, lowercase, drop English stop words, Porter-stem. Queries go through the
 //! same analyser and become an OR of term queries on the text and title fields, so no query
-//! syntax can make a search fail.
+//! syntax can make a search fail. A query word with a usual short form in technical writing
+//! ([`SHORT_FORMS`]: "directory" and `dir`, as in `CARGO_TARGET_DIR`) matches either form.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::query::{BooleanQuery, BoostQuery, DisjunctionMaxQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
 };
@@ -53,6 +56,70 @@ fn analyzer() -> TextAnalyzer {
         .filter(StopWordFilter::new(Language::English).expect("English stop words are built in"))
         .filter(Stemmer::new(Language::English))
         .build()
+}
+
+/// Words and the short forms technical writing uses for them, in identifiers (`CARGO_TARGET_DIR`,
+/// `RUST_LIB_BACKTRACE`, `--config`) and prose alike. A query with either form also finds the
+/// other. Only pairs whose stems mean nothing else are here: "init" (Porter-stemmed
+/// "initial" too), "spec" ("specific"), "exe" ("execute"), "dev" ("developer"), "src",
+/// "ref", "str" and "impl" (common code words) are left out.
+pub const SHORT_FORMS: &[(&str, &str)] = &[
+    ("directory", "dir"),
+    ("configuration", "config"),
+    ("environment", "env"),
+    ("argument", "arg"),
+    ("variable", "var"),
+    ("repository", "repo"),
+    ("library", "lib"),
+    ("parameter", "param"),
+    ("attribute", "attr"),
+    ("temporary", "tmp"),
+    ("maximum", "max"),
+    ("minimum", "min"),
+    ("package", "pkg"),
+    ("command", "cmd"),
+    ("information", "info"),
+    ("authentication", "auth"),
+    ("database", "db"),
+    ("synchronous", "sync"),
+    ("asynchronous", "async"),
+    ("previous", "prev"),
+    ("miscellaneous", "misc"),
+    ("administrator", "admin"),
+    ("distribution", "dist"),
+    ("certificate", "cert"),
+];
+
+/// How much a short form's match counts against the word the query used: less, so that
+/// among passages otherwise alike the one with the user's own word comes first.
+const SHORT_FORM_BOOST: f32 = 0.8;
+
+/// Each analysed form of [`SHORT_FORMS`] with the analysed forms it stands for.
+static OTHER_FORMS: LazyLock<HashMap<String, Vec<String>>> = LazyLock::new(|| {
+    let mut map: HashMap<String, Vec<String>> = HashMap::new();
+    for (long, short) in SHORT_FORMS {
+        let (Some(long), Some(short)) = (one_term(long), one_term(short)) else {
+            continue;
+        };
+        if long == short {
+            continue;
+        }
+        map.entry(long.clone()).or_default().push(short.clone());
+        map.entry(short).or_default().push(long);
+    }
+    map
+});
+
+/// The one term a word analyses to (none for a stop word).
+fn one_term(word: &str) -> Option<String> {
+    let mut terms = Bm25::terms(word);
+    (terms.len() == 1).then(|| terms.remove(0))
+}
+
+/// The other forms of an analysed query term (see [`SHORT_FORMS`]).
+#[must_use]
+pub fn other_forms(term: &str) -> &'static [String] {
+    OTHER_FORMS.get(term).map_or(&[], Vec::as_slice)
 }
 
 fn err(path: &Path) -> impl Fn(tantivy::TantivyError) -> Error + '_ {
@@ -272,23 +339,33 @@ impl Bm25 {
         if terms.is_empty() || k == 0 {
             return Ok(Vec::new());
         }
+        // A word and its short forms are one word of the query: the better match counts, not
+        // both.
+        let word =
+            |field: Field, t: &str| -> Box<dyn Query> {
+                let query = |text: &str| -> Box<dyn Query> {
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(field, text),
+                        IndexRecordOption::WithFreqs,
+                    ))
+                };
+                let others = other_forms(t);
+                if others.is_empty() {
+                    return query(t);
+                }
+                let mut forms = vec![query(t)];
+                forms.extend(others.iter().map(|o| {
+                    Box::new(BoostQuery::new(query(o), SHORT_FORM_BOOST)) as Box<dyn Query>
+                }));
+                Box::new(DisjunctionMaxQuery::new(forms))
+            };
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for t in &terms {
-            clauses.push((
-                Occur::Should,
-                Box::new(TermQuery::new(
-                    Term::from_field_text(self.fields.text, t),
-                    IndexRecordOption::WithFreqs,
-                )),
-            ));
+            clauses.push((Occur::Should, word(self.fields.text, t)));
             if title_boost > 0.0 {
-                let q = TermQuery::new(
-                    Term::from_field_text(self.fields.title, t),
-                    IndexRecordOption::WithFreqs,
-                );
                 clauses.push((
                     Occur::Should,
-                    Box::new(BoostQuery::new(Box::new(q), title_boost)),
+                    Box::new(BoostQuery::new(word(self.fields.title, t), title_boost)),
                 ));
             }
         }
