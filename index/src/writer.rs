@@ -479,6 +479,8 @@ impl Writer {
         let mut pending = Pending::default();
         let mut plan: Vec<(PathBuf, String)> = Vec::new();
         let mut walked_prefixes: Vec<(String, HashSet<String>)> = Vec::new();
+        // The knowledge base's own files are never documents, even inside an added folder.
+        let own = std::fs::canonicalize(&self.dir).unwrap_or_else(|_| self.dir.clone());
         for p in paths {
             let abs = match std::fs::canonicalize(p) {
                 Ok(a) => a,
@@ -505,6 +507,8 @@ impl Writer {
             };
             for found in walk(&abs) {
                 match found {
+                    Found::File(f) if f.starts_with(&own) => {}
+                    Found::Link(l) if l.starts_with(&own) => {}
                     Found::File(f) => {
                         let key = key_of(&f);
                         if seen.insert(key.clone()) {
@@ -1122,6 +1126,22 @@ impl Writer {
             let rebuild = old
                 .as_ref()
                 .is_none_or(|g| (g.points - covered_live) * 3 > g.points);
+            if let (false, Some(g)) = (rebuild, &old) {
+                // Nothing stored since the graph was built (an `add` that found every file
+                // unchanged, as `add --watch` runs often): the graph stays, unread.
+                let nothing_new = vectors
+                    .range(g.max_id + 1..)
+                    .map_err(|e| serr(e.into()))?
+                    .next()
+                    .is_none();
+                let flat = self
+                    .dir
+                    .join(VECTORS_DIR)
+                    .join(format!("{}.hnsw.flat", g.basename));
+                if nothing_new && flat.is_file() {
+                    return Ok(());
+                }
+            }
             let (graph, from) = if rebuild {
                 (Graph::new(live), 0)
             } else {

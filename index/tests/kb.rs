@@ -169,6 +169,68 @@ fn incremental_add_embeds_only_what_changed() {
 }
 
 #[test]
+fn a_knowledge_base_inside_an_added_folder_is_not_indexed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = corpus(tmp.path());
+    let kb = docs.join("kb");
+    let e = Fake::new("aaaa");
+    add(&kb, &e, std::slice::from_ref(&docs));
+    // Again, now that the folder holds the store, the BM25 files and the lock file.
+    let r = add(&kb, &e, std::slice::from_ref(&docs));
+    assert_eq!((r.added, r.updated, r.unchanged), (0, 0, 2), "{r:?}");
+    assert_eq!(r.skipped.len(), 1, "only c.bin: {:?}", r.skipped);
+    let keys: Vec<String> = Reader::open(&kb)
+        .unwrap()
+        .documents()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.key)
+        .collect();
+    assert_eq!(keys, ["docs/a.md", "docs/sub/b.txt"]);
+}
+
+#[test]
+fn a_word_and_its_short_form_find_each_other() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("env.md"),
+        "Set CARGO_TARGET_DIR to move artifacts elsewhere.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("out.md"),
+        "Artifacts land in the output directory.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("cfg.md"),
+        "The configuration file lists profiles.\n",
+    )
+    .unwrap();
+    let kb = tmp.path().join("kb");
+    let e = Fake::new("aaaa");
+    add(&kb, &e, std::slice::from_ref(&docs));
+    let reader = Reader::open(&kb).unwrap();
+    let docs_for = |query: &str| -> Vec<String> {
+        reader
+            .bm25(query, 5)
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| reader.chunk(id).unwrap().unwrap().doc)
+            .collect()
+    };
+    // "directory" finds the variable named with "DIR"; the passage with the word itself first.
+    assert_eq!(docs_for("which directory"), ["docs/out.md", "docs/env.md"]);
+    // And the other way round.
+    assert_eq!(docs_for("target dir"), ["docs/env.md", "docs/out.md"]);
+    assert_eq!(docs_for("config"), ["docs/cfg.md"]);
+    // A short form does not stand for a word it merely begins.
+    assert_eq!(docs_for("direct"), Vec::<String>::new());
+}
+
+#[test]
 fn another_model_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let docs = corpus(tmp.path());
