@@ -1,14 +1,17 @@
 //! `cairn add | remove | status | search`: the knowledge-base commands.
 
+use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use cairn_engine::text::{civil_time, human_size, location, one_line, sanitize, snippet};
 use cairn_engine::{chunk_options, MiniLm};
-use cairn_index::{AddOptions, AddProgress, Embedder, EmbedderId, FileOutcome, Reader, Writer};
-use cairn_ingest::ReadOptions;
+use cairn_index::{
+    AddOptions, AddProgress, AddReport, Embedder, EmbedderId, FileOutcome, Reader, Writer,
+};
+use cairn_ingest::{ReadOptions, Watch};
 use cairn_retriever::{Fusion, Hit, Mode};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -63,6 +66,9 @@ pub struct AddSettings {
     pub json: bool,
     pub quiet: bool,
     pub commit_every: usize,
+    /// Keep watching the paths and add them again when something under them changes and has
+    /// then been quiet this long.
+    pub watch: Option<Duration>,
 }
 
 /// `cairn add`.
@@ -73,6 +79,7 @@ pub fn add(kb: &Path, paths: &[PathBuf], settings: &AddSettings) -> Result<()> {
         json,
         quiet,
         commit_every,
+        watch,
     } = settings;
     if paths.is_empty() {
         bail!("nothing to add\nhint: `cairn add PATH…` with files or folders");
@@ -116,8 +123,39 @@ pub fn add(kb: &Path, paths: &[PathBuf], settings: &AddSettings) -> Result<()> {
     };
     let report = writer.add(paths, &options, &mut progress)?;
     progress.bar.finish_and_clear();
-    let secs = t0.elapsed().as_secs_f64();
     let mut out = std::io::stdout().lock();
+    print_report(&mut out, kb, &report, &writer, &embedder, t0, json)?;
+    for n in &progress.notices {
+        if !json {
+            writeln!(out, "note: {}", sanitize(n))?;
+        }
+    }
+    drop(out);
+    if watch.is_some() {
+        watch_paths(
+            kb,
+            paths,
+            &mut writer,
+            &options,
+            &embedder,
+            settings,
+            &report,
+        )?;
+    }
+    Ok(())
+}
+
+/// Prints what one `add` run did: a summary line and the files skipped, or one JSON object.
+fn print_report(
+    out: &mut impl Write,
+    kb: &Path,
+    report: &AddReport,
+    writer: &Writer,
+    embedder: &MiniLm,
+    t0: Instant,
+    json: bool,
+) -> Result<()> {
+    let secs = t0.elapsed().as_secs_f64();
     if json {
         let skipped: Vec<_> = report
             .skipped
@@ -139,43 +177,107 @@ pub fn add(kb: &Path, paths: &[PathBuf], settings: &AddSettings) -> Result<()> {
             "seconds": secs,
         });
         writeln!(out, "{v}")?;
-    } else {
-        writeln!(
-            out,
-            "{} added, {} updated, {} unchanged, {} removed, {} skipped; {} chunks written, {} embedded ({}), in {secs:.1} s",
-            report.added,
-            report.updated,
-            report.unchanged,
-            report.removed,
-            report.skipped.len(),
-            report.chunks_written,
-            report.chunks_embedded,
-            embedder.engine_used()
-        )?;
-        if !report.skipped.is_empty() {
-            let mut reasons: Vec<(&str, usize)> = Vec::new();
-            for (_, r, _) in &report.skipped {
-                match reasons.iter_mut().find(|(x, _)| x == r) {
-                    Some(e) => e.1 += 1,
-                    None => reasons.push((r, 1)),
-                }
-            }
-            let summary: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
-            writeln!(out, "skipped: {}", summary.join(", "))?;
-            for (_, _, message) in report.skipped.iter().take(20) {
-                writeln!(out, "  {}", sanitize(message))?;
-            }
-            if report.skipped.len() > 20 {
-                writeln!(
-                    out,
-                    "  … and {} more (`cairn status` lists them all)",
-                    report.skipped.len() - 20
-                )?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{} added, {} updated, {} unchanged, {} removed, {} skipped; {} chunks written, {} embedded ({}), in {secs:.1} s",
+        report.added,
+        report.updated,
+        report.unchanged,
+        report.removed,
+        report.skipped.len(),
+        report.chunks_written,
+        report.chunks_embedded,
+        embedder.engine_used()
+    )?;
+    if !report.skipped.is_empty() {
+        let mut reasons: Vec<(&str, usize)> = Vec::new();
+        for (_, r, _) in &report.skipped {
+            match reasons.iter_mut().find(|(x, _)| x == r) {
+                Some(e) => e.1 += 1,
+                None => reasons.push((r, 1)),
             }
         }
+        let summary: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+        writeln!(out, "skipped: {}", summary.join(", "))?;
+        for (_, _, message) in report.skipped.iter().take(20) {
+            writeln!(out, "  {}", sanitize(message))?;
+        }
+        if report.skipped.len() > 20 {
+            writeln!(
+                out,
+                "  … and {} more (`cairn status` lists them all)",
+                report.skipped.len() - 20
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// How long a steady stream of writes may put off indexing what changed.
+const WATCH_LONGEST: Duration = Duration::from_secs(30);
+
+/// How long the added paths must be quiet before a batch of changes is indexed.
+pub const WATCH_QUIET: Duration = Duration::from_secs(1);
+
+/// `cairn add --watch`: after the first run, add the same paths again whenever something under
+/// them changes, printing what each run changed (runs that change nothing print nothing).
+fn watch_paths(
+    kb: &Path,
+    paths: &[PathBuf],
+    writer: &mut Writer,
+    options: &AddOptions<'_>,
+    embedder: &MiniLm,
+    settings: &AddSettings,
+    first: &AddReport,
+) -> Result<()> {
+    let quiet = settings.watch.unwrap_or(WATCH_QUIET);
+    let existing: Vec<PathBuf> = paths.iter().filter(|p| p.exists()).cloned().collect();
+    let watch = Watch::new(&existing, &[kb.to_owned()])?;
+    if !settings.quiet {
+        eprintln!(
+            "watching {} for changes (Ctrl-C stops; every change indexed so far stays)",
+            existing
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    // A file that keeps failing is said once, not at every run.
+    let mut said: HashSet<String> = first.skipped.iter().map(|s| s.2.clone()).collect();
+    let never = || false;
+    while let Some(_changes) = watch.next(quiet, WATCH_LONGEST, &never) {
+        let t0 = Instant::now();
+        let mut progress = CliProgress {
+            bar: ProgressBar::hidden(),
+            quiet: true,
+            notices: Vec::new(),
+        };
+        let mut report = writer.add(&existing, options, &mut progress)?;
+        let failing: HashSet<String> = report.skipped.iter().map(|s| s.2.clone()).collect();
+        report.skipped.retain(|s| !said.contains(&s.2));
+        // A file that failed, then was mended, may fail again later: said again then.
+        said.retain(|m| failing.contains(m));
+        said.extend(report.skipped.iter().map(|s| s.2.clone()));
+        if report.added + report.updated + report.removed == 0 && report.skipped.is_empty() {
+            continue;
+        }
+        let mut out = std::io::stdout().lock();
+        if !settings.json {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            write!(out, "{}  ", &civil_time(now)[11..19])?;
+        }
+        print_report(&mut out, kb, &report, writer, embedder, t0, settings.json)?;
         for n in &progress.notices {
-            writeln!(out, "note: {}", sanitize(n))?;
+            if !settings.json {
+                writeln!(out, "note: {}", sanitize(n))?;
+            }
         }
+        out.flush()?;
     }
     Ok(())
 }

@@ -131,6 +131,12 @@ enum Command {
         /// No progress or per-file messages.
         #[arg(long, short)]
         quiet: bool,
+        /// Then keep watching the paths: whenever something under them changes (and has been
+        /// quiet for a second), add them again and print what changed — one line, or with
+        /// --json one JSON object per run that changed something. Holds the knowledge base's
+        /// writer lock until stopped (Ctrl-C; everything indexed so far stays).
+        #[arg(long)]
+        watch: bool,
         /// Commit after this many new chunks (tests use small values to exercise resuming).
         #[arg(long, default_value_t = 512, hide = true)]
         commit_every: usize,
@@ -1162,6 +1168,7 @@ fn run_other(cli: Cli) -> Result<()> {
             ref limits,
             json,
             quiet,
+            watch,
             commit_every,
         } => {
             let settings = kb::AddSettings {
@@ -1170,6 +1177,7 @@ fn run_other(cli: Cli) -> Result<()> {
                 json,
                 quiet,
                 commit_every,
+                watch: watch.then_some(kb::WATCH_QUIET),
             };
             // A path that does not exist is the user's mistake (as in ripgrep): the others
             // are still added, then the run ends with status 2 naming it.

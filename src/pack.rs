@@ -119,6 +119,7 @@ pub fn build(s: &BuildSettings) -> Result<()> {
                 json: false,
                 quiet: s.quiet,
                 commit_every: 512,
+                watch: None,
             },
         )?;
         (kb, Some(work))

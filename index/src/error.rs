@@ -15,7 +15,7 @@ pub enum Error {
     #[error("no knowledge base at {} (create one with `cairn add`)", .0.display())]
     NotFound(PathBuf),
     /// Another process is writing to this knowledge base.
-    #[error("another cairn process is writing to the knowledge base at {} ({holder}); wait for it to finish", path.display())]
+    #[error("another cairn process is writing to the knowledge base at {} ({holder}); wait for it to finish (a `cairn add --watch` writes until it is stopped)", path.display())]
     Locked {
         /// The knowledge base.
         path: PathBuf,

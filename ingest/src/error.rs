@@ -3,6 +3,14 @@ use std::path::PathBuf;
 /// Why a file (or a whole run) could not be read. Every message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A path to watch could not be watched (`cairn add --watch`).
+    #[error("{}: cannot watch for changes: {message}", path.display())]
+    Watch {
+        /// The path.
+        path: PathBuf,
+        /// What the operating system said, with a hint.
+        message: String,
+    },
     /// The file could not be opened or read.
     #[error("{}: {source}", path.display())]
     Io {
@@ -94,6 +102,7 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::Io { .. } => "unreadable",
+            Error::Watch { .. } => "unwatchable",
             Error::TooLarge { .. } => "too-large",
             Error::TooMuchText { .. } => "too-much-text",
             Error::TooMuchDecompressed { .. } => "decompression-limit",

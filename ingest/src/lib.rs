@@ -4,7 +4,8 @@
 //! its text and the [`Section`]s that cover it, each knowing its heading path, page and first
 //! line. [`chunk_document`] cuts a document into [`Chunk`]s no larger than the embedder's token
 //! budget, counted by a [`TokenCounter`] the caller supplies (the embedder's own tokenizer).
-//! [`walk`] lists the files under a directory the way git would.
+//! [`walk`] lists the files under a directory the way git would; [`Watch`] says when some of
+//! them change.
 //!
 //! The design decision to know: for text, Markdown and code a document's text *is* the file, so
 //! a chunk's byte range and line numbers point into the file exactly; HTML and PDF are read into
@@ -19,12 +20,14 @@ mod markdown;
 mod pdf;
 mod read;
 mod walk;
+mod watch;
 
 pub use chunk::{chunk_document, sentence_ranges, Chunk, ChunkOptions, TokenCounter, WordCounter};
 pub use document::{DocKind, Document, Section};
 pub use error::{Error, Result};
 pub use read::{kind_of, read_bytes, read_bytes_with, read_file, Notice, Read, ReadOptions};
 pub use walk::{walk, Found};
+pub use watch::{Changes, Watch};
 
 /// The sha256 of some bytes, as lowercase hex: the content hash of files and chunks.
 #[must_use]

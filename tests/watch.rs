@@ -1,0 +1,137 @@
+//! `cairn add --watch`: files created, changed and deleted under a watched folder reach the
+//! knowledge base, each run says what it changed, and the knowledge base's own commits (it lives
+//! inside the watched folder here) are not taken for changes.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::Duration;
+
+fn cairn(kb: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .env("CAIRN_KB", kb)
+        .output()
+        .expect("cairn runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The lines a child writes to one of its pipes, as they come.
+fn lines(pipe: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Ends the watcher however the test ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn next_run(out: &Receiver<String>, what: &str) -> serde_json::Value {
+    let line = out
+        .recv_timeout(Duration::from_secs(90))
+        .unwrap_or_else(|e| panic!("no run reported after {what}: {e}"));
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
+fn counts(run: &serde_json::Value) -> (u64, u64, u64) {
+    (
+        run["added"].as_u64().unwrap(),
+        run["updated"].as_u64().unwrap(),
+        run["removed"].as_u64().unwrap(),
+    )
+}
+
+fn top_doc(kb: &Path, query: &str) -> String {
+    let (code, out, err) = cairn(kb, &["search", query, "--json", "-k", "1"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["hits"][0]["doc"].as_str().unwrap_or("").to_owned()
+}
+
+#[test]
+fn add_watch_indexes_what_changes_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("notes");
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::write(
+        docs.join("ferry.md"),
+        "# Ferry\n\nThe Vardø ferry leaves at 07:15 on weekdays.\n",
+    )
+    .unwrap();
+    let kb = docs.join("kb");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["add", docs.to_str().unwrap(), "--watch", "--json"])
+        .env("CAIRN_KB", &kb)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cairn runs");
+    let out = lines(child.stdout.take().unwrap());
+    let err = lines(child.stderr.take().unwrap());
+    let _child = Killed(child);
+
+    let first = next_run(&out, "the first add");
+    assert_eq!(counts(&first), (1, 0, 0), "{first}");
+    let said = err
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the watch is announced");
+    assert!(said.starts_with("watching "), "{said}");
+
+    std::fs::write(
+        docs.join("bus.md"),
+        "# Bus\n\nThe airport bus leaves every 20 minutes from stop B.\n",
+    )
+    .unwrap();
+    let run = next_run(&out, "a new file");
+    assert_eq!(counts(&run), (1, 0, 0), "{run}");
+    assert_eq!(top_doc(&kb, "airport bus stop"), "notes/bus.md");
+
+    let mut ferry = std::fs::read_to_string(docs.join("ferry.md")).unwrap();
+    ferry.push_str("\nOn Sundays the ferry leaves at 09:40.\n");
+    std::fs::write(docs.join("ferry.md"), ferry).unwrap();
+    let run = next_run(&out, "a changed file");
+    assert_eq!(counts(&run), (0, 1, 0), "{run}");
+
+    std::fs::remove_file(docs.join("bus.md")).unwrap();
+    let run = next_run(&out, "a deleted file");
+    assert_eq!(counts(&run), (0, 0, 1), "{run}");
+    assert_eq!(top_doc(&kb, "airport bus stop"), "notes/ferry.md");
+
+    // A file that cannot be read is said once, not again at each change that leaves it bad.
+    std::fs::write(docs.join("broken.md"), b"\0\x01binary").unwrap();
+    let run = next_run(&out, "a binary file");
+    let skipped = run["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{run}");
+    assert_eq!(skipped[0]["path"], "notes/broken.md");
+    assert_eq!(skipped[0]["reason"], "binary");
+    std::fs::write(docs.join("broken.md"), b"\0\x02still binary").unwrap();
+    // Nothing more: neither that second write nor the knowledge base's own commits.
+    assert!(
+        out.recv_timeout(Duration::from_secs(5)).is_err(),
+        "a run that changed nothing was reported"
+    );
+
+    // The watcher holds the writer lock: another add is told so.
+    let (code, _, stderr) = cairn(&kb, &["add", docs.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("another cairn process"), "{stderr}");
+}
