@@ -11,15 +11,16 @@ applied (BENCHMARKS.md, session 21):
 It prints the defaults' figures on every file, searches a grid of gate settings on the two
 calibration files, says how many meet the issue's targets (at most 5% of answerable questions
 withheld, at least 90% of unanswerable ones) on both, and shows the five closest with their
-figures on the check files. The replay follows `engine::Gates::passed` and the self-check as
-`cairn ask` applies them: retrieval gates first, then the model's own refusal, then the margin.
+figures on the check files. The replay follows `engine::Gates::may_ask` and the self-check as
+`cairn ask` applies them: the relevance floor first, then the model's own refusal, then the
+margin (raised to the overruling bar where the word-coverage gates failed).
 """
 import itertools
 import json
 import math
 import sys
 
-DEFAULTS = dict(rel=0.30, cov=0.25, named=0.4, rare=0.5, margin=1.15)
+DEFAULTS = dict(rel=0.30, cov=0.25, named=0.4, rare=0.5, margin=1.15, overrule=1.7)
 COMMON_RANK = 1000.0  # engine::answer::COMMON_RANK
 
 
@@ -44,20 +45,29 @@ def rare_in_english(row):
 
 
 def withheld(row, g):
-    """Why `row`'s answer is withheld under gates `g`, or None."""
+    """Why `row`'s answer is withheld under gates `g`, or None.
+
+    The word-coverage gates (coverage, named coverage, rare words), failing, raise the
+    self-check's bar to `overrule` (`engine::calibrated_overrule`; None: they withhold outright).
+    The engine does so only for questions asking for a fact, not why/how or yes/no, which the
+    dump does not tell apart: here it applies to all.
+    """
     relevance = row["best_dense"]
     if relevance is not None and relevance < g["rel"]:
         return "retrieval"
-    if row["coverage"] < g["cov"]:
-        return "retrieval"
-    if row["missing_names"] and row["coverage"] < g["named"]:
-        return "retrieval"
-    if row["term_coverage"] < g["rare"] and rare_in_english(row) < g["rare"]:
+    words_short = (
+        row["coverage"] < g["cov"]
+        or (row["missing_names"] and row["coverage"] < g["named"])
+        or (row["term_coverage"] < g["rare"] and rare_in_english(row) < g["rare"])
+    )
+    overrule = g.get("overrule")
+    if words_short and overrule is None:
         return "retrieval"
     if row["abstained"]:
-        return row["abstained"]
-    if row["self_check"] is not None and row["self_check"] < g["margin"]:
-        return "self_check"
+        return "retrieval" if words_short else row["abstained"]
+    bar = max(g["margin"], overrule) if words_short else g["margin"]
+    if row["self_check"] is not None and row["self_check"] < bar:
+        return "retrieval" if words_short else "self_check"
     return None
 
 
@@ -109,10 +119,11 @@ def main():
         [0, 0.3, 0.4, 0.5],
         [0, 0.4, 0.45, 0.5, 0.55, 0.6],
         [-1000, 1.0, 1.1, 1.15, 1.2, 1.25, 1.3, 1.4],
+        [None, 1.6, 1.7, 1.8, 2.0],
     )
     tried = []
-    for rel, cov, named, rare, margin in grid:
-        g = dict(rel=rel, cov=cov, named=named, rare=rare, margin=margin)
+    for rel, cov, named, rare, margin, overrule in grid:
+        g = dict(rel=rel, cov=cov, named=named, rare=rare, margin=margin, overrule=overrule)
         fs = [figures(data[p], g) for p in calibration]
         # How far the worse calibration half is from withholding every unanswerable question
         # and no answerable one.

@@ -179,6 +179,40 @@ impl SelfCheck {
             _ => self.margin(model, free),
         }
     }
+
+    /// The self-check margin that lets a quote of `model` through failing word-coverage gates
+    /// ([`calibrated_overrule`]): calibrated, for a question asking for a fact (not why or how,
+    /// nor yes or no, whose margins run otherwise); never with a margin given or no check.
+    #[must_use]
+    pub fn overrule_for(self, model: &str, free: bool, question: &str) -> Option<f32> {
+        match self {
+            SelfCheck::Calibrated
+                if !free
+                    && !Kind::yes_or_no(question)
+                    && !matches!(Kind::of(question), Some(Kind::Explains(_))) =>
+            {
+                calibrated_overrule(model)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The self-check margin at which a quote of `model` (its GGUF name) is shown although the
+/// question's words are short in the passages (the coverage, named-coverage and rare-word gates;
+/// never the relevance floor), or `None`. Those gates, failing, withhold the answer outright
+/// when the model has no such margin; with one, they raise the bar of the self-check to it
+/// instead. The 1.5B's: on the calibration halves of XQuAD and the documentation set, the
+/// unanswerable questions those gates withheld and the model answered anyway had margins up
+/// to 1.58, the answerable ones from 1.74 up (most of them right, on passages that say the
+/// answer in other words): the next multiple of 0.1 above the former, plus one step of
+/// headroom (BENCHMARKS.md, session 33).
+#[must_use]
+pub fn calibrated_overrule(model: &str) -> Option<f32> {
+    match model {
+        "Qwen2.5 Coder 1.5B Instruct GGUF" => Some(1.7),
+        _ => None,
+    }
 }
 
 /// The self-check margin calibrated for a model's answers to questions asking why, how, or
@@ -452,6 +486,9 @@ pub struct Gates {
     pub rare: Option<RareWords>,
     /// Their floor ([`AskOptions::min_rare_coverage`]).
     pub min_rare_coverage: f32,
+    /// When the word-coverage gates failed and the model's self-check margin reached
+    /// [`SelfCheck::overrule_for`]'s: that margin and the bar, and the answer was shown.
+    pub overruled: Option<(f32, f32)>,
 }
 
 /// The shares of a question's words that the passages hold, weighted by rarity.
@@ -557,6 +594,7 @@ impl Gates {
             min_relative_score: o.min_relative_score,
             rare,
             min_rare_coverage: o.min_rare_coverage,
+            overruled: None,
         }
     }
 
@@ -575,7 +613,14 @@ impl Gates {
         self.relevance.is_none_or(|r| r >= self.min_relevance)
     }
 
-    /// Whether the question passed every check, so the model is asked.
+    /// Whether the model may be asked: every check passed, or only the word-coverage ones
+    /// failed and the self-check can overrule them (`overrule`, [`SelfCheck::overrule_for`]).
+    #[must_use]
+    pub fn may_ask(&self, overrule: Option<f32>) -> bool {
+        self.passed() || (overrule.is_some() && self.relevant())
+    }
+
+    /// Whether the question passed every check.
     #[must_use]
     pub fn passed(&self) -> bool {
         self.relevant()
@@ -678,6 +723,7 @@ impl Answer {
             "abstained": self.abstained.is_some(),
             "abstain_reason": self.abstained,
             "self_check": self.self_check,
+            "overruled": self.gates.overruled.map(|(_, bar)| bar),
             "verdict": self.verdict.map(|v| serde_json::json!({
                 "reply": v.reply.map(|yes| if yes { "yes" } else { "no" }),
                 "margin": v.margin,
@@ -976,7 +1022,10 @@ impl Engine {
         }
         let retrieved = self.retrieval.retrieve(draft, o)?;
         let gates = Gates::measure(draft, &retrieved.hits, retrieved.rare, o);
-        if retrieved.context.sources.is_empty() || !gates.passed() {
+        let overrule = o
+            .self_check
+            .overrule_for(self.generator.name(), o.free, draft);
+        if retrieved.context.sources.is_empty() || !gates.may_ask(overrule) {
             return Ok(0);
         }
         // The prompt's tokens up to where the question's own begin: what two questions of the
@@ -1005,7 +1054,7 @@ pub fn answer(
         rare,
     } = retrieved;
     let before = retrieve_ms + assemble_ms;
-    let gates = Gates::measure(question, &hits, rare, o);
+    let mut gates = Gates::measure(question, &hits, rare, o);
     sink.context(&context);
     sink.retrieved(&hits, &gates);
     let mut timings = Timings {
@@ -1013,7 +1062,15 @@ pub fn answer(
         assemble_ms,
         ..Timings::default()
     };
-    if context.sources.is_empty() || !gates.passed() {
+    // Failing only on the question's words, the answer may still be shown if the model is
+    // sure enough of it: the self-check's bar is raised to `overrule`.
+    let overrule = (!gates.passed())
+        .then(|| {
+            o.self_check
+                .overrule_for(generator.name(), o.free, question)
+        })
+        .flatten();
+    if context.sources.is_empty() || !gates.may_ask(overrule) {
         timings.total_ms = before + ms(start.elapsed());
         return Ok(Answer {
             question: question.to_owned(),
@@ -1060,6 +1117,10 @@ pub fn answer(
     // The self-check's question rides along in the prompt's own pass (a branch after the
     // question), so it costs its rows' share of the prompt's products, not a pass of its own.
     let least = o.self_check.margin_for(generator.name(), o.free, question);
+    let least = match (least, overrule) {
+        (Some(least), Some(bar)) => Some(least.max(bar)),
+        (least, _) => least,
+    };
     let check_start = Instant::now();
     let probe = match least {
         Some(_) => Some(generator.chat_tokens(&check_messages(question, &context))?),
@@ -1139,8 +1200,14 @@ pub fn answer(
         && !refused
         && cairn_retriever::terms::asks_for_name(question)
         && cairn_retriever::terms::echoes(question, &answer);
+    // Withheld by a bar the gates raised, the answer is withheld for the gates' reason.
+    let unsure = if overrule.is_some() {
+        Abstain::Retrieval
+    } else {
+        Abstain::SelfCheck
+    };
     let (mut claims, abstained) = if withheld {
-        (Vec::new(), Some(Abstain::SelfCheck))
+        (Vec::new(), Some(unsure))
     } else if refused {
         (Vec::new(), Some(Abstain::Model))
     } else if misplaced || restated || echoed {
@@ -1165,9 +1232,16 @@ pub fn answer(
             timings.check_ms = ms(check_time + margin_start.elapsed());
             self_check = Some(margin);
             if margin < least {
-                abstained = Some(Abstain::SelfCheck);
+                abstained = Some(unsure);
+            } else if let (None, Some(bar)) = (abstained, overrule) {
+                gates.overruled = Some((margin, bar));
             }
         }
+    }
+    // The gates failed and nothing overruled them (the model refused, say): their reason.
+    if overrule.is_some() && gates.overruled.is_none() && abstained.is_some() {
+        abstained = Some(Abstain::Retrieval);
+        claims.clear();
     }
     // Asked yes or no, the quote is the evidence and the check's own "Yes" or "No" the reply.
     let mut answer = answer;
@@ -1787,6 +1861,56 @@ mod tests {
         assert_eq!(
             SelfCheck::Margin(0.5).margin_for(calibrated, false, why),
             Some(0.5)
+        );
+    }
+
+    #[test]
+    fn a_sure_self_check_overrules_the_word_gates_but_not_the_relevance_floor() {
+        let calibrated = "Qwen2.5 Coder 1.5B Instruct GGUF";
+        let check = SelfCheck::default();
+        let fact = "What form of oxygen do marine animals take up when it is cold?";
+        assert_eq!(check.overrule_for(calibrated, false, fact), Some(1.7));
+        // Not for questions whose margins run otherwise, free answers, other models, or a
+        // margin given by hand.
+        for other in [
+            "Why are iterator adapters lazy?",
+            "Is a data race undefined behavior?",
+        ] {
+            assert_eq!(
+                check.overrule_for(calibrated, false, other),
+                None,
+                "{other}"
+            );
+        }
+        assert_eq!(check.overrule_for(calibrated, true, fact), None);
+        assert_eq!(
+            check.overrule_for("SmolLM2 135M Instruct", false, fact),
+            None
+        );
+        assert_eq!(
+            SelfCheck::Margin(1.0).overrule_for(calibrated, false, fact),
+            None
+        );
+        assert_eq!(SelfCheck::Off.overrule_for(calibrated, false, fact), None);
+
+        let gates = |relevance: f32, coverage: f32| Gates {
+            relevance: Some(relevance),
+            min_relevance: 0.3,
+            coverage,
+            min_coverage: 0.25,
+            min_named_coverage: 0.4,
+            min_rare_coverage: 0.5,
+            ..Gates::default()
+        };
+        assert!(gates(0.6, 0.5).may_ask(None), "every gate passed");
+        assert!(
+            !gates(0.6, 0.1).may_ask(None),
+            "words short, nothing to overrule"
+        );
+        assert!(gates(0.6, 0.1).may_ask(Some(1.7)), "words short, overruled");
+        assert!(
+            !gates(0.2, 0.5).may_ask(Some(1.7)),
+            "the relevance floor holds"
         );
     }
 }

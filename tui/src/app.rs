@@ -988,6 +988,9 @@ impl App {
                     if t.state == TurnState::Done {
                         t.stream.settle(&answer);
                     }
+                    // The gates as the answer left them (an overruling self-check is known
+                    // only now).
+                    t.gates = Some(answer.gates.clone());
                     t.shown = if answer.abstained.is_some() && t.state == TurnState::Done {
                         String::new()
                     } else {

@@ -501,6 +501,11 @@ fn gates_text(g: &cairn_engine::Gates) -> String {
             mark(g.rare_words_held())
         ));
     }
+    if let Some((margin, bar)) = g.overruled {
+        parts.push(format!(
+            "answered all the same: the model's self-check {margin:.2} ≥ {bar:.2}"
+        ));
+    }
     format!("gates: {}", parts.join(" · "))
 }
 

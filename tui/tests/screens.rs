@@ -182,6 +182,7 @@ fn gates(relevance: f32, coverage: f32) -> Gates {
             in_english: 0.6,
         }),
         min_rare_coverage: 0.5,
+        overruled: None,
     }
 }
 
