@@ -30,6 +30,8 @@ struct CliProgress {
     bar: ProgressBar,
     quiet: bool,
     notices: Vec<String>,
+    /// The skipped files' messages printed as they came.
+    said: HashSet<String>,
 }
 
 impl AddProgress for CliProgress {
@@ -43,6 +45,7 @@ impl AddProgress for CliProgress {
             if !self.quiet {
                 self.bar
                     .suspend(|| eprintln!("skipped: {}", sanitize(message)));
+                self.said.insert(message.clone());
             }
         }
     }
@@ -101,11 +104,15 @@ pub fn add(kb: &Path, paths: &[PathBuf], settings: &AddSettings) -> Result<()> {
         );
         b
     };
+    // Skipped files are named on stderr as they come; the summary names them again unless it
+    // goes to the same terminal.
     let mut progress = CliProgress {
         bar,
         quiet: quiet || json,
         notices: Vec::new(),
+        said: HashSet::new(),
     };
+    let same_terminal = !hidden && std::io::stdout().is_terminal();
     // Ctrl-C simply ends the process: everything committed stays, and the next run resumes.
     let cancel = || false;
     let options = AddOptions {
@@ -124,7 +131,9 @@ pub fn add(kb: &Path, paths: &[PathBuf], settings: &AddSettings) -> Result<()> {
     let report = writer.add(paths, &options, &mut progress)?;
     progress.bar.finish_and_clear();
     let mut out = std::io::stdout().lock();
-    print_report(&mut out, kb, &report, &writer, &embedder, t0, json)?;
+    let none = HashSet::new();
+    let above = if same_terminal { &progress.said } else { &none };
+    print_report(&mut out, kb, &report, &writer, &embedder, t0, json, above)?;
     for n in &progress.notices {
         if !json {
             writeln!(out, "note: {}", sanitize(n))?;
@@ -145,7 +154,9 @@ pub fn add(kb: &Path, paths: &[PathBuf], settings: &AddSettings) -> Result<()> {
     Ok(())
 }
 
-/// Prints what one `add` run did: a summary line and the files skipped, or one JSON object.
+/// Prints what one `add` run did: a summary line and the files skipped (but those already
+/// named `above` it on the same terminal), or one JSON object.
+#[allow(clippy::too_many_arguments)] // one call per output form; a struct would only rename them
 fn print_report(
     out: &mut impl Write,
     kb: &Path,
@@ -154,6 +165,7 @@ fn print_report(
     embedder: &MiniLm,
     t0: Instant,
     json: bool,
+    above: &HashSet<String>,
 ) -> Result<()> {
     let secs = t0.elapsed().as_secs_f64();
     if json {
@@ -200,15 +212,26 @@ fn print_report(
             }
         }
         let summary: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
-        writeln!(out, "skipped: {}", summary.join(", "))?;
-        for (_, _, message) in report.skipped.iter().take(20) {
+        let unsaid: Vec<&String> = report
+            .skipped
+            .iter()
+            .map(|s| &s.2)
+            .filter(|m| !above.contains(*m))
+            .collect();
+        let said = report.skipped.len() - unsaid.len();
+        if said > 0 {
+            writeln!(out, "skipped: {} ({said} named above)", summary.join(", "))?;
+        } else {
+            writeln!(out, "skipped: {}", summary.join(", "))?;
+        }
+        for message in unsaid.iter().take(20) {
             writeln!(out, "  {}", sanitize(message))?;
         }
-        if report.skipped.len() > 20 {
+        if unsaid.len() > 20 {
             writeln!(
                 out,
                 "  … and {} more (`cairn status` lists them all)",
-                report.skipped.len() - 20
+                unsaid.len() - 20
             )?;
         }
     }
@@ -254,6 +277,7 @@ fn watch_paths(
             bar: ProgressBar::hidden(),
             quiet: true,
             notices: Vec::new(),
+            said: HashSet::new(),
         };
         let mut report = writer.add(&existing, options, &mut progress)?;
         let failing: HashSet<String> = report.skipped.iter().map(|s| s.2.clone()).collect();
@@ -271,7 +295,16 @@ fn watch_paths(
                 .map_or(0, |d| d.as_secs());
             write!(out, "{}  ", &civil_time(now)[11..19])?;
         }
-        print_report(&mut out, kb, &report, writer, embedder, t0, settings.json)?;
+        print_report(
+            &mut out,
+            kb,
+            &report,
+            writer,
+            embedder,
+            t0,
+            settings.json,
+            &HashSet::new(),
+        )?;
         for n in &progress.notices {
             if !settings.json {
                 writeln!(out, "note: {}", sanitize(n))?;
