@@ -8,18 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::Duration;
 
-fn cairn(kb: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(args)
-        .env("CAIRN_KB", kb)
-        .output()
-        .expect("cairn runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::cairn;
 
 /// The lines a child writes to one of its pipes, as they come.
 fn lines(pipe: impl std::io::Read + Send + 'static) -> Receiver<String> {
