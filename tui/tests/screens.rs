@@ -497,6 +497,35 @@ fn an_abstention_shows_its_reason_and_the_closest_passages() {
 }
 
 #[test]
+fn an_answer_the_self_check_let_past_the_word_gates_says_so() {
+    let mut a = app(100, 30);
+    opened(&mut a, Path::new("/nowhere"));
+    ready(&mut a);
+    let id = ask(&mut a, Q, PIECES);
+    // The gates as retrieval left them: too few of the question's words in one passage.
+    let mut g = gates(0.71, 0.2);
+    a.update(Event::Worker(Msg::Retrieved {
+        id,
+        hits: retrieval().1,
+        gates: g.clone(),
+    }));
+    let s = screen(&a);
+    assert!(s.contains("20% ≥ 25% ✗"), "{s}");
+    assert!(!s.contains("all the same"), "{s}");
+    // The answer comes with the self-check's margin that overruled them.
+    g.overruled = Some((2.1, 1.7));
+    let (context, hits) = retrieval();
+    let answer = answer(Q, &PIECES.concat(), &context, &hits, None, g);
+    a.update(Event::Worker(Msg::Answered { id, answer }));
+    let s = screen(&a);
+    // (Wrapped at this width after "answered".)
+    assert!(
+        s.contains("all the same: the model's self-check 2.10 ≥ 1.70"),
+        "{s}"
+    );
+}
+
+#[test]
 fn esc_cancels_at_once_and_keeps_the_partial_answer() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = app(100, 30);
