@@ -7,7 +7,7 @@ use cairn_engine::Abstain;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph};
+use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
@@ -26,6 +26,9 @@ pub struct Areas {
     pub input: Rect,
     /// The status line.
     pub status: Rect,
+    /// Above the status line, a message too long for it (an error and its hint), whole; empty
+    /// when there is none.
+    pub message: Rect,
 }
 
 /// Terminals narrower than this stack the panes.
@@ -37,8 +40,17 @@ pub fn areas(app: &App) -> Areas {
     let inner = usize::from(size.width.saturating_sub(2)).max(1);
     let text = app.input_text();
     let rows = (UnicodeWidthStr::width(text.as_str()) / inner + 1).clamp(1, 4) as u16;
-    let [main, input, status] = Layout::vertical([
+    let message_rows = long_message(app).map_or(0, |m| {
+        let width = usize::from(size.width.saturating_sub(2)).max(1);
+        let rows: usize = m
+            .lines()
+            .map(|l| UnicodeWidthStr::width(l).div_ceil(width).max(1))
+            .sum();
+        rows.clamp(1, 4) as u16
+    });
+    let [main, message, input, status] = Layout::vertical([
         Constraint::Min(4),
+        Constraint::Length(message_rows),
         Constraint::Length(rows + 2),
         Constraint::Length(1),
     ])
@@ -58,7 +70,19 @@ pub fn areas(app: &App) -> Areas {
         sources,
         input,
         status,
+        message,
     }
+}
+
+/// The status message, when the status line cannot show it whole: more than one line (a hint
+/// under an error), or wider than the room the line leaves it.
+fn long_message(app: &App) -> Option<String> {
+    let msg = sanitize(app.status.as_deref()?);
+    let (left, right) = (status_left(app), status_right(app));
+    let room = usize::from(app.size.width).saturating_sub(
+        UnicodeWidthStr::width(left.as_str()) + UnicodeWidthStr::width(right.as_str()) + 2,
+    );
+    (msg.lines().count() > 1 || UnicodeWidthStr::width(msg.as_str()) + 2 > room).then_some(msg)
 }
 
 /// Styles, or none of their colours under NO_COLOR (bold, reverse and underline stay).
@@ -118,6 +142,20 @@ pub fn draw(app: &App, f: &mut Frame) {
     draw_sources(app, &t, f, a.sources);
     draw_input(app, &t, f, a.input);
     draw_status(app, f, a.status);
+    if a.message.height > 0 {
+        if let Some(m) = long_message(app) {
+            f.render_widget(
+                Paragraph::new(m)
+                    .wrap(Wrap { trim: false })
+                    .style(t.fg(Color::Yellow)),
+                Rect {
+                    x: a.message.x + 1,
+                    width: a.message.width.saturating_sub(2),
+                    ..a.message
+                },
+            );
+        }
+    }
     if app.doc.is_some() {
         draw_document(app, &t, f, app.size);
     }
@@ -838,7 +876,8 @@ fn draw_input(app: &App, t: &Theme, f: &mut Frame, area: Rect) {
     f.render_widget(&input, area);
 }
 
-fn draw_status(app: &App, f: &mut Frame, area: Rect) {
+/// The status line's left part: the knowledge base, the model, the mode.
+fn status_left(app: &App) -> String {
     let kb = match &app.kb_state {
         KbState::Ready { documents, chunks } => {
             let packs = match app.packs.len() {
@@ -879,6 +918,11 @@ fn draw_status(app: &App, f: &mut Frame, area: Rect) {
             AskMode::Search => "search",
         }
     );
+    format!(" {kb} │ {model} │ {mode} ")
+}
+
+/// The status line's right part: the answer's speed, or the ingest's progress.
+fn status_right(app: &App) -> String {
     let mut right = String::new();
     if let Some(turn) = app.turns.last() {
         // While an answer is written: its speed and its time to first token.
@@ -898,9 +942,16 @@ fn draw_status(app: &App, f: &mut Frame, area: Rect) {
             i.done, i.total, i.embedded
         );
     }
+    right
+}
+
+fn draw_status(app: &App, f: &mut Frame, area: Rect) {
+    let mut right = status_right(app);
+    // A message too long for the line is shown whole above it ([`long_message`]).
     let msg = app
         .status
         .as_deref()
+        .filter(|_| long_message(app).is_none())
         .map(|s| sanitize(s).lines().next().unwrap_or_default().to_owned())
         .or_else(|| match &app.model_state {
             ModelState::Failed(e) => {
@@ -911,7 +962,7 @@ fn draw_status(app: &App, f: &mut Frame, area: Rect) {
         .unwrap_or_default();
     let width = usize::from(area.width);
     let cells = |s: &str| UnicodeWidthStr::width(s);
-    let mut left = format!(" {kb} │ {model} │ {mode} ");
+    let mut left = status_left(app);
     // What gives way on a narrow terminal: the message first, then the rates, then the left.
     if cells(&left) + cells(&right) + 2 > width {
         right.clear();

@@ -526,6 +526,31 @@ fn an_answer_the_self_check_let_past_the_word_gates_says_so() {
 }
 
 #[test]
+fn an_error_too_long_for_the_status_line_is_shown_whole_above_it() {
+    let mut a = app(100, 30);
+    opened(&mut a, Path::new("/nowhere"));
+    let error = "another cairn process is writing to the knowledge base at /home/ada/.local/share/cairn/kb \
+                 (pid 4242); wait for it to finish (a `cairn add --watch` writes until it is stopped)";
+    a.update(Event::Worker(Msg::Failed {
+        id: None,
+        error: error.into(),
+    }));
+    let s = screen(&a);
+    assert!(s.contains("another cairn process is writing"), "{s}");
+    assert!(s.contains("4242); wait for it to finish"), "{s}");
+    assert!(s.contains("writes until it is stopped)"), "{s}");
+    // A short one stays on the status line, with no row of its own.
+    a.update(Event::Worker(Msg::Failed {
+        id: None,
+        error: "disk full".into(),
+    }));
+    let s = screen(&a);
+    let last = s.lines().last().unwrap();
+    assert!(last.contains("disk full"), "{s}");
+    assert_eq!(s.matches("disk full").count(), 1, "{s}");
+}
+
+#[test]
 fn esc_cancels_at_once_and_keeps_the_partial_answer() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = app(100, 30);
