@@ -257,6 +257,9 @@ fn watch_paths(
 ) -> Result<()> {
     let quiet = settings.watch.unwrap_or(WATCH_QUIET);
     let existing: Vec<PathBuf> = paths.iter().filter(|p| p.exists()).cloned().collect();
+    if existing.is_empty() {
+        bail!("nothing to watch: none of the paths exists");
+    }
     let watch = Watch::new(&existing, &[kb.to_owned()])?;
     if !settings.quiet {
         eprintln!(

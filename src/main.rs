@@ -1186,6 +1186,13 @@ fn run_other(cli: Cli) -> Result<()> {
                 .filter(|p| !p.exists())
                 .map(|p| p.display().to_string())
                 .collect();
+            if watch && missing.len() == paths.len() {
+                return Err(UsageError(format!(
+                    "no such file or folder: {}\nhint: nothing to watch",
+                    missing.join(", ")
+                ))
+                .into());
+            }
             kb::add(&kb_dir()?, paths, &settings)?;
             if missing.is_empty() {
                 Ok(())

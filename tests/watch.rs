@@ -125,3 +125,15 @@ fn add_watch_indexes_what_changes_and_says_so() {
     assert_eq!(code, 1);
     assert!(stderr.contains("another cairn process"), "{stderr}");
 }
+
+#[test]
+fn watching_only_paths_that_do_not_exist_is_a_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nowhere");
+    let (code, _, stderr) = cairn(
+        &tmp.path().join("kb"),
+        &["add", missing.to_str().unwrap(), "--watch"],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("nothing to watch"), "{stderr}");
+}
