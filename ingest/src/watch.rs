@@ -216,7 +216,7 @@ mod tests {
         // As editors save: write a new file, then rename it over the old one.
         std::fs::write(root.join("notes.md.new"), "new").unwrap();
         std::fs::rename(root.join("notes.md.new"), &file).unwrap();
-        assert_eq!(wait(&w).paths, [file.clone()]);
+        assert_eq!(wait(&w).paths, std::slice::from_ref(&file));
         std::fs::write(&file, "again").unwrap();
         assert_eq!(wait(&w).paths, [file]);
     }
