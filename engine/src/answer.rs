@@ -1200,14 +1200,8 @@ pub fn answer(
         && !refused
         && cairn_retriever::terms::asks_for_name(question)
         && cairn_retriever::terms::echoes(question, &answer);
-    // Withheld by a bar the gates raised, the answer is withheld for the gates' reason.
-    let unsure = if overrule.is_some() {
-        Abstain::Retrieval
-    } else {
-        Abstain::SelfCheck
-    };
     let (mut claims, abstained) = if withheld {
-        (Vec::new(), Some(unsure))
+        (Vec::new(), Some(Abstain::SelfCheck))
     } else if refused {
         (Vec::new(), Some(Abstain::Model))
     } else if misplaced || restated || echoed {
@@ -1232,13 +1226,14 @@ pub fn answer(
             timings.check_ms = ms(check_time + margin_start.elapsed());
             self_check = Some(margin);
             if margin < least {
-                abstained = Some(unsure);
+                abstained = Some(Abstain::SelfCheck);
             } else if let (None, Some(bar)) = (abstained, overrule) {
                 gates.overruled = Some((margin, bar));
             }
         }
     }
-    // The gates failed and nothing overruled them (the model refused, say): their reason.
+    // The gates failed and nothing overruled them (the raised bar was not reached, or the
+    // model refused): withheld for the gates' reason.
     if overrule.is_some() && gates.overruled.is_none() && abstained.is_some() {
         abstained = Some(Abstain::Retrieval);
         claims.clear();

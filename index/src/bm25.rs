@@ -63,7 +63,7 @@ fn analyzer() -> TextAnalyzer {
 /// other. Only pairs whose stems mean nothing else are here: "init" (Porter-stemmed
 /// "initial" too), "spec" ("specific"), "exe" ("execute"), "dev" ("developer"), "src",
 /// "ref", "str" and "impl" (common code words) are left out.
-pub const SHORT_FORMS: &[(&str, &str)] = &[
+const SHORT_FORMS: &[(&str, &str)] = &[
     ("directory", "dir"),
     ("configuration", "config"),
     ("environment", "env"),
@@ -117,8 +117,7 @@ fn one_term(word: &str) -> Option<String> {
 }
 
 /// The other forms of an analysed query term (see [`SHORT_FORMS`]).
-#[must_use]
-pub fn other_forms(term: &str) -> &'static [String] {
+fn other_forms(term: &str) -> &'static [String] {
     OTHER_FORMS.get(term).map_or(&[], Vec::as_slice)
 }
 

@@ -29,6 +29,8 @@ pub struct Areas {
     /// Above the status line, a message too long for it (an error and its hint), whole; empty
     /// when there is none.
     pub message: Rect,
+    /// That message ([`long_message`]).
+    message_text: Option<String>,
 }
 
 /// Terminals narrower than this stack the panes.
@@ -40,11 +42,11 @@ pub fn areas(app: &App) -> Areas {
     let inner = usize::from(size.width.saturating_sub(2)).max(1);
     let text = app.input_text();
     let rows = (UnicodeWidthStr::width(text.as_str()) / inner + 1).clamp(1, 4) as u16;
-    let message_rows = long_message(app).map_or(0, |m| {
-        let width = usize::from(size.width.saturating_sub(2)).max(1);
+    let message_text = long_message(app);
+    let message_rows = message_text.as_deref().map_or(0, |m| {
         let rows: usize = m
             .lines()
-            .map(|l| UnicodeWidthStr::width(l).div_ceil(width).max(1))
+            .map(|l| UnicodeWidthStr::width(l).div_ceil(inner).max(1))
             .sum();
         rows.clamp(1, 4) as u16
     });
@@ -71,6 +73,7 @@ pub fn areas(app: &App) -> Areas {
         input,
         status,
         message,
+        message_text,
     }
 }
 
@@ -141,9 +144,9 @@ pub fn draw(app: &App, f: &mut Frame) {
     draw_conversation(app, &t, f, a.answer);
     draw_sources(app, &t, f, a.sources);
     draw_input(app, &t, f, a.input);
-    draw_status(app, f, a.status);
-    if a.message.height > 0 {
-        if let Some(m) = long_message(app) {
+    draw_status(app, f, a.status, a.message_text.is_some());
+    if let Some(m) = a.message_text {
+        if a.message.height > 0 {
             f.render_widget(
                 Paragraph::new(m)
                     .wrap(Wrap { trim: false })
@@ -945,13 +948,14 @@ fn status_right(app: &App) -> String {
     right
 }
 
-fn draw_status(app: &App, f: &mut Frame, area: Rect) {
+/// Draws the status line; `message_above`: the status message is shown whole above it.
+fn draw_status(app: &App, f: &mut Frame, area: Rect, message_above: bool) {
     let mut right = status_right(app);
     // A message too long for the line is shown whole above it ([`long_message`]).
     let msg = app
         .status
         .as_deref()
-        .filter(|_| long_message(app).is_none())
+        .filter(|_| !message_above)
         .map(|s| sanitize(s).lines().next().unwrap_or_default().to_owned())
         .or_else(|| match &app.model_state {
             ModelState::Failed(e) => {
