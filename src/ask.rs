@@ -124,8 +124,8 @@ pub fn print_sources(
             lines.0,
         )
     };
-    if let Some(reason) = a.abstained {
-        let notice = format!("Not found in the knowledge base ({}).", reason.describe());
+    if let Some(why) = a.why_withheld() {
+        let notice = format!("Not found in the knowledge base ({why}).");
         writeln!(out, "{}", paint.warn(&notice))?;
         if !a.context.sources.is_empty() {
             writeln!(out, "\n{}", paint.heading("Closest passages:"))?;

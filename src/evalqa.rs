@@ -363,6 +363,8 @@ struct Row {
     quote_coverage: Option<f32>,
     /// The self-check's yes − no margin, when it ran.
     self_check: Option<f32>,
+    /// What the question asks a member of, when the answer's sources were not about it.
+    off_scope: Option<String>,
     /// For a quoted answer: log P(refusal), log P(best quote start) at the first token.
     start: Option<(f32, f32)>,
     /// Names in the question that no retrieved passage contains.
@@ -414,6 +416,7 @@ impl Row {
             logprobs: Vec::new(),
             quote_coverage: None,
             self_check: None,
+            off_scope: None,
             start: None,
             missing_names: cairn_retriever::terms::missing_names(
                 &q.question,
@@ -463,6 +466,7 @@ impl Row {
         row.logprobs.clone_from(&a.logprobs);
         row.quote_coverage = a.quote_coverage;
         row.self_check = a.self_check;
+        row.off_scope.clone_from(&a.gates.off_scope);
         row.start = a.start.map(|c| (c.reply, c.other));
         row.answer.clone_from(&a.answer);
         row.ttft_ms = a.timings.ttft_ms;
@@ -518,6 +522,7 @@ impl Row {
             "logprobs": self.logprobs,
             "quote_coverage": self.quote_coverage,
             "self_check": self.self_check,
+            "off_scope": self.off_scope,
             "start": self.start.map(|(r, o)| serde_json::json!({"reply": finite(r), "other": finite(o)})),
             "missing_names": self.missing_names,
             "term_coverage": self.term_coverage,

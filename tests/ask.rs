@@ -243,3 +243,65 @@ fn a_yes_or_no_question_is_answered_yes_or_no_with_the_sentence_that_settles_it(
     let (_, v) = ask("What is not allowed on board the ferry?");
     assert!(v["verdict"].is_null(), "{v:#}");
 }
+
+#[test]
+fn an_answer_about_a_neighbour_of_what_was_asked_needs_a_sure_model() {
+    // "Which bundle mode…" asks for a mode of `bundle`; the knowledge base has only `squash`'s
+    // page, whose mode is the answer to a neighbouring question.
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("squash.md"),
+        "# squash — Support for squash files\n\n## squash.open\n\n`squash.open(filename, \
+         mode='rq')` opens a squash-compressed file. The mode 'rq' opens an archive for reading \
+         with squash compression; the mode 'wq' opens it for writing.\n",
+    )
+    .unwrap();
+    let kb = tmp.path().join("kb");
+    let (code, out, err) = cairn(&kb, &["add", docs.to_str().unwrap(), "-q"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let ask = |q: &str, options: &[&str]| {
+        let mut args = vec!["ask", q, "--json"];
+        args.extend_from_slice(options);
+        let (code, out, err) = cairn(&kb, &args);
+        let v: serde_json::Value =
+            serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+        (code, v)
+    };
+    let neighbour = "Which bundle mode opens an archive for reading with squash compression?";
+    // By default the answer is shown only when the self-check clears the raised bar.
+    let (code, v) = ask(neighbour, &[]);
+    assert_eq!(v["off_scope"], "bundle", "{v:#}");
+    if v["abstained"] == true {
+        assert_eq!(code, 3, "{v:#}");
+        assert_eq!(v["abstain_reason"], "unsupported", "{v:#}");
+        assert!(v["self_check"].as_f64().unwrap() < 1.7, "{v:#}");
+    } else {
+        assert!(
+            (v["overruled"].as_f64().unwrap() - 1.7).abs() < 1e-6,
+            "{v:#}"
+        );
+        assert!(v["self_check"].as_f64().unwrap() >= 1.7, "{v:#}");
+    }
+    // With no calibrated bar to reach, such an answer is withheld.
+    let (code, v) = ask(neighbour, &["--self-check", "off"]);
+    assert_eq!(code, 3, "{v:#}");
+    assert_eq!(v["abstain_reason"], "unsupported", "{v:#}");
+    assert_eq!(v["off_scope"], "bundle", "{v:#}");
+    // The terminal never sees the withheld quote.
+    let (code, out, _) = cairn(&kb, &["ask", neighbour, "--self-check", "off"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.starts_with(
+            "Not found in the knowledge base (the model's answer comes from a passage that is \
+             not about bundle)."
+        ),
+        "{out}"
+    );
+    // Asked about what the page is about, the same quote is the answer.
+    let (code, v) = ask("Which squash mode opens a file for reading?", &[]);
+    assert_eq!(code, 0, "{v:#}");
+    assert!(v["off_scope"].is_null(), "{v:#}");
+    assert!(v["answer"].as_str().unwrap().contains("rq"), "{v:#}");
+}

@@ -486,9 +486,14 @@ pub struct Gates {
     pub rare: Option<RareWords>,
     /// Their floor ([`AskOptions::min_rare_coverage`]).
     pub min_rare_coverage: f32,
-    /// When the word-coverage gates failed and the model's self-check margin reached
+    /// When the word-coverage gates failed, or the answer's sources were not about what the
+    /// question asks a member of (`off_scope`), and the model's self-check margin reached
     /// [`SelfCheck::overrule_for`]'s: that margin and the bar, and the answer was shown.
     pub overruled: Option<(f32, f32)>,
+    /// Asked for a member of something ("Which tarfile mode…", [`cairn_retriever::scope`]),
+    /// the name when no source the answer cites is about it: neither its document, nor its
+    /// headings, nor the answer names it. Measured on the answer, after the model wrote it.
+    pub off_scope: Option<String>,
 }
 
 /// The shares of a question's words that the passages hold, weighted by rarity.
@@ -595,6 +600,7 @@ impl Gates {
             rare,
             min_rare_coverage: o.min_rare_coverage,
             overruled: None,
+            off_scope: None,
         }
     }
 
@@ -631,6 +637,33 @@ impl Gates {
 }
 
 impl Answer {
+    /// Why the answer was withheld, in words a user reads (`None` when it was not): the
+    /// reason's own words ([`Abstain::describe`]), or, for an answer whose sources were about
+    /// something other than what the question asks a member of, that.
+    #[must_use]
+    pub fn why_withheld(&self) -> Option<String> {
+        let reason = self.abstained?;
+        Some(match (&self.gates.off_scope, reason) {
+            (Some(name), Abstain::Unsupported) => format!(
+                "the model's answer comes from a passage that is not about {}",
+                sanitize(name)
+            ),
+            _ => reason.describe().to_owned(),
+        })
+    }
+
+    /// The answer as a reader may see it — its text and its checked sentences — or nothing,
+    /// when it was withheld. (`answer` and `claims` keep what the model wrote and how it was
+    /// grounded, for `--json`'s diagnostics; a face shows this.)
+    #[must_use]
+    pub fn shown(&self) -> (&str, &[Claim]) {
+        if self.abstained.is_some() {
+            ("", &[])
+        } else {
+            (&self.answer, &self.claims)
+        }
+    }
+
     /// The numbers of the sources some sentence cites, ascending; none for an answer that
     /// was withheld, which is not shown and so cites nothing.
     #[must_use]
@@ -724,6 +757,7 @@ impl Answer {
             "abstain_reason": self.abstained,
             "self_check": self.self_check,
             "overruled": self.gates.overruled.map(|(_, bar)| bar),
+            "off_scope": self.gates.off_scope,
             "verdict": self.verdict.map(|v| serde_json::json!({
                 "reply": v.reply.map(|yes| if yes { "yes" } else { "no" }),
                 "margin": v.margin,
@@ -1037,6 +1071,26 @@ impl Engine {
     }
 }
 
+/// Whether a source that `claims` cite is about `scope`: its document path, its headings or
+/// the answer (which may carry the name itself: `git shortlog`) name it.
+fn cites_source_about(
+    scope: &cairn_retriever::scope::Scope,
+    claims: &[Claim],
+    context: &Context,
+    answer: &str,
+) -> bool {
+    claims
+        .iter()
+        .flat_map(|c| &c.citations)
+        .filter_map(|x| context.sources.iter().find(|s| s.number == x.source))
+        .any(|s| {
+            let texts = std::iter::once(s.doc.as_str())
+                .chain(s.heading.iter().map(String::as_str))
+                .chain(std::iter::once(answer));
+            cairn_retriever::scope::is_about(scope, texts)
+        })
+}
+
 /// Answers a question from its retrieved context with `generator`.
 pub fn answer(
     generator: &mut Generator,
@@ -1216,8 +1270,25 @@ pub fn answer(
             _ => (claims, (!any).then_some(Abstain::Unsupported)),
         }
     };
-    // The model's own second opinion, scored on the same sources and question.
+    // Asked for a member of something ("Which tarfile mode…"), a quote from passages none of
+    // which is about it most likely answers for a neighbour (gzip's modes): it is shown only
+    // if the model is as sure of it as of an answer the word gates doubt, and withheld where
+    // the model has no such bar.
+    if !o.free && !polar && abstained.is_none() {
+        gates.off_scope = cairn_retriever::scope::scope(question)
+            .filter(|scope| !cites_source_about(scope, &claims, &context, &answer))
+            .map(|scope| scope.name);
+    }
+    let scope_bar = gates.off_scope.as_ref().and(o.self_check.overrule_for(
+        generator.name(),
+        o.free,
+        question,
+    ));
     let (mut abstained, mut self_check) = (abstained, None);
+    if gates.off_scope.is_some() && scope_bar.is_none() {
+        abstained = Some(Abstain::Unsupported);
+    }
+    // The model's own second opinion, scored on the same sources and question.
     if let (Some(least), Some(yes_no), Some(logits)) = (least, &yes_no, &probe_logits) {
         if abstained.is_none() || withheld {
             let margin_start = Instant::now();
@@ -1227,7 +1298,9 @@ pub fn answer(
             self_check = Some(margin);
             if margin < least {
                 abstained = Some(Abstain::SelfCheck);
-            } else if let (None, Some(bar)) = (abstained, overrule) {
+            } else if scope_bar.is_some_and(|bar| margin < bar) {
+                abstained = Some(Abstain::Unsupported);
+            } else if let (None, Some(bar)) = (abstained, overrule.or(scope_bar)) {
                 gates.overruled = Some((margin, bar));
             }
         }
@@ -1730,6 +1803,8 @@ mod tests {
             ..answer.clone()
         };
         assert!(unshown.cited_sources().is_empty());
+        assert_eq!(unshown.shown(), ("", &[][..]));
+        assert_eq!(answer.shown(), ("?", &answer.claims[..]));
         assert!(unshown.cited_lines(2).is_empty());
         let mut withheld = AnswerStream::quoted();
         withheld.push("?");

@@ -169,9 +169,13 @@ pub struct AskResult {
     /// Whether the answer was withheld because the documents do not hold it.
     pub abstained: bool,
     /// Why: `retrieval` (nothing relevant was found), `model` (the model found no answer in
-    /// the sources) or `unsupported` (no source supports what it wrote).
+    /// the sources), `unsupported` (no source supports what it wrote, or its source is about
+    /// something else than what was asked) or `self_check` (asked whether the sources state
+    /// the answer, the model was not sure enough).
     pub abstain_reason: Option<String>,
-    /// The answer's sentences with their citations.
+    /// The reason in words, when withheld.
+    pub abstain_message: Option<String>,
+    /// The answer's sentences with their citations (none when withheld).
     pub sentences: Vec<AskSentence>,
     /// The sources the model was given.
     pub sources: Vec<AskSource>,
@@ -478,8 +482,9 @@ impl Server {
                 .map(|s| s.doc.clone())
                 .unwrap_or_default()
         };
+        let (shown, claims) = answer.shown();
         Ok(Json(AskResult {
-            answer: answer.answer.clone(),
+            answer: shown.to_owned(),
             abstained: answer.abstained.is_some(),
             abstain_reason: answer.abstained.map(|a| {
                 serde_json::to_value(a)
@@ -487,8 +492,8 @@ impl Server {
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_default()
             }),
-            sentences: answer
-                .claims
+            abstain_message: answer.why_withheld(),
+            sentences: claims
                 .iter()
                 .map(|c| AskSentence {
                     text: c.text.clone(),

@@ -15,6 +15,7 @@ pub mod duplicates;
 mod fusion;
 pub mod ground;
 pub mod metrics;
+pub mod scope;
 mod shelves;
 pub mod terms;
 

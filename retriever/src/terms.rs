@@ -49,6 +49,12 @@ const NUMBER_WORDS: &[&str] = &[
     "twenty",
 ];
 
+/// Whether a lowercase word is a number word (`three`) or an ordinal one (`third`).
+#[must_use]
+pub fn is_number_word(word: &str) -> bool {
+    NUMBER_WORDS.contains(&word) || ORDINAL_WORDS.contains(&word)
+}
+
 /// Ordinal words, first to twentieth, read as `1st` … `20th` so that they match the written
 /// form: "nineteenth century" supports "19th century".
 const ORDINAL_WORDS: [&str; 20] = [

@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cairn_engine::text::{location, raised_because, sanitize, snippet};
-use cairn_engine::{
-    Abstain, Answer, AnswerStream, AskOptions, Context, Gates, Hit, Mode, SearchOptions,
-};
+use cairn_engine::{Answer, AnswerStream, AskOptions, Context, Gates, Hit, Mode, SearchOptions};
 use ratatui::crossterm::event::{
     KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
@@ -1363,6 +1361,7 @@ pub fn source_rows(t: &Turn) -> Vec<SourceRow> {
 
 /// One turn as Markdown: the question, the answer with its markers, the cited sources with
 /// the cited sentences quoted.
+#[must_use]
 pub fn turn_markdown(t: &Turn) -> String {
     let mut md = format!("## {}\n\n", t.question.replace('\n', " "));
     match (&t.state, &t.answer) {
@@ -1373,7 +1372,7 @@ pub fn turn_markdown(t: &Turn) -> String {
             let _ = writeln!(
                 md,
                 "*Not found in the knowledge base* ({}).",
-                a.abstained.map_or("", Abstain::describe)
+                a.why_withheld().unwrap_or_default()
             );
         }
         _ if t.kind == AskMode::Search => {

@@ -441,9 +441,10 @@ pub fn conversation_lines(app: &App, width: u16) -> Vec<Line<'static>> {
                         t.fg(Color::Yellow),
                     ));
                 } else if let (Some(reason), Some(a)) = (abstained, &turn.answer) {
+                    let why = a.why_withheld().unwrap_or_default();
                     lines.extend(wrap(
                         &[(
-                            format!("∅ Not found in the knowledge base ({}).", reason.describe()),
+                            format!("∅ Not found in the knowledge base ({why})."),
                             t.fg(Color::Yellow).add_modifier(Modifier::BOLD),
                         )],
                         w,
@@ -540,6 +541,12 @@ fn gates_text(g: &cairn_engine::Gates) -> String {
             r.in_english * 100.0,
             g.min_rare_coverage * 100.0,
             mark(g.rare_words_held())
+        ));
+    }
+    if let Some(name) = &g.off_scope {
+        parts.push(format!(
+            "asks about {}: the answer's source is not about it ✗",
+            sanitize(name)
         ));
     }
     if let Some((margin, bar)) = g.overruled {

@@ -183,6 +183,7 @@ fn gates(relevance: f32, coverage: f32) -> Gates {
         }),
         min_rare_coverage: 0.5,
         overruled: None,
+        off_scope: None,
     }
 }
 
@@ -523,6 +524,35 @@ fn an_answer_the_self_check_let_past_the_word_gates_says_so() {
         s.contains("all the same: the model's self-check 2.10 ≥ 1.70"),
         "{s}"
     );
+}
+
+#[test]
+fn an_answer_from_a_source_about_something_else_says_so() {
+    let mut a = app(100, 30);
+    opened(&mut a, Path::new("/nowhere"));
+    ready(&mut a);
+    let id = ask(&mut a, Q, PIECES);
+    let mut g = gates(0.71, 0.8);
+    a.update(Event::Worker(Msg::Retrieved {
+        id,
+        hits: retrieval().1,
+        gates: g.clone(),
+    }));
+    assert!(!screen(&a).contains("asks about"));
+    // The question asked for a member of something no cited source is about, and the model
+    // was sure enough of its answer all the same.
+    g.off_scope = Some("tarfile".into());
+    g.overruled = Some((1.92, 1.7));
+    let (context, hits) = retrieval();
+    let answer = answer(Q, &PIECES.concat(), &context, &hits, None, g);
+    a.update(Event::Worker(Msg::Answered { id, answer }));
+    let s = screen(&a);
+    // (Wrapped at this width after "asks".)
+    assert!(
+        s.contains("about tarfile: the answer's source is not about"),
+        "{s}"
+    );
+    assert!(s.contains("self-check 1.92 ≥ 1.70"), "{s}");
 }
 
 #[test]

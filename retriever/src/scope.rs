@@ -1,0 +1,296 @@
+//! What a question asks a member of, and whether a passage is about it.
+//!
+//! Reference documentation is laid out by what things belong to: a page per module, a section
+//! per class. "Which tarfile mode opens an archive for reading with gzip compression?" asks for
+//! a mode *of tarfile*; a knowledge base without `tarfile`'s page still has `gzip`'s, whose
+//! `gzip.open` takes a mode `'rb'`, and a small model quotes it. The passage speaks of most of
+//! the question's words and the model is sure of its quote; what gives it away is that neither
+//! the document nor its headings are about `tarfile`.
+
+use crate::terms::is_stopword;
+
+/// The kinds of thing a question asks for by what they belong to ("Which tarfile *mode*…",
+/// "Which Buffer *method*…", "What os *constant*…"), singular and plural, sorted.
+const MEMBER_KINDS: &[&str] = &[
+    "argument",
+    "arguments",
+    "attribute",
+    "attributes",
+    "class",
+    "classes",
+    "command",
+    "commands",
+    "constant",
+    "constants",
+    "decorator",
+    "decorators",
+    "directive",
+    "directives",
+    "enum",
+    "enums",
+    "event",
+    "events",
+    "exception",
+    "exceptions",
+    "field",
+    "fields",
+    "flag",
+    "flags",
+    "function",
+    "functions",
+    "interface",
+    "interfaces",
+    "keyword",
+    "keywords",
+    "lint",
+    "lints",
+    "macro",
+    "macros",
+    "method",
+    "methods",
+    "mode",
+    "modes",
+    "module",
+    "modules",
+    "operator",
+    "operators",
+    "option",
+    "options",
+    "parameter",
+    "parameters",
+    "properties",
+    "property",
+    "setting",
+    "settings",
+    "specifier",
+    "specifiers",
+    "struct",
+    "structs",
+    "subcommand",
+    "subcommands",
+    "trait",
+    "traits",
+    "type",
+    "types",
+    "variable",
+    "variables",
+];
+
+/// Words that, before a kind, say which one or what sort rather than whose ("Which other
+/// methods…", "Which built-in function…", "What default mode…"), sorted.
+const DESCRIBING: &[&str] = &[
+    "basic",
+    "best",
+    "built-in",
+    "builtin",
+    "common",
+    "correct",
+    "default",
+    "different",
+    "first",
+    "following",
+    "generic",
+    "given",
+    "last",
+    "main",
+    "new",
+    "next",
+    "optional",
+    "preferred",
+    "previous",
+    "private",
+    "public",
+    "recommended",
+    "required",
+    "right",
+    "second",
+    "simple",
+    "single",
+    "special",
+    "specific",
+    "standard",
+    "typical",
+    "usual",
+    "wrong",
+];
+
+/// What a question asks a member of ([`scope`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scope {
+    /// The name as the question writes it: `tarfile`, `AsyncLocalStorage`, `dgram` (of
+    /// `dgram.Socket`).
+    pub name: String,
+    /// Its words, lowercase: `child_process` is `child` and `process`.
+    pub words: Vec<String>,
+}
+
+/// What a question asks a member of: the name between "Which" (or "What") and the kind of
+/// thing asked for — "Which **tarfile** mode…", "Which **AsyncLocalStorage** method…", "What
+/// **os** constant…". A dotted name is scoped by its first part (`dgram.Socket` by `dgram`,
+/// `Cargo.toml` by `Cargo`). `None` for any other question, and where the word before the kind
+/// describes rather than names ("Which other method…", "Which three traits…").
+#[must_use]
+pub fn scope(question: &str) -> Option<Scope> {
+    let mut words = question.split_whitespace().map(|w| {
+        w.trim_matches(|c: char| {
+            matches!(
+                c,
+                '`' | '"' | '\'' | '“' | '”' | '‘' | '’' | ',' | '?' | '(' | ')'
+            )
+        })
+    });
+    let first = words.next()?.to_lowercase();
+    if first != "which" && first != "what" {
+        return None;
+    }
+    let written = words.next()?;
+    let name = written.to_lowercase();
+    let kind = words.next()?.to_lowercase();
+    if MEMBER_KINDS.binary_search(&kind.as_str()).is_err()
+        || name.is_empty()
+        || is_stopword(&name)
+        || DESCRIBING.binary_search(&name.as_str()).is_ok()
+        || MEMBER_KINDS.binary_search(&name.as_str()).is_ok()
+        || crate::terms::is_number_word(&name)
+        || name.chars().any(|c| c.is_ascii_digit()) && !name.chars().any(char::is_alphabetic)
+    {
+        return None;
+    }
+    let head = written.split('.').find(|p| !p.is_empty())?;
+    let words: Vec<String> = head
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|p| !p.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    (!words.is_empty()).then(|| Scope {
+        name: head.to_owned(),
+        words,
+    })
+}
+
+/// Whether `texts` — a passage's document path, its headings, the answer quoted from it — are
+/// about `scope` ([`scope`]): each of its words begins a word of theirs (`vec` is in
+/// "Vectors", `path` in `pathlib`); a name of one or two letters (`os`, `fs`, `re`) must be a
+/// whole word.
+#[must_use]
+pub fn is_about<'a>(scope: &Scope, texts: impl IntoIterator<Item = &'a str>) -> bool {
+    let words: Vec<String> = texts
+        .into_iter()
+        .flat_map(|t| {
+            t.split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(str::to_lowercase)
+        })
+        .collect();
+    scope.words.iter().all(|s| {
+        words
+            .iter()
+            .any(|w| w == s || (s.chars().count() >= 3 && w.starts_with(s.as_str())))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn scope_words(question: &str) -> Option<Vec<String>> {
+        scope(question).map(|s| s.words)
+    }
+
+    #[test]
+    fn the_lists_are_sorted() {
+        for list in [MEMBER_KINDS, DESCRIBING] {
+            assert!(list.windows(2).all(|w| w[0] < w[1]), "{list:?}");
+        }
+    }
+
+    #[test]
+    fn a_question_for_a_member_names_what_it_belongs_to() {
+        let cases = [
+            (
+                "Which tarfile mode opens an archive for reading with gzip compression?",
+                Some(words(&["tarfile"])),
+            ),
+            (
+                "Which AsyncLocalStorage method disables the instance?",
+                Some(words(&["asynclocalstorage"])),
+            ),
+            (
+                "What os constant is the end-of-line marker?",
+                Some(words(&["os"])),
+            ),
+            (
+                "Which dgram.Socket method tells the kernel to join a multicast group?",
+                Some(words(&["dgram"])),
+            ),
+            (
+                "Which `child_process` method spawns a new process?",
+                Some(words(&["child", "process"])),
+            ),
+            (
+                "Which Cargo.toml key sets the edition?",
+                None, // "key" is not a kind of member
+            ),
+            (
+                "Which Cargo.toml field sets the edition?",
+                Some(words(&["cargo"])),
+            ),
+            ("Which keyword declares a constant in Rust?", None),
+            ("Which other methods does Vec have?", None),
+            ("Which three Fn traits can closures implement?", None),
+            ("Which built-in function returns the length?", None),
+            ("What is the type of a string literal?", None),
+            ("How does the tarfile mode work?", None),
+            ("Which function?", None),
+        ];
+        for (question, want) in cases {
+            assert_eq!(scope_words(question), want, "{question}");
+        }
+    }
+
+    #[test]
+    fn a_passage_is_about_a_name_its_document_or_headings_begin_with() {
+        let s = scope("Which tarfile mode opens an archive?").unwrap();
+        assert_eq!(s.name, "tarfile");
+        assert_eq!(
+            scope("Which dgram.Socket method joins?").unwrap().name,
+            "dgram"
+        );
+        assert!(is_about(&s, ["library/tarfile.html", "tarfile.open"]));
+        assert!(!is_about(
+            &s,
+            [
+                "library/gzip.html",
+                "gzip — Support for gzip files",
+                "gzip.open",
+                "rb"
+            ]
+        ));
+        let vec = scope("Which Vec method removes the last element?").unwrap();
+        assert!(is_about(
+            &vec,
+            [
+                "rust-book/src/ch08-01-vectors.md",
+                "Storing Lists of Values with Vectors"
+            ]
+        ));
+        // Short names are whole words: `os` is not in "cosmos" nor in "osx".
+        let os = scope("Which os method returns the temporary directory?").unwrap();
+        assert!(is_about(&os, ["api/os.html", "os.tmpdir()"]));
+        assert!(!is_about(&os, ["api/cosmos.html", "osx notes"]));
+        // Every word of the name.
+        let cp = scope("Which child_process function forks?").unwrap();
+        assert!(is_about(&cp, ["api/child_process.html"]));
+        assert!(!is_about(&cp, ["api/process.html"]));
+        // The answer itself may carry the name: `git shortlog`.
+        let git = scope("Which git command shows who has committed to a directory?").unwrap();
+        assert!(is_about(
+            &git,
+            ["getting-started.md", "Experts", "git shortlog"]
+        ));
+    }
+}
