@@ -126,31 +126,46 @@ pub struct Scope {
 
 /// What a question asks a member of: the name between "Which" (or "What") and the kind of
 /// thing asked for — "Which **tarfile** mode…", "Which **AsyncLocalStorage** method…", "What
-/// **os** constant…". A dotted name is scoped by its first part (`dgram.Socket` by `dgram`,
+/// **os** constant…" — or after it — "Which method of the **Buffer** class…", "Which function
+/// in **shutil**…". A dotted name is scoped by its first part (`dgram.Socket` by `dgram`,
 /// `Cargo.toml` by `Cargo`). `None` for any other question, and where the word before the kind
 /// describes rather than names ("Which other method…", "Which three traits…").
 #[must_use]
 pub fn scope(question: &str) -> Option<Scope> {
-    let mut words = question.split_whitespace().map(|w| {
-        w.trim_matches(|c: char| {
-            matches!(
-                c,
-                '`' | '"' | '\'' | '“' | '”' | '‘' | '’' | ',' | '?' | '(' | ')'
-            )
+    let words: Vec<&str> = question
+        .split_whitespace()
+        .map(|w| {
+            w.trim_matches(|c: char| {
+                matches!(
+                    c,
+                    '`' | '"' | '\'' | '“' | '”' | '‘' | '’' | ',' | '?' | '(' | ')'
+                )
+            })
         })
-    });
-    let first = words.next()?.to_lowercase();
-    if first != "which" && first != "what" {
+        .filter(|w| !w.is_empty())
+        .collect();
+    let lower = |i: usize| words.get(i).map(|w| w.to_lowercase());
+    let is_kind = |w: &str| MEMBER_KINDS.binary_search(&w).is_ok();
+    if !lower(0).is_some_and(|w| w == "which" || w == "what") {
         return None;
     }
-    let written = words.next()?;
+    let written = if lower(2).is_some_and(|w| is_kind(&w)) {
+        // "Which tarfile mode…"
+        words[1]
+    } else if lower(1).is_some_and(|w| is_kind(&w) && w != "type" && w != "types")
+        && lower(2).is_some_and(|w| matches!(w.as_str(), "of" | "in" | "from"))
+    {
+        // "Which method of Buffer…", "Which function in the os module…" (not "What type of…",
+        // which asks what sort).
+        let article = lower(3).is_some_and(|w| matches!(w.as_str(), "the" | "a" | "an"));
+        words.get(if article { 4 } else { 3 })?
+    } else {
+        return None;
+    };
     let name = written.to_lowercase();
-    let kind = words.next()?.to_lowercase();
-    if MEMBER_KINDS.binary_search(&kind.as_str()).is_err()
-        || name.is_empty()
-        || is_stopword(&name)
+    if is_stopword(&name)
         || DESCRIBING.binary_search(&name.as_str()).is_ok()
-        || MEMBER_KINDS.binary_search(&name.as_str()).is_ok()
+        || is_kind(&name)
         || crate::terms::is_number_word(&name)
         || name.chars().any(|c| c.is_ascii_digit()) && !name.chars().any(char::is_alphabetic)
     {
@@ -240,6 +255,25 @@ mod tests {
                 Some(words(&["cargo"])),
             ),
             ("Which keyword declares a constant in Rust?", None),
+            (
+                "Which method of the Buffer class allocates zero-filled bytes?",
+                Some(words(&["buffer"])),
+            ),
+            (
+                "Which function in the os module returns the temporary directory?",
+                Some(words(&["os"])),
+            ),
+            (
+                "Which function from std::mem drops a value early?",
+                Some(words(&["std", "mem"])),
+            ),
+            (
+                "Which argument of json.dumps gives the most compact representation?",
+                Some(words(&["json"])),
+            ),
+            ("What type of value does it return?", None),
+            ("Which function in the standard library sorts?", None),
+            ("Which field of a struct is private?", None),
             ("Which other methods does Vec have?", None),
             ("Which three Fn traits can closures implement?", None),
             ("Which built-in function returns the length?", None),
