@@ -184,19 +184,22 @@ pub fn scope(question: &str) -> Option<Scope> {
 }
 
 /// Whether `texts` — a passage's document path, its headings, the answer quoted from it — are
-/// about `scope` ([`scope`]): each of its words begins a word of theirs (`vec` is in
-/// "Vectors", `path` in `pathlib`); a name of one or two letters (`os`, `fs`, `re`) must be a
-/// whole word.
+/// about `scope` ([`scope`]): each of its words begins a word of theirs, or two of them run
+/// together (`vec` is in "Vectors", `path` in `pathlib`, `hashmap` in `hash-maps`); a name of
+/// one or two letters (`os`, `fs`, `re`) must be a whole word.
 #[must_use]
 pub fn is_about<'a>(scope: &Scope, texts: impl IntoIterator<Item = &'a str>) -> bool {
-    let words: Vec<String> = texts
-        .into_iter()
-        .flat_map(|t| {
-            t.split(|c: char| !c.is_alphanumeric())
-                .filter(|w| !w.is_empty())
-                .map(str::to_lowercase)
-        })
-        .collect();
+    let mut words: Vec<String> = Vec::new();
+    for text in texts {
+        let these: Vec<String> = text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect();
+        let joined: Vec<String> = these.windows(2).map(|p| p.concat()).collect();
+        words.extend(these);
+        words.extend(joined);
+    }
     scope.words.iter().all(|s| {
         words
             .iter()
@@ -320,6 +323,13 @@ mod tests {
         let cp = scope("Which child_process function forks?").unwrap();
         assert!(is_about(&cp, ["api/child_process.html"]));
         assert!(!is_about(&cp, ["api/process.html"]));
+        // A name written as one word is found in two: `HashMap` in `hash-maps`.
+        let map = scope("Which HashMap method inserts a value only if the key is absent?").unwrap();
+        assert!(is_about(&map, ["rust-book/src/ch08-03-hash-maps.md"]));
+        assert!(!is_about(
+            &map,
+            ["rust-book/src/ch08-01-vectors.md", "hash of a map"]
+        ));
         // The answer itself may carry the name: `git shortlog`.
         let git = scope("Which git command shows who has committed to a directory?").unwrap();
         assert!(is_about(
