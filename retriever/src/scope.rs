@@ -196,7 +196,7 @@ pub fn is_about<'a>(scope: &Scope, texts: impl IntoIterator<Item = &'a str>) -> 
             .filter(|w| !w.is_empty())
             .map(str::to_lowercase)
             .collect();
-        let joined: Vec<String> = these.windows(2).map(|p| p.concat()).collect();
+        let joined: Vec<String> = these.windows(2).map(<[String]>::concat).collect();
         words.extend(these);
         words.extend(joined);
     }
