@@ -141,15 +141,7 @@ pub fn add(kb: &Path, paths: &[PathBuf], settings: &AddSettings) -> Result<()> {
     }
     drop(out);
     if watch.is_some() {
-        watch_paths(
-            kb,
-            paths,
-            &mut writer,
-            &options,
-            &embedder,
-            settings,
-            &report,
-        )?;
+        watch_paths(kb, paths, writer, &options, &embedder, settings, &report)?;
     }
     Ok(())
 }
@@ -244,12 +236,18 @@ const WATCH_LONGEST: Duration = Duration::from_secs(30);
 /// How long the added paths must be quiet before a batch of changes is indexed.
 pub const WATCH_QUIET: Duration = Duration::from_secs(1);
 
+/// After a run that failed (a full disk, say), how long until it is tried again if nothing
+/// changes before.
+const WATCH_RETRY: Duration = Duration::from_secs(30);
+
 /// `cairn add --watch`: after the first run, add the same paths again whenever something under
-/// them changes, printing what each run changed (runs that change nothing print nothing).
+/// them changes, printing what each run changed (runs that change nothing print nothing). A run
+/// that fails is reported and tried again at the next change or after [`WATCH_RETRY`], with
+/// the knowledge base opened afresh: the watch goes on, and what was committed stays.
 fn watch_paths(
     kb: &Path,
     paths: &[PathBuf],
-    writer: &mut Writer,
+    writer: Writer,
     options: &AddOptions<'_>,
     embedder: &MiniLm,
     settings: &AddSettings,
@@ -273,8 +271,14 @@ fn watch_paths(
     }
     // A file that keeps failing is said once, not at every run.
     let mut said: HashSet<String> = first.skipped.iter().map(|s| s.2.clone()).collect();
-    let never = || false;
-    while let Some(_changes) = watch.next(quiet, WATCH_LONGEST, &never) {
+    let mut writer = Some(writer);
+    let mut retry_at: Option<Instant> = None;
+    let mut last_error: Option<String> = None;
+    loop {
+        let due = move || retry_at.is_some_and(|at| Instant::now() >= at);
+        if watch.next(quiet, WATCH_LONGEST, &due).is_none() && !due() {
+            break;
+        }
         let t0 = Instant::now();
         let mut progress = CliProgress {
             bar: ProgressBar::hidden(),
@@ -282,7 +286,34 @@ fn watch_paths(
             notices: Vec::new(),
             said: HashSet::new(),
         };
-        let mut report = writer.add(&existing, options, &mut progress)?;
+        let run = match writer.take() {
+            Some(w) => Ok(w),
+            None => Writer::open(kb, &embedder.id(), &chunk_options()),
+        }
+        .and_then(|mut w| {
+            let report = w.add(&existing, options, &mut progress);
+            // A writer whose run failed is dropped: the next run opens the knowledge base
+            // afresh, from its last commit.
+            if report.is_ok() {
+                writer = Some(w);
+            }
+            report
+        });
+        let mut report = match run {
+            Ok(report) => report,
+            Err(e) => {
+                retry_at = Some(Instant::now() + WATCH_RETRY);
+                // The same failure again is not said again.
+                let message = sanitize(&e.to_string());
+                if last_error.as_ref() != Some(&message) {
+                    report_watch_error(kb, &message, settings.json)?;
+                    last_error = Some(message);
+                }
+                continue;
+            }
+        };
+        retry_at = None;
+        last_error = None;
         let failing: HashSet<String> = report.skipped.iter().map(|s| s.2.clone()).collect();
         report.skipped.retain(|s| !said.contains(&s.2));
         // A file that failed, then was mended, may fail again later: said again then.
@@ -291,18 +322,16 @@ fn watch_paths(
         if report.added + report.updated + report.removed == 0 && report.skipped.is_empty() {
             continue;
         }
+        let Some(w) = writer.as_ref() else { continue };
         let mut out = std::io::stdout().lock();
         if !settings.json {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            write!(out, "{}  ", &civil_time(now)[11..19])?;
+            write!(out, "{}  ", clock())?;
         }
         print_report(
             &mut out,
             kb,
             &report,
-            writer,
+            w,
             embedder,
             t0,
             settings.json,
@@ -313,6 +342,34 @@ fn watch_paths(
                 writeln!(out, "note: {}", sanitize(n))?;
             }
         }
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// The time of day, `HH:MM:SS` (UTC), that begins a watch's lines.
+fn clock() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    civil_time(now)[11..19].to_owned()
+}
+
+/// Says that a watch's run failed and will be tried again: on stderr, and with `--json` also as
+/// an object `{"kb", "error", "retry_seconds"}` on stdout, in the stream of runs.
+fn report_watch_error(kb: &Path, message: &str, json: bool) -> Result<()> {
+    let retry = WATCH_RETRY.as_secs();
+    eprintln!(
+        "{}  error: {message}\n          (still watching: tried again at the next change or in {retry} s)",
+        clock()
+    );
+    if json {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"kb": kb, "error": message, "retry_seconds": retry})
+        )?;
         out.flush()?;
     }
     Ok(())

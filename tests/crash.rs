@@ -10,6 +10,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 fn cairn(kb: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
         .args(args)
@@ -172,63 +174,10 @@ fn many_kills_across_a_real_ingest_lose_nothing_committed() {
     );
 }
 
-/// A tmpfs of `mib` MiB mounted for the test's life (needs root, as CI has; set
-/// `CAIRN_TEST_NO_MOUNT=1` to skip where mounting is not allowed).
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, mib: u32) -> Option<Self> {
-        if std::env::var_os("CAIRN_TEST_NO_MOUNT").is_some() {
-            eprintln!("skipped: CAIRN_TEST_NO_MOUNT is set");
-            return None;
-        }
-        std::fs::create_dir_all(at).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
-            .arg(at)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mounting a tmpfs failed (the full-disk test needs root; CAIRN_TEST_NO_MOUNT=1 skips it): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Some(Self(at.to_owned()))
-    }
-
-    /// Fills the file system but for `leave` bytes.
-    fn fill(&self, leave: u64) {
-        let free = fs4::available_space(&self.0).unwrap();
-        let f = std::fs::File::create(self.0.join("filler")).unwrap();
-        // tmpfs allocates on write, not on set_len: write it.
-        let mut w = std::io::BufWriter::new(f);
-        let block = vec![0u8; 1 << 16];
-        let mut left = free.saturating_sub(leave);
-        while left > 0 {
-            let n = left.min(block.len() as u64) as usize;
-            if std::io::Write::write_all(&mut w, &block[..n]).is_err() {
-                break;
-            }
-            left -= n as u64;
-        }
-        let _ = std::io::Write::flush(&mut w);
-    }
-
-    fn unfill(&self) {
-        std::fs::remove_file(self.0.join("filler")).unwrap();
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_full_disk_stops_the_writer_with_a_message_and_keeps_the_last_commit() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some(disk) = Tmpfs::mount(&tmp.path().join("disk"), 64) else {
+    let Some(disk) = common::Tmpfs::mount(&tmp.path().join("disk"), 64) else {
         return;
     };
     let kb = disk.0.join("kb");

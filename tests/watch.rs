@@ -137,3 +137,69 @@ fn watching_only_paths_that_do_not_exist_is_a_usage_error() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("nothing to watch"), "{stderr}");
 }
+
+#[test]
+fn a_watch_outlives_a_full_disk_and_catches_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(disk) = common::Tmpfs::mount(&tmp.path().join("disk"), 64) else {
+        return;
+    };
+    let docs = tmp.path().join("notes");
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::write(
+        docs.join("ferry.md"),
+        "# Ferry\n\nThe Vardø ferry leaves at 07:15 on weekdays.\n",
+    )
+    .unwrap();
+    let kb = disk.0.join("kb");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["add", docs.to_str().unwrap(), "--watch", "--json"])
+        .env("CAIRN_KB", &kb)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cairn runs");
+    let out = lines(child.stdout.take().unwrap());
+    let err = lines(child.stderr.take().unwrap());
+    let mut child = Killed(child);
+    assert_eq!(counts(&next_run(&out, "the first run")), (1, 0, 0));
+
+    // The disk fills up: the run that a new file starts fails, says why, and the watch goes on.
+    disk.fill(150_000);
+    std::fs::write(
+        docs.join("bus.md"),
+        "# Bus\n\nThe airport bus leaves every 20 minutes.\n",
+    )
+    .unwrap();
+    let failed = next_run(&out, "a change on a full disk");
+    let message = failed["error"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("not enough space for the knowledge base"),
+        "{failed}"
+    );
+    assert_eq!(failed["retry_seconds"], 30, "{failed}");
+    std::thread::sleep(Duration::from_secs(2));
+    let said: Vec<String> = err.try_iter().collect();
+    let said = said.join("\n");
+    assert!(
+        said.contains("error: not enough space") && said.contains("still watching"),
+        "{said}"
+    );
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "the watch ended with the failed run"
+    );
+    // Space again, and the next change brings both files in.
+    disk.unfill();
+    std::fs::write(
+        docs.join("tram.md"),
+        "# Tram\n\nThe harbour tram runs until midnight.\n",
+    )
+    .unwrap();
+    assert_eq!(
+        counts(&next_run(&out, "a change with space again")),
+        (2, 0, 0)
+    );
+    assert_eq!(top_doc(&kb, "airport bus"), "notes/bus.md");
+    assert_eq!(top_doc(&kb, "harbour tram"), "notes/tram.md");
+}

@@ -81,3 +81,56 @@ pub fn cairn_with_stdin(args: &[&str], stdin: &str) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A tmpfs of `mib` MiB mounted for the test's life (needs root, as CI has; set
+/// `CAIRN_TEST_NO_MOUNT=1` to skip where mounting is not allowed).
+pub struct Tmpfs(pub std::path::PathBuf);
+
+impl Tmpfs {
+    pub fn mount(at: &Path, mib: u32) -> Option<Self> {
+        if std::env::var_os("CAIRN_TEST_NO_MOUNT").is_some() {
+            eprintln!("skipped: CAIRN_TEST_NO_MOUNT is set");
+            return None;
+        }
+        std::fs::create_dir_all(at).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(at)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mounting a tmpfs failed (the full-disk test needs root; CAIRN_TEST_NO_MOUNT=1 skips it): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(Self(at.to_owned()))
+    }
+
+    /// Fills the file system but for `leave` bytes.
+    pub fn fill(&self, leave: u64) {
+        let free = fs4::available_space(&self.0).unwrap();
+        let f = std::fs::File::create(self.0.join("filler")).unwrap();
+        // tmpfs allocates on write, not on set_len: write it.
+        let mut w = std::io::BufWriter::new(f);
+        let block = vec![0u8; 1 << 16];
+        let mut left = free.saturating_sub(leave);
+        while left > 0 {
+            let n = left.min(block.len() as u64) as usize;
+            if std::io::Write::write_all(&mut w, &block[..n]).is_err() {
+                break;
+            }
+            left -= n as u64;
+        }
+        let _ = std::io::Write::flush(&mut w);
+    }
+
+    pub fn unfill(&self) {
+        std::fs::remove_file(self.0.join("filler")).unwrap();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
