@@ -333,7 +333,10 @@ pub enum Abstain {
     /// the model was unsure of from a place that speaks of little of the question, or, asked
     /// what something is, a quote that names it and then goes on to something else
     /// ([`cairn_retriever::terms::Restatement`]), or, asked what something is called, a quote
-    /// of the question's own words ([`cairn_retriever::terms::echoes`]).
+    /// of the question's own words ([`cairn_retriever::terms::echoes`]), or, asked for a
+    /// member of something ([`cairn_retriever::scope`]), a quote that only names it, or one
+    /// from sources not about it that the self-check was not sure enough of
+    /// ([`Gates::off_scope`]).
     Unsupported,
     /// Asked whether the sources state the answer to the question, the model's "Yes" did not
     /// lead its "No" by the margin ([`AskOptions::self_check`]).
@@ -1254,7 +1257,7 @@ pub fn answer(
         && !refused
         && cairn_retriever::terms::asks_for_name(question)
         && cairn_retriever::terms::echoes(question, &answer);
-    let (mut claims, abstained) = if withheld {
+    let (mut claims, mut abstained) = if withheld {
         (Vec::new(), Some(Abstain::SelfCheck))
     } else if refused {
         (Vec::new(), Some(Abstain::Model))
@@ -1275,9 +1278,14 @@ pub fn answer(
     // if the model is as sure of it as of an answer the word gates doubt, and withheld where
     // the model has no such bar.
     if !o.free && !polar && abstained.is_none() {
-        gates.off_scope = cairn_retriever::scope::scope(question)
-            .filter(|scope| !cites_source_about(scope, &claims, &context, &answer))
-            .map(|scope| scope.name);
+        if let Some(scope) = cairn_retriever::scope::scope(question) {
+            if cairn_retriever::scope::names_only(&scope, &answer) {
+                // "Punycode" for "Which punycode method…": the owner, not a member of it.
+                abstained = Some(Abstain::Unsupported);
+            } else if !cites_source_about(&scope, &claims, &context, &answer) {
+                gates.off_scope = Some(scope.name);
+            }
+        }
     }
     let scope_bar = gates.off_scope.as_ref().and(o.self_check.overrule_for(
         generator.name(),

@@ -207,6 +207,18 @@ pub fn is_about<'a>(scope: &Scope, texts: impl IntoIterator<Item = &'a str>) -> 
     })
 }
 
+/// Whether `answer` only names what the question asks a member of — "Punycode" for "Which
+/// punycode method converts…?" — and so names no member.
+#[must_use]
+pub fn names_only(scope: &Scope, answer: &str) -> bool {
+    let words: Vec<String> = answer
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    !words.is_empty() && words.iter().all(|w| scope.words.contains(w))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,6 +342,12 @@ mod tests {
             &map,
             ["rust-book/src/ch08-01-vectors.md", "hash of a map"]
         ));
+        // An answer that is the name alone names no member.
+        let puny = scope("Which punycode method converts a Punycode string?").unwrap();
+        assert!(names_only(&puny, "Punycode"));
+        assert!(names_only(&puny, "`punycode`"));
+        assert!(!names_only(&puny, "punycode.decode"));
+        assert!(!names_only(&puny, ""));
         // The answer itself may carry the name: `git shortlog`.
         let git = scope("Which git command shows who has committed to a directory?").unwrap();
         assert!(is_about(
