@@ -172,33 +172,42 @@ pub fn scope(question: &str) -> Option<Scope> {
         return None;
     }
     let head = written.split('.').find(|p| !p.is_empty())?;
-    let words: Vec<String> = head
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|p| !p.is_empty())
-        .map(str::to_lowercase)
-        .collect();
+    let words: Vec<String> = identifier_words(head).collect();
     (!words.is_empty()).then(|| Scope {
         name: head.to_owned(),
         words,
     })
 }
 
+/// The words of `text`, lowercase, as identifiers are written: `child_process` and
+/// `ERR_CRYPTO_ECDH` are one word each (outer underscores dropped), `tarfile.open` two.
+fn identifier_words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .map(|w| w.trim_matches('_'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+}
+
 /// Whether `texts` — a passage's document path, its headings, the answer quoted from it — are
-/// about `scope` ([`scope`]): each of its words begins a word of theirs, or two of them run
-/// together (`vec` is in "Vectors", `path` in `pathlib`, `hashmap` in `hash-maps`); a name of
-/// one or two letters (`os`, `fs`, `re`) must be a whole word.
+/// about `scope` ([`scope`]): each of its words begins a word of theirs, written with or
+/// without its underscores, or two of them run together (`vec` is in "Vectors", `path` in
+/// `pathlib`, `hashmap` in `hash_map` and in `hash-maps`); a name of one or two letters (`os`,
+/// `fs`, `re`) must be a whole word. A name inside another identifier is not there: `signal`
+/// is not in `Popen.send_signal`, `crypto` not in `ERR_CRYPTO_ECDH`.
 #[must_use]
 pub fn is_about<'a>(scope: &Scope, texts: impl IntoIterator<Item = &'a str>) -> bool {
     let mut words: Vec<String> = Vec::new();
     for text in texts {
-        let these: Vec<String> = text
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .map(str::to_lowercase)
-            .collect();
+        let these: Vec<String> = identifier_words(text).collect();
         let joined: Vec<String> = these.windows(2).map(<[String]>::concat).collect();
+        let unbroken: Vec<String> = these
+            .iter()
+            .filter(|w| w.contains('_'))
+            .map(|w| w.replace('_', ""))
+            .collect();
         words.extend(these);
         words.extend(joined);
+        words.extend(unbroken);
     }
     scope.words.iter().all(|s| {
         words
@@ -211,12 +220,8 @@ pub fn is_about<'a>(scope: &Scope, texts: impl IntoIterator<Item = &'a str>) -> 
 /// punycode method converts…?" — and so names no member.
 #[must_use]
 pub fn names_only(scope: &Scope, answer: &str) -> bool {
-    let words: Vec<String> = answer
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect();
-    !words.is_empty() && words.iter().all(|w| scope.words.contains(w))
+    let mut words = identifier_words(answer).peekable();
+    words.peek().is_some() && words.all(|w| scope.words.contains(&w))
 }
 
 #[cfg(test)]
@@ -259,7 +264,7 @@ mod tests {
             ),
             (
                 "Which `child_process` method spawns a new process?",
-                Some(words(&["child", "process"])),
+                Some(words(&["child_process"])),
             ),
             (
                 "Which Cargo.toml key sets the edition?",
@@ -348,6 +353,19 @@ mod tests {
         assert!(names_only(&puny, "`punycode`"));
         assert!(!names_only(&puny, "punycode.decode"));
         assert!(!names_only(&puny, ""));
+        // A name inside another identifier is not there; one written with underscores is.
+        let signal = scope("Which signal function sets the handler for a signal?").unwrap();
+        assert!(!is_about(
+            &signal,
+            ["library/subprocess.html", "Popen.send_signal"]
+        ));
+        assert!(is_about(&signal, ["library/signal.html", "signal.signal"]));
+        let crypto = scope("Which crypto method creates an ECDH key exchange object?").unwrap();
+        assert!(!is_about(
+            &crypto,
+            ["api/errors.html", "ERR_CRYPTO_ECDH_INVALID_PUBLIC_KEY"]
+        ));
+        assert!(is_about(&map, ["std/collections/hash_map/index.html"]));
         // The answer itself may carry the name: `git shortlog`.
         let git = scope("Which git command shows who has committed to a directory?").unwrap();
         assert!(is_about(
