@@ -1292,7 +1292,7 @@ pub fn answer(
         o.free,
         question,
     ));
-    let (mut abstained, mut self_check) = (abstained, None);
+    let mut self_check = None;
     if gates.off_scope.is_some() && scope_bar.is_none() {
         abstained = Some(Abstain::Unsupported);
     }
