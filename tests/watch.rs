@@ -57,27 +57,36 @@ fn top_doc(kb: &Path, query: &str) -> String {
     v["hits"][0]["doc"].as_str().unwrap_or("").to_owned()
 }
 
-#[test]
-fn add_watch_indexes_what_changes_and_says_so() {
-    let tmp = tempfile::tempdir().unwrap();
-    let docs = tmp.path().join("notes");
-    std::fs::create_dir(&docs).unwrap();
-    std::fs::write(
-        docs.join("ferry.md"),
-        "# Ferry\n\nThe Vardø ferry leaves at 07:15 on weekdays.\n",
-    )
-    .unwrap();
-    let kb = docs.join("kb");
+/// Starts `cairn add DOCS --watch --json` on `kb`: its stdout and stderr lines, and the child.
+fn watch_json(docs: &Path, kb: &Path) -> (Receiver<String>, Receiver<String>, Killed) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
         .args(["add", docs.to_str().unwrap(), "--watch", "--json"])
-        .env("CAIRN_KB", &kb)
+        .env("CAIRN_KB", kb)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("cairn runs");
     let out = lines(child.stdout.take().unwrap());
     let err = lines(child.stderr.take().unwrap());
-    let _child = Killed(child);
+    (out, err, Killed(child))
+}
+
+fn write_ferry(docs: &Path) {
+    std::fs::write(
+        docs.join("ferry.md"),
+        "# Ferry\n\nThe Vardø ferry leaves at 07:15 on weekdays.\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn add_watch_indexes_what_changes_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("notes");
+    std::fs::create_dir(&docs).unwrap();
+    write_ferry(&docs);
+    let kb = docs.join("kb");
+    let (out, err, _child) = watch_json(&docs, &kb);
 
     let first = next_run(&out, "the first add");
     assert_eq!(counts(&first), (1, 0, 0), "{first}");
@@ -146,22 +155,9 @@ fn a_watch_outlives_a_full_disk_and_catches_up() {
     };
     let docs = tmp.path().join("notes");
     std::fs::create_dir(&docs).unwrap();
-    std::fs::write(
-        docs.join("ferry.md"),
-        "# Ferry\n\nThe Vardø ferry leaves at 07:15 on weekdays.\n",
-    )
-    .unwrap();
+    write_ferry(&docs);
     let kb = disk.0.join("kb");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["add", docs.to_str().unwrap(), "--watch", "--json"])
-        .env("CAIRN_KB", &kb)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cairn runs");
-    let out = lines(child.stdout.take().unwrap());
-    let err = lines(child.stderr.take().unwrap());
-    let mut child = Killed(child);
+    let (out, err, mut child) = watch_json(&docs, &kb);
     assert_eq!(counts(&next_run(&out, "the first run")), (1, 0, 0));
 
     // The disk fills up: the run that a new file starts fails, says why, and the watch goes on.
