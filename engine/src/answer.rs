@@ -646,11 +646,20 @@ impl Answer {
     #[must_use]
     pub fn why_withheld(&self) -> Option<String> {
         let reason = self.abstained?;
-        Some(match (&self.gates.off_scope, reason) {
-            (Some(name), Abstain::Unsupported) => format!(
+        let scope = cairn_retriever::scope::scope(&self.question);
+        Some(match (&self.gates.off_scope, reason, scope) {
+            (Some(name), Abstain::Unsupported, _) => format!(
                 "the model's answer comes from a passage that is not about {}",
                 sanitize(name)
             ),
+            (None, Abstain::Unsupported, Some(scope))
+                if cairn_retriever::scope::names_only(&scope, &self.answer) =>
+            {
+                format!(
+                    "the model's answer names {} itself, not what the question asks of it",
+                    sanitize(&scope.name)
+                )
+            }
             _ => reason.describe().to_owned(),
         })
     }
@@ -1812,6 +1821,27 @@ mod tests {
         };
         assert!(unshown.cited_sources().is_empty());
         assert_eq!(unshown.shown(), ("", &[][..]));
+        assert_eq!(
+            unshown.why_withheld().as_deref(),
+            Some(Abstain::Unsupported.describe())
+        );
+        assert_eq!(answer.why_withheld(), None);
+        let owner = Answer {
+            question: "Which cargo command builds the documentation?".into(),
+            answer: "Cargo".into(),
+            ..unshown.clone()
+        };
+        assert_eq!(
+            owner.why_withheld().as_deref(),
+            Some("the model's answer names cargo itself, not what the question asks of it")
+        );
+        let mut off = owner.clone();
+        off.answer = "rb".into();
+        off.gates.off_scope = Some("cargo".into());
+        assert_eq!(
+            off.why_withheld().as_deref(),
+            Some("the model's answer comes from a passage that is not about cargo")
+        );
         assert_eq!(answer.shown(), ("?", &answer.claims[..]));
         assert!(unshown.cited_lines(2).is_empty());
         let mut withheld = AnswerStream::quoted();
