@@ -5,6 +5,8 @@
 //!
 //! The facts are invented, so the model can only know them from the documents.
 
+use std::path::{Path, PathBuf};
+
 mod common;
 
 use common::{cairn, kb};
@@ -14,12 +16,28 @@ fn ask_json(question: &str) -> (i32, serde_json::Value) {
 }
 
 fn ask_json_with(question: &str, options: &[&str]) -> (i32, serde_json::Value) {
+    ask_on(kb(), question, options)
+}
+
+/// `cairn ask QUESTION --json OPTIONS` on `kb`: the exit code and the answer.
+fn ask_on(kb: &Path, question: &str, options: &[&str]) -> (i32, serde_json::Value) {
     let mut args = vec!["ask", question, "--json"];
     args.extend_from_slice(options);
-    let (code, out, err) = cairn(kb(), &args);
+    let (code, out, err) = cairn(kb, &args);
     let v: serde_json::Value = serde_json::from_str(out.trim())
         .unwrap_or_else(|e| panic!("not JSON ({e}): {out}\nstderr: {err}"));
     (code, v)
+}
+
+/// A knowledge base in `dir` of one page, `docs/NAME`, added with the real binary.
+fn one_page_kb(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let docs = dir.join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(docs.join(name), text).unwrap();
+    let kb = dir.join("kb");
+    let (code, out, err) = cairn(&kb, &["add", docs.to_str().unwrap(), "-q"]);
+    assert_eq!(code, 0, "{out}{err}");
+    kb
 }
 
 #[test]
@@ -190,23 +208,13 @@ fn the_self_check_scores_the_answer_and_can_withhold_it() {
 #[test]
 fn a_yes_or_no_question_is_answered_yes_or_no_with_the_sentence_that_settles_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let docs = tmp.path().join("docs");
-    std::fs::create_dir_all(&docs).unwrap();
-    std::fs::write(
-        docs.join("ferry.md"),
+    let kb = one_page_kb(
+        tmp.path(),
+        "ferry.md",
         "# Vardø ferry\n\nThe Vardø ferry does not run on Sundays. Bicycles are carried free of \
          charge, but dogs are not allowed on board.\n",
-    )
-    .unwrap();
-    let kb = tmp.path().join("kb");
-    let (code, out, err) = cairn(&kb, &["add", docs.to_str().unwrap(), "-q"]);
-    assert_eq!(code, 0, "{out}{err}");
-    let ask = |q: &str| {
-        let (code, out, err) = cairn(&kb, &["ask", q, "--json"]);
-        let v: serde_json::Value =
-            serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
-        (code, v)
-    };
+    );
+    let ask = |q: &str| ask_on(&kb, q, &[]);
     for (question, reply, evidence) in [
         (
             "Does the Vardø ferry run on Sundays?",
@@ -249,26 +257,14 @@ fn an_answer_about_a_neighbour_of_what_was_asked_needs_a_sure_model() {
     // "Which bundle mode…" asks for a mode of `bundle`; the knowledge base has only `squash`'s
     // page, whose mode is the answer to a neighbouring question.
     let tmp = tempfile::tempdir().unwrap();
-    let docs = tmp.path().join("docs");
-    std::fs::create_dir_all(&docs).unwrap();
-    std::fs::write(
-        docs.join("squash.md"),
+    let kb = one_page_kb(
+        tmp.path(),
+        "squash.md",
         "# squash — Support for squash files\n\n## squash.open\n\n`squash.open(filename, \
          mode='rq')` opens a squash-compressed file. The mode 'rq' opens an archive for reading \
          with squash compression; the mode 'wq' opens it for writing.\n",
-    )
-    .unwrap();
-    let kb = tmp.path().join("kb");
-    let (code, out, err) = cairn(&kb, &["add", docs.to_str().unwrap(), "-q"]);
-    assert_eq!(code, 0, "{out}{err}");
-    let ask = |q: &str, options: &[&str]| {
-        let mut args = vec!["ask", q, "--json"];
-        args.extend_from_slice(options);
-        let (code, out, err) = cairn(&kb, &args);
-        let v: serde_json::Value =
-            serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
-        (code, v)
-    };
+    );
+    let ask = |q: &str, options: &[&str]| ask_on(&kb, q, options);
     let neighbour = "Which bundle mode opens an archive for reading with squash compression?";
     // By default the answer is shown only when the self-check clears the raised bar.
     let (code, v) = ask(neighbour, &[]);
