@@ -253,6 +253,26 @@ fn a_yes_or_no_question_is_answered_yes_or_no_with_the_sentence_that_settles_it(
 }
 
 #[test]
+fn asked_how_to_do_something_the_answer_carries_the_command() {
+    // The page says what to do in a sentence that announces a code block: a quote that stops
+    // at "run the following:" tells the reader nothing they can do.
+    let tmp = tempfile::tempdir().unwrap();
+    let kb = one_page_kb(
+        tmp.path(),
+        "tally.md",
+        "# tally\n\n## Resetting the counter\n\nThe counter keeps its value between runs, so a \
+         new season starts where the last one ended. Stop the service first. Then, to reset the \
+         counter, run the following:\n\n```console\n$ tallyctl reset --hard\n```\n\nThe next \
+         run starts at zero.\n",
+    );
+    let (code, v) = ask_on(&kb, "How do I reset the counter?", &[]);
+    assert_eq!(code, 0, "{v:#}");
+    let answer = v["answer"].as_str().unwrap();
+    assert!(answer.contains("tallyctl reset --hard"), "{v:#}");
+    assert_eq!(v["sentences"][0]["supported"], true, "{v:#}");
+}
+
+#[test]
 fn an_answer_about_a_neighbour_of_what_was_asked_needs_a_sure_model() {
     // "Which bundle mode…" asks for a mode of `bundle`; the knowledge base has only `squash`'s
     // page, whose mode is the answer to a neighbouring question.

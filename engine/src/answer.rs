@@ -13,9 +13,9 @@ use cairn_generator::{
 };
 use cairn_index::Reader;
 use cairn_retriever::context::{
-    assemble_following, user_prompt, DEFINITION_EXAMPLE, DIFFERENCE_EXAMPLE, EXAMPLES,
+    assemble_following, stops_short, user_prompt, DEFINITION_EXAMPLE, DIFFERENCE_EXAMPLE, EXAMPLES,
     FOLLOWING_CHUNKS, POLAR_ASK, POLAR_EXAMPLE, PURPOSE_EXAMPLE, REASON_EXAMPLE, REFUSAL,
-    SYSTEM_PROMPT, WAY_EXAMPLE,
+    SYSTEM_PROMPT, TASK_EXAMPLE, WAY_EXAMPLE,
 };
 use cairn_retriever::ground::{is_refusal, strip_markers};
 use cairn_retriever::terms::{restatement, Restatement};
@@ -152,7 +152,8 @@ pub enum SelfCheck {
 
 impl SelfCheck {
     /// The margin that applies to an answer of `model` (its GGUF name), quoted or `free`, to
-    /// a question that asks for a fact (for one that asks why or how: [`Self::margin_for`]).
+    /// a question that asks for a fact (for one that asks why or how something works:
+    /// [`Self::margin_for`]).
     #[must_use]
     pub fn margin(self, model: &str, free: bool) -> Option<f32> {
         match self {
@@ -168,9 +169,7 @@ impl SelfCheck {
     #[must_use]
     pub fn margin_for(self, model: &str, free: bool, question: &str) -> Option<f32> {
         match self {
-            SelfCheck::Calibrated
-                if !free && matches!(Kind::of(question), Some(Kind::Explains(_))) =>
-            {
+            SelfCheck::Calibrated if !free && Kind::explains(question) => {
                 calibrated_explanation_check(model)
             }
             SelfCheck::Calibrated if !free && Kind::yes_or_no(question) => {
@@ -181,15 +180,14 @@ impl SelfCheck {
     }
 
     /// The self-check margin that lets a quote of `model` through failing word-coverage gates
-    /// ([`calibrated_overrule`]): calibrated, for a question asking for a fact (not why or how,
-    /// nor yes or no, whose margins run otherwise); never with a margin given or no check.
+    /// ([`calibrated_overrule`]): calibrated, for a question asking for a fact or how to do
+    /// something (not why or how something works, nor yes or no, whose margins run
+    /// otherwise); never with a margin given or no check.
     #[must_use]
     pub fn overrule_for(self, model: &str, free: bool, question: &str) -> Option<f32> {
         match self {
             SelfCheck::Calibrated
-                if !free
-                    && !Kind::yes_or_no(question)
-                    && !matches!(Kind::of(question), Some(Kind::Explains(_))) =>
+                if !free && !Kind::yes_or_no(question) && !Kind::explains(question) =>
             {
                 calibrated_overrule(model)
             }
@@ -1165,20 +1163,7 @@ pub fn answer(
     let polar = Kind::yes_or_no(question);
     let mut quote = (!o.free).then(|| {
         let excerpts = context.sources.iter().flat_map(|s| &s.excerpts);
-        // "What is a closure?" is not answered by "a closure", nor "What is a policy
-        // enforcement point?" by "PEP": such a quote must go on to say what the thing is.
-        let asked = question.to_owned();
-        // Asked yes or no, the quote is the evidence: a sentence, or a clause of one, not a
-        // word or two.
-        let least_words = if polar { POLAR_QUOTE_WORDS } else { 0 };
-        Quote::new(excerpts.map(|e| e.text.as_str()), [REFUSAL])
-            .with_unfinished(move |out| {
-                restatement(&asked, out) == Restatement::Whole
-                    || (out.trim() != REFUSAL && out.split_whitespace().count() < least_words)
-            })
-            .with_stop_bias(o.stop_bias)
-            .with_start_floor(o.min_start_logprob)
-            .with_reply_bias(o.refusal_bias)
+        quote_constraint(question, excerpts.map(|e| e.text.as_str()), o)
     });
     // The self-check's question rides along in the prompt's own pass (a branch after the
     // question), so it costs its rows' share of the prompt's products, not a pass of its own.
@@ -1598,7 +1583,7 @@ fn messages_for(question: &str, context: &Context, free: bool) -> Vec<Message> {
 }
 
 /// A kind of question that gets a worked example of its own after [`EXAMPLES`] (and, asked
-/// why or how, its own self-check margin).
+/// why or how something works, its own self-check margin).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     /// What something is ([`cairn_retriever::terms::Asks::Is`]).
@@ -1629,6 +1614,19 @@ impl Kind {
         Kind::of(question) == Some(Kind::Polar)
     }
 
+    /// Whether `question` asks why, how something works, or how two things differ: answered
+    /// by a sentence, whose self-check runs otherwise ([`calibrated_explanation_check`]). Not
+    /// a task ("How do I…?"): that is answered by a command or a setting, checked as a fact.
+    fn explains(question: &str) -> bool {
+        use cairn_retriever::terms::Explains;
+        matches!(
+            Kind::of(question),
+            Some(Kind::Explains(
+                Explains::Why | Explains::How | Explains::Difference
+            ))
+        )
+    }
+
     /// Its worked example: [`DEFINITION_EXAMPLE`] asked what something is,
     /// [`PURPOSE_EXAMPLE`] what it does, [`REASON_EXAMPLE`] why, [`WAY_EXAMPLE`] how and
     /// [`DIFFERENCE_EXAMPLE`] how two things differ.
@@ -1639,6 +1637,7 @@ impl Kind {
             Kind::Does => PURPOSE_EXAMPLE,
             Kind::Explains(Explains::Why) => REASON_EXAMPLE,
             Kind::Explains(Explains::How) => WAY_EXAMPLE,
+            Kind::Explains(Explains::Task) => TASK_EXAMPLE,
             Kind::Explains(Explains::Difference) => DIFFERENCE_EXAMPLE,
             Kind::Polar => POLAR_EXAMPLE,
         }
@@ -1653,6 +1652,7 @@ impl Kind {
             Kind::Does => ("What does x do?", "What does y do?"),
             Kind::Explains(Explains::Why) => ("Why x?", "Why y?"),
             Kind::Explains(Explains::How) => ("How x?", "How y?"),
+            Kind::Explains(Explains::Task) => ("How do I x?", "How do I y?"),
             Kind::Explains(Explains::Difference) => (
                 "What is the difference between x and z?",
                 "What is the difference between y and z?",
@@ -1671,6 +1671,35 @@ fn kind_example(question: &str) -> Option<(&'static str, &'static str)> {
 /// Two questions of `draft`'s kind ([`kind_example`]) that differ only in their last words.
 fn kind_pair(draft: &str) -> (&'static str, &'static str) {
     Kind::of(draft).map_or(("x", "y"), Kind::pair)
+}
+
+/// What a quoted answer to `question` may be: a span of `texts` or the refusal, which does not
+/// stop where it says nothing yet.
+fn quote_constraint<'a>(
+    question: &str,
+    texts: impl IntoIterator<Item = &'a str>,
+    o: &AskOptions,
+) -> Quote {
+    // "What is a closure?" is not answered by "a closure", nor "What is a policy enforcement
+    // point?" by "PEP": such a quote must go on to say what the thing is.
+    let asked = question.to_owned();
+    // Asked yes or no, the quote is the evidence: a sentence, or a clause of one, not a word
+    // or two.
+    let least_words = if Kind::yes_or_no(question) {
+        POLAR_QUOTE_WORDS
+    } else {
+        0
+    };
+    Quote::new(texts, [REFUSAL])
+        .with_unfinished(move |out| {
+            restatement(&asked, out) == Restatement::Whole
+                || (out.trim() != REFUSAL && out.split_whitespace().count() < least_words)
+                // "…run the following:" goes on into the command it announces.
+                || stops_short(out)
+        })
+        .with_stop_bias(o.stop_bias)
+        .with_start_floor(o.min_start_logprob)
+        .with_reply_bias(o.refusal_bias)
 }
 
 /// ` [1]`, ` [1,2]` or ` [?]` for a claim.
@@ -1880,6 +1909,7 @@ mod tests {
         for (question, example) in [
             ("Why are iterator adapters lazy?", REASON_EXAMPLE),
             ("How does deref coercion work?", WAY_EXAMPLE),
+            ("How do I run only the ignored tests?", TASK_EXAMPLE),
             (
                 "What is the difference between iter and into_iter?",
                 DIFFERENCE_EXAMPLE,
@@ -1941,6 +1971,33 @@ mod tests {
     }
 
     #[test]
+    fn a_quote_does_not_stop_before_the_command_it_announces() {
+        let page = "Go back to your seasons directory. Then, on any operating system, run the \
+                    following:\n\n```console\n$ tally new spring\n$ cd spring\n```\n\nThe first \
+                    command creates a directory.";
+        let mut q = quote_constraint("How do I start a season?", [page], &AskOptions::default());
+        let write = |q: &mut Quote, piece: &str| {
+            assert!(q.allows(piece.as_bytes()), "{piece:?}");
+            q.advance(piece.as_bytes());
+        };
+        write(&mut q, "Then, on any operating system, run the following:");
+        assert!(
+            !q.may_stop(),
+            "the words before the command are not the answer"
+        );
+        write(&mut q, " ``");
+        assert!(!q.may_stop(), "nor the first backticks of its block");
+        write(&mut q, "`console $ tally new spring");
+        assert!(!q.may_stop(), "nor half of its block");
+        write(&mut q, " $ cd spring ```");
+        assert!(q.may_stop());
+        // Elsewhere a quote stops where it likes.
+        let mut q = quote_constraint("How do I start a season?", [page], &AskOptions::default());
+        write(&mut q, "Go back to your seasons directory.");
+        assert!(q.may_stop());
+    }
+
+    #[test]
     fn the_self_check_runs_where_a_margin_was_calibrated_or_given() {
         let calibrated = "Qwen2.5 Coder 1.5B Instruct GGUF";
         let check = SelfCheck::default();
@@ -1959,6 +2016,12 @@ mod tests {
             Some(1.15)
         );
         assert_eq!(check.margin_for("SmolLM2 135M Instruct", false, why), None);
+        // Asked how to do something, the answer is a command or a setting: checked as a fact,
+        // and a sure check lets it through failing word gates as it does a fact.
+        let task = "How do I run only the ignored tests?";
+        assert_eq!(check.margin_for(calibrated, false, task), Some(1.15));
+        assert_eq!(check.overrule_for(calibrated, false, task), Some(1.7));
+        assert_eq!(check.overrule_for(calibrated, false, why), None);
         // Asked yes or no, the check is another question with a margin of its own.
         let polar = "Is a data race undefined behavior?";
         assert_eq!(check.margin_for(calibrated, false, polar), Some(0.5));

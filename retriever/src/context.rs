@@ -273,6 +273,16 @@ pub fn ends_with_lead_in(text: &str) -> bool {
             .is_some_and(|l| is_list_marker(l.trim()))
 }
 
+/// Whether a quote stops short of what it announces: it ends with a lead-in
+/// ([`ends_with_lead_in`]), perhaps followed by the first backticks of the code block it
+/// introduces ("…run the following: ```"), or it ends inside a code block it opened. The
+/// command after "run the following:" is the answer; the words before it are not.
+#[must_use]
+pub fn stops_short(quote: &str) -> bool {
+    quote.matches("```").count() % 2 == 1
+        || ends_with_lead_in(quote.trim_end().trim_end_matches('`'))
+}
+
 /// A list item's marker alone: a bullet, or up to three digits or one letter, closed by `.`
 /// or `)` (optionally opened by `(`).
 fn is_list_marker(s: &str) -> bool {
@@ -714,6 +724,17 @@ pub const WAY_EXAMPLE: (&str, &str) = (
      up to 100 km/h.",
 );
 
+/// The worked example given only with a question asking how to carry out a task
+/// ([`crate::terms::Explains::Task`]): its answer is the instruction with the command it
+/// introduces, not the sentence that sets the scene nor the words before the command alone.
+pub const TASK_EXAMPLE: (&str, &str) = (
+    "<source id=\"1\" title=\"Velmora Bridge > Lane closures\">\nCrews close a lane before any \
+     work on the deck. Sign in to the control desk first. Then, to close a lane, run the \
+     following:\n\n```console\n$ bridgectl close --lane 2\n```\n\nThe lane reopens when the crew \
+     signs off.\n</source>\n\nQuestion: How do I close a lane on the bridge?",
+    "to close a lane, run the following:\n\n```console\n$ bridgectl close --lane 2\n```",
+);
+
 /// The worked example given only with a question asking how two things differ
 /// ([`crate::terms::explains`]): its answer says something of both, not their names again.
 pub const DIFFERENCE_EXAMPLE: (&str, &str) = (
@@ -900,6 +921,19 @@ mod tests {
         assert!(!ends_with_lead_in("It opened in 1932."));
         assert!(!ends_with_lead_in("See page\n4"));
         assert!(!ends_with_lead_in("Version 10.1."));
+        // A quote that stops at a lead-in, or inside the code block after it.
+        assert!(stops_short(
+            "Then, on any operating system, run the following:"
+        ));
+        assert!(stops_short("run the following: ``"));
+        assert!(stops_short(
+            "run the following: ```console $ cargo new hello_cargo"
+        ));
+        assert!(!stops_short(
+            "run the following: ```console $ cargo new hello_cargo $ cd hello_cargo ```"
+        ));
+        assert!(!stops_short("`cargo add --path {{path}}`"));
+        assert!(!stops_short("use std::collections::*"));
         assert!(is_contents(
             "4\n\n2.1  Tenets of Zero Trust ........ 6\n\n2.2  A View . . . . . . 8"
         ));

@@ -368,9 +368,13 @@ pub fn defined_subject(question: &str) -> Option<String> {
 pub enum Explains {
     /// A reason: "Why are variables immutable by default?", "What is the reason for X?".
     Why,
-    /// A way or a mechanism: "How does deref coercion work?", "How do you run one test?";
-    /// not an amount ("How many…", "How long…").
+    /// A way or a mechanism: "How does deref coercion work?", "How is a trait object laid
+    /// out?"; not an amount ("How many…", "How long…").
     How,
+    /// A task the asker wants to carry out: "How do I run one test?", "How can we see the
+    /// output?", "How to vendor dependencies?". Answered by what to do: a command, a setting,
+    /// the code to write.
+    Task,
     /// How two things differ: "What is the difference between iter and into_iter?", "How is
     /// shadowing different from mut?", "How do inner and outer attributes differ?".
     Difference,
@@ -440,6 +444,10 @@ pub fn explains(question: &str) -> Option<Explains> {
         _ if differs => Some(Explains::Difference),
         _ if reason => Some(Explains::Why),
         ["why" | "why's", ..] | ["how", "come", ..] => Some(Explains::Why),
+        ["how", "to", ..]
+        | ["how", "do" | "can" | "could" | "should" | "would" | "may" | "might" | "shall", "i" | "you" | "we" | "one", ..] => {
+            Some(Explains::Task)
+        }
         ["how", next, ..] if !HOW_AMOUNT.contains(next) => Some(Explains::How),
         _ => None,
     }
@@ -1475,6 +1483,16 @@ mod tests {
             ("How does deref coercion work?", Some(Explains::How)),
             (
                 "How do you run the tests one at a time?",
+                Some(Explains::Task),
+            ),
+            (
+                "How can I see what passing tests printed?",
+                Some(Explains::Task),
+            ),
+            ("how to vendor dependencies", Some(Explains::Task)),
+            ("How should we name constants?", Some(Explains::Task)),
+            (
+                "How does a closure capture its environment?",
                 Some(Explains::How),
             ),
             (
