@@ -469,25 +469,9 @@ pub fn assemble_following(
             list.push(si);
             left -= cost;
             // A sentence that announces what follows ("…the following steps:") brings the
-            // sentences after it: the paragraph or block right after it (the command after
-            // "run the following:") while the budget holds it, more while three quarters of
-            // it do.
-            let text = &passages[pi].text;
-            if ends_with_lead_in(&text[sentences[pi][si].clone()]) {
-                let mut n = si + 1;
-                while let Some(r) = sentences[pi].get(n) {
-                    let gap = &text[sentences[pi][n - 1].end..r.start];
-                    let more = count(&text[r.clone()]) + 1;
-                    if (n > si + 1 && gap.contains("\n\n")) || more > left {
-                        break;
-                    }
-                    if !list.contains(&n) {
-                        list.push(n);
-                        left -= more;
-                    }
-                    n += 1;
-                }
-                read_on(pi, n, list, &mut left);
+            // sentences after it.
+            if ends_with_lead_in(&passages[pi].text[sentences[pi][si].clone()]) {
+                read_on(pi, si + 1, list, &mut left);
             }
         }
     }
