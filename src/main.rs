@@ -543,8 +543,8 @@ struct AskArgs {
     /// Ask the model whether the sources state the answer to the question, and withhold its
     /// answer when "Yes" leads "No" by less than MARGIN logits: `auto` (the default) uses the
     /// margin calibrated for the model (the 1.5B's, higher for questions asking why or how
-    /// something works, not how to do something; none for the others) on quoted answers, `off` skips it. A few dozen tokens on the
-    /// context already in the model's cache.
+    /// something works, not how to do something; none for the others) on quoted answers,
+    /// `off` skips it. A few dozen tokens on the context already in the model's cache.
     #[arg(long, value_name = "MARGIN|auto|off", allow_hyphen_values = true, value_parser = parse_self_check)]
     self_check: Option<engine::SelfCheck>,
     /// Print the sources given to the model before the answer.

@@ -1628,8 +1628,8 @@ impl Kind {
     }
 
     /// Its worked example: [`DEFINITION_EXAMPLE`] asked what something is,
-    /// [`PURPOSE_EXAMPLE`] what it does, [`REASON_EXAMPLE`] why, [`WAY_EXAMPLE`] how and
-    /// [`DIFFERENCE_EXAMPLE`] how two things differ.
+    /// [`PURPOSE_EXAMPLE`] what it does, [`REASON_EXAMPLE`] why, [`WAY_EXAMPLE`] how,
+    /// [`TASK_EXAMPLE`] how to do something and [`DIFFERENCE_EXAMPLE`] how two things differ.
     fn example(self) -> (&'static str, &'static str) {
         use cairn_retriever::terms::Explains;
         match self {

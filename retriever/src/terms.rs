@@ -380,6 +380,14 @@ pub enum Explains {
     Difference,
 }
 
+/// The verb after "how" in a question asking how to do something ("How can I…").
+const TASK_VERBS: &[&str] = &[
+    "do", "can", "could", "should", "would", "may", "might", "shall",
+];
+
+/// Who asks how to do something: "How do *I*…", "How can *we*…".
+const TASK_ASKERS: &[&str] = &["i", "you", "we", "one"];
+
 /// Words after "how" that ask for an amount, not a way.
 const HOW_AMOUNT: &[&str] = &[
     "big",
@@ -418,8 +426,8 @@ fn question_words_of(q: &str) -> Vec<&str> {
         .collect()
 }
 
-/// What a question asks to have explained — a reason, a way or a difference — or `None` for a
-/// question that asks for a fact, a name or an amount. Such questions are answered by a
+/// What a question asks to have explained — a reason, a way, a task or a difference — or
+/// `None` for a question that asks for a fact, a name or an amount. Such questions are answered by a
 /// sentence, not a name, and a quote of the question's own words ("lazy" for "Why are
 /// iterator adapters lazy?") answers none of them ([`restatement`]).
 #[must_use]
@@ -444,8 +452,8 @@ pub fn explains(question: &str) -> Option<Explains> {
         _ if differs => Some(Explains::Difference),
         _ if reason => Some(Explains::Why),
         ["why" | "why's", ..] | ["how", "come", ..] => Some(Explains::Why),
-        ["how", "to", ..]
-        | ["how", "do" | "can" | "could" | "should" | "would" | "may" | "might" | "shall", "i" | "you" | "we" | "one", ..] => {
+        ["how", "to", ..] => Some(Explains::Task),
+        ["how", verb, asker, ..] if TASK_VERBS.contains(verb) && TASK_ASKERS.contains(asker) => {
             Some(Explains::Task)
         }
         ["how", next, ..] if !HOW_AMOUNT.contains(next) => Some(Explains::How),
