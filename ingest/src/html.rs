@@ -262,6 +262,11 @@ impl Builder {
                 Step::Leave(leave) => {
                     if leave.kind == Kind::Pre {
                         self.pre -= 1;
+                        // The block's closing fence, on a line of its own.
+                        if !self.text.ends_with('\n') {
+                            self.text.push('\n');
+                        }
+                        self.text.push_str("```");
                     }
                     if leave.level > 0 {
                         self.in_heading -= 1;
@@ -354,6 +359,9 @@ impl Builder {
                     }
                     let start = self.text.len();
                     if name == "pre" {
+                        // Preformatted text is a code block, fenced as Markdown fences it: the
+                        // model reads it as code, and a quote that announces it goes on into it.
+                        self.text.push_str("```\n");
                         self.pre += 1;
                     }
                     if matches!(name, "td" | "th") && !self.text.ends_with(['\n', ' ']) {
@@ -542,7 +550,11 @@ c</pre></main><footer>(c) 2024</footer></body></html>"#;
             "NFKC: {:?}",
             doc.text
         );
-        assert!(doc.text.contains("a  b\nc"), "pre kept: {:?}", doc.text);
+        assert!(
+            doc.text.contains("```\na  b\nc\n```"),
+            "pre kept, fenced: {:?}",
+            doc.text
+        );
         let paths: Vec<_> = doc.sections.iter().map(|s| s.heading.join(" > ")).collect();
         assert_eq!(paths, ["Big Title", "Big Title > Sub"]);
         assert!(doc.text[doc.sections[1].range.clone()].starts_with("Sub\n"));
