@@ -170,7 +170,9 @@ pub fn print_sources(
             }
             if quote {
                 for text in cairn_engine::answer::cited_sentences(s, &lines) {
-                    writeln!(out, "      > {}", sanitize(&text))?;
+                    for line in sanitize(&text).lines() {
+                        writeln!(out, "      > {line}")?;
+                    }
                 }
             }
         }

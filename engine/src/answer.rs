@@ -1740,7 +1740,8 @@ fn literal_quote(free: bool, question: &str, answer: &str, context: &Context) ->
     })
 }
 
-/// The sentences of a source's excerpts that touch the given lines, whitespace collapsed.
+/// The sentences of a source's excerpts that touch the given lines, whitespace collapsed but
+/// for the lines of fenced code ([`cairn_generator::constrain::collapse_whitespace`]).
 #[must_use]
 pub fn cited_sentences(s: &cairn_retriever::Source, lines: &[(u32, u32)]) -> Vec<String> {
     let mut out = Vec::new();
@@ -1749,7 +1750,7 @@ pub fn cited_sentences(s: &cairn_retriever::Source, lines: &[(u32, u32)]) -> Vec
             let first = e.lines.0 + e.text[..r.start].matches('\n').count() as u32;
             let last = e.lines.0 + e.text[..r.end].matches('\n').count() as u32;
             if lines.iter().any(|&(a, b)| first <= b && a <= last) {
-                out.push(e.text[r].split_whitespace().collect::<Vec<_>>().join(" "));
+                out.push(cairn_generator::constrain::collapse_whitespace(&e.text[r]));
             }
         }
     }
@@ -1793,6 +1794,24 @@ mod tests {
             ],
             tokens: 0,
         }
+    }
+
+    #[test]
+    fn cited_sentences_keep_the_lines_of_code_and_join_those_of_prose() {
+        let mut ctx = context();
+        let s = &mut ctx.sources[0];
+        s.excerpts[0].text = "To build it,\nrun the following:\n\n```sh\n$ make\n$ make   \
+                              install\n```\n\nIt takes a minute."
+            .into();
+        s.excerpts[0].lines = (1, 10);
+        assert_eq!(
+            cited_sentences(s, &[(2, 7)]),
+            [
+                "To build it, run the following:",
+                "```sh\n$ make\n$ make install\n```"
+            ]
+        );
+        assert_eq!(cited_sentences(s, &[(9, 9)]), ["It takes a minute."]);
     }
 
     #[test]

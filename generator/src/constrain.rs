@@ -61,6 +61,8 @@ pub struct Quote {
     unfinished: Option<Unfinished>,
     /// Normalized texts; the fixed replies come after the first `spans` of them.
     texts: Vec<Vec<u8>>,
+    /// Where each span text's lines of fenced code are.
+    code: Vec<CodeLines>,
     spans: usize,
     /// The output so far, normalized.
     out: Vec<u8>,
@@ -88,27 +90,112 @@ fn is_word(b: u8) -> bool {
 
 /// Collapses whitespace runs to one space and trims the ends.
 fn normalize(text: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
-    for b in text.trim().bytes() {
-        if b.is_ascii_whitespace() {
-            if out.last() != Some(&b' ') {
-                out.push(b' ');
-            }
-        } else {
-            out.push(b);
+    normalize_keeping_code_lines(text).0
+}
+
+/// Text as a quote of it reads ([`Quote::text`]): whitespace runs collapsed to one space, but
+/// the line breaks before, within and after a fenced code block kept.
+#[must_use]
+pub fn collapse_whitespace(text: &str) -> String {
+    let (mut out, lines) = normalize_keeping_code_lines(text);
+    for b in lines.breaks {
+        out[b] = b'\n';
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether a line opens or closes a fenced code block (```` ``` ```` or `~~~`).
+fn is_fence(line: &str) -> bool {
+    let t = line.trim_start();
+    t.starts_with("```") || t.starts_with("~~~")
+}
+
+/// Where the lines of fenced code are in a normalized text ([`normalize`]).
+#[derive(Clone, Debug, Default)]
+struct CodeLines {
+    /// The spaces that stand for a line break next to a line of a fenced code block (the
+    /// fence lines included), ascending.
+    breaks: Vec<usize>,
+    /// The blocks' insides (their lines between the fences), ascending.
+    blocks: Vec<std::ops::Range<usize>>,
+}
+
+impl CodeLines {
+    /// The block whose inside holds `at`, counting its end (a span may end there).
+    fn block_at(&self, at: usize) -> Option<usize> {
+        self.blocks
+            .iter()
+            .position(|b| (b.start < at && at <= b.end) || (b.start == at && at < b.end))
+    }
+}
+
+/// [`normalize`], and where its lines of fenced code are: code is read line by line, so a
+/// quote of it keeps its lines ([`Quote::text`]); prose, wrapped wherever its author's editor
+/// wrapped it, does not.
+fn normalize_keeping_code_lines(text: &str) -> (Vec<u8>, CodeLines) {
+    // Which lines are code, and which are inside a block.
+    let (mut code, mut inside) = (Vec::new(), Vec::new());
+    let mut fenced = false;
+    for line in text.split('\n') {
+        let fence = is_fence(line);
+        code.push(fenced || fence);
+        inside.push(fenced && !fence);
+        if fence {
+            fenced = !fenced;
         }
     }
-    out
+    let mut out = Vec::with_capacity(text.len());
+    let mut lines = CodeLines::default();
+    let trimmed = text.trim();
+    let mut line = text[..text.len() - text.trim_start().len()]
+        .matches('\n')
+        .count();
+    // The whitespace run being read: the line it began on, and whether it breaks the line.
+    let mut run: Option<(usize, bool)> = None;
+    // Whether the last byte written was inside a block.
+    let mut was_inside = false;
+    for b in trimmed.bytes() {
+        if b.is_ascii_whitespace() {
+            let (_, newline) = run.get_or_insert((line, false));
+            if b == b'\n' {
+                *newline = true;
+            }
+        } else {
+            if let Some((from, newline)) = run.take() {
+                if !out.is_empty() {
+                    if newline && (code[from] || code[line]) {
+                        lines.breaks.push(out.len());
+                    }
+                    out.push(b' ');
+                }
+            }
+            if inside[line] {
+                match lines.blocks.last_mut() {
+                    Some(block) if was_inside => block.end = out.len() + 1,
+                    _ => lines.blocks.push(out.len()..out.len() + 1),
+                }
+            }
+            was_inside = inside[line];
+            out.push(b);
+        }
+        if b == b'\n' {
+            line += 1;
+        }
+    }
+    (out, lines)
 }
 
 /// Gives `span`, found at `text[at..]`, the mark it left out where it begins inside a code
 /// mark (or ends inside one), or begins inside emphasis: only where the span holds the mark's
 /// other half an odd number of times, so `into_iter` and balanced spans stay as they are.
-fn balance(span: &mut Vec<u8>, text: &[u8], at: usize) {
+/// Returns how many bytes it put before the span.
+fn balance(span: &mut Vec<u8>, text: &[u8], at: usize) -> usize {
+    let mut before = 0;
     let odd = |span: &[u8], mark: u8| span.iter().fold(false, |odd, &b| odd ^ (b == mark));
     if odd(span, b'`') {
         if at > 0 && text[at - 1] == b'`' {
             span.insert(0, b'`');
+            before += 1;
         } else if text.get(at + span.len()) == Some(&b'`') {
             span.push(b'`');
         }
@@ -121,8 +208,10 @@ fn balance(span: &mut Vec<u8>, text: &[u8], at: usize) {
             .any(|(j, &b)| b == mark && span.get(j + 1).is_none_or(|&n| !is_word(n) && n != mark));
         if odd(span, mark) && closes && at > 0 && text[at - 1] == mark {
             span.insert(0, mark);
+            before += 1;
         }
     }
+    before
 }
 
 impl Quote {
@@ -132,7 +221,8 @@ impl Quote {
         texts: impl IntoIterator<Item = &'a str>,
         replies: impl IntoIterator<Item = &'a str>,
     ) -> Self {
-        let mut all: Vec<Vec<u8>> = texts.into_iter().map(normalize).collect();
+        let (mut all, code): (Vec<Vec<u8>>, Vec<CodeLines>) =
+            texts.into_iter().map(normalize_keeping_code_lines).unzip();
         let spans = all.len();
         all.extend(replies.into_iter().map(normalize));
         let mut live = Vec::new();
@@ -154,6 +244,7 @@ impl Quote {
         Quote {
             unfinished: None,
             texts: all,
+            code,
             spans,
             out: Vec::new(),
             live,
@@ -202,7 +293,11 @@ impl Quote {
     /// The output so far, with whitespace normalized and its first letter as the source it
     /// matches has it. A span that begins or ends inside a code mark or emphasis gets the mark
     /// it left out, so that it is balanced: "`iter` method" where the model began at "iter",
-    /// "_Inner attributes_ apply" where it began at "Inner".
+    /// "_Inner attributes_ apply" where it began at "Inner". The lines of a fenced code block
+    /// stay lines: a space between two of them, or between a line of code and the prose
+    /// around it, is the source's line break; and a span that goes into a block or out of
+    /// one from inside gets the fence it left out, so that the block is closed (a span inside
+    /// one block is code on one line, and stays as it is).
     #[must_use]
     pub fn text(&self) -> String {
         let mut out = self.out.clone();
@@ -213,7 +308,20 @@ impl Quote {
             if let Some(first) = out.first_mut() {
                 *first = self.texts[i][p];
             }
-            balance(&mut out, &self.texts[i], p);
+            let before = balance(&mut out, &self.texts[i], p);
+            let code = &self.code[i];
+            let end = p + self.out.len();
+            let from = code.breaks.partition_point(|&b| b < p);
+            for &b in code.breaks[from..].iter().take_while(|&&b| b < end) {
+                out[b - p + before] = b'\n';
+            }
+            let (first, last) = (code.block_at(p), code.block_at(end));
+            if first.is_some() && first != last {
+                out.splice(0..0, *b"```\n");
+            }
+            if last.is_some() && first != last {
+                out.extend_from_slice(b"\n```");
+            }
         }
         String::from_utf8_lossy(&out).into_owned()
     }
@@ -386,6 +494,63 @@ mod tests {
         assert!(step(&mut q, " years."));
         assert!(q.may_stop());
         assert!(!q.allows(b" More"), "past the end of the text");
+    }
+
+    #[test]
+    fn a_quote_of_code_keeps_its_lines_and_prose_does_not() {
+        let source = "To create a project,\nrun the following:\n\n```console\n$ cargo new \
+                      hello\n$ cd   hello\n```\n\nThen build\nit.";
+        let mut q = Quote::new([source], ["NOT FOUND"]);
+        for piece in [
+            "run",
+            " the",
+            " following",
+            ":",
+            " ```",
+            "console",
+            " $",
+            " cargo",
+        ] {
+            assert!(step(&mut q, piece), "{piece:?}");
+        }
+        // The block the quote goes into is closed.
+        assert_eq!(q.text(), "run the following:\n```console\n$ cargo\n```");
+        for piece in [
+            " new", " hello", " $", " cd", " hello", " ```", " Then", " build",
+        ] {
+            assert!(step(&mut q, piece), "{piece:?}");
+        }
+        // Spaces within a line of code stay collapsed; the prose around it is joined again
+        // where only the author's editor wrapped it.
+        assert_eq!(
+            q.text(),
+            "run the following:\n```console\n$ cargo new hello\n$ cd hello\n```\nThen build"
+        );
+        let mut q = Quote::new([source], []);
+        for piece in ["To", " create", " a", " project", ",", " run"] {
+            assert!(step(&mut q, piece), "{piece:?}");
+        }
+        assert_eq!(q.text(), "To create a project, run");
+        // A span that begins inside the block and a span lowercased at its start.
+        let mut q = Quote::new([source], []);
+        for piece in ["cargo", " new", " hello", " $"] {
+            assert!(step(&mut q, piece), "{piece:?}");
+        }
+        assert_eq!(q.text(), "cargo new hello\n$", "within one block: as it is");
+        let mut q = Quote::new([source], []);
+        for piece in ["cd", " hello", " ```", " Then"] {
+            assert!(step(&mut q, piece), "{piece:?}");
+        }
+        assert_eq!(
+            q.text(),
+            "```\ncd hello\n```\nThen",
+            "the block left is opened"
+        );
+        let mut q = Quote::new([source], []);
+        for piece in ["then", " build", " it", "."] {
+            assert!(step(&mut q, piece), "{piece:?}");
+        }
+        assert_eq!(q.text(), "Then build it.");
     }
 
     #[test]

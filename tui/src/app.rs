@@ -1416,7 +1416,9 @@ pub fn turn_markdown(t: &Turn) -> String {
                 location(&s.doc, s.page, s.lines, &s.heading)
             );
             for q in cairn_engine::answer::cited_sentences(s, &lines) {
-                let _ = writeln!(md, "  > {}", sanitize(&q));
+                for line in sanitize(&q).lines() {
+                    let _ = writeln!(md, "  > {line}");
+                }
             }
         }
     }
