@@ -273,6 +273,48 @@ fn asked_how_to_do_something_the_answer_carries_the_command() {
 }
 
 #[test]
+fn a_question_of_a_kind_reads_its_worked_example_from_the_prompt_cache_the_next_time() {
+    // The tiny model will do: what is checked is the cache, not the answer.
+    let cache = tempfile::tempdir().unwrap();
+    let models = cairn_engine::catalog::models_dir().unwrap();
+    let ask = |question: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(["ask", question, "--json", "--model", "tiny"])
+            .env("CAIRN_KB", kb())
+            .env("XDG_CACHE_HOME", cache.path())
+            .env("CAIRN_MODELS_DIR", &models)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+        v
+    };
+    let files = || {
+        std::fs::read_dir(cache.path().join("cairn/prompt-cache"))
+            .unwrap()
+            .count()
+    };
+    let reused = |v: &serde_json::Value| v["timings"]["reused_tokens"].as_u64().unwrap();
+    // A question of no kind: the fixed prefix is computed and saved, and reused.
+    let plain = ask("What lamp shows on the Orvane panel?");
+    assert_eq!(files(), 1);
+    let base = reused(&plain);
+    assert!(base > 100, "{plain:#}");
+    // A task's worked example is computed after it the first time, and saved…
+    let question = "How do I prime the Orvane pump?";
+    let first = ask(question);
+    assert_eq!(reused(&first), base, "{first:#}");
+    assert_eq!(files(), 2);
+    // …so the next run reads it from the cache instead, with exactly the same answer.
+    let second = ask(question);
+    assert!(reused(&second) > base + 50, "{second:#}");
+    assert_eq!(files(), 2);
+    for key in ["answer", "abstained", "self_check", "sentences"] {
+        assert_eq!(first[key], second[key], "{key}");
+    }
+}
+
+#[test]
 fn an_answer_about_a_neighbour_of_what_was_asked_needs_a_sure_model() {
     // "Which bundle mode…" asks for a mode of `bundle`; the knowledge base has only `squash`'s
     // page, whose mode is the answer to a neighbouring question.

@@ -1005,19 +1005,8 @@ impl Engine {
                 meta.modified().ok()
             )
         };
-        let key = {
-            let mut bytes =
-                format!("cairn-kv1:{identity}:{}:", env!("CARGO_PKG_VERSION")).into_bytes();
-            for t in &prefix {
-                bytes.extend_from_slice(&t.to_le_bytes());
-            }
-            cairn_ingest::content_hash(&bytes)
-        };
-        let file = dirs::cache_dir().map(|d| {
-            d.join("cairn")
-                .join("prompt-cache")
-                .join(format!("{key}.kv"))
-        });
+        let file = prompt_cache::file(&identity, &prefix);
+        self.generator.set_cache_identity(identity);
         if let Some(kv) = file.as_deref().and_then(|f| prompt_cache::read(f, &prefix)) {
             if self.generator.restore(&prefix, &kv).is_ok() {
                 return Ok(());
@@ -1077,7 +1066,15 @@ impl Engine {
         let render = |q: &str| self.generator.chat_tokens(&messages(q, &retrieved.context));
         let (a, b) = kind_pair(draft);
         let (a, b) = (render(a)?, render(b)?);
-        Ok(self.generator.read_ahead(&a[..shared_len(&a, &b)], stop)?)
+        let kind = kind_prefix(&self.generator, draft, o.free)?;
+        let unsaved = kind
+            .as_ref()
+            .is_some_and(|p| !restore_kind_prefix(&mut self.generator, p));
+        let ready = self.generator.read_ahead(&a[..shared_len(&a, &b)], stop)?;
+        if let (true, Some(p)) = (unsaved, &kind) {
+            save_kind_prefix(&self.generator, p);
+        }
+        Ok(ready)
     }
 }
 
@@ -1153,6 +1150,12 @@ pub fn answer(
         });
     }
     let prompt = generator.chat_tokens(&messages_for(question, &context, o.free))?;
+    // The worked example of the question's kind, from the prompt cache when an earlier
+    // question of its kind saved it.
+    let kind = kind_prefix(generator, question, o.free)?;
+    let unsaved = kind
+        .as_ref()
+        .is_some_and(|p| !restore_kind_prefix(generator, p));
     let options = GenerateOptions {
         max_tokens: o.max_tokens,
         sampling: sampling(o.temperature, o.top_p, o.seed),
@@ -1217,6 +1220,9 @@ pub fn answer(
             None,
         ),
     };
+    if let (true, Some(p)) = (unsaved, &kind) {
+        save_kind_prefix(generator, p);
+    }
     // A quote is shown as matched: whitespace runs of the source collapsed to one space.
     let withheld = g.finish == FinishReason::Withheld;
     let text = quote.as_ref().map_or(g.text, Quote::text);
@@ -1548,6 +1554,60 @@ fn check_messages(question: &str, context: &Context) -> Vec<Message> {
         });
     }
     m
+}
+
+/// The prompt's tokens up to where a question of `question`'s kind begins, when its kind
+/// brings a worked example ([`messages_for`]): the fixed prefix, the example, and the opening
+/// of the question's turn. `None` for a question without one.
+fn kind_prefix(generator: &Generator, question: &str, free: bool) -> Result<Option<Vec<u32>>> {
+    let base = messages_for("", &Context::default(), free).len();
+    let mut m = messages_for(question, &Context::default(), free);
+    if m.len() == base {
+        return Ok(None);
+    }
+    let mut render = |text: &str| {
+        m.last_mut().expect("a user turn").content = text.into();
+        generator.chat_tokens(&m)
+    };
+    let (mut a, b) = (render("a")?, render("b")?);
+    a.truncate(shared_len(&a, &b));
+    Ok(Some(a))
+}
+
+/// Puts the KV cache of a kind's prefix ([`kind_prefix`]) in place from the prompt cache, if
+/// the model does not hold it already. Returns `false` when it is not in place and could be
+/// saved: the prompt computes it, and [`save_kind_prefix`] keeps it for the next question of
+/// the kind.
+/// What is put back is what the prompt's own pass would have computed: the prefix was saved
+/// from a pass of that many rows or more ([`Generator::holds`]).
+fn restore_kind_prefix(generator: &mut Generator, prefix: &[u32]) -> bool {
+    if generator.holds(prefix) {
+        return true;
+    }
+    let start = generator.primed_len().min(prefix.len());
+    let Some(file) = generator
+        .cache_identity()
+        .and_then(|id| prompt_cache::file(id, prefix))
+    else {
+        return true;
+    };
+    prompt_cache::read(&file, &prefix[start..])
+        .is_some_and(|kv| generator.restore_after_prefix(prefix, &kv).is_ok())
+}
+
+/// Saves the KV cache of a kind's prefix past the primed one, when the model holds it, for the
+/// next question of the kind (in this run or another). A cache that cannot be written costs
+/// the next question a fraction of a second, nothing more.
+fn save_kind_prefix(generator: &Generator, prefix: &[u32]) {
+    let Some(file) = generator
+        .cache_identity()
+        .and_then(|id| prompt_cache::file(id, prefix))
+    else {
+        return;
+    };
+    if let Some((tokens, kv)) = generator.snapshot_after_prefix(prefix.len()) {
+        let _ = prompt_cache::write(&file, &tokens, &kv);
+    }
 }
 
 /// The chat for a quoted answer ([`messages_for`]).

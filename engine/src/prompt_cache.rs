@@ -2,11 +2,28 @@
 //! count and floats (little-endian), then the SHA-256 of all of that. A file that fails any
 //! check is ignored and recomputed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 const MAGIC: &[u8; 8] = b"CAIRNKV1";
+
+/// Where the cache of the prompt prefix `tokens` of the model file named `identity` is kept
+/// (in the user's cache folder; `None` when there is none). The name is a hash of both and of
+/// cairn's version, so a file is only found for exactly that prefix of exactly that model.
+#[must_use]
+pub fn file(identity: &str, tokens: &[u32]) -> Option<PathBuf> {
+    let mut bytes = format!("cairn-kv1:{identity}:{}:", env!("CARGO_PKG_VERSION")).into_bytes();
+    for t in tokens {
+        bytes.extend_from_slice(&t.to_le_bytes());
+    }
+    let key = cairn_ingest::content_hash(&bytes);
+    dirs::cache_dir().map(|d| {
+        d.join("cairn")
+            .join("prompt-cache")
+            .join(format!("{key}.kv"))
+    })
+}
 
 /// The cached floats of `path`, if the file is whole and was made for exactly `tokens`.
 #[must_use]

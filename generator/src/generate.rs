@@ -181,6 +181,9 @@ pub struct Generator {
     /// [`SAME_ROWS_FROM`] rows (or primed, or restored): a prompt that shares it, with as many
     /// rows left to compute, gets exactly what one pass over the whole prompt would give.
     exact: usize,
+    /// What the model file is, for caches of its prompts kept by the caller
+    /// ([`Self::set_cache_identity`]).
+    cache_identity: Option<String>,
     load_time: Duration,
 }
 
@@ -219,8 +222,22 @@ impl Generator {
             cached: Vec::new(),
             pinned: None,
             exact: 0,
+            cache_identity: None,
             load_time: start.elapsed(),
         })
+    }
+
+    /// Names the model file (its checksum, or its path, size and time) for the caches of its
+    /// prompts that the caller keeps on disk: a saved cache is only ever put back into the
+    /// model it was taken from.
+    pub fn set_cache_identity(&mut self, identity: String) {
+        self.cache_identity = Some(identity);
+    }
+
+    /// What [`Self::set_cache_identity`] named the model file, if anything.
+    #[must_use]
+    pub fn cache_identity(&self) -> Option<&str> {
+        self.cache_identity.as_deref()
     }
 
     /// The model's name from its metadata.
@@ -688,6 +705,52 @@ impl Generator {
         self.model.import_cache(tokens.len(), kv)?;
         self.cached = tokens.to_vec();
         self.pinned = Some(tokens.len());
+        self.exact = tokens.len();
+        Ok(())
+    }
+
+    /// How many tokens the primed (or restored) prefix holds.
+    #[must_use]
+    pub fn primed_len(&self) -> usize {
+        self.pinned.unwrap_or(0)
+    }
+
+    /// Whether the cache holds all of `tokens` as a prompt that starts with them reuses them:
+    /// primed, or computed in passes of at least [`SAME_ROWS_FROM`] rows (so that the prompt
+    /// gets exactly what one pass over it gives).
+    #[must_use]
+    pub fn holds(&self, tokens: &[u32]) -> bool {
+        common_prefix(&self.cached, tokens) == tokens.len()
+            && self.exact.max(self.pinned.unwrap_or(0)) >= tokens.len()
+    }
+
+    /// The tokens the cache holds from the end of the primed prefix up to `end`, and their KV
+    /// cache, to save and put back after the same prefix with [`Self::restore_after_prefix`];
+    /// `None` unless the cache [`holds`](Self::holds) them.
+    #[must_use]
+    pub fn snapshot_after_prefix(&self, end: usize) -> Option<(Vec<u32>, Vec<f32>)> {
+        let from = self.pinned.unwrap_or(0);
+        (from < end && end <= self.cached.len() && self.holds(&self.cached[..end])).then(|| {
+            (
+                self.cached[from..end].to_vec(),
+                self.model.export_cache_range(from..end),
+            )
+        })
+    }
+
+    /// Puts back a [`snapshot_after_prefix`](Self::snapshot_after_prefix): `tokens` are the
+    /// whole prompt prefix, starting with the primed one, and `kv` the cache of the part after
+    /// it. Whatever the cache held beyond the primed prefix is forgotten. Refused, changing
+    /// nothing, when `tokens` do not start with the primed prefix or `kv` does not fit.
+    pub fn restore_after_prefix(&mut self, tokens: &[u32], kv: &[f32]) -> Result<()> {
+        let from = self.pinned.unwrap_or(0);
+        if tokens.len() <= from || self.cached.get(..from) != tokens.get(..from) {
+            return Err(Error::BadCache(
+                "the tokens do not continue the primed prefix".into(),
+            ));
+        }
+        self.model.import_cache_range(from..tokens.len(), kv)?;
+        self.cached = tokens.to_vec();
         self.exact = tokens.len();
         Ok(())
     }

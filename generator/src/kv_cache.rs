@@ -110,13 +110,19 @@ impl KvCache {
     }
 
     /// Appends positions `0..total` of every KV head of `data`, in f32, to `out`.
+    #[cfg(test)]
     fn widen(&self, data: &[f16], total: usize, out: &mut Vec<f32>) {
+        self.widen_range(data, 0..total, out);
+    }
+
+    /// Appends `positions` of every KV head of `data`, in f32, to `out`.
+    fn widen_range(&self, data: &[f16], positions: std::ops::Range<usize>, out: &mut Vec<f32>) {
         let hd = self.head_dim;
         for h in 0..self.n_kv {
-            let at = h * self.cap * hd;
+            let at = (h * self.cap + positions.start) * hd;
             let from = out.len();
-            out.resize(from + total * hd, 0.0);
-            data[at..at + total * hd].convert_to_f32_slice(&mut out[from..]);
+            out.resize(from + positions.len() * hd, 0.0);
+            data[at..at + positions.len() * hd].convert_to_f32_slice(&mut out[from..]);
         }
     }
 
@@ -132,31 +138,33 @@ impl KvCache {
         self.gather(&self.values, total)
     }
 
-    /// Keys then values of positions `0..total`, appended to `out` (for saving a prefix).
-    pub(crate) fn export(&self, total: usize, out: &mut Vec<f32>) {
+    /// Keys then values of `positions`, appended to `out` (for saving a prefix, or a part of
+    /// one that follows another).
+    pub(crate) fn export(&self, positions: std::ops::Range<usize>, out: &mut Vec<f32>) {
         for data in [&self.keys, &self.values] {
-            self.widen(data, total, out);
+            self.widen_range(data, positions.clone(), out);
         }
     }
 
-    /// Floats [`export`](Self::export) writes for `total` positions.
-    pub(crate) fn exported_len(&self, total: usize) -> usize {
-        2 * self.n_kv * total * self.head_dim
+    /// Floats [`export`](Self::export) writes for `positions` positions.
+    pub(crate) fn exported_len(&self, positions: usize) -> usize {
+        2 * self.n_kv * positions * self.head_dim
     }
 
-    /// Restores what [`export`](Self::export) wrote; `data` must be `exported_len(total)` long.
-    pub(crate) fn import(&mut self, total: usize, data: &[f32]) {
+    /// Restores what [`export`](Self::export) wrote for `positions`; `data` must be
+    /// `exported_len(positions.len())` long. What the cache holds before them is kept.
+    pub(crate) fn import(&mut self, positions: std::ops::Range<usize>, data: &[f32]) {
         let hd = self.head_dim;
-        let per = self.n_kv * total * hd;
-        self.reserve(total);
+        let n = positions.len();
+        let per = self.n_kv * n * hd;
+        self.reserve(positions.end);
         for (src, dst) in [
             (&data[..per], &mut self.keys),
             (&data[per..], &mut self.values),
         ] {
             for h in 0..self.n_kv {
-                let at = h * self.cap * hd;
-                dst[at..at + total * hd]
-                    .convert_from_f32_slice(&src[h * total * hd..(h + 1) * total * hd]);
+                let at = (h * self.cap + positions.start) * hd;
+                dst[at..at + n * hd].convert_from_f32_slice(&src[h * n * hd..(h + 1) * n * hd]);
             }
         }
     }
@@ -842,13 +850,35 @@ mod tests {
         assert_eq!(flat(cache.keys(total).unwrap()), k);
         assert_eq!(flat(cache.values(total).unwrap()), v);
         let mut saved = Vec::new();
-        cache.export(total, &mut saved);
+        cache.export(0..total, &mut saved);
         assert_eq!(saved.len(), cache.exported_len(total));
         assert_eq!(saved, [k.clone(), v.clone()].concat());
         let mut other = KvCache::new(n_kv, n_ctx, hd);
-        other.import(total, &saved);
+        other.import(0..total, &saved);
         assert_eq!(flat(other.keys(total).unwrap()), k);
         assert_eq!(flat(other.values(total).unwrap()), v);
+        // A part after the first positions: saved alone, put back after another cache's own
+        // first positions, which stay as they were.
+        let mut tail = Vec::new();
+        cache.export(10..total, &mut tail);
+        assert_eq!(tail.len(), cache.exported_len(total - 10));
+        let mut third = KvCache::new(n_kv, n_ctx, hd);
+        let zeros = vec![0f32; n_kv * total * hd];
+        third
+            .write(&tensor(&zeros).unwrap(), &tensor(&zeros).unwrap(), 0)
+            .unwrap();
+        third.import(10..total, &tail);
+        let heads = |x: &[f32], keep_from: usize| -> Vec<f32> {
+            x.chunks(total * hd)
+                .flat_map(|h| {
+                    h.iter()
+                        .enumerate()
+                        .map(move |(i, &x)| if i / hd < keep_from { 0.0 } else { x })
+                })
+                .collect()
+        };
+        assert_eq!(flat(third.keys(total).unwrap()), heads(&k, 10));
+        assert_eq!(flat(third.values(total).unwrap()), heads(&v, 10));
     }
 
     #[test]

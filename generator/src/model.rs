@@ -452,15 +452,21 @@ impl Transformer {
     /// The KV cache of positions `0..total`, every layer's keys then values.
     #[must_use]
     pub fn export_cache(&self, total: usize) -> Vec<f32> {
-        let total = total.min(self.n_ctx);
+        self.export_cache_range(0..total)
+    }
+
+    /// The KV cache of `positions`, every layer's keys then values.
+    #[must_use]
+    pub fn export_cache_range(&self, positions: std::ops::Range<usize>) -> Vec<f32> {
+        let positions = positions.start.min(self.n_ctx)..positions.end.min(self.n_ctx);
         let mut out = Vec::with_capacity(
             self.layers
                 .iter()
-                .map(|l| l.cache.exported_len(total))
+                .map(|l| l.cache.exported_len(positions.len()))
                 .sum(),
         );
         for layer in &self.layers {
-            layer.cache.export(total, &mut out);
+            layer.cache.export(positions.clone(), &mut out);
         }
         out
     }
@@ -468,21 +474,32 @@ impl Transformer {
     /// Restores a KV cache written by [`export_cache`](Self::export_cache) for `total`
     /// positions. Fails, changing nothing, when the size does not fit this model.
     pub fn import_cache(&mut self, total: usize, data: &[f32]) -> Result<()> {
+        self.import_cache_range(0..total, data)
+    }
+
+    /// Restores the KV cache of `positions` written by
+    /// [`export_cache_range`](Self::export_cache_range), keeping the positions before them.
+    /// Fails, changing nothing, when the size does not fit this model.
+    pub fn import_cache_range(
+        &mut self,
+        positions: std::ops::Range<usize>,
+        data: &[f32],
+    ) -> Result<()> {
         let want: usize = self
             .layers
             .iter()
-            .map(|l| l.cache.exported_len(total))
+            .map(|l| l.cache.exported_len(positions.len()))
             .sum();
-        if total > self.n_ctx || data.len() != want {
+        if positions.end > self.n_ctx || data.len() != want {
             return Err(Error::BadCache(format!(
-                "{} values for {total} positions, this model needs {want}",
+                "{} values for positions {positions:?}, this model needs {want}",
                 data.len()
             )));
         }
         let mut at = 0;
         for layer in &mut self.layers {
-            let n = layer.cache.exported_len(total);
-            layer.cache.import(total, &data[at..at + n]);
+            let n = layer.cache.exported_len(positions.len());
+            layer.cache.import(positions.clone(), &data[at..at + n]);
             at += n;
         }
         Ok(())

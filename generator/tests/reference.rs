@@ -363,6 +363,41 @@ fn check_read_ahead(model_file: &str) {
     assert_eq!(done, n - 4);
     assert_eq!(close.reused_tokens, n - SAME_ROWS_FROM);
     assert_eq!(close.logprobs, alone.logprobs, "{model_file}");
+    // A part after the primed prefix, saved and put back in another "run": the prompt reuses
+    // it and gets, bit for bit, the answer of one pass.
+    let (tokens, kv) = generator
+        .snapshot_after_prefix(300)
+        .expect("the cache holds the prompt exactly");
+    assert_eq!(tokens, prompt[40..300]);
+    generator.reset();
+    generator.prime(primed).unwrap();
+    assert!(
+        generator
+            .restore_after_prefix(&prompt[1..300], &kv)
+            .is_err(),
+        "not after the primed prefix"
+    );
+    assert!(
+        generator.restore_after_prefix(&prompt[..299], &kv).is_err(),
+        "the wrong size"
+    );
+    generator.restore_after_prefix(&prompt[..300], &kv).unwrap();
+    assert!(generator.holds(&prompt[..300]));
+    let options = GenerateOptions {
+        max_tokens: 8,
+        ignore_stop_tokens: true,
+        ..GenerateOptions::default()
+    };
+    let restored = generator
+        .generate(&prompt, &options, &mut Collect::default())
+        .unwrap();
+    assert_eq!(restored.reused_tokens, 300);
+    assert_eq!(
+        restored.logprobs, alone.logprobs,
+        "{model_file}: bit for bit"
+    );
+    // What the decode kernels computed is not offered for saving.
+    assert!(generator.snapshot_after_prefix(n + 4).is_none());
 }
 
 #[test]
