@@ -1872,6 +1872,22 @@ mod tests {
             ]
         );
         assert_eq!(cited_sentences(s, &[(9, 9)]), ["It takes a minute."]);
+        // A block cut off by a blank line inside it is closed.
+        s.excerpts[0].text = "```toml\n[a]\nx = 1\n\n[b]\ny = 2\n```".into();
+        s.excerpts[0].lines = (1, 7);
+        assert_eq!(
+            cited_sentences(s, &[(1, 7)]),
+            ["```toml\n[a]\nx = 1\n```", "```\n[b]\ny = 2\n```"]
+        );
+        s.excerpts[0].text = "Then run this:\n```\n$ make\n\n$ make install\n```".into();
+        s.excerpts[0].lines = (1, 6);
+        assert_eq!(
+            cited_sentences(s, &[(1, 6)]),
+            [
+                "Then run this:\n```\n$ make\n```",
+                "```\n$ make install\n```"
+            ]
+        );
     }
 
     #[test]

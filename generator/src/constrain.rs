@@ -94,14 +94,35 @@ fn normalize(text: &str) -> Vec<u8> {
 }
 
 /// Text as a quote of it reads ([`Quote::text`]): whitespace runs collapsed to one space, but
-/// the line breaks before, within and after a fenced code block kept.
+/// the line breaks before, within and after a fenced code block kept; and a block cut off at
+/// either end (an odd number of fence lines) gets its missing fence.
 #[must_use]
 pub fn collapse_whitespace(text: &str) -> String {
-    let (mut out, lines) = normalize_keeping_code_lines(text);
-    for b in lines.breaks {
-        out[b] = b'\n';
+    let collapse = |text: &str| {
+        let (mut out, lines) = normalize_keeping_code_lines(text);
+        for b in lines.breaks {
+            out[b] = b'\n';
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let lines: Vec<&str> = text.trim().lines().collect();
+    let fences = lines.iter().filter(|l| is_fence(l)).count();
+    let Some(first) = lines.iter().position(|l| is_fence(l)) else {
+        return collapse(text);
+    };
+    // The first fence opens a block when it names a language, begins the text, or follows
+    // the words that announce it; else it closes one the text began inside.
+    let opens = first == 0
+        || !lines[first].trim_start()[3..].trim().is_empty()
+        || lines[first - 1].trim_end().ends_with(':');
+    if fences % 2 == 0 {
+        collapse(text)
+    } else if opens {
+        collapse(text) + "\n```"
+    } else {
+        // Its lines up to the fence are code too.
+        collapse(&format!("```\n{text}"))
     }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Whether a line opens or closes a fenced code block (```` ``` ```` or `~~~`).
