@@ -414,6 +414,30 @@ fn an_answer_streams_with_verified_markers() {
 }
 
 #[test]
+fn a_quoted_code_block_keeps_its_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = app(100, 30);
+    opened(&mut a, dir.path());
+    ready(&mut a);
+    let id = ask(&mut a, "How do I fill the pump?", &[]);
+    let text = "Fill it with glycol:\n```console\n$ pumpctl fill --litres 3\n$ pumpctl start\n```";
+    finish(&mut a, id, "How do I fill the pump?", text);
+    let s = screen(&a);
+    let lines: Vec<&str> = s
+        .lines()
+        .map(|l| l.trim_matches('"').trim_start_matches('│').trim())
+        .collect();
+    for line in ["```console", "$ pumpctl fill --litres 3", "$ pumpctl start"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(line) && !l.contains("pumpctl start $")),
+            "{line} on a line of its own:\n{s}"
+        );
+    }
+}
+
+#[test]
 fn the_unsupported_marker_has_colour_and_a_glyph() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = app(100, 30);
