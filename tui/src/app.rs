@@ -620,6 +620,26 @@ impl App {
                 }
                 _ => self.status = Some("nothing to copy yet".into()),
             },
+            Command::CopyCode => {
+                let answer = self
+                    .turns
+                    .last()
+                    .and_then(|t| t.answer.as_deref())
+                    .filter(|a| a.abstained.is_none());
+                match answer.and_then(|a| code_of(&a.answer)) {
+                    Some(code) => {
+                        self.status = Some(format!(
+                            "copied the answer's code to the clipboard ({} lines, OSC 52)",
+                            code.lines().count()
+                        ));
+                        self.effects.push(Effect::Copy(code));
+                    }
+                    None if answer.is_some() => {
+                        self.status = Some("the answer holds no code (y copies all of it)".into());
+                    }
+                    None => self.status = Some("nothing to copy yet".into()),
+                }
+            }
             Command::CopyPassage => {
                 let rows = self.rows();
                 match rows.get(self.selected) {
@@ -1357,6 +1377,40 @@ pub fn source_rows(t: &Turn) -> Vec<SourceRow> {
             }
         })
         .collect()
+}
+
+/// The code in an answer, to copy: the lines inside its fenced code blocks (of a shell
+/// session, the commands alone: the lines after a `$ ` prompt, without it), else its inline
+/// `code` spans, one a line. `None` when it has neither.
+#[must_use]
+pub fn code_of(answer: &str) -> Option<String> {
+    let fence = |l: &str| {
+        let t = l.trim_start();
+        t.starts_with("```") || t.starts_with("~~~")
+    };
+    let mut lines: Vec<&str> = Vec::new();
+    let mut inside = false;
+    for line in answer.lines() {
+        if fence(line) {
+            inside = !inside;
+        } else if inside {
+            lines.push(line);
+        }
+    }
+    if lines.iter().any(|l| l.starts_with("$ ")) {
+        lines = lines.iter().filter_map(|l| l.strip_prefix("$ ")).collect();
+    }
+    if lines.is_empty() {
+        // Inline spans: between pairs of single backticks.
+        lines = answer
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|s| !s.trim().is_empty())
+            .collect();
+    }
+    let code = lines.join("\n");
+    (!code.trim().is_empty()).then_some(code)
 }
 
 /// One turn as Markdown: the question, the answer with its markers, the cited sources with

@@ -90,6 +90,8 @@ pub enum Command {
     CopyAnswer,
     /// Copy the selected passage.
     CopyPassage,
+    /// Copy the code of the answer (a command to run).
+    CopyCode,
     /// Use the next installed model.
     CycleModel,
     /// Use the next retrieval mode.
@@ -375,6 +377,12 @@ pub static KEYMAP: &[Binding] = &[
         keys: &[ch('Y')],
         command: C::CopyPassage,
         help: "copy the selected passage",
+    },
+    Binding {
+        scope: S::Panes,
+        keys: &[ch('c')],
+        command: C::CopyCode,
+        help: "copy the code in the answer (a shell session's commands, without their `$ `)",
     },
     Binding {
         scope: S::Panes,

@@ -435,6 +435,44 @@ fn a_quoted_code_block_keeps_its_lines() {
             "{line} on a line of its own:\n{s}"
         );
     }
+    // c copies the commands, ready to paste into a shell.
+    a.take_effects();
+    key(&mut a, KeyCode::Tab);
+    key(&mut a, KeyCode::Char('c'));
+    let copied: Vec<String> = a
+        .take_effects()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Copy(text) => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(copied, ["pumpctl fill --litres 3\npumpctl start"]);
+    assert!(
+        screen(&a).contains("copied the answer's code"),
+        "{}",
+        screen(&a)
+    );
+}
+
+#[test]
+fn the_code_of_an_answer_is_its_block_or_its_code_spans() {
+    use cairn_tui::app::code_of;
+    assert_eq!(
+        code_of("Add it:\n```toml\n[dependencies]\nregex = \"1\"\n```").as_deref(),
+        Some("[dependencies]\nregex = \"1\"")
+    );
+    // A shell session: the commands, not their output.
+    assert_eq!(
+        code_of("```console\n$ cargo new hello\n     Created `hello` package\n$ cd hello\n```")
+            .as_deref(),
+        Some("cargo new hello\ncd hello")
+    );
+    assert_eq!(
+        code_of("Run `cargo test -- --test-threads=1` or `cargo nextest run`.").as_deref(),
+        Some("cargo test -- --test-threads=1\ncargo nextest run")
+    );
+    assert_eq!(code_of("The pump needs 3 litres of glycol."), None);
 }
 
 #[test]
