@@ -1,12 +1,17 @@
-//! The saved KV cache of the fixed prompt prefix: `CAIRNKV1`, token count and tokens, float
-//! count and floats (little-endian), then the SHA-256 of all of that. A file that fails any
-//! check is ignored and recomputed.
+//! The saved KV caches of prompt prefixes (the fixed one, and each kind's worked example after
+//! it): `CAIRNKV1`, token count and tokens, float count and floats (little-endian), then the
+//! SHA-256 of all of that. A file that fails any check is ignored and recomputed. A file is
+//! touched when it is read, and files unused for [`UNUSED_FOR`] are removed when a new one is
+//! written: those of models, prompts or versions of cairn no longer in use.
 
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 const MAGIC: &[u8; 8] = b"CAIRNKV1";
+
+/// How long a cache file may go unread before writing another one removes it.
+pub const UNUSED_FOR: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
 
 /// Where the cache of the prompt prefix `tokens` of the model file named `identity` is kept
 /// (in the user's cache folder; `None` when there is none). The name is a hash of both and of
@@ -30,7 +35,41 @@ pub fn file(identity: &str, tokens: &[u32]) -> Option<PathBuf> {
 pub fn read(path: &Path, tokens: &[u32]) -> Option<Vec<f32>> {
     let bytes = std::fs::read(path).ok()?;
     let (stored, floats) = parse(&bytes)?;
-    (stored == tokens).then_some(floats)
+    if stored != tokens {
+        return None;
+    }
+    // Still in use: not to be pruned (best effort; a read-only cache is read all the same).
+    if let Ok(f) = std::fs::File::options().append(true).open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+    Some(floats)
+}
+
+/// Removes the cache files of `dir` that were not written or read for `unused_for`, but for
+/// `keep`; returns how many. Errors are ignored: it is only tidying.
+pub fn prune(dir: &Path, unused_for: std::time::Duration, keep: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let now = std::time::SystemTime::now();
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let path = e.path();
+        let stale = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age > unused_for);
+        if stale
+            && path != keep
+            && path.extension().is_some_and(|x| x == "kv")
+            && std::fs::remove_file(&path).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// Splits a cache file's bytes into its tokens and floats; `None` for anything but a whole,
@@ -93,7 +132,9 @@ pub fn write(path: &Path, tokens: &[u32], kv: &[f32]) -> std::io::Result<()> {
     // Written aside and renamed: a reader never sees half a file.
     let tmp = dir.join(format!(".{}.tmp", std::process::id()));
     std::fs::write(&tmp, &body)?;
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    prune(dir, UNUSED_FOR, path);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -109,5 +150,34 @@ mod tests {
         bytes[30] ^= 1;
         std::fs::write(&f, bytes).unwrap();
         assert_eq!(super::read(&f, &[1, 2, 3]), None, "corrupted");
+    }
+
+    #[test]
+    fn files_unused_for_a_month_go_when_another_is_written_and_reading_keeps_one() {
+        use std::time::{Duration, SystemTime};
+        let dir = tempfile::tempdir().unwrap();
+        let month_ago = SystemTime::now() - Duration::from_secs(31 * 24 * 3600);
+        let age = |name: &str| {
+            let f = std::fs::File::options()
+                .append(true)
+                .open(dir.path().join(name))
+                .unwrap();
+            f.set_modified(month_ago).unwrap();
+        };
+        for name in ["old.kv", "used.kv"] {
+            super::write(&dir.path().join(name), &[1], &[0.5]).unwrap();
+            age(name);
+        }
+        std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+        age("notes.txt");
+        // Read: in use again.
+        assert!(super::read(&dir.path().join("used.kv"), &[1]).is_some());
+        super::write(&dir.path().join("new.kv"), &[2], &[1.0]).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["new.kv", "notes.txt", "used.kv"]);
     }
 }
