@@ -46,13 +46,12 @@ pub fn read(path: &Path, tokens: &[u32]) -> Option<Vec<f32>> {
 }
 
 /// Removes the cache files of `dir` that were not written or read for `unused_for`, but for
-/// `keep`; returns how many. Errors are ignored: it is only tidying.
-pub fn prune(dir: &Path, unused_for: std::time::Duration, keep: &Path) -> usize {
+/// `keep`. Errors are ignored: it is only tidying.
+pub fn prune(dir: &Path, unused_for: std::time::Duration, keep: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
+        return;
     };
     let now = std::time::SystemTime::now();
-    let mut removed = 0;
     for e in entries.flatten() {
         let path = e.path();
         let stale = e
@@ -61,15 +60,10 @@ pub fn prune(dir: &Path, unused_for: std::time::Duration, keep: &Path) -> usize 
             .ok()
             .and_then(|t| now.duration_since(t).ok())
             .is_some_and(|age| age > unused_for);
-        if stale
-            && path != keep
-            && path.extension().is_some_and(|x| x == "kv")
-            && std::fs::remove_file(&path).is_ok()
-        {
-            removed += 1;
+        if stale && path != keep && path.extension().is_some_and(|x| x == "kv") {
+            let _ = std::fs::remove_file(&path);
         }
     }
-    removed
 }
 
 /// Splits a cache file's bytes into its tokens and floats; `None` for anything but a whole,
