@@ -8,6 +8,22 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// Runs the real binary with `args` and the `env` variables; its standard output, once it has
+/// succeeded.
+fn cairn(args: &[&str], env: &[(&str, &Path)]) -> Vec<u8> {
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// A knowledge base of the bundled Cargo Book, built once for this file.
 fn kb() -> &'static Path {
     static KB: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
@@ -15,21 +31,8 @@ fn kb() -> &'static Path {
         let tmp = tempfile::tempdir().unwrap();
         let kb = tmp.path().join("kb");
         let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpora/cargo-book");
-        let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .args([
-                "--kb",
-                kb.to_str().unwrap(),
-                "add",
-                corpus.to_str().unwrap(),
-                "-q",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (kb_arg, corpus) = (kb.to_str().unwrap(), corpus.to_str().unwrap());
+        cairn(&["--kb", kb_arg, "add", corpus, "-q"], &[]);
         (tmp, kb)
     })
     .1
@@ -163,19 +166,10 @@ struct Expected {
 }
 
 fn expected(kb: &Path, env: &[(&str, &Path)], args: &[&str], question: &str) -> Expected {
-    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["--kb", kb.to_str().unwrap(), "ask", question])
-        .args(["--model", "tiny", "--json"])
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut all = vec!["--kb", kb.to_str().unwrap(), "ask", question];
+    all.extend(["--model", "tiny", "--json"]);
+    all.extend(args);
+    let v: serde_json::Value = serde_json::from_slice(&cairn(&all, env)).unwrap();
     assert_eq!(v["abstained"], false, "the tiny model answers: {v}");
     // The first words, short enough for the first line of the pane.
     let mut opening = String::new();
@@ -321,16 +315,7 @@ fn with_no_knowledge_base_the_installed_packs_answer_until_files_are_added() {
     let tmp = tempfile::tempdir().unwrap();
     let packs = tmp.path().join("packs");
     let cairn = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .args(args)
-            .env("CAIRN_PACKS_DIR", &packs)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        cairn(args, &[("CAIRN_PACKS_DIR", &packs)]);
     };
     let file = tmp.path().join("cargo.cairnpack");
     let file = file.to_str().unwrap();
