@@ -1273,6 +1273,10 @@ pub fn answer(
             _ => (claims, (!any).then_some(Abstain::Unsupported)),
         }
     };
+    // A quote is cited at its own lines, where its sentence runs over more.
+    if !o.free {
+        cairn_retriever::ground::narrow_to_quotes(&mut claims, &context);
+    }
     // Asked for a member of something ("Which tarfile mode…"), a quote from passages none of
     // which is about it most likely answers for a neighbour (gzip's modes): it is shown only
     // if the model is as sure of it as of an answer the word gates doubt, and withheld where

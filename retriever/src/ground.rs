@@ -184,6 +184,62 @@ fn squash(text: &str) -> String {
         .replace(['“', '”'], "\"")
 }
 
+/// [`squash`], and for each byte of its output the byte of `text` it came from.
+fn squash_mapped(text: &str) -> (String, Vec<usize>) {
+    let (mut out, mut from) = (String::with_capacity(text.len()), Vec::new());
+    let mut space: Option<usize> = None;
+    for (i, c) in text.char_indices() {
+        if c.is_whitespace() {
+            space.get_or_insert(i);
+            continue;
+        }
+        if let Some(at) = space.take() {
+            if !out.is_empty() {
+                out.push(' ');
+                from.push(at);
+            }
+        }
+        let c = match c {
+            '’' | '‘' => '\'',
+            '“' | '”' => '"',
+            c => c,
+        };
+        out.push(c);
+        from.extend(std::iter::repeat_n(i, c.len_utf8()));
+    }
+    (out, from)
+}
+
+/// Narrows each citation of a quoted answer to the lines the quote itself occupies in its
+/// source, where it lies within the cited lines: a sentence the quote came from may run over
+/// many lines (a code block is one), and the quote of one command is on one of them.
+pub fn narrow_to_quotes(claims: &mut [Claim], context: &Context) {
+    for claim in claims {
+        let needle = squash(&claim.text);
+        if needle.is_empty() {
+            continue;
+        }
+        for citation in &mut claim.citations {
+            let Some(source) = context.sources.iter().find(|s| s.number == citation.source) else {
+                continue;
+            };
+            let (a, b) = citation.lines;
+            let found = source.excerpts.iter().find_map(|e| {
+                let (text, from) = squash_mapped(&e.text);
+                let line = |at: usize| {
+                    e.lines.0 + e.text[..at].bytes().filter(|&x| x == b'\n').count() as u32
+                };
+                text.match_indices(&needle)
+                    .map(|(at, _)| (line(from[at]), line(from[at + needle.len() - 1])))
+                    .find(|&(first, last)| a <= first && last <= b)
+            });
+            if let Some(lines) = found {
+                citation.lines = lines;
+            }
+        }
+    }
+}
+
 /// Grounds one answer sentence in the sources.
 fn ground_sentence(text: &str, range: (usize, usize), units: &[Vec<Unit<'_>>]) -> Claim {
     let quotes: Vec<(String, bool)> = quotations(text)
@@ -360,6 +416,54 @@ pub fn locate_quote(question: &str, answer: &str, context: &Context) -> Option<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quoted_citation_is_narrowed_to_the_quote_s_own_lines() {
+        let text = "To install it, run:\n\n```sh\ngit clone https://example.org/tool\nmake \
+                    install\n```\n\nThe tool’s name\nis “tally”.";
+        let ctx = Context {
+            sources: vec![crate::context::Source {
+                number: 1,
+                doc: "a.md".into(),
+                heading: Vec::new(),
+                page: None,
+                lines: (10, 19),
+                chunks: Vec::new(),
+                rank: 1,
+                score: 1.0,
+                bm25: None,
+                dense: None,
+                excerpts: vec![crate::context::Excerpt {
+                    text: text.into(),
+                    lines: (10, 19),
+                }],
+                whole: true,
+                also: Vec::new(),
+            }],
+            tokens: 0,
+        };
+        let claim = |text: &str, lines: (u32, u32)| Claim {
+            text: text.into(),
+            range: (0, text.len()),
+            citations: vec![Citation {
+                source: 1,
+                lines,
+                support: 1.0,
+            }],
+            supported: true,
+            quotes: Vec::new(),
+        };
+        let mut claims = vec![
+            claim("make install", (12, 15)),
+            claim("git clone https://example.org/tool\nmake install", (12, 15)),
+            claim("The tool's name is \"tally\".", (17, 18)),
+            // Outside the cited lines: left as it was.
+            claim("make install", (17, 18)),
+        ];
+        narrow_to_quotes(&mut claims, &ctx);
+        let lines: Vec<(u32, u32)> = claims.iter().map(|c| c.citations[0].lines).collect();
+        assert_eq!(lines, [(14, 14), (13, 14), (17, 18), (17, 18)]);
+    }
 
     #[test]
     fn a_quote_is_weighed_by_the_question_words_around_it() {
