@@ -417,31 +417,36 @@ pub fn locate_quote(question: &str, answer: &str, context: &Context) -> Option<(
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_quoted_citation_is_narrowed_to_the_quote_s_own_lines() {
-        let text = "To install it, run:\n\n```sh\ngit clone https://example.org/tool\nmake \
-                    install\n```\n\nThe tool’s name\nis “tally”.";
-        let ctx = Context {
+    /// A context of one source, `a.md`, of one excerpt: `text` at `lines`.
+    fn one_source(text: &str, lines: (u32, u32)) -> Context {
+        Context {
             sources: vec![crate::context::Source {
                 number: 1,
                 doc: "a.md".into(),
                 heading: Vec::new(),
                 page: None,
-                lines: (10, 19),
+                lines,
                 chunks: Vec::new(),
                 rank: 1,
                 score: 1.0,
                 bm25: None,
                 dense: None,
-                excerpts: vec![crate::context::Excerpt {
+                excerpts: vec![Excerpt {
                     text: text.into(),
-                    lines: (10, 19),
+                    lines,
                 }],
                 whole: true,
                 also: Vec::new(),
             }],
             tokens: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn a_quoted_citation_is_narrowed_to_the_quote_s_own_lines() {
+        let text = "To install it, run:\n\n```sh\ngit clone https://example.org/tool\nmake \
+                    install\n```\n\nThe tool’s name\nis “tally”.";
+        let ctx = one_source(text, (10, 19));
         let claim = |text: &str, lines: (u32, u32)| Claim {
             text: text.into(),
             range: (0, text.len()),
@@ -469,27 +474,7 @@ mod tests {
     fn a_quote_is_weighed_by_the_question_words_around_it() {
         let text = "The pump was built in Oslo. It weighs nine tonnes.\n\nThe garden has roses. \
                     Roses bloom in June. Bees like them.";
-        let ctx = Context {
-            sources: vec![crate::context::Source {
-                number: 1,
-                doc: "a.md".into(),
-                heading: Vec::new(),
-                page: None,
-                lines: (1, 3),
-                chunks: Vec::new(),
-                rank: 1,
-                score: 1.0,
-                bm25: None,
-                dense: None,
-                excerpts: vec![Excerpt {
-                    text: text.into(),
-                    lines: (1, 3),
-                }],
-                whole: true,
-                also: Vec::new(),
-            }],
-            tokens: 0,
-        };
+        let ctx = one_source(text, (1, 3));
         let q = "Where was the pump built?";
         // "pump" and "built" (2 of 2 content words) are next to "Oslo".
         assert_eq!(quote_coverage(q, "Oslo", &ctx), Some(1.0));
