@@ -1223,7 +1223,8 @@ pub fn answer(
     if let (true, Some(p)) = (unsaved, &kind) {
         save_kind_prefix(generator, p);
     }
-    // A quote is shown as matched: whitespace runs of the source collapsed to one space.
+    // A quote is shown as its source has it, whitespace runs collapsed to one space but for
+    // the lines of fenced code (`Quote::text`).
     let withheld = g.finish == FinishReason::Withheld;
     let text = quote.as_ref().map_or(g.text, Quote::text);
     let answer = strip_markers(&sanitize(&text));
@@ -1581,9 +1582,8 @@ fn kind_prefix(generator: &Generator, question: &str, free: bool) -> Result<Opti
 /// Puts the KV cache of a kind's prefix ([`kind_prefix`]) in place from the prompt cache, if
 /// the model does not hold it already. Returns `false` when it is not in place and could be
 /// saved: the prompt computes it, and [`save_kind_prefix`] keeps it for the next question of
-/// the kind.
-/// What is put back is what the prompt's own pass would have computed: the prefix was saved
-/// from a pass of that many rows or more ([`Generator::holds`]).
+/// the kind. What is put back is what the prompt's own pass would have computed: the prefix
+/// was saved from a pass of that many rows or more ([`Generator::holds`]).
 fn restore_kind_prefix(generator: &mut Generator, prefix: &[u32]) -> bool {
     if generator.holds(prefix) {
         return true;
