@@ -1813,8 +1813,25 @@ pub fn cited_sentences(s: &cairn_retriever::Source, lines: &[(u32, u32)]) -> Vec
         for r in cairn_ingest::sentence_ranges(&e.text) {
             let first = e.lines.0 + e.text[..r.start].matches('\n').count() as u32;
             let last = e.lines.0 + e.text[..r.end].matches('\n').count() as u32;
-            if lines.iter().any(|&(a, b)| first <= b && a <= last) {
-                out.push(cairn_generator::constrain::collapse_whitespace(&e.text[r]));
+            if !lines.iter().any(|&(a, b)| first <= b && a <= last) {
+                continue;
+            }
+            let sentence = &e.text[r];
+            // A code block is one sentence: of it, the lines cited (one command of several).
+            let cited: Vec<&str> = sentence
+                .lines()
+                .zip(first..)
+                .filter(|&(_, n)| lines.iter().any(|&(a, b)| a <= n && n <= b))
+                .map(|(l, _)| l)
+                .collect();
+            let code = sentence.lines().any(|l| {
+                let t = l.trim_start();
+                t.starts_with("```") || t.starts_with("~~~")
+            });
+            if code && !cited.is_empty() && cited.len() < sentence.lines().count() {
+                out.extend(cited.iter().map(|l| l.trim_end().to_owned()));
+            } else {
+                out.push(cairn_generator::constrain::collapse_whitespace(sentence));
             }
         }
     }
@@ -1876,6 +1893,8 @@ mod tests {
             ]
         );
         assert_eq!(cited_sentences(s, &[(9, 9)]), ["It takes a minute."]);
+        // One command of the block: its line alone.
+        assert_eq!(cited_sentences(s, &[(6, 6)]), ["$ make   install"]);
         // A block cut off by a blank line inside it is closed.
         s.excerpts[0].text = "```toml\n[a]\nx = 1\n\n[b]\ny = 2\n```".into();
         s.excerpts[0].lines = (1, 7);
