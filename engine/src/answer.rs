@@ -1824,10 +1824,7 @@ pub fn cited_sentences(s: &cairn_retriever::Source, lines: &[(u32, u32)]) -> Vec
                 .filter(|&(_, n)| lines.iter().any(|&(a, b)| a <= n && n <= b))
                 .map(|(l, _)| l)
                 .collect();
-            let code = sentence.lines().any(|l| {
-                let t = l.trim_start();
-                t.starts_with("```") || t.starts_with("~~~")
-            });
+            let code = sentence.lines().any(cairn_generator::constrain::is_fence);
             if code && !cited.is_empty() && cited.len() < sentence.lines().count() {
                 out.extend(cited.iter().map(|l| l.trim_end().to_owned()));
             } else {

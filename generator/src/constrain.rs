@@ -126,7 +126,8 @@ pub fn collapse_whitespace(text: &str) -> String {
 }
 
 /// Whether a line opens or closes a fenced code block (```` ``` ```` or `~~~`).
-fn is_fence(line: &str) -> bool {
+#[must_use]
+pub fn is_fence(line: &str) -> bool {
     let t = line.trim_start();
     t.starts_with("```") || t.starts_with("~~~")
 }
