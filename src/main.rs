@@ -257,17 +257,19 @@ enum PackCommand {
     },
     /// Make a signing key pair: DIR/cairn.key (secret) and DIR/cairn.pub.
     Keygen {
-        /// Where to write the keys.
+        /// Where to write the keys [default: `<user config dir>/cairn/signing`, where `pack
+        /// sign` looks].
         #[arg(long, value_name = "DIR")]
-        out: PathBuf,
+        out: Option<PathBuf>,
     },
     /// Sign a pack: writes PACK.minisig (minisign's format; `minisign -V` checks it too).
     Sign {
         /// The pack.
         pack: PathBuf,
-        /// The secret key.
+        /// The secret key [default: `<user config dir>/cairn/signing/cairn.key`, as `pack
+        /// keygen` writes it].
         #[arg(long, value_name = "FILE")]
-        key: PathBuf,
+        key: Option<PathBuf>,
     },
     /// Check every member's hash and the signature.
     Verify {
@@ -919,7 +921,7 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// A mistake in what was asked (a path that does not exist), reported with exit status 2 after
 /// the rest of the work is done.
 #[derive(Debug)]
-struct UsageError(String);
+pub(crate) struct UsageError(pub(crate) String);
 
 impl std::fmt::Display for UsageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -1197,8 +1199,13 @@ fn run_other(cli: Cli) -> Result<()> {
             if missing.is_empty() {
                 Ok(())
             } else {
+                let rest = if missing.len() == paths.len() {
+                    "nothing was added"
+                } else {
+                    "the other paths were added"
+                };
                 Err(UsageError(format!(
-                    "no such file or folder: {}\nhint: the other paths were added",
+                    "no such file or folder: {}\nhint: {rest}",
                     missing.join(", ")
                 ))
                 .into())
@@ -1360,8 +1367,8 @@ fn run_pack(cmd: PackCommand) -> Result<()> {
                 quiet,
             })
         }
-        PackCommand::Keygen { out } => pack::keygen(&out),
-        PackCommand::Sign { pack: p, key } => pack::sign(&p, &key),
+        PackCommand::Keygen { out } => pack::keygen(out.as_deref()),
+        PackCommand::Sign { pack: p, key } => pack::sign(&p, key.as_deref()),
         PackCommand::Verify {
             pack: p,
             trust,

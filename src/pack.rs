@@ -34,6 +34,14 @@ pub fn trust_dir() -> Result<PathBuf> {
     Ok(config.join("cairn").join("trusted"))
 }
 
+/// Where `pack keygen` writes a key pair and `pack sign` finds the secret key unless told:
+/// `<user config dir>/cairn/signing`.
+pub fn signing_dir() -> Result<PathBuf> {
+    let config =
+        dirs::config_dir().context("no user config directory\nhint: pass --out (or --key)")?;
+    Ok(config.join("cairn").join("signing"))
+}
+
 /// The trusted keys: every `*.pub` in the trust directory, and `extra`.
 fn trusted_keys(extra: &[PathBuf]) -> Result<Vec<signature::PublicKey>> {
     let mut keys = Vec::new();
@@ -104,6 +112,21 @@ pub fn build(s: &BuildSettings) -> Result<()> {
         if s.paths.is_empty() {
             bail!("nothing to pack\nhint: `cairn pack build PATH… -o NAME.cairnpack`, or --from-kb DIR");
         }
+        // A pack is published as built: a path that is not there means the command (or the
+        // recipe) is wrong, so nothing is read and nothing written.
+        let missing: Vec<String> = s
+            .paths
+            .iter()
+            .filter(|p| !p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !missing.is_empty() {
+            return Err(crate::UsageError(format!(
+                "no such file or folder: {}\nhint: no pack was written",
+                missing.join(", ")
+            ))
+            .into());
+        }
         // A knowledge base made for the pack beside the output, removed afterwards.
         let work = tempfile::Builder::new()
             .prefix(".cairnpack-kb-")
@@ -124,8 +147,14 @@ pub fn build(s: &BuildSettings) -> Result<()> {
         )?;
         (kb, Some(work))
     };
-    let m = cairn_pack::build(&kb, &s.out, &s.about, created, fusion, s.reproducible)
-        .with_context(|| format!("building {}", s.out.display()))?;
+    let m =
+        cairn_pack::build(&kb, &s.out, &s.about, created, fusion, s.reproducible).map_err(|e| {
+            match e {
+                // It names the pack already.
+                cairn_pack::Error::Empty { .. } => anyhow::Error::new(e),
+                e => anyhow::Error::new(e).context(format!("building {}", s.out.display())),
+            }
+        })?;
     let size = std::fs::metadata(&s.out).map_or(0, |m| m.len());
     println!(
         "wrote {} ({}, {} documents, {} chunks, {} members)",
@@ -165,19 +194,34 @@ pub fn build_recipe(recipe: &Path, out: PathBuf, reproducible: bool, quiet: bool
 }
 
 /// `cairn pack keygen`.
-pub fn keygen(out: &Path) -> Result<()> {
-    let (sk, pk, id) = signature::keygen(out)?;
+pub fn keygen(out: Option<&Path>) -> Result<()> {
+    let default = signing_dir()?;
+    let (sk, pk, id) = signature::keygen(out.unwrap_or(&default))?;
     println!("secret key: {} (keep it private)", sk.display());
     println!(
-        "public key: {} (give it to those who install your packs)",
+        "public key: {} (give it to those who install your packs: `cairn pack trust cairn.pub`)",
         pk.display()
     );
     println!("key id:     {id}");
+    if out.is_some_and(|o| o != default) {
+        println!("sign with:  cairn pack sign PACK --key {}", sk.display());
+    } else {
+        println!("sign with:  cairn pack sign PACK");
+    }
     Ok(())
 }
 
 /// `cairn pack sign`.
-pub fn sign(pack: &Path, key: &Path) -> Result<()> {
+pub fn sign(pack: &Path, key: Option<&Path>) -> Result<()> {
+    let default = signing_dir()?.join("cairn.key");
+    let key = match key {
+        Some(k) => k,
+        None if default.exists() => &default,
+        None => bail!(
+            "no secret key at {} (where `cairn pack keygen` writes one)\nhint: `cairn pack keygen`, or pass --key FILE",
+            default.display()
+        ),
+    };
     let (sig, id) = signature::sign(pack, key)?;
     println!("wrote {} (key {id})", sig.display());
     Ok(())

@@ -223,6 +223,11 @@ fn adding_a_path_that_does_not_exist_exits_2_naming_it_and_adds_the_rest() {
         err.contains("no such file or folder") && err.contains("no-such-folder"),
         "{err}"
     );
+    assert!(err.contains("the other paths were added"), "{err}");
+    // Only a missing path: the hint does not speak of others.
+    let (code, _, err) = run(cairn(&["add", missing.to_str().unwrap(), "-q"]).env("CAIRN_KB", &kb));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("nothing was added"), "{err}");
     let (code, out, _) = run(cairn(&["status", "--json"]).env("CAIRN_KB", &kb));
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();

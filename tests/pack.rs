@@ -36,6 +36,7 @@ impl Env {
             .env("CAIRN_PACKS_DIR", self.dir.path().join("packs"))
             .env("CAIRN_TRUST_DIR", self.dir.path().join("trusted"))
             .env("CAIRN_KB", self.dir.path().join("kb"))
+            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
             .current_dir(self.dir.path())
             .output()
             .unwrap();
@@ -386,4 +387,89 @@ fn the_bundled_cargo_book_pack_is_built_signed_installed_and_answers_naming_the_
         out.contains("] [pack:cargo-book@1.95.0] cargo-book/"),
         "{out}"
     );
+}
+
+#[test]
+fn a_missing_path_or_nothing_readable_writes_no_pack() {
+    let e = Env::new();
+    let docs = e.path("docs");
+    let missing = e.path("no-such-folder");
+    // A path that is not there: a usage error, before anything is read, and no file.
+    let (code, _, err) = e.cairn(&["pack", "build", &docs, &missing, "-o", "a.cairnpack"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("no such file or folder: {missing}")),
+        "{err}"
+    );
+    assert!(err.contains("no pack was written"), "{err}");
+    assert!(!e.dir.path().join("a.cairnpack").exists());
+
+    // Files, none of which cairn reads: an error naming the pack, and no file.
+    let images = e.dir.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::write(
+        images.join("photo.png"),
+        [0x89, b'P', b'N', b'G', 0, 1, 2, 3],
+    )
+    .unwrap();
+    let (code, out, err) = e.cairn(&["pack", "build", &e.path("images"), "-o", "b.cairnpack"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("b.cairnpack: no pack written: no document was read"),
+        "{err}"
+    );
+    assert!(
+        err.contains("photo.png"),
+        "the skipped file is named: {err}"
+    );
+    assert!(!e.dir.path().join("b.cairnpack").exists());
+
+    // --from-kb of a directory that holds no knowledge base says so.
+    let (code, _, err) = e.cairn(&["pack", "build", "--from-kb", &missing, "-o", "c.cairnpack"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("no knowledge base at {missing}")),
+        "{err}"
+    );
+    assert!(!e.dir.path().join("c.cairnpack").exists());
+
+    // And no work directory is left beside the output.
+    let left: Vec<_> = std::fs::read_dir(e.dir.path())
+        .unwrap()
+        .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".cairnpack"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn keygen_and_sign_default_to_the_signing_directory() {
+    let e = Env::new();
+    let docs = e.path("docs");
+    e.ok(&["pack", "build", &docs, "-o", "orvane.cairnpack", "-q"]);
+    // No key yet: signing says where it looked and what to do.
+    let (code, _, err) = e.cairn(&["pack", "sign", "orvane.cairnpack"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("no secret key at") && err.contains("cairn pack keygen"),
+        "{err}"
+    );
+
+    let out = e.ok(&["pack", "keygen"]);
+    let signing = e.dir.path().join("config/cairn/signing");
+    assert!(
+        out.contains(&signing.join("cairn.key").display().to_string()),
+        "{out}"
+    );
+    assert!(signing.join("cairn.pub").exists());
+    // A second keygen does not overwrite the first key.
+    let (code, _, err) = e.cairn(&["pack", "keygen"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not overwrite keys"), "{err}");
+
+    let out = e.ok(&["pack", "sign", "orvane.cairnpack"]);
+    assert!(out.contains("orvane.cairnpack.minisig"), "{out}");
+    let public = signing.join("cairn.pub").display().to_string();
+    let out = e.ok(&["pack", "verify", "orvane.cairnpack", "--trust", &public]);
+    assert!(out.contains("signature: good"), "{out}");
 }

@@ -54,6 +54,9 @@ fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 /// If `src` cannot be read or `dst` cannot be written.
 pub fn write_canonical(src: &Path, dst: &Path, options: &CanonicalOptions) -> Result<()> {
     let src_store = store::store_path(src);
+    if !src_store.exists() {
+        return Err(Error::NotFound(src.to_owned()));
+    }
     let serr = store_err(&src_store);
     let db = store::open_read_only(src, &src_store)?;
     let txn = db.begin_read().map_err(|e| serr(e.into()))?;

@@ -50,6 +50,12 @@ pub enum Error {
         /// What is wrong.
         what: String,
     },
+    /// The knowledge base to pack holds no document: a pack of nothing is refused.
+    #[error("{}: no pack written: no document was read\nhint: check that the paths hold files cairn reads (`cairn extract FILE` shows what it reads)", path.display())]
+    Empty {
+        /// The pack that was not written.
+        path: PathBuf,
+    },
     /// The pack was written by a newer cairn.
     #[error("{}: pack format {found} is newer than this cairn reads (format {FORMAT_VERSION})\nhint: upgrade cairn", path.display())]
     NewerFormat {
@@ -301,6 +307,11 @@ pub fn build(
     let status = reader.status()?;
     let index_manifest = reader.manifest().clone();
     drop(reader);
+    if status.documents == 0 {
+        return Err(Error::Empty {
+            path: out.to_owned(),
+        });
+    }
     let files = kb_files(&kb)?;
     let manifest = Manifest {
         format: FORMAT_VERSION,
