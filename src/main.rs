@@ -257,8 +257,8 @@ enum PackCommand {
     },
     /// Make a signing key pair: DIR/cairn.key (secret) and DIR/cairn.pub.
     Keygen {
-        /// Where to write the keys [default: `<user config dir>/cairn/signing`, where `pack
-        /// sign` looks].
+        /// Where to write the keys (default: `<user config dir>/cairn/signing`, where `pack
+        /// sign` looks).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
@@ -266,8 +266,8 @@ enum PackCommand {
     Sign {
         /// The pack.
         pack: PathBuf,
-        /// The secret key [default: `<user config dir>/cairn/signing/cairn.key`, as `pack
-        /// keygen` writes it].
+        /// The secret key (default: `<user config dir>/cairn/signing/cairn.key`, as `pack
+        /// keygen` writes it).
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
     },
@@ -295,6 +295,9 @@ enum PackCommand {
         /// Refuse members larger than this many bytes.
         #[arg(long, default_value_t = cairn_pack::DEFAULT_MAX_MEMBER, value_name = "BYTES")]
         max_member_size: u64,
+        /// Replace an installed newer version of the pack with this older one.
+        #[arg(long)]
+        allow_downgrade: bool,
     },
     /// List the installed packs.
     List,
@@ -1379,7 +1382,16 @@ fn run_pack(cmd: PackCommand) -> Result<()> {
             trust,
             allow_unsigned,
             max_member_size,
-        } => pack::install(&p, &trust, allow_unsigned, max_member_size),
+            allow_downgrade,
+        } => pack::install(
+            &p,
+            &trust,
+            allow_unsigned,
+            &cairn_pack::InstallOptions {
+                max_member: max_member_size,
+                allow_downgrade,
+            },
+        ),
         PackCommand::List => pack::list(),
         PackCommand::Info { target } => pack::info(&target),
         PackCommand::Remove { name } => pack::remove(&name),

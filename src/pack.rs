@@ -256,7 +256,7 @@ pub fn install(
     pack: &Path,
     trust: &[PathBuf],
     allow_unsigned: bool,
-    max_member: u64,
+    options: &cairn_pack::InstallOptions,
 ) -> Result<()> {
     // The signature first: an untrusted file is not even unpacked.
     let keys = trusted_keys(trust)?;
@@ -273,7 +273,11 @@ pub fn install(
         Err(e) => return Err(e.into()),
     };
     let dir = packs_dir()?;
-    let (m, at) = cairn_pack::install(pack, &dir, max_member)?;
+    let cairn_pack::Installed {
+        manifest: m,
+        path: at,
+        replaced,
+    } = cairn_pack::install(pack, &dir, options)?;
     let how = match signed {
         Some(Signed::Trusted(id)) => format!("signed by trusted key {id}"),
         Some(Signed::Untrusted(id)) => format!("signed by untrusted key {id}"),
@@ -283,10 +287,21 @@ pub fn install(
     let signer = at.join("signer");
     std::fs::write(&signer, format!("{how}\n"))
         .with_context(|| format!("cannot write {}", signer.display()))?;
+    let (name, version) = (shown(&m.about.name), shown(&m.about.version));
+    let what = match replaced.as_deref() {
+        None => format!("installed {name}@{version}"),
+        Some(old) if old == m.about.version => format!("reinstalled {name}@{version}"),
+        Some(old) => {
+            let verb = if cairn_pack::older(&m.about.version, old) == Some(true) {
+                "downgraded"
+            } else {
+                "updated"
+            };
+            format!("{verb} {name} {} → {version}", shown(old))
+        }
+    };
     println!(
-        "installed {}@{} into {} ({how}; {} documents, {} chunks)",
-        shown(&m.about.name),
-        shown(&m.about.version),
+        "{what} in {} ({how}; {} documents, {} chunks)",
         at.display(),
         m.documents,
         m.chunks

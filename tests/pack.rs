@@ -473,3 +473,53 @@ fn keygen_and_sign_default_to_the_signing_directory() {
     let out = e.ok(&["pack", "verify", "orvane.cairnpack", "--trust", &public]);
     assert!(out.contains("signature: good"), "{out}");
 }
+
+#[test]
+fn an_update_says_what_it_replaced_and_an_older_version_needs_consent() {
+    let e = Env::new();
+    let docs = e.path("docs");
+    for v in ["1.0.0", "1.1.0"] {
+        let file = format!("orvane-{v}.cairnpack");
+        e.ok(&[
+            "pack",
+            "build",
+            &docs,
+            "-o",
+            &file,
+            "--name",
+            "orvane",
+            "--version",
+            v,
+            "-q",
+        ]);
+    }
+    let install = |v: &str, extra: &[&str]| {
+        let file = format!("orvane-{v}.cairnpack");
+        let mut args = vec!["pack", "install", file.as_str(), "--allow-unsigned"];
+        args.extend_from_slice(extra);
+        e.cairn(&args)
+    };
+    let (code, out, err) = install("1.0.0", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("installed orvane@1.0.0"), "{out}");
+    let (code, out, err) = install("1.1.0", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("updated orvane 1.0.0 → 1.1.0"), "{out}");
+    let (code, out, err) = install("1.1.0", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("reinstalled orvane@1.1.0"), "{out}");
+
+    // Going back is refused, and the newer pack stays installed.
+    let (code, _, err) = install("1.0.0", &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("orvane@1.1.0 is installed, newer than this pack's 1.0.0")
+            && err.contains("--allow-downgrade"),
+        "{err}"
+    );
+    assert!(e.ok(&["pack", "list"]).contains("1.1.0"));
+    let (code, out, err) = install("1.0.0", &["--allow-downgrade"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("downgraded orvane 1.1.0 → 1.0.0"), "{out}");
+    assert!(e.ok(&["pack", "list"]).contains("1.0.0"));
+}

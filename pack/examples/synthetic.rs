@@ -201,7 +201,9 @@ fn main() {
         );
     }
     let t = Instant::now();
-    let (_, kb) = cairn_pack::install(&pack_file, &packs, u64::MAX).unwrap();
+    let kb = cairn_pack::install(&pack_file, &packs, &no_limit())
+        .unwrap()
+        .path;
     println!(
         "installed (verified, then copied out) in {:.1} s",
         t.elapsed().as_secs_f64()
@@ -264,4 +266,11 @@ fn main() {
         percentile(&mut times, 0.95),
         found as f64 / 500.0
     );
+}
+
+fn no_limit() -> cairn_pack::InstallOptions {
+    cairn_pack::InstallOptions {
+        max_member: u64::MAX,
+        ..Default::default()
+    }
 }

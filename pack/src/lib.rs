@@ -56,6 +56,18 @@ pub enum Error {
         /// The pack that was not written.
         path: PathBuf,
     },
+    /// A newer version of the pack is installed: going back is asked for explicitly.
+    #[error("{}: {name}@{installed} is installed, newer than this pack's {offered}\nhint: --allow-downgrade installs the older version", path.display())]
+    Downgrade {
+        /// The pack file.
+        path: PathBuf,
+        /// The pack's name.
+        name: String,
+        /// The installed version.
+        installed: String,
+        /// The file's version.
+        offered: String,
+    },
     /// The pack was written by a newer cairn.
     #[error("{}: pack format {found} is newer than this cairn reads (format {FORMAT_VERSION})\nhint: upgrade cairn", path.display())]
     NewerFormat {
@@ -563,13 +575,67 @@ pub fn verify(pack: &Path) -> Result<Manifest> {
     Ok(manifest)
 }
 
-/// Unpacks a verified pack into `dir/<name>` (replacing an installed version), writing only
-/// below a fresh directory that is then renamed into place. Returns the installed directory.
+/// How [`install`] treats a pack.
+#[derive(Clone, Copy, Debug)]
+pub struct InstallOptions {
+    /// Refuse members larger than this many bytes.
+    pub max_member: u64,
+    /// Replace an installed pack of the same name with an older version (else refused: an old
+    /// release, however well signed, may hold what a newer one corrected).
+    pub allow_downgrade: bool,
+}
+
+impl Default for InstallOptions {
+    fn default() -> Self {
+        InstallOptions {
+            max_member: DEFAULT_MAX_MEMBER,
+            allow_downgrade: false,
+        }
+    }
+}
+
+/// What [`install`] did.
+#[derive(Debug)]
+pub struct Installed {
+    /// The installed pack's manifest.
+    pub manifest: Manifest,
+    /// Where it was installed.
+    pub path: PathBuf,
+    /// The version it replaced, if one of the same name was installed.
+    pub replaced: Option<String>,
+}
+
+/// Whether version `a` is older than `b` (semantic versions; `None` when either does not
+/// parse, as a pack installed by an older cairn might not).
+#[must_use]
+pub fn older(a: &str, b: &str) -> Option<bool> {
+    Some(semver::Version::parse(a).ok()? < semver::Version::parse(b).ok()?)
+}
+
+/// Unpacks a verified pack into `dir/<name>` (replacing an installed version, unless that one
+/// is newer and [`InstallOptions::allow_downgrade`] is off), writing only below a fresh
+/// directory that is then renamed into place.
 ///
 /// # Panics
 /// If a manifest cannot be serialized, which its types rule out.
-pub fn install(pack: &Path, dir: &Path, max_member: u64) -> Result<(Manifest, PathBuf)> {
+pub fn install(pack: &Path, dir: &Path, options: &InstallOptions) -> Result<Installed> {
+    let max_member = options.max_member;
     let manifest = verify(pack)?;
+    let target = dir.join(&manifest.about.name);
+    let replaced = fs::read(target.join("pack.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Manifest>(&bytes).ok())
+        .map(|m| m.about.version);
+    if let Some(installed) = &replaced {
+        if !options.allow_downgrade && older(&manifest.about.version, installed) == Some(true) {
+            return Err(Error::Downgrade {
+                path: pack.to_owned(),
+                name: manifest.about.name.clone(),
+                installed: installed.clone(),
+                offered: manifest.about.version.clone(),
+            });
+        }
+    }
     for m in &manifest.members {
         if m.size > max_member {
             return Err(Error::TooLarge {
@@ -623,7 +689,6 @@ pub fn install(pack: &Path, dir: &Path, max_member: u64) -> Result<(Manifest, Pa
     let json = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
     let pack_json = work.path().join("pack.json");
     fs::write(&pack_json, json).map_err(io_at(&pack_json))?;
-    let target = dir.join(&manifest.about.name);
     let work = work.keep();
     if target.exists() {
         // One atomic step swaps the new pack in: there is never a moment without one.
@@ -633,7 +698,11 @@ pub fn install(pack: &Path, dir: &Path, max_member: u64) -> Result<(Manifest, Pa
     } else {
         fs::rename(&work, &target).map_err(io_at(&target))?;
     }
-    Ok((manifest, target))
+    Ok(Installed {
+        manifest,
+        path: target,
+        replaced,
+    })
 }
 
 /// Puts the directory `new` at `target`, which exists, in one step, leaving the old one at
@@ -868,5 +937,19 @@ mod tests {
         assert!(check_version("1.2.0-rc.1").is_ok());
         assert!(check_version("1.2").is_err());
         assert!(check_version("v1.2.0").is_err());
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::older;
+
+    #[test]
+    fn versions_compare_as_semantic_versions() {
+        assert_eq!(older("1.2.0", "1.10.0"), Some(true));
+        assert_eq!(older("1.10.0", "1.2.0"), Some(false));
+        assert_eq!(older("1.2.0", "1.2.0"), Some(false));
+        assert_eq!(older("1.2.0-beta.1", "1.2.0"), Some(true));
+        assert_eq!(older("1.2", "1.2.0"), None);
     }
 }

@@ -98,7 +98,9 @@ fn a_good_pack_verifies_and_installs_into_its_own_directory() {
     assert_eq!(m.members.len(), 3);
     assert!(m.members.iter().all(|x| x.offset % cairn_pack::ALIGN == 0));
     let packs = dir.path().join("packs");
-    let (_, at) = cairn_pack::install(&pack, &packs, u64::MAX).unwrap();
+    let at = cairn_pack::install(&pack, &packs, &no_limit())
+        .unwrap()
+        .path;
     assert_eq!(at, packs.join("good"));
     assert_eq!(
         fs::read(at.join("bm25/seg.idx")).unwrap(),
@@ -106,7 +108,7 @@ fn a_good_pack_verifies_and_installs_into_its_own_directory() {
     );
     assert_eq!(cairn_pack::installed(&packs).unwrap().len(), 1);
     // Reinstalling replaces it; removing removes it.
-    cairn_pack::install(&pack, &packs, u64::MAX).unwrap();
+    cairn_pack::install(&pack, &packs, &no_limit()).unwrap();
     assert!(cairn_pack::remove(&packs, "good").unwrap());
     assert!(listing(&packs).is_empty(), "{:?}", listing(&packs));
 }
@@ -132,7 +134,7 @@ fn a_truncated_pack_is_refused() {
         let e = cairn_pack::verify(&p).unwrap_err();
         assert!(matches!(e, Error::Malformed { .. }), "{cut}: {e}");
         assert!(e.to_string().contains(&p.display().to_string()), "{e}");
-        assert!(cairn_pack::install(&p, &dir.path().join("packs"), u64::MAX).is_err());
+        assert!(cairn_pack::install(&p, &dir.path().join("packs"), &no_limit()).is_err());
     }
     assert!(listing(&dir.path().join("packs")).is_empty());
 }
@@ -181,7 +183,7 @@ fn manifest_paths_outside_the_pack_are_refused_and_nothing_is_written() {
     ] {
         let p = dir.path().join("forged.cairnpack");
         forge(&pack, &p, |v| v["members"][0]["path"] = bad.into());
-        let e = cairn_pack::install(&p, &packs, u64::MAX).unwrap_err();
+        let e = cairn_pack::install(&p, &packs, &no_limit()).unwrap_err();
         assert!(matches!(e, Error::UnsafePath { .. }), "{bad}: {e}");
         assert!(!e.to_string().contains('\u{1b}'), "shown escaped: {e}");
     }
@@ -194,7 +196,15 @@ fn a_member_over_the_size_limit_is_refused_naming_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     let pack = good(dir.path());
     let packs = dir.path().join("packs");
-    let e = cairn_pack::install(&pack, &packs, 1000).unwrap_err();
+    let e = cairn_pack::install(
+        &pack,
+        &packs,
+        &cairn_pack::InstallOptions {
+            max_member: 1000,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
     assert!(
         e.to_string().contains("over the limit of 1000 bytes"),
         "{e}"
@@ -203,7 +213,7 @@ fn a_member_over_the_size_limit_is_refused_naming_the_limit() {
     // A manifest claiming gigabytes the file does not hold.
     let p = dir.path().join("huge.cairnpack");
     forge(&pack, &p, |v| v["members"][2]["size"] = (8u64 << 30).into());
-    let e = cairn_pack::install(&p, &packs, u64::MAX).unwrap_err();
+    let e = cairn_pack::install(&p, &packs, &no_limit()).unwrap_err();
     assert!(e.to_string().contains("past the end of the file"), "{e}");
 }
 
@@ -262,4 +272,11 @@ fn signatures_name_what_is_wrong() {
     assert!(e.to_string().contains("does not match the file"), "{e}");
     // Keys are never overwritten.
     assert!(signature::keygen(&dir.path().join("keys")).is_err());
+}
+
+fn no_limit() -> cairn_pack::InstallOptions {
+    cairn_pack::InstallOptions {
+        max_member: u64::MAX,
+        ..Default::default()
+    }
 }

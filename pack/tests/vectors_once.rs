@@ -106,7 +106,16 @@ fn an_installed_pack_gives_every_vector_from_its_graph_alone() {
         ..Default::default()
     };
     cairn_pack::build(&kb, &file, &about, 0, serde_json::Value::Null, false).unwrap();
-    let (_, installed) = cairn_pack::install(&file, &tmp.path().join("packs"), u64::MAX).unwrap();
+    let installed = cairn_pack::install(
+        &file,
+        &tmp.path().join("packs"),
+        &cairn_pack::InstallOptions {
+            max_member: u64::MAX,
+            allow_downgrade: false,
+        },
+    )
+    .unwrap()
+    .path;
 
     let pack = Reader::open(&installed).unwrap();
     assert_eq!(
