@@ -88,6 +88,13 @@ fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b >= 0x80
 }
 
+/// Whether `at` (> 0) is inside a run of code-mark characters (a fence's ```` ``` ````, a
+/// ``` `` ``` mark): a span neither begins nor ends there, so that a quote of a block carries
+/// its whole fences.
+fn mid_run(t: &[u8], at: usize) -> bool {
+    matches!(t[at], b'`' | b'~') && t[at - 1] == t[at]
+}
+
 /// Collapses whitespace runs to one space and trims the ends.
 fn normalize(text: &str) -> Vec<u8> {
     normalize_keeping_code_lines(text).0
@@ -256,7 +263,8 @@ impl Quote {
                 continue;
             }
             for p in 0..t.len() {
-                let starts_word = t[p] != b' ' && (p == 0 || !is_word(t[p - 1]));
+                let starts_word =
+                    t[p] != b' ' && (p == 0 || !is_word(t[p - 1])) && !(p > 0 && mid_run(t, p));
                 // Not inside a character: a UTF-8 continuation byte never starts a span.
                 if starts_word && (t[p] & 0xC0) != 0x80 {
                     live.push((i, p));
@@ -405,7 +413,7 @@ impl Constraint for Quote {
             if i >= self.spans {
                 end == t.len()
             } else {
-                !unfinished && (end == t.len() || !is_word(t[end]))
+                !unfinished && (end == t.len() || !is_word(t[end]) && !mid_run(t, end))
             }
         })
     }
@@ -568,6 +576,18 @@ mod tests {
             "```\ncd hello\n```\nThen",
             "the block left is opened"
         );
+        // Not begun nor ended inside a fence: a block quoted whole carries both fences.
+        let mut q = Quote::new([source], []);
+        assert!(!q.allows(b"`console"), "begun at a fence's last backtick");
+        for piece in [
+            "```", "console", " $", " cargo", " new", " hello", " $", " cd", " hello", " `",
+        ] {
+            assert!(step(&mut q, piece), "{piece:?}");
+        }
+        assert!(!q.may_stop(), "ended at a fence's first backtick");
+        assert!(step(&mut q, "``"));
+        assert!(q.may_stop());
+        assert_eq!(q.text(), "```console\n$ cargo new hello\n$ cd hello\n```");
         let mut q = Quote::new([source], []);
         for piece in ["then", " build", " it", "."] {
             assert!(step(&mut q, piece), "{piece:?}");

@@ -161,6 +161,10 @@ pub struct ChunkRecord {
     pub lines: (u32, u32),
     /// Byte range in the document's text.
     pub range: (usize, usize),
+    /// The chunk begins inside a fenced code block (`cairn_ingest::Chunk::in_code`); absent,
+    /// and so false, in records written before it was kept.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_code: bool,
 }
 
 /// A file that could not be indexed, from the last run that saw it.
@@ -311,10 +315,15 @@ mod tests {
         let html: DocRecord = serde_json::from_str(&old("html")).unwrap();
         assert!(!html.read_by_current_reader());
         let md: DocRecord = serde_json::from_str(&old("markdown")).unwrap();
-        assert!(md.read_by_current_reader());
+        assert!(
+            !md.read_by_current_reader(),
+            "chunks know whether they begin in code"
+        );
+        let code: DocRecord = serde_json::from_str(&old("code")).unwrap();
+        assert!(code.read_by_current_reader());
         // A version-0 record is written as before, so a canonical copy (and a pack's
         // signature over it) does not change for documents whose reader did not.
-        assert_eq!(to_json(&md), old("markdown"));
+        assert_eq!(to_json(&code), old("code"));
         let new = DocRecord {
             reader: cairn_ingest::DocKind::Pdf.reader_version(),
             ..pdf

@@ -760,6 +760,7 @@ impl Writer {
                     page: c.page,
                     lines: c.lines,
                     range: (c.range.start, c.range.end),
+                    in_code: c.in_code,
                 },
             ));
             ids.push(id);

@@ -83,6 +83,31 @@ pub struct Chunk {
     pub lines: (u32, u32),
     /// Tokens, as counted by the [`TokenCounter`].
     pub tokens: usize,
+    /// The chunk begins inside a fenced code block (a long block cut between chunks), so that
+    /// a reader of its text alone knows its first lines are code and its first fence closes.
+    pub in_code: bool,
+}
+
+/// Whether a line opens or closes a fenced code block (```` ``` ```` or `~~~`, as Markdown
+/// writes them and the HTML reader fences `<pre>`).
+#[must_use]
+pub fn is_fence(line: &str) -> bool {
+    let t = line.trim_start();
+    t.starts_with("```") || t.starts_with("~~~")
+}
+
+/// The byte offsets where `text`'s fence lines ([`is_fence`]) begin, ascending.
+#[must_use]
+pub fn fence_lines(text: &str) -> Vec<usize> {
+    let mut at = 0;
+    let mut out = Vec::new();
+    for line in text.split('\n') {
+        if is_fence(line) {
+            out.push(at);
+        }
+        at += line.len() + 1;
+    }
+    out
 }
 
 #[derive(Clone, Debug)]
@@ -311,6 +336,13 @@ pub fn chunk_document(
         }
         pack(doc, counter, options, &units, &mut chunks);
     }
+    // Source code is not fenced; other text is code between an odd and an even fence.
+    if doc.kind != DocKind::Code {
+        let fences = fence_lines(text);
+        for c in &mut chunks {
+            c.in_code = fences.partition_point(|&f| f < c.range.start) % 2 == 1;
+        }
+    }
     chunks
 }
 
@@ -381,6 +413,7 @@ fn pack(
             ),
             range,
             tokens,
+            in_code: false,
         });
         if b >= units.len() {
             break;
@@ -488,6 +521,32 @@ mod tests {
             let d = doc(if code { DocKind::Code } else { DocKind::Text }, &text, &cuts);
             check(&d, &ChunkOptions { max_tokens: max, overlap_tokens: overlap, min_section_tokens: 4 });
         }
+    }
+
+    #[test]
+    fn a_chunk_cut_from_the_middle_of_a_code_block_knows_it() {
+        let code = (0..40)
+            .map(|i| format!("let x{i} = {i};"))
+            .collect::<Vec<_>>()
+            .join("\n\n");
+        let text = format!("Run this:\n\n```rust\n{code}\n```\n\nThen it is done.");
+        let d = doc(DocKind::Markdown, &text, &[]);
+        let opts = ChunkOptions {
+            max_tokens: 30,
+            overlap_tokens: 0,
+            min_section_tokens: 1,
+        };
+        let chunks = chunk_document(&d, &WordCounter, &opts);
+        assert!(chunks.len() > 3, "{}", chunks.len());
+        assert!(!chunks[0].in_code, "begins before the block");
+        assert!(chunks[1..chunks.len() - 1].iter().all(|c| c.in_code));
+        let last = chunks.last().unwrap();
+        assert_eq!(last.in_code, !text[last.range.clone()].starts_with("Then"));
+        // Source code is never "inside a block", whatever it holds.
+        let d = doc(DocKind::Code, &text, &[]);
+        assert!(chunk_document(&d, &WordCounter, &opts)
+            .iter()
+            .all(|c| !c.in_code));
     }
 
     #[test]

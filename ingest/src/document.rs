@@ -34,14 +34,15 @@ impl DocKind {
     /// Which version of the reader of this kind a document was read with. It goes up when
     /// reading changes what a file of the kind yields (PDFs: 1 cuts running heads and feet;
     /// HTML: 1 drops permalinks, link-list menus and footers, and gives reference entries
-    /// sections of their own, 2 fences `<pre>` blocks as Markdown code blocks), so that `add`
-    /// reads such files again, unchanged as they are.
+    /// sections of their own, 2 fences `<pre>` blocks as Markdown code blocks; HTML 3,
+    /// Markdown and text 1: a chunk knows whether it begins inside a code block,
+    /// `Chunk::in_code`), so that `add` reads such files again, unchanged as they are.
     #[must_use]
     pub fn reader_version(self) -> u32 {
         match self {
-            DocKind::Html => 2,
-            DocKind::Pdf => 1,
-            DocKind::Text | DocKind::Markdown | DocKind::Code => 0,
+            DocKind::Html => 3,
+            DocKind::Pdf | DocKind::Text | DocKind::Markdown => 1,
+            DocKind::Code => 0,
         }
     }
 }

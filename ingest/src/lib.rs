@@ -22,7 +22,10 @@ mod read;
 mod walk;
 mod watch;
 
-pub use chunk::{chunk_document, sentence_ranges, Chunk, ChunkOptions, TokenCounter, WordCounter};
+pub use chunk::{
+    chunk_document, fence_lines, is_fence, sentence_ranges, Chunk, ChunkOptions, TokenCounter,
+    WordCounter,
+};
 pub use document::{DocKind, Document, Section};
 pub use error::{Error, Result};
 pub use read::{kind_of, read_bytes, read_bytes_with, read_file, Notice, Read, ReadOptions};

@@ -10,11 +10,16 @@
 //!    was cut), the text that follows it in the document comes after it, sentence by sentence,
 //!    within the same three quarters: that is where the answer is.
 //! 3. The rest of the budget goes to single sentences from the other passages, best first by
-//!    the IDF-weighted question words they contain, discounted by their passage's rank.
+//!    the IDF-weighted question words they contain, discounted by their passage's rank. A
+//!    sentence that announces what follows ("…with optimizations turned on:") goes in with the
+//!    sentence after it or not at all: alone, it is a dead end the model may quote.
 //! 4. Passages that are mostly a table of contents (titles with dot leaders and page numbers) are
 //!    left out while anything else was found: they name every topic and answer none.
 //! 5. Sources are numbered in rank order; inside a source the chosen sentences keep document
 //!    order, and each excerpt knows its own lines, so a citation can point at them exactly.
+//! 6. An excerpt cut from a fenced code block gets the fence it lacks (before it, standing on
+//!    the line before; after it), so that code reads as code and the prose after a block as
+//!    prose: every reader of an excerpt tells code from prose by counting fences from its start.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -140,6 +145,9 @@ struct Passage {
     chunks: Vec<ChunkId>,
     /// The chunk the passage ends with (the one whose text continues it).
     last: ChunkId,
+    /// The passage begins inside a fenced code block ([`ChunkRecord::in_code`] of its first
+    /// chunk).
+    in_code: bool,
     rank: usize,
     score: f32,
     bm25: Option<f32>,
@@ -177,6 +185,7 @@ impl Passage {
             lines: c.lines,
             chunks: vec![id],
             last: id,
+            in_code: c.in_code,
             rank,
             score,
             bm25: None,
@@ -454,6 +463,17 @@ pub fn assemble_following(
         }
     }
     candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+    // What a sentence that announces what follows ("…the following steps:", "…like so:")
+    // must bring to be worth its tokens: the sentence after it in its passage, unless already
+    // taken (`None` when it announces nothing, or what it announces is not in the passage).
+    let announced = |pi: usize, si: usize, list: &[usize]| -> Option<(usize, usize)> {
+        if !ends_with_lead_in(&passages[pi].text[sentences[pi][si].clone()]) {
+            return None;
+        }
+        let next = si + 1;
+        let r = sentences[pi].get(next)?;
+        (!list.contains(&next)).then(|| (next, count(&passages[pi].text[r.clone()]) + 1))
+    };
     for &(_, pi, si) in &candidates {
         let Some(list) = &mut chosen[pi] else {
             continue;
@@ -465,13 +485,17 @@ pub fn assemble_following(
         if list.is_empty() {
             cost += header(&passages[pi], pi + 1);
         }
-        if cost <= left {
+        // A lead-in without what it announces is a dead end the model may quote ("…with
+        // optimizations turned on:"): the two go in together or not at all.
+        let next = announced(pi, si, list);
+        if cost + next.map_or(0, |(_, c)| c) <= left {
             list.push(si);
             left -= cost;
-            // A sentence that announces what follows ("…the following steps:") brings the
-            // sentences after it.
-            if ends_with_lead_in(&passages[pi].text[sentences[pi][si].clone()]) {
-                read_on(pi, si + 1, list, &mut left);
+            if let Some((n, c)) = next {
+                list.push(n);
+                left -= c;
+                // And the sentences after it, while three quarters of the budget hold them.
+                read_on(pi, n + 1, list, &mut left);
             }
         }
     }
@@ -495,9 +519,14 @@ pub fn assemble_following(
                     continue;
                 }
                 let cost = count(&passages[pi].text[r.clone()]) + 1;
-                if cost <= left {
+                let next = announced(pi, n, list);
+                if cost + next.map_or(0, |(_, c)| c) <= left {
                     list.push(n);
                     left -= cost;
+                    if let Some((m, c)) = next {
+                        list.push(m);
+                        left -= c;
+                    }
                 }
             }
         }
@@ -519,12 +548,10 @@ pub fn assemble_following(
 
     let mut sources = Vec::new();
     for ((p, c), ss) in passages.into_iter().zip(chosen).zip(&sentences) {
+        let fences = Fences::of(&p.text, p.in_code);
         let (excerpts, whole) = match c {
             None => (
-                vec![Excerpt {
-                    text: p.text.clone(),
-                    lines: p.lines,
-                }],
+                vec![fences.excerpt(&p.text, 0..p.text.len(), p.lines.0)],
                 true,
             ),
             Some(mut list) if !list.is_empty() => {
@@ -533,14 +560,7 @@ pub fn assemble_following(
                 let mut excerpts: Vec<Excerpt> = Vec::new();
                 let mut run: Option<(usize, usize)> = None;
                 let flush = |a: usize, b: usize, out: &mut Vec<Excerpt>| {
-                    let (s, e) = (ss[a].start, ss[b].end);
-                    out.push(Excerpt {
-                        text: p.text[s..e].to_owned(),
-                        lines: (
-                            line_at(&p.text, p.lines.0, s),
-                            line_at(&p.text, p.lines.0, e),
-                        ),
-                    });
+                    out.push(fences.excerpt(&p.text, ss[a].start..ss[b].end, p.lines.0));
                 };
                 for si in list {
                     run = match run {
@@ -590,6 +610,75 @@ pub fn assemble_following(
     Context {
         sources,
         tokens: options.budget - left.min(options.budget),
+    }
+}
+
+/// Where a passage's fenced code blocks are, so that an excerpt cut from it is balanced: a
+/// reader (the model, the quote's constraint, the terminal) decides what is code by counting
+/// fences from the start of what it is given, and an excerpt that began inside a block would
+/// turn the prose after the block into code and the code into prose.
+struct Fences {
+    /// Whether the passage begins inside a block (its first chunk was cut from the middle of
+    /// one).
+    starts_inside: bool,
+    /// The byte offsets where the passage's fence lines begin.
+    lines: Vec<usize>,
+}
+
+impl Fences {
+    fn of(text: &str, starts_inside: bool) -> Fences {
+        Fences {
+            starts_inside,
+            lines: cairn_ingest::fence_lines(text),
+        }
+    }
+
+    /// Whether byte `at` of the passage (the start of a line, or the end of a range) lies
+    /// inside a block: fences before it, counted from the passage's start state.
+    fn inside(&self, at: usize) -> bool {
+        let before = self.lines.partition_point(|&l| l < at);
+        self.starts_inside ^ (before % 2 == 1)
+    }
+
+    /// The excerpt `range` of `text` (whose first line is `first_line`) with its blocks
+    /// closed: a fence before it when it begins inside a block (standing on the line before,
+    /// which in the document is in the block too), after it when it ends inside one. A fence
+    /// that would close nothing (the excerpt begins with the fence closing the block it began
+    /// in) or open nothing (it ends with one opening a block) is left out instead.
+    fn excerpt(&self, text: &str, range: Range<usize>, first_line: u32) -> Excerpt {
+        let (mut s, mut e) = (range.start, range.end);
+        let fence_at = |at: usize| self.lines.binary_search(&at).is_ok();
+        let mut open_before = self.inside(s);
+        if open_before && fence_at(s) {
+            if let Some(next) = text[s..e].find('\n').map(|n| s + n + 1) {
+                let rest = next + (text[next..e].len() - text[next..e].trim_start().len());
+                if rest < e {
+                    s = rest;
+                    open_before = false;
+                }
+            }
+        }
+        // The last line of the range, and whether the range leaves a block open.
+        let last_line = text[s..e].rfind('\n').map_or(s, |n| s + n + 1);
+        let mut open_after = self.inside(e);
+        if open_after && fence_at(last_line) && !self.inside(last_line) && last_line > s {
+            let kept = text[s..last_line].trim_end().len();
+            if kept > 0 {
+                e = s + kept;
+                open_after = self.inside(e);
+            }
+        }
+        let mut lines = (line_at(text, first_line, s), line_at(text, first_line, e));
+        let mut out = String::with_capacity(e - s + 8);
+        if open_before && lines.0 > 1 {
+            out.push_str("```\n");
+            lines.0 -= 1;
+        }
+        out.push_str(&text[s..e]);
+        if open_after {
+            out.push_str("\n```");
+        }
+        Excerpt { text: out, lines }
     }
 }
 
@@ -802,6 +891,7 @@ mod tests {
                 page: None,
                 lines,
                 range,
+                in_code: false,
             },
             also: Vec::new(),
         }
@@ -958,6 +1048,7 @@ mod tests {
             page: None,
             lines: (3, 7),
             range: (cut - 2, doc.len()),
+            in_code: false,
         };
         (doc.to_owned(), top, next)
     }
@@ -1015,6 +1106,88 @@ mod tests {
         );
         let got = ctx.sources[0].text();
         assert!(got.contains("these parts:\n\nA seal.\n\nA rotor."), "{got}");
+    }
+
+    #[test]
+    fn an_excerpt_cut_from_a_code_block_gets_its_fences() {
+        let options = ContextOptions {
+            budget: 10,
+            max_passages: 8,
+            min_relative_score: 0.0,
+        };
+        // Lines 1–9; the chosen sentence opens the block and stops inside it.
+        let text = "Some intro words about nothing.\n\n```sh\npump --prime 3\n\npump --start\n```\n\nAfter the block, the seals are checked weekly.";
+        let top = hit(1, "a.md", (0, text.len()), (1, 9), text);
+        let ctx = assemble("prime", &[top], &words, &options);
+        let e = &ctx.sources[0].excerpts[0];
+        assert_eq!(e.text, "```sh\npump --prime 3\n```");
+        assert_eq!(e.lines, (3, 4));
+
+        // A passage whose chunk began inside a block: its first lines are code.
+        let text = "pump --stop\n\npump --drain now\n```\n\nAfter the block, the seals are checked weekly.";
+        let mut top = hit(1, "b.md", (0, text.len()), (20, 25), text);
+        top.chunk.in_code = true;
+        let ctx = assemble("drain", &[top.clone()], &words, &options);
+        let e = &ctx.sources[0].excerpts[0];
+        assert_eq!(e.text, "```\npump --drain now\n```");
+        assert_eq!(
+            e.lines,
+            (21, 23),
+            "the added fence stands on the line before"
+        );
+        // The prose after the block is prose: nothing added, and the closing fence a
+        // sentence of code ended with is not a block of its own.
+        let roomier = ContextOptions {
+            budget: 16,
+            ..options
+        };
+        let ctx = assemble("seals checked weekly", &[top.clone()], &words, &roomier);
+        let texts: Vec<&str> = ctx.sources[0]
+            .excerpts
+            .iter()
+            .map(|e| e.text.as_str())
+            .collect();
+        assert_eq!(texts, ["After the block, the seals are checked weekly."]);
+        // Given whole, the passage's block is opened at its start.
+        let ctx = assemble("drain", &[top], &words, &ContextOptions::default());
+        let got = ctx.sources[0].text();
+        assert!(got.starts_with("```\npump --stop"), "{got}");
+        assert_eq!(got.matches("```").count(), 2, "{got}");
+        assert_eq!(ctx.sources[0].lines, (19, 25));
+    }
+
+    #[test]
+    fn a_lead_in_comes_with_what_it_announces_or_not_at_all() {
+        // The best passage fills much of the budget; the second's lead-in sentence matches the
+        // question, and the command it announces shares no word with it.
+        let first = "Release builds use optimizations. ".repeat(8);
+        let second = "Filler text here. ".repeat(20)
+            + "\n\nTo build with optimizations turned on, run:\n\n```\ncargo build --release\n```\n\n"
+            + &"More filler text. ".repeat(20);
+        let hits = [
+            hit(1, "a.md", (0, first.len()), (1, 1), &first),
+            hit(2, "b.md", (0, second.len()), (1, 9), &second),
+        ];
+        let q = "how do I build with optimizations turned on";
+        let mut given = 0;
+        for budget in 30..160 {
+            let o = ContextOptions {
+                budget,
+                min_relative_score: 0.0,
+                ..ContextOptions::default()
+            };
+            let ctx = assemble(q, &hits, &words, &o);
+            assert!(ctx.tokens <= budget, "{} > {budget}", ctx.tokens);
+            let text: String = ctx.sources.iter().map(Source::text).collect();
+            if text.contains("turned on, run:") {
+                given += 1;
+                assert!(
+                    text.contains("turned on, run:\n\n```\ncargo build --release\n```"),
+                    "budget {budget}: the lead-in without its command: {text}"
+                );
+            }
+        }
+        assert!(given > 0, "the lead-in was never given");
     }
 
     #[test]

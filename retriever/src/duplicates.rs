@@ -138,6 +138,7 @@ mod tests {
             page: None,
             lines,
             range: (0, text.len()),
+            in_code: false,
         }
     }
 

@@ -289,6 +289,7 @@ mod tests {
             page: None,
             lines: (1, 1),
             range: (0, text.len()),
+            in_code: false,
         }
     }
 

@@ -113,6 +113,7 @@ fn hit(
             page: None,
             lines,
             range: (0, text.len()),
+            in_code: false,
         },
         also: Vec::new(),
     }
