@@ -171,9 +171,16 @@ fn expected(kb: &Path, env: &[(&str, &Path)], args: &[&str], question: &str) -> 
     all.extend(args);
     let v: serde_json::Value = serde_json::from_slice(&cairn(&all, env)).unwrap();
     assert_eq!(v["abstained"], false, "the tiny model answers: {v}");
-    // The first words, short enough for the first line of the pane.
+    // The first words of its first line that is not a code fence (the app draws a block's
+    // lines without their fences), short enough for the first line of the pane.
     let mut opening = String::new();
-    for w in v["answer"].as_str().unwrap().split_whitespace() {
+    let first = v["answer"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with("```"))
+        .unwrap_or_default();
+    for w in first.split_whitespace() {
         if !opening.is_empty() && opening.len() + 1 + w.len() > 24 {
             break;
         }

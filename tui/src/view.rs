@@ -315,6 +315,85 @@ fn pieces(text: &str) -> Vec<&str> {
     out
 }
 
+/// An answer's lines: prose wrapped with its styled citation markers; a fenced code block
+/// line by line behind a gutter, in the code colour, without its fences, its indentation
+/// kept and a line too long for the pane cut at its edge (not at words). The markers written
+/// after a closing fence end the block's last line.
+fn answer_lines(text: &str, t: &Theme, width: usize) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    let mut prose: Vec<&str> = Vec::new();
+    let mut block: Option<Vec<&str>> = None;
+    let flush_prose = |prose: &mut Vec<&str>, lines: &mut Vec<Line<'static>>| {
+        if !prose.is_empty() {
+            lines.extend(wrap(&marked(&prose.join("\n"), t), width, 2));
+            prose.clear();
+        }
+    };
+    for line in text.split('\n') {
+        let trimmed = line.trim_start();
+        let fence = trimmed.starts_with("```") || trimmed.starts_with("~~~");
+        match (block.as_mut(), fence) {
+            (None, true) => {
+                flush_prose(&mut prose, &mut lines);
+                block = Some(Vec::new());
+            }
+            (Some(code), true) => {
+                let after = trimmed.trim_start_matches(['`', '~']).trim();
+                lines.extend(code_lines(code, after, t, width));
+                block = None;
+            }
+            (Some(code), false) => code.push(line),
+            (None, false) => prose.push(line),
+        }
+    }
+    if let Some(code) = block {
+        lines.extend(code_lines(&code, "", t, width));
+    }
+    flush_prose(&mut prose, &mut lines);
+    lines
+}
+
+/// A code block's lines behind a gutter (see [`answer_lines`]), `after` (the citation markers
+/// that followed its closing fence) at the end of the last.
+fn code_lines(code: &[&str], after: &str, t: &Theme, width: usize) -> Vec<Line<'static>> {
+    const GUTTER: &str = "  │ ";
+    let room = width.saturating_sub(GUTTER.chars().count()).max(8);
+    let style = t.fg(Color::Green);
+    let mut lines = Vec::new();
+    let last = code.len().saturating_sub(1);
+    for (i, line) in code.iter().enumerate() {
+        let line = line.replace('\t', "    ");
+        let mut rows: Vec<String> = vec![String::new()];
+        let mut w = 0;
+        for c in line.chars() {
+            let cw = c.width().unwrap_or(0);
+            if w + cw > room {
+                rows.push(String::new());
+                w = 0;
+            }
+            rows.last_mut().expect("a row").push(c);
+            w += cw;
+        }
+        let n = rows.len();
+        for (j, row) in rows.into_iter().enumerate() {
+            let mut spans = vec![Span::styled(GUTTER, t.dim()), Span::styled(row, style)];
+            if i == last && j + 1 == n && !after.is_empty() {
+                spans.extend(
+                    marked(&format!(" {after}"), t)
+                        .into_iter()
+                        .filter(|(s, _)| !s.is_empty())
+                        .map(|(s, st)| Span::styled(s.replace('\u{a0}', " "), st)),
+                );
+            }
+            lines.push(Line::from(spans));
+        }
+    }
+    if code.is_empty() && !after.is_empty() {
+        lines.extend(wrap(&marked(after, t), width, 2));
+    }
+    lines
+}
+
 /// The answer text split into plain text and styled citation markers.
 fn marked(text: &str, t: &Theme) -> Vec<(String, Style)> {
     let mut out = Vec::new();
@@ -425,7 +504,7 @@ pub fn conversation_lines(app: &App, width: u16) -> Vec<Line<'static>> {
             (state, AskMode::Ask) => {
                 let abstained = turn.answer.as_ref().and_then(|a| a.abstained);
                 if !turn.shown.is_empty() {
-                    lines.extend(wrap(&marked(&turn.shown, &t), w, 2));
+                    lines.extend(answer_lines(&turn.shown, &t, w));
                 } else if *state == TurnState::Streaming {
                     // Nothing is shown before it is checked (it may yet be withheld).
                     lines.push(Line::styled(

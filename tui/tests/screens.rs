@@ -428,14 +428,18 @@ fn a_quoted_code_block_keeps_its_lines() {
         .lines()
         .map(|l| l.trim_matches('"').trim_start_matches('│').trim())
         .collect();
-    for line in ["```console", "$ pumpctl fill --litres 3", "$ pumpctl start"] {
+    // Each line of code on a row of its own behind the gutter, and no fence drawn.
+    for line in ["│ $ pumpctl fill --litres 3", "│ $ pumpctl start"] {
         assert!(
-            lines
-                .iter()
-                .any(|l| l.starts_with(line) && !l.contains("pumpctl start $")),
+            lines.iter().any(|l| l.starts_with(line)),
             "{line} on a line of its own:\n{s}"
         );
     }
+    assert!(!s.contains("```"), "{s}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("Fill it with glycol:")),
+        "{s}"
+    );
     // c copies the commands, ready to paste into a shell.
     a.take_effects();
     key(&mut a, KeyCode::Tab);
@@ -454,6 +458,17 @@ fn a_quoted_code_block_keeps_its_lines() {
         "{}",
         screen(&a)
     );
+    // Indentation is kept, and the markers after the closing fence end the last line.
+    let id = ask(&mut a, "How does main greet?", &[]);
+    let text = "```rust\nfn main() {\n    greet();\n}\n``` [1]";
+    finish(&mut a, id, "How does main greet?", text);
+    let s = screen(&a);
+    let lines: Vec<&str> = s
+        .lines()
+        .map(|l| l.trim_matches('"').trim_start_matches('│').trim())
+        .collect();
+    assert!(lines.iter().any(|l| l.starts_with("│     greet();")), "{s}");
+    assert!(lines.iter().any(|l| l.starts_with("│ } [1]")), "{s}");
 }
 
 #[test]
