@@ -414,6 +414,13 @@ fn an_answer_streams_with_verified_markers() {
     snap!("answer_done", a);
 }
 
+/// The screen's rows with the left border and the spaces around them taken off.
+fn rows(s: &str) -> Vec<&str> {
+    s.lines()
+        .map(|l| l.trim_matches('"').trim_start_matches('│').trim())
+        .collect()
+}
+
 #[test]
 fn a_quoted_code_block_keeps_its_lines() {
     let dir = tempfile::tempdir().unwrap();
@@ -424,10 +431,7 @@ fn a_quoted_code_block_keeps_its_lines() {
     let text = "Fill it with glycol:\n```console\n$ pumpctl fill --litres 3\n$ pumpctl start\n```";
     finish(&mut a, id, "How do I fill the pump?", text);
     let s = screen(&a);
-    let lines: Vec<&str> = s
-        .lines()
-        .map(|l| l.trim_matches('"').trim_start_matches('│').trim())
-        .collect();
+    let lines = rows(&s);
     // Each line of code on a row of its own behind the gutter, and no fence drawn.
     for line in ["│ $ pumpctl fill --litres 3", "│ $ pumpctl start"] {
         assert!(
@@ -463,10 +467,7 @@ fn a_quoted_code_block_keeps_its_lines() {
     let text = "```rust\nfn main() {\n    greet();\n}\n``` [1]";
     finish(&mut a, id, "How does main greet?", text);
     let s = screen(&a);
-    let lines: Vec<&str> = s
-        .lines()
-        .map(|l| l.trim_matches('"').trim_start_matches('│').trim())
-        .collect();
+    let lines = rows(&s);
     assert!(lines.iter().any(|l| l.starts_with("│     greet();")), "{s}");
     assert!(lines.iter().any(|l| l.starts_with("│ } [1]")), "{s}");
 }
