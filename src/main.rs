@@ -300,7 +300,13 @@ enum PackCommand {
         allow_downgrade: bool,
     },
     /// List the installed packs.
-    List,
+    List {
+        /// One JSON object: `packs_dir`, and `packs`, each with its manifest's description,
+        /// `documents`, `chunks`, `created` (Unix seconds), `signature` (`key` and `trusted`,
+        /// as checked when installed; null if unsigned) and `path`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a pack's manifest, signer and whether its embedding model is installed.
     Info {
         /// An installed pack's name, or a pack file.
@@ -1392,7 +1398,7 @@ fn run_pack(cmd: PackCommand) -> Result<()> {
                 allow_downgrade,
             },
         ),
-        PackCommand::List => pack::list(),
+        PackCommand::List { json } => pack::list(json),
         PackCommand::Info { target } => pack::info(&target),
         PackCommand::Remove { name } => pack::remove(&name),
         PackCommand::Trust { key } => pack::trust(&key),

@@ -310,10 +310,42 @@ pub fn install(
 }
 
 /// `cairn pack list`.
-pub fn list() -> Result<()> {
+pub fn list(json: bool) -> Result<()> {
     let dir = packs_dir()?;
     let packs = cairn_pack::installed(&dir)?;
     let mut out = std::io::stdout().lock();
+    if json {
+        let packs: Vec<serde_json::Value> = packs
+            .iter()
+            .map(|(m, at)| {
+                // As `install` wrote it: "signed by trusted key ID", "signed by untrusted key
+                // ID" or "unsigned".
+                let signer = std::fs::read_to_string(at.join("signer")).unwrap_or_default();
+                let signature = signer
+                    .trim()
+                    .strip_prefix("signed by ")
+                    .and_then(|rest| rest.split_once(" key "))
+                    .map(|(trust, key)| serde_json::json!({"key": key, "trusted": trust == "trusted"}));
+                serde_json::json!({
+                    "name": m.about.name,
+                    "version": m.about.version,
+                    "title": m.about.title,
+                    "description": m.about.description,
+                    "license": m.about.license,
+                    "source": m.about.source,
+                    "language": m.about.language,
+                    "documents": m.documents,
+                    "chunks": m.chunks,
+                    "created": m.created,
+                    "signature": signature,
+                    "path": at.display().to_string(),
+                })
+            })
+            .collect();
+        let v = serde_json::json!({ "packs_dir": dir.display().to_string(), "packs": packs });
+        writeln!(out, "{v}")?;
+        return Ok(());
+    }
     if packs.is_empty() {
         writeln!(out, "no packs installed in {}", dir.display())?;
     }

@@ -127,6 +127,10 @@ fn build_sign_verify_install_and_search_a_pack() {
         out.contains("orvane") && out.contains("1.2.0") && out.contains("Orvane manuals"),
         "{out}"
     );
+    let v: serde_json::Value = serde_json::from_str(&e.ok(&["pack", "list", "--json"])).unwrap();
+    let signature = &v["packs"][0]["signature"];
+    assert_eq!(signature["trusted"], true, "{v}");
+    assert_eq!(signature["key"].as_str().map(str::len), Some(16), "{v}");
     let out = e.ok(&["pack", "info", "orvane"]);
     assert!(
         out.contains("all-MiniLM-L6-v2") && out.contains("— installed"),
@@ -522,4 +526,13 @@ fn an_update_says_what_it_replaced_and_an_older_version_needs_consent() {
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("downgraded orvane 1.1.0 → 1.0.0"), "{out}");
     assert!(e.ok(&["pack", "list"]).contains("1.0.0"));
+    // For scripts: one JSON object, the pack as installed (unsigned here).
+    let v: serde_json::Value = serde_json::from_str(&e.ok(&["pack", "list", "--json"])).unwrap();
+    let packs = v["packs"].as_array().unwrap();
+    assert_eq!(packs.len(), 1, "{v}");
+    assert_eq!(packs[0]["name"], "orvane");
+    assert_eq!(packs[0]["version"], "1.0.0");
+    assert_eq!(packs[0]["documents"], 2);
+    assert!(packs[0]["signature"].is_null(), "{v}");
+    assert!(v["packs_dir"].as_str().unwrap().ends_with("packs"), "{v}");
 }
