@@ -195,15 +195,18 @@ pub fn build_recipe(recipe: &Path, out: PathBuf, reproducible: bool, quiet: bool
 
 /// `cairn pack keygen`.
 pub fn keygen(out: Option<&Path>) -> Result<()> {
-    let default = signing_dir()?;
-    let (sk, pk, id) = signature::keygen(out.unwrap_or(&default))?;
+    let default = match out {
+        Some(_) => None,
+        None => Some(signing_dir()?),
+    };
+    let (sk, pk, id) = signature::keygen(out.or(default.as_deref()).expect("one of the two"))?;
     println!("secret key: {} (keep it private)", sk.display());
     println!(
         "public key: {} (give it to those who install your packs: `cairn pack trust cairn.pub`)",
         pk.display()
     );
     println!("key id:     {id}");
-    if out.is_some_and(|o| o != default) {
+    if out.is_some() {
         println!("sign with:  cairn pack sign PACK --key {}", sk.display());
     } else {
         println!("sign with:  cairn pack sign PACK");
@@ -213,14 +216,18 @@ pub fn keygen(out: Option<&Path>) -> Result<()> {
 
 /// `cairn pack sign`.
 pub fn sign(pack: &Path, key: Option<&Path>) -> Result<()> {
-    let default = signing_dir()?.join("cairn.key");
-    let key = match key {
-        Some(k) => k,
-        None if default.exists() => &default,
-        None => bail!(
-            "no secret key at {} (where `cairn pack keygen` writes one)\nhint: `cairn pack keygen`, or pass --key FILE",
-            default.display()
-        ),
+    let default;
+    let key = if let Some(k) = key {
+        k
+    } else {
+        default = signing_dir()?.join("cairn.key");
+        if !default.exists() {
+            bail!(
+                "no secret key at {} (where `cairn pack keygen` writes one)\nhint: `cairn pack keygen`, or pass --key FILE",
+                default.display()
+            );
+        }
+        &default
     };
     let (sig, id) = signature::sign(pack, key)?;
     println!("wrote {} (key {id})", sig.display());
