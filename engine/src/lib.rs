@@ -38,7 +38,7 @@ pub use cairn_index::{file_of, ChunkId, ChunkRecord, Source as KbSource};
 pub use cairn_index::{
     read_manifest, AddOptions, AddProgress, AddReport, Embedder, FileOutcome, Reader, Writer,
 };
-pub use cairn_ingest::ReadOptions;
+pub use cairn_ingest::{is_fence, ReadOptions};
 pub use cairn_retriever::{
     following, ground, search_shelves, search_shelves_with, Citation, Claim, Context, Elsewhere,
     Excerpt, Fused, Fusion, Hit, LegHit, Mode, Retriever, SearchOptions, Shelf, Source,

@@ -1384,14 +1384,10 @@ pub fn source_rows(t: &Turn) -> Vec<SourceRow> {
 /// `code` spans, one a line. `None` when it has neither.
 #[must_use]
 pub fn code_of(answer: &str) -> Option<String> {
-    let fence = |l: &str| {
-        let t = l.trim_start();
-        t.starts_with("```") || t.starts_with("~~~")
-    };
     let mut lines: Vec<&str> = Vec::new();
     let mut inside = false;
     for line in answer.lines() {
-        if fence(line) {
+        if cairn_engine::is_fence(line) {
             inside = !inside;
         } else if inside {
             lines.push(line);

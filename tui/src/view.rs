@@ -331,8 +331,7 @@ fn answer_lines(text: &str, t: &Theme, width: usize) -> Vec<Line<'static>> {
     };
     for line in text.split('\n') {
         let trimmed = line.trim_start();
-        let fence = trimmed.starts_with("```") || trimmed.starts_with("~~~");
-        match (block.as_mut(), fence) {
+        match (block.as_mut(), cairn_engine::is_fence(line)) {
             (None, true) => {
                 flush_prose(&mut prose, &mut lines);
                 block = Some(Vec::new());
