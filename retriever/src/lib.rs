@@ -115,6 +115,11 @@ pub struct Hit {
 /// the best), so fewer neighbours come with it.
 const DEFINITION_POOL: usize = 20;
 
+/// How many are read when the question asks what an abbreviation is or stands for ("What is
+/// ZTA?"): a document that spells it out once may use it on every page after, and the
+/// passages that only use it rank as high as the one that spells it out.
+const ABBREVIATION_POOL: usize = 200;
+
 /// What a passage that opens the section titled with the term asked about gains, as a share of
 /// the best fused score, on top of [`definition_bonus`].
 const TITLED: f32 = 0.4;
@@ -123,10 +128,13 @@ const TITLED: f32 = 0.4;
 /// score. Asked what a term is, a term set off or named where it is introduced gains more than
 /// a sentence that merely begins with it; asked what it does, a sentence that begins with it and
 /// goes on with a verb ("The `inline` attribute suggests…") is how such a thing is described,
-/// and gains almost as much. These and [`TITLED`] were chosen on the calibration halves of
+/// and gains almost as much. An abbreviation spelled out gains the whole best score, rising
+/// above every passage that only uses it: what the letters stand for is said there alone.
+/// These and [`TITLED`] were chosen on the calibration halves of
 /// `eval/definitions` and `eval/purposes` (BENCHMARKS.md).
 fn definition_bonus(how: terms::Introduction, asks: terms::Asks) -> f32 {
     match (how, asks) {
+        (terms::Introduction::SpelledOut { defines }, _) => 2.0 + if defines { 0.2 } else { 0.0 },
         (terms::Introduction::Marked, _) => 0.6,
         (terms::Introduction::Begins, terms::Asks::Is) => 0.2,
         (terms::Introduction::Begins, terms::Asks::Does) => 0.5,
@@ -146,7 +154,13 @@ pub(crate) fn collect_hits(
     // Asked what something is, the passages that say what it is rise among the best.
     if let (Some(subject), Some(top)) = (terms::subject(query), fused.first()) {
         let best = top.score;
-        let pool = fused.len().min(DEFINITION_POOL.max(options.k));
+        // An abbreviation is often used on every page of the document that spells it out once.
+        let reach = if terms::abbreviation(query, &subject.term) {
+            ABBREVIATION_POOL
+        } else {
+            DEFINITION_POOL
+        };
+        let pool = fused.len().min(reach.max(options.k));
         for f in &mut fused[..pool] {
             let chunk = fetch(f)?;
             if let Some(c) = &chunk {

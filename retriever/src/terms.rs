@@ -254,7 +254,8 @@ pub struct Subject {
 }
 
 /// The term a question asks about, when it asks what the term is (`What is a smart pointer?`,
-/// `What are closures?`, `What's a slice?`, `What does MIR stand for?`, `What does PEP mean?`,
+/// `What are closures?`, `What's a slice?`, `What does MIR stand for?` (or `What is MIR short
+/// for?`), `What does PEP mean?`,
 /// `Define shadowing`) or what it does (`What does the move keyword do?`, `What is pub use used
 /// for?`, `What is the purpose of Cargo.lock?`, `What is the inline attribute for?`): `None` for
 /// any other question. Kept to short subjects (at most six words), which is how such questions
@@ -271,6 +272,8 @@ pub fn subject(question: &str) -> Option<Subject> {
         ["what", "is" | "are", "the", "purpose" | "point" | "role" | "job", "of", rest @ ..] => {
             (rest, Asks::Does)
         }
+        // "What is MIR short for?" asks what the letters stand for.
+        ["what", "is" | "are", rest @ .., "short", "for"] => (rest, Asks::Is),
         // "What is the keyword used for declaring constants?" asks for a name.
         ["what", "is" | "are", rest @ ..] if names_a_use(rest) => return None,
         ["what", "is" | "are", rest @ ..] if used_for(rest).is_some() => {
@@ -794,6 +797,15 @@ pub enum Introduction {
     /// set is called the prelude", "known as"): how documents mark the place a term is
     /// defined.
     Marked,
+    /// An abbreviation spelled out ([`abbreviation`]): "Secure Software Development Framework
+    /// (SSDF)", or "SSDF Secure Software Development Framework" in a list of abbreviations.
+    /// The one place that says what the letters stand for, in a document that may use them on
+    /// every page. `defines` when the sentence begins with the words spelled out and goes on
+    /// to say what it is ("Policy enforcement point (PEP): This system…").
+    SpelledOut {
+        /// Whether the sentence goes on to say what it is.
+        defines: bool,
+    },
 }
 
 /// Whether and how `text` says what `subject` (a [`Subject`]'s term) is, or, asked what it
@@ -898,6 +910,11 @@ fn introduced(
     asks: Asks,
 ) -> Option<Introduction> {
     let (start, end) = (tokens[from].1.start, tokens[to - 1].1.end);
+    if to == from + 1 {
+        if let Some(defines) = spelled_out(text, tokens, from) {
+            return Some(Introduction::SpelledOut { defines });
+        }
+    }
     // Set off by emphasis on both sides, the opening mark not inside a word (`snake_case_name`).
     // Code marks and a link may stand inside the emphasis: "The *`inline` [attribute]*".
     let opening = text[..start].trim_end_matches(['`', '[']);
@@ -960,6 +977,169 @@ fn introduced(
         .to_lowercase();
     let says = DEFINING.contains(&next.as_str()) || (asks == Asks::Does && acts(&next));
     says.then_some(Introduction::Begins)
+}
+
+/// Whether the abbreviation at `tokens[at]` of `text` (two to ten letters, two or more of them
+/// capitals as written) is spelled out there: after the words whose initials it takes, in
+/// brackets ("Secure Software Development Framework (SSDF)"), or before them, as a list of
+/// abbreviations gives it ("SSDF Secure Software Development Framework", "PEP: policy
+/// enforcement point"). Function words may stand between ("Department of Defense (DoD)") and a
+/// hyphenated word gives the initial of each part ("Zero-Trust Architecture (ZTA)").
+/// `Some(true)` when the sentence also begins with the words spelled out and goes on to say
+/// what it is ("Policy enforcement point (PEP): This system is responsible…").
+fn spelled_out(text: &str, tokens: &[(String, std::ops::Range<usize>)], at: usize) -> Option<bool> {
+    if !abbreviated(&text[tokens[at].1.clone()]) {
+        return None;
+    }
+    // "ADTs", "ICEs": the plural's s is not an initial.
+    let written = &text[tokens[at].1.clone()];
+    let mut letters: Vec<char> = tokens[at].0.chars().collect();
+    if written.ends_with('s') && written.len() > 2 {
+        letters.pop();
+    }
+    let reach = 2 * letters.len() + 2;
+    // The parts of hyphenated words, each with its word's index and whether the word is itself
+    // an abbreviation ("IR" in "High-level IR (HIR)").
+    let parts = |words: &mut dyn Iterator<Item = usize>, backwards: bool| {
+        let mut out: Vec<(String, usize, bool)> = Vec::new();
+        for i in words.take(reach) {
+            let abbreviation = abbreviated(&text[tokens[i].1.clone()]);
+            let mut p: Vec<(String, usize, bool)> = tokens[i]
+                .0
+                .split('-')
+                .filter(|p| !p.is_empty())
+                .map(|p| (p.to_owned(), i, abbreviation))
+                .collect();
+            if backwards {
+                p.reverse();
+            }
+            out.extend(p);
+        }
+        out
+    };
+    // The index of the last word spelling out `wanted` (in the order the words are read:
+    // backwards, the last letter first) if `parts` (nearest first) begin with words whose
+    // initials are `wanted`: the nearest word gives one, an abbreviation gives its letters,
+    // function words that give none are passed over, and so may be one other word ("High
+    // Level Intermediate Representation (HIR)").
+    let spells = |parts: &[(String, usize, bool)], wanted: &[char], backwards: bool| {
+        let (mut at, mut passed, mut last) = (0, false, None);
+        for (i, (part, word, abbreviation)) in parts.iter().enumerate() {
+            let Some(&letter) = wanted.get(at) else {
+                break;
+            };
+            let mut own: Vec<char> = part.chars().collect();
+            if backwards {
+                own.reverse();
+            }
+            if *abbreviation && own.len() < wanted.len() && wanted[at..].starts_with(&own) {
+                at += own.len();
+            } else if part.starts_with(letter) {
+                at += 1;
+            } else if i > 0 && is_stopword(part) {
+                continue;
+            } else if i > 0 && !passed {
+                passed = true;
+                continue;
+            } else {
+                return None;
+            }
+            last = Some(*word);
+        }
+        if at < wanted.len() {
+            return None;
+        }
+        last
+    };
+    let backwards: Vec<char> = letters.iter().rev().copied().collect();
+    let before = text[..tokens[at].1.start].trim_end();
+    let after = text[tokens[at].1.end..].trim_start();
+    if before.ends_with('(') && after.starts_with([')', ',', ';']) {
+        let nearest = parts(&mut (0..at).rev(), true);
+        if let Some(first) = spells(&nearest, &backwards, true) {
+            let start = tokens[first].1.start;
+            let head =
+                text[..start].trim_end_matches([' ', '\t', '_', '*', '"', '“', '•', '-', '+']);
+            let begins = (head.is_empty() || head.ends_with(['.', '!', '?', ':', '\n', '#', '>']))
+                && text[start..].starts_with(char::is_uppercase);
+            let rest = after.find(')').map_or("", |i| after[i + 1..].trim_start());
+            let next: String = rest
+                .chars()
+                .take_while(|c| c.is_alphabetic())
+                .collect::<String>()
+                .to_lowercase();
+            let says = rest.starts_with([':', '—', '–']) || DEFINING.contains(&next.as_str());
+            return Some(begins && says);
+        }
+    }
+    // After it: a list's separator, a table's column, an HTML tag closing around it
+    // (`<span id="lto">LTO</span> | Short for *link-time optimizations*`), "short for" or
+    // "stands for".
+    let mut next = at + 1;
+    let word = |i: usize| tokens.get(i).map(|(w, _)| w.as_str());
+    if word(next) == Some("span") && text[tokens[at].1.end..tokens[next].1.start].contains("</") {
+        next += 1;
+    }
+    for phrase in [
+        &["is", "short", "for"][..],
+        &["short", "for"],
+        &["stands", "for"],
+    ] {
+        if (0..phrase.len()).all(|i| word(next + i) == Some(phrase[i])) {
+            next += phrase.len();
+            break;
+        }
+    }
+    if let Some("a" | "an" | "the") = word(next) {
+        next += 1;
+    }
+    // What stands between the words, the words skipped left out.
+    let between = |from: usize, to: usize| -> String {
+        (from..to)
+            .map(|i| &text[tokens[i].1.end..tokens.get(i + 1).map_or(text.len(), |t| t.1.start)])
+            .collect()
+    };
+    let glossary = between(at, next).chars().all(|c| {
+        c.is_whitespace()
+            || matches!(
+                c,
+                ':' | '—'
+                    | '–'
+                    | '='
+                    | ','
+                    | '|'
+                    | '('
+                    | '['
+                    | '*'
+                    | '_'
+                    | '`'
+                    | '"'
+                    | '“'
+                    | '<'
+                    | '/'
+                    | '>'
+            )
+    }) && spells(&parts(&mut (next..tokens.len()), false), &letters, false)
+        .is_some();
+    glossary.then_some(false)
+}
+
+/// Whether `term` (a [`Subject`]'s) is an abbreviation as `question` writes it: one word of two
+/// to ten letters, two or more of them capitals ("ZTA", "DoD").
+#[must_use]
+pub fn abbreviation(question: &str, term: &str) -> bool {
+    !term.contains(' ')
+        && spanned_words(question)
+            .iter()
+            .any(|(w, r)| w == term && abbreviated(&question[r.clone()]))
+}
+
+/// Whether a word as written may be an abbreviation: two to ten letters, two or more of them
+/// capitals.
+fn abbreviated(written: &str) -> bool {
+    (2..=10).contains(&written.chars().count())
+        && written.chars().all(|c| c.is_ascii_alphabetic())
+        && written.chars().filter(char::is_ascii_uppercase).count() >= 2
 }
 
 /// `rest` after the target of a link that ends where it begins (`[attributes]`, `(url)`), or
@@ -1074,6 +1254,10 @@ mod tests {
         );
         assert_eq!(
             defined_subject("What does MIR stand for?").as_deref(),
+            Some("mir")
+        );
+        assert_eq!(
+            defined_subject("What is MIR short for?").as_deref(),
             Some("mir")
         );
         assert_eq!(
@@ -1423,6 +1607,122 @@ mod tests {
             None,
             "a link's target"
         );
+    }
+
+    #[test]
+    fn an_abbreviation_is_introduced_where_it_is_spelled_out() {
+        let spelled = [
+            "practices called the Secure Software Development Framework (SSDF). Organizations",
+            "SOAR State-of-the-Art Resources\nSSDF Secure Software Development Framework\nChange Log",
+            "SSDF: secure software development framework",
+            "<span id=\"ssdf\">SSDF</span>  |  Short for *secure software development framework*",
+            "SSDF (short for secure software development framework)",
+            "SSDF stands for Secure Software Development Framework",
+            "the Department of Defense (DoD, 2019)",
+            "many Secure Software Development Frameworks (SSDFs) exist",
+        ];
+        let only = Some(Introduction::SpelledOut { defines: false });
+        for text in spelled {
+            let term = if text.contains("DoD") { "dod" } else { "ssdf" };
+            assert_eq!(introduction(term, Asks::Is, text), only, "{text}");
+        }
+        assert_eq!(
+            introduction("zta", Asks::Is, "a Zero-Trust Architecture (ZTA) plan"),
+            only,
+            "a hyphenated word gives each part's initial"
+        );
+        for (term, text) in [
+            ("hir", "- High-level IR (HIR) is"),
+            ("hir", "The High Level Intermediate Representation (HIR)"),
+            (
+                "adt",
+                "The term `ADT` stands for \"Algebraic data type\", in rust",
+            ),
+            (
+                "nll",
+                "<span id=\"nll\">NLL</span> | Short for [non-lexical lifetimes](../nll.md)",
+            ),
+            (
+                "gat",
+                "<span id=\"gat\">GAT</span> | A _generic associated type_, an",
+            ),
+        ] {
+            assert!(
+                matches!(
+                    introduction(term, Asks::Is, text),
+                    Some(Introduction::SpelledOut { .. })
+                ),
+                "{text}"
+            );
+        }
+        // Spelled out where a sentence begins that says what it is.
+        let defines = Some(Introduction::SpelledOut { defines: true });
+        for text in [
+            "•  Policy enforcement point (PEP): This system is responsible",
+            "component. Policy enforcement point (PEP) is the system that",
+        ] {
+            assert_eq!(introduction("pep", Asks::Is, text), defines, "{text}");
+        }
+        assert_eq!(
+            introduction(
+                "pep",
+                Asks::Is,
+                "Access is granted through a policy decision point (PDP) and \
+                 corresponding policy enforcement point (PEP).3"
+            ),
+            only,
+            "mid-sentence, saying nothing more"
+        );
+        let mentioned = [
+            (
+                "ssdf",
+                "The SSDF does not prescribe how to implement",
+                "a mention",
+            ),
+            (
+                "ast",
+                "## The AST\n\nThe AST mirrors the structure",
+                "itself",
+            ),
+            (
+                "ssdf",
+                "the Secure Development Framework (SSDF)",
+                "a letter short",
+            ),
+            (
+                "ssdf",
+                "Secure Software and Development Framework Kit (SSDF)",
+                "the nearest word gives none",
+            ),
+            (
+                "ssdf",
+                "Secure Software Framework Development Systems Framework (SSDF)",
+                "two words passed over",
+            ),
+            (
+                "ssdf",
+                "the Secure Software Development Framework (ssdf)",
+                "not capitals",
+            ),
+            (
+                "ssdf",
+                "Secure Development Software Framework (SSDF)",
+                "out of order",
+            ),
+            (
+                "ssdf",
+                "SSDF Secure Software Development",
+                "a letter short after it",
+            ),
+            (
+                "ssdf",
+                "for the Secure Software Development Framework of (SSDF)",
+                "the nearest word gives none",
+            ),
+        ];
+        for (term, text, why) in mentioned {
+            assert_eq!(introduction(term, Asks::Is, text), None, "{why}: {text}");
+        }
     }
 
     #[test]
