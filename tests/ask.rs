@@ -363,3 +363,27 @@ fn an_answer_about_a_neighbour_of_what_was_asked_needs_a_sure_model() {
     assert!(v["off_scope"].is_null(), "{v:#}");
     assert!(v["answer"].as_str().unwrap().contains("rq"), "{v:#}");
 }
+
+#[test]
+fn asked_what_an_abbreviation_stands_for_the_answer_is_the_words_a_source_spells_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = one_page_kb(
+        dir.path(),
+        "access.md",
+        "# Access\n\nThe PEP forwards each request. The PEP logs it.\n\n\
+         Access is granted through a policy decision point (PDP) and a\n\
+         corresponding policy enforcement point (PEP) beside the resource.\n",
+    );
+    // The model is not asked, so the tiny one will do.
+    let (code, v) = ask_on(&kb, "What does PEP stand for?", &["--model", "tiny"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["answer"], "policy enforcement point", "{v:#}");
+    assert_eq!(v["timings"]["prompt_tokens"], 0, "{v:#}");
+    let cite = &v["sentences"][0]["citations"][0];
+    assert_eq!(cite["lines"], serde_json::json!([6, 6]), "{v:#}");
+    let source = &v["sources"][cite["source"].as_u64().unwrap() as usize - 1];
+    assert_eq!(source["doc"], "docs/access.md", "{v:#}");
+    // Asked what it is, the model answers.
+    let (_, v) = ask_on(&kb, "What is the PEP?", &["--model", "tiny"]);
+    assert!(v["timings"]["prompt_tokens"].as_u64().unwrap() > 0, "{v:#}");
+}

@@ -1123,6 +1123,32 @@ pub fn answer(
         assemble_ms,
         ..Timings::default()
     };
+    // Asked what an abbreviation stands for, a source that spells it out holds the answer
+    // word for word: it is given as the source writes it, the model not asked.
+    let expansion = (!o.free)
+        .then(|| cairn_retriever::terms::expansion_asked(question))
+        .flatten();
+    if let Some(claim) = expansion.and_then(|term| spelled_out(&term, &context)) {
+        let answer = claim.text.clone();
+        let _ = sink.token(&answer);
+        timings.ttft_ms = before + ms(start.elapsed());
+        timings.total_ms = timings.ttft_ms;
+        return Ok(Answer {
+            question: question.to_owned(),
+            answer,
+            abstained: None,
+            gates,
+            claims: vec![claim],
+            context,
+            hits,
+            logprobs: Vec::new(),
+            quote_coverage: None,
+            self_check: None,
+            start: None,
+            verdict: None,
+            timings,
+        });
+    }
     // Failing only on the question's words, the answer may still be shown if the model is
     // sure enough of it: the self-check's bar is raised to `overrule`.
     let overrule = (!gates.passed())
@@ -1324,8 +1350,35 @@ pub fn answer(
         abstained = Some(Abstain::Retrieval);
         claims.clear();
     }
-    // Asked yes or no, the quote is the evidence and the check's own "Yes" or "No" the reply.
     let mut answer = answer;
+    // Asked what an abbreviation is, an answer that spells out another one (the next row of a
+    // glossary, the other abbreviation of a sentence) answers for a neighbour; that, or no
+    // answer from the model, gives way to the words a source spells it out with.
+    if let Some(term) = (!o.free && !polar)
+        .then(|| cairn_retriever::terms::abbreviation_asked(question))
+        .flatten()
+    {
+        let neighbour = abstained.is_none()
+            && context
+                .sources
+                .iter()
+                .flat_map(|s| &s.excerpts)
+                .any(|e| cairn_retriever::terms::spells_out_another(&answer, &term, &e.text));
+        let unanswered = matches!(
+            abstained,
+            Some(Abstain::SelfCheck | Abstain::Model | Abstain::Unsupported)
+        );
+        if neighbour || unanswered {
+            if let Some(claim) = spelled_out(&term, &context) {
+                answer.clone_from(&claim.text);
+                claims = vec![claim];
+                abstained = None;
+            } else if neighbour {
+                abstained = Some(Abstain::Unsupported);
+            }
+        }
+    }
+    // Asked yes or no, the quote is the evidence and the check's own "Yes" or "No" the reply.
     let mut verdict = None;
     if let (true, None, Some(yes_no), Some(logits)) = (polar, abstained, &yes_no, &probe_logits) {
         let margin = yes_no.margin(logits);
@@ -1785,6 +1838,33 @@ pub fn marker(claim: &Claim) -> String {
     }
 }
 
+/// The words the best source that spells out the abbreviation `term` gives, as it writes them
+/// (whitespace collapsed), cited at their lines: the answer to what `term` stands for. `None`
+/// when no source spells it out.
+fn spelled_out(term: &str, context: &Context) -> Option<Claim> {
+    context.sources.iter().find_map(|source| {
+        source.excerpts.iter().find_map(|e| {
+            let words = cairn_retriever::terms::spelled_out_words(term, &e.text)?;
+            let line = |at: usize| e.lines.0 + e.text[..at].matches('\n').count() as u32;
+            let text = e.text[words.clone()]
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            Some(Claim {
+                range: (0, text.len()),
+                text,
+                citations: vec![cairn_retriever::Citation {
+                    source: source.number,
+                    lines: (line(words.start), line(words.end)),
+                    support: 1.0,
+                }],
+                supported: true,
+                quotes: Vec::new(),
+            })
+        })
+    })
+}
+
 /// A quoted answer with no words to ground — an operator, a sigil, a number (`?`, `..=`,
 /// `one`) — is cited where the quote was taken from: the constraint made it verbatim, and the
 /// place whose surroundings share most of the question's words is where the model read it.
@@ -1908,6 +1988,46 @@ mod tests {
                 "```\n$ make install\n```"
             ]
         );
+    }
+
+    #[test]
+    fn an_abbreviation_is_answered_with_the_words_a_source_spells_it_out_with() {
+        let mut ctx = context();
+        ctx.sources[1].excerpts[0].text =
+            "Access goes through a policy decision point (PDP) and a\ncorresponding \
+             *policy   enforcement point* (PEP).\nIt returns."
+                .into();
+        let claim = spelled_out("pep", &ctx).expect("spelled out in source 2");
+        assert_eq!(claim.text, "policy enforcement point");
+        assert_eq!(claim.range, (0, claim.text.len()));
+        assert!(claim.supported);
+        assert_eq!(
+            (claim.citations[0].source, claim.citations[0].lines),
+            (2, (21, 21))
+        );
+        assert!(spelled_out("zta", &ctx).is_none());
+        // Settled with no word from the model, the stream shows the engine's answer.
+        let answer = Answer {
+            question: "What is the PEP?".into(),
+            answer: claim.text.clone(),
+            abstained: None,
+            claims: vec![claim],
+            context: ctx.clone(),
+            hits: Vec::new(),
+            logprobs: Vec::new(),
+            quote_coverage: None,
+            self_check: None,
+            start: None,
+            verdict: None,
+            gates: Gates::default(),
+            timings: Timings::default(),
+        };
+        let mut stream = AnswerStream::quoted();
+        stream.set_context(&ctx);
+        assert!(stream.is_empty());
+        stream.settle(&answer);
+        assert!(!stream.is_empty());
+        assert_eq!(stream.shown(true), "policy enforcement point [2]");
     }
 
     #[test]

@@ -82,10 +82,16 @@ impl AnswerStream {
         self.full.push_str(piece);
     }
 
-    /// Whether the model has written nothing but whitespace.
+    /// Whether there is nothing to show: the model has written nothing but whitespace, and
+    /// the engine settled on no text of its own (it may answer where the model did not: the
+    /// words that spell out an abbreviation).
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.full.trim().is_empty()
+            && self
+                .settled
+                .as_ref()
+                .is_none_or(|(text, _)| text.trim().is_empty())
     }
 
     /// The sentence's marker, and whether a source supports it.

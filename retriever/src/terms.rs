@@ -911,7 +911,7 @@ fn introduced(
 ) -> Option<Introduction> {
     let (start, end) = (tokens[from].1.start, tokens[to - 1].1.end);
     if to == from + 1 {
-        if let Some(defines) = spelled_out(text, tokens, from) {
+        if let Some((defines, _)) = spelled_out(text, tokens, from) {
             return Some(Introduction::SpelledOut { defines });
         }
     }
@@ -987,7 +987,12 @@ fn introduced(
 /// hyphenated word gives the initial of each part ("Zero-Trust Architecture (ZTA)").
 /// `Some(true)` when the sentence also begins with the words spelled out and goes on to say
 /// what it is ("Policy enforcement point (PEP): This system is responsible…").
-fn spelled_out(text: &str, tokens: &[(String, std::ops::Range<usize>)], at: usize) -> Option<bool> {
+/// Also gives the byte range of the words spelled out.
+fn spelled_out(
+    text: &str,
+    tokens: &[(String, std::ops::Range<usize>)],
+    at: usize,
+) -> Option<(bool, std::ops::Range<usize>)> {
     if !abbreviated(&text[tokens[at].1.clone()]) {
         return None;
     }
@@ -1069,7 +1074,7 @@ fn spelled_out(text: &str, tokens: &[(String, std::ops::Range<usize>)], at: usiz
                 .collect::<String>()
                 .to_lowercase();
             let says = rest.starts_with([':', '—', '–']) || DEFINING.contains(&next.as_str());
-            return Some(begins && says);
+            return Some((begins && says, start..tokens[at - 1].1.end));
         }
     }
     // After it: a list's separator, a table's column, an HTML tag closing around it
@@ -1099,7 +1104,7 @@ fn spelled_out(text: &str, tokens: &[(String, std::ops::Range<usize>)], at: usiz
             .map(|i| &text[tokens[i].1.end..tokens.get(i + 1).map_or(text.len(), |t| t.1.start)])
             .collect()
     };
-    let glossary = between(at, next).chars().all(|c| {
+    let separated = between(at, next).chars().all(|c| {
         c.is_whitespace()
             || matches!(
                 c,
@@ -1119,19 +1124,107 @@ fn spelled_out(text: &str, tokens: &[(String, std::ops::Range<usize>)], at: usiz
                     | '/'
                     | '>'
             )
-    }) && spells(&parts(&mut (next..tokens.len()), false), &letters, false)
-        .is_some();
-    glossary.then_some(false)
+    });
+    if !separated {
+        return None;
+    }
+    let last = spells(&parts(&mut (next..tokens.len()), false), &letters, false)?;
+    Some((false, tokens[next].1.start..tokens[last].1.end))
+}
+
+/// The abbreviation a question asks the letters of ("What does SSDF stand for?", "What is MIR
+/// short for?", "What is PEP an abbreviation for?", "What does PEP mean?"), lowercase, when
+/// the question writes it as one ([`abbreviation`]). `None` for any other question, "What is
+/// SSDF?" among them: that may ask for more than the words.
+#[must_use]
+pub fn expansion_asked(question: &str) -> Option<String> {
+    let q = question.trim().trim_end_matches('?').trim().to_lowercase();
+    let words: Vec<&str> = q.split_whitespace().collect();
+    let term = match words.as_slice() {
+        ["what", "does" | "do", "the" | "a" | "an", term, "stand", "for"]
+        | ["what", "does" | "do", term, "stand", "for"]
+        | ["what", "does" | "do", "the" | "a" | "an", term, "mean"]
+        | ["what", "does" | "do", term, "mean"]
+        | ["what", "is" | "are", "the" | "a" | "an", term, "short", "for"]
+        | ["what", "is" | "are", term, "short", "for"]
+        | ["what", "is" | "are", term, "an", "abbreviation" | "acronym", "for" | "of"] => *term,
+        _ => return None,
+    };
+    abbreviation(question, term).then(|| term.to_owned())
+}
+
+/// The abbreviation a question asks what it is or stands for ("What is an ICE?", "What does
+/// SSDF stand for?"): a [`Subject`] asked with [`Asks::Is`] that is an [`abbreviation`],
+/// lowercase.
+#[must_use]
+pub fn abbreviation_asked(question: &str) -> Option<String> {
+    let subject = subject(question)?;
+    (subject.asks == Asks::Is && abbreviation(question, &subject.term)).then_some(subject.term)
+}
+
+/// Whether `answer` is the words `text` spells out another abbreviation than `term` with
+/// ("policy decision point" in "…policy decision point (PDP) and policy enforcement point
+/// (PEP)", asked about PEP): case, whitespace, markup and a leading article aside.
+#[must_use]
+pub fn spells_out_another(answer: &str, term: &str, text: &str) -> bool {
+    let plain = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !matches!(c, '*' | '_' | '`' | '[' | ']'))
+            .collect::<String>()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
+    let answer = plain(answer);
+    let answer = ["a ", "an ", "the "]
+        .iter()
+        .find_map(|article| answer.strip_prefix(article))
+        .unwrap_or(&answer);
+    let tokens = spanned_words(text);
+    !answer.is_empty()
+        && (0..tokens.len()).any(|at| {
+            !same_word(&tokens[at].0, term)
+                && spelled_out(text, &tokens, at)
+                    .is_some_and(|(_, words)| plain(&text[words]) == answer)
+        })
+}
+
+/// Where `text` first spells out the abbreviation `term` ([`Introduction::SpelledOut`]): the
+/// byte range of the words spelled out ("Secure Software Development Framework" of
+/// "…Secure Software Development Framework (SSDF)…").
+#[must_use]
+pub fn spelled_out_words(term: &str, text: &str) -> Option<std::ops::Range<usize>> {
+    let tokens = spanned_words(text);
+    (0..tokens.len())
+        .filter(|&at| same_word(&tokens[at].0, term))
+        .find_map(|at| spelled_out(text, &tokens, at).map(|(_, words)| words))
 }
 
 /// Whether `term` (a [`Subject`]'s) is an abbreviation as `question` writes it: one word of two
-/// to ten letters, two or more of them capitals ("ZTA", "DoD").
+/// to ten letters, two or more of them capitals ("ZTA", "DoD"), or any case when the question
+/// asks what it stands for or is short for ("what does ssdf stand for").
 #[must_use]
 pub fn abbreviation(question: &str, term: &str) -> bool {
+    let q = question.to_lowercase();
+    let letters = [
+        "stand for",
+        "stands for",
+        "short for",
+        "abbreviation",
+        "acronym",
+    ]
+    .iter()
+    .any(|form| q.contains(form));
     !term.contains(' ')
-        && spanned_words(question)
-            .iter()
-            .any(|(w, r)| w == term && abbreviated(&question[r.clone()]))
+        && spanned_words(question).iter().any(|(w, r)| {
+            let written = &question[r.clone()];
+            w == term
+                && (abbreviated(written)
+                    || (letters
+                        && (2..=10).contains(&written.len())
+                        && written.chars().all(|c| c.is_ascii_alphabetic())))
+        })
 }
 
 /// Whether a word as written may be an abbreviation: two to ten letters, two or more of them
@@ -1606,6 +1699,68 @@ mod tests {
             introduction("mir", Asks::Is, "[MIR]: ./mir/index.md"),
             None,
             "a link's target"
+        );
+    }
+
+    #[test]
+    fn a_question_for_the_letters_and_the_words_that_answer_it() {
+        for q in [
+            "What does SSDF stand for?",
+            "what does the SSDF stand for",
+            "What is SSDF short for?",
+            "What is SSDF an acronym for?",
+            "What does SSDF mean?",
+            "What are SSDFs short for?",
+        ] {
+            assert!(expansion_asked(q).is_some(), "{q}");
+        }
+        assert_eq!(
+            expansion_asked("What does DoD stand for?").as_deref(),
+            Some("dod")
+        );
+        assert_eq!(
+            expansion_asked("what does ssdf stand for").as_deref(),
+            Some("ssdf"),
+            "asked for the letters, any case"
+        );
+        assert_eq!(expansion_asked("What does ssdf mean?"), None);
+        for q in [
+            "What is SSDF?",
+            "What does the keyword mean?",
+            "What does the SSDF require?",
+        ] {
+            assert_eq!(expansion_asked(q), None, "{q}");
+        }
+        let text = "the practices, called the\nSecure Software Development Framework (SSDF), are";
+        let words = spelled_out_words("ssdf", text).unwrap();
+        assert_eq!(&text[words], "Secure Software Development Framework");
+        let text = "<span id=\"nll\">NLL</span> | Short for [non-lexical lifetimes](../nll.md)";
+        let words = spelled_out_words("nll", text).unwrap();
+        assert_eq!(&text[words], "non-lexical lifetimes");
+        assert_eq!(
+            spelled_out_words("ssdf", "The SSDF does not prescribe"),
+            None
+        );
+        let two = "through a policy decision point (PDP) and a\npolicy enforcement point (PEP).";
+        assert!(spells_out_another("a policy decision point", "pep", two));
+        assert!(!spells_out_another("policy enforcement point", "pep", two));
+        assert!(
+            !spells_out_another("policy decision", "pep", two),
+            "only the words whole"
+        );
+        assert_eq!(
+            abbreviation_asked("What is an ICE?").as_deref(),
+            Some("ice")
+        );
+        assert_eq!(
+            abbreviation_asked("What does SSDF stand for?").as_deref(),
+            Some("ssdf")
+        );
+        assert_eq!(abbreviation_asked("What is a closure?"), None);
+        assert_eq!(
+            abbreviation_asked("What does the PEP do?"),
+            None,
+            "what it does"
         );
     }
 
