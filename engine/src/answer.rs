@@ -658,6 +658,12 @@ impl Answer {
                     sanitize(&scope.name)
                 )
             }
+            (None, Abstain::Unsupported, _)
+                if cairn_retriever::terms::asks_how_many(&self.question)
+                    && !cairn_retriever::terms::gives_amount(&self.answer) =>
+            {
+                "the model's answer gives no number".to_owned()
+            }
             _ => reason.describe().to_owned(),
         })
     }
@@ -1284,11 +1290,16 @@ pub fn answer(
         && !refused
         && cairn_retriever::terms::asks_for_name(question)
         && cairn_retriever::terms::echoes(question, &answer);
+    // Asked how many, a quote that gives no amount ("many") does not answer.
+    let amountless = !o.free
+        && !refused
+        && cairn_retriever::terms::asks_how_many(question)
+        && !cairn_retriever::terms::gives_amount(&answer);
     let (mut claims, mut abstained) = if withheld {
         (Vec::new(), Some(Abstain::SelfCheck))
     } else if refused {
         (Vec::new(), Some(Abstain::Model))
-    } else if misplaced || restated || echoed {
+    } else if misplaced || restated || echoed || amountless {
         (ground(&answer, &context), Some(Abstain::Unsupported))
     } else {
         let claims = ground(&answer, &context);
@@ -2098,6 +2109,15 @@ mod tests {
         assert_eq!(
             owner.why_withheld().as_deref(),
             Some("the model's answer names cargo itself, not what the question asks of it")
+        );
+        let vague = Answer {
+            question: "How many lanes are there?".into(),
+            answer: "many".into(),
+            ..unshown.clone()
+        };
+        assert_eq!(
+            vague.why_withheld().as_deref(),
+            Some("the model's answer gives no number")
         );
         let mut off = owner.clone();
         off.answer = "rb".into();

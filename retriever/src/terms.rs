@@ -49,6 +49,59 @@ const NUMBER_WORDS: &[&str] = &[
     "twenty",
 ];
 
+/// Whether `question` asks for a count ("How many lanes are there?", "…took how many teams…").
+#[must_use]
+pub fn asks_how_many(question: &str) -> bool {
+    let words: Vec<String> = spanned_words(question)
+        .into_iter()
+        .map(|(w, _)| w)
+        .collect();
+    words.windows(2).any(|w| w[0] == "how" && w[1] == "many")
+}
+
+/// Whether `answer` gives an amount, as an answer to [`asks_how_many`] must: a digit, a number
+/// word ("three", "thirty", "a dozen", "hundreds"), or none at all ("none", "no", "zero"). "Many"
+/// or "several" do not.
+#[must_use]
+pub fn gives_amount(answer: &str) -> bool {
+    const AMOUNTS: &[&str] = &[
+        "no",
+        "none",
+        "single",
+        "once",
+        "twice",
+        "thrice",
+        "both",
+        "pair",
+        "couple",
+        "half",
+        "dozen",
+        "dozens",
+        "thirty",
+        "forty",
+        "fifty",
+        "sixty",
+        "seventy",
+        "eighty",
+        "ninety",
+        "hundred",
+        "hundreds",
+        "thousand",
+        "thousands",
+        "million",
+        "millions",
+        "billion",
+        "billions",
+        "infinite",
+        "unlimited",
+        "any",
+    ];
+    answer.chars().any(|c| c.is_ascii_digit())
+        || spanned_words(answer)
+            .iter()
+            .any(|(w, _)| NUMBER_WORDS.contains(&w.as_str()) || AMOUNTS.contains(&w.as_str()))
+}
+
 /// Whether a lowercase word is a number word (`three`) or an ordinal one (`third`).
 #[must_use]
 pub fn is_number_word(word: &str) -> bool {
@@ -1700,6 +1753,30 @@ mod tests {
             None,
             "a link's target"
         );
+    }
+
+    #[test]
+    fn a_count_is_answered_with_an_amount() {
+        assert!(asks_how_many("How many lanes are there?"));
+        assert!(asks_how_many(
+            "Peyton Manning took how many teams to the Super Bowl?"
+        ));
+        assert!(!asks_how_many("How much glycol is needed?"));
+        assert!(!asks_how_many("What are the many uses of Box?"));
+        for answer in [
+            "19",
+            "three",
+            "Six",
+            "a dozen",
+            "none",
+            "no more than one",
+            "2,236,457",
+        ] {
+            assert!(gives_amount(answer), "{answer}");
+        }
+        for answer in ["many", "several practices", "a large number", ""] {
+            assert!(!gives_amount(answer), "{answer}");
+        }
     }
 
     #[test]
