@@ -448,14 +448,21 @@ pub fn assemble_following(
         chosen[0] = None;
         left -= whole_cost;
     }
-    // Candidate sentences from the passages not taken whole, by discounted score.
+    // Candidate sentences from the passages not taken whole, by discounted score. Asked when,
+    // a sentence that gives a date scores as one more of the question's rarest words: the
+    // date ("August 2020" under a title page's names) shares none of them.
+    let when = crate::terms::asks_when(question);
+    let date_bonus = (1.0 + n_sent).ln();
     let mut candidates: Vec<(f32, usize, usize)> = Vec::new();
     for (pi, ss) in sent_terms.iter().enumerate() {
         if chosen[pi].is_none() {
             continue;
         }
         for (si, s) in ss.iter().enumerate() {
-            let score: f32 = s.iter().map(|t| idf(t)).sum();
+            let mut score: f32 = s.iter().map(|t| idf(t)).sum();
+            if when && crate::terms::has_date(&passages[pi].text[sentences[pi][si].clone()]) {
+                score += date_bonus;
+            }
             if score > 0.0 {
                 let discount = 1.0 + 0.25 * pi as f32;
                 candidates.push((score / discount, pi, si));
@@ -975,6 +982,26 @@ mod tests {
         for (i, s) in ctx.sources.iter().enumerate() {
             assert_eq!(s.number, i + 1);
         }
+    }
+
+    #[test]
+    fn asked_when_a_sentence_that_gives_a_date_is_sent() {
+        let text = "The report was published by the agency. It is free of charge. \
+                    Its authors thank the agency. Revised in August 2020. It has pages.";
+        let top = hit(1, "a.md", (0, text.len()), (1, 1), text);
+        let options = ContextOptions {
+            budget: 20,
+            max_passages: 8,
+            min_relative_score: 0.0,
+        };
+        let sent = |question: &str| -> String {
+            assemble(question, std::slice::from_ref(&top), &words, &options).sources[0].text()
+        };
+        assert!(sent("When was the report published?").contains("August 2020"));
+        assert!(
+            !sent("Who published the report?").contains("August 2020"),
+            "only asked when"
+        );
     }
 
     #[test]

@@ -49,6 +49,59 @@ const NUMBER_WORDS: &[&str] = &[
     "twenty",
 ];
 
+/// Whether `question` asks for a time: it begins "When…", or asks what year, date or month
+/// ("In what year…", "On which date…"). Not "When many people are arrested, what…" (a clause,
+/// then the question).
+#[must_use]
+pub fn asks_when(question: &str) -> bool {
+    let words: Vec<String> = spanned_words(question)
+        .into_iter()
+        .map(|(w, _)| w)
+        .collect();
+    let first_clause = question.split(',').next().unwrap_or(question);
+    let begins =
+        words.first().is_some_and(|w| w == "when") && first_clause.trim_end().ends_with('?');
+    begins
+        || words.windows(2).any(|w| {
+            matches!(w[0].as_str(), "what" | "which")
+                && matches!(
+                    w[1].as_str(),
+                    "year" | "date" | "month" | "day" | "century" | "decade"
+                )
+        })
+}
+
+/// Whether `text` holds a date: a year (1000–2099) or a month's name before or after a number
+/// ("August 2020", "May 18, 1756", "18 May").
+#[must_use]
+pub fn has_date(text: &str) -> bool {
+    const MONTHS: &[&str] = &[
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ];
+    let words = spanned_words(text);
+    let year = |w: &str| w.len() == 4 && w.parse::<u32>().is_ok_and(|y| (1000..2100).contains(&y));
+    let number = |w: &str| w.chars().all(|c| c.is_ascii_digit()) && !w.is_empty();
+    words.iter().enumerate().any(|(i, (w, _))| {
+        year(w)
+            || (MONTHS.contains(&w.as_str())
+                && [i.checked_sub(1), Some(i + 1)]
+                    .into_iter()
+                    .flatten()
+                    .any(|j| words.get(j).is_some_and(|(n, _)| number(n))))
+    })
+}
+
 /// Whether `question` asks for a count ("How many lanes are there?", "…took how many teams…").
 #[must_use]
 pub fn asks_how_many(question: &str) -> bool {
@@ -1753,6 +1806,35 @@ mod tests {
             None,
             "a link's target"
         );
+    }
+
+    #[test]
+    fn a_question_for_a_time_and_the_sentences_that_give_one() {
+        for q in [
+            "When was SP 800-207 published?",
+            "In what year did Priestley recognize oxygen?",
+            "On which date did the war end?",
+        ] {
+            assert!(asks_when(q), "{q}");
+        }
+        for q in [
+            "When many people are arrested, what is a common tactic?",
+            "What happens when a value is dropped?",
+            "Which year's report is it?",
+        ] {
+            assert!(!asks_when(q), "{q}");
+        }
+        for t in ["August 2020", "on May 18, 1756.", "in 1774", "18 May"] {
+            assert!(has_date(t), "{t}");
+        }
+        for t in [
+            "SP 800-207",
+            "10.6028/NIST.SP.800-207",
+            "page 12",
+            "12,345 checks",
+        ] {
+            assert!(!has_date(t), "{t}");
+        }
     }
 
     #[test]
