@@ -21,7 +21,7 @@
 //!    the line before; after it), so that code reads as code and the prose after a block as
 //!    prose: every reader of an excerpt tells code from prose by counting fences from its start.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::ops::Range;
 
@@ -396,7 +396,11 @@ pub fn assemble_following(
         .map(|p| cairn_ingest::sentence_ranges(&p.text))
         .collect();
     let q_terms: HashSet<String> = terms(question).into_iter().collect();
-    let sent_terms: Vec<Vec<HashSet<String>>> = passages
+    // Ordered, so that a sentence's score sums its terms' weights in the same order in every
+    // run: summed in a hash set's order (seeded anew by each process), two sentences of equal
+    // weight could swap places from one run to the next, and with them the context and the
+    // answer.
+    let sent_terms: Vec<Vec<BTreeSet<String>>> = passages
         .iter()
         .zip(&sentences)
         .map(|(p, ss)| {
