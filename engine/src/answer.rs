@@ -2001,6 +2001,25 @@ mod tests {
         );
     }
 
+    /// A quoted answer shown as `claim`, from `ctx`.
+    fn quoted(question: &str, text: &str, claim: Claim, ctx: &Context) -> Answer {
+        Answer {
+            question: question.into(),
+            answer: text.into(),
+            abstained: None,
+            claims: vec![claim],
+            context: ctx.clone(),
+            hits: Vec::new(),
+            logprobs: Vec::new(),
+            quote_coverage: None,
+            self_check: None,
+            start: None,
+            verdict: None,
+            gates: Gates::default(),
+            timings: Timings::default(),
+        }
+    }
+
     #[test]
     fn an_abbreviation_is_answered_with_the_words_a_source_spells_it_out_with() {
         let mut ctx = context();
@@ -2018,21 +2037,7 @@ mod tests {
         );
         assert!(spelled_out("zta", &ctx).is_none());
         // Settled with no word from the model, the stream shows the engine's answer.
-        let answer = Answer {
-            question: "What is the PEP?".into(),
-            answer: claim.text.clone(),
-            abstained: None,
-            claims: vec![claim],
-            context: ctx.clone(),
-            hits: Vec::new(),
-            logprobs: Vec::new(),
-            quote_coverage: None,
-            self_check: None,
-            start: None,
-            verdict: None,
-            gates: Gates::default(),
-            timings: Timings::default(),
-        };
+        let answer = quoted("What is the PEP?", &claim.text.clone(), claim, &ctx);
         let mut stream = AnswerStream::quoted();
         stream.set_context(&ctx);
         assert!(stream.is_empty());
@@ -2062,21 +2067,7 @@ mod tests {
         );
 
         // The stream shows the quote as the engine settled it, marker after a lone stop.
-        let answer = Answer {
-            question: q.into(),
-            answer: "?".into(),
-            abstained: None,
-            claims: vec![claim],
-            context: ctx.clone(),
-            hits: Vec::new(),
-            logprobs: Vec::new(),
-            quote_coverage: None,
-            self_check: None,
-            start: None,
-            verdict: None,
-            gates: Gates::default(),
-            timings: Timings::default(),
-        };
+        let answer = quoted(q, "?", claim, &ctx);
         let mut stream = AnswerStream::quoted();
         stream.set_context(&ctx);
         stream.push("?");
