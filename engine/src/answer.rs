@@ -1104,6 +1104,34 @@ fn cites_source_about(
         })
 }
 
+impl Answer {
+    /// An answer the model was not asked for: withheld for the retrieval gates, with nothing
+    /// of the model's (the caller may put in an answer of its own).
+    fn unasked(
+        question: &str,
+        gates: Gates,
+        context: Context,
+        hits: Vec<Hit>,
+        timings: Timings,
+    ) -> Self {
+        Answer {
+            question: question.to_owned(),
+            answer: String::new(),
+            abstained: Some(Abstain::Retrieval),
+            gates,
+            claims: Vec::new(),
+            context,
+            hits,
+            logprobs: Vec::new(),
+            quote_coverage: None,
+            self_check: None,
+            start: None,
+            verdict: None,
+            timings,
+        }
+    }
+}
+
 /// Answers a question from its retrieved context with `generator`.
 pub fn answer(
     generator: &mut Generator,
@@ -1140,19 +1168,10 @@ pub fn answer(
         timings.ttft_ms = before + ms(start.elapsed());
         timings.total_ms = timings.ttft_ms;
         return Ok(Answer {
-            question: question.to_owned(),
             answer,
             abstained: None,
-            gates,
             claims: vec![claim],
-            context,
-            hits,
-            logprobs: Vec::new(),
-            quote_coverage: None,
-            self_check: None,
-            start: None,
-            verdict: None,
-            timings,
+            ..Answer::unasked(question, gates, context, hits, timings)
         });
     }
     // Failing only on the question's words, the answer may still be shown if the model is
@@ -1165,21 +1184,7 @@ pub fn answer(
         .flatten();
     if context.sources.is_empty() || !gates.may_ask(overrule) {
         timings.total_ms = before + ms(start.elapsed());
-        return Ok(Answer {
-            question: question.to_owned(),
-            answer: String::new(),
-            abstained: Some(Abstain::Retrieval),
-            gates,
-            claims: Vec::new(),
-            context,
-            hits,
-            logprobs: Vec::new(),
-            quote_coverage: None,
-            self_check: None,
-            start: None,
-            verdict: None,
-            timings,
-        });
+        return Ok(Answer::unasked(question, gates, context, hits, timings));
     }
     let prompt = generator.chat_tokens(&messages_for(question, &context, o.free))?;
     // The worked example of the question's kind, from the prompt cache when an earlier
