@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
-use pdf_extract::{output_doc_page, Document as Pdf, PlainTextOutput};
+use pdf_extract::{output_doc_page, Document as Pdf, MediaBox, OutputDev, OutputError, Transform};
 use unicode_normalization::UnicodeNormalization;
 
 use crate::document::{DocKind, Document, Section};
@@ -20,6 +20,109 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
+/// One page's text as pdf-extract lays its glyphs out: a line break where a glyph starts off
+/// the line of the one before (two, a blank line, where it also goes back along the line by more
+/// than a line's height), and a space where it starts further along that line than the one
+/// before ended.
+///
+/// pdf-extract's own `PlainTextOutput` looks for gaps only at the first glyph each text operator
+/// shows, so columns a table sets apart by character spacing inside one operator ran together
+/// ("0" and "5,017" as "05,017"). Here every glyph is measured, along the direction its text
+/// runs, so that text set sideways in a margin is not broken letter by letter instead.
+struct PageText {
+    text: String,
+    /// Page space (origin at the top left) from PDF user space.
+    flip: Transform,
+    /// Where the last glyph ended, if one was shown on this page.
+    end: Option<(f64, f64)>,
+}
+
+impl PageText {
+    /// A gap along the line wider than this share of the font size is a space.
+    const SPACE: f64 = 0.1;
+    /// A step across the line wider than this share of the font size is a new line…
+    const NEW_LINE: f64 = 1.5;
+    /// …and so is a step across wider than this share that goes back along the line.
+    const NEXT_LINE: f64 = 0.5;
+
+    fn new() -> Self {
+        PageText {
+            text: String::new(),
+            flip: Transform::identity(),
+            end: None,
+        }
+    }
+}
+
+impl OutputDev for PageText {
+    fn begin_page(
+        &mut self,
+        _page: u32,
+        media_box: &MediaBox,
+        _art_box: Option<(f64, f64, f64, f64)>,
+    ) -> std::result::Result<(), OutputError> {
+        self.flip = Transform::row_major(1., 0., 0., -1., 0., media_box.ury - media_box.lly);
+        self.end = None;
+        Ok(())
+    }
+
+    fn end_page(&mut self) -> std::result::Result<(), OutputError> {
+        Ok(())
+    }
+
+    fn output_character(
+        &mut self,
+        trm: &Transform,
+        width: f64,
+        _spacing: f64,
+        font_size: f64,
+        glyph: &str,
+    ) -> std::result::Result<(), OutputError> {
+        let at = trm.post_transform(&self.flip);
+        let (x, y) = (at.m31, at.m32);
+        // The font's size on the page: the side of a square of the area an em square becomes.
+        let size = font_size * (trm.m11 * trm.m22 - trm.m12 * trm.m21).abs().sqrt();
+        // The direction the text runs in, on the page (whose y points down).
+        let length = trm.m11.hypot(trm.m12).max(f64::MIN_POSITIVE);
+        let (ux, uy) = (trm.m11 / length, -trm.m12 / length);
+        if let Some((ex, ey)) = self.end {
+            let (dx, dy) = (x - ex, y - ey);
+            let along = dx * ux + dy * uy;
+            let across = (dy * ux - dx * uy).abs();
+            let far = across > size * Self::NEW_LINE;
+            if far {
+                self.text.push('\n');
+            }
+            // Both at once (a paragraph's spacing) leave a blank line.
+            if along < 0.0 && across > size * Self::NEXT_LINE {
+                self.text.push('\n');
+            } else if !far
+                && along > size * Self::SPACE
+                && !self.text.ends_with(char::is_whitespace)
+                && !glyph.starts_with(char::is_whitespace)
+            {
+                self.text.push(' ');
+            }
+        }
+        self.text.push_str(glyph);
+        let advance = width * size;
+        self.end = Some((x + advance * ux, y + advance * uy));
+        Ok(())
+    }
+
+    fn begin_word(&mut self) -> std::result::Result<(), OutputError> {
+        Ok(())
+    }
+
+    fn end_word(&mut self) -> std::result::Result<(), OutputError> {
+        Ok(())
+    }
+
+    fn end_line(&mut self) -> std::result::Result<(), OutputError> {
+        Ok(())
+    }
 }
 
 /// Tidies one page's extracted text: NFKC (ligatures like `ﬁ` become `fi`), no trailing spaces,
@@ -129,9 +232,8 @@ pub(crate) fn read(path: &Path, bytes: &[u8], options: &ReadOptions) -> Result<R
     let mut pages: Vec<(u32, String)> = Vec::new();
     for page in 1..=read_pages {
         let result = catch_unwind(AssertUnwindSafe(|| {
-            let mut s = String::new();
-            let mut out = PlainTextOutput::new(&mut s);
-            output_doc_page(&pdf, &mut out, page).map(|()| s)
+            let mut out = PageText::new();
+            output_doc_page(&pdf, &mut out, page).map(|()| out.text)
         }));
         let page_text = match result {
             Ok(Ok(s)) => tidy(&s),
@@ -417,9 +519,14 @@ mod tests {
         assert_eq!(tidy("a ﬁle  \n\n\n\nnext\u{c}\n"), "a file\n\nnext");
     }
 
-    /// A PDF with one page per text (xref offsets exact), and an extra Flate stream that
-    /// inflates to `inflating` zero bytes.
-    fn pdf(pages: &[&str], inflating: usize) -> Vec<u8> {
+    /// A page's content stream that shows `text` in 12-point Helvetica.
+    fn shown(text: &str) -> String {
+        format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET")
+    }
+
+    /// A PDF with one page per content stream (xref offsets exact), and an extra Flate stream
+    /// that inflates to `inflating` zero bytes.
+    fn pdf(pages: &[String], inflating: usize) -> Vec<u8> {
         use std::io::Write as _;
         let n = pages.len();
         let mut objects: Vec<Vec<u8>> = vec![
@@ -434,9 +541,8 @@ mod tests {
             .into_bytes(),
             b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_vec(),
         ];
-        for (i, text) in pages.iter().enumerate() {
+        for (i, stream) in pages.iter().enumerate() {
             objects.push(format!("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>", 5 + 2 * i).into_bytes());
-            let stream = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
             objects.push(
                 format!(
                     "<< /Length {} >>\nstream\n{stream}\nendstream",
@@ -483,7 +589,7 @@ mod tests {
     fn limits_skip_pages_or_the_file_with_a_message() {
         let f = Path::new("caps.pdf");
         let bytes = pdf(
-            &["Alpha page one.", "Beta page two.", "Gamma page three."],
+            &["Alpha page one.", "Beta page two.", "Gamma page three."].map(shown),
             1 << 20,
         );
         let all = read(f, &bytes, &ReadOptions::default()).unwrap();
@@ -524,6 +630,33 @@ mod tests {
         let err = read(f, &bytes, &small).unwrap_err();
         assert_eq!(err.reason(), "decompression-limit");
         assert!(err.to_string().starts_with("caps.pdf: "), "{err}");
+    }
+
+    #[test]
+    fn glyphs_set_apart_are_words_and_glyphs_set_close_are_not() {
+        let page = [
+            // A table's row: cells "0" and "5" set apart by character spacing inside one
+            // operator (pdf-extract's own output read "05", as it read "05,017" in a real one).
+            "BT /F1 12 Tf 72 720 Td (Wyoming) Tj 100 0 Td 3 Tc (05) Tj 0 Tc ET",
+            // Kerned closer and set apart inside one array.
+            "BT /F1 12 Tf 72 700 Td [(W) 80 (ord) -400 (next)] TJ ET",
+            // Text set sideways in the margin, rising up the page.
+            "BT /F1 12 Tf 0 1 -1 0 30 300 Tm (Printed sideways) Tj ET",
+        ]
+        .join("\n");
+        let r = read(
+            Path::new("t.pdf"),
+            &pdf(&[page], 0),
+            &ReadOptions::default(),
+        )
+        .unwrap();
+        let lines: Vec<&str> = r.document.text.lines().collect();
+        assert_eq!(
+            lines,
+            ["Wyoming 0 5", "", "Word next", "", "Printed sideways"],
+            "{:?}",
+            r.document.text
+        );
     }
 
     #[test]
