@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use cairn_generator::{
     Constraint, FinishReason, GenerateOptions, Generator, LoadOptions, Message, Quote, Sampling,
 };
-use cairn_index::Reader;
+use cairn_index::{ChunkRecord, Reader};
 use cairn_retriever::context::{
     assemble_following, stops_short, user_prompt, DEFINITION_EXAMPLE, DIFFERENCE_EXAMPLE, EXAMPLES,
     FOLLOWING_CHUNKS, POLAR_ASK, POLAR_EXAMPLE, PURPOSE_EXAMPLE, REASON_EXAMPLE, REFUSAL,
@@ -912,6 +912,10 @@ pub struct Retrieved {
     pub assemble_ms: f64,
     /// How much of the question's rare words the passages hold.
     pub rare: Option<RareWords>,
+    /// Asked for several things ([`cairn_retriever::terms::asks_for_several`]), the chunk after
+    /// each hit that ends in a list ([`cairn_retriever::context::ends_in_list`]): where the list
+    /// goes on, should the answer be one of its items ([`whole_list`]).
+    pub read_on: Vec<ChunkRecord>,
 }
 
 /// Receives the answer as it is generated.
@@ -1147,6 +1151,7 @@ pub fn answer(
         retrieve_ms,
         assemble_ms,
         rare,
+        read_on,
     } = retrieved;
     let before = retrieve_ms + assemble_ms;
     let mut gates = Gates::measure(question, &hits, rare, o);
@@ -1394,6 +1399,18 @@ pub fn answer(
             }
         }
     }
+    // Asked for several things, a quote of one item of a list answers for part of it: the
+    // answer is the list.
+    if !o.free
+        && !polar
+        && abstained.is_none()
+        && cairn_retriever::terms::asks_for_several(question)
+    {
+        if let Some(claim) = whole_list(&claims, &context, &hits, &read_on) {
+            answer.clone_from(&claim.text);
+            claims = vec![claim];
+        }
+    }
     // Asked yes or no, the quote is the evidence and the check's own "Yes" or "No" the reply.
     let mut verdict = None;
     if let (true, None, Some(yes_no), Some(logits)) = (polar, abstained, &yes_no, &probe_logits) {
@@ -1559,6 +1576,21 @@ impl Retrieval {
                 Vec::new()
             })
         };
+        let read_on = if cairn_retriever::terms::asks_for_several(question) {
+            hits.iter()
+                .take(o.k)
+                .filter(|h| cairn_retriever::context::ends_in_list(&h.chunk.text))
+                .flat_map(|h| {
+                    following(&shelves, h.fused.id, 1).unwrap_or_else(|e| {
+                        failed.borrow_mut().get_or_insert(e);
+                        Vec::new()
+                    })
+                })
+                .map(|(_, chunk)| chunk)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let context = assemble_following(
             question,
             &hits,
@@ -1586,6 +1618,7 @@ impl Retrieval {
             retrieve_ms,
             assemble_ms: ms(t1.elapsed()),
             rare: Some(rare),
+            read_on,
         })
     }
 }
@@ -1881,6 +1914,135 @@ fn spelled_out(term: &str, context: &Context) -> Option<Claim> {
     })
 }
 
+/// The most words a list given whole as an answer ([`whole_list`]) may have: a longer one is
+/// left to the quote the model chose (the sources show the rest).
+const LIST_WORDS: usize = 150;
+
+/// The list that the quote `claims` cite stands in, when it is cited at one or some of its
+/// items: every item, each on a line of its own as its source writes it (whitespace collapsed
+/// but for the lines of fenced code), cited at the list's lines. The list is read from the
+/// stored passage the quote's lines are in (`hits`), where the excerpt given to the model may
+/// have left items out, with the passage after it where it ends in the list (`read_on`), else
+/// from the excerpt. `None` when the quote is not within a list of two items or more
+/// ([`cairn_retriever::context::list_around`]), already spans all of it, or the list has more
+/// than [`LIST_WORDS`] words even with each item cut to its first sentence.
+fn whole_list(
+    claims: &[Claim],
+    context: &Context,
+    hits: &[Hit],
+    read_on: &[ChunkRecord],
+) -> Option<Claim> {
+    let first = claims.iter().flat_map(|c| &c.citations).next()?;
+    let last = claims
+        .iter()
+        .flat_map(|c| &c.citations)
+        .filter(|c| c.source == first.source)
+        .map(|c| c.lines.1)
+        .max()?;
+    let source = context.sources.iter().find(|s| s.number == first.source)?;
+    let holds = |lines: (u32, u32)| lines.0 <= first.lines.0 && last <= lines.1;
+    let ours = |c: &&ChunkRecord| c.doc == source.doc && c.page == source.page;
+    // A passage and the one after it (`read_on`), where the list may go on: the text of the
+    // document from the one's start to the other's end (chunks overlap, or leave out the
+    // whitespace between them).
+    let joined: Vec<(String, (u32, u32))> = hits
+        .iter()
+        .map(|h| &h.chunk)
+        .filter(|c| ours(c) && holds(c.lines) && c.text.len() == c.range.1 - c.range.0)
+        .filter_map(|c| {
+            let next = read_on.iter().filter(ours).find(|n| {
+                n.range.0 > c.range.0
+                    && n.range.1 > c.range.1
+                    && n.text.len() == n.range.1 - n.range.0
+            })?;
+            let text = if next.range.0 <= c.range.1 {
+                format!("{}{}", c.text, next.text.get(c.range.1 - next.range.0..)?)
+            } else {
+                let breaks = next.lines.0.checked_sub(c.lines.1)? as usize;
+                let gap = if breaks == 0 {
+                    " ".into()
+                } else {
+                    "\n".repeat(breaks)
+                };
+                format!("{}{gap}{}", c.text, next.text)
+            };
+            Some((text, (c.lines.0, next.lines.1)))
+        })
+        .collect();
+    let passages = joined
+        .iter()
+        .map(|(text, lines)| (text.as_str(), *lines))
+        .chain(
+            hits.iter()
+                .map(|h| &h.chunk)
+                .filter(|c| ours(c) && holds(c.lines))
+                .map(|c| (c.text.as_str(), c.lines)),
+        )
+        .chain(
+            source
+                .excerpts
+                .iter()
+                .filter(|e| holds(e.lines))
+                .map(|e| (e.text.as_str(), e.lines)),
+        );
+    let lists = passages.filter_map(|(text, lines)| {
+        // Where line `n` of the document starts in the text, and where it ends.
+        let starts: Vec<usize> = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        let start_of = |n: u32| starts.get((n - lines.0) as usize).copied();
+        let end_of = |n: u32| {
+            starts
+                .get((n - lines.0) as usize + 1)
+                .map_or(text.len(), |&next| next - 1)
+        };
+        let items =
+            cairn_retriever::context::list_around(text, start_of(first.lines.0)?..end_of(last))?;
+        let line = |at: usize| lines.0 + text[..at].matches('\n').count() as u32;
+        let span = (line(items[0].start), line(items[items.len() - 1].end));
+        Some((text, items, span))
+    });
+    let (text, items, lines) = lists.max_by_key(|(_, items, _)| items.len())?;
+    if first.lines.0 <= lines.0 && lines.1 <= last {
+        return None;
+    }
+    let whole: Vec<&str> = items.iter().map(|r| &text[r.clone()]).collect();
+    // Too long whole, each item by its first sentence ("1. All data sources and computing
+    // services are considered resources.").
+    let lead: Vec<&str> = whole
+        .iter()
+        .map(|item| {
+            // After the marker, which would be a sentence of its own ("1.").
+            let body = item.find(char::is_whitespace).unwrap_or(item.len());
+            cairn_ingest::sentence_ranges(&item[body..])
+                .first()
+                .map_or(*item, |s| &item[..body + s.end])
+        })
+        .collect();
+    let list = |items: &[&str]| {
+        items
+            .iter()
+            .map(|item| cairn_generator::constrain::collapse_whitespace(item))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let short = |answer: &String| answer.split_whitespace().count() <= LIST_WORDS;
+    let answer = Some(list(&whole))
+        .filter(short)
+        .or_else(|| Some(list(&lead)).filter(short))?;
+    Some(Claim {
+        range: (0, answer.len()),
+        text: answer,
+        citations: vec![cairn_retriever::Citation {
+            source: source.number,
+            lines,
+            support: 1.0,
+        }],
+        supported: true,
+        quotes: Vec::new(),
+    })
+}
+
 /// A quoted answer with no words to ground — an operator, a sigil, a number (`?`, `..=`,
 /// `one`) — is cited where the quote was taken from: the constraint made it verbatim, and the
 /// place whose surroundings share most of the question's words is where the model read it.
@@ -2049,6 +2211,94 @@ mod tests {
         stream.settle(&answer);
         assert!(!stream.is_empty());
         assert_eq!(stream.shown(true), "policy enforcement point [2]");
+    }
+
+    /// A stored chunk of `d2.md` (source 2 of [`context`]) at `lines`, from byte `at`.
+    fn chunk(text: &str, lines: (u32, u32), at: usize) -> ChunkRecord {
+        ChunkRecord {
+            doc: "d2.md".into(),
+            hash: String::new(),
+            text: text.into(),
+            heading: Vec::new(),
+            page: None,
+            lines,
+            range: (at, at + text.len()),
+            in_code: false,
+        }
+    }
+
+    #[test]
+    fn a_quote_of_one_item_is_answered_with_the_whole_list() {
+        let mut ctx = context();
+        // The model was given the list up to its second item.
+        let given = "The rules:\n- Each value has an owner.\n- There can only be one owner.";
+        ctx.sources[1].excerpts[0].text = given.into();
+        let cited = |lines: (u32, u32)| {
+            vec![Claim {
+                text: "Each value has an owner".into(),
+                range: (0, 23),
+                citations: vec![cairn_retriever::Citation {
+                    source: 2,
+                    lines,
+                    support: 1.0,
+                }],
+                supported: true,
+                quotes: Vec::new(),
+            }]
+        };
+        let two = whole_list(&cited((21, 21)), &ctx, &[], &[]).expect("a list of two");
+        assert_eq!(
+            two.text,
+            "- Each value has an owner.\n- There can only be one owner."
+        );
+        assert_eq!(two.citations[0].lines, (21, 22));
+        // The stored passage and the one after it (overlapping it by a line) hold the rest.
+        let stored = chunk(given, (20, 22), 100);
+        let at = 100 + given.find("- There").unwrap();
+        let next = chunk(
+            "- There can only be one owner.\n- When the owner goes out of scope, the\n  value \
+             is dropped.\n\nMore prose.",
+            (22, 26),
+            at,
+        );
+        let hit = Hit {
+            rank: 1,
+            fused: cairn_retriever::Fused {
+                id: cairn_index::ChunkId(7),
+                score: 1.0,
+                bm25: None,
+                dense: None,
+                defines: false,
+            },
+            chunk: stored,
+            also: Vec::new(),
+        };
+        let three = whole_list(&cited((21, 21)), &ctx, &[hit], &[next]).unwrap();
+        assert_eq!(
+            three.text,
+            "- Each value has an owner.\n- There can only be one owner.\n- When the owner goes \
+             out of scope, the value is dropped."
+        );
+        assert_eq!(
+            (three.citations[0].source, three.citations[0].lines),
+            (2, (21, 24))
+        );
+        // Not from a list, or already all of it: the model's quote stands.
+        assert!(whole_list(&cited((20, 20)), &ctx, &[], &[]).is_none());
+        assert!(whole_list(&cited((21, 22)), &ctx, &[], &[]).is_none());
+        // Too long whole, each item by its first sentence; too long even so, the quote.
+        let more = " It goes on.".repeat(LIST_WORDS / 6);
+        ctx.sources[1].excerpts[0].text = format!("Steps:\n1. Install it.{more}\n2. Run it.{more}");
+        let leads = whole_list(&cited((21, 21)), &ctx, &[], &[]).unwrap();
+        assert_eq!(leads.text, "1. Install it.\n2. Run it.");
+        ctx.sources[1].excerpts[0].text = format!(
+            "Steps:\n{}",
+            (1..=LIST_WORDS / 2)
+                .map(|n| format!("{n}. Step {n}."))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        assert!(whole_list(&cited((21, 21)), &ctx, &[], &[]).is_none());
     }
 
     #[test]

@@ -101,8 +101,9 @@ fn normalize(text: &str) -> Vec<u8> {
 }
 
 /// Text as a quote of it reads ([`Quote::text`]): whitespace runs collapsed to one space, but
-/// the line breaks before, within and after a fenced code block kept; and a block cut off at
-/// either end (an odd number of fence lines) gets its missing fence.
+/// the line breaks before, within and after a fenced code block kept, and those before a list
+/// item; and a block cut off at either end (an odd number of fence lines) gets its missing
+/// fence.
 #[must_use]
 pub fn collapse_whitespace(text: &str) -> String {
     let collapse = |text: &str| {
@@ -130,6 +131,19 @@ pub fn collapse_whitespace(text: &str) -> String {
         // Its lines up to the fence are code too.
         collapse(&format!("```\n{text}"))
     }
+}
+
+/// Whether a line begins an item of a list: a bullet (`-`, `*`, `+`, `•`…) or up to three
+/// digits closed by `.` or `)`, then a space. A quote keeps the line break before it.
+fn begins_item(line: &str) -> bool {
+    let Some((marker, rest)) = line.trim_start().split_once([' ', '\t']) else {
+        return false;
+    };
+    let numbered = marker
+        .strip_suffix(['.', ')'])
+        .is_some_and(|n| (1..=3).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()));
+    !rest.trim().is_empty()
+        && (numbered || matches!(marker, "-" | "*" | "+" | "•" | "◦" | "▪" | "‣" | "–"))
 }
 
 /// Whether a line opens or closes a fenced code block (```` ``` ```` or `~~~`).
@@ -162,11 +176,12 @@ impl CodeLines {
 /// quote of it keeps its lines ([`Quote::text`]); prose, wrapped wherever its author's editor
 /// wrapped it, does not.
 fn normalize_keeping_code_lines(text: &str) -> (Vec<u8>, CodeLines) {
-    // Which lines are code, and which are inside a block.
-    let (mut code, mut inside) = (Vec::new(), Vec::new());
+    // Which lines are code, which are inside a block, and which begin a list item.
+    let (mut code, mut inside, mut item) = (Vec::new(), Vec::new(), Vec::new());
     let mut fenced = false;
     for line in text.split('\n') {
         let fence = is_fence(line);
+        item.push(!fenced && begins_item(line));
         code.push(fenced || fence);
         inside.push(fenced && !fence);
         if fence {
@@ -192,7 +207,7 @@ fn normalize_keeping_code_lines(text: &str) -> (Vec<u8>, CodeLines) {
         } else {
             if let Some((from, newline)) = run.take() {
                 if !out.is_empty() {
-                    if newline && (code[from] || code[line]) {
+                    if newline && (code[from] || code[line] || item[line]) {
                         lines.breaks.push(out.len());
                     }
                     out.push(b' ');
@@ -327,7 +342,7 @@ impl Quote {
     /// stay lines: a space between two of them, or between a line of code and the prose
     /// around it, is the source's line break; and a span that goes into a block or out of
     /// one from inside gets the fence it left out, so that the block is closed (a span inside
-    /// one block is code on one line, and stays as it is).
+    /// one block is code on one line, and stays as it is). A list's items each begin a line.
     #[must_use]
     pub fn text(&self) -> String {
         let mut out = self.out.clone();
@@ -593,6 +608,27 @@ mod tests {
             assert!(step(&mut q, piece), "{piece:?}");
         }
         assert_eq!(q.text(), "Then build it.");
+    }
+
+    #[test]
+    fn a_quote_of_a_list_keeps_its_items_on_lines_of_their_own() {
+        let source = "Keep these rules\nin mind:\n\n- Prime it with\n  glycol.\n- Never run it \
+                      dry.\n\n1. Bleed the screw.\n2) Close it.\n-5 degrees is\ntoo cold.";
+        let mut q = Quote::new([source], []);
+        for piece in [
+            "Keep", " these", " rules", " in", " mind", ":", " -", " Prime", " it", " with",
+            " glycol", ".", " -", " Never", " run", " it", " dry", ".", " 1", ".", " Bleed",
+            " the", " screw", ".", " 2", ")", " Close", " it", ".", " -", "5", " degrees", " is",
+            " too",
+        ] {
+            assert!(step(&mut q, piece), "{piece:?}");
+        }
+        assert_eq!(
+            q.text(),
+            "Keep these rules in mind:\n- Prime it with glycol.\n- Never run it dry.\n\
+             1. Bleed the screw.\n2) Close it. -5 degrees is too"
+        );
+        assert_eq!(collapse_whitespace(source), q.text() + " cold.");
     }
 
     #[test]

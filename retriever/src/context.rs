@@ -306,6 +306,121 @@ fn is_list_marker(s: &str) -> bool {
         || (body.len() == 1 && body.bytes().all(|b| b.is_ascii_alphabetic()))
 }
 
+/// Where a list item begins on `line`: the indent of its marker and whether the list is
+/// numbered. A bullet (`-`, `*`, `•`…) or up to three digits closed by `.` or `)`, then text;
+/// not a letter ("J. Smith" is an initial, not an item).
+fn item_marker(line: &str) -> Option<(usize, bool)> {
+    let text = line.trim_start();
+    let (marker, rest) = text.split_once(char::is_whitespace)?;
+    if rest.trim().is_empty() || !is_list_marker(marker) {
+        return None;
+    }
+    let body = marker.trim_start_matches('(').trim_end_matches(['.', ')']);
+    if body.chars().all(char::is_alphabetic) {
+        return None;
+    }
+    let numbered = body.chars().all(|c| c.is_ascii_digit());
+    Some((line.len() - text.len(), numbered))
+}
+
+/// The items of the list that the text at `at` stands in, when it stands in one: each item's
+/// byte range in `text`, from its marker to the end of its last line (lines after the marker's
+/// that are not blank, not items of their own at its indent or less, and not headings or
+/// fences, belong to it, as do the items of a list nested in it). Items are siblings at the
+/// same indent and of the same kind (bulleted or numbered), with nothing between them but blank
+/// lines. `None` when `at` is not within the items of such a list or the list has only one.
+#[must_use]
+pub fn list_around(text: &str, at: Range<usize>) -> Option<Vec<Range<usize>>> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    for l in text.split_inclusive('\n') {
+        let body = l.trim_end_matches(['\n', '\r']);
+        lines.push(start..start + body.len());
+        start += l.len();
+    }
+    let line_of = |pos: usize| lines.iter().position(|r| pos <= r.end);
+    let (first, last) = (line_of(at.start)?, line_of(at.end.max(at.start + 1) - 1)?);
+    let line = |i: usize| &text[lines[i].clone()];
+    let mut in_code = false;
+    let markers: Vec<Option<(usize, bool)>> = (0..lines.len())
+        .map(|i| {
+            let fence = cairn_ingest::is_fence(line(i));
+            let marker = (!in_code && !fence).then(|| item_marker(line(i))).flatten();
+            in_code ^= fence;
+            marker
+        })
+        .collect();
+    // The last line of the item whose marker is on line `i`.
+    let item_end = |i: usize, indent: usize| {
+        let belongs = |j: &usize| {
+            let l = line(*j).trim_start();
+            let deeper = markers[*j].is_none_or(|(d, _)| d > indent);
+            !l.is_empty() && deeper && !l.starts_with('#') && !l.starts_with('|')
+        };
+        (i + 1..lines.len()).take_while(belongs).last().unwrap_or(i)
+    };
+    // The innermost item holding the first line of `at`.
+    let (own, indent, numbered) = (0..=first)
+        .rev()
+        .filter_map(|i| markers[i].map(|(d, n)| (i, d, n)))
+        .find(|&(i, d, _)| item_end(i, d) >= first)?;
+    let sibling = |i: usize| markers[i] == Some((indent, numbered));
+    let mut items = vec![(own, item_end(own, indent))];
+    // Back over blank lines and earlier siblings (with their own lines and nested items).
+    let mut i = own;
+    'back: while i > 0 {
+        let mut j = i - 1;
+        while line(j).trim().is_empty() {
+            if j == 0 {
+                break 'back;
+            }
+            j -= 1;
+        }
+        match (0..=j)
+            .rev()
+            .find(|&k| markers[k].is_some_and(|(d, _)| d <= indent))
+        {
+            Some(k) if sibling(k) && item_end(k, indent) == j => {
+                items.insert(0, (k, j));
+                i = k;
+            }
+            _ => break,
+        }
+    }
+    // On over blank lines and later siblings.
+    loop {
+        let mut j = items.last().map_or(0, |&(_, e)| e) + 1;
+        while j < lines.len() && line(j).trim().is_empty() {
+            j += 1;
+        }
+        if j < lines.len() && sibling(j) {
+            items.push((j, item_end(j, indent)));
+        } else {
+            break;
+        }
+    }
+    let ends = items.last().map_or(0, |&(_, e)| e);
+    (items.len() >= 2 && last <= ends).then(|| {
+        items
+            .into_iter()
+            .map(|(a, b)| {
+                lines[a].start + (line(a).len() - line(a).trim_start().len())..lines[b].end
+            })
+            .collect()
+    })
+}
+
+/// Whether `text` ends in a list item: its last lines, back to a blank one, hold an item's
+/// marker ([`list_around`]'s items). A passage that does may stop short of the list's end.
+#[must_use]
+pub fn ends_in_list(text: &str) -> bool {
+    text.trim_end()
+        .lines()
+        .rev()
+        .take_while(|l| !l.trim().is_empty())
+        .any(|l| item_marker(l).is_some())
+}
+
 /// Whether a passage is mostly a table of contents: at least half of its lines (and at least
 /// two) are titles led by dots to a page number ("2.1 Tenets …… 6").
 #[must_use]
@@ -1219,6 +1334,59 @@ mod tests {
             }
         }
         assert!(given > 0, "the lead-in was never given");
+    }
+
+    /// The items [`list_around`] finds about the first occurrence of `quote` in `text`.
+    fn items_around<'a>(text: &'a str, quote: &str) -> Option<Vec<&'a str>> {
+        let at = text.find(quote).expect("the quote is in the text");
+        let items = list_around(text, at..at + quote.len())?;
+        Some(items.into_iter().map(|r| &text[r]).collect())
+    }
+
+    #[test]
+    fn a_list_is_found_whole_about_any_of_its_items() {
+        let text = "### Ownership Rules\n\nFirst, the rules:\n\n- Each value has an _owner_.\n\
+                    - There can only be one owner at a time.\n- When the owner goes out of \
+                    scope, the value\n  will be dropped.\n\nMore prose.";
+        let rules = [
+            "- Each value has an _owner_.",
+            "- There can only be one owner at a time.",
+            "- When the owner goes out of scope, the value\n  will be dropped.",
+        ];
+        assert_eq!(items_around(text, "Each value").unwrap(), rules);
+        assert_eq!(items_around(text, "will be dropped").unwrap(), rules);
+        assert_eq!(items_around(text, "First, the rules"), None);
+        assert_eq!(items_around(text, "More prose"), None);
+
+        // Numbered, loose (blank lines between), with a nested list and a fenced block inside.
+        let text = "Steps:\n\n1. Install it.\n   - from crates.io\n   - or from git\n\n\
+                    2. Run it:\n   ```\n   - not an item\n   ```\n3) Done.\n# Next";
+        let steps = items_around(text, "Install it").unwrap();
+        assert_eq!(steps.len(), 3, "{steps:?}");
+        assert!(steps[0].ends_with("or from git") && steps[1].ends_with("```"));
+        assert_eq!(steps[2], "3) Done.", "a heading ends the list");
+        // The nested list is a list of its own.
+        assert_eq!(
+            items_around(text, "from crates.io").unwrap(),
+            ["- from crates.io", "- or from git"]
+        );
+        // A single item, initials and a quote running past the list are no list.
+        assert_eq!(items_around("Intro.\n- one item\nProse.", "one item"), None);
+        assert_eq!(items_around("J. Smith\nA. Jones", "J. Smith"), None);
+        assert_eq!(items_around("- a\n- b\n\nEnd.", "b\n\nEnd"), None);
+        // A line after an item is its own (as a wrapped PDF bullet's is, or a lazy Markdown
+        // continuation).
+        assert_eq!(
+            items_around("- a\n- b\nwrapped.", "a").unwrap(),
+            ["- a", "- b\nwrapped."]
+        );
+        assert!(ends_in_list("Rules:\n\n- one\n- two, which\n  wraps\n"));
+        assert!(!ends_in_list("- one\n- two\n\nProse after."));
+        // PDF bullets.
+        assert_eq!(
+            items_around("• Identity\n• Device\n• Network", "Device").unwrap(),
+            ["• Identity", "• Device", "• Network"]
+        );
     }
 
     #[test]

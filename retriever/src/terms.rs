@@ -112,6 +112,89 @@ pub fn asks_how_many(question: &str) -> bool {
     words.windows(2).any(|w| w[0] == "how" && w[1] == "many")
 }
 
+/// Whether `question` asks for several things, which a list may answer whole: "What are the
+/// rules of ownership?", "Who are the authors…?", "Which traits does a closure implement…?",
+/// "What three kinds of…", "List the…". Not "What are closures?" (what one thing is, in the
+/// plural), nor a count ([`asks_how_many`]) or a name ([`asks_for_name`]).
+#[must_use]
+pub fn asks_for_several(question: &str) -> bool {
+    // Words that end in s without being plural nouns.
+    const NOT_PLURAL: &[&str] = &[
+        "is",
+        "was",
+        "has",
+        "does",
+        "this",
+        "its",
+        "his",
+        "hers",
+        "yours",
+        "ours",
+        "theirs",
+        "always",
+        "sometimes",
+        "perhaps",
+        "unless",
+        "whereas",
+        "thus",
+        "plus",
+        "versus",
+        "less",
+        "across",
+        "status",
+        "bus",
+        "process",
+        "class",
+        "access",
+        "address",
+        "alias",
+        "analysis",
+        "basis",
+        "series",
+        "species",
+    ];
+    // What follows a plural noun rather than a verb.
+    const FOLLOWS_A_NOUN: &[&str] = &[
+        "do", "does", "did", "are", "were", "can", "could", "should", "must", "will", "would",
+        "may", "might", "have", "has", "of", "that",
+    ];
+    if asks_how_many(question) || asks_for_name(question) {
+        return false;
+    }
+    let q = question.trim().trim_end_matches('?').trim().to_lowercase();
+    let words: Vec<&str> = q
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
+        .collect();
+    let plural = |w: &str| {
+        w.len() > 3
+            && w.ends_with('s')
+            && !w.ends_with("ss")
+            && !w.ends_with("us")
+            && !w.ends_with("is")
+            && !w.ends_with('\'')
+            && !NOT_PLURAL.contains(&w)
+    };
+    let counted = |w: &str| NUMBER_WORDS.contains(&w) || w.parse::<u32>().is_ok();
+    match words.as_slice() {
+        // "List the…"; "What are the rules…", "Who were the authors…", "Which are some…": the
+        // article (or a count) is what tells a list from "What are closures?".
+        ["list" | "name" | "enumerate", "the" | "all", ..]
+        | ["what" | "which" | "who", "are" | "were", "the" | "some" | "all" | "its" | "their", ..] => {
+            true
+        }
+        ["what" | "which" | "who", "are" | "were", n, ..] if counted(n) => true,
+        // "Which traits does…", "What kinds of…", "Which two methods are…": a plural noun,
+        // then what follows a noun rather than a verb ("What happens when…").
+        ["what" | "which", w, next, ..] | ["what" | "which", _, w, next, ..]
+            if plural(w) && FOLLOWS_A_NOUN.contains(next) =>
+        {
+            words[1] == *w || counted(words[1])
+        }
+        _ => false,
+    }
+}
+
 /// Whether `answer` gives an amount, as an answer to [`asks_how_many`] must: a digit, a number
 /// word ("three", "thirty", "a dozen", "hundreds"), or none at all ("none", "no", "zero"). "Many"
 /// or "several" do not.
@@ -1834,6 +1917,33 @@ mod tests {
             "12,345 checks",
         ] {
             assert!(!has_date(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn several_things_are_asked_for_by_an_article_a_count_or_a_plural_noun() {
+        for q in [
+            "What are the rules of ownership?",
+            "Who are the authors of the zero trust architecture publication?",
+            "What were the three main causes of the war?",
+            "Which traits does a closure implement depending on how it handles captured values?",
+            "What kinds of projects can Cargo create?",
+            "Which two methods are required by the Iterator trait?",
+            "List the tenets of zero trust.",
+        ] {
+            assert!(asks_for_several(q), "{q}");
+        }
+        for q in [
+            "What are closures?",
+            "What is the rule of ownership?",
+            "What happens when a value goes out of scope?",
+            "What does the borrow checker do?",
+            "How many rules of ownership are there?",
+            "What are the places where implicit coercions happen called?",
+            "Which trait is implemented by closures that move values out?",
+            "What class does the decoder belong to?",
+        ] {
+            assert!(!asks_for_several(q), "{q}");
         }
     }
 
