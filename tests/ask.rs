@@ -387,3 +387,48 @@ fn asked_what_an_abbreviation_stands_for_the_answer_is_the_words_a_source_spells
     let (_, v) = ask_on(&kb, "What is the PEP?", &["--model", "tiny"]);
     assert!(v["timings"]["prompt_tokens"].as_u64().unwrap() > 0, "{v:#}");
 }
+
+#[test]
+fn asked_for_several_things_the_answer_is_the_list_with_an_item_on_each_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = one_page_kb(
+        dir.path(),
+        "pump.md",
+        "# Orvane pump\n\nThe Orvane pump is serviced by the plant's night crew.\n\n## Priming\n\n\
+         The Orvane pump has three priming rules. The first matters most.\n\n\
+         - Prime it with 40 ml of glycol before the first start.\n\
+         - Never run it dry for more than ten seconds.\n\
+         - Bleed the air screw until the glycol runs clear.\n\n\
+         ## Storage\n\nStore the pump upright in a dry room.\n",
+    );
+    let (code, v) = ask_on(&kb, "What are the priming rules of the Orvane pump?", &[]);
+    assert_eq!(code, 0, "{v:#}");
+    let answer = v["answer"].as_str().unwrap();
+    let lines: Vec<&str> = answer.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "- Prime it with 40 ml of glycol before the first start.",
+            "- Never run it dry for more than ten seconds.",
+            "- Bleed the air screw until the glycol runs clear."
+        ],
+        "{v:#}"
+    );
+    let cited: Vec<&serde_json::Value> = v["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["citations"].as_array().unwrap())
+        .collect();
+    assert!(!cited.is_empty(), "{v:#}");
+    for c in cited {
+        let (first, last) = (
+            c["lines"][0].as_u64().unwrap(),
+            c["lines"][1].as_u64().unwrap(),
+        );
+        assert!(
+            (9..=11).contains(&first) && (9..=11).contains(&last),
+            "{v:#}"
+        );
+    }
+}
