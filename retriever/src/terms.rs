@@ -162,10 +162,16 @@ pub fn asks_for_several(question: &str) -> bool {
         return false;
     }
     let q = question.trim().trim_end_matches('?').trim().to_lowercase();
-    let words: Vec<&str> = q
+    let mut words: Vec<&str> = q
         .split_whitespace()
         .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
         .collect();
+    // "In which situations…", "For what reasons…".
+    if let Some("in" | "on" | "for" | "at" | "under" | "from" | "with" | "to" | "by") =
+        words.first().copied()
+    {
+        words.remove(0);
+    }
     let plural = |w: &str| {
         w.len() > 3
             && w.ends_with('s')
@@ -1928,6 +1934,7 @@ mod tests {
             "What were the three main causes of the war?",
             "Which traits does a closure implement depending on how it handles captured values?",
             "What kinds of projects can Cargo create?",
+            "In which situations would you use a Box most often?",
             "Which two methods are required by the Iterator trait?",
             "List the tenets of zero trust.",
         ] {
