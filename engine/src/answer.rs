@@ -1406,7 +1406,7 @@ pub fn answer(
         && abstained.is_none()
         && cairn_retriever::terms::asks_for_several(question)
     {
-        if let Some(claim) = whole_list(&claims, &context, &hits, &read_on) {
+        if let Some(claim) = whole_list(&answer, &claims, &context, &hits, &read_on) {
             answer.clone_from(&claim.text);
             claims = vec![claim];
         }
@@ -1920,13 +1920,16 @@ const LIST_WORDS: usize = 150;
 
 /// The list that the quote `claims` cite stands in, when it is cited at one or some of its
 /// items: every item, each on a line of its own as its source writes it (whitespace collapsed
-/// but for the lines of fenced code), cited at the list's lines. The list is read from the
+/// but for the lines of fenced code), cited at the list's lines; or, when `quote` is from the
+/// paragraph that introduces a list ([`cairn_retriever::context::list_after`]), the quote and
+/// then the list. The list is read from the
 /// stored passage the quote's lines are in (`hits`), where the excerpt given to the model may
 /// have left items out, with the passage after it where it ends in the list (`read_on`), else
 /// from the excerpt. `None` when the quote is not within a list of two items or more
 /// ([`cairn_retriever::context::list_around`]), already spans all of it, or the list has more
 /// than [`LIST_WORDS`] words even with each item cut to its first sentence.
 fn whole_list(
+    quote: &str,
     claims: &[Claim],
     context: &Context,
     hits: &[Hit],
@@ -1996,13 +1999,16 @@ fn whole_list(
                 .get((n - lines.0) as usize + 1)
                 .map_or(text.len(), |&next| next - 1)
         };
-        let items =
-            cairn_retriever::context::list_around(text, start_of(first.lines.0)?..end_of(last))?;
+        let quoted = start_of(first.lines.0)?..end_of(last);
+        let (items, lead_in) = match cairn_retriever::context::list_around(text, quoted.clone()) {
+            Some(items) => (items, false),
+            None => (cairn_retriever::context::list_after(text, quoted)?, true),
+        };
         let line = |at: usize| lines.0 + text[..at].matches('\n').count() as u32;
         let span = (line(items[0].start), line(items[items.len() - 1].end));
-        Some((text, items, span))
+        Some((text, items, span, lead_in))
     });
-    let (text, items, lines) = lists.max_by_key(|(_, items, _)| items.len())?;
+    let (text, items, mut lines, lead_in) = lists.max_by_key(|(_, items, _, _)| items.len())?;
     if first.lines.0 <= lines.0 && lines.1 <= last {
         return None;
     }
@@ -2027,9 +2033,20 @@ fn whole_list(
             .join("\n")
     };
     let short = |answer: &String| answer.split_whitespace().count() <= LIST_WORDS;
-    let answer = Some(list(&whole))
+    // A quote of the paragraph that introduces the list goes before it.
+    let introduced = |list: String| {
+        if lead_in {
+            format!("{quote}\n{list}")
+        } else {
+            list
+        }
+    };
+    let answer = Some(introduced(list(&whole)))
         .filter(short)
-        .or_else(|| Some(list(&lead)).filter(short))?;
+        .or_else(|| Some(introduced(list(&lead))).filter(short))?;
+    if lead_in {
+        lines.0 = first.lines.0;
+    }
     Some(Claim {
         range: (0, answer.len()),
         text: answer,
@@ -2246,7 +2263,7 @@ mod tests {
                 quotes: Vec::new(),
             }]
         };
-        let two = whole_list(&cited((21, 21)), &ctx, &[], &[]).expect("a list of two");
+        let two = whole_list("q", &cited((21, 21)), &ctx, &[], &[]).expect("a list of two");
         assert_eq!(
             two.text,
             "- Each value has an owner.\n- There can only be one owner."
@@ -2273,7 +2290,7 @@ mod tests {
             chunk: stored,
             also: Vec::new(),
         };
-        let three = whole_list(&cited((21, 21)), &ctx, &[hit], &[next]).unwrap();
+        let three = whole_list("q", &cited((21, 21)), &ctx, &[hit], &[next]).unwrap();
         assert_eq!(
             three.text,
             "- Each value has an owner.\n- There can only be one owner.\n- When the owner goes \
@@ -2283,13 +2300,21 @@ mod tests {
             (three.citations[0].source, three.citations[0].lines),
             (2, (21, 24))
         );
-        // Not from a list, or already all of it: the model's quote stands.
-        assert!(whole_list(&cited((20, 20)), &ctx, &[], &[]).is_none());
-        assert!(whole_list(&cited((21, 22)), &ctx, &[], &[]).is_none());
+        // Not from a list or its lead-in, or already all of it: the model's quote stands.
+        let mut elsewhere = cited((1, 1));
+        elsewhere[0].citations[0].source = 1;
+        assert!(whole_list("q", &elsewhere, &ctx, &[], &[]).is_none());
+        // The lead-in, with the list it introduces.
+        let led = whole_list("The rules:", &cited((20, 20)), &ctx, &[], &[]).unwrap();
+        assert_eq!(
+            led.text,
+            "The rules:\n- Each value has an owner.\n- There can only be one owner."
+        );
+        assert!(whole_list("q", &cited((21, 22)), &ctx, &[], &[]).is_none());
         // Too long whole, each item by its first sentence; too long even so, the quote.
         let more = " It goes on.".repeat(LIST_WORDS / 6);
         ctx.sources[1].excerpts[0].text = format!("Steps:\n1. Install it.{more}\n2. Run it.{more}");
-        let leads = whole_list(&cited((21, 21)), &ctx, &[], &[]).unwrap();
+        let leads = whole_list("q", &cited((21, 21)), &ctx, &[], &[]).unwrap();
         assert_eq!(leads.text, "1. Install it.\n2. Run it.");
         ctx.sources[1].excerpts[0].text = format!(
             "Steps:\n{}",
@@ -2298,7 +2323,19 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join("\n")
         );
-        assert!(whole_list(&cited((21, 21)), &ctx, &[], &[]).is_none());
+        assert!(whole_list("q", &cited((21, 21)), &ctx, &[], &[]).is_none());
+        // A quote of the paragraph that introduces a list, then the list.
+        ctx.sources[1].excerpts[0].text =
+            "Panic when the state is bad,\nplus one of the following:\n- It is unexpected.\n\
+             - Code relies on it.\n\nMore."
+                .into();
+        let introduced = whole_list("when the state is bad", &cited((20, 20)), &ctx, &[], &[]);
+        let introduced = introduced.expect("the list after the lead-in");
+        assert_eq!(
+            introduced.text,
+            "when the state is bad\n- It is unexpected.\n- Code relies on it."
+        );
+        assert_eq!(introduced.citations[0].lines, (20, 23));
     }
 
     #[test]

@@ -410,6 +410,49 @@ pub fn list_around(text: &str, at: Range<usize>) -> Option<Vec<Range<usize>>> {
     })
 }
 
+/// The most words of a paragraph that [`list_after`] takes for a list's lead-in.
+const LEAD_IN_WORDS: usize = 80;
+
+/// The items of the list that the paragraph holding the text at `at` introduces: a paragraph
+/// (its lines run from a blank line or list item to the next) of at most [`LEAD_IN_WORDS`]
+/// words that ends with a colon ("…plus one or more of the following:") and is followed, past
+/// blank lines, by the first item of a list of two items or more ([`list_around`]). `None`
+/// otherwise.
+#[must_use]
+pub fn list_after(text: &str, at: Range<usize>) -> Option<Vec<Range<usize>>> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    for l in text.split_inclusive('\n') {
+        let body = l.trim_end_matches(['\n', '\r']);
+        lines.push(start..start + body.len());
+        start += l.len();
+    }
+    let line_of = |pos: usize| lines.iter().position(|r| pos <= r.end);
+    let (first, last) = (line_of(at.start)?, line_of(at.end.max(at.start + 1) - 1)?);
+    let line = |i: usize| &text[lines[i].clone()];
+    let plain = |i: usize| !line(i).trim().is_empty() && item_marker(line(i)).is_none();
+    if !(first..=last).all(plain) {
+        return None;
+    }
+    let top = (0..first)
+        .rev()
+        .take_while(|&i| plain(i))
+        .last()
+        .unwrap_or(first);
+    let end = (last + 1..lines.len())
+        .take_while(|&i| plain(i))
+        .last()
+        .unwrap_or(last);
+    let paragraph = text[lines[top].start..lines[end].end].trim_end();
+    if !paragraph.ends_with(':') || paragraph.split_whitespace().count() > LEAD_IN_WORDS {
+        return None;
+    }
+    let next = (end + 1..lines.len()).find(|&i| !line(i).trim().is_empty())?;
+    item_marker(line(next))?;
+    let items = list_around(text, lines[next].clone())?;
+    (line_of(items[0].start) == Some(next)).then_some(items)
+}
+
 /// Whether `text` ends in a list item: its last lines, back to a blank one, hold an item's
 /// marker ([`list_around`]'s items). A passage that does may stop short of the list's end.
 #[must_use]
@@ -1381,6 +1424,20 @@ mod tests {
             ["- a", "- b\nwrapped."]
         );
         assert!(ends_in_list("Rules:\n\n- one\n- two, which\n  wraps\n"));
+        // A paragraph that introduces a list.
+        let text = "Intro.\n\nPanic when the state is bad,\nplus one of the following:\n\n\
+                    - It is unexpected.\n- Code relies on it.\n\nAfter.";
+        let at = text.find("the state is bad").unwrap();
+        let items = list_after(text, at..at + 16).unwrap();
+        let items: Vec<&str> = items.into_iter().map(|r| &text[r]).collect();
+        assert_eq!(items, ["- It is unexpected.", "- Code relies on it."]);
+        let at = text.find("Intro").unwrap();
+        assert_eq!(list_after(text, at..at + 5), None, "not a lead-in");
+        assert_eq!(
+            list_after("Steps:\n\nOne thing.", 0..6),
+            None,
+            "no list after it"
+        );
         assert!(!ends_in_list("- one\n- two\n\nProse after."));
         // PDF bullets.
         assert_eq!(
