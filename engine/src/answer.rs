@@ -914,7 +914,7 @@ pub struct Retrieved {
     pub rare: Option<RareWords>,
     /// Asked for several things ([`cairn_retriever::terms::asks_for_several`]), the chunk after
     /// each hit that ends in a list ([`cairn_retriever::context::ends_in_list`]): where the list
-    /// goes on, should the answer be one of its items ([`whole_list`]).
+    /// goes on, should the answer be one of its items.
     pub read_on: Vec<ChunkRecord>,
 }
 

@@ -411,7 +411,7 @@ pub fn list_around(text: &str, at: Range<usize>) -> Option<Vec<Range<usize>>> {
 }
 
 /// The most words of a paragraph that [`list_after`] takes for a list's lead-in.
-const LEAD_IN_WORDS: usize = 80;
+pub const LEAD_IN_WORDS: usize = 80;
 
 /// The items of the list that the paragraph holding the text at `at` introduces: a paragraph
 /// (its lines run from a blank line or list item to the next) of at most [`LEAD_IN_WORDS`]
