@@ -323,6 +323,18 @@ fn item_marker(line: &str) -> Option<(usize, bool)> {
     Some((line.len() - text.len(), numbered))
 }
 
+/// Each line's byte range in `text`, without its line break.
+fn line_ranges(text: &str) -> Vec<Range<usize>> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    for l in text.split_inclusive('\n') {
+        let body = l.trim_end_matches(['\n', '\r']);
+        lines.push(start..start + body.len());
+        start += l.len();
+    }
+    lines
+}
+
 /// The items of the list that the text at `at` stands in, when it stands in one: each item's
 /// byte range in `text`, from its marker to the end of its last line (lines after the marker's
 /// that are not blank, not items of their own at its indent or less, and not headings or
@@ -331,13 +343,7 @@ fn item_marker(line: &str) -> Option<(usize, bool)> {
 /// lines. `None` when `at` is not within the items of such a list or the list has only one.
 #[must_use]
 pub fn list_around(text: &str, at: Range<usize>) -> Option<Vec<Range<usize>>> {
-    let mut lines = Vec::new();
-    let mut start = 0;
-    for l in text.split_inclusive('\n') {
-        let body = l.trim_end_matches(['\n', '\r']);
-        lines.push(start..start + body.len());
-        start += l.len();
-    }
+    let lines = line_ranges(text);
     let line_of = |pos: usize| lines.iter().position(|r| pos <= r.end);
     let (first, last) = (line_of(at.start)?, line_of(at.end.max(at.start + 1) - 1)?);
     let line = |i: usize| &text[lines[i].clone()];
@@ -420,13 +426,7 @@ pub const LEAD_IN_WORDS: usize = 80;
 /// otherwise.
 #[must_use]
 pub fn list_after(text: &str, at: Range<usize>) -> Option<Vec<Range<usize>>> {
-    let mut lines = Vec::new();
-    let mut start = 0;
-    for l in text.split_inclusive('\n') {
-        let body = l.trim_end_matches(['\n', '\r']);
-        lines.push(start..start + body.len());
-        start += l.len();
-    }
+    let lines = line_ranges(text);
     let line_of = |pos: usize| lines.iter().position(|r| pos <= r.end);
     let (first, last) = (line_of(at.start)?, line_of(at.end.max(at.start + 1) - 1)?);
     let line = |i: usize| &text[lines[i].clone()];
