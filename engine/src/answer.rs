@@ -1922,10 +1922,9 @@ const LIST_WORDS: usize = 150;
 /// items: every item, each on a line of its own as its source writes it (whitespace collapsed
 /// but for the lines of fenced code), cited at the list's lines; or, when `quote` is from the
 /// paragraph that introduces a list ([`cairn_retriever::context::list_after`]), the quote and
-/// then the list. The list is read from the
-/// stored passage the quote's lines are in (`hits`), where the excerpt given to the model may
-/// have left items out, with the passage after it where it ends in the list (`read_on`), else
-/// from the excerpt. `None` when the quote is not within a list of two items or more
+/// then the list. The list is read from the stored passage the quote's lines are in (`hits`),
+/// where the excerpt given to the model may have left items out, with the passage after it
+/// where it ends in the list (`read_on`), else from the excerpt. `None` when the quote is not within a list of two items or more
 /// ([`cairn_retriever::context::list_around`]), already spans all of it, or the list has more
 /// than [`LIST_WORDS`] words even with each item cut to its first sentence.
 fn whole_list(
@@ -1953,11 +1952,14 @@ fn whole_list(
         .map(|h| &h.chunk)
         .filter(|c| ours(c) && holds(c.lines) && c.text.len() == c.range.1 - c.range.0)
         .filter_map(|c| {
-            let next = read_on.iter().filter(ours).find(|n| {
-                n.range.0 > c.range.0
-                    && n.range.1 > c.range.1
-                    && n.text.len() == n.range.1 - n.range.0
-            })?;
+            // The next chunk of the document, overlapping this one or starting on its last
+            // line or the line after.
+            let next = read_on
+                .iter()
+                .filter(ours)
+                .filter(|n| n.range.0 > c.range.0 && n.range.1 > c.range.1)
+                .min_by_key(|n| n.range.0)
+                .filter(|n| n.text.len() == n.range.1 - n.range.0 && n.lines.0 <= c.lines.1 + 1)?;
             let text = if next.range.0 <= c.range.1 {
                 format!("{}{}", c.text, next.text.get(c.range.1 - next.range.0..)?)
             } else {
@@ -2290,7 +2292,12 @@ mod tests {
             chunk: stored,
             also: Vec::new(),
         };
-        let three = whole_list("q", &cited((21, 21)), &ctx, &[hit], &[next]).unwrap();
+        // A chunk further on (from another hit) is not the one after it.
+        let far = chunk("- Unrelated item.\n- Another.", (40, 41), 900);
+        let (hits, later) = (std::slice::from_ref(&hit), std::slice::from_ref(&far));
+        let alone = whole_list("q", &cited((21, 21)), &ctx, hits, later);
+        assert_eq!(alone.unwrap().citations[0].lines, (21, 22));
+        let three = whole_list("q", &cited((21, 21)), &ctx, &[hit], &[far, next]).unwrap();
         assert_eq!(
             three.text,
             "- Each value has an owner.\n- There can only be one owner.\n- When the owner goes \
