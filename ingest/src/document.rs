@@ -37,13 +37,15 @@ impl DocKind {
     /// HTML: 1 drops permalinks, link-list menus and footers, and gives reference entries
     /// sections of their own, 2 fences `<pre>` blocks as Markdown code blocks; HTML 3,
     /// Markdown and text 1: a chunk knows whether it begins inside a code block,
-    /// `Chunk::in_code`), so that `add` reads such files again, unchanged as they are.
+    /// `Chunk::in_code`; Markdown 2 takes out markup a page does not show, such as comments,
+    /// link targets and emphasis marks), so that `add` reads such files again, unchanged as
+    /// they are.
     #[must_use]
     pub fn reader_version(self) -> u32 {
         match self {
             DocKind::Html => 3,
-            DocKind::Pdf => 2,
-            DocKind::Text | DocKind::Markdown => 1,
+            DocKind::Pdf | DocKind::Markdown => 2,
+            DocKind::Text => 1,
             DocKind::Code => 0,
         }
     }
@@ -111,8 +113,9 @@ pub(crate) fn sections_from_headings(
 
 /// A document as read: its text and the sections that cover it, in order.
 ///
-/// For text, Markdown and code, `text` is the file itself (decoded), so byte offsets and line
-/// numbers point into the file. For HTML and PDF, `text` is the extracted text and line numbers
+/// For text and code, `text` is the file itself (decoded), so byte offsets and line numbers
+/// point into the file; for Markdown, the file without the markup a page does not show, line
+/// for line, so line numbers point into the file. For HTML and PDF, `text` is the extracted text and line numbers
 /// count its lines (per page, for PDFs).
 #[derive(Clone, Debug)]
 pub struct Document {

@@ -1,15 +1,21 @@
-//! Markdown: the file's own text, cut at headings (ATX and setext) into sections whose heading
-//! path is the chain of enclosing headings.
+//! Markdown: the file's text as a reader sees it ([`plain`]: markup that is not shown is taken
+//! out, every line kept where it was), cut at headings (ATX and setext) into sections whose
+//! heading path is the chain of enclosing headings.
 
-use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+use std::ops::Range;
+
+use pulldown_cmark::{BrokenLink, CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
 use crate::document::{sections_from_headings, DocKind, Document};
 
+const OPTIONS: Options = Options::ENABLE_TABLES
+    .union(Options::ENABLE_FOOTNOTES)
+    .union(Options::ENABLE_STRIKETHROUGH)
+    .union(Options::ENABLE_YAML_STYLE_METADATA_BLOCKS);
+
 pub(crate) fn read(text: String, file_name: &str) -> Document {
-    let options = Options::ENABLE_TABLES
-        | Options::ENABLE_FOOTNOTES
-        | Options::ENABLE_STRIKETHROUGH
-        | Options::ENABLE_YAML_STYLE_METADATA_BLOCKS;
+    let text = plain(&text).unwrap_or(text);
+    let options = OPTIONS;
     // (start offset, level, heading text)
     let mut headings: Vec<(usize, HeadingLevel, String)> = Vec::new();
     let mut current: Option<(usize, HeadingLevel, String)> = None;
@@ -69,6 +75,220 @@ pub(crate) fn read(text: String, file_name: &str) -> Document {
     Document::new(DocKind::Markdown, title, text, sections)
 }
 
+/// The text with the markup a rendered page does not show taken out: HTML comments and tags
+/// (of HTML's own elements: `Vec<T>` stays), link targets (`[text](url)`, `[text][ref]` and
+/// `<url>` keep their text), the definitions of link references, emphasis marks (`_owner_`,
+/// `**Note**`) and mdbook-spec rule names (a line `r[items.fn.intro]`). Code, inline and fenced,
+/// is left as written, and so are headings, lists and tables. Only characters within lines go:
+/// every newline stays, so line numbers still point into the file. `None` when nothing goes.
+///
+/// The model reads fewer tokens of markup, and an answer quoted from the text reads as the
+/// page does ("Each value in Rust has an owner.", not "…an _owner_.").
+pub(crate) fn plain(text: &str) -> Option<String> {
+    // Ranges to take out, each with what (if anything) stands in its place.
+    let mut cuts: Vec<(Range<usize>, &'static str)> = Vec::new();
+    let mut code: Vec<Range<usize>> = Vec::new();
+    // Open links, images and emphasis: their range, and the first and last byte of what they
+    // hold.
+    let mut open: Vec<(Range<usize>, Option<usize>, usize)> = Vec::new();
+    // A reference to code with no definition (`[`Box<T>`]`) is a link all the same: mdbook-spec
+    // and rustdoc link such names themselves. Other undefined references stay as written.
+    let code_reference = |link: BrokenLink<'_>| {
+        let inner = link.reference.strip_prefix('`')?.strip_suffix('`')?;
+        (!inner.contains('`')).then(|| (CowStr::from(""), CowStr::from("")))
+    };
+    let parser = Parser::new_with_broken_link_callback(text, OPTIONS, Some(code_reference));
+    for def in parser.reference_definitions().iter().map(|(_, d)| &d.span) {
+        cuts.push((def.clone(), ""));
+    }
+    let mut in_metadata = false;
+    for (event, range) in parser.into_offset_iter() {
+        let unwraps = |tag: &Tag<'_>| {
+            matches!(
+                tag,
+                Tag::Emphasis
+                    | Tag::Strong
+                    | Tag::Strikethrough
+                    | Tag::Link { .. }
+                    | Tag::Image { .. }
+            )
+        };
+        let ends = matches!(
+            &event,
+            Event::End(
+                TagEnd::Emphasis
+                    | TagEnd::Strong
+                    | TagEnd::Strikethrough
+                    | TagEnd::Link
+                    | TagEnd::Image
+            )
+        );
+        if ends {
+            if let Some((whole, first, last)) = open.pop() {
+                match first {
+                    Some(first) => {
+                        cuts.push((whole.start..first, ""));
+                        cuts.push((last..whole.end, ""));
+                    }
+                    None => cuts.push((whole.clone(), "")),
+                }
+                if let Some(parent) = open.last_mut() {
+                    parent.1.get_or_insert(whole.start);
+                    parent.2 = whole.end;
+                }
+            }
+            continue;
+        }
+        if let Some(parent) = open.last_mut() {
+            parent.1.get_or_insert(range.start);
+            parent.2 = parent.2.max(range.end);
+        }
+        match event {
+            Event::Start(tag) if unwraps(&tag) => open.push((range.clone(), None, range.start)),
+            Event::Start(Tag::CodeBlock(_)) | Event::Code(_) => code.push(range),
+            Event::Start(Tag::MetadataBlock(_)) => in_metadata = true,
+            Event::End(TagEnd::MetadataBlock(_)) => in_metadata = false,
+            // (An HTML block's lines come as `Html` events inside it.)
+            Event::Start(Tag::HtmlBlock) | Event::InlineHtml(_) if !in_metadata => {
+                html_cuts(text, range, &mut cuts);
+            }
+            _ => {}
+        }
+    }
+    // mdbook-spec's rule names, each on a line of its own outside code.
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let name = line.trim();
+        if let Some(id) = name.strip_prefix("r[").and_then(|n| n.strip_suffix(']')) {
+            if !id.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                && !code.iter().any(|c| c.contains(&at))
+            {
+                cuts.push((at..at + line.trim_end().len(), ""));
+            }
+        }
+        at += line.len();
+    }
+    if cuts.is_empty() {
+        return None;
+    }
+    cuts.sort_by_key(|(r, _)| (r.start, r.end));
+    let mut out = String::with_capacity(text.len());
+    let mut kept = 0;
+    for (range, stand_in) in cuts {
+        if range.end <= kept {
+            continue;
+        }
+        let start = range.start.max(kept);
+        out.push_str(&text[kept..start]);
+        // Newlines stay, so lines keep their numbers.
+        let gone = &text[start..range.end];
+        if gone.contains('\n') {
+            out.extend(gone.chars().filter(|&c| c == '\n'));
+        } else if !stand_in.is_empty()
+            && out.chars().last().is_some_and(|c| !c.is_whitespace())
+            && text[range.end..]
+                .chars()
+                .next()
+                .is_some_and(|c| !c.is_whitespace())
+        {
+            out.push_str(stand_in);
+        }
+        kept = range.end;
+    }
+    out.push_str(&text[kept..]);
+    Some(out)
+}
+
+/// HTML elements whose tags a page does not show; the ones that set text apart (a line break,
+/// a paragraph, a table cell) leave a space between the words on either side.
+const HTML_INLINE: &[&str] = &[
+    "a", "abbr", "b", "code", "del", "em", "font", "i", "img", "ins", "kbd", "mark", "q", "s",
+    "samp", "small", "span", "strong", "sub", "sup", "u", "var",
+];
+const HTML_BLOCK: &[&str] = &[
+    "br",
+    "dd",
+    "details",
+    "div",
+    "dl",
+    "dt",
+    "figcaption",
+    "figure",
+    "hr",
+    "li",
+    "ol",
+    "p",
+    "section",
+    "summary",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "thead",
+    "tr",
+    "ul",
+];
+
+/// The comments and the tags of [`HTML_INLINE`] and [`HTML_BLOCK`] elements in `range` of the
+/// text (an HTML block or a piece of inline HTML), as cuts. A comment runs to its `-->`, even
+/// past the range (inline HTML comes in pieces).
+fn html_cuts(text: &str, range: Range<usize>, cuts: &mut Vec<(Range<usize>, &'static str)>) {
+    let mut at = range.start;
+    while let Some(found) = text[at..range.end].find('<') {
+        let start = at + found;
+        let rest = &text[start..];
+        if let Some(comment) = rest.strip_prefix("<!--") {
+            let end = comment
+                .find("-->")
+                .map_or(text.len(), |e| start + 4 + e + 3);
+            cuts.push((start..end, ""));
+            at = end.min(range.end).max(start + 1);
+            continue;
+        }
+        let name_at = if rest.starts_with("</") { 2 } else { 1 };
+        let name: String = rest[name_at..]
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let stand_in = if HTML_INLINE.contains(&name.as_str()) {
+            Some("")
+        } else if HTML_BLOCK.contains(&name.as_str()) {
+            Some(" ")
+        } else {
+            None
+        };
+        let after = &rest[name_at + name.len()..];
+        let closes = after.starts_with(['>', ' ', '\t', '\n', '/']);
+        match (stand_in, closes, tag_end(rest)) {
+            (Some(stand_in), true, Some(len)) => {
+                cuts.push((start..start + len, stand_in));
+                at = start + len;
+            }
+            _ => at = start + 1,
+        }
+    }
+}
+
+/// The length of the tag that `text` starts with, to its `>` (not one inside a quoted
+/// attribute value).
+fn tag_end(text: &str) -> Option<usize> {
+    let mut quote = None;
+    for (i, c) in text.char_indices().skip(1) {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '>') => return Some(i + 1),
+            (None, '<') => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +326,65 @@ mod tests {
     fn front_matter_title_wins() {
         let doc = read("---\ntitle: \"Nice\"\n---\n\n# H\n".to_owned(), "f.md");
         assert_eq!(doc.title, "Nice");
+    }
+
+    #[test]
+    fn markup_a_page_does_not_show_is_taken_out_and_lines_stay() {
+        let text = "\
+r[ownership.rules]
+# Ownership
+
+<a id=\"old-anchor\"></a>
+
+Each value has an _owner_, see [the book][book] and [`Rc<T>`](rc.html).<!-- ignore -->
+[`Box<T>`] is linked, [an undefined reference] is not.
+A **bold** claim about Vec<T> and <https://example.org>.
+Line one<br>line two, <kbd>Ctrl</kbd>-C.
+<!-- An editor's note
+over two lines -->
+
+```rust
+// r[not.a.rule] _kept_ [kept](x) <!-- kept -->
+r[also.kept]
+```
+
+Inline `_code_ [x](y)` stays.
+
+[book]: https://doc.rust-lang.org/book/
+";
+        let out = plain(text).expect("there is markup");
+        assert_eq!(out.lines().count(), text.lines().count());
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "");
+        assert_eq!(lines[1], "# Ownership");
+        assert_eq!(lines[3].trim(), "");
+        assert_eq!(
+            lines[5],
+            "Each value has an owner, see the book and `Rc<T>`."
+        );
+        assert_eq!(
+            lines[6],
+            "`Box<T>` is linked, [an undefined reference] is not."
+        );
+        assert_eq!(
+            lines[7],
+            "A bold claim about Vec<T> and https://example.org."
+        );
+        assert_eq!(lines[8], "Line one line two, Ctrl-C.");
+        assert_eq!((lines[9], lines[10]), ("", ""));
+        assert_eq!(lines[13], "// r[not.a.rule] _kept_ [kept](x) <!-- kept -->");
+        assert_eq!(lines[14], "r[also.kept]");
+        assert_eq!(lines[17], "Inline `_code_ [x](y)` stays.");
+        assert_eq!(lines[19], "");
+        // Sections and their lines are those of the file.
+        let doc = read(text.to_owned(), "f.md");
+        assert_eq!(doc.sections[0].heading, ["Ownership"]);
+        assert_eq!(doc.sections[0].first_line, 2);
+        assert!(doc.text.contains("has an owner, see the book"));
+    }
+
+    #[test]
+    fn plain_markdown_is_left_alone() {
+        assert_eq!(plain("# A\n\nJust text, `code` and snake_case.\n"), None);
     }
 }
