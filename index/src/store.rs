@@ -96,8 +96,11 @@ pub struct Source {
 /// own name for a single file), if it is still there; `None` for packs' documents.
 #[must_use]
 pub fn file_of(sources: &[Source], doc: &str) -> Option<PathBuf> {
-    let (head, rest) = doc.split_once('/').unwrap_or((doc, ""));
-    let root = &sources.iter().find(|s| s.name == head)?.path;
+    // Names may hold folders ("rust-reference/src"); no name is a folder of another.
+    let (root, rest) = sources.iter().find_map(|s| {
+        let rest = doc.strip_prefix(s.name.as_str())?;
+        (rest.is_empty() || rest.starts_with('/')).then(|| (&s.path, rest.trim_start_matches('/')))
+    })?;
     let path = if rest.is_empty() {
         root.clone()
     } else {

@@ -429,8 +429,15 @@ impl Writer {
         Ok(out)
     }
 
-    /// Finds (or makes) the source an absolute path belongs to, and the path's key prefix.
-    fn source_for(&self, abs: &Path, pending: &mut Pending) -> Result<(Source, String)> {
+    /// Finds (or makes) the source an absolute path belongs to, and the path's key prefix. A
+    /// new source is named as [`source_name`] says; `twin` when another path of the same `add`
+    /// has the same file name.
+    fn source_for(
+        &self,
+        abs: &Path,
+        pending: &mut Pending,
+        twin: bool,
+    ) -> Result<(Source, String)> {
         let mut sources = self.sources()?;
         sources.extend(pending.sources.iter().cloned());
         // The deepest source containing the path.
@@ -447,16 +454,7 @@ impl Writer {
             }
             return Ok((s.clone(), key));
         }
-        let base = abs.file_name().map_or_else(
-            || "root".to_owned(),
-            |n| n.to_string_lossy().replace('/', "_"),
-        );
-        let mut name = base.clone();
-        let mut n = 2;
-        while sources.iter().any(|s| s.name == name) {
-            name = format!("{base}-{n}");
-            n += 1;
-        }
+        let name = source_name(abs, &sources, twin);
         let source = Source {
             name: name.clone(),
             path: abs.to_owned(),
@@ -481,6 +479,13 @@ impl Writer {
         let mut walked_prefixes: Vec<(String, HashSet<String>)> = Vec::new();
         // The knowledge base's own files are never documents, even inside an added folder.
         let own = std::fs::canonicalize(&self.dir).unwrap_or_else(|_| self.dir.clone());
+        // Paths of this `add` with the same file name ("docs" of two projects) are named by
+        // their folders alike, not one "docs" and one "docs-2".
+        let names: Vec<_> = paths
+            .iter()
+            .filter_map(|p| std::fs::canonicalize(p).ok())
+            .map(|p| p.file_name().map(std::ffi::OsStr::to_owned))
+            .collect();
         for p in paths {
             let abs = match std::fs::canonicalize(p) {
                 Ok(a) => a,
@@ -493,7 +498,9 @@ impl Writer {
                     continue;
                 }
             };
-            let (source, prefix) = self.source_for(&abs, &mut pending)?;
+            let name = abs.file_name().map(std::ffi::OsStr::to_owned);
+            let twin = names.iter().filter(|n| **n == name).count() > 1;
+            let (source, prefix) = self.source_for(&abs, &mut pending, twin)?;
             let mut seen = HashSet::new();
             // `source/relative/path`: a document's key, and how a skipped link is named.
             let key_of = |path: &Path| {
@@ -1279,4 +1286,52 @@ pub(crate) fn title_field(title: &str, heading: &[String]) -> String {
         }
     }
     s
+}
+
+/// The name a new source's documents are listed under: its file name ("src"), unless another
+/// source has it, or `twin` (another path added with it has the same file name); then the
+/// file name with as many folders above it as tell it apart ("rust-reference/src"); else a
+/// number ("src-2"). No name is another's, nor a folder of another (`a` and `a/src` would give
+/// keys that could be either's), nor the end of another ("src" beside "book/src").
+fn source_name(abs: &Path, sources: &[Source], twin: bool) -> String {
+    let clash = |name: &str| {
+        sources.iter().any(|s| {
+            s.name == name
+                || s.name
+                    .strip_prefix(name)
+                    .is_some_and(|r| r.starts_with('/'))
+                || s.name.strip_suffix(name).is_some_and(|r| r.ends_with('/'))
+                || name
+                    .strip_prefix(s.name.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
+        })
+    };
+    let parts: Vec<String> = abs
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(n) => Some(n.to_string_lossy().replace('/', "_")),
+            _ => None,
+        })
+        .collect();
+    let Some(base) = parts.last() else {
+        return "root".to_owned();
+    };
+    let mut name = base.clone();
+    if !twin && !clash(&name) {
+        return name;
+    }
+    for folder in parts.iter().rev().skip(1).take(3) {
+        name = format!("{folder}/{name}");
+        if !clash(&name) {
+            return name;
+        }
+    }
+    let mut n = 2;
+    loop {
+        let name = format!("{base}-{n}");
+        if !clash(&name) {
+            return name;
+        }
+        n += 1;
+    }
 }

@@ -739,3 +739,81 @@ fn readers_see_whole_commits_while_a_writer_commits_in_a_loop() {
         "readers ran during the commits"
     );
 }
+
+#[test]
+fn folders_of_one_name_are_told_apart_by_the_folders_above_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut dirs = Vec::new();
+    for project in ["book", "reference", "guide"] {
+        let src = tmp.path().join(project).join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(
+            src.join(format!("{project}.md")),
+            format!("# {project}\n\nAbout the {project}.\n"),
+        )
+        .unwrap();
+        dirs.push(src);
+    }
+    let kb = tmp.path().join("kb");
+    let e = Fake::new("aaaa");
+    // Two added together are both named by their folders; a third later likewise.
+    add(&kb, &e, &dirs[..2]);
+    add(&kb, &e, &dirs[2..]);
+    // The third, added alone, is not plain "src": that is how the other two names end.
+    let w = open_writer(&kb, &e);
+    let mut names: Vec<String> = w.sources().unwrap().into_iter().map(|s| s.name).collect();
+    names.sort();
+    assert_eq!(names, ["book/src", "guide/src", "reference/src"]);
+    let sources = w.sources().unwrap();
+    drop(w);
+    let mut keys: Vec<String> = Reader::open(&kb)
+        .unwrap()
+        .documents()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.key)
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "book/src/book.md",
+            "guide/src/guide.md",
+            "reference/src/reference.md"
+        ]
+    );
+    // Each key leads back to its file, and `remove` by key takes only its own.
+    for (key, dir) in keys.iter().zip([&dirs[0], &dirs[2], &dirs[1]]) {
+        let file = cairn_index::file_of(&sources, key).unwrap();
+        assert!(
+            file.starts_with(std::fs::canonicalize(dir).unwrap()),
+            "{key}: {file:?}"
+        );
+    }
+    let mut w = open_writer(&kb, &e);
+    assert_eq!(w.remove("guide/src").unwrap(), ["guide/src/guide.md"]);
+}
+
+#[test]
+fn a_name_that_is_taken_gets_the_folder_above_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = tmp.path().join("one/docs");
+    let two = tmp.path().join("two/docs");
+    for d in [&one, &two] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::write(d.join("x.md"), "# X\n\nSome words here.\n").unwrap();
+    }
+    let kb = tmp.path().join("kb");
+    let e = Fake::new("aaaa");
+    add(&kb, &e, std::slice::from_ref(&one));
+    add(&kb, &e, std::slice::from_ref(&two));
+    let mut keys: Vec<String> = Reader::open(&kb)
+        .unwrap()
+        .documents()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.key)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["docs/x.md", "two/docs/x.md"]);
+}
