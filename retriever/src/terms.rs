@@ -158,6 +158,13 @@ pub fn asks_for_several(question: &str) -> bool {
         "do", "does", "did", "are", "were", "can", "could", "should", "must", "will", "would",
         "may", "might", "have", "has", "of", "that",
     ];
+    // What follows a verb rather than a plural noun.
+    const FOLLOWS_A_VERB: &[&str] = &[
+        "the", "a", "an", "more", "less", "most", "least", "fewer", "better", "best", "this",
+        "that", "these", "those", "it", "its", "their", "no", "any", "all", "every", "each",
+        "both", "in", "on", "at", "to", "from", "up", "out", "first", "faster", "with", "for",
+        "by", "into", "over", "about",
+    ];
     if asks_how_many(question) || asks_for_name(question) {
         return false;
     }
@@ -196,6 +203,19 @@ pub fn asks_for_several(question: &str) -> bool {
             if plural(w) && FOLLOWS_A_NOUN.contains(next) =>
         {
             words[1] == *w || counted(words[1])
+        }
+        // "Which types implement the…", "Which crates depend on…": a verb seldom follows
+        // "which" ("What makes…" is a verb, hence the word after the noun above); a plural
+        // noun's verb does not end in -s, nor is it a word that follows a verb ("Which uses
+        // more memory…"), and what follows it does ("Which collections type is…", "Which
+        // statistics function returns…" name one thing).
+        ["which", w, verb, after, ..]
+            if plural(w)
+                && !verb.ends_with('s')
+                && !FOLLOWS_A_VERB.contains(verb)
+                && FOLLOWS_A_VERB.contains(after) =>
+        {
+            true
         }
         _ => false,
     }
@@ -1937,6 +1957,8 @@ mod tests {
             "In which situations would you use a Box most often?",
             "Which two methods are required by the Iterator trait?",
             "List the tenets of zero trust.",
+            "Which types implement the Copy trait?",
+            "Which crates depend on serde?",
         ] {
             assert!(asks_for_several(q), "{q}");
         }
@@ -1949,6 +1971,12 @@ mod tests {
             "What are the places where implicit coercions happen called?",
             "Which trait is implemented by closures that move values out?",
             "What class does the decoder belong to?",
+            "What makes closures different from functions?",
+            "Which uses more memory, a Vec or an array?",
+            "Which process handles the request?",
+            "Which collections type is a list-like container?",
+            "Which statistics function returns the median?",
+            "Which Panthers player got a penalty?",
         ] {
             assert!(!asks_for_several(q), "{q}");
         }
