@@ -2028,7 +2028,7 @@ fn whole_list(
         })
         .collect();
     let list = |items: &[&str]| {
-        items
+        counted(items)
             .iter()
             .map(|item| cairn_generator::constrain::collapse_whitespace(item))
             .collect::<Vec<_>>()
@@ -2060,6 +2060,33 @@ fn whole_list(
         supported: true,
         quotes: Vec::new(),
     })
+}
+
+/// A numbered list's items as a page shows them: Markdown numbers an ordered list from its
+/// first item's number whatever the others say, and lists are often written "1. 1. 1.". Items
+/// numbered one after the other, and bulleted ones, are as written.
+fn counted<'a>(items: &[&'a str]) -> Vec<std::borrow::Cow<'a, str>> {
+    let number = |item: &str| {
+        let marker = item.split_whitespace().next()?;
+        marker
+            .strip_suffix(['.', ')'])
+            .filter(|n| (1..=3).contains(&n.len()))?
+            .parse::<u32>()
+            .ok()
+    };
+    let numbers: Option<Vec<u32>> = items.iter().map(|i| number(i)).collect();
+    match numbers {
+        Some(numbers) if numbers.windows(2).any(|w| w[1] != w[0] + 1) => items
+            .iter()
+            .zip(numbers[0]..)
+            .map(|(item, n)| {
+                let marker = item.find(char::is_whitespace).unwrap_or(item.len());
+                let close = &item[marker - 1..marker];
+                format!("{n}{close}{}", &item[marker..]).into()
+            })
+            .collect(),
+        _ => items.iter().map(|&i| i.into()).collect(),
+    }
 }
 
 /// A quoted answer with no words to ground — an operator, a sigil, a number (`?`, `..=`,
@@ -2244,6 +2271,18 @@ mod tests {
             range: (at, at + text.len()),
             in_code: false,
         }
+    }
+
+    #[test]
+    fn a_list_numbered_one_one_one_is_counted_as_a_page_shows_it() {
+        let shown = |items: &[&str]| counted(items).join("|");
+        assert_eq!(
+            shown(&["1. Install it.", "1. Run it.", "1. Stop it."]),
+            "1. Install it.|2. Run it.|3. Stop it."
+        );
+        assert_eq!(shown(&["3) Three", "3) Four"]), "3) Three|4) Four");
+        assert_eq!(shown(&["1. One", "2. Two"]), "1. One|2. Two");
+        assert_eq!(shown(&["- One", "- Two"]), "- One|- Two");
     }
 
     #[test]
