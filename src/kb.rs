@@ -170,6 +170,7 @@ fn print_report(
             "kb": kb,
             "added": report.added,
             "updated": report.updated,
+            "reread": report.reread,
             "unchanged": report.unchanged,
             "removed": report.removed,
             "skipped": skipped,
@@ -195,6 +196,13 @@ fn print_report(
         report.chunks_embedded,
         embedder.engine_used()
     )?;
+    if report.reread > 0 {
+        writeln!(
+            out,
+            "{} of the updated files had not changed: read again, as cairn reads files of their kind better than when they were added",
+            report.reread
+        )?;
+    }
     if !report.skipped.is_empty() {
         let mut reasons: Vec<(&str, usize)> = Vec::new();
         for (_, r, _) in &report.skipped {

@@ -93,6 +93,9 @@ pub struct AddReport {
     pub added: usize,
     /// Changed documents.
     pub updated: usize,
+    /// Of `updated`, documents whose file had not changed: read again because the reader of
+    /// their kind has changed since (`DocKind::reader_version`).
+    pub reread: usize,
     /// Unchanged documents.
     pub unchanged: usize,
     /// Documents removed because their file is gone (or now unreadable).
@@ -772,6 +775,10 @@ impl Writer {
             ));
             ids.push(id);
         }
+        let same_bytes = existing
+            .as_ref()
+            .zip(sha.as_ref())
+            .is_some_and(|(old, sha)| old.sha256 == *sha);
         pending.docs.push(DocRecord {
             key: key.to_owned(),
             kind: read.document.kind,
@@ -785,8 +792,11 @@ impl Writer {
         });
         pending.unskipped.push(key.to_owned());
         report.chunks_written += chunks.len();
-        Ok(if existing.is_some() {
+        Ok(if let Some(old) = &existing {
             report.updated += 1;
+            if same_bytes {
+                report.reread += 1;
+            }
             FileOutcome::Updated {
                 chunks: chunks.len(),
                 embedded,

@@ -817,3 +817,51 @@ fn a_name_that_is_taken_gets_the_folder_above_it() {
     keys.sort();
     assert_eq!(keys, ["docs/x.md", "two/docs/x.md"]);
 }
+
+#[test]
+fn files_read_by_an_older_reader_are_read_again_and_counted_so() {
+    use redb::ReadableTable as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = corpus(tmp.path());
+    let kb = tmp.path().join("kb");
+    let e = Fake::new("aaaa");
+    add(&kb, &e, std::slice::from_ref(&docs));
+    // As a knowledge base written before the Markdown reader changed holds them.
+    {
+        let db = redb::Database::open(kb.join(cairn_index::STORE_FILE)).unwrap();
+        let table: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("documents");
+        let tx = db.begin_write().unwrap();
+        {
+            let mut t = tx.open_table(table).unwrap();
+            let records: Vec<(String, String)> = t
+                .iter()
+                .unwrap()
+                .map(|r| {
+                    let (k, v) = r.unwrap();
+                    (k.value().to_owned(), v.value().to_owned())
+                })
+                .collect();
+            for (key, json) in records {
+                let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+                if v["kind"] == "markdown" {
+                    v["reader"] = serde_json::json!(1);
+                    t.insert(key.as_str(), v.to_string().as_str()).unwrap();
+                }
+            }
+        }
+        tx.commit().unwrap();
+    }
+    let again = add(&kb, &e, std::slice::from_ref(&docs));
+    assert_eq!(
+        (again.updated, again.reread, again.unchanged),
+        (1, 1, 1),
+        "the Markdown file is read again, the text file is not"
+    );
+    // Read by the current reader now: nothing more to do.
+    let third = add(&kb, &e, std::slice::from_ref(&docs));
+    assert_eq!((third.updated, third.reread, third.unchanged), (0, 0, 2));
+    // A changed file is updated, not counted as read again.
+    std::fs::write(docs.join("a.md"), "# Alpha\n\nNew words entirely.\n").unwrap();
+    let fourth = add(&kb, &e, std::slice::from_ref(&docs));
+    assert_eq!((fourth.updated, fourth.reread), (1, 0));
+}

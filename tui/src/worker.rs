@@ -763,8 +763,13 @@ impl Worker {
         });
         match result {
             Ok(r) => {
+                let reread = if r.reread > 0 {
+                    format!(" ({} unchanged but read better now)", r.reread)
+                } else {
+                    String::new()
+                };
                 (self.report)(Msg::Ingest(Ingest::Done(format!(
-                    "{} added, {} updated, {} unchanged, {} skipped; {} chunks",
+                    "{} added, {} updated{reread}, {} unchanged, {} skipped; {} chunks",
                     r.added,
                     r.updated,
                     r.unchanged,
