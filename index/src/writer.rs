@@ -792,7 +792,7 @@ impl Writer {
         });
         pending.unskipped.push(key.to_owned());
         report.chunks_written += chunks.len();
-        Ok(if let Some(old) = &existing {
+        Ok(if existing.is_some() {
             report.updated += 1;
             if same_bytes {
                 report.reread += 1;
