@@ -387,4 +387,77 @@ Inline `_code_ [x](y)` stays.
     fn plain_markdown_is_left_alone() {
         assert_eq!(plain("# A\n\nJust text, `code` and snake_case.\n"), None);
     }
+
+    #[test]
+    fn any_mix_of_markup_keeps_every_line_and_takes_only_what_was_there() {
+        const PIECES: &[&str] = &[
+            "<",
+            ">",
+            "<!--",
+            "-->",
+            "<a href=\"x\">",
+            "</a>",
+            "<br>",
+            "<T>",
+            "[",
+            "]",
+            "(",
+            ")",
+            "[x]: y\n",
+            "![",
+            "_",
+            "*",
+            "**",
+            "~~",
+            "`",
+            "```\n",
+            "r[a.b]",
+            "\n",
+            "\n\n",
+            "# ",
+            "- ",
+            "1. ",
+            "> ",
+            "|",
+            "é",
+            "→",
+            " ",
+            "word",
+            "\\",
+            "{{",
+            "}}",
+            "&amp;",
+        ];
+        let mut state = 0x2545_f491_u32;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as usize
+        };
+        let mut cases = 0;
+        for _ in 0..3000 {
+            let mut text = String::new();
+            for _ in 0..next() % 40 {
+                text.push_str(PIECES[next() % PIECES.len()]);
+            }
+            let Some(out) = plain(&text) else { continue };
+            cases += 1;
+            assert_eq!(
+                out.matches('\n').count(),
+                text.matches('\n').count(),
+                "{text:?}"
+            );
+            // What is left is the text with some characters taken out (and the odd space put
+            // where a tag stood).
+            let mut left = text.chars();
+            assert!(
+                out.chars()
+                    .filter(|&c| c != ' ')
+                    .all(|c| left.any(|t| t == c)),
+                "{text:?} gave {out:?}"
+            );
+        }
+        assert!(cases > 1000, "{cases} texts with markup taken out");
+    }
 }
