@@ -605,7 +605,6 @@ pub fn search(kb: &Path, query: &str, settings: &SearchSettings) -> Result<()> {
     }
     let files = sources.reader.sources().unwrap_or_default();
     let paint = settings.paint;
-    let raised_because = cairn_engine::text::raised_because(query);
     for h in &hits {
         let c = &h.chunk;
         let mut legs = [("bm25", h.fused.bm25), ("dense", h.fused.dense)]
@@ -613,7 +612,7 @@ pub fn search(kb: &Path, query: &str, settings: &SearchSettings) -> Result<()> {
             .filter_map(|(name, l)| l.map(|l| format!("{name} #{} {:.3}", l.rank, l.score)))
             .collect::<Vec<_>>();
         if h.fused.defines {
-            legs.push(raised_because.to_owned());
+            legs.push(cairn_engine::text::raised_because(query, &c.text).to_owned());
         }
         let legs = legs.join(" · ");
         let scores = format!(

@@ -66,13 +66,20 @@ pub fn one_line(name: &str) -> String {
     out
 }
 
-/// Why a passage was raised for `question` (its `defines` flag), as users read it: "says what
-/// it is" for "What is a closure?", "says what it does" for "What does the move keyword do?".
+/// Why a passage was raised for `question` (its `defines` flag), as users read it: "spells it
+/// out" for "What does ZTA stand for?" where `text` gives the words behind the letters, "says
+/// what it is" for "What is a closure?", "says what it does" for "What does the move keyword
+/// do?".
 #[must_use]
-pub fn raised_because(question: &str) -> &'static str {
-    match cairn_retriever::terms::subject(question).map(|s| s.asks) {
-        Some(cairn_retriever::terms::Asks::Does) => "says what it does",
-        _ => "says what it is",
+pub fn raised_because(question: &str, text: &str) -> &'static str {
+    use cairn_retriever::terms::{introduction, subject, Asks, Introduction};
+    let Some(s) = subject(question) else {
+        return "says what it is";
+    };
+    match (introduction(&s.term, s.asks, text), s.asks) {
+        (Some(Introduction::SpelledOut { .. }), _) => "spells it out",
+        (_, Asks::Does) => "says what it does",
+        (_, Asks::Is) => "says what it is",
     }
 }
 
@@ -169,6 +176,23 @@ mod tests {
             "ared bc\n\td"
         );
         assert_eq!(sanitize("x\u{202e}y"), "xy");
+    }
+
+    #[test]
+    fn a_raised_passage_says_why_as_the_question_asks() {
+        let spelled = "Zero trust architecture (ZTA) is an enterprise's cybersecurity plan.";
+        assert_eq!(
+            raised_because("What does ZTA stand for?", spelled),
+            "spells it out"
+        );
+        assert_eq!(
+            raised_because("What is a closure?", "A closure is a function."),
+            "says what it is"
+        );
+        assert_eq!(
+            raised_because("What does the move keyword do?", "The move keyword forces…"),
+            "says what it does"
+        );
     }
 
     #[test]

@@ -1299,7 +1299,7 @@ pub fn mode_name(m: Mode) -> &'static str {
 /// The rows of a turn's sources pane: the numbered sources of an answer, or a search's hits.
 #[must_use]
 pub fn source_rows(t: &Turn) -> Vec<SourceRow> {
-    let raised = raised_because(&t.question);
+    let raised = |text: &str| raised_because(&t.question, text);
     if t.kind == AskMode::Search {
         return t
             .hits
@@ -1316,7 +1316,7 @@ pub fn source_rows(t: &Turn) -> Vec<SourceRow> {
                     bm25: h.fused.bm25.map(|l| (l.rank, l.score)),
                     dense: h.fused.dense.map(|l| (l.rank, l.score)),
                     fused: (h.rank, h.fused.score),
-                    defines: h.fused.defines.then_some(raised),
+                    defines: h.fused.defines.then(|| raised(&c.text)),
                     gate: "search result (no gates: the model is not asked)".into(),
                     cited: Vec::new(),
                     also: h.also.clone(),
@@ -1366,7 +1366,9 @@ pub fn source_rows(t: &Turn) -> Vec<SourceRow> {
                 bm25: hit.and_then(|h| h.fused.bm25.map(|l| (l.rank, l.score))),
                 dense: hit.and_then(|h| h.fused.dense.map(|l| (l.rank, l.score))),
                 fused: (s.rank, s.score),
-                defines: hit.is_some_and(|h| h.fused.defines).then_some(raised),
+                defines: hit
+                    .filter(|h| h.fused.defines)
+                    .map(|h| raised(&h.chunk.text)),
                 gate,
                 cited: t
                     .answer
