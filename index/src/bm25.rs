@@ -17,36 +17,158 @@ use tantivy::schema::{
 };
 use tantivy::tokenizer::{
     Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
-    TokenStream,
+    Token, TokenStream, Tokenizer,
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use crate::error::{Error, Result};
 
 const ANALYZER: &str = "cairn_en";
+const SYMBOLS_ANALYZER: &str = "cairn_symbols";
 
 pub(crate) struct Fields {
     pub id: Field,
     pub text: Field,
     pub title: Field,
+    /// The operators and other symbols written on their own (`?`, `..=`, `@`), from the
+    /// heading path and the text; `None` in an index made before it was added.
+    pub symbols: Option<Field>,
 }
 
-fn schema() -> (Schema, Fields) {
+fn schema() -> Schema {
     let mut b = Schema::builder();
     let indexing = TextFieldIndexing::default()
         .set_tokenizer(ANALYZER)
         .set_index_option(IndexRecordOption::WithFreqsAndPositions);
     let text_opts = TextOptions::default().set_indexing_options(indexing);
-    let id = b.add_u64_field(
+    b.add_u64_field(
         "chunk_id",
         NumericOptions::default()
             .set_indexed()
             .set_fast()
             .set_stored(),
     );
-    let text = b.add_text_field("text", text_opts.clone());
-    let title = b.add_text_field("title", text_opts);
-    (b.build(), Fields { id, text, title })
+    b.add_text_field("text", text_opts.clone());
+    b.add_text_field("title", text_opts);
+    let symbols = TextFieldIndexing::default()
+        .set_tokenizer(SYMBOLS_ANALYZER)
+        .set_index_option(IndexRecordOption::WithFreqs);
+    b.add_text_field(
+        "symbols",
+        TextOptions::default().set_indexing_options(symbols),
+    );
+    b.build()
+}
+
+/// The fields of an index's own schema (an older one has no `symbols`).
+fn fields(schema: &Schema, path: &Path) -> Result<Fields> {
+    let field = |name: &str| {
+        schema.get_field(name).map_err(|e| Error::Bm25 {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    };
+    Ok(Fields {
+        id: field("chunk_id")?,
+        text: field("text")?,
+        title: field("title")?,
+        symbols: schema.get_field("symbols").ok(),
+    })
+}
+
+/// Symbols on their own in `text`: runs of one to three ASCII punctuation marks that stand
+/// between spaces, line ends, backticks or quotes (`` the `?` operator ``, "the unary - (minus)
+/// operator", "‘%’"), so that a question about an operator finds the passages that speak of it
+/// ("What does the ? operator do?"). Words are not; a symbol touching a word or a number is
+/// part of code (`x?;`, `-1`) and is not either.
+pub(crate) fn symbols(text: &str) -> Vec<(usize, usize)> {
+    // What may stand after a symbol, given what stands before it: a code span or a quotation
+    // closes as it opened; a symbol set apart by spaces ends at a space or a clause's end.
+    let stands_alone = |before: Option<char>, after: Option<char>| match before {
+        Some('`') => after == Some('`'),
+        Some('\'' | '"') => after == before,
+        Some('‘') => after == Some('’'),
+        Some('“') => after == Some('”'),
+        Some(c) if !c.is_whitespace() && c != '(' => false,
+        _ => after.is_none_or(|c| c.is_whitespace() || matches!(c, ')' | ',' | ':' | ';')),
+    };
+    let symbol = |c: char| c.is_ascii_punctuation() && !matches!(c, '`' | '\'' | '"');
+    let mut out = Vec::new();
+    let mut before: Option<char> = None;
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        if !symbol(c) {
+            before = Some(c);
+            continue;
+        }
+        let mut end = at + c.len_utf8();
+        while let Some(&(i, n)) = chars.peek() {
+            if !symbol(n) {
+                break;
+            }
+            end = i + n.len_utf8();
+            chars.next();
+        }
+        let after = text[end..].chars().next();
+        if end - at <= 3 && stands_alone(before, after) {
+            out.push((at, end));
+        }
+        before = text[..end].chars().next_back();
+    }
+    out
+}
+
+/// A tokenizer of [`symbols`] alone.
+#[derive(Clone, Default)]
+struct SymbolTokenizer {
+    token: Token,
+}
+
+struct SymbolStream<'a> {
+    text: &'a str,
+    at: std::vec::IntoIter<(usize, usize)>,
+    token: &'a mut Token,
+}
+
+impl Tokenizer for SymbolTokenizer {
+    type TokenStream<'a> = SymbolStream<'a>;
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> SymbolStream<'a> {
+        self.token.reset();
+        SymbolStream {
+            text,
+            at: symbols(text).into_iter(),
+            token: &mut self.token,
+        }
+    }
+}
+
+impl TokenStream for SymbolStream<'_> {
+    fn advance(&mut self) -> bool {
+        let Some((from, to)) = self.at.next() else {
+            return false;
+        };
+        self.token.text.clear();
+        self.token.text.push_str(&self.text[from..to]);
+        self.token.offset_from = from;
+        self.token.offset_to = to;
+        self.token.position = self.token.position.wrapping_add(1);
+        true
+    }
+
+    fn token(&self) -> &Token {
+        self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.token
+    }
+}
+
+fn register(index: &Index) {
+    index.tokenizers().register(ANALYZER, analyzer());
+    index
+        .tokenizers()
+        .register(SYMBOLS_ANALYZER, TextAnalyzer::from(SymbolTokenizer::default()));
 }
 
 fn analyzer() -> TextAnalyzer {
@@ -141,29 +263,43 @@ impl Bm25 {
             path: path.to_owned(),
             source,
         })?;
-        let (schema, fields) = schema();
         let dir = tantivy::directory::MmapDirectory::open(path).map_err(|e| Error::Bm25 {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
-        let index = Index::open_or_create(dir, schema).map_err(err(path))?;
-        index.tokenizers().register(ANALYZER, analyzer());
+        // An index made before the symbols field keeps its own schema (the writer makes it
+        // again: [`Bm25::has_symbols`]).
+        let index = if Index::exists(&dir).map_err(|e| Error::Bm25 {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })? {
+            Index::open(dir).map_err(err(path))?
+        } else {
+            Index::create(dir, schema(), tantivy::IndexSettings::default())
+                .map_err(err(path))?
+        };
+        register(&index);
         Ok(Bm25 {
             path: path.to_owned(),
+            fields: fields(&index.schema(), path)?,
             index,
-            fields,
         })
     }
 
     pub fn open(path: &Path) -> Result<Self> {
         let index = Index::open_in_dir(path).map_err(err(path))?;
-        index.tokenizers().register(ANALYZER, analyzer());
-        let (_, fields) = schema();
+        register(&index);
         Ok(Bm25 {
             path: path.to_owned(),
+            fields: fields(&index.schema(), path)?,
             index,
-            fields,
         })
+    }
+
+    /// Whether the index has the symbols field (one made before it has not, and finds no
+    /// operator by its symbol).
+    pub fn has_symbols(&self) -> bool {
+        self.fields.symbols.is_some()
     }
 
     /// The generation the last BM25 commit was made for (its payload).
@@ -260,6 +396,10 @@ impl Bm25 {
         doc.add_u64(self.fields.id, id);
         doc.add_text(self.fields.title, title);
         doc.add_text(self.fields.text, text);
+        if let Some(symbols) = self.fields.symbols {
+            doc.add_text(symbols, title);
+            doc.add_text(symbols, text);
+        }
         writer.add_document(doc).map_err(err(&self.path))?;
         Ok(())
     }
@@ -301,6 +441,20 @@ impl Bm25 {
         Ok(ids)
     }
 
+    /// The symbols a query asks about ([`symbols`]), deduplicated; not the question mark that
+    /// ends it.
+    pub fn query_symbols(query: &str) -> Vec<String> {
+        let query = query.trim_end();
+        let query = query.strip_suffix('?').unwrap_or(query);
+        let mut out: Vec<String> = Vec::new();
+        for (from, to) in symbols(query) {
+            if !out.iter().any(|s| *s == query[from..to]) {
+                out.push(query[from..to].to_owned());
+            }
+        }
+        out
+    }
+
     /// Query terms after analysis (lowercased, stemmed, stop words dropped), deduplicated.
     pub fn terms(query: &str) -> Vec<String> {
         let mut a = analyzer();
@@ -335,7 +489,14 @@ impl Bm25 {
         title_boost: f32,
     ) -> Result<Vec<(u64, f32)>> {
         let terms = Self::terms(query);
-        if terms.is_empty() || k == 0 {
+        let symbols = match self.fields.symbols {
+            Some(field) => Self::query_symbols(query)
+                .into_iter()
+                .map(|s| (field, s))
+                .collect(),
+            None => Vec::new(),
+        };
+        if (terms.is_empty() && symbols.is_empty()) || k == 0 {
             return Ok(Vec::new());
         }
         // A word and its short forms are one word of the query: the better match counts, not
@@ -368,6 +529,15 @@ impl Bm25 {
                 ));
             }
         }
+        for (field, symbol) in &symbols {
+            clauses.push((
+                Occur::Should,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(*field, symbol),
+                    IndexRecordOption::WithFreqs,
+                )),
+            ));
+        }
         let query = BooleanQuery::new(clauses);
         let searcher = reader.searcher();
         let top = searcher
@@ -390,5 +560,32 @@ impl Bm25 {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(text: &str) -> Vec<&str> {
+        symbols(text).into_iter().map(|(a, b)| &text[a..b]).collect()
+    }
+
+    #[test]
+    fn symbols_on_their_own_are_found_and_code_is_not_split() {
+        assert_eq!(
+            found("The `?` operator and the ? shortcut; `..=` and `@`."),
+            ["?", "?", "..=", "@"]
+        );
+        assert_eq!(found("The unary - (minus) operator, and ‘%’."), ["-", "%"]);
+        assert_eq!(found("let x = f()?; y.z(-1) // é → `a`"), ["=", "//"]);
+        assert_eq!(found("Four or more: `....` is not one."), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn a_query_asks_for_its_symbols_not_its_question_mark() {
+        assert_eq!(Bm25::query_symbols("What does the ? operator do?"), ["?"]);
+        assert_eq!(Bm25::query_symbols("What is the ! type ?"), ["!"]);
+        assert_eq!(Bm25::query_symbols("What is a closure?"), Vec::<String>::new());
     }
 }

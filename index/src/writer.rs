@@ -266,7 +266,12 @@ impl Writer {
                 committed_at: now_secs(),
             },
         };
-        let bm25 = Bm25::open_or_create(&dir.join(BM25_DIR))?;
+        let mut bm25 = Bm25::open_or_create(&dir.join(BM25_DIR))?;
+        if !bm25.has_symbols() {
+            drop(bm25);
+            remake_bm25(dir, &db, manifest.generation)?;
+            bm25 = Bm25::open_or_create(&dir.join(BM25_DIR))?;
+        }
         let bm25_indexer = bm25.writer()?;
         std::fs::create_dir_all(dir.join(VECTORS_DIR)).map_err(io_err(dir))?;
         let mut w = Writer {
@@ -325,39 +330,13 @@ impl Writer {
     /// Makes BM25 hold exactly the stored chunks: after a crash between the two commits.
     fn resync_bm25(&mut self) -> Result<()> {
         let path = self.store_path();
-        let in_bm25: HashSet<u64> = self.bm25.all_ids()?.into_iter().collect();
-        let chunks = self.read_table(CHUNKS)?;
-        let docs = self.read_table(DOCUMENTS)?;
-        let stored: HashSet<u64> = store::all_chunk_ids(&path, &chunks)?.into_iter().collect();
-        for id in in_bm25.difference(&stored) {
-            self.bm25.delete(&self.bm25_indexer, *id);
-        }
-        let mut titles: HashMap<String, String> = HashMap::new();
-        for id in stored.difference(&in_bm25) {
-            let raw = chunks
-                .get(*id)
-                .map_err(|e| store_err(&path)(e.into()))?
-                .expect("listed above");
-            let rec: ChunkRecord = from_json(&path, raw.value())?;
-            if !titles.contains_key(&rec.doc) {
-                let title = match docs
-                    .get(rec.doc.as_str())
-                    .map_err(|e| store_err(&path)(e.into()))?
-                {
-                    Some(d) => from_json::<DocRecord>(&path, d.value())?.title,
-                    None => String::new(),
-                };
-                titles.insert(rec.doc.clone(), title);
-            }
-            self.bm25.add(
-                &self.bm25_indexer,
-                *id,
-                &title_field(&titles[&rec.doc], &rec.heading),
-                &rec.text,
-            )?;
-        }
-        self.bm25
-            .commit(&mut self.bm25_indexer, self.manifest.generation)
+        sync_bm25(
+            &self.db,
+            &path,
+            &self.bm25,
+            &mut self.bm25_indexer,
+            self.manifest.generation,
+        )
     }
 
     fn remove_orphan_graph_files(&self) {
@@ -379,13 +358,7 @@ impl Writer {
         &self,
         table: redb::TableDefinition<K, V>,
     ) -> Result<redb::ReadOnlyTable<K, V>> {
-        let path = self.store_path();
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| store_err(&path)(e.into()))?;
-        txn.open_table(table)
-            .map_err(|e| store_err(&path)(e.into()))
+        read_table(&self.db, &self.store_path(), table)
     }
 
     fn read_doc(&self, key: &str) -> Result<Option<DocRecord>> {
@@ -1280,6 +1253,87 @@ fn take_lock(dir: &Path) -> Result<File> {
     lock.set_len(0).map_err(io_err(&lock_path))?;
     let _ = write!(lock, "pid {}", std::process::id());
     Ok(lock)
+}
+
+fn read_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    db: &redb::Database,
+    path: &Path,
+    table: redb::TableDefinition<K, V>,
+) -> Result<redb::ReadOnlyTable<K, V>> {
+    let txn = db.begin_read().map_err(|e| store_err(path)(e.into()))?;
+    txn.open_table(table).map_err(|e| store_err(path)(e.into()))
+}
+
+/// Makes `bm25` hold exactly the chunks of the store at `path`, and commits it for
+/// `generation`.
+fn sync_bm25(
+    db: &redb::Database,
+    path: &Path,
+    bm25: &Bm25,
+    indexer: &mut tantivy::IndexWriter,
+    generation: u64,
+) -> Result<()> {
+    let in_bm25: HashSet<u64> = bm25.all_ids()?.into_iter().collect();
+    let chunks = read_table(db, path, CHUNKS)?;
+    let docs = read_table(db, path, DOCUMENTS)?;
+    let stored: HashSet<u64> = store::all_chunk_ids(path, &chunks)?.into_iter().collect();
+    for id in in_bm25.difference(&stored) {
+        bm25.delete(indexer, *id);
+    }
+    let mut titles: HashMap<String, String> = HashMap::new();
+    for id in stored.difference(&in_bm25) {
+        let raw = chunks
+            .get(*id)
+            .map_err(|e| store_err(path)(e.into()))?
+            .expect("listed above");
+        let rec: ChunkRecord = from_json(path, raw.value())?;
+        if !titles.contains_key(&rec.doc) {
+            let title = match docs
+                .get(rec.doc.as_str())
+                .map_err(|e| store_err(path)(e.into()))?
+            {
+                Some(d) => from_json::<DocRecord>(path, d.value())?.title,
+                None => String::new(),
+            };
+            titles.insert(rec.doc.clone(), title);
+        }
+        bm25.add(
+            indexer,
+            *id,
+            &title_field(&titles[&rec.doc], &rec.heading),
+            &rec.text,
+        )?;
+    }
+    bm25.commit(indexer, generation)
+}
+
+/// Makes the BM25 index of the knowledge base at `dir` again from its stored chunks, beside the
+/// one in use, then puts it in its place: for an index made before symbols were indexed
+/// ([`Bm25::has_symbols`]). Killed part-way, the next writer finds a BM25 index that is not at
+/// the store's generation (or none) and fills it from the store again.
+fn remake_bm25(dir: &Path, db: &redb::Database, generation: u64) -> Result<()> {
+    let live = dir.join(BM25_DIR);
+    let fresh = dir.join(format!("{BM25_DIR}.new"));
+    let old = dir.join(format!("{BM25_DIR}.old"));
+    for stale in [&fresh, &old] {
+        match std::fs::remove_dir_all(stale) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(stale)(e)),
+        }
+    }
+    {
+        let bm25 = Bm25::open_or_create(&fresh)?;
+        let mut indexer = bm25.writer()?;
+        sync_bm25(db, &store::store_path(dir), &bm25, &mut indexer, generation)?;
+        indexer.wait_merging_threads().map_err(|e| Error::Bm25 {
+            path: fresh.clone(),
+            message: e.to_string(),
+        })?;
+    }
+    std::fs::rename(&live, &old).map_err(io_err(&live))?;
+    std::fs::rename(&fresh, &live).map_err(io_err(&fresh))?;
+    std::fs::remove_dir_all(&old).map_err(io_err(&old))
 }
 
 fn existing_generation_mismatch(w: &Writer) -> Result<bool> {

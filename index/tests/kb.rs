@@ -865,3 +865,86 @@ fn files_read_by_an_older_reader_are_read_again_and_counted_so() {
     let fourth = add(&kb, &e, std::slice::from_ref(&docs));
     assert_eq!((fourth.updated, fourth.reread), (1, 0));
 }
+
+/// A knowledge base of three pages, two of which speak of operators by their symbols.
+fn operators(dir: &Path) -> PathBuf {
+    let docs = dir.join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("errors.md"),
+        "# Errors\n\nThe `?` operator returns the error early from the function.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("never.md"),
+        "# Never\n\nThe `!` type has no values; the operator of a function that never returns.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("ops.md"),
+        "# Operators\n\nAn operator computes on its operands.\n",
+    )
+    .unwrap();
+    docs
+}
+
+fn bm25_docs(kb: &Path, query: &str) -> Vec<String> {
+    let reader = Reader::open(kb).unwrap();
+    reader
+        .bm25(query, 5)
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| reader.chunk(id).unwrap().unwrap().doc)
+        .collect()
+}
+
+#[test]
+fn an_operator_is_found_by_its_symbol() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = operators(tmp.path());
+    let kb = tmp.path().join("kb");
+    let e = Fake::new("aaaa");
+    add(&kb, &e, std::slice::from_ref(&docs));
+    assert_eq!(bm25_docs(&kb, "What does the ? operator do?")[0], "docs/errors.md");
+    assert_eq!(bm25_docs(&kb, "What is the ! operator?")[0], "docs/never.md");
+    // Without a symbol of its own, the question's last mark is not one.
+    assert_eq!(bm25_docs(&kb, "Which operator computes?")[0], "docs/ops.md");
+}
+
+#[test]
+fn an_index_made_before_symbols_is_made_again_by_the_next_writer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = operators(tmp.path());
+    let kb = tmp.path().join("kb");
+    let e = Fake::new("aaaa");
+    add(&kb, &e, std::slice::from_ref(&docs));
+    // As an older cairn left it: the same fields but symbols, and (here) empty.
+    let bm25 = kb.join("bm25");
+    std::fs::remove_dir_all(&bm25).unwrap();
+    std::fs::create_dir_all(&bm25).unwrap();
+    {
+        use tantivy::schema::{IndexRecordOption, NumericOptions, TextFieldIndexing, TextOptions};
+        let mut b = tantivy::schema::Schema::builder();
+        let text = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer("default")
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        );
+        b.add_u64_field(
+            "chunk_id",
+            NumericOptions::default().set_indexed().set_fast().set_stored(),
+        );
+        b.add_text_field("text", text.clone());
+        b.add_text_field("title", text);
+        let index = tantivy::Index::create_in_dir(&bm25, b.build()).unwrap();
+        let mut w: tantivy::IndexWriter = index.writer(15 << 20).unwrap();
+        w.commit().unwrap();
+    }
+    // A reader opens it as it is: no symbols, nothing found by one.
+    assert!(bm25_docs(&kb, "What does the ? operator do?").is_empty());
+    // The next writer makes it again from the stored chunks, symbols and all.
+    drop(open_writer(&kb, &e));
+    assert_eq!(bm25_docs(&kb, "What does the ? operator do?")[0], "docs/errors.md");
+    assert_eq!(bm25_docs(&kb, "computes"), ["docs/ops.md"]);
+    assert!(!kb.join("bm25.new").exists() && !kb.join("bm25.old").exists());
+}

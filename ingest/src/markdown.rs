@@ -77,19 +77,19 @@ pub(crate) fn read(text: String, file_name: &str) -> Document {
 
 /// The text with the markup a rendered page does not show taken out: HTML comments and tags
 /// (of HTML's own elements: `Vec<T>` stays), link targets (`[text](url)`, `[text][ref]` and
-/// `<url>` keep their text), the definitions of link references, emphasis marks (`_owner_`,
-/// `**Note**`) and mdbook-spec rule names (a line `r[items.fn.intro]`). Code, inline and fenced,
-/// is left as written, and so are headings, lists and tables. Only characters within lines go:
+/// `<url>` keep their text), the definitions of link references and mdbook-spec rule names (a
+/// line `r[items.fn.intro]`). Code, inline and fenced, is left as written, and so are headings,
+/// lists, tables and emphasis (`_ownership_` marks where a term is defined:
+/// `cairn_retriever::terms::introduction` looks for it). Only characters within lines go:
 /// every newline stays, so line numbers still point into the file. `None` when nothing goes.
 ///
 /// The model reads fewer tokens of markup, and an answer quoted from the text reads as the
-/// page does ("Each value in Rust has an owner.", not "…an _owner_.").
+/// page does ("see the rustc book", not "see [the rustc book](https://…)").
 pub(crate) fn plain(text: &str) -> Option<String> {
     // Ranges to take out, each with what (if anything) stands in its place.
     let mut cuts: Vec<(Range<usize>, &'static str)> = Vec::new();
     let mut code: Vec<Range<usize>> = Vec::new();
-    // Open links, images and emphasis: their range, and the first and last byte of what they
-    // hold.
+    // Open links and images: their range, and the first and last byte of what they hold.
     let mut open: Vec<(Range<usize>, Option<usize>, usize)> = Vec::new();
     // A reference to code with no definition (`[`Box<T>`]`) is a link all the same: mdbook-spec
     // and rustdoc link such names themselves. Other undefined references stay as written.
@@ -104,25 +104,9 @@ pub(crate) fn plain(text: &str) -> Option<String> {
     let mut in_metadata = false;
     for (event, range) in parser.into_offset_iter() {
         let unwraps = |tag: &Tag<'_>| {
-            matches!(
-                tag,
-                Tag::Emphasis
-                    | Tag::Strong
-                    | Tag::Strikethrough
-                    | Tag::Link { .. }
-                    | Tag::Image { .. }
-            )
+            matches!(tag, Tag::Link { .. } | Tag::Image { .. })
         };
-        let ends = matches!(
-            &event,
-            Event::End(
-                TagEnd::Emphasis
-                    | TagEnd::Strong
-                    | TagEnd::Strikethrough
-                    | TagEnd::Link
-                    | TagEnd::Image
-            )
-        );
+        let ends = matches!(&event, Event::End(TagEnd::Link | TagEnd::Image));
         if ends {
             if let Some((whole, first, last)) = open.pop() {
                 match first {
@@ -360,7 +344,7 @@ Inline `_code_ [x](y)` stays.
         assert_eq!(lines[3].trim(), "");
         assert_eq!(
             lines[5],
-            "Each value has an owner, see the book and `Rc<T>`."
+            "Each value has an _owner_, see the book and `Rc<T>`."
         );
         assert_eq!(
             lines[6],
@@ -368,7 +352,7 @@ Inline `_code_ [x](y)` stays.
         );
         assert_eq!(
             lines[7],
-            "A bold claim about Vec<T> and https://example.org."
+            "A **bold** claim about Vec<T> and https://example.org."
         );
         assert_eq!(lines[8], "Line one line two, Ctrl-C.");
         assert_eq!((lines[9], lines[10]), ("", ""));
@@ -380,7 +364,7 @@ Inline `_code_ [x](y)` stays.
         let doc = read(text.to_owned(), "f.md");
         assert_eq!(doc.sections[0].heading, ["Ownership"]);
         assert_eq!(doc.sections[0].first_line, 2);
-        assert!(doc.text.contains("has an owner, see the book"));
+        assert!(doc.text.contains("has an _owner_, see the book"));
     }
 
     #[test]
