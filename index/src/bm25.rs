@@ -166,9 +166,10 @@ impl TokenStream for SymbolStream<'_> {
 
 fn register(index: &Index) {
     index.tokenizers().register(ANALYZER, analyzer());
-    index
-        .tokenizers()
-        .register(SYMBOLS_ANALYZER, TextAnalyzer::from(SymbolTokenizer::default()));
+    index.tokenizers().register(
+        SYMBOLS_ANALYZER,
+        TextAnalyzer::from(SymbolTokenizer::default()),
+    );
 }
 
 fn analyzer() -> TextAnalyzer {
@@ -275,8 +276,7 @@ impl Bm25 {
         })? {
             Index::open(dir).map_err(err(path))?
         } else {
-            Index::create(dir, schema(), tantivy::IndexSettings::default())
-                .map_err(err(path))?
+            Index::create(dir, schema(), tantivy::IndexSettings::default()).map_err(err(path))?
         };
         register(&index);
         Ok(Bm25 {
@@ -568,7 +568,10 @@ mod tests {
     use super::*;
 
     fn found(text: &str) -> Vec<&str> {
-        symbols(text).into_iter().map(|(a, b)| &text[a..b]).collect()
+        symbols(text)
+            .into_iter()
+            .map(|(a, b)| &text[a..b])
+            .collect()
     }
 
     #[test]
@@ -579,13 +582,19 @@ mod tests {
         );
         assert_eq!(found("The unary - (minus) operator, and ‘%’."), ["-", "%"]);
         assert_eq!(found("let x = f()?; y.z(-1) // é → `a`"), ["=", "//"]);
-        assert_eq!(found("Four or more: `....` is not one."), Vec::<&str>::new());
+        assert_eq!(
+            found("Four or more: `....` is not one."),
+            Vec::<&str>::new()
+        );
     }
 
     #[test]
     fn a_query_asks_for_its_symbols_not_its_question_mark() {
         assert_eq!(Bm25::query_symbols("What does the ? operator do?"), ["?"]);
         assert_eq!(Bm25::query_symbols("What is the ! type ?"), ["!"]);
-        assert_eq!(Bm25::query_symbols("What is a closure?"), Vec::<String>::new());
+        assert_eq!(
+            Bm25::query_symbols("What is a closure?"),
+            Vec::<String>::new()
+        );
     }
 }

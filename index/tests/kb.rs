@@ -905,8 +905,14 @@ fn an_operator_is_found_by_its_symbol() {
     let kb = tmp.path().join("kb");
     let e = Fake::new("aaaa");
     add(&kb, &e, std::slice::from_ref(&docs));
-    assert_eq!(bm25_docs(&kb, "What does the ? operator do?")[0], "docs/errors.md");
-    assert_eq!(bm25_docs(&kb, "What is the ! operator?")[0], "docs/never.md");
+    assert_eq!(
+        bm25_docs(&kb, "What does the ? operator do?")[0],
+        "docs/errors.md"
+    );
+    assert_eq!(
+        bm25_docs(&kb, "What is the ! operator?")[0],
+        "docs/never.md"
+    );
     // Without a symbol of its own, the question's last mark is not one.
     assert_eq!(bm25_docs(&kb, "Which operator computes?")[0], "docs/ops.md");
 }
@@ -932,7 +938,10 @@ fn an_index_made_before_symbols_is_made_again_by_the_next_writer() {
         );
         b.add_u64_field(
             "chunk_id",
-            NumericOptions::default().set_indexed().set_fast().set_stored(),
+            NumericOptions::default()
+                .set_indexed()
+                .set_fast()
+                .set_stored(),
         );
         b.add_text_field("text", text.clone());
         b.add_text_field("title", text);
@@ -944,7 +953,10 @@ fn an_index_made_before_symbols_is_made_again_by_the_next_writer() {
     assert!(bm25_docs(&kb, "What does the ? operator do?").is_empty());
     // The next writer makes it again from the stored chunks, symbols and all.
     drop(open_writer(&kb, &e));
-    assert_eq!(bm25_docs(&kb, "What does the ? operator do?")[0], "docs/errors.md");
+    assert_eq!(
+        bm25_docs(&kb, "What does the ? operator do?")[0],
+        "docs/errors.md"
+    );
     assert_eq!(bm25_docs(&kb, "computes"), ["docs/ops.md"]);
     assert!(!kb.join("bm25.new").exists() && !kb.join("bm25.old").exists());
 }

@@ -103,9 +103,7 @@ pub(crate) fn plain(text: &str) -> Option<String> {
     }
     let mut in_metadata = false;
     for (event, range) in parser.into_offset_iter() {
-        let unwraps = |tag: &Tag<'_>| {
-            matches!(tag, Tag::Link { .. } | Tag::Image { .. })
-        };
+        let unwraps = |tag: &Tag<'_>| matches!(tag, Tag::Link { .. } | Tag::Image { .. });
         let ends = matches!(&event, Event::End(TagEnd::Link | TagEnd::Image));
         if ends {
             if let Some((whole, first, last)) = open.pop() {
