@@ -118,6 +118,23 @@ pub(crate) fn symbols(text: &str) -> Vec<(usize, usize)> {
     out
 }
 
+/// The text outside code blocks (their lines left empty), where [`symbols`] are spoken of: in
+/// code, `->`, `=>` or `^` (under a compiler error's column) stand on their own on every other
+/// line, and would tell a passage about them from none.
+fn prose(text: &str, mut in_code: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let fence = cairn_ingest::is_fence(line);
+        if !in_code && !fence {
+            out.push_str(line);
+        } else if line.ends_with('\n') {
+            out.push('\n');
+        }
+        in_code ^= fence;
+    }
+    out
+}
+
 /// A tokenizer of [`symbols`] alone.
 #[derive(Clone, Default)]
 struct SymbolTokenizer {
@@ -391,14 +408,22 @@ impl Bm25 {
         Ok(())
     }
 
-    pub fn add(&self, writer: &IndexWriter, id: u64, title: &str, text: &str) -> Result<()> {
+    /// Indexes a chunk; `in_code` when its text begins inside a code block.
+    pub fn add(
+        &self,
+        writer: &IndexWriter,
+        id: u64,
+        title: &str,
+        text: &str,
+        in_code: bool,
+    ) -> Result<()> {
         let mut doc = TantivyDocument::default();
         doc.add_u64(self.fields.id, id);
         doc.add_text(self.fields.title, title);
         doc.add_text(self.fields.text, text);
         if let Some(symbols) = self.fields.symbols {
             doc.add_text(symbols, title);
-            doc.add_text(symbols, text);
+            doc.add_text(symbols, prose(text, in_code));
         }
         writer.add_document(doc).map_err(err(&self.path))?;
         Ok(())
@@ -586,6 +611,14 @@ mod tests {
             found("Four or more: `....` is not one."),
             Vec::<&str>::new()
         );
+    }
+
+    #[test]
+    fn symbols_are_read_from_prose_not_code() {
+        let text = "Use `->` for the type.\n```rust\nfn f() -> u8 { 1 }\n```\nAfter `=>`.\n";
+        assert_eq!(found(&prose(text, false)), ["->", "=>"]);
+        // A chunk that begins inside a block.
+        assert_eq!(found(&prose("x => y\n```\nThe `?` one.\n", true)), ["?"]);
     }
 
     #[test]

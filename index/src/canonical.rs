@@ -139,6 +139,7 @@ pub fn write_canonical(src: &Path, dst: &Path, options: &CanonicalOptions) -> Re
                 k.value(),
                 &title_field(title, &rec.heading),
                 &rec.text,
+                rec.in_code,
             )?;
             t.insert(k.value(), v.value()).map_err(|e| derr(e.into()))?;
         }

@@ -908,6 +908,7 @@ impl Writer {
                     &c.heading,
                 ),
                 &c.text,
+                c.in_code,
             )?;
         }
         self.bm25.commit(&mut self.bm25_indexer, generation)?;
@@ -1302,6 +1303,7 @@ fn sync_bm25(
             *id,
             &title_field(&titles[&rec.doc], &rec.heading),
             &rec.text,
+            rec.in_code,
         )?;
     }
     bm25.commit(indexer, generation)
