@@ -78,7 +78,8 @@ pub(crate) fn read(text: String, file_name: &str) -> Document {
 /// The text with the markup a rendered page does not show taken out: HTML comments and tags
 /// (of HTML's own elements: `Vec<T>` stays), link targets (`[text](url)`, `[text][ref]` and
 /// `<url>` keep their text), the definitions of link references and mdbook-spec rule names (a
-/// line `r[items.fn.intro]`). Code, inline and fenced, is left as written, and so are headings,
+/// line `r[items.fn.intro]`) and the backslashes of escapes (`\\*`). Code, inline and fenced, is
+/// left as written, and so are headings,
 /// lists, tables and emphasis (`_ownership_` marks where a term is defined:
 /// `cairn_retriever::terms::introduction` looks for it). Only characters within lines go:
 /// every newline stays, so line numbers still point into the file. `None` when nothing goes.
@@ -102,6 +103,8 @@ pub(crate) fn plain(text: &str) -> Option<String> {
         cuts.push((def.clone(), ""));
     }
     let mut in_metadata = false;
+    // Where the last piece of inline text (or code, or HTML) ended.
+    let mut inline_end = 0;
     for (event, range) in parser.into_offset_iter() {
         let unwraps = |tag: &Tag<'_>| matches!(tag, Tag::Link { .. } | Tag::Image { .. });
         let ends = matches!(&event, Event::End(TagEnd::Link | TagEnd::Image));
@@ -125,11 +128,29 @@ pub(crate) fn plain(text: &str) -> Option<String> {
             parent.1.get_or_insert(range.start);
             parent.2 = parent.2.max(range.end);
         }
+        // Whether this piece begins past the end of the one before (a backslash between them).
+        let apart = range.start > inline_end;
+        if !matches!(event, Event::Start(_) | Event::End(_)) {
+            inline_end = inline_end.max(range.end);
+        }
         match event {
             Event::Start(tag) if unwraps(&tag) => open.push((range.clone(), None, range.start)),
             Event::Start(Tag::CodeBlock(_)) | Event::Code(_) => code.push(range),
             Event::Start(Tag::MetadataBlock(_)) => in_metadata = true,
             Event::End(TagEnd::MetadataBlock(_)) => in_metadata = false,
+            // A backslash escape ("\\*"): the backslash lies between two pieces of text. Not
+            // one that opens a line: the text is read again for its headings, and "\\# 1" or
+            // "\\* note" would begin a heading or a list there.
+            Event::Text(_)
+                if apart
+                    && text[..range.start].ends_with('\\')
+                    && !text[..range.start - 1]
+                        .rsplit('\n')
+                        .next()
+                        .is_some_and(|l| l.trim().is_empty()) =>
+            {
+                cuts.push((range.start - 1..range.start, ""));
+            }
             // (An HTML block's lines come as `Html` events inside it.)
             Event::Start(Tag::HtmlBlock) | Event::InlineHtml(_) if !in_metadata => {
                 html_cuts(text, range, &mut cuts);
@@ -319,7 +340,8 @@ r[ownership.rules]
 <a id=\"old-anchor\"></a>
 
 Each value has an _owner_, see [the book][book] and [`Rc<T>`](rc.html).<!-- ignore -->
-[`Box<T>`] is linked, [an undefined reference] is not.
+[`Box<T>`] is linked, [an undefined reference] is not. \\* is a star, `\\*` code.
+\\# Not a heading, \\# here either.
 A **bold** claim about Vec<T> and <https://example.org>.
 Line one<br>line two, <kbd>Ctrl</kbd>-C.
 <!-- An editor's note
@@ -346,18 +368,19 @@ Inline `_code_ [x](y)` stays.
         );
         assert_eq!(
             lines[6],
-            "`Box<T>` is linked, [an undefined reference] is not."
+            "`Box<T>` is linked, [an undefined reference] is not. * is a star, `\\*` code."
         );
+        assert_eq!(lines[7], "\\# Not a heading, # here either.");
         assert_eq!(
-            lines[7],
+            lines[8],
             "A **bold** claim about Vec<T> and https://example.org."
         );
-        assert_eq!(lines[8], "Line one line two, Ctrl-C.");
-        assert_eq!((lines[9], lines[10]), ("", ""));
-        assert_eq!(lines[13], "// r[not.a.rule] _kept_ [kept](x) <!-- kept -->");
-        assert_eq!(lines[14], "r[also.kept]");
-        assert_eq!(lines[17], "Inline `_code_ [x](y)` stays.");
-        assert_eq!(lines[19], "");
+        assert_eq!(lines[9], "Line one line two, Ctrl-C.");
+        assert_eq!((lines[10], lines[11]), ("", ""));
+        assert_eq!(lines[14], "// r[not.a.rule] _kept_ [kept](x) <!-- kept -->");
+        assert_eq!(lines[15], "r[also.kept]");
+        assert_eq!(lines[18], "Inline `_code_ [x](y)` stays.");
+        assert_eq!(lines[20], "");
         // Sections and their lines are those of the file.
         let doc = read(text.to_owned(), "f.md");
         assert_eq!(doc.sections[0].heading, ["Ownership"]);
