@@ -110,7 +110,16 @@ pub(crate) fn symbols(text: &str) -> Vec<(usize, usize)> {
             chars.next();
         }
         let after = text[end..].chars().next();
-        if end - at <= 3 && stands_alone(before, after) {
+        // Markdown's own marks are not symbols spoken of: a bullet, a heading's or a quote's
+        // mark opening a line, a table's rules and bars.
+        let line = &text[text[..at].rfind('\n').map_or(0, |n| n + 1)..];
+        let run = &text[at..end];
+        let opens_line = line[..at - (text.len() - line.len())].trim().is_empty();
+        let markup = (opens_line
+            && (matches!(run, "-" | "*" | "+" | ">") || run.chars().all(|c| c == '#')))
+            || (line.trim_start().starts_with('|')
+                && run.chars().all(|c| matches!(c, '|' | '-' | ':')));
+        if end - at <= 3 && stands_alone(before, after) && !markup {
             out.push((at, end));
         }
         before = text[..end].chars().next_back();
@@ -610,6 +619,11 @@ mod tests {
         assert_eq!(
             found("Four or more: `....` is not one."),
             Vec::<&str>::new()
+        );
+        // Markdown's marks are not.
+        assert_eq!(
+            found("* item\n  - nested * here\n## Head\n> quote\n| a | `|` |\n|---|---|\n"),
+            ["*"]
         );
     }
 
