@@ -79,10 +79,10 @@ pub(crate) fn read(text: String, file_name: &str) -> Document {
 /// (of HTML's own elements: `Vec<T>` stays), link targets (`[text](url)`, `[text][ref]` and
 /// `<url>` keep their text), the definitions of link references and mdbook-spec rule names (a
 /// line `r[items.fn.intro]`) and the backslashes of escapes (`\\*`). Code, inline and fenced, is
-/// left as written, and so are headings,
-/// lists, tables and emphasis (`_ownership_` marks where a term is defined:
-/// `cairn_retriever::terms::introduction` looks for it). Only characters within lines go:
-/// every newline stays, so line numbers still point into the file. `None` when nothing goes.
+/// left as written, and so are headings, lists, tables and emphasis (`_ownership_` marks where
+/// a term is defined: `cairn_retriever::terms::introduction` looks for it). Only characters
+/// within lines go: every newline stays, so line numbers still point into the file. `None` when
+/// nothing goes.
 ///
 /// The model reads fewer tokens of markup, and an answer quoted from the text reads as the
 /// page does ("see the rustc book", not "see [the rustc book](https://…)").
