@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, BoostQuery, DisjunctionMaxQuery, Occur, Query, TermQuery};
+use tantivy::query::{
+    BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, Occur, Query, TermQuery,
+};
 use tantivy::schema::{
     Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
 };
@@ -563,17 +565,27 @@ impl Bm25 {
                 ));
             }
         }
+        let searcher = reader.searcher();
+        // A symbol counts its inverse document frequency, as a word found once in a passage of
+        // the usual length does: most passages hold no symbol, so the field's lengths are
+        // near nothing, and BM25's length norm would count a passage with a few symbols down.
+        let chunks = searcher.num_docs() as f32;
         for (field, symbol) in &symbols {
+            let term = Term::from_field_text(*field, symbol);
+            let holding = searcher.doc_freq(&term).map_err(err(&self.path))? as f32;
+            if holding == 0.0 {
+                continue;
+            }
+            let idf = (1.0 + (chunks - holding + 0.5) / (holding + 0.5)).ln();
             clauses.push((
                 Occur::Should,
-                Box::new(TermQuery::new(
-                    Term::from_field_text(*field, symbol),
-                    IndexRecordOption::WithFreqs,
+                Box::new(ConstScoreQuery::new(
+                    Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+                    idf,
                 )),
             ));
         }
         let query = BooleanQuery::new(clauses);
-        let searcher = reader.searcher();
         let top = searcher
             .search(&query, &TopDocs::with_limit(k).order_by_score())
             .map_err(err(&self.path))?;

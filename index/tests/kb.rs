@@ -192,35 +192,21 @@ fn a_knowledge_base_inside_an_added_folder_is_not_indexed() {
 #[test]
 fn a_word_and_its_short_form_find_each_other() {
     let tmp = tempfile::tempdir().unwrap();
-    let docs = tmp.path().join("docs");
-    std::fs::create_dir_all(&docs).unwrap();
-    std::fs::write(
-        docs.join("env.md"),
-        "Set CARGO_TARGET_DIR to move artifacts elsewhere.\n",
-    )
-    .unwrap();
-    std::fs::write(
-        docs.join("out.md"),
-        "Artifacts land in the output directory.\n",
-    )
-    .unwrap();
-    std::fs::write(
-        docs.join("cfg.md"),
-        "The configuration file lists profiles.\n",
-    )
-    .unwrap();
+    let docs = pages(
+        tmp.path(),
+        &[
+            (
+                "env.md",
+                "Set CARGO_TARGET_DIR to move artifacts elsewhere.\n",
+            ),
+            ("out.md", "Artifacts land in the output directory.\n"),
+            ("cfg.md", "The configuration file lists profiles.\n"),
+        ],
+    );
     let kb = tmp.path().join("kb");
     let e = Fake::new("aaaa");
     add(&kb, &e, std::slice::from_ref(&docs));
-    let reader = Reader::open(&kb).unwrap();
-    let docs_for = |query: &str| -> Vec<String> {
-        reader
-            .bm25(query, 5)
-            .unwrap()
-            .into_iter()
-            .map(|(id, _)| reader.chunk(id).unwrap().unwrap().doc)
-            .collect()
-    };
+    let docs_for = |query: &str| bm25_docs(&kb, query);
     // "directory" finds the variable named with "DIR"; the passage with the word itself first.
     assert_eq!(docs_for("which directory"), ["docs/out.md", "docs/env.md"]);
     // And the other way round.
@@ -866,26 +852,36 @@ fn files_read_by_an_older_reader_are_read_again_and_counted_so() {
     assert_eq!((fourth.updated, fourth.reread), (1, 0));
 }
 
-/// A knowledge base of three pages, two of which speak of operators by their symbols.
-fn operators(dir: &Path) -> PathBuf {
+/// A folder `docs` in `dir` holding `files` (name, text).
+fn pages(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
     let docs = dir.join("docs");
     std::fs::create_dir_all(&docs).unwrap();
-    std::fs::write(
-        docs.join("errors.md"),
-        "# Errors\n\nThe `?` operator returns the error early from the function.\n",
-    )
-    .unwrap();
-    std::fs::write(
-        docs.join("never.md"),
-        "# Never\n\nThe `!` type has no values; the operator of a function that never returns.\n",
-    )
-    .unwrap();
-    std::fs::write(
-        docs.join("ops.md"),
-        "# Operators\n\nAn operator computes on its operands.\n",
-    )
-    .unwrap();
+    for (name, text) in files {
+        std::fs::write(docs.join(name), text).unwrap();
+    }
     docs
+}
+
+/// A knowledge base of three pages, two of which speak of operators by their symbols.
+fn operators(dir: &Path) -> PathBuf {
+    pages(
+        dir,
+        &[
+            (
+                "errors.md",
+                "# Errors\n\nThe `?` operator returns the error early from the function.\n",
+            ),
+            (
+                "never.md",
+                "# Never\n\nThe `!` type has no values; the operator of a function that never \
+                 returns.\n",
+            ),
+            (
+                "ops.md",
+                "# Operators\n\nAn operator computes on its operands.\n",
+            ),
+        ],
+    )
 }
 
 fn bm25_docs(kb: &Path, query: &str) -> Vec<String> {
