@@ -457,9 +457,12 @@ impl Writer {
         let own = std::fs::canonicalize(&self.dir).unwrap_or_else(|_| self.dir.clone());
         // Paths of this `add` with the same file name ("docs" of two projects) are named by
         // their folders alike, not one "docs" and one "docs-2".
-        let names: Vec<_> = paths
+        let distinct: HashSet<PathBuf> = paths
             .iter()
             .filter_map(|p| std::fs::canonicalize(p).ok())
+            .collect();
+        let names: Vec<_> = distinct
+            .iter()
             .map(|p| p.file_name().map(std::ffi::OsStr::to_owned))
             .collect();
         for p in paths {

@@ -742,8 +742,13 @@ fn folders_of_one_name_are_told_apart_by_the_folders_above_them() {
     }
     let kb = tmp.path().join("kb");
     let e = Fake::new("aaaa");
-    // Two added together are both named by their folders; a third later likewise.
-    add(&kb, &e, &dirs[..2]);
+    // Two added together are both named by their folders (one of them given twice); a third
+    // later likewise.
+    add(
+        &kb,
+        &e,
+        &[dirs[0].clone(), dirs[1].clone(), dirs[0].clone()],
+    );
     add(&kb, &e, &dirs[2..]);
     // The third, added alone, is not plain "src": that is how the other two names end.
     let w = open_writer(&kb, &e);
@@ -791,7 +796,8 @@ fn a_name_that_is_taken_gets_the_folder_above_it() {
     }
     let kb = tmp.path().join("kb");
     let e = Fake::new("aaaa");
-    add(&kb, &e, std::slice::from_ref(&one));
+    // Given twice, a folder is not its own twin.
+    add(&kb, &e, &[one.clone(), one.clone()]);
     add(&kb, &e, std::slice::from_ref(&two));
     let mut keys: Vec<String> = Reader::open(&kb)
         .unwrap()
