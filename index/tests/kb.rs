@@ -757,14 +757,7 @@ fn folders_of_one_name_are_told_apart_by_the_folders_above_them() {
     assert_eq!(names, ["book/src", "guide/src", "reference/src"]);
     let sources = w.sources().unwrap();
     drop(w);
-    let mut keys: Vec<String> = Reader::open(&kb)
-        .unwrap()
-        .documents()
-        .unwrap()
-        .into_iter()
-        .map(|d| d.key)
-        .collect();
-    keys.sort();
+    let keys = doc_keys(&kb);
     assert_eq!(
         keys,
         [
@@ -799,14 +792,7 @@ fn a_name_that_is_taken_gets_the_folder_above_it() {
     // Given twice, a folder is not its own twin.
     add(&kb, &e, &[one.clone(), one.clone()]);
     add(&kb, &e, std::slice::from_ref(&two));
-    let mut keys: Vec<String> = Reader::open(&kb)
-        .unwrap()
-        .documents()
-        .unwrap()
-        .into_iter()
-        .map(|d| d.key)
-        .collect();
-    keys.sort();
+    let keys = doc_keys(&kb);
     assert_eq!(keys, ["docs/x.md", "two/docs/x.md"]);
 }
 
@@ -856,6 +842,19 @@ fn files_read_by_an_older_reader_are_read_again_and_counted_so() {
     std::fs::write(docs.join("a.md"), "# Alpha\n\nNew words entirely.\n").unwrap();
     let fourth = add(&kb, &e, std::slice::from_ref(&docs));
     assert_eq!((fourth.updated, fourth.reread), (1, 0));
+}
+
+/// The keys of a knowledge base's documents, sorted.
+fn doc_keys(kb: &Path) -> Vec<String> {
+    let mut keys: Vec<String> = Reader::open(kb)
+        .unwrap()
+        .documents()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.key)
+        .collect();
+    keys.sort();
+    keys
 }
 
 /// A folder `docs` in `dir` holding `files` (name, text).
