@@ -462,9 +462,14 @@ struct SearchArgs {
     #[arg(required_unless_present = "batch")]
     query: Option<String>,
     /// Search for every line of FILE (`-` for stdin): JSON objects `{"id", "query", "k",
-    /// "mode"}` or plain queries; one JSON object per line out (schema/search.schema.json).
+    /// "mode", "after"}` or plain queries; one JSON object per line out (schema/search.schema.json).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["query", "json"])]
     batch: Option<String>,
+    /// The question asked before this one. A question that leans on it ("What about Arc?",
+    /// "Is it thread safe?", "How do I create one?") is written out to stand on its own, and
+    /// how it was taken is said on stderr.
+    #[arg(long, value_name = "QUESTION", conflicts_with = "batch")]
+    after: Option<String>,
     /// Results to show.
     #[arg(short, long, default_value_t = 10)]
     k: usize,
@@ -496,10 +501,15 @@ struct AskArgs {
     question: Option<String>,
     /// Answer every line of FILE (`-` for stdin): JSON objects `{"id", "question", "k", "mode",
     /// "max_tokens", "budget", "seed", "temperature", "min_named_coverage",
-    /// "min_rare_coverage", "min_relative_score", "free"}` or plain questions; one JSON object
+    /// "min_rare_coverage", "min_relative_score", "free", "after"}` or plain questions; one JSON object
     /// per line out, in input order (schema/answer.schema.json).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["question", "json", "show_context", "quote"])]
     batch: Option<String>,
+    /// The question asked before this one. A question that leans on it ("What about Arc?",
+    /// "Is it thread safe?", "How do I create one?") is written out to stand on its own, and
+    /// how it was taken is said on stderr.
+    #[arg(long, value_name = "QUESTION", conflicts_with = "batch")]
+    after: Option<String>,
     /// The model: default, fast, tiny, or a path to a GGUF file.
     #[arg(long, default_value = "default")]
     model: String,
@@ -1108,6 +1118,18 @@ fn run(cli: Cli) -> Result<Outcome> {
     run_other(cli).map(|()| Outcome::Done)
 }
 
+/// `question` as it stands on its own after `after` ([`cairn_engine::follow_up`]), saying on stderr
+/// how it was taken when that is not as typed.
+fn taken_as(after: Option<&str>, question: &str) -> String {
+    match after.and_then(|earlier| cairn_engine::follow_up(earlier, question)) {
+        Some(meant) => {
+            eprintln!("taken as: {meant}");
+            meant
+        }
+        None => question.to_owned(),
+    }
+}
+
 fn run_ask(kb: &std::path::Path, a: &AskArgs, color: style::ColorArg) -> Result<Outcome> {
     let sources = pack::open_sources(kb, &a.packs.selection())?;
     let paint = style::Paint::stdout(color);
@@ -1117,10 +1139,13 @@ fn run_ask(kb: &std::path::Path, a: &AskArgs, color: style::ColorArg) -> Result<
     if let Some(input) = &a.batch {
         return batch::ask(&mut engine, input, &options, &a.model).map(Outcome::from);
     }
-    let question = a
-        .question
-        .as_deref()
-        .expect("clap requires a question without --batch");
+    let question = taken_as(
+        a.after.as_deref(),
+        a.question
+            .as_deref()
+            .expect("clap requires a question without --batch"),
+    );
+    let question = question.as_str();
     let stdout = io::stdout();
     let answer = if a.json {
         engine.ask(question, &options, &mut engine::Quiet)?
@@ -1236,11 +1261,13 @@ fn run_other(cli: Cli) -> Result<()> {
                 json: a.json,
                 paint: style::Paint::stdout(cli.color),
             };
-            let query = a
-                .query
-                .as_deref()
-                .expect("clap requires a query without --batch");
-            kb::search(&kb_dir()?, query, &settings)
+            let query = taken_as(
+                a.after.as_deref(),
+                a.query
+                    .as_deref()
+                    .expect("clap requires a query without --batch"),
+            );
+            kb::search(&kb_dir()?, &query, &settings)
         }
         Command::Eval(EvalCommand::Beir {
             ref dir,

@@ -896,3 +896,52 @@ fn search_folds_a_passage_copied_into_another_file_and_says_where() {
         "{out}"
     );
 }
+
+#[test]
+fn a_question_after_another_is_searched_as_it_stands_alone_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("gizmo.md"),
+        "# Gizmo\n\nA gizmo is a small brass clamp. Gizmos are safe to share between threads.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("sprocket.md"),
+        "# Sprocket\n\nA sprocket is a wooden lever. Sprockets are never safe to share between \
+         threads.\n",
+    )
+    .unwrap();
+    let kb = tmp.path().join("kb");
+    let (code, out, err) = run(&mut kb_cmd(&kb, &["add", docs.to_str().unwrap()]));
+    assert_eq!(code, 0, "{out}{err}");
+    let search = |after: &str, question: &str| {
+        let (code, out, err) = run(&mut kb_cmd(
+            &kb,
+            &["search", question, "--after", after, "--json", "-k", "1"],
+        ));
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        (
+            v["query"].as_str().unwrap().to_owned(),
+            v["hits"][0]["doc"].as_str().unwrap().to_owned(),
+            err,
+        )
+    };
+    for (after, doc) in [
+        ("What is a sprocket?", "sprocket.md"),
+        ("What is a gizmo?", "gizmo.md"),
+    ] {
+        let (query, hit, err) = search(after, "Can it be shared between threads?");
+        let subject = after.trim_start_matches("What is ").trim_end_matches('?');
+        assert_eq!(query, format!("Can {subject} be shared between threads?"));
+        assert!(err.contains(&format!("taken as: {query}")), "{err}");
+        assert!(hit.ends_with(doc), "{hit}");
+    }
+    // A question that stands alone is searched as typed, and nothing is said.
+    let (query, hit, err) = search("What is a gizmo?", "What is a sprocket made of?");
+    assert_eq!(query, "What is a sprocket made of?");
+    assert!(!err.contains("taken as"), "{err}");
+    assert!(hit.ends_with("sprocket.md"), "{hit}");
+}

@@ -101,6 +101,14 @@ pub fn parse_line(line_no: usize, line: &str, base: &AskOptions) -> BatchLine {
                 )
             })?
             .to_owned();
+        // A question leaning on the one before it, written out to stand alone.
+        let question = match obj.get("after") {
+            None | Some(Value::Null) => question,
+            Some(Value::String(earlier)) => {
+                crate::follow_up(earlier, &question).unwrap_or(question)
+            }
+            Some(_) => return Err(LineError::new("bad_field", "`after` must be a string")),
+        };
         let mut o = base.clone();
         o.k = field(&obj, "k", o.k)?;
         if !(1..=100).contains(&o.k) {
@@ -157,6 +165,13 @@ mod tests {
             (3, cairn_retriever::Mode::Bm25, 50, true, 0.5)
         );
 
+        let after = parse_line(
+            2,
+            r#"{"question": "Is it thread safe?", "after": "What is Rc<T>?"}"#,
+            &base,
+        );
+        assert_eq!(after.parsed.unwrap().0, "Is Rc<T> thread safe?");
+
         for (line, code) in [
             (r#"{"id": 1, "question": "#, "bad_json"),
             (r#"{"id": 1}"#, "missing_question"),
@@ -165,6 +180,7 @@ mod tests {
             (r#"{"question": "x", "mode": "psychic"}"#, "bad_field"),
             (r#"{"question": "x", "id": [1]}"#, "bad_field"),
             (r#"{"question": "x", "free": "yes"}"#, "bad_field"),
+            (r#"{"question": "x", "after": 3}"#, "bad_field"),
         ] {
             let item = parse_line(1, line, &base);
             assert_eq!(item.parsed.unwrap_err().code, code, "{line}");

@@ -40,6 +40,6 @@ pub use cairn_index::{
 };
 pub use cairn_ingest::{is_fence, ReadOptions};
 pub use cairn_retriever::{
-    following, ground, search_shelves, search_shelves_with, Citation, Claim, Context, Elsewhere,
-    Excerpt, Fused, Fusion, Hit, LegHit, Mode, Retriever, SearchOptions, Shelf, Source,
+    follow_up, following, ground, search_shelves, search_shelves_with, Citation, Claim, Context,
+    Elsewhere, Excerpt, Fused, Fusion, Hit, LegHit, Mode, Retriever, SearchOptions, Shelf, Source,
 };

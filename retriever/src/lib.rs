@@ -12,6 +12,7 @@
 
 pub mod context;
 pub mod duplicates;
+pub mod followup;
 mod fusion;
 pub mod ground;
 pub mod metrics;
@@ -25,6 +26,7 @@ use cairn_index::{ChunkId, ChunkRecord, Embedder, Reader};
 
 pub use context::{assemble, Context, ContextOptions, Excerpt, Source};
 pub use duplicates::Elsewhere;
+pub use followup::follow_up;
 pub use fusion::{fuse, Fused, Fusion, LegHit};
 pub use ground::{ground, Citation, Claim};
 pub use shelves::{following, search_shelves, search_shelves_with, Shelf};

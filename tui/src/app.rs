@@ -141,8 +141,11 @@ pub enum TurnState {
 pub struct Turn {
     /// The request id.
     pub id: u64,
-    /// The question.
+    /// The question as typed.
     pub question: String,
+    /// The question as it was taken, when it leaned on the one before ("What about Arc?" after
+    /// "What is Rc?" is asked as "What is Arc?"): what was searched for and asked.
+    pub meant: Option<String>,
     /// Ask or search.
     pub kind: AskMode,
     /// The model asked.
@@ -171,6 +174,14 @@ pub struct Turn {
     pub last_token: Option<Instant>,
     /// How long the search took (search turns).
     pub search_ms: Option<f64>,
+}
+
+impl Turn {
+    /// What was asked: [`Turn::meant`], or the question as typed.
+    #[must_use]
+    pub fn asked(&self) -> &str {
+        self.meant.as_deref().unwrap_or(&self.question)
+    }
 }
 
 /// One row of the sources pane.
@@ -673,8 +684,8 @@ impl App {
             }
             Command::Reask => match self.turns.last() {
                 Some(t) => {
-                    let (q, kind) = (t.question.clone(), t.kind);
-                    self.send(q, kind);
+                    let (q, meant, kind) = (t.question.clone(), t.meant.clone(), t.kind);
+                    self.send(q, meant, kind);
                 }
                 None => self.status = Some("no question to ask again".into()),
             },
@@ -810,8 +821,9 @@ impl App {
             return;
         }
         self.read_ahead.clone_from(&text);
+        let draft = self.leaning_on_the_last(&text).unwrap_or(text);
         self.effects.push(Effect::Send(Request::ReadAhead {
-            draft: text,
+            draft,
             options: self.ask_options(),
         }));
     }
@@ -856,23 +868,33 @@ impl App {
         self.history.push(&text);
         self.reset_input("");
         self.status = None;
-        self.send(text, self.ask_mode);
+        let meant = self.leaning_on_the_last(&text);
+        self.send(text, meant, self.ask_mode);
     }
 
-    fn send(&mut self, question: String, kind: AskMode) {
+    /// `question` written out to stand on its own when it leans on the last question asked
+    /// ("What about Arc?", "Is it thread safe?"): `None` when it stands on its own already.
+    fn leaning_on_the_last(&self, question: &str) -> Option<String> {
+        let last = self.turns.last()?;
+        cairn_engine::follow_up(last.asked(), question)
+    }
+
+    /// Sends `question` (asked as `meant`, when given) as a new turn.
+    fn send(&mut self, question: String, meant: Option<String>, kind: AskMode) {
         // A new question replaces a running one.
         self.cancel();
         self.next_id += 1;
         let id = self.next_id;
+        let asked = meant.clone().unwrap_or_else(|| question.clone());
         let request = match kind {
             AskMode::Ask => Request::Ask {
                 id,
-                question: question.clone(),
+                question: asked,
                 options: self.ask_options(),
             },
             AskMode::Search => Request::Search {
                 id,
-                query: question.clone(),
+                query: asked,
                 options: SearchOptions {
                     mode: self.mode,
                     k: 10,
@@ -888,6 +910,7 @@ impl App {
         self.turns.push(Turn {
             id,
             question,
+            meant,
             kind,
             model: self.model.clone(),
             state: TurnState::Waiting,
@@ -1299,7 +1322,7 @@ pub fn mode_name(m: Mode) -> &'static str {
 /// The rows of a turn's sources pane: the numbered sources of an answer, or a search's hits.
 #[must_use]
 pub fn source_rows(t: &Turn) -> Vec<SourceRow> {
-    let raised = |text: &str| raised_because(&t.question, text);
+    let raised = |text: &str| raised_because(t.asked(), text);
     if t.kind == AskMode::Search {
         return t
             .hits
@@ -1416,6 +1439,9 @@ pub fn code_of(answer: &str) -> Option<String> {
 #[must_use]
 pub fn turn_markdown(t: &Turn) -> String {
     let mut md = format!("## {}\n\n", t.question.replace('\n', " "));
+    if let Some(meant) = &t.meant {
+        let _ = writeln!(md, "*Taken as:* {}\n", meant.replace('\n', " "));
+    }
     match (&t.state, &t.answer) {
         (TurnState::Failed(e), _) => {
             let _ = writeln!(md, "*Failed:* {e}");

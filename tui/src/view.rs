@@ -444,6 +444,13 @@ pub fn conversation_lines(app: &App, width: u16) -> Vec<Line<'static>> {
             *first = Span::styled(prefix, q_style);
         }
         lines.extend(q);
+        if let Some(meant) = &turn.meant {
+            lines.extend(wrap(
+                &[(format!("taken as: {}", sanitize(meant)), t.dim())],
+                w,
+                2,
+            ));
+        }
         let spinner = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"][(app.ticks % 10) as usize];
         match (&turn.state, turn.kind) {
             (TurnState::Waiting, AskMode::Search) => {
@@ -506,18 +513,25 @@ pub fn conversation_lines(app: &App, width: u16) -> Vec<Line<'static>> {
                     lines.extend(answer_lines(&turn.shown, &t, w));
                 } else if *state == TurnState::Streaming {
                     // Nothing is shown before it is checked (it may yet be withheld).
-                    lines.push(Line::styled(
-                        format!(
-                            "  {spinner} writing the answer, then checking it against the sources…"
-                        ),
-                        t.dim(),
+                    lines.extend(wrap(
+                        &[(
+                            format!(
+                                "{spinner} writing the answer, then checking it against the \
+                                 sources…"
+                            ),
+                            t.dim(),
+                        )],
+                        w,
+                        2,
                     ));
                 }
                 if *state == TurnState::Cancelled {
-                    lines.push(Line::styled(
-                        "  ⊘ cancelled (the part above is what was written)",
-                        t.fg(Color::Yellow),
-                    ));
+                    let what = if turn.shown.trim().is_empty() {
+                        "⊘ cancelled"
+                    } else {
+                        "⊘ cancelled (the part above is what was written)"
+                    };
+                    lines.extend(wrap(&[(what.to_owned(), t.fg(Color::Yellow))], w, 2));
                 } else if let (Some(reason), Some(a)) = (abstained, &turn.answer) {
                     let why = a.why_withheld().unwrap_or_default();
                     lines.extend(wrap(

@@ -1031,3 +1031,45 @@ fn a_question_is_read_ahead_once_when_the_typing_pauses() {
     a.update(Event::Tick);
     assert!(read_aheads(&mut a).is_empty(), "search mode");
 }
+
+#[test]
+fn a_question_leaning_on_the_last_is_asked_as_it_was_taken() {
+    let mut a = answered(100, 30);
+    let q = "What does the pump do?";
+    let id = ask(&mut a, q, PIECES);
+    finish(&mut a, id, q, &PIECES.concat());
+    type_text(&mut a, "Is it green?");
+    key(&mut a, KeyCode::Enter);
+    let effects = a.take_effects();
+    let asked = effects.iter().find_map(|e| match e {
+        Effect::Send(Request::Ask { question, .. }) => Some(question.clone()),
+        _ => None,
+    });
+    // The pronoun stands for what the last question asked about: "the pump".
+    assert_eq!(asked.as_deref(), Some("Is the pump green?"));
+    let s = screen(&a);
+    assert!(s.contains("› Is it green?"), "{s}");
+    assert!(s.contains("taken as: Is the pump green?"), "{s}");
+    // Asked again, it is asked as it was taken; a question that stands alone is asked as typed.
+    key(&mut a, KeyCode::Esc);
+    key(&mut a, KeyCode::Tab);
+    key(&mut a, KeyCode::Char('r'));
+    let again = a.take_effects();
+    assert!(
+        again.iter().any(|e| matches!(e,
+            Effect::Send(Request::Ask { question, .. }) if question == "Is the pump green?")),
+        "{again:?}"
+    );
+    key(&mut a, KeyCode::Esc);
+    key(&mut a, KeyCode::Esc);
+    type_text(&mut a, "How much water does the tank hold?");
+    key(&mut a, KeyCode::Enter);
+    let alone = a.take_effects();
+    assert!(
+        alone.iter().any(|e| matches!(e,
+            Effect::Send(Request::Ask { question, .. })
+                if question == "How much water does the tank hold?")),
+        "{alone:?}"
+    );
+    insta::assert_snapshot!(screen(&a));
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Where `cairn search` ranks the passage that answers a question asked after another
+(eval/followups): the question as typed, as `--after` writes it out, and as a reader means it.
+
+usage: python3 bench/followups.py CAIRN KB [--k 10] [--split NAME] [--questions FILE]
+
+Prints, per form, MRR@k and recall@1/3/8, how many questions `--after` wrote out as the set's
+`meant` (exactly) and left alone when `meant` is the question itself, and each question's ranks.
+The knowledge base must hold the pages the questions cite (eval/followups/README.md).
+"""
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from passage_rank import answers  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def search(cairn, kb, k, query, after=None):
+    cmd = [cairn, "--kb", kb, "search", "--json", "-k", str(k), query]
+    if after:
+        cmd += ["--after", after]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    taken = None
+    for line in out.stderr.splitlines():
+        if line.startswith("taken as: "):
+            taken = line[len("taken as: "):]
+    return json.loads(out.stdout)["hits"], taken
+
+
+def first(q, hits):
+    for i, h in enumerate(hits, 1):
+        if answers(q, h):
+            return i
+    return None
+
+
+def summary(ranks, k):
+    n = len(ranks)
+    mrr = sum(1 / r for r in ranks if r) / n
+    at = lambda m: sum(1 for r in ranks if r and r <= m) / n
+    return f"MRR@{k} {mrr:.3f}  R@1 {at(1):.2f}  R@3 {at(3):.2f}  R@8 {at(8):.2f}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("cairn")
+    ap.add_argument("kb")
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--split")
+    ap.add_argument("--questions", default=str(ROOT / "eval/followups/questions.jsonl"))
+    a = ap.parse_args()
+    qs = [json.loads(l) for l in open(a.questions) if l.strip()]
+    if a.split:
+        qs = [q for q in qs if q["split"] == a.split]
+    forms = {"as typed": [], "--after": [], "meant": []}
+    exact = leans = alone = left = 0
+    for q in qs:
+        typed, _ = search(a.cairn, a.kb, a.k, q["question"])
+        after, taken = search(a.cairn, a.kb, a.k, q["question"], q["earlier"])
+        meant, _ = search(a.cairn, a.kb, a.k, q["meant"])
+        r = [first(q, typed), first(q, after), first(q, meant)]
+        for f, x in zip(forms, r):
+            forms[f].append(x)
+        if q["meant"] == q["question"]:
+            alone += 1
+            left += taken is None
+        else:
+            leans += 1
+            exact += taken == q["meant"]
+        print(f'{q["id"]} {r} {q["question"]!r} -> {taken!r}')
+    print(f"{len(qs)} questions" + (f" ({a.split})" if a.split else ""))
+    for f, ranks in forms.items():
+        print(f"  {f:9} {summary(ranks, a.k)}")
+    print(f"  written out as meant: {exact} of {leans}; left as typed: {left} of {alone}")
+
+
+if __name__ == "__main__":
+    main()
