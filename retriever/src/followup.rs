@@ -304,7 +304,29 @@ fn topic(question: &str) -> Option<std::ops::Range<usize>> {
             return Some(words[from].range.start..words[to - 1].range.end);
         }
     }
-    None
+    named(&words)
+}
+
+/// The first thing a question names in code or with a capital ("Rc<T>" in "Is Rc<T> thread
+/// safe?", "the Send trait" in "Why is the Send trait unsafe?"), with the kind after it and
+/// the article before: what a question of another form is most likely about.
+fn named(words: &[Token]) -> Option<std::ops::Range<usize>> {
+    let at = words
+        .iter()
+        .enumerate()
+        .skip(1)
+        .position(|(_, t)| !is_stopword(&t.lower) && shape(&t.text) != Shape::Plain)?
+        + 1;
+    let from = if is_article(&words[at - 1].lower) {
+        at - 1
+    } else {
+        at
+    };
+    let to = match words.get(at + 1) {
+        Some(kind) if is_kind(&kind.lower) => at + 1,
+        _ => at,
+    };
+    Some(words[from].range.start..words[to].range.end)
 }
 
 /// Where, in a question's words, a pronoun stands for what an earlier question asked about:
@@ -314,11 +336,12 @@ fn topic(question: &str) -> Option<std::ops::Range<usize>> {
 /// of its own ("What happens to a value when it goes out of scope?").
 fn pronoun(words: &[Token]) -> Option<usize> {
     let lower: Vec<&str> = words.iter().map(|t| t.lower.as_str()).collect();
-    let at = lower.iter().position(|w| {
+    // Not "IT", the field.
+    let at = words.iter().position(|t| {
         matches!(
-            *w,
+            t.lower.as_str(),
             "it" | "they" | "them" | "its" | "their" | "one" | "it's" | "they're"
-        )
+        ) && t.text != "IT"
     })?;
     let before = &lower[..at];
     let after = &lower[at + 1..];
@@ -371,16 +394,34 @@ fn pronoun(words: &[Token]) -> Option<usize> {
             let clause = before
                 .iter()
                 .enumerate()
-                .rposition(|(i, w)| CLAUSES.contains(w) || (i > 0 && opens_question(w)));
+                .rposition(|(i, w)| CLAUSES.contains(w) || (i > 0 && QUESTION_WORDS.contains(w)));
             if let Some(clause) = clause {
                 if noun_before(&words[..clause]) {
                     return None;
                 }
             }
+            // "…did Setanta Sports say it would…": a clause's subject after words of the
+            // question's own stands for a thing named in it.
+            let subject = matches!(lower[at], "it's" | "they're")
+                || after.first().is_some_and(|w| AUXILIARIES.contains(w));
+            let own_words = before.iter().any(|w| !ASKING.contains(w));
+            let asked = before.last().is_some_and(|w| AUXILIARIES.contains(w));
+            if subject && own_words && !asked && noun_before(&words[..at]) {
+                return None;
+            }
         }
     }
     Some(at)
 }
+
+/// Words that open a question, or a clause within one ("…depending on how it handles…").
+const QUESTION_WORDS: &[&str] = &["how", "what", "when", "where", "which", "who", "why"];
+
+/// Verbs that follow a clause's subject.
+const AUXILIARIES: &[&str] = &[
+    "is", "are", "was", "were", "would", "will", "can", "could", "has", "have", "had", "does",
+    "do", "did", "should", "may", "might", "must",
+];
 
 /// Words of a question's opening: the question word, its verb, the asker.
 const ASKING: &[&str] = &[
@@ -412,9 +453,11 @@ fn points_at_nothing(before: &[&str], after: &[&str]) -> bool {
         );
     let idiom = matches!(
         after,
+        // "Why is it called type checking?": the name of a thing not named.
         ["possible" | "true", ..]
+            | ["called" | "named" | "termed", _, ..]
             | [
-                "mean" | "means" | "called" | "named" | "known",
+                "mean" | "means" | "known",
                 "when" | "if" | "that" | "to" | "for" | "where",
                 ..
             ]
@@ -434,6 +477,9 @@ fn determines(word: &str) -> bool {
                 | "his"
                 | "her"
                 | "this"
+                | "which"
+                | "what"
+                | "whose"
                 | "that"
                 | "these"
                 | "those"
@@ -716,6 +762,22 @@ mod tests {
         ] {
             assert_eq!(taken(earlier, question), None, "{question}");
         }
+    }
+
+    #[test]
+    fn a_named_thing_is_what_another_form_of_question_asks_about() {
+        assert_eq!(
+            taken("Is Rc<T> thread safe?", "What about Arc<T>?").as_deref(),
+            Some("Is Arc<T> thread safe?")
+        );
+        assert_eq!(
+            taken("Why is the Send trait unsafe to implement?", "And Sync?").as_deref(),
+            Some("Why is the Sync trait unsafe to implement?")
+        );
+        assert_eq!(
+            taken("How does Rc<T> count references?", "Is it thread safe?").as_deref(),
+            Some("Is Rc<T> thread safe?")
+        );
     }
 
     #[test]
