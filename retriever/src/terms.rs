@@ -1158,6 +1158,15 @@ fn introduced(
     if first > 0 && naming(text, tokens, first) && ends_phrase(&text[end..]) {
         return Some(Introduction::Marked);
     }
+    // Named, then said what it is in a clause of its own: "the Rust type `Rc<T>`, which is an
+    // abbreviation for reference counting".
+    let clause = text[end..].trim_start_matches(['`', '_', '*', '>', ']', ')']);
+    if [", which is ", ", which are ", ", which means ", ", which stands "]
+        .iter()
+        .any(|c| clause.starts_with(c))
+    {
+        return Some(Introduction::Marked);
+    }
     // The start of a sentence or a line (a list's bullet and markup aside), with a capital
     // letter or a name in code ("`cargo check` builds…")…
     let head = &text[..tokens[first].1.start];
@@ -1858,6 +1867,11 @@ mod tests {
                 "r[attributes.codegen.inline.intro]\nThe *`inline` [attribute]* suggests",
             ),
             ("trait", "### Trait\n\nA trait is a language item"),
+            // Named, then said what it is in a clause of its own.
+            (
+                "rc<t>",
+                "by using the Rust type `Rc<T>`, which is an abbreviation for",
+            ),
         ];
         for (subject, text) in introduced {
             assert!(
@@ -1888,6 +1902,11 @@ mod tests {
                 "a sentence not saying what it is",
             ),
             ("", "A closure is", "no subject"),
+            (
+                "closure",
+                "a closure, which it then calls",
+                "a clause not saying what it is",
+            ),
             (
                 "closure",
                 "called the *closure parameters* each",
