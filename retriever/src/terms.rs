@@ -1161,9 +1161,14 @@ fn introduced(
     // Named, then said what it is in a clause of its own: "the Rust type `Rc<T>`, which is an
     // abbreviation for reference counting".
     let clause = text[end..].trim_start_matches(['`', '_', '*', '>', ']', ')']);
-    if [", which is ", ", which are ", ", which means ", ", which stands "]
-        .iter()
-        .any(|c| clause.starts_with(c))
+    if [
+        ", which is ",
+        ", which are ",
+        ", which means ",
+        ", which stands ",
+    ]
+    .iter()
+    .any(|c| clause.starts_with(c))
     {
         return Some(Introduction::Marked);
     }
