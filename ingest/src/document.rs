@@ -37,14 +37,15 @@ impl DocKind {
     /// HTML: 1 drops permalinks, link-list menus and footers, and gives reference entries
     /// sections of their own, 2 fences `<pre>` blocks as Markdown code blocks; HTML 3,
     /// Markdown and text 1: a chunk knows whether it begins inside a code block,
-    /// `Chunk::in_code`; Markdown 2 takes out markup a page does not show, such as comments,
-    /// link targets and emphasis marks), so that `add` reads such files again, unchanged as
-    /// they are.
+    /// `Chunk::in_code`; Markdown 2 takes out markup a page does not show, such as comments
+    /// and link targets, 3 mdbook's `{{#include …}}` directives and blocks of nothing else,
+    /// and reads the Rust Book's `<Listing caption>` as "Listing N: caption"), so that `add`
+    /// reads such files again, unchanged as they are.
     #[must_use]
     pub fn reader_version(self) -> u32 {
         match self {
-            DocKind::Html => 3,
-            DocKind::Pdf | DocKind::Markdown => 2,
+            DocKind::Html | DocKind::Markdown => 3,
+            DocKind::Pdf => 2,
             DocKind::Text => 1,
             DocKind::Code => 0,
         }

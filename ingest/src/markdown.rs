@@ -135,7 +135,18 @@ pub(crate) fn plain(text: &str) -> Option<String> {
         }
         match event {
             Event::Start(tag) if unwraps(&tag) => open.push((range.clone(), None, range.start)),
-            Event::Start(Tag::CodeBlock(_)) | Event::Code(_) => code.push(range),
+            Event::Start(Tag::CodeBlock(_)) => {
+                // A block that only includes a file (mdbook's listings) shows the file, which
+                // is not here: the block goes, fences and all.
+                let inner = text[range.clone()].lines().filter(|l| !is_fence_line(l));
+                if inner.clone().all(|l| l.trim().is_empty() || directive(l))
+                    && inner.clone().any(directive)
+                {
+                    cuts.push((range.clone(), ""));
+                }
+                code.push(range);
+            }
+            Event::Code(_) => code.push(range),
             Event::Start(Tag::MetadataBlock(_)) => in_metadata = true,
             Event::End(TagEnd::MetadataBlock(_)) => in_metadata = false,
             // A backslash escape ("\\*"): the backslash lies between two pieces of text. Not
@@ -174,6 +185,18 @@ pub(crate) fn plain(text: &str) -> Option<String> {
         }
         at += line.len();
     }
+    // mdbook's directives (`{{#include …}}`) and the Rust Book's `<Listing>` element, each on a
+    // line of its own: the page shows the file included, and "Listing 8-20: caption".
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let content = line.trim_end();
+        if directive(content) {
+            cuts.push((at..at + content.len(), ""));
+        } else if let Some(cut) = listing(content) {
+            cuts.extend(cut.into_iter().map(|(r, s)| (at + r.start..at + r.end, s)));
+        }
+        at += line.len();
+    }
     if cuts.is_empty() {
         return None;
     }
@@ -203,6 +226,72 @@ pub(crate) fn plain(text: &str) -> Option<String> {
     }
     out.push_str(&text[kept..]);
     Some(out)
+}
+
+/// Whether a line opens or closes a fenced code block.
+fn is_fence_line(line: &str) -> bool {
+    let t = line.trim_start();
+    t.starts_with("```") || t.starts_with("~~~")
+}
+
+/// Whether a line is only an mdbook directive: `{{#include file}}`, `{{#rustdoc_include …}}`,
+/// `{{#playground …}}`, `{{#title …}}`.
+fn directive(line: &str) -> bool {
+    let t = line.trim();
+    t.strip_prefix("{{#")
+        .and_then(|d| d.strip_suffix("}}"))
+        .is_some_and(|d| {
+            let name: String = d
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            matches!(
+                name.as_str(),
+                "include" | "rustdoc_include" | "playground" | "rust" | "title"
+            ) && !d.contains("}}")
+        })
+}
+
+/// The cuts that make a line holding only the Rust Book's `<Listing number="8-20"
+/// caption="…">` read "Listing 8-20: …" (with no number, the caption alone), and take a line
+/// holding only `</Listing>` out; `None` for any other line. Ranges are within the line.
+fn listing(line: &str) -> Option<Vec<(Range<usize>, &'static str)>> {
+    let start = line.len() - line.trim_start().len();
+    let t = line.trim();
+    if t == "</Listing>" {
+        return Some(vec![(start..start + t.len(), "")]);
+    }
+    let attrs = t.strip_prefix("<Listing")?.strip_suffix('>')?;
+    if !(attrs.is_empty() || attrs.starts_with(char::is_whitespace)) {
+        return None;
+    }
+    let base = start + "<Listing".len();
+    // The value of `name="…"` in the tag, as a range of the line.
+    let value = |name: &str| -> Option<Range<usize>> {
+        let key = format!("{name}=\"");
+        let from = attrs.find(&key)? + key.len();
+        let len = attrs[from..].find('"')?;
+        Some(base + from..base + from + len)
+    };
+    let end = start + t.len();
+    let mut cuts = Vec::new();
+    let (number, caption) = (value("number"), value("caption"));
+    match (number, caption) {
+        (Some(n), Some(c)) if n.end < c.start => {
+            // "<" out, "Listing" kept, up to the number out, the number kept, up to the
+            // caption out (": " in its place), the caption kept, the rest out.
+            cuts.push((start..start + 1, ""));
+            cuts.push((start + 1 + "Listing".len()..n.start, " "));
+            cuts.push((n.end..c.start, ": "));
+            cuts.push((c.end..end, ""));
+        }
+        (_, Some(c)) => {
+            cuts.push((start..c.start, ""));
+            cuts.push((c.end..end, ""));
+        }
+        _ => cuts.push((start..end, "")),
+    }
+    Some(cuts)
 }
 
 /// HTML elements whose tags a page does not show; the ones that set text apart (a line break,
@@ -389,6 +478,24 @@ Inline `_code_ [x](y)` stays.
     }
 
     #[test]
+    fn mdbook_listings_read_as_their_page_shows_them() {
+        let text = "Prose.\n\n<Listing number=\"8-20\" file-name=\"src/main.rs\" caption=\"Creating a new hash map\">\n\n```rust\n{{#rustdoc_include ../listings/ch08/listing-08-20/src/main.rs:here}}\n```\n\n</Listing>\n\n```rust\nfn main() {}\n{{#include ../listings/x.rs}}\n```\n";
+        let out = plain(text).unwrap();
+        assert_eq!(out.matches('\n').count(), text.matches('\n').count());
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[2], "Listing 8-20: Creating a new hash map");
+        // A block that only includes a file goes, fences and all; in one with code of its
+        // own, only the directive's line.
+        assert!(lines[4..=6].iter().all(|l| l.is_empty()), "{out:?}");
+        assert_eq!(lines[8], "");
+        assert_eq!(lines[10..=13], ["```rust", "fn main() {}", "", "```"]);
+        let captioned = plain("<Listing caption=\"Only a caption\">\n").unwrap();
+        assert_eq!(captioned, "Only a caption\n");
+        // Not a directive: text around it, or another name.
+        assert_eq!(plain("See {{#include x.rs}} here.\n{{#unknown x}}\n"), None);
+    }
+
+    #[test]
     fn plain_markdown_is_left_alone() {
         assert_eq!(plain("# A\n\nJust text, `code` and snake_case.\n"), None);
     }
@@ -432,6 +539,9 @@ Inline `_code_ [x](y)` stays.
             "{{",
             "}}",
             "&amp;",
+            "{{#include x.rs}}",
+            "<Listing caption=\"c\">",
+            "</Listing>",
         ];
         let mut state = 0x2545_f491_u32;
         let mut next = || {
