@@ -945,3 +945,50 @@ fn a_question_after_another_is_searched_as_it_stands_alone_and_says_so() {
     assert!(!err.contains("taken as"), "{err}");
     assert!(hit.ends_with("sprocket.md"), "{hit}");
 }
+
+#[test]
+fn a_question_naming_one_of_the_sources_searches_it_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (folder, text) in [
+        (
+            "alpha-guide",
+            "# Widgets\n\nA widget is a brass lever that opens the sluice gate.\n",
+        ),
+        (
+            "beta-manual",
+            "# Widgets\n\nA widget is a paper form that orders more glue.\n",
+        ),
+    ] {
+        let dir = tmp.path().join(folder);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("widgets.md"), text).unwrap();
+    }
+    let kb = tmp.path().join("kb");
+    for folder in ["alpha-guide", "beta-manual"] {
+        let (code, out, err) = run(&mut kb_cmd(
+            &kb,
+            &["add", tmp.path().join(folder).to_str().unwrap()],
+        ));
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let docs = |q: &str| -> Vec<String> {
+        let (code, out, err) = run(&mut kb_cmd(&kb, &["search", q, "--json", "-k", "5"]));
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["doc"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        docs("In the Beta Manual, what is a widget?"),
+        ["beta-manual/widgets.md"]
+    );
+    assert_eq!(
+        docs("What is a widget according to the alpha guide?"),
+        ["alpha-guide/widgets.md"]
+    );
+    assert_eq!(docs("What is a widget?").len(), 2);
+}

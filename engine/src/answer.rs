@@ -916,6 +916,10 @@ pub struct Retrieved {
     /// each hit that ends in a list ([`cairn_retriever::context::ends_in_list`]): where the list
     /// goes on, should the answer be one of its items.
     pub read_on: Vec<ChunkRecord>,
+    /// The question as it was asked of the sources, when it named one of them ("In the Rust
+    /// Book, what is a crate?" searched the Book alone for "what is a crate?"): the answer is
+    /// sought for it.
+    pub asked: Option<String>,
 }
 
 /// Receives the answer as it is generated.
@@ -1064,6 +1068,8 @@ impl Engine {
             return Ok(0);
         }
         let retrieved = self.retrieval.retrieve(draft, o)?;
+        let asked = retrieved.asked.clone();
+        let draft = asked.as_deref().unwrap_or(draft);
         let gates = Gates::measure(draft, &retrieved.hits, retrieved.rare, o);
         let overrule = o
             .self_check
@@ -1140,6 +1146,22 @@ impl Answer {
 pub fn answer(
     generator: &mut Generator,
     question: &str,
+    mut retrieved: Retrieved,
+    o: &AskOptions,
+    sink: &mut dyn AnswerSink,
+) -> Result<Answer> {
+    let Some(asked) = retrieved.asked.take() else {
+        return answer_asked(generator, question, retrieved, o, sink);
+    };
+    let mut answer = answer_asked(generator, &asked, retrieved, o, sink)?;
+    question.clone_into(&mut answer.question);
+    Ok(answer)
+}
+
+/// [`answer`], for `question` as it is asked of the sources.
+fn answer_asked(
+    generator: &mut Generator,
+    question: &str,
     retrieved: Retrieved,
     o: &AskOptions,
     sink: &mut dyn AnswerSink,
@@ -1152,6 +1174,7 @@ pub fn answer(
         assemble_ms,
         rare,
         read_on,
+        asked: _,
     } = retrieved;
     let before = retrieve_ms + assemble_ms;
     let mut gates = Gates::measure(question, &hits, rare, o);
@@ -1555,6 +1578,10 @@ impl Retrieval {
         let shelves = self.shelves();
         let mut hits = search_shelves(&shelves, &self.embedder, question, &options)?;
         hits.retain(|h| keep(h));
+        // Naming a source, the question searched it alone without the words that name it
+        // (`search_shelves`); the rest of the way, it is that question.
+        let asked = cairn_retriever::scoped_question(&shelves, question)?;
+        let question = asked.as_deref().unwrap_or(question);
         let retrieve_ms = ms(t0.elapsed());
         let t1 = Instant::now();
         let count = |s: &str| self.tokenizer.encode(s).map_or(s.len() / 3, |t| t.len());
@@ -1619,6 +1646,7 @@ impl Retrieval {
             assemble_ms: ms(t1.elapsed()),
             rare: Some(rare),
             read_on,
+            asked,
         })
     }
 }
@@ -1862,6 +1890,8 @@ fn quote_constraint<'a>(
                 || (out.trim() != REFUSAL && out.split_whitespace().count() < least_words)
                 // "…run the following:" goes on into the command it announces.
                 || stops_short(out)
+                // "a set of" says nothing yet.
+                || cairn_retriever::context::dangles(out)
         })
         .with_stop_bias(o.stop_bias)
         .with_start_floor(o.min_start_logprob)

@@ -292,6 +292,34 @@ pub fn stops_short(quote: &str) -> bool {
         || ends_with_lead_in(quote.trim_end().trim_end_matches('`'))
 }
 
+/// Whether a quote ends on a word that cannot end one: an article, "of", a conjunction, a
+/// possessive ("a set of", "the smallest amount of code and"); it says nothing yet.
+#[must_use]
+pub fn dangles(quote: &str) -> bool {
+    let last = quote
+        .trim_end()
+        .rsplit(|c: char| !c.is_alphanumeric() && c != '\'')
+        .next()
+        .unwrap_or("");
+    // Only a word the quote ends on as written, not inside code ("`a`").
+    !quote.trim_end().ends_with(['`', ')', ']', '"', '\''])
+        && matches!(
+            last.to_lowercase().as_str(),
+            "a" | "an"
+                | "the"
+                | "of"
+                | "and"
+                | "or"
+                | "but"
+                | "than"
+                | "whose"
+                | "its"
+                | "their"
+                | "my"
+                | "your"
+        )
+}
+
 /// A list item's marker alone: a bullet, or up to three digits or one letter, closed by `.`
 /// or `)` (optionally opened by `(`).
 fn is_list_marker(s: &str) -> bool {
@@ -1035,6 +1063,26 @@ pub fn user_prompt(question: &str, context: &Context) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_quote_ending_on_an_article_or_of_dangles() {
+        for q in [
+            "a set of",
+            "the smallest amount of code and",
+            "It is a",
+            "one of the",
+        ] {
+            assert!(dangles(q), "{q}");
+        }
+        for q in [
+            "a set of functionality",
+            "the value it points to",
+            "`a`",
+            "NOT FOUND",
+        ] {
+            assert!(!dangles(q), "{q}");
+        }
+    }
+
     use super::*;
     use crate::{Fused, LegHit};
     use cairn_index::ChunkRecord;

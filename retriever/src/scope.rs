@@ -224,6 +224,190 @@ pub fn names_only(scope: &Scope, answer: &str) -> bool {
     words.peek().is_some() && words.all(|w| scope.words.contains(&w))
 }
 
+/// A work a question names among the sources searched ("In the Rust Book, what is a crate?",
+/// "What does the Reference say about the never type?"): which source, and the question
+/// without the words that name it, for searching.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Named {
+    /// The index of the source in the names given to [`source_named`].
+    pub source: usize,
+    /// The question without the words naming the source ("What is a crate?").
+    pub question: String,
+}
+
+/// Words of a source's name that tell nothing of what it is (`src`, `docs`), nor its version.
+const GENERIC: &[&str] = &[
+    "content",
+    "contents",
+    "doc",
+    "docs",
+    "documentation",
+    "en",
+    "html",
+    "main",
+    "master",
+    "md",
+    "pack",
+    "pages",
+    "site",
+    "source",
+    "sources",
+    "src",
+    "txt",
+];
+
+/// The words of a source's name that may name it: lowercase, generic words and numbers out
+/// (`rust-book/src` → `rust`, `book`; `pack:python-docs@3.12` → `python`).
+fn name_words(name: &str) -> Vec<String> {
+    name.split(|c: char| !c.is_alphanumeric())
+        .map(str::to_lowercase)
+        .filter(|w| !w.is_empty() && !GENERIC.contains(&w.as_str()))
+        .filter(|w| !w.chars().all(|c| c.is_ascii_digit()))
+        .collect()
+}
+
+/// The source `question` names, when it names exactly one of `names` (the names documents are
+/// listed under, or packs' labels), as the place to look: "in the Rust Book", "according to the
+/// Reference", "what does the rustc dev guide say…", "the Book's". A source is named by all the
+/// words of its name in a row ("rust book"), or by a word of its name that no other source's
+/// name has, written with a capital ("the Book", "the Reference"). Not a question about the
+/// work itself ("What is the Rust Reference?"), nor one of a single source.
+#[must_use]
+pub fn source_named(question: &str, names: &[String]) -> Option<Named> {
+    if names.len() < 2 {
+        return None;
+    }
+    let words: Vec<Vec<String>> = names.iter().map(|n| name_words(n)).collect();
+    let tokens = spanned(question);
+    let lower: Vec<&str> = tokens.iter().map(|(w, _)| w.as_str()).collect();
+    let mut found: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+    for (i, name) in words.iter().enumerate() {
+        if name.is_empty() {
+            continue;
+        }
+        let others = |w: &String| {
+            words
+                .iter()
+                .enumerate()
+                .any(|(j, o)| j != i && o.contains(w))
+        };
+        // All its words in a row, or one of its own written with a capital mid-question.
+        let whole = (name.len() >= 2)
+            .then(|| {
+                lower
+                    .windows(name.len())
+                    .position(|w| w.iter().zip(name).all(|(a, b)| a == b))
+                    .map(|at| at..at + name.len())
+            })
+            .flatten();
+        let capital = || {
+            tokens.iter().enumerate().skip(1).find_map(|(at, (w, r))| {
+                let written = &question[r.clone()];
+                (name.contains(w)
+                    && !others(w)
+                    && written.starts_with(char::is_uppercase)
+                    && !(is_stopword(w)))
+                .then_some(at..at + 1)
+            })
+        };
+        if let Some(span) = whole.or_else(capital) {
+            found.push((i, span));
+        }
+    }
+    let [(source, span)] = found.as_slice() else {
+        return None;
+    };
+    let (source, span) = (*source, span.clone());
+    // How it is named: as the place to look, not as what is asked about.
+    let mut from = span.start;
+    if from > 0 && lower[from - 1] == "the" {
+        from -= 1;
+    }
+    let before = &lower[..from];
+    let after = &lower[span.end..];
+    let place = matches!(before, [.., "in" | "from" | "per" | "of" | "by"])
+        || matches!(before, [.., "according", "to"]);
+    let says = matches!(
+        after,
+        [
+            "say"
+                | "says"
+                | "said"
+                | "tell"
+                | "tells"
+                | "explain"
+                | "explains"
+                | "describe"
+                | "describes"
+                | "define"
+                | "defines"
+                | "mean"
+                | "means",
+            ..
+        ]
+    );
+    let owns = question[tokens[span.end - 1].1.clone()].ends_with("'s")
+        || question[tokens[span.end - 1].1.end..].starts_with("'s")
+        || question[tokens[span.end - 1].1.end..].starts_with("’s");
+    if !(place || says || owns) {
+        return None;
+    }
+    if place {
+        from -= if matches!(before, [.., "according", "to"]) {
+            2
+        } else {
+            1
+        };
+    }
+    let start = tokens[from].1.start;
+    let mut end = tokens[span.end - 1].1.end;
+    // The owner's "'s" and the comma after "In the Rust Book," go with it.
+    for mark in ["'s", "’s"] {
+        if question[end..].starts_with(mark) {
+            end += mark.len();
+        }
+    }
+    let rest = &question[end..];
+    if let Some(stripped) = rest.strip_prefix(',') {
+        end += rest.len() - stripped.len();
+    }
+    let mut out = format!("{}{}", &question[..start], &question[end..]);
+    out = out
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(" ?", "?")
+        .replace(" ,", ",")
+        .replace(" .", ".");
+    let out = out.trim_start_matches([',', ' ']);
+    let mut chars = out.chars();
+    let out: String = chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
+    Some(Named {
+        source,
+        question: out,
+    })
+}
+
+/// The words of `s` (letters, digits, `'` inside) lowercase, with their byte ranges.
+fn spanned(s: &str) -> Vec<(String, std::ops::Range<usize>)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in s.char_indices().chain(std::iter::once((s.len(), ' '))) {
+        match (c.is_alphanumeric(), start) {
+            (true, None) => start = Some(i),
+            (false, Some(b)) => {
+                out.push((s[b..i].to_lowercase(), b..i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,5 +556,47 @@ mod tests {
             &git,
             ["getting-started.md", "Experts", "git shortlog"]
         ));
+    }
+
+    #[test]
+    fn a_question_naming_a_work_is_scoped_to_it() {
+        let names: Vec<String> = ["rust-book/src", "rust-reference/src", "rustc-dev-guide/src"]
+            .map(String::from)
+            .to_vec();
+        let named = |q: &str| source_named(q, &names).map(|n| (n.source, n.question));
+        assert_eq!(
+            named("In the Rust Book, what is a crate?"),
+            Some((0, "What is a crate?".into()))
+        );
+        assert_eq!(
+            named("What is a crate according to the Reference?"),
+            Some((1, "What is a crate?".into()))
+        );
+        assert_eq!(
+            named("What does the Reference say about the never type?"),
+            Some((1, "What does say about the never type?".into()))
+        );
+        assert_eq!(
+            named("How is a query defined in the rustc dev guide?"),
+            Some((2, "How is a query defined?".into()))
+        );
+        assert_eq!(
+            named("What is the Book's definition of a slice?"),
+            Some((0, "What is definition of a slice?".into()))
+        );
+        // Not as the place to look, not a word shared by two names, not lowercase.
+        for q in [
+            "What is the Rust Reference?",
+            "What is Rust?",
+            "What is a reference?",
+            "Where is the reference to a value stored?",
+            "Which book explains ownership?",
+        ] {
+            assert_eq!(named(q), None, "{q}");
+        }
+        assert_eq!(
+            source_named("In the Book, what is a crate?", &names[..1]),
+            None
+        );
     }
 }

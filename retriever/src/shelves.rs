@@ -46,8 +46,17 @@ pub fn search_shelves_with(
     vector: Option<&[f32]>,
     options: &SearchOptions,
 ) -> Result<Vec<Hit>> {
+    // A question naming one of the sources ("In the Rust Book, …") searches it alone, without
+    // the words that name it.
+    let scope = scoped(shelves, query)?;
+    let query = scope.as_ref().map_or(query, |s| s.question.as_str());
+    let mut options = *options;
+    if scope.is_some() {
+        options.candidates = options.candidates.max(SCOPED_CANDIDATES);
+    }
+    let options = &options;
     // One unlabelled source searched as it always was: the same hits, byte for byte.
-    if let [only] = shelves {
+    if let (None, [only]) = (&scope, shelves) {
         if only.label.is_none() && !only.bm25_only {
             let r = Retriever::new(only.reader, embedder);
             if vector.is_none() {
@@ -98,6 +107,19 @@ pub fn search_shelves_with(
         let Some(mut chunk) = shelf.reader.chunk(ChunkId(f.id.0 & MASK))? else {
             return Ok(None);
         };
+        if let Some(s) = &scope {
+            let within = s.shelf == (f.id.0 >> SHIFT) as usize
+                && s.prefix.as_ref().is_none_or(|p| {
+                    chunk.doc == *p
+                        || chunk
+                            .doc
+                            .strip_prefix(p.as_str())
+                            .is_some_and(|r| r.starts_with('/'))
+                });
+            if !within {
+                return Ok(None);
+            }
+        }
         if let (Some(leg), Some(&raw)) = (f.bm25.as_mut(), raw_bm25.get(&f.id)) {
             leg.score = raw;
         }
@@ -106,6 +128,49 @@ pub fn search_shelves_with(
         }
         Ok(Some(chunk))
     })
+}
+
+/// Candidates fetched from each leg when a question names a source: most of a leg's best may
+/// be from the others.
+const SCOPED_CANDIDATES: usize = 300;
+
+/// `query` without the words naming one of the shelves' sources, when it names one
+/// ([`crate::scope::source_named`]): what [`search_shelves`] searches that source alone for.
+pub fn scoped_question(shelves: &[Shelf<'_>], query: &str) -> Result<Option<String>> {
+    Ok(scoped(shelves, query)?.map(|s| s.question))
+}
+
+/// The source a query names among the shelves' ([`crate::scope::source_named`]).
+struct Scoped {
+    /// The query without the words naming it.
+    question: String,
+    /// The shelf it is on.
+    shelf: usize,
+    /// Its name, the prefix of its documents' keys; `None` for a pack (the whole shelf).
+    prefix: Option<String>,
+}
+
+/// What [`Scoped`] source `query` names, if one: the packs by their labels (`rust-book@1.2.0`),
+/// the knowledge base's own sources by their names.
+fn scoped(shelves: &[Shelf<'_>], query: &str) -> Result<Option<Scoped>> {
+    let mut targets: Vec<(usize, Option<String>)> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    for (i, shelf) in shelves.iter().enumerate() {
+        if let Some(label) = &shelf.label {
+            targets.push((i, None));
+            names.push(label.split('@').next().unwrap_or(label).to_owned());
+        } else {
+            for source in shelf.reader.sources()? {
+                targets.push((i, Some(source.name.clone())));
+                names.push(source.name);
+            }
+        }
+    }
+    Ok(crate::scope::source_named(query, &names).map(|n| Scoped {
+        question: n.question,
+        shelf: targets[n.source].0,
+        prefix: targets[n.source].1.clone(),
+    }))
 }
 
 /// The chunks that follow chunk `id` (numbered as [`search_shelves`] numbers its hits) in its
