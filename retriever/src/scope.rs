@@ -391,21 +391,10 @@ pub fn source_named(question: &str, names: &[String]) -> Option<Named> {
     })
 }
 
-/// The words of `s` (letters, digits, `'` inside) lowercase, with their byte ranges.
+/// The words of `s` (runs of letters and digits) lowercase, with their byte ranges: "rust-book"
+/// is two, as a source's name is.
 fn spanned(s: &str) -> Vec<(String, std::ops::Range<usize>)> {
-    let mut out = Vec::new();
-    let mut start = None;
-    for (i, c) in s.char_indices().chain(std::iter::once((s.len(), ' '))) {
-        match (c.is_alphanumeric(), start) {
-            (true, None) => start = Some(i),
-            (false, Some(b)) => {
-                out.push((s[b..i].to_lowercase(), b..i));
-                start = None;
-            }
-            _ => {}
-        }
-    }
-    out
+    crate::terms::spanned_by(s, char::is_alphanumeric)
 }
 
 #[cfg(test)]

@@ -1489,9 +1489,16 @@ fn acts(word: &str) -> bool {
 
 /// The words of `s` (letters, digits, `-`, `'`, `’`), lowercase, with their byte ranges.
 fn spanned_words(s: &str) -> Vec<(String, std::ops::Range<usize>)> {
+    spanned_by(s, |c| c.is_alphanumeric() || matches!(c, '-' | '\'' | '’'))
+}
+
+/// The runs of `s` whose characters `is_word` accepts, lowercase, with their byte ranges.
+pub(crate) fn spanned_by(
+    s: &str,
+    is_word: impl Fn(char) -> bool,
+) -> Vec<(String, std::ops::Range<usize>)> {
     let mut out = Vec::new();
     let mut start = None;
-    let is_word = |c: char| c.is_alphanumeric() || matches!(c, '-' | '\'' | '’');
     for (i, c) in s.char_indices().chain(std::iter::once((s.len(), ' '))) {
         match (is_word(c), start) {
             (true, None) => start = Some(i),
