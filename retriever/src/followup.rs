@@ -177,10 +177,25 @@ fn changed(earlier: &str, x: &str) -> Option<String> {
     let xs = tokens(x);
     let first = xs.first()?;
     let body = earlier.trim().trim_end_matches(['?', '.', ' ']);
-    if PREPOSITIONS.contains(&first.lower.as_str()) {
-        return Some(format!("{body} {x}?"));
-    }
     let ews = tokens(body);
+    if PREPOSITIONS.contains(&first.lower.as_str()) {
+        // "And in the Reference?" after "In the Rust Book, what is a crate?": a place in
+        // place of the place; else added to the question.
+        let place = ews
+            .iter()
+            .rposition(|w| w.lower == first.lower)
+            .and_then(|at| {
+                let name =
+                    at + 1 + usize::from(ews.get(at + 1).is_some_and(|w| is_article(&w.lower)));
+                (ews.get(name)
+                    .is_some_and(|w| shape(&w.text) == Shape::Capital))
+                .then(|| ews[at].range.start..name_span(&ews, name).end)
+            });
+        return Some(match place {
+            Some(r) => capitalized(&format!("{}{x}{}?", &body[..r.start], &body[r.end..])),
+            None => format!("{body} {x}?"),
+        });
+    }
     let topic = topic(body);
     // "an irrefutable one": one of what was asked about.
     let x = match (xs.last(), &topic) {
@@ -214,7 +229,7 @@ fn changed(earlier: &str, x: &str) -> Option<String> {
                 {
                     let w = &ews[at + 1];
                     if !t.contains(&w.range.start) {
-                        return Some(w.range.clone());
+                        return Some(name_span(&ews, at + 1));
                     }
                 }
             }
@@ -317,16 +332,31 @@ fn named(words: &[Token]) -> Option<std::ops::Range<usize>> {
         .skip(1)
         .position(|(_, t)| !is_stopword(&t.lower) && shape(&t.text) != Shape::Plain)?
         + 1;
-    let from = if is_article(&words[at - 1].lower) {
-        at - 1
-    } else {
-        at
-    };
-    let to = match words.get(at + 1) {
-        Some(kind) if is_kind(&kind.lower) => at + 1,
-        _ => at,
-    };
-    Some(words[from].range.start..words[to].range.end)
+    let span = name_span(words, at);
+    let to = words.iter().rposition(|w| w.range.end == span.end)?;
+    match words.get(to + 1) {
+        Some(kind) if is_kind(&kind.lower) => Some(span.start..kind.range.end),
+        _ => Some(span),
+    }
+}
+
+/// The span of the name that `words[at]` is written in: the words with a capital around it
+/// ("Rust Book"), and an article before them; a name in code is one word.
+fn name_span(words: &[Token], at: usize) -> std::ops::Range<usize> {
+    let capital = |w: &Token| shape(&w.text) == Shape::Capital && !is_stopword(&w.lower);
+    let (mut from, mut to) = (at, at);
+    if capital(&words[at]) {
+        while from > 1 && capital(&words[from - 1]) {
+            from -= 1;
+        }
+        while to + 1 < words.len() && capital(&words[to + 1]) {
+            to += 1;
+        }
+    }
+    if from > 0 && is_article(&words[from - 1].lower) {
+        from -= 1;
+    }
+    words[from].range.start..words[to].range.end
 }
 
 /// Where, in a question's words, a pronoun stands for what an earlier question asked about:
@@ -777,6 +807,42 @@ mod tests {
         assert_eq!(
             taken("How does Rc<T> count references?", "Is it thread safe?").as_deref(),
             Some("Is Rc<T> thread safe?")
+        );
+    }
+
+    #[test]
+    fn a_named_place_takes_the_place_of_the_one_before() {
+        assert_eq!(
+            taken(
+                "In the Rust Book, what is a crate?",
+                "And in the Reference?"
+            )
+            .as_deref(),
+            Some("In the Reference, what is a crate?")
+        );
+        assert_eq!(
+            taken(
+                "In the Rust Book, what is a crate?",
+                "What about the Reference?"
+            )
+            .as_deref(),
+            Some("In the Reference, what is a crate?")
+        );
+        assert_eq!(
+            taken(
+                "How do I install rustup on Linux?",
+                "What about on Windows?"
+            )
+            .as_deref(),
+            Some("How do I install rustup on Windows?")
+        );
+        assert_eq!(
+            taken(
+                "How do I run tests in parallel?",
+                "What about in release mode?"
+            )
+            .as_deref(),
+            Some("How do I run tests in parallel in release mode?")
         );
     }
 
