@@ -20,8 +20,8 @@ use cairn_retriever::context::{
 use cairn_retriever::ground::{is_refusal, strip_markers};
 use cairn_retriever::terms::{restatement, Restatement};
 use cairn_retriever::{
-    following, ground, search_shelves, Claim, Context, ContextOptions, Fusion, Hit, Mode,
-    SearchOptions, Shelf,
+    following, ground, search_shelves, search_shelves_asked, Claim, Context, ContextOptions,
+    Fusion, Hit, Mode, SearchOptions, Shelf,
 };
 
 use crate::text::sanitize;
@@ -1576,11 +1576,10 @@ impl Retrieval {
         let options = o.search_options();
         // One set of shelves for the search and for reading on after its best passage.
         let shelves = self.shelves();
-        let mut hits = search_shelves(&shelves, &self.embedder, question, &options)?;
+        // Naming a source, the question searched it alone without the words that name it; the
+        // rest of the way, it is that question.
+        let (mut hits, asked) = search_shelves_asked(&shelves, &self.embedder, question, &options)?;
         hits.retain(|h| keep(h));
-        // Naming a source, the question searched it alone without the words that name it
-        // (`search_shelves`); the rest of the way, it is that question.
-        let asked = cairn_retriever::scoped_question(&shelves, question)?;
         let question = asked.as_deref().unwrap_or(question);
         let retrieve_ms = ms(t0.elapsed());
         let t1 = Instant::now();

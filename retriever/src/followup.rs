@@ -10,7 +10,7 @@
 //! it is: a pronoun whose noun is in the question itself ("What happens to a value when it goes
 //! out of scope?"), or an `it` that points at nothing ("Is it possible to…").
 
-use crate::terms::{explains, is_stopword, subject, Explains};
+use crate::terms::{explains, is_kind, is_stopword, subject, Explains};
 
 /// `question`, asked after `earlier`, written out so that it stands on its own: `None` when it
 /// already does, or when it leans on `earlier` in a way these rules cannot write out (then it is
@@ -532,27 +532,6 @@ fn singular(word: &str) -> &str {
         .unwrap_or(word)
 }
 
-/// Whether a word names a kind of thing after a name ("the move *keyword*").
-fn is_kind(word: &str) -> bool {
-    matches!(
-        singular(word),
-        "attribute"
-            | "command"
-            | "crate"
-            | "flag"
-            | "function"
-            | "keyword"
-            | "macro"
-            | "method"
-            | "module"
-            | "operator"
-            | "option"
-            | "tool"
-            | "trait"
-            | "type"
-    )
-}
-
 /// How a word is written: a name in code (`Rc<T>`, `fs::read`, `snake_case`), a name with a
 /// capital (`Windows`), or a plain word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -634,7 +613,7 @@ fn possessive(phrase: &str) -> String {
 }
 
 /// `s` with its first letter a capital.
-fn capitalized(s: &str) -> String {
+pub(crate) fn capitalized(s: &str) -> String {
     let mut chars = s.chars();
     match chars.next() {
         Some(c) if c.is_lowercase() => c.to_uppercase().chain(chars).collect(),

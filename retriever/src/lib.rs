@@ -29,7 +29,7 @@ pub use duplicates::Elsewhere;
 pub use followup::follow_up;
 pub use fusion::{fuse, Fused, Fusion, LegHit};
 pub use ground::{ground, Citation, Claim};
-pub use shelves::{following, scoped_question, search_shelves, search_shelves_with, Shelf};
+pub use shelves::{following, search_shelves, search_shelves_asked, search_shelves_with, Shelf};
 
 /// A best-first list of chunks with one leg's scores.
 pub type Ranked = Vec<(ChunkId, f32)>;

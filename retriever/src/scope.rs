@@ -380,12 +380,7 @@ pub fn source_named(question: &str, names: &[String]) -> Option<Named> {
         .replace(" ?", "?")
         .replace(" ,", ",")
         .replace(" .", ".");
-    let out = out.trim_start_matches([',', ' ']);
-    let mut chars = out.chars();
-    let out: String = chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default();
+    let out = crate::followup::capitalized(out.trim_start_matches([',', ' ']));
     Some(Named {
         source,
         question: out,

@@ -49,6 +49,32 @@ pub fn search_shelves_with(
     // A question naming one of the sources ("In the Rust Book, …") searches it alone, without
     // the words that name it.
     let scope = scoped(shelves, query)?;
+    search_scoped(shelves, embedder, query, scope.as_ref(), vector, options)
+}
+
+/// [`search_shelves`], also giving the question as it was searched when it named one of the
+/// sources ([`crate::scope::source_named`]): without the words that name it.
+pub fn search_shelves_asked(
+    shelves: &[Shelf<'_>],
+    embedder: &dyn Embedder,
+    query: &str,
+    options: &SearchOptions,
+) -> Result<(Vec<Hit>, Option<String>)> {
+    let scope = scoped(shelves, query)?;
+    let asked = scope.as_ref().map(|s| s.question.clone());
+    let hits = search_scoped(shelves, embedder, query, scope.as_ref(), None, options)?;
+    Ok((hits, asked))
+}
+
+/// [`search_shelves_with`], the source `query` names already found.
+fn search_scoped(
+    shelves: &[Shelf<'_>],
+    embedder: &dyn Embedder,
+    query: &str,
+    scope: Option<&Scoped>,
+    vector: Option<&[f32]>,
+    options: &SearchOptions,
+) -> Result<Vec<Hit>> {
     let query = scope.as_ref().map_or(query, |s| s.question.as_str());
     let mut options = *options;
     if scope.is_some() {
@@ -133,12 +159,6 @@ pub fn search_shelves_with(
 /// Candidates fetched from each leg when a question names a source: most of a leg's best may
 /// be from the others.
 const SCOPED_CANDIDATES: usize = 300;
-
-/// `query` without the words naming one of the shelves' sources, when it names one
-/// ([`crate::scope::source_named`]): what [`search_shelves`] searches that source alone for.
-pub fn scoped_question(shelves: &[Shelf<'_>], query: &str) -> Result<Option<String>> {
-    Ok(scoped(shelves, query)?.map(|s| s.question))
-}
 
 /// The source a query names among the shelves' ([`crate::scope::source_named`]).
 struct Scoped {

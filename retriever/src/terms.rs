@@ -819,7 +819,7 @@ const KINDS: &[&str] = &[
 ];
 
 /// Whether a word names a kind of thing ([`KINDS`]), plurals aside.
-fn is_kind(word: &str) -> bool {
+pub(crate) fn is_kind(word: &str) -> bool {
     KINDS.contains(&singular(word))
 }
 
