@@ -21,7 +21,10 @@ fn main() {
         ("gate/up", 8960, 1536, KType::Q4K),
         ("down", 1536, 8960, KType::Q6K),
     ] {
-        let layers = 28;
+        // LAYERS=1 keeps one layer's weights (a few MB) in cache: the kernels' own speed, apart
+        // from memory.
+        let layers: usize =
+            std::env::var("LAYERS").map_or(28, |l| l.parse().expect("LAYERS is a number"));
         let bb = ty.block_bytes();
         let per_layer = n_out * k / kquants::QK * bb;
         let mut weights = vec![0u8; layers * per_layer];

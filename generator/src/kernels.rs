@@ -255,6 +255,20 @@ pub(crate) fn prefetch_ahead(p: *const u8, offset: usize) {
     _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_AHEAD + offset).cast());
 }
 
+/// Asks for the cache line `offset` bytes past `p` (as [`prefetch_ahead`]).
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx512f",
+    target_feature = "avx512bw",
+    target_feature = "avx512vnni"
+))]
+#[target_feature(enable = "sse")]
+#[inline]
+pub(crate) fn prefetch_at(p: *const u8, offset: usize) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(offset).cast());
+}
+
 /// Output features handed to a worker at a time.
 const FEATURES_PER_TASK: usize = 32;
 

@@ -917,6 +917,35 @@ pub fn dot_row(ty: KType, row: &[u8], x: &[Q8KBlock], ordered: &[[i8; QK]]) -> f
     }
 }
 
+/// How far past a superblock a one-token kernel reading `r` rows of `row_bytes` at once asks
+/// for the weights: the same superblock in rows read later, at least
+/// [`KQUANT_AHEAD`] on. Rows are read `r` at a time from one contiguous run, so `r` streams
+/// advance side by side: asking for what lies a fixed distance past each stream would ask for
+/// the next stream's lines (already read) and leave the first lines of the next `r` rows to the
+/// hardware prefetcher, which does not cross a page.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx512f",
+    target_feature = "avx512bw",
+    target_feature = "avx512vnni"
+))]
+fn prefetch_distance(r: usize, row_bytes: usize) -> usize {
+    let group = r * row_bytes;
+    group * KQUANT_AHEAD.div_ceil(group.max(1))
+}
+
+/// The least distance of [`prefetch_distance`] (`cargo run -p cairn-generator --example
+/// kquant_matvec` on the AMD Zen 5, one thread: Q4_K's 864-byte rows read at 25 GB/s with 4 KiB,
+/// 31 with 8 KiB, 34 with 16 KiB; Q6_K's 7,350-byte rows, two rows on, at 30–31 GB/s with any:
+/// BENCHMARKS.md).
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx512f",
+    target_feature = "avx512bw",
+    target_feature = "avx512vnni"
+))]
+const KQUANT_AHEAD: usize = 8192;
+
 /// One row of activations: every output feature is one [`dot_row`], in blocks per worker.
 fn matvec(
     ty: KType,
@@ -1302,6 +1331,7 @@ mod avx512 {
         // The minima's part, `dmin · Σ_j m_j · dₓ · Σ_{i ∈ j} q_i`: eight lanes, one per
         // sub-block, subtracted at the end.
         let mut macc = [_mm256_setzero_ps(); R];
+        let ahead = super::prefetch_distance(R, rows[0].len());
         for (sb, (x, xo)) in x.iter().zip(ordered).enumerate() {
             let sums: __m256 = bytemuck::cast(x.sums32);
             let mut xlo = [_mm512_setzero_si512(); 2];
@@ -1312,9 +1342,9 @@ mod avx512 {
             }
             for r in 0..R {
                 let block = &rows[r][144 * sb..144 * (sb + 1)];
-                crate::kernels::prefetch_ahead(block.as_ptr(), 0);
-                crate::kernels::prefetch_ahead(block.as_ptr(), 64);
-                crate::kernels::prefetch_ahead(block.as_ptr(), 128);
+                for line in 0..3 {
+                    crate::kernels::prefetch_at(block.as_ptr(), ahead + 64 * line);
+                }
                 let d = super::read_f16(block, 0) * x.d;
                 let dmin = super::read_f16(block, 2);
                 let (sc, mins) = super::q4k_scales_mins(&block[4..16]);
@@ -1367,6 +1397,7 @@ mod avx512 {
         let left_lo: __m512i = bytemuck::cast(pair_index(4, 2));
         let right_hi: __m512i = bytemuck::cast(pair_index(0, 2));
         let mut facc = [_mm512_setzero_ps(); R];
+        let ahead = super::prefetch_distance(R, rows[0].len());
         for (sb, x) in x.iter().enumerate() {
             let bsums: __m256i = bytemuck::cast(x.bsums);
             let mut xlo = [_mm512_setzero_si512(); 2];
@@ -1378,7 +1409,7 @@ mod avx512 {
             for r in 0..R {
                 let block = &rows[r][210 * sb..210 * (sb + 1)];
                 for line in 0..4 {
-                    crate::kernels::prefetch_ahead(block.as_ptr(), 64 * line);
+                    crate::kernels::prefetch_at(block.as_ptr(), ahead + 64 * line);
                 }
                 let d = super::read_f16(block, 208) * x.d;
                 let sc: [u8; 16] = block[192..208].try_into().expect("16 scales");
