@@ -31,6 +31,12 @@ use rmcp::{tool, tool_handler, tool_router, ErrorData, RoleServer, ServerHandler
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// `question` written out in full when it leans on `after`, the question asked before it
+/// ([`cairn_engine::follow_up`]); `None` when it stands alone.
+fn taken_as(after: Option<&str>, question: &str) -> Option<String> {
+    after.and_then(|earlier| cairn_engine::follow_up(earlier, question))
+}
+
 /// Most hits one `search` returns.
 pub const MAX_K: usize = 50;
 /// Resources listed per page.
@@ -51,6 +57,11 @@ pub struct SearchArgs {
     /// Default: everything the server was started with.
     #[serde(default)]
     pub packs: Option<Vec<String>>,
+    /// The question asked just before this one, when this one leans on it ("And in the
+    /// Reference?" after "In the Rust Book, what is a crate?"): the query is then written out in
+    /// full first, as `taken_as` says.
+    #[serde(default)]
+    pub after: Option<String>,
 }
 
 /// One search hit.
@@ -108,6 +119,9 @@ impl From<&cairn_engine::Elsewhere> for Place {
 /// What `search` returns.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct SearchResult {
+    /// The query as searched, when `after` made it a question of its own (else absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub taken_as: Option<String>,
     /// Hits, best first.
     pub hits: Vec<SearchHit>,
 }
@@ -120,6 +134,11 @@ pub struct AskArgs {
     /// Passages to retrieve (default 8).
     #[serde(default)]
     pub k: Option<usize>,
+    /// The question asked just before this one, when this one leans on it ("How do I create
+    /// one?" after "What is a trait object?"): the question is then written out in full before
+    /// it is asked, as `taken_as` says.
+    #[serde(default)]
+    pub after: Option<String>,
 }
 
 /// A citation of a sentence.
@@ -164,6 +183,9 @@ pub struct AskSource {
 /// What `ask` returns.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct AskResult {
+    /// The question as asked, when `after` made it a question of its own (else absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub taken_as: Option<String>,
     /// The answer (empty when withheld).
     pub answer: String,
     /// Whether the answer was withheld because the documents do not hold it.
@@ -346,6 +368,8 @@ impl Server {
             Some(other) => return Err(invalid(format!("mode {other:?}: hybrid, bm25 or dense"))),
         };
         let k = args.k.unwrap_or(8).clamp(1, MAX_K);
+        let taken_as = taken_as(args.after.as_deref(), &args.query);
+        let query = taken_as.clone().unwrap_or(args.query);
         let options = AskOptions {
             k,
             mode,
@@ -375,12 +399,13 @@ impl Server {
                     )));
                 }
             }
-            cairn_engine::search_shelves(&shelves, &retrieval.embedder, &args.query, &options)
+            cairn_engine::search_shelves(&shelves, &retrieval.embedder, &query, &options)
                 .map_err(error)
         })
         .await
         .map_err(error)??;
         Ok(Json(SearchResult {
+            taken_as,
             hits: hits
                 .into_iter()
                 .map(|h| SearchHit {
@@ -409,10 +434,12 @@ impl Server {
         Parameters(args): Parameters<AskArgs>,
         context: RequestContext<RoleServer>,
     ) -> Result<Json<AskResult>, ErrorData> {
-        let question = args.question.trim().to_owned();
-        if question.is_empty() {
+        let typed = args.question.trim();
+        if typed.is_empty() {
             return Err(invalid("the question is empty"));
         }
+        let taken_as = taken_as(args.after.as_deref(), typed);
+        let question = taken_as.clone().unwrap_or_else(|| typed.to_owned());
         let mut options = self.options.clone();
         if let Some(k) = args.k {
             options.k = k.clamp(1, MAX_K);
@@ -484,6 +511,7 @@ impl Server {
         };
         let (shown, claims) = answer.shown();
         Ok(Json(AskResult {
+            taken_as,
             answer: shown.to_owned(),
             abstained: answer.abstained.is_some(),
             abstain_reason: answer.abstained.map(|a| {
