@@ -689,6 +689,14 @@ impl App {
                 }
                 None => self.status = Some("no question to ask again".into()),
             },
+            Command::ReaskAsTyped => match self.turns.last() {
+                Some(t) if t.meant.is_some() => {
+                    let (q, kind) = (t.question.clone(), t.kind);
+                    self.send(q, None, kind);
+                }
+                Some(_) => self.status = Some("the last question was asked as typed".into()),
+                None => self.status = Some("no question to ask again".into()),
+            },
             Command::Save => {
                 if self.turns.is_empty() {
                     self.status = Some("nothing to save yet".into());

@@ -98,6 +98,8 @@ pub enum Command {
     CycleMode,
     /// Ask the last question again with the current settings.
     Reask,
+    /// Ask the last question again as typed, not as the follow-up it was taken for.
+    ReaskAsTyped,
     /// Save the session as Markdown.
     Save,
     /// Cancel the running answer.
@@ -401,6 +403,12 @@ pub static KEYMAP: &[Binding] = &[
         keys: &[ch('r')],
         command: C::Reask,
         help: "ask the last question again with the current model and mode",
+    },
+    Binding {
+        scope: S::Panes,
+        keys: &[ch('R')],
+        command: C::ReaskAsTyped,
+        help: "ask the last question again as typed (when it was taken as a follow-up)",
     },
     Binding {
         scope: S::Panes,

@@ -1060,6 +1060,21 @@ fn a_question_leaning_on_the_last_is_asked_as_it_was_taken() {
             Effect::Send(Request::Ask { question, .. }) if question == "Is the pump green?")),
         "{again:?}"
     );
+    // `R` asks it as typed instead, and the new turn says nothing of a follow-up.
+    key(&mut a, KeyCode::Char('R'));
+    let typed = a.take_effects();
+    assert!(
+        typed.iter().any(|e| matches!(e,
+            Effect::Send(Request::Ask { question, .. }) if question == "Is it green?")),
+        "{typed:?}"
+    );
+    assert_eq!(a.turns.last().unwrap().meant, None);
+    key(&mut a, KeyCode::Char('R'));
+    assert!(a.take_effects().is_empty(), "asked as typed already");
+    assert_eq!(
+        a.status.as_deref(),
+        Some("the last question was asked as typed")
+    );
     key(&mut a, KeyCode::Esc);
     key(&mut a, KeyCode::Esc);
     type_text(&mut a, "How much water does the tank hold?");
