@@ -210,6 +210,9 @@ pub fn keygen(out: Option<&Path>) -> Result<()> {
         println!("sign with:  cairn pack sign PACK --key {}", sk.display());
     } else {
         println!("sign with:  cairn pack sign PACK");
+        // Your own key, where `pack sign` takes it from: the packs you sign install here as
+        // anyone's would who trusts it.
+        trust(&pk)?;
     }
     Ok(())
 }

@@ -451,6 +451,19 @@ fn keygen_and_sign_default_to_the_signing_directory() {
     let e = Env::new();
     let docs = e.path("docs");
     e.ok(&["pack", "build", &docs, "-o", "orvane.cairnpack", "-q"]);
+    // The pack is made to be handed on: readable as any new file is, not owner-only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode();
+        let plain = e.dir.path().join("plain");
+        std::fs::write(&plain, "").unwrap();
+        assert_eq!(
+            mode(&e.dir.path().join("orvane.cairnpack")),
+            mode(&plain),
+            "a pack's mode"
+        );
+    }
     // No key yet: signing says where it looked and what to do.
     let (code, _, err) = e.cairn(&["pack", "sign", "orvane.cairnpack"]);
     assert_eq!(code, 1, "{err}");
@@ -465,6 +478,8 @@ fn keygen_and_sign_default_to_the_signing_directory() {
         out.contains(&signing.join("cairn.key").display().to_string()),
         "{out}"
     );
+    // The maker's own key is trusted for the maker's own installs.
+    assert!(out.contains("trusted key"), "{out}");
     assert!(signing.join("cairn.pub").exists());
     // A second keygen does not overwrite the first key.
     let (code, _, err) = e.cairn(&["pack", "keygen"]);
@@ -476,6 +491,9 @@ fn keygen_and_sign_default_to_the_signing_directory() {
     let public = signing.join("cairn.pub").display().to_string();
     let out = e.ok(&["pack", "verify", "orvane.cairnpack", "--trust", &public]);
     assert!(out.contains("signature: good"), "{out}");
+    let out = e.ok(&["pack", "verify", "orvane.cairnpack"]);
+    assert!(out.contains("signature: good, by trusted key"), "{out}");
+    e.ok(&["pack", "install", "orvane.cairnpack"]);
 }
 
 #[test]

@@ -383,10 +383,17 @@ pub fn write(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".cairnpack-{}-", std::process::id()))
-        .tempfile_in(dir)
-        .map_err(io_at(dir))?;
+    let mut builder = tempfile::Builder::new();
+    let prefix = format!(".cairnpack-{}-", std::process::id());
+    builder.prefix(&prefix);
+    // A pack is made to be handed on: created as any new file is (0666 less the umask), not
+    // the owner-only 0600 of a temporary file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder.tempfile_in(dir).map_err(io_at(dir))?;
     {
         // Everything written is hashed into the trailer as well.
         let mut w = Hashing {

@@ -36,8 +36,16 @@ pub fn follow_up(earlier: &str, question: &str) -> Option<String> {
         _ => (0, false),
     };
     if let Some(rest) = what_changed(&lower[start..]) {
-        let x = &question[words.get(start + rest)?.range.start..];
-        return changed(earlier, x.trim_end_matches(['?', '.', ' ']));
+        // "What about their layout?" names no other thing: its pronoun stands for what was
+        // asked about, as in any other question ("What about trait objects' layout?").
+        let leans = matches!(
+            lower.get(start + rest),
+            Some(&("its" | "their" | "it" | "they" | "them"))
+        );
+        if !leans {
+            let x = &question[words.get(start + rest)?.range.start..];
+            return changed(earlier, x.trim_end_matches(['?', '.', ' ']));
+        }
     }
     let own = &question[words.get(start)?.range.start..];
     let own_words = &words[start..];
@@ -206,7 +214,8 @@ fn changed(earlier: &str, x: &str) -> Option<String> {
         _ => x.to_owned(),
     };
     let xs = tokens(&x);
-    let x_article = is_article(&xs[0].lower);
+    // "my tests", "this struct": X brings its own determiner, so the one it replaces goes.
+    let x_article = determines(&xs[0].lower);
     // The words that end as X ends: "an iterator adapter" for "a consuming adapter".
     let head = xs.last().map(|t| singular(&t.lower))?;
     let span = ews
@@ -662,6 +671,22 @@ mod tests {
         assert_eq!(
             taken("What is a struct?", "What about enum?").as_deref(),
             Some("What is an enum?")
+        );
+    }
+
+    #[test]
+    fn what_changed_may_lean_on_the_last_question_itself() {
+        assert_eq!(
+            taken("What is a trait object?", "What about their layout?").as_deref(),
+            Some("What about trait objects' layout?")
+        );
+        assert_eq!(
+            taken("What is Rc<T>?", "And its size?").as_deref(),
+            Some("And Rc<T>'s size?")
+        );
+        assert_eq!(
+            taken("What is a struct?", "What about this enum?").as_deref(),
+            Some("What is this enum?")
         );
     }
 
