@@ -602,21 +602,35 @@ pub fn conversation_lines(app: &App, width: u16) -> Vec<Line<'static>> {
     lines
 }
 
+/// `value ≥ bar ✓` or `value < bar ✗` (each followed by `unit`), with `digits` decimals, or
+/// more where fewer would show a failing value equal to its bar ("0.30 < 0.30").
+fn against(value: f32, bar: f32, passed: bool, digits: usize, unit: &str) -> String {
+    let mut d = digits;
+    while d < digits + 3 && format!("{value:.d$}") == format!("{bar:.d$}") && value != bar {
+        d += 1;
+    }
+    let (sign, mark) = if passed { ("≥", "✓") } else { ("<", "✗") };
+    format!("{value:.d$}{unit} {sign} {bar:.d$}{unit} {mark}")
+}
+
 fn gates_text(g: &cairn_engine::Gates) -> String {
     let mark = |ok: bool| if ok { "✓" } else { "✗" };
     let mut parts = Vec::new();
     if let Some(r) = g.relevance {
         parts.push(format!(
-            "relevance {r:.2} ≥ {:.2} {}",
-            g.min_relevance,
-            mark(g.relevant())
+            "relevance {}",
+            against(r, g.min_relevance, g.relevant(), 2, "")
         ));
     }
     parts.push(format!(
-        "question words in one passage {:.0}% ≥ {:.0}% {}",
-        g.coverage * 100.0,
-        g.min_coverage * 100.0,
-        mark(g.coverage >= g.min_coverage)
+        "question words in one passage {}",
+        against(
+            g.coverage * 100.0,
+            g.min_coverage * 100.0,
+            g.coverage >= g.min_coverage,
+            0,
+            "%"
+        )
     ));
     if !g.missing_names.is_empty() {
         parts.push(format!(
@@ -1274,6 +1288,15 @@ mod tests {
             .iter()
             .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
             .collect()
+    }
+
+    #[test]
+    fn a_value_against_its_bar_never_reads_as_equal_when_it_failed() {
+        assert_eq!(against(0.12, 0.3, false, 2, ""), "0.12 < 0.30 ✗");
+        assert_eq!(against(0.2996, 0.3, false, 2, ""), "0.2996 < 0.3000 ✗");
+        assert_eq!(against(0.3, 0.3, true, 2, ""), "0.30 ≥ 0.30 ✓");
+        assert_eq!(against(62.4, 25.0, true, 0, "%"), "62% ≥ 25% ✓");
+        assert_eq!(against(24.8, 25.0, false, 0, "%"), "24.8% < 25.0% ✗");
     }
 
     #[test]
