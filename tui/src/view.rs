@@ -606,7 +606,7 @@ pub fn conversation_lines(app: &App, width: u16) -> Vec<Line<'static>> {
 /// more where fewer would show a failing value equal to its bar ("0.30 < 0.30").
 fn against(value: f32, bar: f32, passed: bool, digits: usize, unit: &str) -> String {
     let mut d = digits;
-    while d < digits + 3 && format!("{value:.d$}") == format!("{bar:.d$}") && value != bar {
+    while d < digits + 3 && !passed && format!("{value:.d$}") == format!("{bar:.d$}") {
         d += 1;
     }
     let (sign, mark) = if passed { ("≥", "✓") } else { ("<", "✗") };
