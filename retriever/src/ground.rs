@@ -390,10 +390,19 @@ pub fn locate_quote(question: &str, answer: &str, context: &Context) -> Option<(
             let line = |at: usize| {
                 excerpt.lines.0 + text[..at].bytes().filter(|&b| b == b'\n').count() as u32
             };
+            // A sentence with no word ("1.", a list's number split off its item) is no
+            // neighbour: the one past it is.
+            let wordless = |i: usize| !sentences[i].chars().any(char::is_alphabetic);
             for place in places {
-                let around = sentences
-                    [place.start.saturating_sub(1)..(place.end + 1).min(sentences.len())]
-                    .join(" ");
+                let mut from = place.start.saturating_sub(1);
+                while from > 0 && wordless(from) {
+                    from -= 1;
+                }
+                let mut to = (place.end + 1).min(sentences.len());
+                while to < sentences.len() && wordless(to - 1) {
+                    to += 1;
+                }
+                let around = sentences[from..to].join(" ");
                 let share = coverage(question, [around.as_str()]);
                 if best.as_ref().is_none_or(|(_, b)| share > *b) {
                     let lines = match (ranges.get(place.start), place.end.checked_sub(1)) {
@@ -481,6 +490,20 @@ mod tests {
         // Neither is anywhere near "June".
         assert_eq!(quote_coverage(q, "June", &ctx), Some(0.0));
         assert_eq!(quote_coverage(q, "Paris", &ctx), None);
+    }
+
+    #[test]
+    fn a_list_number_is_no_neighbour_of_its_item() {
+        // A PDF's numbered list: "1." is a sentence of its own, between the lead-in that
+        // speaks of what was asked and the item quoted.
+        let text = "The architecture follows these basic tenets:\n\n1. All data sources are \
+                    considered resources. A network may have many devices.";
+        let ctx = one_source(text, (1, 3));
+        let q = "What are the basic tenets of the architecture?";
+        assert_eq!(
+            quote_coverage(q, "All data sources are considered resources", &ctx),
+            Some(1.0)
+        );
     }
 
     #[test]
