@@ -1607,7 +1607,7 @@ impl Retrieval {
                 .take(o.k)
                 .filter(|h| cairn_retriever::context::ends_in_list(&h.chunk.text))
                 .flat_map(|h| {
-                    following(&shelves, h.fused.id, 1).unwrap_or_else(|e| {
+                    following(&shelves, h.fused.id, LIST_READ_ON).unwrap_or_else(|e| {
                         failed.borrow_mut().get_or_insert(e);
                         Vec::new()
                     })
@@ -1947,6 +1947,10 @@ fn spelled_out(term: &str, context: &Context) -> Option<Claim> {
 /// left to the quote the model chose (the sources show the rest).
 const LIST_WORDS: usize = 150;
 
+/// Chunks read past a passage that ends in a list, for the rest of the list (a PDF's four
+/// practice groups, each a paragraph, run over two chunks after their lead-in).
+const LIST_READ_ON: usize = 3;
+
 /// The list that the quote `claims` cite stands in, when it is cited at one or some of its
 /// items: every item, each on a line of its own as its source writes it (whitespace collapsed
 /// but for the lines of fenced code), cited at the list's lines; or, when `quote` is from the
@@ -1973,34 +1977,39 @@ fn whole_list(
     let source = context.sources.iter().find(|s| s.number == first.source)?;
     let holds = |lines: (u32, u32)| lines.0 <= first.lines.0 && last <= lines.1;
     let ours = |c: &&ChunkRecord| c.doc == source.doc && c.page == source.page;
-    // A passage and the one after it (`read_on`), where the list may go on: the text of the
-    // document from the one's start to the other's end (chunks overlap, or leave out the
+    // A passage and those after it (`read_on`), where the list may go on: the text of the
+    // document from the one's start to the last's end (chunks overlap, or leave out the
     // whitespace between them).
     let joined: Vec<(String, (u32, u32))> = hits
         .iter()
         .map(|h| &h.chunk)
         .filter(|c| ours(c) && holds(c.lines) && c.text.len() == c.range.1 - c.range.0)
         .filter_map(|c| {
-            // The next chunk of the document, overlapping this one or starting on its last
-            // line or the line after.
-            let next = read_on
+            let (mut text, mut end, mut lines) = (c.text.clone(), c.range.1, c.lines);
+            let mut last_start = c.range.0;
+            // The next chunk of the document, overlapping the text so far or starting on its
+            // last line or the line after.
+            while let Some(next) = read_on
                 .iter()
                 .filter(ours)
-                .filter(|n| n.range.0 > c.range.0 && n.range.1 > c.range.1)
+                .filter(|n| n.range.0 > last_start && n.range.1 > end)
                 .min_by_key(|n| n.range.0)
-                .filter(|n| n.text.len() == n.range.1 - n.range.0 && n.lines.0 <= c.lines.1 + 1)?;
-            let text = if next.range.0 <= c.range.1 {
-                format!("{}{}", c.text, next.text.get(c.range.1 - next.range.0..)?)
-            } else {
-                let breaks = next.lines.0.checked_sub(c.lines.1)? as usize;
-                let gap = if breaks == 0 {
-                    " ".into()
+                .filter(|n| n.text.len() == n.range.1 - n.range.0 && n.lines.0 <= lines.1 + 1)
+            {
+                if next.range.0 <= end {
+                    text.push_str(next.text.get(end - next.range.0..)?);
                 } else {
-                    "\n".repeat(breaks)
-                };
-                format!("{}{gap}{}", c.text, next.text)
-            };
-            Some((text, (c.lines.0, next.lines.1)))
+                    let breaks = next.lines.0.checked_sub(lines.1)? as usize;
+                    if breaks == 0 {
+                        text.push(' ');
+                    } else {
+                        text.push_str(&"\n".repeat(breaks));
+                    }
+                    text.push_str(&next.text);
+                }
+                (last_start, end, lines.1) = (next.range.0, next.range.1, next.lines.1);
+            }
+            (end > c.range.1).then_some((text, lines))
         })
         .collect();
     let passages = joined
@@ -2365,7 +2374,7 @@ mod tests {
         let (hits, later) = (std::slice::from_ref(&hit), std::slice::from_ref(&far));
         let alone = whole_list("q", &cited((21, 21)), &ctx, hits, later);
         assert_eq!(alone.unwrap().citations[0].lines, (21, 22));
-        let three = whole_list("q", &cited((21, 21)), &ctx, &[hit], &[far, next]).unwrap();
+        let three = whole_list("q", &cited((21, 21)), &ctx, hits, &[far, next]).unwrap();
         assert_eq!(
             three.text,
             "- Each value has an owner.\n- There can only be one owner.\n- When the owner goes \
@@ -2375,6 +2384,30 @@ mod tests {
             (three.citations[0].source, three.citations[0].lines),
             (2, (21, 24))
         );
+        // A list that goes on past the chunk after it: chunks are read on while they join.
+        let second = "- There can only be one owner.\n- Rule three.";
+        let third_at = at + second.find("- Rule three").unwrap();
+        let four = whole_list(
+            "q",
+            &cited((21, 21)),
+            &ctx,
+            hits,
+            &[
+                chunk(
+                    "- Rule three.\n- Rule four.\n\nMore prose.",
+                    (23, 26),
+                    third_at,
+                ),
+                chunk(second, (22, 23), at),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            four.text,
+            "- Each value has an owner.\n- There can only be one owner.\n- Rule three.\n- Rule \
+             four."
+        );
+        assert_eq!(four.citations[0].lines, (21, 24));
         // Not from a list or its lead-in, or already all of it: the model's quote stands.
         let mut elsewhere = cited((1, 1));
         elsewhere[0].citations[0].source = 1;
