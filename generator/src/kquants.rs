@@ -936,8 +936,8 @@ fn prefetch_distance(r: usize, row_bytes: usize) -> usize {
 
 /// The least distance of [`prefetch_distance`] (`cargo run -p cairn-generator --example
 /// kquant_matvec` on the AMD Zen 5, one thread: Q4_K's 864-byte rows read at 25 GB/s with 4 KiB,
-/// 31 with 8 KiB, 34 with 16 KiB; Q6_K's 7,350-byte rows, two rows on, at 28–31 GB/s with any of them:
-/// BENCHMARKS.md).
+/// 31 with 8 KiB, 34 with 16 KiB; Q6_K's 7,350-byte rows, two rows on, at 28–31 GB/s with
+/// any of them: BENCHMARKS.md).
 #[cfg(all(
     target_arch = "x86_64",
     target_feature = "avx512f",
