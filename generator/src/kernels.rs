@@ -243,25 +243,19 @@ pub fn dot_scalar(ty: BlockType, row: &[u8], y: &[Q8Block]) -> f32 {
 #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
 const PREFETCH_AHEAD: usize = 4096;
 
-/// Asks for the cache line [`PREFETCH_AHEAD`] `+ offset` bytes past `p`, which may lie past the
-/// weights: a prefetch reads nothing and never faults.
-/// Called from the kernels' `#[target_feature]` functions, which all include SSE (built where
-/// those kernels are: AVX2 and up).
+/// Asks for the cache line [`PREFETCH_AHEAD`] `+ offset` bytes past `p` ([`prefetch_at`]).
 #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
 #[target_feature(enable = "sse")]
 #[inline]
 pub(crate) fn prefetch_ahead(p: *const u8, offset: usize) {
-    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_AHEAD + offset).cast());
+    prefetch_at(p, PREFETCH_AHEAD + offset);
 }
 
-/// Asks for the cache line `offset` bytes past `p` (as [`prefetch_ahead`]).
-#[cfg(all(
-    target_arch = "x86_64",
-    target_feature = "avx512f",
-    target_feature = "avx512bw",
-    target_feature = "avx512vnni"
-))]
+/// Asks for the cache line `offset` bytes past `p`, which may lie past the weights: a prefetch
+/// reads nothing and never faults.
+/// Called from the kernels' `#[target_feature]` functions, which all include SSE (built where
+/// those kernels are: AVX2 and up).
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
 #[target_feature(enable = "sse")]
 #[inline]
 pub(crate) fn prefetch_at(p: *const u8, offset: usize) {

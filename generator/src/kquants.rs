@@ -917,35 +917,6 @@ pub fn dot_row(ty: KType, row: &[u8], x: &[Q8KBlock], ordered: &[[i8; QK]]) -> f
     }
 }
 
-/// How far past a superblock a one-token kernel reading `r` rows of `row_bytes` at once asks
-/// for the weights: the same superblock in rows read later, at least
-/// [`KQUANT_AHEAD`] on. Rows are read `r` at a time from one contiguous run, so `r` streams
-/// advance side by side: asking for what lies a fixed distance past each stream would ask for
-/// the next stream's lines (already read) and leave the first lines of the next `r` rows to the
-/// hardware prefetcher, which does not cross a page.
-#[cfg(all(
-    target_arch = "x86_64",
-    target_feature = "avx512f",
-    target_feature = "avx512bw",
-    target_feature = "avx512vnni"
-))]
-fn prefetch_distance(r: usize, row_bytes: usize) -> usize {
-    let group = r * row_bytes;
-    group * KQUANT_AHEAD.div_ceil(group.max(1))
-}
-
-/// The least distance of [`prefetch_distance`] (`cargo run -p cairn-generator --example
-/// kquant_matvec` on the AMD Zen 5, one thread: Q4_K's 864-byte rows read at 25 GB/s with 4 KiB,
-/// 31 with 8 KiB, 34 with 16 KiB; Q6_K's 7,350-byte rows, two rows on, at 28–31 GB/s with
-/// any of them: BENCHMARKS.md).
-#[cfg(all(
-    target_arch = "x86_64",
-    target_feature = "avx512f",
-    target_feature = "avx512bw",
-    target_feature = "avx512vnni"
-))]
-const KQUANT_AHEAD: usize = 8192;
-
 /// One row of activations: every output feature is one [`dot_row`], in blocks per worker.
 fn matvec(
     ty: KType,
@@ -1294,6 +1265,23 @@ mod avx512 {
         }
     }
 
+    /// How far past a superblock a one-token kernel reading `r` rows of `row_bytes` at once asks
+    /// for the weights: the same superblock in rows read later, at least
+    /// [`KQUANT_AHEAD`] on. Rows are read `r` at a time from one contiguous run, so `r` streams
+    /// advance side by side: asking for what lies a fixed distance past each stream would ask for
+    /// the next stream's lines (already read) and leave the first lines of the next `r` rows to the
+    /// hardware prefetcher, which does not cross a page.
+    fn prefetch_distance(r: usize, row_bytes: usize) -> usize {
+        let group = r * row_bytes;
+        group * KQUANT_AHEAD.div_ceil(group.max(1))
+    }
+
+    /// The least distance of [`prefetch_distance`] (`cargo run -p cairn-generator --example
+    /// kquant_matvec` on the AMD Zen 5, one thread: Q4_K's 864-byte rows read at 25 GB/s with 4 KiB,
+    /// 31 with 8 KiB, 34 with 16 KiB; Q6_K's 7,350-byte rows, two rows on, at 28–31 GB/s with
+    /// any of them: BENCHMARKS.md).
+    const KQUANT_AHEAD: usize = 8192;
+
     /// For Q4_K: 16-bit lanes 0..16 take scale `a`, lanes 16..32 scale `b`.
     const fn pair_index(a: i16, b: i16) -> [i16; 32] {
         let mut idx = [0i16; 32];
@@ -1331,7 +1319,7 @@ mod avx512 {
         // The minima's part, `dmin · Σ_j m_j · dₓ · Σ_{i ∈ j} q_i`: eight lanes, one per
         // sub-block, subtracted at the end.
         let mut macc = [_mm256_setzero_ps(); R];
-        let ahead = super::prefetch_distance(R, rows[0].len());
+        let ahead = prefetch_distance(R, rows[0].len());
         for (sb, (x, xo)) in x.iter().zip(ordered).enumerate() {
             let sums: __m256 = bytemuck::cast(x.sums32);
             let mut xlo = [_mm512_setzero_si512(); 2];
@@ -1397,7 +1385,7 @@ mod avx512 {
         let left_lo: __m512i = bytemuck::cast(pair_index(4, 2));
         let right_hi: __m512i = bytemuck::cast(pair_index(0, 2));
         let mut facc = [_mm512_setzero_ps(); R];
-        let ahead = super::prefetch_distance(R, rows[0].len());
+        let ahead = prefetch_distance(R, rows[0].len());
         for (sb, x) in x.iter().enumerate() {
             let bsums: __m256i = bytemuck::cast(x.bsums);
             let mut xlo = [_mm512_setzero_si512(); 2];
