@@ -1169,7 +1169,7 @@ fn answer_asked(
     let start = Instant::now();
     let Retrieved {
         hits,
-        context,
+        mut context,
         retrieve_ms,
         assemble_ms,
         rare,
@@ -1429,9 +1429,10 @@ fn answer_asked(
         && abstained.is_none()
         && cairn_retriever::terms::asks_for_several(question)
     {
-        if let Some(claim) = whole_list(&answer, &claims, &context, &hits, &read_on) {
+        if let Some((claim, added)) = whole_list(&answer, &claims, &context, &hits, &read_on) {
             answer.clone_from(&claim.text);
             claims = vec![claim];
+            context.sources.extend(added);
         }
     }
     // Asked yes or no, the quote is the evidence and the check's own "Yes" or "No" the reply.
@@ -1948,16 +1949,40 @@ fn spelled_out(term: &str, context: &Context) -> Option<Claim> {
 const LIST_WORDS: usize = 150;
 
 /// Chunks read past a passage that ends in a list, for the rest of the list (a PDF's four
-/// practice groups, each a paragraph, run over two chunks after their lead-in).
-const LIST_READ_ON: usize = 3;
+/// practice groups, each a paragraph, run over two chunks after their lead-in; NIST SP 800-207's
+/// seven tenets over six, and onto the next page). Reading them is a few store lookups.
+const LIST_READ_ON: usize = 12;
+
+/// Where a passage read for a list runs onto the next page of its PDF ([`whole_list`]).
+struct PageTurn {
+    /// Where the next page's text begins in the joined text.
+    at: usize,
+    /// The next page.
+    page: u32,
+    /// The lines of the next page read (first, last).
+    lines: (u32, u32),
+    /// The heading path of its first passage.
+    heading: Vec<String>,
+}
+
+/// A passage read for a list: its text, its lines on its own page, and where it runs onto the
+/// next page, if it does.
+struct ReadFor<'a> {
+    text: std::borrow::Cow<'a, str>,
+    lines: (u32, u32),
+    turn: Option<PageTurn>,
+}
 
 /// The list that the quote `claims` cite stands in, when it is cited at one or some of its
 /// items: every item, each on a line of its own as its source writes it (whitespace collapsed
 /// but for the lines of fenced code), cited at the list's lines; or, when `quote` is from the
 /// paragraph that introduces a list ([`cairn_retriever::context::list_after`]), the quote and
 /// then the list. The list is read from the stored passage the quote's lines are in (`hits`),
-/// where the excerpt given to the model may have left items out, with the passage after it
-/// where it ends in the list (`read_on`), else from the excerpt. `None` when the quote is not within a list of two items or more
+/// where the excerpt given to the model may have left items out, with the passages after it
+/// where it ends in the list (`read_on`), over a PDF's page turn if the list goes on at the top
+/// of the next page; else from the excerpt. The part on the next page is cited at a source of
+/// its own: one of the context's when it holds those lines, else a new one, returned to be
+/// added to the context. `None` when the quote is not within a list of two items or more
 /// ([`cairn_retriever::context::list_around`]), already spans all of it, or the list has more
 /// than [`LIST_WORDS`] words even with each item cut to its first sentence.
 fn whole_list(
@@ -1966,7 +1991,7 @@ fn whole_list(
     context: &Context,
     hits: &[Hit],
     read_on: &[ChunkRecord],
-) -> Option<Claim> {
+) -> Option<(Claim, Option<cairn_retriever::Source>)> {
     let first = claims.iter().flat_map(|c| &c.citations).next()?;
     let last = claims
         .iter()
@@ -1977,58 +2002,94 @@ fn whole_list(
     let source = context.sources.iter().find(|s| s.number == first.source)?;
     let holds = |lines: (u32, u32)| lines.0 <= first.lines.0 && last <= lines.1;
     let ours = |c: &&ChunkRecord| c.doc == source.doc && c.page == source.page;
+    let whole = |c: &ChunkRecord| c.text.len() == c.range.1 - c.range.0;
     // A passage and those after it (`read_on`), where the list may go on: the text of the
     // document from the one's start to the last's end (chunks overlap, or leave out the
-    // whitespace between them).
-    let joined: Vec<(String, (u32, u32))> = hits
+    // whitespace between them), at most one page turn on.
+    let joined: Vec<ReadFor<'_>> = hits
         .iter()
         .map(|h| &h.chunk)
-        .filter(|c| ours(c) && holds(c.lines) && c.text.len() == c.range.1 - c.range.0)
+        .filter(|c| ours(c) && holds(c.lines) && whole(c))
         .filter_map(|c| {
-            let (mut text, mut end, mut lines) = (c.text.clone(), c.range.1, c.lines);
-            let mut last_start = c.range.0;
-            // The next chunk of the document, overlapping the text so far or starting on its
-            // last line or the line after.
+            let (mut text, mut end, lines) = (c.text.clone(), c.range.1, c.lines);
+            let (mut last_start, mut last_line) = (c.range.0, c.lines.1);
+            let mut turn: Option<PageTurn> = None;
+            // The next chunk of the document: on the page read so far, overlapping the text
+            // or starting on its last line, the next, or after one blank line; or the first of
+            // the next page.
             while let Some(next) = read_on
                 .iter()
-                .filter(ours)
-                .filter(|n| n.range.0 > last_start && n.range.1 > end)
+                .filter(|n| n.doc == source.doc && n.range.0 > last_start && n.range.1 > end)
                 .min_by_key(|n| n.range.0)
-                .filter(|n| n.text.len() == n.range.1 - n.range.0 && n.lines.0 <= lines.1 + 1)
+                .filter(|n| whole(n))
             {
-                if next.range.0 <= end {
-                    text.push_str(next.text.get(end - next.range.0..)?);
-                } else {
-                    let breaks = next.lines.0.checked_sub(lines.1)? as usize;
-                    if breaks == 0 {
-                        text.push(' ');
+                let page = turn.as_ref().map_or(source.page, |t| Some(t.page));
+                if next.page == page && next.lines.0 <= last_line + 2 {
+                    if next.range.0 <= end {
+                        text.push_str(next.text.get(end - next.range.0..)?);
                     } else {
-                        text.push_str(&"\n".repeat(breaks));
+                        let breaks = next.lines.0.checked_sub(last_line)? as usize;
+                        if breaks == 0 {
+                            text.push(' ');
+                        } else {
+                            text.push_str(&"\n".repeat(breaks));
+                        }
+                        text.push_str(&next.text);
                     }
+                } else if turn.is_none()
+                    && page.is_some_and(|p| next.page == Some(p + 1))
+                    && next.range.0 >= end
+                {
+                    // A line break, not a paragraph's: an item may go on over the turn.
+                    text.push('\n');
+                    turn = Some(PageTurn {
+                        at: text.len(),
+                        page: next.page?,
+                        lines: next.lines,
+                        heading: next.heading.clone(),
+                    });
                     text.push_str(&next.text);
+                } else {
+                    break;
                 }
-                (last_start, end, lines.1) = (next.range.0, next.range.1, next.lines.1);
+                if let Some(t) = &mut turn {
+                    t.lines.1 = next.lines.1;
+                }
+                (last_start, end, last_line) = (next.range.0, next.range.1, next.lines.1);
             }
-            (end > c.range.1).then_some((text, lines))
+            (end > c.range.1).then(|| ReadFor {
+                text: text.into(),
+                lines,
+                turn,
+            })
         })
         .collect();
     let passages = joined
-        .iter()
-        .map(|(text, lines)| (text.as_str(), *lines))
+        .into_iter()
         .chain(
             hits.iter()
                 .map(|h| &h.chunk)
                 .filter(|c| ours(c) && holds(c.lines))
-                .map(|c| (c.text.as_str(), c.lines)),
+                .map(|c| ReadFor {
+                    text: c.text.as_str().into(),
+                    lines: c.lines,
+                    turn: None,
+                }),
         )
         .chain(
             source
                 .excerpts
                 .iter()
                 .filter(|e| holds(e.lines))
-                .map(|e| (e.text.as_str(), e.lines)),
+                .map(|e| ReadFor {
+                    text: e.text.as_str().into(),
+                    lines: e.lines,
+                    turn: None,
+                }),
         );
-    let lists = passages.filter_map(|(text, lines)| {
+    let lists = passages.filter_map(|read| {
+        let text = &read.text;
+        let lines = read.lines;
         // Where line `n` of the document starts in the text, and where it ends.
         let starts: Vec<usize> = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
@@ -2044,12 +2105,17 @@ fn whole_list(
             Some(items) => (items, false),
             None => (cairn_retriever::context::list_after(text, quoted)?, true),
         };
-        let line = |at: usize| lines.0 + text[..at].matches('\n').count() as u32;
-        let span = (line(items[0].start), line(items[items.len() - 1].end));
-        Some((text, items, span, lead_in))
+        Some((items, lead_in, read))
     });
-    let (text, items, mut lines, lead_in) = lists.max_by_key(|(_, items, _, _)| items.len())?;
-    if first.lines.0 <= lines.0 && lines.1 <= last {
+    let (items, lead_in, read) = lists.max_by_key(|(items, _, _)| items.len())?;
+    let text = read.text.as_ref();
+    // The page (0: the source's, 1: the next) and line of a place in the text.
+    let line = |at: usize| match &read.turn {
+        Some(t) if at >= t.at => (1, t.lines.0 + text[t.at..at].matches('\n').count() as u32),
+        _ => (0, read.lines.0 + text[..at].matches('\n').count() as u32),
+    };
+    let (mut from, to) = (line(items[0].start), line(items[items.len() - 1].end));
+    if from.0 == 0 && to.0 == 0 && first.lines.0 <= from.1 && to.1 <= last {
         return None;
     }
     let whole: Vec<&str> = items.iter().map(|r| &text[r.clone()]).collect();
@@ -2085,19 +2151,68 @@ fn whole_list(
         .filter(short)
         .or_else(|| Some(introduced(list(&lead))).filter(short))?;
     if lead_in {
-        lines.0 = first.lines.0;
+        from = (0, first.lines.0);
     }
-    Some(Claim {
-        range: (0, answer.len()),
-        text: answer,
-        citations: vec![cairn_retriever::Citation {
-            source: source.number,
-            lines,
-            support: 1.0,
-        }],
-        supported: true,
-        quotes: Vec::new(),
-    })
+    let cite = |source: usize, lines: (u32, u32)| cairn_retriever::Citation {
+        source,
+        lines,
+        support: 1.0,
+    };
+    let mut added = None;
+    let citations = match (&read.turn, from.0, to.0) {
+        (Some(turn), 0, 1) => {
+            // Up to the page's last line read, then the next page's part: at a source that
+            // holds it, else one of its own.
+            let before = line(turn.at - 1).1;
+            let after = (turn.lines.0, to.1);
+            let next = Some(turn.page);
+            let held = context.sources.iter().find(|s| {
+                s.doc == source.doc
+                    && s.page == next
+                    && s.lines.0 <= after.0
+                    && after.1 <= s.lines.1
+            });
+            let number = if let Some(s) = held {
+                s.number
+            } else {
+                let number = context.sources.iter().map(|s| s.number).max().unwrap_or(0) + 1;
+                added = Some(cairn_retriever::Source {
+                    number,
+                    doc: source.doc.clone(),
+                    heading: turn.heading.clone(),
+                    page: next,
+                    lines: turn.lines,
+                    chunks: Vec::new(),
+                    rank: source.rank,
+                    score: source.score,
+                    bm25: None,
+                    dense: None,
+                    excerpts: vec![cairn_retriever::Excerpt {
+                        text: text[turn.at..].to_owned(),
+                        lines: turn.lines,
+                    }],
+                    whole: false,
+                    also: Vec::new(),
+                });
+                number
+            };
+            vec![cite(source.number, (from.1, before)), cite(number, after)]
+        }
+        // Both ends on the source's page (the list ended before the turn); a list that
+        // starts past the turn is not around the quote.
+        (_, 0, 0) => vec![cite(source.number, (from.1, to.1))],
+        _ => return None,
+    };
+    Some((
+        Claim {
+            range: (0, answer.len()),
+            text: answer,
+            citations,
+            supported: true,
+            quotes: Vec::new(),
+        },
+        added,
+    ))
 }
 
 /// A numbered list's items as a page shows them: Markdown numbers an ordered list from its
@@ -2323,6 +2438,20 @@ mod tests {
         assert_eq!(shown(&["- One", "- Two"]), "- One|- Two");
     }
 
+    /// [`whole_list`] where the list is all on the source's page: no source is added.
+    fn list_of(
+        quote: &str,
+        claims: &[Claim],
+        ctx: &Context,
+        hits: &[Hit],
+        read_on: &[ChunkRecord],
+    ) -> Option<Claim> {
+        whole_list(quote, claims, ctx, hits, read_on).map(|(claim, added)| {
+            assert!(added.is_none(), "{added:?}");
+            claim
+        })
+    }
+
     #[test]
     fn a_quote_of_one_item_is_answered_with_the_whole_list() {
         let mut ctx = context();
@@ -2342,7 +2471,7 @@ mod tests {
                 quotes: Vec::new(),
             }]
         };
-        let two = whole_list("q", &cited((21, 21)), &ctx, &[], &[]).expect("a list of two");
+        let two = list_of("q", &cited((21, 21)), &ctx, &[], &[]).expect("a list of two");
         assert_eq!(
             two.text,
             "- Each value has an owner.\n- There can only be one owner."
@@ -2372,9 +2501,9 @@ mod tests {
         // A chunk further on (from another hit) is not the one after it.
         let far = chunk("- Unrelated item.\n- Another.", (40, 41), 900);
         let (hits, later) = (std::slice::from_ref(&hit), std::slice::from_ref(&far));
-        let alone = whole_list("q", &cited((21, 21)), &ctx, hits, later);
+        let alone = list_of("q", &cited((21, 21)), &ctx, hits, later);
         assert_eq!(alone.unwrap().citations[0].lines, (21, 22));
-        let three = whole_list("q", &cited((21, 21)), &ctx, hits, &[far, next]).unwrap();
+        let three = list_of("q", &cited((21, 21)), &ctx, hits, &[far, next]).unwrap();
         assert_eq!(
             three.text,
             "- Each value has an owner.\n- There can only be one owner.\n- When the owner goes \
@@ -2387,7 +2516,7 @@ mod tests {
         // A list that goes on past the chunk after it: chunks are read on while they join.
         let second = "- There can only be one owner.\n- Rule three.";
         let third_at = at + second.find("- Rule three").unwrap();
-        let four = whole_list(
+        let four = list_of(
             "q",
             &cited((21, 21)),
             &ctx,
@@ -2411,18 +2540,18 @@ mod tests {
         // Not from a list or its lead-in, or already all of it: the model's quote stands.
         let mut elsewhere = cited((1, 1));
         elsewhere[0].citations[0].source = 1;
-        assert!(whole_list("q", &elsewhere, &ctx, &[], &[]).is_none());
+        assert!(list_of("q", &elsewhere, &ctx, &[], &[]).is_none());
         // The lead-in, with the list it introduces.
-        let led = whole_list("The rules:", &cited((20, 20)), &ctx, &[], &[]).unwrap();
+        let led = list_of("The rules:", &cited((20, 20)), &ctx, &[], &[]).unwrap();
         assert_eq!(
             led.text,
             "The rules:\n- Each value has an owner.\n- There can only be one owner."
         );
-        assert!(whole_list("q", &cited((21, 22)), &ctx, &[], &[]).is_none());
+        assert!(list_of("q", &cited((21, 22)), &ctx, &[], &[]).is_none());
         // Too long whole, each item by its first sentence; too long even so, the quote.
         let more = " It goes on.".repeat(LIST_WORDS / 6);
         ctx.sources[1].excerpts[0].text = format!("Steps:\n1. Install it.{more}\n2. Run it.{more}");
-        let leads = whole_list("q", &cited((21, 21)), &ctx, &[], &[]).unwrap();
+        let leads = list_of("q", &cited((21, 21)), &ctx, &[], &[]).unwrap();
         assert_eq!(leads.text, "1. Install it.\n2. Run it.");
         ctx.sources[1].excerpts[0].text = format!(
             "Steps:\n{}",
@@ -2431,19 +2560,106 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join("\n")
         );
-        assert!(whole_list("q", &cited((21, 21)), &ctx, &[], &[]).is_none());
+        assert!(list_of("q", &cited((21, 21)), &ctx, &[], &[]).is_none());
         // A quote of the paragraph that introduces a list, then the list.
         ctx.sources[1].excerpts[0].text =
             "Panic when the state is bad,\nplus one of the following:\n- It is unexpected.\n\
              - Code relies on it.\n\nMore."
                 .into();
-        let introduced = whole_list("when the state is bad", &cited((20, 20)), &ctx, &[], &[]);
+        let introduced = list_of("when the state is bad", &cited((20, 20)), &ctx, &[], &[]);
         let introduced = introduced.expect("the list after the lead-in");
         assert_eq!(
             introduced.text,
             "when the state is bad\n- It is unexpected.\n- Code relies on it."
         );
         assert_eq!(introduced.citations[0].lines, (20, 23));
+    }
+
+    #[test]
+    fn a_list_that_goes_on_over_a_page_turn_is_read_on_and_cited_on_both_pages() {
+        // Source 2 is page 15 of a PDF, its list's lead-in and first item; the rest is on
+        // page 16, after a blank line on page 15 and the turn.
+        let mut ctx = context();
+        let page = |n: u32| Some(n);
+        let given = "The tenets are:\n\n1. All data is a resource. A network may be large.";
+        let src = &mut ctx.sources[1];
+        (src.doc, src.page, src.lines) = ("z.pdf".into(), page(15), (20, 22));
+        src.excerpts[0] = Excerpt {
+            text: given.into(),
+            lines: (20, 22),
+        };
+        let on = |text: &str, page: u32, lines: (u32, u32), at: usize| ChunkRecord {
+            doc: "z.pdf".into(),
+            page: Some(page),
+            ..chunk(text, lines, at)
+        };
+        let hit = Hit {
+            rank: 1,
+            fused: cairn_retriever::Fused {
+                id: cairn_index::ChunkId(7),
+                score: 1.0,
+                bm25: None,
+                dense: None,
+                defines: false,
+            },
+            chunk: on(given, 15, (20, 22), 100),
+            also: Vec::new(),
+        };
+        // After one blank line (line 23), item 2 ends the page mid-sentence; page 16 goes on
+        // with it, then item 3 and prose.
+        let second = "2. All communication is secured. Location does not\nimply trust";
+        let at2 = 100 + given.len() + 2;
+        let turned = "alone at all.\n\n3. Access is granted per session.\n\nThe tenets apply.";
+        let at3 = at2 + second.len() + 40;
+        let read_on = [on(turned, 16, (3, 7), at3), on(second, 15, (24, 25), at2)];
+        let cited = vec![Claim {
+            text: "All data is a resource".into(),
+            range: (0, 22),
+            citations: vec![cairn_retriever::Citation {
+                source: 2,
+                lines: (22, 22),
+                support: 1.0,
+            }],
+            supported: true,
+            quotes: Vec::new(),
+        }];
+        let (claim, added) =
+            whole_list("q", &cited, &ctx, std::slice::from_ref(&hit), &read_on).unwrap();
+        assert_eq!(
+            claim.text,
+            "1. All data is a resource. A network may be large.\n2. All communication is \
+             secured. Location does not imply trust alone at all.\n3. Access is granted per \
+             session."
+        );
+        // Page 15 from the list's first line to the last read; page 16 at a source of its own,
+        // numbered after the context's.
+        let at = |c: &cairn_retriever::Citation| (c.source, c.lines);
+        let cites: Vec<_> = claim.citations.iter().map(at).collect();
+        assert_eq!(cites, [(2, (22, 25)), (3, (3, 5))]);
+        let added = added.expect("a source for page 16");
+        assert_eq!((added.number, added.page), (3, page(16)));
+        assert_eq!(added.doc, "z.pdf");
+        assert_eq!(added.excerpts[0].text, turned);
+        // A source of the context that holds those lines of page 16 is cited instead.
+        let mut held = ctx.sources[1].clone();
+        (held.number, held.page, held.lines) = (5, page(16), (1, 9));
+        ctx.sources.push(held);
+        let (claim, added) =
+            whole_list("q", &cited, &ctx, std::slice::from_ref(&hit), &read_on).unwrap();
+        assert!(added.is_none());
+        assert_eq!(
+            claim.citations.iter().map(at).collect::<Vec<_>>(),
+            [(2, (22, 25)), (5, (3, 5))]
+        );
+        // Two pages on is not the list going on; nor is a Markdown file's next chunk a page.
+        let far = [on(turned, 17, (3, 7), at3), on(second, 15, (24, 25), at2)];
+        let (claim, added) =
+            whole_list("q", &cited, &ctx, std::slice::from_ref(&hit), &far).unwrap();
+        assert!(added.is_none());
+        assert_eq!(
+            claim.citations.iter().map(at).collect::<Vec<_>>(),
+            [(2, (22, 25))]
+        );
     }
 
     #[test]
