@@ -440,7 +440,8 @@ pub struct Answer {
     pub abstained: Option<Abstain>,
     /// The answer's sentences with the citations that support them.
     pub claims: Vec<Claim>,
-    /// The numbered sources the model was given.
+    /// The numbered sources the model was given, then any the engine read on to for the
+    /// answer (the part of a list on the next page of a PDF: a source with no chunks).
     pub context: Context,
     /// The retrieval hits the context came from.
     pub hits: Vec<Hit>,

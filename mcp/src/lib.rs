@@ -163,7 +163,8 @@ pub struct AskSentence {
     pub citations: Vec<AskCitation>,
 }
 
-/// A source the model was given.
+/// A source the model was given, or one the engine read on to for the answer (where a list
+/// goes on, on the next page of a PDF).
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct AskSource {
     /// Its number, as citations refer to it.
@@ -199,7 +200,7 @@ pub struct AskResult {
     pub abstain_message: Option<String>,
     /// The answer's sentences with their citations (none when withheld).
     pub sentences: Vec<AskSentence>,
-    /// The sources the model was given.
+    /// The sources the model was given, then any the engine read on to for the answer.
     pub sources: Vec<AskSource>,
 }
 

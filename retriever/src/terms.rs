@@ -153,6 +153,14 @@ pub fn asks_for_several(question: &str) -> bool {
         "series",
         "species",
     ];
+    // Verbs that may follow "what" and end in neither -s nor -ed.
+    const AUXILIARIES: &[&str] = &[
+        "do", "did", "can", "could", "should", "must", "will", "would", "may", "might", "shall",
+        "have", "had", "are", "were", "make", "made", "cause", "happen", "went", "came", "took",
+        "gave", "led", "kept", "let", "set", "put", "got", "became", "began", "brought", "caught",
+        "drove", "felt", "found", "held", "left", "lost", "meant", "met", "paid", "ran", "said",
+        "saw", "sent", "sold", "stood", "told", "thought", "won", "wrote", "built", "knew",
+    ];
     // What follows a plural noun rather than a verb.
     const FOLLOWS_A_NOUN: &[&str] = &[
         "do", "does", "did", "are", "were", "can", "could", "should", "must", "will", "would",
@@ -189,6 +197,14 @@ pub fn asks_for_several(question: &str) -> bool {
             && !NOT_PLURAL.contains(&w)
     };
     let counted = |w: &str| NUMBER_WORDS.contains(&w) || w.parse::<u32>().is_ok();
+    // A word between "what" and a plural noun that is not a verb: a verb there ends in -s or
+    // -ed, or is an auxiliary.
+    let modifies = |w: &str| {
+        w.chars().all(char::is_alphabetic)
+            && !w.ends_with('s')
+            && !w.ends_with("ed")
+            && !AUXILIARIES.contains(&w)
+    };
     match words.as_slice() {
         // "List the…"; "What are the rules…", "Who were the authors…", "Which are some…": the
         // article (or a count) is what tells a list from "What are closures?".
@@ -197,12 +213,17 @@ pub fn asks_for_several(question: &str) -> bool {
             true
         }
         ["what" | "which" | "who", "are" | "were", n, ..] if counted(n) => true,
-        // "Which traits does…", "What kinds of…", "Which two methods are…": a plural noun,
-        // then what follows a noun rather than a verb ("What happens when…").
+        // "Which traits does…", "What kinds of…", "Which two methods are…", "What file
+        // formats does…": a plural noun, then what follows a noun rather than a verb ("What
+        // happens when…"); the word before it a count or a modifier, not a verb ("What
+        // causes errors that…", "What can files do…"), and after a modifier not "that" or "of",
+        // which follow a verb in -s as well ("Which attribute checks that…").
         ["what" | "which", w, next, ..] | ["what" | "which", _, w, next, ..]
             if plural(w) && FOLLOWS_A_NOUN.contains(next) =>
         {
-            words[1] == *w || counted(words[1])
+            words[1] == *w
+                || counted(words[1])
+                || (modifies(words[1]) && !matches!(*next, "that" | "of"))
         }
         // "Which types implement the…", "Which crates depend on…": a verb seldom follows
         // "which" ("What makes…" is a verb, hence the word after the noun above); a plural
@@ -1990,6 +2011,9 @@ mod tests {
             "List the tenets of zero trust.",
             "Which types implement the Copy trait?",
             "Which crates depend on serde?",
+            "What file formats does cairn read?",
+            "Which closure traits does it implement?",
+            "What other topics can civil disobedience pertain to?",
         ] {
             assert!(asks_for_several(q), "{q}");
         }
@@ -2008,6 +2032,11 @@ mod tests {
             "Which collections type is a list-like container?",
             "Which statistics function returns the median?",
             "Which Panthers player got a penalty?",
+            "Which attribute checks that a test function panics?",
+            "What conjecture holds that there are infinitely many twin primes?",
+            "What can files do?",
+            "What caused errors that nobody saw?",
+            "What made programs do that?",
         ] {
             assert!(!asks_for_several(q), "{q}");
         }

@@ -156,7 +156,7 @@ pub struct Turn {
     pub stream: AnswerStream,
     /// What [`Turn::stream`] shows now.
     pub shown: String,
-    /// The sources the model was given.
+    /// The sources the model was given (and, once answered, any the engine read on to).
     pub context: Option<Context>,
     /// The hits (for an ask, those behind the context; for a search, the results).
     pub hits: Vec<Hit>,
@@ -202,8 +202,9 @@ pub struct SourceRow {
     pub bm25: Option<(usize, f32)>,
     /// The dense leg's rank and cosine.
     pub dense: Option<(usize, f32)>,
-    /// The fused score and rank.
-    pub fused: (usize, f32),
+    /// The fused rank and score; `None` for a passage no search found, which the engine read
+    /// on to for an answer (a list's part on the next page of a PDF).
+    pub fused: Option<(usize, f32)>,
     /// Asked what something is or does, this passage says so (and ranks higher for it): the
     /// words that tell it ("says what it is").
     pub defines: Option<&'static str>,
@@ -1030,10 +1031,10 @@ impl App {
                     if t.state != TurnState::Cancelled {
                         t.state = TurnState::Done;
                     }
-                    if t.context.is_none() {
-                        t.stream.set_context(&answer.context);
-                        t.context = Some(answer.context.clone());
-                    }
+                    // The answer's context is the last word: the engine may cite a source
+                    // of its own (the part of a list on the next page of a PDF).
+                    t.stream.set_context(&answer.context);
+                    t.context = Some(answer.context.clone());
                     if t.state == TurnState::Done {
                         t.stream.settle(&answer);
                     }
@@ -1346,7 +1347,7 @@ pub fn source_rows(t: &Turn) -> Vec<SourceRow> {
                     excerpts: vec![(c.text.clone(), c.lines.0)],
                     bm25: h.fused.bm25.map(|l| (l.rank, l.score)),
                     dense: h.fused.dense.map(|l| (l.rank, l.score)),
-                    fused: (h.rank, h.fused.score),
+                    fused: Some((h.rank, h.fused.score)),
                     defines: h.fused.defines.then(|| raised(&c.text)),
                     gate: "search result (no gates: the model is not asked)".into(),
                     cited: Vec::new(),
@@ -1369,7 +1370,12 @@ pub fn source_rows(t: &Turn) -> Vec<SourceRow> {
                 .iter()
                 .filter(|h| s.chunks.contains(&h.fused.id))
                 .min_by_key(|h| h.rank);
-            let gate = if s.number == 1 {
+            // A source behind no hit was read on to by the engine, after the model answered.
+            let read_on = s.chunks.is_empty();
+            let gate = if read_on {
+                "read on for the list the answer cites, which goes on here; not given to the model"
+                    .to_owned()
+            } else if s.number == 1 {
                 "best passage: given whole".to_owned()
             } else {
                 let share = t.gates.as_ref().map_or(0.8, |g| g.min_relative_score);
@@ -1396,7 +1402,7 @@ pub fn source_rows(t: &Turn) -> Vec<SourceRow> {
                     .collect(),
                 bm25: hit.and_then(|h| h.fused.bm25.map(|l| (l.rank, l.score))),
                 dense: hit.and_then(|h| h.fused.dense.map(|l| (l.rank, l.score))),
-                fused: (s.rank, s.score),
+                fused: (!read_on).then_some((s.rank, s.score)),
                 defines: hit
                     .filter(|h| h.fused.defines)
                     .map(|h| raised(&h.chunk.text)),

@@ -785,7 +785,10 @@ fn why_text(r: &SourceRow) -> String {
     let mut text = vec![
         leg("BM25", r.bm25, &|s| format!("{s:.2}")),
         leg("dense", r.dense, &|s| format!("cos {s:.3}")),
-        format!("fused #{} {:.3}", r.fused.0, r.fused.1),
+        match r.fused {
+            Some((rank, score)) => format!("fused #{rank} {score:.3}"),
+            None => "not retrieved".to_owned(),
+        },
     ];
     if let Some(why) = r.defines {
         text.push(why.into());

@@ -635,6 +635,29 @@ fn an_answer_from_a_source_about_something_else_says_so() {
 }
 
 #[test]
+fn a_source_the_engine_read_on_to_is_listed_as_not_retrieved() {
+    let mut a = app(100, 50);
+    opened(&mut a, Path::new("/nowhere"));
+    ready(&mut a);
+    let id = ask(&mut a, Q, PIECES);
+    // The answer's context holds a third source, behind no hit: where the list the answer
+    // cites goes on (the next page of a PDF). The context sent before the answer had two.
+    let (mut context, hits) = retrieval();
+    let mut next = context.sources[0].clone();
+    (next.number, next.chunks, next.lines) = (3, Vec::new(), (1, 4));
+    next.excerpts[0].text = "Drain the pump in autumn.".into();
+    context.sources.push(next);
+    let answer = answer(Q, &PIECES.concat(), &context, &hits, None, gates(0.71, 1.0));
+    a.update(Event::Worker(Msg::Answered { id, answer }));
+    let s = screen(&a);
+    assert!(s.contains("Sources (3)"), "{s}");
+    assert!(s.contains("not retrieved"), "{s}");
+    assert!(s.contains("read on for the list the answer cites"), "{s}");
+    // The retrieved ones keep their legs.
+    assert!(s.contains("fused #1 1.000"), "{s}");
+}
+
+#[test]
 fn an_error_too_long_for_the_status_line_is_shown_whole_above_it() {
     let mut a = app(100, 30);
     opened(&mut a, Path::new("/nowhere"));
