@@ -2041,7 +2041,10 @@ fn whole_list(
                     && page.is_some_and(|p| next.page == Some(p + 1))
                     && next.range.0 >= end
                 {
-                    // A line break, not a paragraph's: an item may go on over the turn.
+                    // The page's footnotes, between its text and the next page's, are no
+                    // part of the list; then a line break, not a paragraph's: an item may go
+                    // on over the turn.
+                    text.truncate(before_footnotes(&text));
                     text.push('\n');
                     turn = Some(PageTurn {
                         at: text.len(),
@@ -2214,6 +2217,28 @@ fn whole_list(
         },
         added,
     ))
+}
+
+/// Where the footnotes at the end of a PDF page's text begin (the text's length when it ends
+/// in none): the trailing paragraphs whose first line starts with a bare note number and a
+/// word ("2  The SSDF practices may…"), not a list's number ("2. Protect…", "2) …").
+fn before_footnotes(page: &str) -> usize {
+    let note = |paragraph: &str| {
+        let line = paragraph.trim_start();
+        let digits = line.len() - line.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let rest = &line[digits..];
+        (1..=3).contains(&digits)
+            && rest.starts_with(char::is_whitespace)
+            && rest.trim_start().starts_with(char::is_alphabetic)
+    };
+    let mut end = page.trim_end().len();
+    while let Some(at) = page[..end].rfind("\n\n") {
+        if !note(&page[at..end]) {
+            break;
+        }
+        end = page[..at].trim_end().len();
+    }
+    end
 }
 
 /// A numbered list's items as a page shows them: Markdown numbers an ordered list from its
@@ -2661,6 +2686,27 @@ mod tests {
             claim.citations.iter().map(at).collect::<Vec<_>>(),
             [(2, (22, 25))]
         );
+    }
+
+    #[test]
+    fn a_page_s_footnotes_are_found_at_its_end_and_list_numbers_are_not_notes() {
+        let body = "• Software acquirers that want fewer vulnerabilities)3";
+        let notes = "\n\n2  The practices may help support the Framework.\n3  Future work may \
+                     provide guidance.\n\n14 More notes on the page.\n";
+        assert_eq!(before_footnotes(&format!("{body}{notes}")), body.len());
+        assert_eq!(before_footnotes(body), body.len());
+        // A numbered item, a year, a lone number: no notes.
+        for end in [
+            "\n\n2. Protect the Software.",
+            "\n\n2) Protect it.",
+            "\n\n2020 was late.",
+        ] {
+            let page = format!("{body}{end}");
+            assert_eq!(before_footnotes(&page), page.len(), "{page}");
+        }
+        // Only trailing ones: a note-like paragraph before the page's last text stays.
+        let page = format!("{body}\n\n2  Not at the end.\n\nThe end.");
+        assert_eq!(before_footnotes(&page), page.len());
     }
 
     #[test]
