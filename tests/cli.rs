@@ -751,6 +751,38 @@ fn nothing_but_cairn_writes_in_the_home_directory() {
 }
 
 #[test]
+fn a_question_in_words_a_document_abbreviates_finds_the_abbreviation_s_passages() {
+    // The documents spell "zero trust architecture (ZTA)" out once; the page that answers
+    // uses "ZTA" alone.
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    let files = [
+        ("intro.md", "# Introduction\n\nA zero trust architecture (ZTA) is an enterprise security architecture built on zero trust principles.\nA zero trust architecture assumes no implicit trust in any network, and every zero trust architecture\nevaluates each access request.\n"),
+        ("history.md", "# History of zero trust\n\nThe zero trust architecture idea grew from work on perimeterless networks. Many zero trust\narchitecture designs were published before the term became common, and zero trust architecture\nnow appears in federal guidance.\n"),
+        ("goals.md", "# Goals\n\nThe goals of a zero trust architecture are to prevent unauthorized access to data and services and\nto make access control enforcement as granular as possible. A zero trust architecture network is\nbuilt around these goals.\n"),
+        ("planes.md", "# Requirements of a ZTA\n\nAssets have basic connectivity, and the enterprise can observe all traffic. Resources are not\nreachable without a PEP. The data plane and control plane are logically separate.\n"),
+    ];
+    for (name, text) in files {
+        std::fs::write(docs.join(name), text).unwrap();
+    }
+    let kb = tmp.path().join("kb");
+    let (code, out, err) = run(&mut kb_cmd(&kb, &["add", docs.to_str().unwrap()]));
+    assert_eq!(code, 0, "{out}{err}");
+    let q = "What are the network requirements of a zero trust architecture?";
+    let (code, out, err) = run(&mut kb_cmd(&kb, &["search", q, "--json", "-k", "2"]));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let found: Vec<&str> = v["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["doc"].as_str().unwrap())
+        .collect();
+    assert!(found.contains(&"docs/planes.md"), "{found:?}");
+}
+
+#[test]
 fn search_folds_a_passage_copied_into_another_file_and_says_where() {
     let tmp = tempfile::tempdir().unwrap();
     let docs = tmp.path().join("docs");

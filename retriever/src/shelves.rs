@@ -66,11 +66,73 @@ pub fn search_shelves_asked(
     Ok((hits, asked))
 }
 
-/// [`search_shelves_with`], the source `query` names already found.
+/// [`search_shelves_with`], the source `query` names already found. Where one of the best hits
+/// spells out an abbreviation in words the question uses ("zero trust architecture (ZTA)"),
+/// both legs also search the question with the abbreviation in their place
+/// ([`crate::terms::abbreviated_query`]), for the passages that use it alone, and each passage
+/// keeps the better of its two scores in each leg. The hits are then the question's (what they
+/// say of it, how their passages are ranked as defining what it asks about).
 fn search_scoped(
     shelves: &[Shelf<'_>],
     embedder: &dyn Embedder,
     query: &str,
+    scope: Option<&Scoped>,
+    vector: Option<&[f32]>,
+    options: &SearchOptions,
+) -> Result<Vec<Hit>> {
+    let hits = search_terms(shelves, embedder, query, None, scope, vector, options)?;
+    if options.mode == Mode::Dense {
+        return Ok(hits);
+    }
+    let asked = scope.as_ref().map_or(query, |s| s.question.as_str());
+    let Some(variant) = hits
+        .iter()
+        .take(options.k)
+        .find_map(|h| crate::terms::abbreviated_query(asked, &h.chunk.text))
+    else {
+        return Ok(hits);
+    };
+    search_terms(
+        shelves,
+        embedder,
+        query,
+        Some(&variant),
+        scope,
+        vector,
+        options,
+    )
+}
+
+/// Two rankings of one leg as one: each passage at the better of its scores, `variant`'s
+/// (keyword scores, which are not comparable from one query to another) `scaled` so that its
+/// best equals `question`'s best; best first.
+fn better_of(
+    question: Vec<(ChunkId, f32)>,
+    variant: Vec<(ChunkId, f32)>,
+    scaled: bool,
+) -> Vec<(ChunkId, f32)> {
+    let top = |l: &[(ChunkId, f32)]| l.iter().map(|x| x.1).fold(0.0f32, f32::max);
+    let scale = match (top(&question), top(&variant)) {
+        (q, v) if scaled && q > 0.0 && v > 0.0 => q / v,
+        _ => 1.0,
+    };
+    let mut best: HashMap<ChunkId, f32> = question.into_iter().collect();
+    for (id, s) in variant {
+        let s = s * scale;
+        best.entry(id).and_modify(|b| *b = b.max(s)).or_insert(s);
+    }
+    let mut out: Vec<(ChunkId, f32)> = best.into_iter().collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    out
+}
+
+/// [`search_scoped`] once, each leg searching the question and, given one, its `variant` too,
+/// a passage scored by the better of the two ([`better_of`]).
+fn search_terms(
+    shelves: &[Shelf<'_>],
+    embedder: &dyn Embedder,
+    query: &str,
+    variant: Option<&str>,
     scope: Option<&Scoped>,
     vector: Option<&[f32]>,
     options: &SearchOptions,
@@ -85,10 +147,14 @@ fn search_scoped(
     if let (None, [only]) = (&scope, shelves) {
         if only.label.is_none() && !only.bm25_only {
             let r = Retriever::new(only.reader, embedder);
-            if vector.is_none() {
+            if vector.is_none() && variant.is_none() {
                 return r.search(query, options);
             }
-            let (bm25, dense) = r.legs(query, vector, options)?;
+            let (mut bm25, mut dense) = r.legs(query, vector, options)?;
+            if let Some(v) = variant {
+                let (b, d) = r.legs(v, None, options)?;
+                (bm25, dense) = (better_of(bm25, b, true), better_of(dense, d, false));
+            }
             return r.hits(query, &bm25, &dense, options);
         }
     }
@@ -102,6 +168,10 @@ fn search_scoped(
     } else {
         Some(Retriever::new(shelves[0].reader, embedder).embed(query)?)
     };
+    let variant_vector = match (variant, &vector) {
+        (Some(v), Some(_)) => Some(Retriever::new(shelves[0].reader, embedder).embed(v)?),
+        _ => None,
+    };
     let mut bm25 = Vec::new();
     let mut dense = Vec::new();
     let mut raw_bm25: HashMap<ChunkId, f32> = HashMap::new();
@@ -111,7 +181,11 @@ fn search_scoped(
             o.mode = Mode::Bm25;
         }
         let r = Retriever::new(shelf.reader, embedder);
-        let (b, d) = r.legs(query, vector.as_deref(), &o)?;
+        let (mut b, mut d) = r.legs(query, vector.as_deref(), &o)?;
+        if let Some(v) = variant {
+            let (vb, vd) = r.legs(v, variant_vector.as_deref(), &o)?;
+            (b, d) = (better_of(b, vb, true), better_of(d, vd, false));
+        }
         let tag = |id: ChunkId| ChunkId(((i as u64) << SHIFT) | (id.0 & MASK));
         let best = b.iter().map(|x| x.1).fold(0.0f32, f32::max);
         for (id, s) in b {
@@ -225,4 +299,26 @@ pub fn following(
         out.push((ChunkId(((i as u64) << SHIFT) | next), c));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_rankings_keep_each_passage_s_better_score() {
+        let ids = |l: &[(ChunkId, f32)]| l.iter().map(|x| (x.0 .0, x.1)).collect::<Vec<_>>();
+        let question = vec![(ChunkId(1), 10.0), (ChunkId(2), 6.0)];
+        let variant = vec![(ChunkId(3), 5.0), (ChunkId(2), 4.0)];
+        // Keyword scores: the variant's best becomes the question's best.
+        assert_eq!(
+            ids(&better_of(question.clone(), variant.clone(), true)),
+            [(1, 10.0), (3, 10.0), (2, 8.0)]
+        );
+        // Cosines compare as they are.
+        assert_eq!(
+            ids(&better_of(question, variant, false)),
+            [(1, 10.0), (2, 6.0), (3, 5.0)]
+        );
+    }
 }

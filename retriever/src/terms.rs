@@ -1440,6 +1440,45 @@ pub fn spells_out_another(answer: &str, term: &str, text: &str) -> bool {
         })
 }
 
+/// `query` in the abbreviations `text` spells out in words the query uses ("What are the
+/// network requirements to support a ZTA" for "…a zero trust architecture?", where the text
+/// says "zero trust architecture (ZTA)"), lowercase, without punctuation, the longest phrase
+/// first; `None` when the text spells out none of them. Documents often spell a term out once
+/// and use its abbreviation after: a search may look for both.
+#[must_use]
+pub fn abbreviated_query(query: &str, text: &str) -> Option<String> {
+    let plain = |s: &str| -> String {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
+    let tokens = spanned_words(text);
+    let mut found: Vec<(String, String)> = (0..tokens.len())
+        .filter_map(|at| {
+            let (_, words) = spelled_out(text, &tokens, at)?;
+            Some((
+                plain(&text[words]),
+                text[tokens[at].1.clone()].to_lowercase(),
+            ))
+        })
+        // Two words or more: one is no phrase to tell a spelling-out by.
+        .filter(|(phrase, _)| phrase.contains(' '))
+        .collect();
+    found.sort_by_key(|(phrase, _)| std::cmp::Reverse(phrase.len()));
+    let mut asked = format!(" {} ", plain(query));
+    let mut changed = false;
+    for (phrase, abbreviation) in found {
+        let spelled = format!(" {phrase} ");
+        if asked.contains(&spelled) {
+            asked = asked.replace(&spelled, &format!(" {abbreviation} "));
+            changed = true;
+        }
+    }
+    changed.then(|| asked.trim().to_owned())
+}
+
 /// Where `text` first spells out the abbreviation `term` ([`Introduction::SpelledOut`]): the
 /// byte range of the words spelled out ("Secure Software Development Framework" of
 /// "…Secure Software Development Framework (SSDF)…").
@@ -2125,6 +2164,34 @@ mod tests {
             abbreviation_asked("What does the PEP do?"),
             None,
             "what it does"
+        );
+    }
+
+    #[test]
+    fn a_question_is_searched_again_in_the_abbreviations_a_passage_spells_out() {
+        let text = "Zero trust (ZT) is a paradigm. A zero trust architecture (ZTA) uses zero \
+                    trust principles; a policy\nenforcement point (PEP) enforces them.";
+        let q = "What are the network requirements of a zero-trust architecture?";
+        // The longest phrase first: "zero trust" is within "zero trust architecture".
+        assert_eq!(
+            abbreviated_query(q, text).as_deref(),
+            Some("what are the network requirements of a zta")
+        );
+        assert_eq!(
+            abbreviated_query(
+                "What does a Policy Enforcement Point do with zero trust?",
+                text
+            )
+            .as_deref(),
+            Some("what does a pep do with zt")
+        );
+        // Asked with the abbreviation already, or about none of the phrases: no variant.
+        assert_eq!(abbreviated_query("What does the ZTA require?", text), None);
+        assert_eq!(abbreviated_query("What is a policy?", text), None);
+        // One word is no phrase ("Rust (R)" is not taken for a spelling-out of "R").
+        assert_eq!(
+            abbreviated_query("Why is Rust fast?", "Rust (R) is fast."),
+            None
         );
     }
 
