@@ -2464,6 +2464,22 @@ mod tests {
         assert_eq!(shown(&["- One", "- Two"]), "- One|- Two");
     }
 
+    /// The best hit of a search, for `chunk`.
+    fn hit_of(chunk: ChunkRecord) -> Hit {
+        Hit {
+            rank: 1,
+            fused: cairn_retriever::Fused {
+                id: cairn_index::ChunkId(7),
+                score: 1.0,
+                bm25: None,
+                dense: None,
+                defines: false,
+            },
+            chunk,
+            also: Vec::new(),
+        }
+    }
+
     /// [`whole_list`] where the list is all on the source's page: no source is added.
     fn list_of(
         quote: &str,
@@ -2512,18 +2528,7 @@ mod tests {
             (22, 26),
             at,
         );
-        let hit = Hit {
-            rank: 1,
-            fused: cairn_retriever::Fused {
-                id: cairn_index::ChunkId(7),
-                score: 1.0,
-                bm25: None,
-                dense: None,
-                defines: false,
-            },
-            chunk: stored,
-            also: Vec::new(),
-        };
+        let hit = hit_of(stored);
         // A chunk further on (from another hit) is not the one after it.
         let far = chunk("- Unrelated item.\n- Another.", (40, 41), 900);
         let (hits, later) = (std::slice::from_ref(&hit), std::slice::from_ref(&far));
@@ -2619,18 +2624,7 @@ mod tests {
             page: Some(page),
             ..chunk(text, lines, at)
         };
-        let hit = Hit {
-            rank: 1,
-            fused: cairn_retriever::Fused {
-                id: cairn_index::ChunkId(7),
-                score: 1.0,
-                bm25: None,
-                dense: None,
-                defines: false,
-            },
-            chunk: on(given, 15, (20, 22), 100),
-            also: Vec::new(),
-        };
+        let hit = hit_of(on(given, 15, (20, 22), 100));
         // After one blank line (line 23), item 2 ends the page mid-sentence; page 16 goes on
         // with it, then item 3 and prose.
         let second = "2. All communication is secured. Location does not\nimply trust";
