@@ -1894,6 +1894,8 @@ fn quote_constraint<'a>(
                 // "a set of" says nothing yet.
                 || cairn_retriever::context::dangles(out)
         })
+        // "the same layout" goes on "as the value…" where its source does.
+        .with_unfinished_before(cairn_retriever::context::compares_on)
         .with_stop_bias(o.stop_bias)
         .with_start_floor(o.min_start_logprob)
         .with_reply_bias(o.refusal_bias)

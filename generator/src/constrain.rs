@@ -59,6 +59,8 @@ pub trait Constraint {
 pub struct Quote {
     /// Output that may not be the whole answer, though a longer one may begin with it.
     unfinished: Option<Unfinished>,
+    /// The same test at one place a span may end, also given the text that follows there.
+    unfinished_before: Option<UnfinishedBefore>,
     /// Normalized texts; the fixed replies come after the first `spans` of them.
     texts: Vec<Vec<u8>>,
     /// Where each span text's lines of fenced code are.
@@ -82,6 +84,23 @@ impl std::fmt::Debug for Unfinished {
         f.write_str("Unfinished(..)")
     }
 }
+
+/// A test of the output so far and of the text after it at one place in a source: `true` when
+/// it may not end there ([`Quote::with_unfinished_before`]).
+#[derive(Clone)]
+struct UnfinishedBefore(std::sync::Arc<BeforeTest>);
+
+/// [`UnfinishedBefore`]'s test: the output so far, the text after it.
+type BeforeTest = dyn Fn(&str, &str) -> bool + Send + Sync;
+
+impl std::fmt::Debug for UnfinishedBefore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UnfinishedBefore(..)")
+    }
+}
+
+/// How much of the text after a place [`Quote::with_unfinished_before`]'s test is given.
+const AFTER: usize = 32;
 
 /// Letters, digits and every byte of a non-ASCII character count as word characters.
 fn is_word(b: u8) -> bool {
@@ -288,6 +307,7 @@ impl Quote {
         }
         Quote {
             unfinished: None,
+            unfinished_before: None,
             texts: all,
             code,
             spans,
@@ -325,6 +345,19 @@ impl Quote {
         unfinished: impl Fn(&str) -> bool + Send + Sync + 'static,
     ) -> Self {
         self.unfinished = Some(Unfinished(std::sync::Arc::new(unfinished)));
+        self
+    }
+
+    /// A span may not end at a place where `unfinished` says so of the output so far and of
+    /// the source's text after that place (normalized, up to 32 bytes): "the same layout"
+    /// where the source goes on "as the value…". Other places the output matches may still
+    /// end it.
+    #[must_use]
+    pub fn with_unfinished_before(
+        mut self,
+        unfinished: impl Fn(&str, &str) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.unfinished_before = Some(UnfinishedBefore(std::sync::Arc::new(unfinished)));
         self
     }
 
@@ -418,17 +451,23 @@ impl Constraint for Quote {
         if self.out.is_empty() || self.out.last() == Some(&b' ') {
             return false;
         }
-        let unfinished = self
-            .unfinished
-            .as_ref()
-            .is_some_and(|u| (u.0)(&String::from_utf8_lossy(&self.out)));
+        let out = String::from_utf8_lossy(&self.out);
+        let unfinished = self.unfinished.as_ref().is_some_and(|u| (u.0)(&out));
+        let goes_on = |t: &[u8], end: usize| {
+            self.unfinished_before.as_ref().is_some_and(|u| {
+                let after = &t[end..t.len().min(end + AFTER)];
+                (u.0)(&out, &String::from_utf8_lossy(after))
+            })
+        };
         self.live.iter().any(|&(i, p)| {
             let t = &self.texts[i];
             let end = p + self.out.len();
             if i >= self.spans {
                 end == t.len()
             } else {
-                !unfinished && (end == t.len() || !is_word(t[end]) && !mid_run(t, end))
+                !unfinished
+                    && (end == t.len() || !is_word(t[end]) && !mid_run(t, end))
+                    && !goes_on(t, end)
             }
         })
     }
@@ -517,6 +556,31 @@ mod tests {
         assert!(step(&mut r, "NOT"));
         assert!(step(&mut r, " FOUND"));
         assert!(r.may_stop());
+    }
+
+    #[test]
+    fn a_span_may_not_end_where_the_text_after_it_says_it_goes_on() {
+        let sources = [
+            "Trait objects have the same layout as the value they are of.",
+            "Slices share the same layout.",
+        ];
+        let goes_on = |out: &str, after: &str| out.ends_with("layout") && after.starts_with(" as");
+        let mut q = Quote::new(sources, ["NOT FOUND"]).with_unfinished_before(goes_on);
+        assert!(step(&mut q, "Trait"));
+        for piece in [" objects", " have", " the", " same", " layout"] {
+            assert!(step(&mut q, piece));
+        }
+        assert!(!q.may_stop(), "its source goes on with \"as\"");
+        assert!(step(&mut q, " as"));
+        assert!(step(&mut q, " the"));
+        assert!(step(&mut q, " value"));
+        assert!(q.may_stop());
+        // Where another place the output matches ends there, it may end.
+        let mut r = Quote::new(sources, ["NOT FOUND"]).with_unfinished_before(goes_on);
+        for piece in ["the", " same", " layout"] {
+            assert!(step(&mut r, piece));
+        }
+        assert!(r.may_stop(), "the second source ends the sentence there");
     }
 
     #[test]

@@ -320,6 +320,35 @@ pub fn dangles(quote: &str) -> bool {
         )
 }
 
+/// Whether a quote stops before the other half of a comparison it makes, which the source goes
+/// on with (`after`, the text that follows the quote there): "the same layout" before "as the
+/// value the trait object is of", "more memory" before "than a vector". Only a comparison in
+/// the quote's last three words, and only "as" after "same", "than" after a comparative.
+#[must_use]
+pub fn compares_on(quote: &str, after: &str) -> bool {
+    const THAN: &[&str] = &[
+        "more", "less", "fewer", "rather", "other", "greater", "larger", "smaller", "higher",
+        "lower", "better", "worse", "longer", "shorter", "faster", "slower",
+    ];
+    let next = after
+        .trim_start()
+        .split(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap_or("")
+        .to_lowercase();
+    let words: Vec<String> = quote
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    let last = &words[words.len().saturating_sub(3)..];
+    match next.as_str() {
+        "as" => last.iter().any(|w| w == "same"),
+        "than" => last.iter().any(|w| THAN.contains(&w.as_str())),
+        _ => false,
+    }
+}
+
 /// A list item's marker alone: a bullet, or up to three digits or one letter, closed by `.`
 /// or `)` (optionally opened by `(`).
 fn is_list_marker(s: &str) -> bool {
@@ -1063,6 +1092,26 @@ pub fn user_prompt(question: &str, context: &Context) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_quote_stopping_before_the_other_half_of_its_comparison_goes_on() {
+        assert!(compares_on(
+            "the same layout",
+            " as the value the trait object is of."
+        ));
+        assert!(compares_on(
+            "Trait objects have the same layout",
+            " as the value"
+        ));
+        assert!(compares_on("uses more memory", " than a vector does"));
+        assert!(compares_on("is faster", " than that"));
+        // The source says no more, or something else; or the comparison is further back.
+        assert!(!compares_on("the same layout", ". Slices have"));
+        assert!(!compares_on("the same layout", " in memory"));
+        assert!(!compares_on("the same kind of value", " as before"));
+        assert!(!compares_on("a layout", " as the value"));
+        assert!(!compares_on("uses more memory", " as it grows"));
+    }
+
     #[test]
     fn a_quote_ending_on_an_article_or_of_dangles() {
         for q in [
