@@ -1447,12 +1447,13 @@ pub fn spells_out_another(answer: &str, term: &str, text: &str) -> bool {
 /// and use its abbreviation after: a search may look for both.
 #[must_use]
 pub fn abbreviated_query(query: &str, text: &str) -> Option<String> {
+    // Lowercase alphanumeric runs, one space apart ("zero-trust" is "zero trust").
     let plain = |s: &str| -> String {
-        s.split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
+        spanned_by(s, char::is_alphanumeric)
+            .into_iter()
+            .map(|(w, _)| w)
             .collect::<Vec<_>>()
             .join(" ")
-            .to_lowercase()
     };
     let tokens = spanned_words(text);
     let mut found: Vec<(String, String)> = (0..tokens.len())
