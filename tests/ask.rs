@@ -194,6 +194,7 @@ fn the_self_check_scores_the_answer_and_can_withhold_it() {
     assert_eq!(code, 3, "{v:#}");
     assert_eq!(v["abstain_reason"], "self_check", "{v:#}");
     assert_eq!(v["answer"], "", "{v:#}");
+    assert!(v["withheld"].is_null(), "nothing was written: {v:#}");
     assert_eq!(v["timings"]["answer_tokens"], 0, "{v:#}");
     assert_eq!(v["self_check"].as_f64(), Some(margin), "{v:#}");
     // By default the margin calibrated for the default model applies, and the answer stands.
@@ -347,6 +348,10 @@ fn an_answer_about_a_neighbour_of_what_was_asked_needs_a_sure_model() {
     assert_eq!(code, 3, "{v:#}");
     assert_eq!(v["abstain_reason"], "unsupported", "{v:#}");
     assert_eq!(v["off_scope"], "bundle", "{v:#}");
+    // Nor does a script: what the model wrote is kept apart from the answer.
+    assert_eq!(v["answer"], "", "{v:#}");
+    assert_eq!(v["sentences"], serde_json::json!([]), "{v:#}");
+    assert!(v["withheld"].as_str().unwrap().contains("rq"), "{v:#}");
     // The terminal never sees the withheld quote.
     let (code, out, _) = cairn(&kb, &["ask", neighbour, "--self-check", "off"]);
     assert_eq!(code, 3, "{out}");

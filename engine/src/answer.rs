@@ -718,7 +718,9 @@ impl Answer {
     }
 
     /// The answer as the schema describes it (`timings` is the only field that varies between
-    /// identical runs).
+    /// identical runs). Like a face, it shows a withheld answer nowhere a reader takes an
+    /// answer from: `answer` is empty and `sentences` none; what the model wrote is kept apart,
+    /// in `withheld`, for whoever audits the gates.
     #[must_use]
     pub fn to_json(&self, model: &str, seed: u64) -> serde_json::Value {
         let sources: Vec<serde_json::Value> = self
@@ -748,8 +750,8 @@ impl Answer {
                 })
             })
             .collect();
-        let sentences: Vec<serde_json::Value> = self
-            .claims
+        let (shown, claims) = self.shown();
+        let sentences: Vec<serde_json::Value> = claims
             .iter()
             .map(|c| {
                 serde_json::json!({
@@ -769,7 +771,8 @@ impl Answer {
         serde_json::json!({
             "schema_version": ANSWER_SCHEMA_VERSION,
             "question": self.question,
-            "answer": self.answer,
+            "answer": shown,
+            "withheld": self.abstained.map(|_| self.answer.as_str()).filter(|a| !a.is_empty()),
             "abstained": self.abstained.is_some(),
             "abstain_reason": self.abstained,
             "self_check": self.self_check,
