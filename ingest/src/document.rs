@@ -33,7 +33,8 @@ impl DocKind {
 
     /// Which version of the reader of this kind a document was read with. It goes up when
     /// reading changes what a file of the kind yields (PDFs: 1 cuts running heads and feet, 2
-    /// spaces glyphs set apart within one text operator, such as a table's cells;
+    /// spaces glyphs set apart within one text operator, such as a table's cells, 3 cuts
+    /// sections at the headings of the file's outline, each with its heading path;
     /// HTML: 1 drops permalinks, link-list menus and footers, and gives reference entries
     /// sections of their own, 2 fences `<pre>` blocks as Markdown code blocks; HTML 3,
     /// Markdown and text 1: a chunk knows whether it begins inside a code block,
@@ -44,8 +45,7 @@ impl DocKind {
     #[must_use]
     pub fn reader_version(self) -> u32 {
         match self {
-            DocKind::Html | DocKind::Markdown => 3,
-            DocKind::Pdf => 2,
+            DocKind::Html | DocKind::Markdown | DocKind::Pdf => 3,
             DocKind::Text => 1,
             DocKind::Code => 0,
         }

@@ -18,6 +18,7 @@ mod error;
 mod html;
 mod markdown;
 mod pdf;
+mod pdf_outline;
 mod read;
 mod walk;
 mod watch;

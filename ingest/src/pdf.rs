@@ -1,4 +1,6 @@
-//! PDF: text per page with pdf-extract (on lopdf), NFKC-normalised, every page its own section.
+//! PDF: text per page with pdf-extract (on lopdf), NFKC-normalised, every page its own section,
+//! cut again where a heading of the file's outline (its bookmarks) begins: a section knows its
+//! heading path, which runs on over page turns until the next heading.
 //!
 //! pdf-extract is known to panic on some files; every call into it runs under `catch_unwind`,
 //! so one bad page costs that page and one bad file costs that file, never the run.
@@ -12,6 +14,7 @@ use unicode_normalization::UnicodeNormalization;
 
 use crate::document::{DocKind, Document, Section};
 use crate::error::{Error, Result};
+use crate::pdf_outline;
 use crate::read::{Notice, Read, ReadOptions};
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -266,7 +269,20 @@ pub(crate) fn read(path: &Path, bytes: &[u8], options: &ReadOptions) -> Result<R
     }
     let texts: Vec<&str> = pages.iter().map(|(_, t)| t.as_str()).collect();
     let bodies = running_lines(&texts);
-    for ((page, whole), body) in pages.iter().zip(bodies) {
+    // The outline's headings, placed in the pages' text: where each begins, a section does.
+    let outline = catch_unwind(AssertUnwindSafe(|| pdf_outline::entries(&pdf))).unwrap_or_default();
+    let placed = {
+        let kept: Vec<(u32, &str)> = pages
+            .iter()
+            .zip(&bodies)
+            .map(|((n, t), body)| (*n, &t[body.clone()]))
+            .collect();
+        pdf_outline::place(&outline, &kept)
+    };
+    let mut placed = placed.into_iter().peekable();
+    // The heading path so far: (level, title), outermost first; it runs on over page turns.
+    let mut under: Vec<(usize, String)> = Vec::new();
+    for (index, ((page, whole), body)) in pages.iter().zip(bodies).enumerate() {
         let page = *page;
         let page_text = &whole[body.clone()];
         if text.len() + page_text.len() + 2 > options.max_text_bytes {
@@ -284,13 +300,33 @@ pub(crate) fn read(path: &Path, bytes: &[u8], options: &ReadOptions) -> Result<R
         }
         let start = text.len();
         text.push_str(page_text);
-        sections.push(Section {
-            range: start..text.len(),
-            heading: Vec::new(),
-            page: Some(page),
-            // The running head cut off above is not counted out of the page's lines.
-            first_line: 1 + whole[..body.start].matches('\n').count() as u32,
-        });
+        // The running head cut off above is not counted out of the page's lines.
+        let first_line = 1 + whole[..body.start].matches('\n').count() as u32;
+        let mut cuts = vec![0];
+        let mut heads = vec![None];
+        while let Some((_, at, level, title)) = placed.next_if(|h| h.0 == index) {
+            cuts.push(at);
+            heads.push(Some((level, title)));
+        }
+        cuts.push(page_text.len());
+        for (i, head) in heads.into_iter().enumerate() {
+            if let Some((level, title)) = head {
+                while under.last().is_some_and(|(l, _)| *l >= level) {
+                    under.pop();
+                }
+                under.push((level, title));
+            }
+            let (from, to) = (cuts[i], cuts[i + 1]);
+            if from == to && i == 0 {
+                continue;
+            }
+            sections.push(Section {
+                range: start + from..start + to,
+                heading: under.iter().map(|(_, t)| t.clone()).collect(),
+                page: Some(page),
+                first_line: first_line + page_text[..from].matches('\n').count() as u32,
+            });
+        }
     }
     if sections.is_empty() {
         return Err(Error::NoText {
@@ -426,15 +462,7 @@ fn pdf_title(pdf: &Pdf) -> Option<String> {
     let info = pdf.trailer.get(b"Info").ok()?;
     let info = pdf.dereference(info).ok()?.1.as_dict().ok()?;
     let raw = info.get(b"Title").ok()?.as_str().ok()?;
-    let title = if raw.starts_with(&[0xFE, 0xFF]) {
-        let units: Vec<u16> = raw[2..]
-            .chunks_exact(2)
-            .map(|p| u16::from_be_bytes([p[0], p[1]]))
-            .collect();
-        String::from_utf16_lossy(&units)
-    } else {
-        raw.iter().map(|&b| char::from(b)).collect()
-    };
+    let title = pdf_outline::text_string(raw);
     let title = title.split_whitespace().collect::<Vec<_>>().join(" ");
     (!title.is_empty()).then_some(title)
 }
@@ -527,10 +555,16 @@ mod tests {
     /// A PDF with one page per content stream (xref offsets exact), and an extra Flate stream
     /// that inflates to `inflating` zero bytes.
     fn pdf(pages: &[String], inflating: usize) -> Vec<u8> {
+        pdf_with(pages, inflating, "", &[])
+    }
+
+    /// [`pdf`] with more entries in the catalog and more objects, numbered from `5 + 2 ×
+    /// pages` (page `i`, from 0, is object `4 + 2i`).
+    fn pdf_with(pages: &[String], inflating: usize, catalog: &str, extra: &[String]) -> Vec<u8> {
         use std::io::Write as _;
         let n = pages.len();
         let mut objects: Vec<Vec<u8>> = vec![
-            b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+            format!("<< /Type /Catalog /Pages 2 0 R {catalog} >>").into_bytes(),
             format!(
                 "<< /Type /Pages /Kids [{}] /Count {n} >>",
                 (0..n)
@@ -562,6 +596,7 @@ mod tests {
         bomb.extend(&packed);
         bomb.extend(b"\nendstream");
         objects.push(bomb);
+        objects.extend(extra.iter().map(|o| o.clone().into_bytes()));
         let mut out = b"%PDF-1.4\n".to_vec();
         let mut offsets = Vec::new();
         for (i, o) in objects.iter().enumerate() {
@@ -657,6 +692,95 @@ mod tests {
             "{:?}",
             r.document.text
         );
+    }
+
+    /// A page's text stream: one line of text under the other.
+    fn lines(lines: &[&str]) -> String {
+        let shown: Vec<String> = lines.iter().map(|l| format!("({l}) Tj 0 -14 Td")).collect();
+        format!("BT /F1 12 Tf 72 720 Td {} ET", shown.join(" "))
+    }
+
+    #[test]
+    fn sections_begin_at_the_outline_s_headings_and_their_path_runs_over_a_page_turn() {
+        let pages = [
+            lines(&["Contents", "1 Introduction ..... 2", "2 Methods ..... 3"]),
+            lines(&[
+                "Preface words.",
+                "1 Introduction",
+                "Intro text.",
+                "1.1 Scope",
+                "Scope text.",
+            ]),
+            lines(&["More scope text.", "2 Methods", "Methods text."]),
+        ];
+        // Objects 11 on: the outline, its three entries (one found by a named destination),
+        // and the name tree.
+        let extra = [
+            "<< /Type /Outlines /First 12 0 R /Last 14 0 R /Count 3 >>".to_owned(),
+            "<< /Title (1 Introduction) /Parent 11 0 R /Next 14 0 R /First 13 0 R /Last 13 0 R \
+             /Count 1 /Dest [6 0 R /XYZ 0 792 0] >>"
+                .to_owned(),
+            "<< /Title <FEFF0031002E0031002000530063006F00700065> /Parent 12 0 R \
+             /Dest [6 0 R /Fit] >>"
+                .to_owned(),
+            "<< /Title (2 Methods) /Parent 11 0 R /Prev 12 0 R /A << /S /GoTo /D (methods) >> >>"
+                .to_owned(),
+            "<< /Names [(methods) << /D [8 0 R /Fit] >>] >>".to_owned(),
+        ];
+        let bytes = pdf_with(
+            &pages,
+            0,
+            "/Outlines 11 0 R /Names << /Dests 15 0 R >>",
+            &extra,
+        );
+        let r = read(Path::new("t.pdf"), &bytes, &ReadOptions::default()).unwrap();
+        let doc = &r.document;
+        let got: Vec<(Option<u32>, u32, String, &str)> = doc
+            .sections
+            .iter()
+            .map(|s| {
+                let first = doc.text[s.range.clone()].lines().next().unwrap_or("");
+                (s.page, s.first_line, s.heading.join(" > "), first)
+            })
+            .collect();
+        let want = [
+            (Some(1), 1, "", "Contents"),
+            (Some(2), 1, "", "Preface words."),
+            (Some(2), 2, "1 Introduction", "1 Introduction"),
+            (Some(2), 4, "1 Introduction > 1.1 Scope", "1.1 Scope"),
+            (Some(3), 1, "1 Introduction > 1.1 Scope", "More scope text."),
+            (Some(3), 2, "2 Methods", "2 Methods"),
+        ];
+        let want: Vec<_> = want
+            .iter()
+            .map(|(p, l, h, f)| (*p, *l, (*h).to_owned(), *f))
+            .collect();
+        assert_eq!(got, want, "{:?}", doc.text);
+        // The sections still cover the text, in order.
+        assert_eq!(doc.sections[0].range.start, 0);
+        for pair in doc.sections.windows(2) {
+            assert!(pair[0].range.end <= pair[1].range.start);
+        }
+    }
+
+    #[test]
+    fn an_outline_that_loops_costs_its_headings_not_the_file() {
+        let pages = [lines(&["Intro", "Body text."])];
+        // The entry is its own next sibling and its own first child.
+        let extra = [
+            "<< /Type /Outlines /First 8 0 R /Count 1 >>".to_owned(),
+            "<< /Title (Intro) /Parent 7 0 R /Next 8 0 R /First 8 0 R /Dest [4 0 R /Fit] >>"
+                .to_owned(),
+        ];
+        let bytes = pdf_with(&pages, 0, "/Outlines 7 0 R", &extra);
+        let r = read(Path::new("t.pdf"), &bytes, &ReadOptions::default()).unwrap();
+        let headings: Vec<String> = r
+            .document
+            .sections
+            .iter()
+            .map(|s| s.heading.join(" > "))
+            .collect();
+        assert_eq!(headings, ["Intro"]);
     }
 
     #[test]

@@ -1,0 +1,468 @@
+//! A PDF's outline (its bookmarks): the headings its author gave, each with its depth and the
+//! page it opens, and where each heading stands in that page's text.
+//!
+//! The outline is a linked tree of dictionaries in the file, so it is walked here with every
+//! node visited once and a cap on how many are read: an outline that loops, or one of a million
+//! entries, costs its headings, never the file.
+
+use std::collections::{HashMap, HashSet};
+
+use pdf_extract::{Dictionary, Document as Pdf, Object, ObjectId};
+use unicode_normalization::UnicodeNormalization;
+
+/// Outline entries read at most (a book's outline has hundreds).
+const MAX_ENTRIES: usize = 5_000;
+/// Name-tree nodes read at most when looking up named destinations.
+const MAX_NAME_NODES: usize = 20_000;
+
+/// One outline entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// 1 for a top-level entry.
+    pub level: usize,
+    pub title: String,
+    /// The 1-based page it opens.
+    pub page: u32,
+}
+
+/// A text string of the file (PDF 32000-1 §7.9.2.2): UTF-16BE or UTF-8 after their byte-order
+/// marks, else PDFDocEncoding.
+pub(crate) fn text_string(raw: &[u8]) -> String {
+    if let Some(be) = raw.strip_prefix(&[0xFE, 0xFF]) {
+        let units: Vec<u16> = be
+            .chunks_exact(2)
+            .map(|p| u16::from_be_bytes([p[0], p[1]]))
+            .collect();
+        return String::from_utf16_lossy(&units);
+    }
+    if let Some(le) = raw.strip_prefix(&[0xFF, 0xFE]) {
+        // Not in the standard, but written by some producers.
+        let units: Vec<u16> = le
+            .chunks_exact(2)
+            .map(|p| u16::from_le_bytes([p[0], p[1]]))
+            .collect();
+        return String::from_utf16_lossy(&units);
+    }
+    if let Some(utf8) = raw.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
+        return String::from_utf8_lossy(utf8).into_owned();
+    }
+    raw.iter().map(|&b| pdf_doc_char(b)).collect()
+}
+
+/// A byte of PDFDocEncoding (PDF 32000-1 Annex D): Latin-1 but for 0x80–0x9F and 0xA0.
+fn pdf_doc_char(b: u8) -> char {
+    const HIGH: [char; 32] = [
+        '•', '†', '‡', '…', '—', '–', 'ƒ', '⁄', '‹', '›', '−', '‰', '„', '“', '”', '‘', '’', '‚',
+        '™', 'ﬁ', 'ﬂ', 'Ł', 'Œ', 'Š', 'Ÿ', 'Ž', 'ı', 'ł', 'œ', 'š', 'ž', '\u{FFFD}',
+    ];
+    match b {
+        0x80..=0x9F => HIGH[usize::from(b - 0x80)],
+        0xA0 => '€',
+        _ => char::from(b),
+    }
+}
+
+/// The outline's entries in its own order (depth first); none when the file has no outline or
+/// it cannot be read.
+pub(crate) fn entries(pdf: &Pdf) -> Vec<Entry> {
+    let Ok(catalog) = pdf.catalog() else {
+        return Vec::new();
+    };
+    let Some(root) = catalog
+        .get(b"Outlines")
+        .ok()
+        .and_then(|o| resolve(pdf, o).as_dict().ok())
+    else {
+        return Vec::new();
+    };
+    let pages: HashMap<ObjectId, u32> =
+        pdf.get_pages().into_iter().map(|(n, id)| (id, n)).collect();
+    let mut names = None;
+    let mut out = Vec::new();
+    let mut seen: HashSet<ObjectId> = HashSet::new();
+    // Depth first: a node, then its children, then its next sibling.
+    let mut stack: Vec<(&Object, usize)> = root.get(b"First").map(|f| (f, 1)).into_iter().collect();
+    let mut visited = 0;
+    while let Some((node, level)) = stack.pop() {
+        visited += 1;
+        if visited > MAX_ENTRIES {
+            break;
+        }
+        if let Object::Reference(id) = node {
+            if !seen.insert(*id) {
+                continue;
+            }
+        }
+        let Ok(node) = resolve(pdf, node).as_dict() else {
+            continue;
+        };
+        if let Ok(next) = node.get(b"Next") {
+            stack.push((next, level));
+        }
+        if let Ok(first) = node.get(b"First") {
+            stack.push((first, level + 1));
+        }
+        let title = node
+            .get(b"Title")
+            .ok()
+            .and_then(|t| resolve(pdf, t).as_str().ok())
+            .map(text_string);
+        let page = destination(pdf, node, &mut names).and_then(|d| page_of(pdf, d, &pages));
+        if let (Some(title), Some(page)) = (title, page) {
+            let title = title.split_whitespace().collect::<Vec<_>>().join(" ");
+            if !title.is_empty() {
+                out.push(Entry { level, title, page });
+            }
+        }
+    }
+    out
+}
+
+/// An object, or the one a reference points to (itself when the reference is dangling).
+fn resolve<'a>(pdf: &'a Pdf, o: &'a Object) -> &'a Object {
+    match o {
+        Object::Reference(id) => pdf.get_object(*id).unwrap_or(o),
+        _ => o,
+    }
+}
+
+/// The destination an outline node opens: its `/Dest`, or its `/A` go-to action's `/D`, named
+/// destinations looked up.
+fn destination<'a>(
+    pdf: &'a Pdf,
+    node: &'a Dictionary,
+    names: &mut Option<HashMap<Vec<u8>, &'a Object>>,
+) -> Option<&'a Object> {
+    let dest = if let Ok(d) = node.get(b"Dest") {
+        d
+    } else {
+        let action = resolve(pdf, node.get(b"A").ok()?).as_dict().ok()?;
+        if action.get(b"S").ok()?.as_name().ok()? != b"GoTo" {
+            return None;
+        }
+        action.get(b"D").ok()?
+    };
+    let dest = resolve(pdf, dest);
+    let name = match dest {
+        Object::Name(n) => n.as_slice(),
+        Object::String(s, _) => s.as_slice(),
+        _ => return Some(dest),
+    };
+    let names = names.get_or_insert_with(|| named_destinations(pdf));
+    let found = resolve(pdf, names.get(name)?);
+    // A named destination is an array, or a dictionary holding it as `/D`.
+    match found {
+        Object::Dictionary(d) => d.get(b"D").ok().map(|d| resolve(pdf, d)),
+        other => Some(other),
+    }
+}
+
+/// The document's named destinations: the catalog's `/Dests` dictionary (PDF 1.1) and its
+/// `/Names` `/Dests` name tree.
+fn named_destinations(pdf: &Pdf) -> HashMap<Vec<u8>, &Object> {
+    let mut out = HashMap::new();
+    let Ok(catalog) = pdf.catalog() else {
+        return out;
+    };
+    if let Some(dests) = catalog
+        .get(b"Dests")
+        .ok()
+        .and_then(|d| resolve(pdf, d).as_dict().ok())
+    {
+        for (k, v) in dests {
+            out.insert(k.clone(), v);
+        }
+    }
+    let Some(tree) = catalog
+        .get(b"Names")
+        .ok()
+        .and_then(|n| resolve(pdf, n).as_dict().ok())
+        .and_then(|n| n.get(b"Dests").ok())
+    else {
+        return out;
+    };
+    let mut seen: HashSet<ObjectId> = HashSet::new();
+    let mut stack = vec![tree];
+    let mut visited = 0;
+    while let Some(node) = stack.pop() {
+        visited += 1;
+        if visited > MAX_NAME_NODES {
+            break;
+        }
+        if let Object::Reference(id) = node {
+            if !seen.insert(*id) {
+                continue;
+            }
+        }
+        let Ok(node) = resolve(pdf, node).as_dict() else {
+            continue;
+        };
+        if let Some(Object::Array(pairs)) = node.get(b"Names").ok().map(|n| resolve(pdf, n)) {
+            for pair in pairs.chunks_exact(2) {
+                if let Ok(key) = resolve(pdf, &pair[0]).as_str() {
+                    out.insert(key.to_vec(), &pair[1]);
+                }
+            }
+        }
+        if let Some(Object::Array(kids)) = node.get(b"Kids").ok().map(|k| resolve(pdf, k)) {
+            stack.extend(kids.iter());
+        }
+    }
+    out
+}
+
+/// The page a destination array (`[page /XYZ …]`) opens.
+fn page_of(pdf: &Pdf, dest: &Object, pages: &HashMap<ObjectId, u32>) -> Option<u32> {
+    let Object::Array(a) = dest else {
+        return None;
+    };
+    match a.first()? {
+        Object::Reference(id) => pages.get(id).copied(),
+        // Some producers give the 0-based page number instead.
+        Object::Integer(i) => u32::try_from(*i)
+            .ok()
+            .map(|i| i + 1)
+            .filter(|p| *p as usize <= pdf.get_pages().len()),
+        _ => None,
+    }
+}
+
+/// A heading's text as compared with a line of the page: letters and digits only, lowercased,
+/// after NFKC (the page's text is normalised so), without a leading section number
+/// ("3.4.1", "12.", "B.2", "A.", "IV."), which an outline may give where the page does not, or
+/// the other way round.
+fn key(text: &str) -> String {
+    let text: String = text.nfkc().collect();
+    let mut words = text.split_whitespace().peekable();
+    let numbered = |word: &str| {
+        let w = word.trim_end_matches(['.', ')', ':']);
+        let marked = w.len() < word.len() || w.contains('.');
+        let letters = w.chars().filter(char::is_ascii_alphabetic).count();
+        let digits = w.chars().filter(char::is_ascii_digit).count();
+        !w.is_empty()
+            && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
+            && (digits > 0 && letters <= 1
+                // "A." or "IV." only with their mark: "A View", "CLI Commands" are words.
+                || marked && letters == 1 && digits == 0 && w.len() == 1
+                || marked && w.chars().all(|c| "IVXLC".contains(c)))
+    };
+    if words.peek().is_some_and(|w| numbered(w)) && text.split_whitespace().count() > 1 {
+        words.next();
+    }
+    words
+        .flat_map(str::chars)
+        .map(str_key)
+        .collect::<Vec<_>>()
+        .concat()
+}
+
+/// A line's letters and digits, lowercased, number and all (a wrapped title's later lines).
+fn raw_key(text: &str) -> String {
+    text.nfkc().map(str_key).collect::<Vec<_>>().concat()
+}
+
+fn str_key(c: char) -> String {
+    if c.is_alphanumeric() {
+        c.to_lowercase().collect()
+    } else {
+        String::new()
+    }
+}
+
+/// A title after its label ("Appendix A—", "Chapter 3:"), which a page may set apart from
+/// the heading or leave out: the words after the first dash or colon, when one to three words
+/// come before it.
+fn unlabelled(title: &str) -> Option<&str> {
+    let at = title.find(['—', '–', ':'])?;
+    let (label, rest) = (&title[..at], &title[at..]);
+    let rest = rest.trim_start_matches(['—', '–', ':']).trim();
+    let words = label.split_whitespace().count();
+    ((1..=3).contains(&words) && !rest.is_empty()).then_some(rest)
+}
+
+/// Where each entry's heading begins in the text of its page: `(page index, byte offset,
+/// level, title)`, in page and text order. `pages` are `(page number, text)`, in order. A
+/// heading is the first line (or run of up to three lines, for a title that wraps) at or after
+/// the last heading found on that page whose text is the entry's title; an entry whose title
+/// is no line of its page (a document's own title, say) is left out.
+pub(crate) fn place(
+    entries: &[Entry],
+    pages: &[(u32, &str)],
+) -> Vec<(usize, usize, usize, String)> {
+    /// Lines a wrapped title may run over.
+    const WRAP: usize = 3;
+    let index: HashMap<u32, usize> = pages
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| (*n, i))
+        .collect();
+    // Per page: each line's (offset, key), computed once a page is needed.
+    let mut lines: HashMap<usize, Vec<(usize, String, String)>> = HashMap::new();
+    let mut cursor: HashMap<usize, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for entry in entries {
+        // A title of a number, or of a word or two letters, would be found by accident.
+        let wants: Vec<String> = std::iter::once(key(&entry.title))
+            .chain(unlabelled(&entry.title).map(key))
+            .filter(|w| w.chars().count() >= 4 && w.chars().any(char::is_alphabetic))
+            .collect();
+        if wants.is_empty() {
+            continue;
+        }
+        let Some(&p) = index.get(&entry.page) else {
+            continue;
+        };
+        let page = lines.entry(p).or_insert_with(|| {
+            let text = pages[p].1;
+            let mut at = 0;
+            text.split_inclusive('\n')
+                .map(|l| {
+                    let start = at;
+                    at += l.len();
+                    (start, key(l), raw_key(l))
+                })
+                .collect()
+        });
+        let from = cursor.get(&p).copied().unwrap_or(0);
+        let found = (from..page.len()).find(|&i| {
+            wants.iter().any(|want| {
+                let mut joined = String::new();
+                for (j, (_, k, raw)) in page.iter().skip(i).take(WRAP).enumerate() {
+                    // A wrapped title's later lines keep any number they begin with.
+                    joined.push_str(if j == 0 { k } else { raw });
+                    if joined == *want {
+                        return true;
+                    }
+                    if !want.starts_with(&joined) || joined.is_empty() {
+                        return false;
+                    }
+                }
+                false
+            })
+        });
+        if let Some(i) = found {
+            cursor.insert(p, i + 1);
+            out.push((p, page[i].0, entry.level, entry.title.clone()));
+        }
+    }
+    out.sort_by_key(|&(p, at, ..)| (p, at));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_strings_are_decoded_by_their_marks_else_as_pdf_doc_encoding() {
+        assert_eq!(text_string(b"\xFE\xFF\x00A\x20\x14\x00B"), "A—B");
+        assert_eq!(text_string(b"\xEF\xBB\xBFA\xE2\x80\x94B"), "A—B");
+        assert_eq!(
+            text_string(b"Appendix A\x84Acronyms"),
+            "Appendix A—Acronyms"
+        );
+        assert_eq!(text_string(b"caf\xE9 \x93le"), "café ﬁle");
+    }
+
+    #[test]
+    fn a_heading_key_drops_its_section_number_and_everything_but_letters_and_digits() {
+        assert_eq!(
+            key("3.4.1 Network Requirements to Support ZTA"),
+            "networkrequirementstosupportzta"
+        );
+        assert_eq!(
+            key("Network Requirements  to Support ZTA\n"),
+            "networkrequirementstosupportzta"
+        );
+        assert_eq!(key("Appendix A—Acronyms"), "appendixaacronyms");
+        assert_eq!(key("B.2.1 Lack of Common Terms"), "lackofcommonterms");
+        assert_eq!(key("IV. Results"), "results");
+        assert_eq!(key("A. Scope"), "scope");
+        assert_eq!(key("2.2 A Zero Trust View"), key("A Zero Trust View"));
+        assert_eq!(key("CLI Commands"), "clicommands");
+        // Not a section number: a word, or a number alone.
+        assert_eq!(key("Zero Trust Basics"), "zerotrustbasics");
+        assert_eq!(key("2026"), "2026");
+        assert_eq!(
+            key("ZTA Using Micro-Segmentation"),
+            "ztausingmicrosegmentation"
+        );
+    }
+
+    fn entry(level: usize, title: &str, page: u32) -> Entry {
+        Entry {
+            level,
+            title: title.to_owned(),
+            page,
+        }
+    }
+
+    #[test]
+    fn headings_are_found_on_their_page_as_whole_lines_or_wrapped_in_order() {
+        let p1 = "Contents\n2 Basics ........ 4\n2.1 Tenets of Zero Trust ..... 6\n";
+        let p4 = "a line before\n2 Basics\nZero trust is a paradigm. Basics matter.\n\
+                  2.1 Tenets of Zero\nTrust\nThe tenets are:\n";
+        let p5 = "Basics\nmore text\n";
+        let pages = [(1, p1), (4, p4), (5, p5)];
+        let entries = [
+            entry(1, "2 Basics", 4),
+            entry(2, "2.1 Tenets of Zero Trust", 4),
+            // Not on its page: left out.
+            entry(2, "2.2 A View", 5),
+            // Its page is not among those read.
+            entry(1, "3 Components", 9),
+            // Too short to find by its text.
+            entry(1, "1", 5),
+        ];
+        let placed = place(&entries, &pages);
+        let at = |s: &str| p4.find(s).unwrap();
+        assert_eq!(
+            placed,
+            [
+                (1, at("2 Basics"), 1, "2 Basics".to_owned()),
+                (
+                    1,
+                    at("2.1 Tenets"),
+                    2,
+                    "2.1 Tenets of Zero Trust".to_owned()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_labelled_title_is_found_without_its_label() {
+        assert_eq!(unlabelled("Appendix A— Acronyms"), Some("Acronyms"));
+        assert_eq!(unlabelled("Chapter 3: Results"), Some("Results"));
+        assert_eq!(
+            unlabelled("6.5 ZTA and EINSTEIN (NCPS – National System)"),
+            None
+        );
+        let page = "Some words\nThe SSDF and Executive Order 14028\nText.\n";
+        let placed = place(
+            &[entry(
+                1,
+                "Appendix A—The SSDF and Executive Order 14028",
+                33,
+            )],
+            &[(33, page)],
+        );
+        assert_eq!(placed.len(), 1);
+        assert_eq!(placed[0].1, page.find("The SSDF").unwrap());
+    }
+
+    #[test]
+    fn two_entries_with_one_title_on_a_page_take_its_lines_in_turn() {
+        let page = "Example\nfirst\nExample\nsecond\n";
+        let placed = place(
+            &[
+                entry(2, "Example", 3),
+                entry(2, "Example", 3),
+                entry(2, "Example", 3),
+            ],
+            &[(3, page)],
+        );
+        let offsets: Vec<usize> = placed.iter().map(|p| p.1).collect();
+        assert_eq!(offsets, [0, page.find("Example\nsecond").unwrap()]);
+    }
+}
