@@ -1,6 +1,7 @@
 //! PDF: text per page with pdf-extract (on lopdf), NFKC-normalised, every page its own section,
-//! cut again where a heading of the file's outline (its bookmarks) begins: a section knows its
-//! heading path, which runs on over page turns until the next heading.
+//! cut again where a heading of the file's outline (its bookmarks), else of its contents page,
+//! begins: a section knows its heading path, which runs on over page turns until the next
+//! heading.
 //!
 //! pdf-extract is known to panic on some files; every call into it runs under `catch_unwind`,
 //! so one bad page costs that page and one bad file costs that file, never the run.
@@ -269,7 +270,8 @@ pub(crate) fn read(path: &Path, bytes: &[u8], options: &ReadOptions) -> Result<R
     }
     let texts: Vec<&str> = pages.iter().map(|(_, t)| t.as_str()).collect();
     let bodies = running_lines(&texts);
-    // The outline's headings, placed in the pages' text: where each begins, a section does.
+    // The outline's headings (else the contents page's), placed in the pages' text: where
+    // each begins, a section does.
     let outline = catch_unwind(AssertUnwindSafe(|| pdf_outline::entries(&pdf))).unwrap_or_default();
     let placed = {
         let kept: Vec<(u32, &str)> = pages
@@ -277,7 +279,13 @@ pub(crate) fn read(path: &Path, bytes: &[u8], options: &ReadOptions) -> Result<R
             .zip(&bodies)
             .map(|((n, t), body)| (*n, &t[body.clone()]))
             .collect();
-        pdf_outline::place(&outline, &kept)
+        let placed = pdf_outline::place(&outline, &kept);
+        if placed.is_empty() {
+            let (listed, listing) = pdf_outline::contents(&kept);
+            pdf_outline::place_in_order(&listed, &kept, &listing)
+        } else {
+            placed
+        }
     };
     let mut placed = placed.into_iter().peekable();
     // The heading path so far: (level, title), outermost first; it runs on over page turns.

@@ -1,5 +1,5 @@
-//! A PDF's outline (its bookmarks): the headings its author gave, each with its depth and the
-//! page it opens, and where each heading stands in that page's text.
+//! A PDF's headings: its outline (its bookmarks), each entry with its depth and the page it
+//! opens, else the titles its contents pages list; and where each heading stands in the text.
 //!
 //! The outline is a linked tree of dictionaries in the file, so it is walked here with every
 //! node visited once and a cap on how many are read: an outline that loops, or one of a million
@@ -280,65 +280,81 @@ fn unlabelled(title: &str) -> Option<&str> {
     ((1..=3).contains(&words) && !rest.is_empty()).then_some(rest)
 }
 
-/// Where each entry's heading begins in the text of its page: `(page index, byte offset,
-/// level, title)`, in page and text order. `pages` are `(page number, text)`, in order. A
-/// heading is the first line (or run of up to three lines, for a title that wraps) at or after
-/// the last heading found on that page whose text is the entry's title; an entry whose title
-/// is no line of its page (a document's own title, say) is left out.
-pub(crate) fn place(
-    entries: &[Entry],
-    pages: &[(u32, &str)],
-) -> Vec<(usize, usize, usize, String)> {
-    /// Lines a wrapped title may run over.
-    const WRAP: usize = 3;
+/// Lines a wrapped title may run over.
+const WRAP: usize = 3;
+
+/// A page's lines as headings are compared with them: `(byte offset, key, raw key)`.
+type Lines = Vec<(usize, String, String)>;
+
+fn page_lines(text: &str) -> Lines {
+    let mut at = 0;
+    text.split_inclusive('\n')
+        .map(|l| {
+            let start = at;
+            at += l.len();
+            (start, key(l), raw_key(l))
+        })
+        .collect()
+}
+
+/// The keys a heading's title may be found by, as it is (`strict`: its number too) or without
+/// its section number; none for a title of a number, or of a word or two letters, which would
+/// be found by accident.
+fn wants(title: &str, strict: bool) -> Vec<String> {
+    let key = if strict { raw_key } else { key };
+    std::iter::once(key(title))
+        .chain(unlabelled(title).map(key))
+        .filter(|w| w.chars().count() >= 4 && w.chars().any(char::is_alphabetic))
+        .collect()
+}
+
+/// Whether the title begins at line `i`: that line (or a run of up to [`WRAP`], for a title
+/// that wraps) reads as it.
+fn begins_at(lines: &Lines, i: usize, wants: &[String], strict: bool) -> bool {
+    wants.iter().any(|want| {
+        let mut joined = String::new();
+        for (j, (_, k, raw)) in lines.iter().skip(i).take(WRAP).enumerate() {
+            // A wrapped title's later lines keep any number they begin with.
+            joined.push_str(if j == 0 && !strict { k } else { raw });
+            if joined == *want {
+                return true;
+            }
+            if !want.starts_with(&joined) || joined.is_empty() {
+                return false;
+            }
+        }
+        false
+    })
+}
+
+/// A placed heading: `(page index, byte offset in the page's text, level, title)`.
+pub(crate) type Placed = (usize, usize, usize, String);
+
+/// Where each entry's heading begins in the text of its page, in page and text order. `pages`
+/// are `(page number, text)`, in order. A heading is the first line (or run of lines, for a
+/// title that wraps) at or after the last heading found on that page whose text is the
+/// entry's title; an entry whose title is no line of its page (a document's own title, say) is
+/// left out.
+pub(crate) fn place(entries: &[Entry], pages: &[(u32, &str)]) -> Vec<Placed> {
     let index: HashMap<u32, usize> = pages
         .iter()
         .enumerate()
         .map(|(i, (n, _))| (*n, i))
         .collect();
-    // Per page: each line's (offset, key), computed once a page is needed.
-    let mut lines: HashMap<usize, Vec<(usize, String, String)>> = HashMap::new();
+    // Per page, computed once a page is needed.
+    let mut lines: HashMap<usize, Lines> = HashMap::new();
     let mut cursor: HashMap<usize, usize> = HashMap::new();
     let mut out = Vec::new();
     for entry in entries {
-        // A title of a number, or of a word or two letters, would be found by accident.
-        let wants: Vec<String> = std::iter::once(key(&entry.title))
-            .chain(unlabelled(&entry.title).map(key))
-            .filter(|w| w.chars().count() >= 4 && w.chars().any(char::is_alphabetic))
-            .collect();
-        if wants.is_empty() {
-            continue;
-        }
         let Some(&p) = index.get(&entry.page) else {
             continue;
         };
-        let page = lines.entry(p).or_insert_with(|| {
-            let text = pages[p].1;
-            let mut at = 0;
-            text.split_inclusive('\n')
-                .map(|l| {
-                    let start = at;
-                    at += l.len();
-                    (start, key(l), raw_key(l))
-                })
-                .collect()
-        });
+        let page = lines.entry(p).or_insert_with(|| page_lines(pages[p].1));
         let from = cursor.get(&p).copied().unwrap_or(0);
-        let found = (from..page.len()).find(|&i| {
-            wants.iter().any(|want| {
-                let mut joined = String::new();
-                for (j, (_, k, raw)) in page.iter().skip(i).take(WRAP).enumerate() {
-                    // A wrapped title's later lines keep any number they begin with.
-                    joined.push_str(if j == 0 { k } else { raw });
-                    if joined == *want {
-                        return true;
-                    }
-                    if !want.starts_with(&joined) || joined.is_empty() {
-                        return false;
-                    }
-                }
-                false
-            })
+        // The title as it is (its number too), else without its number.
+        let found = [true, false].into_iter().find_map(|strict| {
+            let wants = wants(&entry.title, strict);
+            (from..page.len()).find(|&i| begins_at(page, i, &wants, strict))
         });
         if let Some(i) = found {
             cursor.insert(p, i + 1);
@@ -346,6 +362,152 @@ pub(crate) fn place(
         }
     }
     out.sort_by_key(|&(p, at, ..)| (p, at));
+    out
+}
+
+/// Contents lines a page needs to be a contents page.
+const CONTENTS_LINES: usize = 5;
+
+/// A PDF without an outline: the headings its contents pages list, `(level, title)` in order,
+/// and the indices of the contents pages. A contents line is a title followed by leader dots
+/// and (mostly) a page number ("3.4.1 Network Requirements to Support ZTA ....... 21"), a
+/// line before it joined when the title wraps; the level is the depth of the title's section
+/// number ("3.4.1" is 3, "B.2" 2, none 1). The lists of figures and tables are left out.
+pub(crate) fn contents(pages: &[(u32, &str)]) -> (Vec<(usize, String)>, Vec<usize>) {
+    let mut out = Vec::new();
+    let mut listing = Vec::new();
+    for (p, (_, text)) in pages.iter().enumerate() {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut titled: Vec<Option<&str>> = lines.iter().map(|l| before_leaders(l)).collect();
+        if titled.iter().flatten().count() < CONTENTS_LINES {
+            continue;
+        }
+        listing.push(p);
+        // On a contents page, a numbered title may also lack its leaders ("B.2.1 Lack of
+        // Common Terms … Procurement 47"), or have its page number on the line below.
+        for i in 0..lines.len() {
+            let line = lines[i].trim();
+            if titled[i].is_some() || section_depth(line).is_none() {
+                continue;
+            }
+            let below = lines.get(i + 1).map(|l| l.trim());
+            if let Some((title, _)) = line.rsplit_once(' ').filter(|(_, n)| page_number(n)) {
+                titled[i] = Some(title.trim_end_matches(['.', ' ', '\u{2026}']));
+            } else if below.is_some_and(page_number) {
+                titled[i] = Some(line.trim_end_matches(['.', ' ', '\u{2026}']));
+            }
+        }
+        for (i, title) in titled.iter().enumerate() {
+            let Some(title) = title else {
+                continue;
+            };
+            // "6 Zero Trust Architecture and … Existing Federal" / "Guidance ……": a line
+            // right above that is no contents line itself, when this one has no number of
+            // its own.
+            let mut title = (*title).to_owned();
+            if i > 0 && titled[i - 1].is_none() && section_depth(&title).is_none() {
+                let above = lines[i - 1].trim();
+                if !above.is_empty() && section_depth(above).is_some() {
+                    title = format!("{above} {title}");
+                }
+            }
+            let first = title.split_whitespace().next().unwrap_or("");
+            let captioned = ["Table", "Figure", "Fig.", "Listing", "Exhibit", "Chart"]
+                .contains(&first)
+                && title
+                    .split_whitespace()
+                    .nth(1)
+                    .is_some_and(|w| w.starts_with(|c: char| c.is_ascii_digit()));
+            if captioned {
+                continue;
+            }
+            out.push((section_depth(&title).unwrap_or(1), title));
+        }
+    }
+    (out, listing)
+}
+
+/// A contents line's title: the line before its leader dots (four or more, spaced or not) and
+/// the page number after them, if it has them.
+fn before_leaders(line: &str) -> Option<&str> {
+    let line = line.trim();
+    // The page number: digits, or a roman numeral (front matter); it may be missing.
+    let mut rest = line;
+    if let Some((head, last)) = line.rsplit_once(char::is_whitespace) {
+        if page_number(last) {
+            rest = head;
+        }
+    }
+    let title = rest.trim_end_matches(['.', ' ', '\u{2026}']);
+    let leaders = &rest[title.len()..];
+    let dots = leaders.chars().filter(|&c| c == '.').count()
+        + 3 * leaders.chars().filter(|&c| c == '\u{2026}').count();
+    let title = title.trim();
+    (dots >= 4 && title.chars().any(char::is_alphabetic)).then_some(title)
+}
+
+/// A page number as a contents page gives it: digits, or a roman numeral (front matter).
+fn page_number(word: &str) -> bool {
+    !word.is_empty()
+        && word.len() <= 6
+        && (word.chars().all(|c| c.is_ascii_digit())
+            || word.chars().all(|c| "ivxlcIVXLC".contains(c)))
+}
+
+/// The depth of the section number a title begins with ("3.4.1" is 3, "B.2" 2, "1" 1), if it
+/// begins with one.
+fn section_depth(title: &str) -> Option<usize> {
+    let first = title.split_whitespace().next()?.trim_end_matches('.');
+    let parts: Vec<&str> = first.split('.').collect();
+    let numbered = parts.iter().enumerate().all(|(i, p)| {
+        !p.is_empty()
+            && (p.chars().all(|c| c.is_ascii_digit())
+                || i == 0
+                    && parts.len() > 1
+                    && p.len() == 1
+                    && p.chars().all(|c| c.is_ascii_uppercase()))
+    });
+    (numbered && title.split_whitespace().count() > 1).then_some(parts.len())
+}
+
+/// Where the contents' headings begin in the pages but the contents pages (`listing`), in
+/// order: each is looked for after the one before, so that a title the body also uses as an
+/// ordinary line before its heading is not taken for it; a title not found is left out. (The
+/// contents may come after some of the headings they list: an executive summary's.)
+pub(crate) fn place_in_order(
+    headings: &[(usize, String)],
+    pages: &[(u32, &str)],
+    listing: &[usize],
+) -> Vec<Placed> {
+    let lines: Vec<Lines> = pages
+        .iter()
+        .enumerate()
+        .map(|(p, (_, t))| {
+            if listing.contains(&p) {
+                Vec::new()
+            } else {
+                page_lines(t)
+            }
+        })
+        .collect();
+    let mut at = (0, 0);
+    let mut out = Vec::new();
+    for (level, title) in headings {
+        // The title as it is (its number too), else without its number.
+        let found = [true, false].into_iter().find_map(|strict| {
+            let wants = wants(title, strict);
+            (at.0..pages.len()).find_map(|p| {
+                let start = if p == at.0 { at.1 } else { 0 };
+                (start..lines[p].len())
+                    .find(|&i| begins_at(&lines[p], i, &wants, strict))
+                    .map(|i| (p, i))
+            })
+        });
+        if let Some((p, i)) = found {
+            out.push((p, lines[p][i].0, *level, title.clone()));
+            at = (p, i + 1);
+        }
+    }
     out
 }
 
@@ -449,6 +611,89 @@ mod tests {
         );
         assert_eq!(placed.len(), 1);
         assert_eq!(placed[0].1, page.find("The SSDF").unwrap());
+    }
+
+    #[test]
+    fn a_contents_line_is_a_title_before_leader_dots_and_a_page_number() {
+        assert_eq!(
+            before_leaders("3.4.1 Network Requirements to Support ZTA ........ 21"),
+            Some("3.4.1 Network Requirements to Support ZTA")
+        );
+        assert_eq!(
+            before_leaders("Executive Summary . . . . . . vi"),
+            Some("Executive Summary")
+        );
+        assert_eq!(before_leaders("Guidance ..........."), Some("Guidance"));
+        assert_eq!(
+            before_leaders("References\u{2026}\u{2026} 20"),
+            Some("References")
+        );
+        assert_eq!(before_leaders("It ends so... 4"), None);
+        assert_eq!(before_leaders(".......... 12"), None);
+        assert_eq!(before_leaders("An ordinary line."), None);
+        assert_eq!(section_depth("3.4.1 Network"), Some(3));
+        assert_eq!(section_depth("B.2 Gaps"), Some(2));
+        assert_eq!(section_depth("7. Steps"), Some(1));
+        assert_eq!(section_depth("References"), None);
+        assert_eq!(section_depth("2026"), None);
+        assert_eq!(section_depth("A. Scope"), None);
+    }
+
+    #[test]
+    fn a_contents_page_lists_the_headings_with_their_depth() {
+        let listing = "Table of Contents\n\
+            Executive Summary ........ iv\n\
+            1 Introduction ........ 1\n\
+            1.1 Scope ........ 2\n\
+            2 Methods and Results in One Long Title That the\n\
+            Page Wraps ........ 5\n\
+            2.1 Measured Without Leaders 7\n\
+            2.2 Number on the Line Below\n\
+            9\n\
+            Appendix A—Terms ........ 12\n\
+            Figure 1: A Chart ........ 3\n";
+        let body = "Some body text........ with dots 3\n";
+        let (headings, pages) = contents(&[(1, body), (2, listing), (3, body)]);
+        assert_eq!(pages, [1]);
+        let want: Vec<(usize, String)> = [
+            (1, "Executive Summary"),
+            (1, "1 Introduction"),
+            (2, "1.1 Scope"),
+            (
+                1,
+                "2 Methods and Results in One Long Title That the Page Wraps",
+            ),
+            (2, "2.1 Measured Without Leaders"),
+            (2, "2.2 Number on the Line Below"),
+            (1, "Appendix A—Terms"),
+        ]
+        .iter()
+        .map(|(l, t)| (*l, (*t).to_owned()))
+        .collect();
+        assert_eq!(headings, want);
+    }
+
+    #[test]
+    fn contents_headings_are_found_in_order_past_the_contents_pages() {
+        let headings: Vec<(usize, String)> =
+            [(1, "Summary"), (1, "1 Introduction"), (2, "1.1 Scope")]
+                .iter()
+                .map(|(l, t)| (*l, (*t).to_owned()))
+                .collect();
+        let before = "Summary\nThe summary comes before the contents.\n";
+        let listing = "Summary .... i\n1 Introduction .... 1\n1.1 Scope .... 2\n";
+        // "Scope" as a line of its own before its heading is not the heading: order is kept.
+        let body = "1 Introduction\nText.\nScope\n1.1 Scope\nMore.\n";
+        let placed = place_in_order(&headings, &[(1, before), (2, listing), (3, body)], &[1]);
+        let got: Vec<(usize, usize, usize)> = placed.iter().map(|p| (p.0, p.1, p.2)).collect();
+        assert_eq!(
+            got,
+            [
+                (0, 0, 1),
+                (2, 0, 1),
+                (2, body.find("1.1 Scope").unwrap(), 2)
+            ]
+        );
     }
 
     #[test]
