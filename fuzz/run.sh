@@ -15,8 +15,37 @@ seed() {
   mkdir -p "$d"
   case $t in
     read_pdf)
-      # A one-page PDF with one line of text; offsets in the xref need not be exact for lopdf.
-      printf '%%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >> endobj\n4 0 obj << /Length 44 >> stream\nBT /F1 12 Tf 72 712 Td (Pump seals) Tj ET\nendstream endobj\n5 0 obj << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> endobj\ntrailer << /Root 1 0 R /Size 6 >>\n%%%%EOF\n' > "$d/seed.pdf" ;;
+      # One page of text, alone and with an outline of two entries (one found by a named
+      # destination), with a true cross-reference table.
+      python3 - "$d" <<'PY'
+import sys
+def pdf(objects):
+    out, offsets = b"%PDF-1.4\n", []
+    for i, o in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (i, o)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return out
+text = b"BT /F1 12 Tf 72 712 Td (1 Pumps) Tj 0 -14 Td (1.1 Seals) Tj 0 -14 Td (Prime) Tj ET"
+common = [
+    b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+    b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+    b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text),
+    b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+]
+open(sys.argv[1] + "/seed.pdf", "wb").write(pdf([b"<< /Type /Catalog /Pages 2 0 R >>"] + common))
+open(sys.argv[1] + "/outline.pdf", "wb").write(pdf(
+    [b"<< /Type /Catalog /Pages 2 0 R /Outlines 6 0 R /Names << /Dests 9 0 R >> >>"] + common + [
+        b"<< /Type /Outlines /First 7 0 R /Last 7 0 R /Count 2 >>",
+        b"<< /Title (1 Pumps) /Parent 6 0 R /First 8 0 R /Last 8 0 R /Dest [3 0 R /Fit] >>",
+        b"<< /Title <FEFF0031002E00310020005300650061006C0073> /Parent 7 0 R /A << /S /GoTo /D (seals) >> >>",
+        b"<< /Names [(seals) [3 0 R /XYZ 0 700 0]] >>",
+    ]))
+PY
+      ;;
     read_html)
       printf '<!doctype html><html><head><title>T</title></head><body><h1>Pumps</h1><p>Prime with <b>3 l</b>.</p><ul><li>a<li>b</ul><pre>code\n</pre><table><tr><td>x</td></tr></table></body></html>' > "$d/seed.html" ;;
     read_markdown|chunk)

@@ -46,6 +46,12 @@ fn stream(dict: &str, bytes: &[u8]) -> Vec<u8> {
 /// The hostile PDFs: a page tree that is its own kid, a stream claiming a huge length, an
 /// encrypted file, a page that is only an image, and a stream inflating to 100 MiB.
 fn hostile_pdfs(dir: &Path) {
+    // Found by the fuzzer: its page's font is a reference to no object, on which pdf-extract
+    // panics.
+    write(
+        &dir.join("panics.pdf"),
+        include_bytes!("../ingest/tests/fuzz-found/read_pdf/missing-font-object.pdf"),
+    );
     let catalog = b"<< /Type /Catalog /Pages 2 0 R >>".to_vec();
     let font = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_vec();
     let page = |contents: u32, resources: &str| {
@@ -290,6 +296,10 @@ fn hostile_files_are_skipped_by_name_and_the_rest_is_added_within_a_gigabyte() {
         ("docs/huge-length.pdf", "no text on any of its 1 pages"),
         ("docs/image-only.pdf", "no text on any of its 1 pages"),
         ("docs/bomb.pdf", "expand to more than 67108864 bytes"),
+        (
+            "docs/panics.pdf",
+            "page 1: the PDF reader panicked (missing object reference",
+        ),
         ("docs/secret.md", "Permission denied"),
     ] {
         assert!(
@@ -298,6 +308,8 @@ fn hostile_files_are_skipped_by_name_and_the_rest_is_added_within_a_gigabyte() {
         );
     }
     assert!(out.contains("5 added"), "{out}");
+    // A panic caught in the PDF reader is told as the line above, not as Rust reports one.
+    assert!(!all.contains("panicked at"), "{all}");
     // No control byte but newlines reaches the terminal: the file name's escape sequences and
     // its newline are dropped or shown escaped.
     assert!(!all.chars().any(|c| c.is_control() && c != '\n'), "{all:?}");

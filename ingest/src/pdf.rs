@@ -6,9 +6,11 @@
 //! pdf-extract is known to panic on some files; every call into it runs under `catch_unwind`,
 //! so one bad page costs that page and one bad file costs that file, never the run.
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::Once;
 
 use pdf_extract::{output_doc_page, Document as Pdf, MediaBox, OutputDev, OutputError, Transform};
 use unicode_normalization::UnicodeNormalization;
@@ -24,6 +26,34 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
+thread_local! {
+    /// Whether this thread is inside [`caught`].
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Installs the panic hook [`caught`] needs, once per process.
+static QUIET_HOOK: Once = Once::new();
+
+/// Runs `f` under `catch_unwind`, without the panic hook's report: pdf-extract panics on
+/// some broken files, which is reported as a notice naming the file and page instead of a
+/// "thread 'main' panicked at …" (and a backtrace) on the user's terminal. The hook put in
+/// place hands every other panic to the one before it, so a panic anywhere else is reported
+/// (or, under a fuzzer, aborts) as it would have been.
+fn caught<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let was = QUIET.with(|q| q.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(was));
+    result
 }
 
 /// One page's text as pdf-extract lays its glyphs out: a line break where a glyph starts off
@@ -189,7 +219,7 @@ pub(crate) fn read(path: &Path, bytes: &[u8], options: &ReadOptions) -> Result<R
         path: path.to_owned(),
         message,
     };
-    let mut pdf = match catch_unwind(|| Pdf::load_mem(bytes)) {
+    let mut pdf = match caught(|| Pdf::load_mem(bytes)) {
         Ok(Ok(pdf)) => pdf,
         Ok(Err(e)) => return Err(bad(e.to_string())),
         Err(panic) => {
@@ -201,7 +231,7 @@ pub(crate) fn read(path: &Path, bytes: &[u8], options: &ReadOptions) -> Result<R
     };
     if pdf.is_encrypted() {
         // Many PDFs are "encrypted" with an empty user password only; those open fine.
-        let ok = catch_unwind(AssertUnwindSafe(|| pdf.decrypt(""))).is_ok_and(|r| r.is_ok());
+        let ok = caught(|| pdf.decrypt("")).is_ok_and(|r| r.is_ok());
         if !ok {
             return Err(Error::Encrypted {
                 path: path.to_owned(),
@@ -235,10 +265,10 @@ pub(crate) fn read(path: &Path, bytes: &[u8], options: &ReadOptions) -> Result<R
     }
     let mut pages: Vec<(u32, String)> = Vec::new();
     for page in 1..=read_pages {
-        let result = catch_unwind(AssertUnwindSafe(|| {
+        let result = caught(|| {
             let mut out = PageText::new();
             output_doc_page(&pdf, &mut out, page).map(|()| out.text)
-        }));
+        });
         let page_text = match result {
             Ok(Ok(s)) => tidy(&s),
             Ok(Err(e)) => {
@@ -272,7 +302,7 @@ pub(crate) fn read(path: &Path, bytes: &[u8], options: &ReadOptions) -> Result<R
     let bodies = running_lines(&texts);
     // The outline's headings (else the contents page's), placed in the pages' text: where
     // each begins, a section does.
-    let outline = catch_unwind(AssertUnwindSafe(|| pdf_outline::entries(&pdf))).unwrap_or_default();
+    let outline = caught(|| pdf_outline::entries(&pdf)).unwrap_or_default();
     let placed = {
         let kept: Vec<(u32, &str)> = pages
             .iter()
@@ -337,6 +367,16 @@ pub(crate) fn read(path: &Path, bytes: &[u8], options: &ReadOptions) -> Result<R
         }
     }
     if sections.is_empty() {
+        // A page the reader failed on is not a page without text: say what failed.
+        let failed = notices.iter().find(|n| {
+            n.message.contains("could not be extracted") || n.message.contains("panicked")
+        });
+        if let Some(first) = failed {
+            return Err(bad(format!(
+                "{}, and no page has text",
+                first.message.trim_end_matches("; page skipped")
+            )));
+        }
         return Err(Error::NoText {
             path: path.to_owned(),
             pages: page_count,

@@ -107,7 +107,7 @@ pub(crate) fn entries(pdf: &Pdf) -> Vec<Entry> {
             .ok()
             .and_then(|t| resolve(pdf, t).as_str().ok())
             .map(text_string);
-        let page = destination(pdf, node, &mut names).and_then(|d| page_of(pdf, d, &pages));
+        let page = destination(pdf, node, &mut names).and_then(|d| page_of(d, &pages));
         if let (Some(title), Some(page)) = (title, page) {
             let title = title.split_whitespace().collect::<Vec<_>>().join(" ");
             if !title.is_empty() {
@@ -212,7 +212,7 @@ fn named_destinations(pdf: &Pdf) -> HashMap<Vec<u8>, &Object> {
 }
 
 /// The page a destination array (`[page /XYZ …]`) opens.
-fn page_of(pdf: &Pdf, dest: &Object, pages: &HashMap<ObjectId, u32>) -> Option<u32> {
+fn page_of(dest: &Object, pages: &HashMap<ObjectId, u32>) -> Option<u32> {
     let Object::Array(a) = dest else {
         return None;
     };
@@ -222,7 +222,7 @@ fn page_of(pdf: &Pdf, dest: &Object, pages: &HashMap<ObjectId, u32>) -> Option<u
         Object::Integer(i) => u32::try_from(*i)
             .ok()
             .map(|i| i + 1)
-            .filter(|p| *p as usize <= pdf.get_pages().len()),
+            .filter(|p| *p as usize <= pages.len()),
         _ => None,
     }
 }
