@@ -264,7 +264,18 @@ pub(crate) fn read(path: &Path, bytes: &[u8], options: &ReadOptions) -> Result<R
         });
     }
     let mut pages: Vec<(u32, String)> = Vec::new();
+    let ids = pdf.get_pages();
     for page in 1..=read_pages {
+        if ids.get(&page).is_some_and(|&id| parents_loop(&pdf, id)) {
+            notices.push(Notice {
+                page: Some(page),
+                message: format!(
+                    "page {page}: its page tree loops (a /Parent that leads back to itself, or \
+                     runs over {MAX_PAGE_DEPTH} deep); page skipped"
+                ),
+            });
+            continue;
+        }
         let result = caught(|| {
             let mut out = PageText::new();
             output_doc_page(&pdf, &mut out, page).map(|()| out.text)
@@ -369,7 +380,9 @@ pub(crate) fn read(path: &Path, bytes: &[u8], options: &ReadOptions) -> Result<R
     if sections.is_empty() {
         // A page the reader failed on is not a page without text: say what failed.
         let failed = notices.iter().find(|n| {
-            n.message.contains("could not be extracted") || n.message.contains("panicked")
+            ["could not be extracted", "panicked", "page tree loops"]
+                .iter()
+                .any(|m| n.message.contains(m))
         });
         if let Some(first) = failed {
             return Err(bad(format!(
@@ -386,6 +399,29 @@ pub(crate) fn read(path: &Path, bytes: &[u8], options: &ReadOptions) -> Result<R
         document: Document::new(DocKind::Pdf, title, text, sections),
         notices,
     })
+}
+
+/// How deep a page may sit in its file's page tree.
+const MAX_PAGE_DEPTH: usize = 256;
+
+/// Whether a page's `/Parent` chain leads back to itself, or runs deeper than
+/// [`MAX_PAGE_DEPTH`]: pdf-extract follows it without end to find the attributes a page
+/// inherits (its media box, its resources), which would hang the run (found by the fuzzer).
+fn parents_loop(pdf: &Pdf, page: pdf_extract::ObjectId) -> bool {
+    let mut seen = HashSet::new();
+    let mut at = page;
+    loop {
+        if !seen.insert(at) || seen.len() > MAX_PAGE_DEPTH {
+            return true;
+        }
+        let Ok(dict) = pdf.get_dictionary(at) else {
+            return false;
+        };
+        match dict.get(b"Parent") {
+            Ok(pdf_extract::Object::Reference(id)) => at = *id,
+            _ => return false,
+        }
+    }
 }
 
 /// Lines at a page's top or foot looked at for running heads and feet.

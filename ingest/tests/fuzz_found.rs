@@ -45,9 +45,26 @@ fn inputs_the_fuzzers_found_are_read_without_a_panic() {
             other => panic!("no reader for fuzz target {other}"),
         };
         for file in std::fs::read_dir(target.path()).unwrap() {
-            let bytes = std::fs::read(file.unwrap().path()).unwrap();
+            let path = file.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
             for name in &as_name {
-                check(name, &bytes);
+                // On a thread of its own, so that an input that hangs the reader (a page tree
+                // that loops did) fails the test instead of stalling it.
+                let (tx, rx) = std::sync::mpsc::channel();
+                let (name, bytes) = ((*name).to_owned(), bytes.clone());
+                std::thread::spawn(move || {
+                    check(&name, &bytes);
+                    let _ = tx.send(());
+                });
+                match rx.recv_timeout(Duration::from_secs(60)) {
+                    Ok(()) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        panic!("{}: still reading after 60 s", path.display())
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        panic!("{}: the check failed (above)", path.display())
+                    }
+                }
                 n += 1;
             }
         }
