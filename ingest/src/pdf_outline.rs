@@ -79,23 +79,9 @@ pub(crate) fn entries(pdf: &Pdf) -> Vec<Entry> {
         pdf.get_pages().into_iter().map(|(n, id)| (id, n)).collect();
     let mut names = None;
     let mut out = Vec::new();
-    let mut seen: HashSet<ObjectId> = HashSet::new();
-    // Depth first: a node, then its children, then its next sibling.
-    let mut stack: Vec<(&Object, usize)> = root.get(b"First").map(|f| (f, 1)).into_iter().collect();
-    let mut visited = 0;
-    while let Some((node, level)) = stack.pop() {
-        visited += 1;
-        if visited > MAX_ENTRIES {
-            break;
-        }
-        if let Object::Reference(id) = node {
-            if !seen.insert(*id) {
-                continue;
-            }
-        }
-        let Ok(node) = resolve(pdf, node).as_dict() else {
-            continue;
-        };
+    let first = root.get(b"First").map(|f| (f, 1)).into_iter().collect();
+    walk(pdf, first, MAX_ENTRIES, |node, level, stack| {
+        // Depth first: a node, then its children, then its next sibling.
         if let Ok(next) = node.get(b"Next") {
             stack.push((next, level));
         }
@@ -114,8 +100,35 @@ pub(crate) fn entries(pdf: &Pdf) -> Vec<Entry> {
                 out.push(Entry { level, title, page });
             }
         }
-    }
+    });
     out
+}
+
+/// Visits the dictionaries of a tree in the file from `stack`, each `(node, what it carries)`:
+/// `visit` is given each and pushes what to visit next. A node referred to twice is visited
+/// once, and at most `cap` are taken off the stack, so a tree that loops ends.
+fn walk<'a, T>(
+    pdf: &'a Pdf,
+    mut stack: Vec<(&'a Object, T)>,
+    cap: usize,
+    mut visit: impl FnMut(&'a Dictionary, T, &mut Vec<(&'a Object, T)>),
+) {
+    let mut seen: HashSet<ObjectId> = HashSet::new();
+    let mut taken = 0;
+    while let Some((node, carried)) = stack.pop() {
+        taken += 1;
+        if taken > cap {
+            break;
+        }
+        if let Object::Reference(id) = node {
+            if !seen.insert(*id) {
+                continue;
+            }
+        }
+        if let Ok(node) = resolve(pdf, node).as_dict() {
+            visit(node, carried, &mut stack);
+        }
+    }
 }
 
 /// An object, or the one a reference points to (itself when the reference is dangling).
@@ -181,22 +194,7 @@ fn named_destinations(pdf: &Pdf) -> HashMap<Vec<u8>, &Object> {
     else {
         return out;
     };
-    let mut seen: HashSet<ObjectId> = HashSet::new();
-    let mut stack = vec![tree];
-    let mut visited = 0;
-    while let Some(node) = stack.pop() {
-        visited += 1;
-        if visited > MAX_NAME_NODES {
-            break;
-        }
-        if let Object::Reference(id) = node {
-            if !seen.insert(*id) {
-                continue;
-            }
-        }
-        let Ok(node) = resolve(pdf, node).as_dict() else {
-            continue;
-        };
+    walk(pdf, vec![(tree, ())], MAX_NAME_NODES, |node, (), stack| {
         if let Some(Object::Array(pairs)) = node.get(b"Names").ok().map(|n| resolve(pdf, n)) {
             for pair in pairs.chunks_exact(2) {
                 if let Ok(key) = resolve(pdf, &pair[0]).as_str() {
@@ -205,9 +203,9 @@ fn named_destinations(pdf: &Pdf) -> HashMap<Vec<u8>, &Object> {
             }
         }
         if let Some(Object::Array(kids)) = node.get(b"Kids").ok().map(|k| resolve(pdf, k)) {
-            stack.extend(kids.iter());
+            stack.extend(kids.iter().map(|k| (k, ())));
         }
-    }
+    });
     out
 }
 
