@@ -187,20 +187,6 @@ pub fn sentence_ranges(text: &str) -> Vec<Range<usize>> {
     out
 }
 
-/// Whether a would-be sentence is only a list item's number ("1.", "12.", "b.", "iv."), which
-/// begins the sentence after it rather than ending one (a PDF's numbered list is prose to the
-/// reader: its items run over lines).
-fn is_list_marker(s: &str) -> bool {
-    let Some(mark) = s.trim().strip_suffix('.') else {
-        return false;
-    };
-    let digits = !mark.is_empty() && mark.len() <= 3 && mark.chars().all(|c| c.is_ascii_digit());
-    let letter = mark.len() == 1 && mark.chars().all(|c| c.is_ascii_lowercase());
-    let roman =
-        !mark.is_empty() && mark.len() <= 4 && mark.chars().all(|c| matches!(c, 'i' | 'v' | 'x'));
-    digits || letter || roman
-}
-
 /// Cuts a paragraph into sentence ranges covering it (each trimmed).
 fn sentences(text: &str, r: Range<usize>) -> Vec<Range<usize>> {
     let s = &text[r.clone()];
@@ -219,10 +205,7 @@ fn sentences(text: &str, r: Range<usize>) -> Vec<Range<usize>> {
                     break;
                 }
             }
-            if chars.peek().is_some_and(|&(_, d)| d.is_whitespace())
-                && end - start > 1
-                && !is_list_marker(&s[start..end])
-            {
+            if chars.peek().is_some_and(|&(_, d)| d.is_whitespace()) && end - start > 1 {
                 out.push(r.start + start..r.start + end);
                 start = end;
             }
@@ -634,41 +617,6 @@ mod tests {
         let chunks = chunk_document(&d, &WordCounter, &opts(7));
         let headings: Vec<_> = chunks.iter().map(|c| c.heading.join(" > ")).collect();
         assert_eq!(headings, ["Ref"]);
-    }
-
-    #[test]
-    fn a_list_item_s_number_begins_its_sentence() {
-        fn split(text: &str) -> Vec<&str> {
-            sentence_ranges(text)
-                .into_iter()
-                .map(|r| &text[r])
-                .collect()
-        }
-        assert_eq!(
-            split(
-                "The tenets are as follows. 1. All data sources are resources. A network\n\
-                 may have many. 2. All communication is secured. iv. Last. e. Fifth."
-            ),
-            [
-                "The tenets are as follows.",
-                "1. All data sources are resources.",
-                "A network\nmay have many.",
-                "2. All communication is secured.",
-                "iv. Last.",
-                "e. Fifth."
-            ]
-        );
-        // A sentence that ends in a number or a capital's initial still ends there.
-        assert_eq!(
-            split("It rose to 12. Then it fell. Ask Mr. B. He knows."),
-            [
-                "It rose to 12.",
-                "Then it fell.",
-                "Ask Mr.",
-                "B.",
-                "He knows."
-            ]
-        );
     }
 
     #[test]
