@@ -28,20 +28,16 @@ pub(crate) struct Entry {
 /// A text string of the file (PDF 32000-1 §7.9.2.2): UTF-16BE or UTF-8 after their byte-order
 /// marks, else PDFDocEncoding.
 pub(crate) fn text_string(raw: &[u8]) -> String {
+    let utf16 = |bytes: &[u8], unit: fn([u8; 2]) -> u16| {
+        let units: Vec<u16> = bytes.chunks_exact(2).map(|p| unit([p[0], p[1]])).collect();
+        String::from_utf16_lossy(&units)
+    };
     if let Some(be) = raw.strip_prefix(&[0xFE, 0xFF]) {
-        let units: Vec<u16> = be
-            .chunks_exact(2)
-            .map(|p| u16::from_be_bytes([p[0], p[1]]))
-            .collect();
-        return String::from_utf16_lossy(&units);
+        return utf16(be, u16::from_be_bytes);
     }
     if let Some(le) = raw.strip_prefix(&[0xFF, 0xFE]) {
         // Not in the standard, but written by some producers.
-        let units: Vec<u16> = le
-            .chunks_exact(2)
-            .map(|p| u16::from_le_bytes([p[0], p[1]]))
-            .collect();
-        return String::from_utf16_lossy(&units);
+        return utf16(le, u16::from_le_bytes);
     }
     if let Some(utf8) = raw.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
         return String::from_utf8_lossy(utf8).into_owned();
